@@ -1,0 +1,119 @@
+"""Stage 1: configuration — ``dagpar.yaml`` and the command line, as typed values.
+
+``load_config`` reads ``dagpar.yaml`` (or detects toolchains when there is none) into a
+:class:`Config`; the CLI turns its options into :class:`RunOptions`. Every error names the file
+and the key path (``toolchains.frontend.source: directory 'web' does not exist``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+
+__all__ = ["Config", "DockerEngine", "RunOptions", "ToolchainConfig", "load_config"]
+
+#: The configuration file's name at the workspace root.
+CONFIG_FILE = "dagpar.yaml"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolchainConfig:
+    """One entry of ``toolchains:``: a named instance of a toolchain."""
+
+    #: The instance name; checks are ``instance:function``.
+    instance: str
+    #: A built-in toolchain name, or a path (relative to the workspace) to a toolchain file.
+    use: str
+    #: The source directory relative to the workspace (``""`` for the root).
+    source: str = ""
+    #: The image the docker executor runs this toolchain's containers in.
+    image: str | None = None
+    #: The command that starts the runner, overriding the runner plugin's discovery.
+    runner: tuple[str, ...] | None = None
+    #: Extra arguments appended to every runner command.
+    args: tuple[str, ...] = ()
+    #: Other keys: constructor arguments of the toolchain's main class.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: Where the entry came from (``toolchains.frontend``, or ``detected: package.json``).
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DockerEngine:
+    """One Docker endpoint the docker executor may send slices to."""
+
+    #: ``unix://``, ``tcp://``, ``ssh://`` URL, or a docker context name.
+    url: str
+    #: How many slices may run on it at once (``None``: its CPU count).
+    slots: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The workspace's configuration, validated."""
+
+    #: The workspace root (absolute).
+    workspace: Path
+    #: The ``dagpar.yaml`` it came from, or None when toolchains were detected.
+    file: Path | None
+    #: The toolchain instances, in file order.
+    toolchains: tuple[ToolchainConfig, ...]
+    #: ``local`` or ``docker``.
+    executor: str = "local"
+    #: Docker endpoints (empty: ``DOCKER_HOST`` or the default socket).
+    engines: tuple[DockerEngine, ...] = ()
+    #: Slices at once; None means auto (CPU count, or the engines' slots).
+    parallelism: int | None = None
+
+    def toolchain(self, instance: str) -> ToolchainConfig | None:
+        """The instance named *instance*, if configured."""
+        return next((t for t in self.toolchains if t.instance == instance), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    """The options shared by ``dagpar call`` and ``dagpar check``."""
+
+    #: ``--filter`` selectors, in the order given.
+    filters: tuple[str, ...] = ()
+    #: ``-j``; None means auto.
+    parallelism: int | None = None
+    #: ``--executor``; None means the configuration's.
+    executor: str | None = None
+    #: ``--engine``, repeated.
+    engines: tuple[str, ...] = ()
+    #: ``--shard I/N`` (1-based), or detected from CI variables.
+    shard: tuple[int, int] | None = None
+    #: ``--junit-xml``.
+    junit_xml: Path | None = None
+    #: ``--report-html``.
+    report_html: Path | None = None
+    #: ``--retries``: reruns of failed tests.
+    retries: int = 0
+    #: ``--timeout``: per-slice seconds.
+    timeout: float | None = None
+    #: ``--dry-run``: plan, run nothing.
+    dry_run: bool = False
+    #: ``--json``: machine-readable output on stdout.
+    json: bool = False
+    #: ``--failfast``: stop at the first failed check.
+    failfast: bool = False
+    #: ``--debug``: tracebacks for handled errors too.
+    debug: bool = False
+
+
+def load_config(workspace: Path, pm: pluggy.PluginManager) -> Config:
+    """Read ``dagpar.yaml`` at *workspace*, or detect toolchains when there is none.
+
+    :param workspace: the workspace root.
+    :param pm: the plugin manager (its ``dagpar_detect_toolchains`` and toolchain registry).
+    :raises ConfigError: with the file and key path of the first problem.
+    """
+    from dagpar_cli._configfile import load
+
+    return load(workspace, pm)

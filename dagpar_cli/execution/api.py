@@ -1,0 +1,156 @@
+"""The executor contract: request → session → outcome.
+
+An :class:`Executor` opens one :class:`ExecSession` per slice (a process sandbox for ``local``, a
+running container for ``docker``); the session runs :class:`ExecRequest` values and returns
+:class:`Outcome` values. Toolchain code never sees this layer: ``dag.container()`` pipelines and the
+runner helpers translate into requests against the slice's session.
+
+Paths in a request are *session paths*: for ``local`` they are host paths; for ``docker`` they are
+paths inside the container, where each :class:`Mount` appears at its ``target``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "ExecRequest",
+    "ExecSession",
+    "Executor",
+    "Mount",
+    "Outcome",
+    "SessionSpec",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A host directory made visible to a session at ``target``."""
+
+    #: Absolute host path.
+    source: Path
+    #: Absolute path in the session (equal to ``source`` for the local executor).
+    target: str
+    #: Whether the session may write to it.
+    read_only: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSpec:
+    """What one slice's session needs, fixed before it starts."""
+
+    #: A label naming the run and slice (``check-name#3``), for logs and container labels.
+    label: str
+    #: The image (docker executor; the local executor ignores it).
+    image: str | None = None
+    #: Host directories to make visible.
+    mounts: tuple[Mount, ...] = ()
+    #: Environment every request in the session gets (``DAGPAR_SLICE``, ``TRACEPARENT``...).
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Labels for the session's resources (container labels), beyond dagpar's own.
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecRequest:
+    """One command to run in a session."""
+
+    #: The command line; ``argv[0]`` is looked up on the session's PATH.
+    argv: tuple[str, ...]
+    #: Working directory (a session path).
+    cwd: str
+    #: Environment on top of the session's.
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Seconds before the command is killed; None for no limit.
+    timeout: float | None = None
+
+    def shell(self) -> str:
+        """The command as a copy-pasteable shell line (for logs and error messages)."""
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a request did."""
+
+    #: The exit status; negative for a signal on POSIX (``-9``), 137 for an OOM-killed container.
+    exit_code: int
+    #: Captured standard output (decoded as UTF-8 with replacement).
+    stdout: str = ""
+    #: Captured standard error.
+    stderr: str = ""
+    #: Wall seconds.
+    seconds: float = 0.0
+    #: Whether the request was killed for exceeding its timeout.
+    timed_out: bool = False
+    #: Whether the command could not be started at all (not found, not executable).
+    not_started: bool = False
+    #: Set when the session was killed (OOM, interrupt): a short cause.
+    killed: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Exit status 0."""
+        return self.exit_code == 0 and not self.timed_out and not self.not_started
+
+
+@runtime_checkable
+class ExecSession(Protocol):
+    """A running sandbox for one slice; use as a context manager (closing it frees everything)."""
+
+    #: Where it runs, for reports (``local``, ``docker@unix:///var/run/docker.sock``).
+    where: str
+
+    def run(self, request: ExecRequest) -> Outcome:
+        """Run *request* to completion (or timeout) and return what it did.
+
+        Never raises for a failing command; raises :class:`~dagpar_cli.errors.ExecutionError`
+        only when the session itself is gone (engine unreachable, container removed).
+        """
+
+    def path(self, host_path: Path) -> str:
+        """The session path at which the mounted *host_path* appears."""
+
+    def copy_out(self, session_path: str, host_dir: Path) -> None:
+        """Copy the directory *session_path* out of the session into *host_dir* (created)."""
+
+    def close(self) -> None:
+        """Stop everything the session started; idempotent, safe from another thread."""
+
+    def __enter__(self) -> ExecSession: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """A place slices run: chosen once per run by the ``dagpar_make_executor`` hook."""
+
+    #: ``local`` or ``docker`` (or a plugin's name).
+    name: str
+
+    def capacity(self) -> int:
+        """How many sessions may run at once (the planner's worker count)."""
+
+    def open(self, spec: SessionSpec) -> ExecSession:
+        """Start a session for one slice.
+
+        :raises ExecutionError: when the image is missing or the engine unreachable, with a
+            one-line message naming it.
+        """
+
+    def kill_all(self) -> None:
+        """Stop every open session now (interrupt); safe from a signal handler's thread."""
+
+    def close(self) -> None:
+        """Release the executor (connections, leftover resources)."""

@@ -1,0 +1,320 @@
+"""Every hook dagpar calls, grouped by pipeline stage.
+
+A plugin is a module or object with functions named like the specs below, decorated with
+:data:`dagpar_cli.hookimpl`, and registered through the ``dagpar`` entry-point group::
+
+    [project.entry-points.dagpar]
+    myrunner = "myrunner_dagpar.plugin"
+
+The built-in Go, Jest and pytest runners register exactly that way.
+
+Runner hooks take a :class:`~dagpar_cli.model.RunnerSpec` and are ``firstresult``: an
+implementation answers ``None`` for a runner that is not its own (check ``spec.name``), so the
+first plugin that knows the runner answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from dagpar_cli.execution.api import Executor, Outcome
+    from dagpar_cli.model import (
+        CheckResult,
+        RunnerCommand,
+        RunnerSpec,
+        RunResult,
+        Selection,
+        SlicePlan,
+        SliceResult,
+        TestCase,
+        TestResult,
+    )
+    from dagpar_cli.planning.api import Planner
+    from dagpar_cli.pluginmanager import ToolchainRegistry
+    from dagpar_cli.runners import RunnerHost
+    from dagpar_cli.session import Session
+
+#: The pluggy project name; also the entry-point group plugins register under.
+PROJECT = "dagpar"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------------------------
+# init
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def dagpar_add_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``dagpar`` command group.
+
+    Called once while the CLI is built, before arguments are parsed.
+
+    :param cli: the root click group; call ``cli.add_command`` on it.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(historic=True)
+def dagpar_configure(session: Session) -> None:
+    """Perform set-up once the configuration and options are known.
+
+    Historic: a plugin registered later is still called. Reporters register themselves here
+    when their option is set (``--junit-xml``, ``--report-html``, ``OTEL_*``).
+
+    :param session: the run's session (configuration, options, plugin manager, timing store).
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# registries and discovery
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def dagpar_register_toolchains(registry: ToolchainRegistry) -> None:
+    """Register built-in toolchains by name (``use: NAME`` in ``dagpar.yaml``).
+
+    :param registry: call ``registry.add(name, module)`` with an importable module name whose
+        main class is named after the toolchain; a name registered twice is an error.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_detect_toolchains(workspace: Path) -> list[dict[str, Any]] | None:
+    """Detect toolchains in a workspace that has no ``dagpar.yaml``.
+
+    Every implementation is called; their answers are concatenated.
+
+    :param workspace: the workspace root.
+    :returns: entries in ``dagpar.yaml`` form plus an ``instance`` and a ``why`` key, e.g.
+        ``{"instance": "jest", "use": "jest", "source": "web", "why": "web/package.json"}``.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# runners: list, compile, parse
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] | None:
+    """List every test of the source tree, without running any.
+
+    The list defines the items a toolchain splits (distinct paths, in order) and the tests a
+    filter can select; a runner's own report must later name tests the same way.
+
+    :param spec: the runner and its source directory.
+    :param host: runs the runner's listing command where the slices will run.
+    :returns: the tests, in the runner's order, with paths relative to ``spec.source``; None if
+        *spec* names another plugin's runner.
+    :raises ExecutionError: when the runner is missing or its listing fails (say which and how
+        to fix it).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand] | None:
+    """Compile a slice's selection into the runner's own command lines.
+
+    Together the commands must run exactly the selected tests, with correctly escaped native
+    selectors, and write machine-readable reports under the ``{report_dir}`` placeholder (each
+    command its own file names). Usually one command; several when one command cannot express
+    the selection (Jest's name pattern is global to a run) or a command line would be too long
+    (prefer argument files, ``RunnerCommand.files``, where the runner reads them). The engine runs
+    them one after another in the slice.
+
+    :param spec: the runner and its source directory.
+    :param selection: the slice's items and, when the filter narrowed them, the exact tests.
+    :returns: the commands, or None for another plugin's runner.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def dagpar_runner_parse(
+    spec: RunnerSpec, report_dir: Path, outcome: Outcome
+) -> list[TestResult] | None:
+    """Read the runner's report into per-test results.
+
+    :param spec: the runner and its source directory.
+    :param report_dir: the host directory the command's ``{report_dir}`` pointed at.
+    :param outcome: the command's exit status and output (for build errors and crashes).
+    :returns: one result per test the runner ran, paths relative to ``spec.source``; tests
+        the report does not mention are filled in by the engine as errors. None for another
+        plugin's runner.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# filter
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def dagpar_modify_tests(check: str, tests: list[TestCase], session: Session) -> None:
+    """Reorder or deselect tests in place after ``--filter`` was applied.
+
+    :param check: the check (``instance:function``) whose split call is being planned.
+    :param tests: the selected tests, workspace-relative; modify in place.
+    :param session: the run's session.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_deselected(check: str, tests: list[TestCase]) -> None:
+    """Learn which tests the filter deselected.
+
+    :param check: the check.
+    :param tests: the deselected tests, workspace-relative.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# plan
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dagpar_make_planner(session: Session) -> Planner | None:
+    """Choose the planner that cuts split calls into slices.
+
+    The built-in timing-driven planner is ``trylast``; a plugin returning a planner replaces it.
+
+    :param session: the run's session (its timing store holds the history).
+    :returns: a :class:`~dagpar_cli.planning.api.Planner`, or None to let others choose.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# execute
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def dagpar_make_executor(session: Session) -> Executor | None:
+    """Create the executor slices run on, once per run.
+
+    The built-in ``local`` and ``docker`` executors answer when ``--executor`` (or the
+    configuration's ``executor:``) names them.
+
+    :param session: the run's session.
+    :returns: an :class:`~dagpar_cli.execution.api.Executor`, or None to let others choose.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_slice_started(check: str, slice: SlicePlan, total: int) -> None:
+    """A slice started (called from the slice's worker thread).
+
+    :param check: the check the slice belongs to.
+    :param slice: the slice's plan.
+    :param total: how many slices the split call has.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_slice_env(check: str, slice: SlicePlan) -> dict[str, str] | None:
+    """Add environment variables to one slice's commands (``TRACEPARENT``, say).
+
+    Every implementation is called before the slice starts; the answers are merged over
+    dagpar's own ``DAGPAR_SLICE``.
+
+    :param check: the check the slice belongs to.
+    :param slice: the slice's plan.
+    :returns: variables to set, or None.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_test_reported(check: str, result: TestResult) -> None:
+    """A slice reported one test's result (live progress; called from the worker thread).
+
+    :param check: the check.
+    :param result: the result, workspace-relative.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_slice_finished(check: str, slice: SlicePlan, result: SliceResult) -> None:
+    """A slice ended, successfully or not (called from the slice's worker thread).
+
+    :param check: the check.
+    :param slice: the slice's plan.
+    :param result: what it did.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_check_finished(result: CheckResult) -> None:
+    """A check ended (called from the main thread).
+
+    :param result: its merged result.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def dagpar_report(run: RunResult, session: Session) -> None:
+    """Write reports of a finished (or interrupted) run: JUnit, HTML, traces, timings.
+
+    Called even when slices crashed or the run was interrupted, so every selected test is
+    reported.
+
+    :param run: the merged result.
+    :param session: the run's session.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_sessionfinish(run: RunResult | None, exitcode: int) -> None:
+    """The run is over; flush and release resources.
+
+    :param run: the merged result, None when the run failed before executing.
+    :param exitcode: the exit code dagpar is about to return.
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,407 @@
+"""The nouns that flow between the pipeline's stages.
+
+Every stage takes and returns these frozen, slotted values; they are serialised explicitly (see
+``to_json``) wherever they cross a process, container or CI-node boundary.
+
+Paths
+    ``TestCase.path``/``TestResult.path`` and ``Item.path`` are POSIX paths relative to the
+    **workspace root** inside the engine (what ``git status`` prints). Runner plugins speak in paths
+    relative to their toolchain's ``source`` directory; the engine converts at the boundary with
+    :meth:`TestCase.under` / :meth:`TestResult.under`.
+"""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Attempt",
+    "CheckResult",
+    "Item",
+    "Plan",
+    "RunResult",
+    "RunnerCommand",
+    "RunnerSpec",
+    "Selection",
+    "SlicePlan",
+    "SliceResult",
+    "Status",
+    "TestCase",
+    "TestResult",
+    "join_path",
+]
+
+
+def join_path(prefix: str, path: str) -> str:
+    """Join a source-relative *path* under the workspace-relative *prefix* (``""`` = root)."""
+    if not prefix or prefix == ".":
+        return posixpath.normpath(path) if path else "."
+    return posixpath.normpath(posixpath.join(prefix, path)) if path and path != "." else prefix
+
+
+class Status(str, enum.Enum):
+    """The outcome of one test, as JUnit knows it."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+    @property
+    def is_bad(self) -> bool:
+        """Whether this status fails the check."""
+        return self in (Status.FAILED, Status.ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class TestCase:
+    """A test that a runner listed: the unit of selection and of reporting.
+
+    :param path: the file (pytest, Jest) or package directory (Go) the test lives in.
+    :param name: the runner's own name: pytest ``Class::test[param]``, Jest ``"describe test"``
+        (parts joined by one space), Go ``TestX`` or ``TestX/sub``.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    path: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        """``path::name``, unique within one toolchain instance."""
+        return f"{self.path}::{self.name}"
+
+    def under(self, prefix: str) -> TestCase:
+        """This test with its path moved under *prefix*."""
+        return replace(self, path=join_path(prefix, self.path))
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One earlier, failed run of a test that was rerun (``--retries``)."""
+
+    status: Status
+    seconds: float
+    message: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestResult:
+    """The reported outcome of one test.
+
+    ``status`` is the final outcome; ``attempts`` holds the earlier failed runs when the test was
+    rerun, so a test is *flaky* when it has attempts and finally passed.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    #: File or package the test lives in (see the module docstring for what it is relative to).
+    path: str
+    #: The runner's name of the test.
+    name: str
+    #: Final status.
+    status: Status
+    #: Wall seconds of the final attempt.
+    seconds: float = 0.0
+    #: One line: the failure, error or skip reason.
+    message: str = ""
+    #: The long form: traceback, assertion diff, compiler output.
+    details: str = ""
+    #: JUnit ``classname``; derived from the path when empty.
+    classname: str = ""
+    #: Captured output of the test, when the runner reports it per test.
+    stdout: str = ""
+    #: Earlier failed attempts, oldest first.
+    attempts: tuple[Attempt, ...] = ()
+    #: The check that ran it (``instance:function``), filled in by the engine.
+    check: str = ""
+    #: 1-based index of the slice that ran it, filled in by the engine (0 = not run in a slice).
+    slice: int = 0
+
+    @property
+    def id(self) -> str:
+        """``path::name``, unique within one check."""
+        return f"{self.path}::{self.name}"
+
+    @property
+    def flaky(self) -> bool:
+        """Failed at first, passed on a rerun."""
+        return bool(self.attempts) and self.status is Status.PASSED
+
+    def under(self, prefix: str) -> TestResult:
+        """This result with its path moved under *prefix*."""
+        return replace(self, path=join_path(prefix, self.path))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (``--json`` output, CI artifacts)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "file": self.path,
+            "name": self.name,
+            "status": self.status.value,
+            "seconds": round(self.seconds, 6),
+        }
+        if self.message:
+            data["message"] = self.message
+        if self.attempts:
+            data["flaky"] = self.flaky
+            data["attempts"] = [
+                {"status": a.status.value, "seconds": round(a.seconds, 6), "message": a.message}
+                for a in self.attempts
+            ]
+        if self.check:
+            data["check"] = self.check
+        if self.slice:
+            data["slice"] = self.slice
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One element of a ``+parallel`` field.
+
+    :param selector: the value as the toolchain holds it: ``("src/a.test.ts",)`` for a
+        ``list[str]`` field, or the inner list of a ``list[list[str]]`` field (``("pkg/store",
+        "TestPut")``), an opaque path selector whose first part is a path.
+    :param path: ``selector[0]`` relative to the workspace root, used by filters, plans and the
+        timing store.
+    """
+
+    selector: tuple[str, ...]
+    path: str
+
+    @property
+    def name(self) -> str | None:
+        """The finer part of a selector (``"TestPut"``), or None for a whole file or package."""
+        return "::".join(self.selector[1:]) if len(self.selector) > 1 else None
+
+    @property
+    def key(self) -> str:
+        """A stable string for this item: the path, plus ``::name`` for a finer selector."""
+        name = self.name
+        return f"{self.path}::{name}" if name is not None else self.path
+
+    def to_json(self) -> str | list[str]:
+        """The ``--dry-run --json`` form: a path, or a list for a finer selector."""
+        name = self.name
+        return self.path if name is None else [self.path, *self.selector[1:]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlicePlan:
+    """One planned slice: a subset of the items, in parent order."""
+
+    #: 1-based position in the plan.
+    index: int
+    #: The items, in the order the parent field held them.
+    items: tuple[Item, ...]
+    #: Predicted seconds, start-up included.
+    predicted_seconds: float
+    #: The tests the slice is expected to report (empty when the runner cannot list tests).
+    tests: tuple[TestCase, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--dry-run --json`` form of this slice."""
+        data: dict[str, Any] = {
+            "index": self.index,
+            "items": [item.to_json() for item in self.items],
+            "predicted_seconds": round(self.predicted_seconds, 3),
+        }
+        if self.tests:
+            data["tests"] = [t.id for t in self.tests]
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """How one split call is cut into slices."""
+
+    #: The slices, in dispatch order is decided by the executor; ``index`` is their identity.
+    slices: tuple[SlicePlan, ...]
+    #: Predicted wall seconds of the whole call on ``workers`` workers.
+    predicted_wall_seconds: float
+    #: How many slices run at once.
+    workers: int
+    #: The per-slice start-up cost the prediction assumed.
+    startup_seconds: float = 0.0
+    #: The name of the planner that made the plan.
+    planner: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--dry-run --json`` form of this plan."""
+        return {
+            "slices": [s.to_json() for s in self.slices],
+            "predicted_wall_seconds": round(self.predicted_wall_seconds, 3),
+            "workers": self.workers,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceResult:
+    """What one slice did."""
+
+    #: 1-based slice index (matches :attr:`SlicePlan.index`).
+    index: int
+    #: The items the slice held.
+    items: tuple[Item, ...]
+    #: Per-test results the slice reported, or that the engine filled in for it.
+    results: tuple[TestResult, ...]
+    #: Wall seconds from start to end.
+    seconds: float
+    #: Predicted seconds (0 when there was no plan).
+    predicted_seconds: float = 0.0
+    #: Seconds since the start of the run when the slice started (for timelines).
+    started: float = 0.0
+    #: The error the slice ended with, one line ("" when it succeeded).
+    error: str = ""
+    #: Whether the error is an infrastructure failure (crash, timeout, missing runner).
+    infrastructure_error: bool = False
+    #: Where the slice ran (executor name, engine).
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """What one check (or one ``dagpar call`` chain) did."""
+
+    #: ``instance:function``.
+    name: str
+    #: Every test result of the check, each test exactly once.
+    results: tuple[TestResult, ...] = ()
+    #: The slices of the check's split calls, in index order.
+    slices: tuple[SliceResult, ...] = ()
+    #: The plans of the check's split calls.
+    plans: tuple[Plan, ...] = ()
+    #: The check's own error ("" when none), e.g. the aggregated slice errors.
+    error: str = ""
+    #: Whether the error is an infrastructure failure.
+    infrastructure_error: bool = False
+    #: Wall seconds.
+    seconds: float = 0.0
+    #: Seconds since the start of the run when the check started.
+    started: float = 0.0
+    #: Whether the check was interrupted.
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """No error and no failed test."""
+        return not self.error and not any(r.status.is_bad for r in self.results)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """The whole run: what the reports are written from."""
+
+    checks: tuple[CheckResult, ...]
+    #: Wall seconds of the whole run.
+    seconds: float
+    #: Predicted wall seconds (sum over checks run one after another), 0 when unknown.
+    predicted_seconds: float = 0.0
+    #: Whether the run was interrupted.
+    interrupted: bool = False
+    #: ``(index, total)`` when this run is one CI shard.
+    shard: tuple[int, int] | None = None
+
+    @property
+    def results(self) -> list[TestResult]:
+        """Every test result of every check."""
+        return [r for c in self.checks for r in c.results]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` form of a run's result."""
+        return {
+            "status": "passed" if all(c.passed for c in self.checks) else "failed",
+            "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
+            "checks": [
+                {
+                    "name": c.name,
+                    "status": "passed" if c.passed else "failed",
+                    "error": c.error,
+                    "seconds": round(c.seconds, 3),
+                    "slices": [
+                        {
+                            "index": s.index,
+                            "seconds": round(s.seconds, 3),
+                            "predicted_seconds": round(s.predicted_seconds, 3),
+                            "error": s.error,
+                            "tests": len(s.results),
+                        }
+                        for s in c.slices
+                    ],
+                    "tests": [r.to_json() for r in c.results],
+                }
+                for c in self.checks
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunnerSpec:
+    """Which runner a toolchain uses and where: the argument of every runner hook."""
+
+    #: Runner plugin name: ``pytest``, ``jest``, ``go``, or a third party's.
+    name: str
+    #: The workspace root on the host.
+    workspace: Path
+    #: The toolchain's source directory relative to the workspace (``""`` for the root).
+    source: str = ""
+    #: The ``runner:`` override from ``dagpar.yaml``: the command that starts the runner.
+    command: tuple[str, ...] | None = None
+    #: Extra runner arguments from ``dagpar.yaml`` (``args:``), appended to every run.
+    args: tuple[str, ...] = ()
+
+    @property
+    def source_dir(self) -> Path:
+        """The source directory on the host."""
+        return self.workspace / self.source if self.source else self.workspace
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunnerCommand:
+    """A command a runner plugin compiled for one slice's selection.
+
+    Paths inside ``argv`` and ``files`` that refer to the report directory use the literal
+    :data:`REPORT_DIR` placeholder ``{report_dir}``; the engine substitutes where the executor
+    mounts it, so the same command serves a subprocess and a container.
+    """
+
+    #: The command line, run in the toolchain's source directory.
+    argv: tuple[str, ...]
+    #: Extra environment variables.
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: Files to write into the report directory before the run (argument files, configs).
+    files: Mapping[str, str] = field(default_factory=dict)
+    #: Exit codes that mean "ran, some tests failed" rather than "runner broke".
+    ok_exit_codes: frozenset[int] = frozenset({0, 1})
+
+
+#: The placeholder for the per-slice report directory in :class:`RunnerCommand`.
+REPORT_DIR = "{report_dir}"
+
+
+def sorted_results(results: Sequence[TestResult]) -> list[TestResult]:
+    """Results in a stable report order: by path, then name."""
+    return sorted(results, key=lambda r: (r.path, r.name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """What one slice asks its runner to run, in the runner plugin's terms.
+
+    Paths are relative to the toolchain's source directory.
+    """
+
+    #: The slice's items as the toolchain's field holds them (``("a.py",)``, ``("pkg", "TestX")``).
+    items: tuple[tuple[str, ...], ...]
+    #: When not None, exactly these tests must run (the filter narrowed the items); when None,
+    #: everything the items select.
+    tests: tuple[TestCase, ...] | None = None

@@ -1,0 +1,1 @@
+"""Stage 5: planning — cutting a split call's items into slices."""

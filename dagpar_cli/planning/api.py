@@ -1,0 +1,60 @@
+"""The planner contract.
+
+A planner turns the selected items of one split call, with a predicted duration for each, into a
+:class:`~dagpar_cli.model.Plan`. Plans must be deterministic: the same items and predictions give
+the same plan whatever order the items came in, so every CI node computes the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from dagpar_cli.model import Item, Plan, TestCase
+
+__all__ = ["PlanRequest", "Planner"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRequest:
+    """Everything a planner may use for one split call."""
+
+    #: ``instance:function`` of the check (or the call chain) being split.
+    check: str
+    #: The selected items, in the parent field's order (slices keep this order inside).
+    items: tuple[Item, ...]
+    #: Predicted seconds per ``Item.key``; missing keys have no history (the timing store
+    #: already filled in sibling-based estimates where it could).
+    predictions: Mapping[str, float] = field(default_factory=dict)
+    #: Whether ``predictions`` came from history (False: no timing data at all for this call).
+    has_history: bool = False
+    #: How many slices can run at once (``-j``, CPU count, or the engines' slots).
+    workers: int = 1
+    #: The largest number of slices the planner may cut (``workers`` unless over-slicing is allowed).
+    max_slices: int | None = None
+    #: Measured (or assumed) start-up seconds of one slice on this runner and executor.
+    startup_seconds: float = 0.0
+    #: Finer selectors an item may be split into, per ``Item.key``: the item's tests as items
+    #: (``[file, test]``) with their predictions. Empty when the runner cannot select finer.
+    finer: Mapping[str, Sequence[tuple[Item, float]]] = field(default_factory=dict)
+    #: The tests each item selects, per ``Item.key`` (to fill ``SlicePlan.tests``).
+    tests: Mapping[str, Sequence[TestCase]] = field(default_factory=dict)
+    #: ``(index, total)``: plan ``total`` buckets and keep bucket ``index`` (1-based) only.
+    shard: tuple[int, int] | None = None
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Cuts items into slices; chosen by the ``dagpar_make_planner`` hook."""
+
+    #: A short name shown in ``--dry-run`` output.
+    name: str
+
+    def plan(self, request: PlanRequest) -> Plan:
+        """Return the plan for *request*.
+
+        Every selected item (or all of its finer selectors, when it was split) appears in exactly
+        one slice; slice ``index`` values are 1..len(slices); items inside a slice keep the
+        parent order.
+        """

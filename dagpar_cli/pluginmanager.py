@@ -1,0 +1,106 @@
+"""Building the plugin manager, and the registry of built-in toolchains.
+
+Order matters and follows pluggy's and tox's practice: hook specifications first, then the
+blocklist from ``DAGPAR_DISABLED_PLUGINS``, then every ``dagpar`` entry point (the built-in runners
+included: they register exactly like a third-party plugin), then dagpar's own core plugins, then
+``check_pending`` so that a misspelt hook implementation fails loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pluggy
+
+from dagpar_cli import hookspecs
+from dagpar_cli.errors import ToolchainError
+
+__all__ = ["BUILTIN_PLUGINS", "ToolchainRegistry", "get_plugin_manager", "hookimpl"]
+
+#: Marks a hook implementation: ``@hookimpl def dagpar_runner_collect(spec, host): ...``.
+hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
+
+#: Core plugins registered after the entry points (executors, planner, reporters).
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "dagpar_cli.execution.local",
+    "dagpar_cli.execution.docker",
+    "dagpar_cli.planning.greedy",
+    "dagpar_cli.reporting.junit",
+    "dagpar_cli.reporting.otel",
+    "dagpar_cli.timings",
+)
+
+#: Comma-separated plugin names (entry-point names or module names) that are not loaded.
+DISABLE_ENV = "DAGPAR_DISABLED_PLUGINS"
+#: Set to 1 to print every hook call and its result on stderr.
+TRACE_ENV = "DAGPAR_TRACE_PLUGINS"
+
+
+class ToolchainRegistry:
+    """Maps a built-in toolchain name (``use: NAME``) to the module that defines it."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, str] = {}
+
+    def add(self, name: str, module: str) -> None:
+        """Register *module* (an importable name) as toolchain *name*.
+
+        :raises ToolchainError: when *name* is registered twice by different modules.
+        """
+        known = self._modules.get(name)
+        if known is not None and known != module:
+            raise ToolchainError(
+                f"toolchain {name!r} is registered twice, by {known} and by {module}; "
+                f"disable one with {DISABLE_ENV}"
+            )
+        self._modules[name] = module
+
+    def get(self, name: str) -> str | None:
+        """The module registered as *name*, if any."""
+        return self._modules.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._modules))
+
+
+def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginManager:
+    """Build the plugin manager with every hook spec, entry-point plugin and core plugin.
+
+    :param extra_plugins: more plugin objects to register (tests use this for fakes).
+    """
+    import importlib
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in filter(None, (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))):
+        pm.set_blocked(name)
+    pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    for module_name in BUILTIN_PLUGINS:
+        if pm.is_blocked(module_name):
+            continue
+        pm.register(importlib.import_module(module_name), name=module_name)
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    pm.check_pending()
+    if os.environ.get(TRACE_ENV):
+        pm.add_hookcall_monitoring(_trace_before, _trace_after)
+    return pm
+
+
+def _trace_before(hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+    print(f"[dagpar hook] {hook_name}({', '.join(kwargs)})", file=sys.stderr)
+
+
+def _trace_after(outcome: Any, hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+    result = outcome.get_result() if outcome.exception is None else outcome.exception
+    print(f"[dagpar hook] {hook_name} -> {result!r:.200}", file=sys.stderr)
+
+
+def toolchain_registry(pm: pluggy.PluginManager) -> ToolchainRegistry:
+    """Collect every plugin's built-in toolchains."""
+    registry = ToolchainRegistry()
+    pm.hook.dagpar_register_toolchains(registry=registry)
+    return registry

@@ -1,0 +1,84 @@
+"""A pytest plugin for testing dagpar and third-party dagpar plugins.
+
+Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
+
+- markers ``go``, ``node``, ``docker``: the test needs that tool; it skips with the reason when the
+  tool is missing, and fails instead when ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
+- ``dagpar_run``: runs the ``dagpar`` CLI in-process and returns its exit code and output;
+- an autouse fixture that keeps the user's environment (CI shard variables, ``OTEL_*``) out.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+__all__ = ["REQUIRE_TOOLS_ENV", "tool_missing"]
+
+#: When set to 1, a test whose tool is missing fails instead of skipping.
+REQUIRE_TOOLS_ENV = "DAGPAR_REQUIRE_TOOLS"
+
+#: Where the test suite's shared Jest install lives (``npm ci`` there installs it).
+JEST_DEPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "jest-deps"
+
+
+@functools.cache
+def tool_missing(tool: str) -> str | None:
+    """Why *tool* (``go``, ``node``, ``docker``) cannot be used here, or None when it can."""
+    if tool == "go":
+        return None if shutil.which("go") else "the go toolchain is not on PATH"
+    if tool == "node":
+        if not shutil.which("node"):
+            return "node is not on PATH"
+        if not (JEST_DEPS / "node_modules" / ".bin" / "jest").exists():
+            return f"Jest is not installed: run `npm ci --prefix {JEST_DEPS}`"
+        return None
+    if tool == "docker":
+        if not shutil.which("docker"):
+            return "the docker client is not on PATH"
+        try:
+            proc = subprocess.run(
+                ["docker", "info", "--format", "{{.ServerVersion}}"],
+                capture_output=True,
+                timeout=20,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"no Docker engine answers: {exc}"
+        if proc.returncode != 0:
+            return "no Docker engine answers (start dockerd)"
+        return None
+    raise ValueError(f"unknown tool marker {tool!r}")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or, in CI, fail) tests whose tool marker names a missing tool."""
+    for tool in ("go", "node", "docker"):
+        if item.get_closest_marker(tool) is None:
+            continue
+        reason = tool_missing(tool)
+        if reason is None:
+            continue
+        if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
+            pytest.fail(f"{tool} is required here ({REQUIRE_TOOLS_ENV}=1): {reason}")
+        pytest.skip(reason)
+
+
+#: Variables that would change dagpar's behaviour if they leaked in from the developer's shell.
+_ISOLATED_PREFIXES = ("CIRCLE_NODE", "BUILDKITE_PARALLEL", "CI_NODE", "OTEL_", "DAGPAR_")
+_KEPT = {REQUIRE_TOOLS_ENV}
+
+
+@pytest.fixture(autouse=True)
+def _dagpar_isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep CI shard variables, ``OTEL_*`` and ``DAGPAR_*`` from the outer shell out of tests."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES) and name not in _KEPT:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    yield
