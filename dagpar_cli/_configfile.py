@@ -1,0 +1,625 @@
+"""Reading ``dagpar.yaml`` into a :class:`~dagpar_cli.config.Config`, or detecting toolchains.
+
+The public entry point is :func:`dagpar_cli.config.load_config`; this module holds the parsing so
+that ``config.py`` stays a page of types. Validation is strict and explains itself: every problem
+raises :class:`~dagpar_cli.errors.ConfigError` naming the file and the dotted key path, says what
+was expected and what was found, and suggests the closest known key when a name is misspelt.
+
+Layout rules (DESIGN.md §3):
+
+- ``toolchains`` maps instance names to entries; an entry may be empty (``go:``) for all defaults.
+  When the key is absent (or null), toolchains are detected as if there were no file, so a file
+  holding only ``executor: docker`` still finds the workspace's suites.
+- ``executor`` is ``local``, ``docker``, or ``{docker: {engines: [...]}}``.
+- ``parallelism`` is ``auto`` or a positive integer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import yaml
+
+from dagpar_cli.config import CONFIG_FILE, Config, DockerEngine, ToolchainConfig
+from dagpar_cli.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from dagpar_cli.pluginmanager import ToolchainRegistry
+
+__all__ = ["INSTANCE_NAME", "load"]
+
+#: What a toolchain instance name looks like (it is typed on the command line as ``NAME:check``).
+INSTANCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+_TOP_KEYS = ("toolchains", "executor", "parallelism")
+_ENTRY_KEYS = ("use", "source", "image", "runner", "args")
+_EXECUTORS = ("local", "docker")
+_DOCKER_KEYS = ("engines",)
+_ENGINE_KEYS = ("url", "slots")
+#: Near-misses of the file name that dagpar does not read; finding one is almost surely a mistake.
+_WRONG_NAMES = ("dagpar.yml", "Dagpar.yaml", ".dagpar.yaml")
+
+
+def load(workspace: Path, pm: pluggy.PluginManager) -> Config:
+    """Read ``dagpar.yaml`` at *workspace*, or detect toolchains when there is none.
+
+    :param workspace: the workspace root, as the user gave it (``-C/--workspace``).
+    :param pm: the plugin manager: its toolchain registry validates ``use:`` names and its
+        ``dagpar_detect_toolchains`` hook finds toolchains when the file does not list any.
+    :returns: the validated configuration; ``toolchains`` is empty when nothing was detected.
+    :raises UsageError: when *workspace* is not a directory.
+    :raises ConfigError: at the first problem, naming the file and the key path.
+    """
+    if not workspace.is_dir():
+        what = "is not a directory" if workspace.exists() else "does not exist"
+        raise UsageError(f"workspace '{workspace}' {what} (-C/--workspace)")
+    root = workspace.resolve()
+    path = workspace / CONFIG_FILE
+    if not path.is_file():
+        if path.exists():
+            raise ConfigError("is not a file", file=str(path))
+        for wrong in _WRONG_NAMES:
+            # A listing, not exists(): on a case-insensitive file system "Dagpar.yaml" would
+            # otherwise find dagpar.yaml itself.
+            if wrong in _listdir(workspace):
+                raise ConfigError(
+                    f"dagpar reads {CONFIG_FILE}, not {wrong}: rename the file",
+                    file=str(workspace / wrong),
+                )
+        return Config(workspace=root, file=None, toolchains=_detect(root, pm))
+    data = _read_yaml(path)
+    return _Parser(root, path, pm).config(data)
+
+
+def _listdir(directory: Path) -> set[str]:
+    try:
+        return {p.name for p in directory.iterdir()}
+    except OSError:
+        return set()
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+# ---------------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping.
+
+    Plain ``safe_load`` keeps the last value silently, which turns a copy-pasted toolchain entry
+    into a toolchain that quietly disappears.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Construct *node* as the safe loader does, after checking its keys are distinct."""
+        seen: set[tuple[type, Any]] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` keys may be overridden; that is the point of them
+            key = self.construct_object(key_node, deep=True)
+            try:
+                # The type is part of the identity so that 1 and true, which compare equal in
+                # Python, are not reported as duplicates of each other.
+                marker = (type(key), key)
+                hash(marker)
+            except TypeError:
+                continue  # the base class reports unhashable keys with their position
+            if marker in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(marker)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", file=str(path)) from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    """Parse *text* as the YAML content of *file*, duplicate keys rejected.
+
+    :param text: the file's content.
+    :param file: the name used in error messages.
+    :raises ConfigError: naming ``file:line:column`` for a syntax error.
+    """
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else file
+        problem = exc.problem or exc.context or "syntax error"
+        raise ConfigError(f"invalid YAML: {problem}", file=where) from None
+    except yaml.YAMLError as exc:
+        # Reader errors (control characters, bad encodings) carry a position, not a mark.
+        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+    except RecursionError:
+        raise ConfigError("invalid YAML: nested too deeply", file=file) from None
+    except (ValueError, OverflowError) as exc:
+        # The safe constructor raises these for values that look like timestamps but are not
+        # dates (2024-13-45).
+        raise ConfigError(f"invalid YAML value: {exc}", file=file) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _kind(value: Any) -> str:
+    """How an error message names the YAML type of *value*."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, datetime | date):
+        return "a date (quote it to make it a string)"
+    if isinstance(value, bytes):
+        return "binary data"
+    return type(value).__name__
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _key_text(key: Any) -> str:
+    return key if isinstance(key, str) else repr(key)
+
+
+class _Parser:
+    """Validates the parsed YAML of one file; every error names *file* and the key path."""
+
+    def __init__(self, root: Path, file: Path, pm: pluggy.PluginManager) -> None:
+        self.root = root
+        self.file = file
+        self.pm = pm
+        self._registry: ToolchainRegistry | None = None
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        raise ConfigError(message, key=key, file=str(self.file))
+
+    def expect(self, key: str, value: Any, expected: str) -> NoReturn:
+        self.fail(key, f"expected {expected}, got {_kind(value)}")
+
+    def mapping(self, key: str, value: Any, known: tuple[str, ...] | None) -> dict[str, Any]:
+        """*value* as a mapping with string keys, each one of *known* when given."""
+        if not isinstance(value, Mapping):
+            self.expect(key, value, "a mapping")
+        for k in value:
+            where = f"{key}.{_key_text(k)}" if key else _key_text(k)
+            if not isinstance(k, str):
+                self.fail(where, f"keys must be strings, got {_kind(k)}")
+            if known is not None and k not in known:
+                self.fail(
+                    where,
+                    f"unknown key{_did_you_mean(k, known)} "
+                    f"(known keys: {', '.join(sorted(known))})",
+                )
+        return dict(value)
+
+    def config(self, data: Any) -> Config:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            self.fail("", f"expected a mapping at the top level, got {_kind(data)}")
+        top = self.mapping("", data, _TOP_KEYS)
+        executor, engines = self.executor(top.get("executor"))
+        parallelism = self.parallelism(top.get("parallelism"))
+        if top.get("toolchains") is None:
+            toolchains = _detect(self.root, self.pm)
+        else:
+            toolchains = self.toolchains(top["toolchains"])
+        return Config(
+            workspace=self.root,
+            file=self.file,
+            toolchains=toolchains,
+            executor=executor,
+            engines=engines,
+            parallelism=parallelism,
+        )
+
+    # -- executor / parallelism -----------------------------------------------------------------
+
+    def executor(self, value: Any) -> tuple[str, tuple[DockerEngine, ...]]:
+        key = "executor"
+        if value is None:
+            return "local", ()
+        if isinstance(value, str):
+            if value not in _EXECUTORS:
+                self.fail(
+                    key,
+                    f"expected 'local' or 'docker', got {value!r}"
+                    f"{_did_you_mean(value, _EXECUTORS)}",
+                )
+            return value, ()
+        if not isinstance(value, Mapping):
+            self.expect(
+                key, value, "'local', 'docker' or a mapping like {docker: {engines: [...]}}"
+            )
+        entries = self.mapping(key, value, _EXECUTORS)
+        if len(entries) != 1:
+            self.fail(key, f"name exactly one executor, got {len(entries)}")
+        name, options = next(iter(entries.items()))
+        if name == "local":
+            if options is not None and options != {}:
+                self.fail(f"{key}.local", "the local executor takes no options")
+            return "local", ()
+        if options is None:
+            return "docker", ()
+        docker = self.mapping(f"{key}.docker", options, _DOCKER_KEYS)
+        return "docker", self.engines(f"{key}.docker.engines", docker.get("engines"))
+
+    def engines(self, key: str, value: Any) -> tuple[DockerEngine, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]  # one engine needs no list
+        if not isinstance(value, list):
+            self.expect(key, value, "a list of engines")
+        engines: list[DockerEngine] = []
+        for i, entry in enumerate(value):
+            where = f"{key}[{i}]"
+            if isinstance(entry, str):
+                engines.append(DockerEngine(url=self.url(where, entry)))
+                continue
+            if not isinstance(entry, Mapping):
+                self.expect(where, entry, "a URL or a mapping {url, slots}")
+            fields = self.mapping(where, entry, _ENGINE_KEYS)
+            if "url" not in fields:
+                self.fail(where, "missing 'url' (unix://, tcp://, ssh:// or a docker context name)")
+            engines.append(
+                DockerEngine(
+                    url=self.url(f"{where}.url", fields["url"]),
+                    slots=self.positive(f"{where}.slots", fields.get("slots"), allow_auto=True),
+                )
+            )
+        return tuple(engines)
+
+    def url(self, key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            self.expect(key, value, "a string")
+        if not value.strip():
+            self.fail(key, "empty engine URL")
+        return value
+
+    def parallelism(self, value: Any) -> int | None:
+        return self.positive("parallelism", value, allow_auto=True)
+
+    def positive(self, key: str, value: Any, *, allow_auto: bool) -> int | None:
+        """A positive integer, or None for null (and ``auto`` when *allow_auto*)."""
+        if value is None or (allow_auto and value == "auto"):
+            return None
+        if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int):
+            expected = "'auto' or a positive integer" if allow_auto else "a positive integer"
+            got = repr(value) if isinstance(value, str) else _kind(value)
+            self.fail(key, f"expected {expected}, got {got}")
+        if value < 1:
+            self.fail(key, f"expected a positive integer, got {value}")
+        return value
+
+    # -- toolchains -----------------------------------------------------------------------------
+
+    def toolchains(self, value: Any) -> tuple[ToolchainConfig, ...]:
+        entries = self.mapping("toolchains", value, None)
+        result: list[ToolchainConfig] = []
+        for instance, entry in entries.items():
+            key = f"toolchains.{instance}"
+            if not INSTANCE_NAME.fullmatch(instance):
+                self.fail(
+                    key,
+                    "invalid instance name: use a letter followed by letters, digits, '-' or '_'",
+                )
+            result.append(
+                _entry(
+                    instance,
+                    entry,
+                    key=key,
+                    origin=key,
+                    root=self.root,
+                    registry=self.registry,
+                    fail=self.fail,
+                )
+            )
+        return tuple(result)
+
+    def registry(self) -> ToolchainRegistry:
+        if self._registry is None:
+            from dagpar_cli.pluginmanager import toolchain_registry
+
+            self._registry = toolchain_registry(self.pm)
+        return self._registry
+
+
+_Fail = Callable[[str, str], NoReturn]
+
+
+def _entry(
+    instance: str,
+    value: Any,
+    *,
+    key: str,
+    origin: str,
+    root: Path,
+    registry: Callable[[], ToolchainRegistry],
+    fail: _Fail,
+) -> ToolchainConfig:
+    """Validate one toolchain entry (from the file or from detection)."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        hint = f" such as {{use: {value}}}" if isinstance(value, str) else ""
+        fail(key, f"expected a mapping{hint}, got {_kind(value)}")
+    overrides: dict[str, Any] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            fail(f"{key}.{_key_text(k)}", f"keys must be strings, got {_kind(k)}")
+        if k not in _ENTRY_KEYS:
+            overrides[k] = _override(f"{key}.{k}", v, fail)
+    use = _use(f"{key}.use", value.get("use"), instance, root, registry, fail)
+    source = _source(f"{key}.source", value.get("source"), root, fail)
+    image = value.get("image")
+    if image is not None and (not isinstance(image, str) or not image.strip()):
+        if isinstance(image, str):
+            fail(f"{key}.image", "empty image name")
+        fail(f"{key}.image", f"expected a string, got {_kind(image)}")
+    runner = _argv(f"{key}.runner", value.get("runner"), fail)
+    if runner is not None and not runner:
+        fail(f"{key}.runner", "empty command: give the program that starts the runner")
+    args = _argv(f"{key}.args", value.get("args"), fail) or ()
+    return ToolchainConfig(
+        instance=instance,
+        use=use,
+        source=source,
+        image=image,
+        runner=runner,
+        args=args,
+        overrides=MappingProxyType(overrides),
+        origin=origin,
+    )
+
+
+def _use(
+    key: str,
+    value: Any,
+    instance: str,
+    root: Path,
+    registry: Callable[[], ToolchainRegistry],
+    fail: _Fail,
+) -> str:
+    if value is not None and not isinstance(value, str):
+        fail(key, f"expected a string, got {_kind(value)}")
+    name: str = instance if value is None else value
+    if name.endswith(".py"):
+        path = _inside(key, name, root, fail, what="file")
+        if not _is(root / path, "file"):
+            fail(key, f"toolchain file '{name}' does not exist")
+        return path
+    if registry().get(name) is None:
+        known = list(registry())
+        listing = ", ".join(known) if known else "none are installed"
+        fail(
+            key,
+            f"unknown toolchain '{name}'{_did_you_mean(name, known)} (built-in toolchains: "
+            f"{listing}; a toolchain file is a path ending in .py)",
+        )
+    return name
+
+
+def _source(key: str, value: Any, root: Path, fail: _Fail) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        fail(key, f"expected a string, got {_kind(value)}")
+    path = _inside(key, value, root, fail, what="directory")
+    if path and not _is(root / path, "dir"):
+        if _is(root / path, "exists"):
+            fail(key, f"'{value}' is not a directory")
+        fail(key, f"directory '{value}' does not exist")
+    return path
+
+
+def _inside(key: str, value: str, root: Path, fail: _Fail, *, what: str) -> str:
+    """*value* as a normalised workspace-relative POSIX path (``""`` for the root).
+
+    Rejects absolute paths and paths that leave the workspace, lexically (``..``) or through a
+    symbolic link: the docker executor mounts only the workspace, so nothing outside it exists
+    for a slice.
+    """
+    if not value.strip():
+        fail(key, f"empty {what} path (use '.' for the workspace root)")
+    if "\0" in value:
+        fail(key, f"{what} path contains a NUL character")
+    if value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
+        fail(key, f"{what} '{value}' is absolute: give it relative to the workspace root")
+    norm = posixpath.normpath(value)
+    if norm == ".." or norm.startswith("../"):
+        fail(key, f"{what} '{value}' is outside the workspace")
+    norm = "" if norm == "." else norm
+    try:
+        real = (root / norm).resolve()
+        escapes = real != root and root not in real.parents
+    except (OSError, RuntimeError, ValueError):
+        escapes = False  # unresolvable: the existence check that follows reports it
+    if escapes:
+        fail(key, f"{what} '{value}' leads outside the workspace (through a symbolic link)")
+    return norm
+
+
+def _is(path: Path, what: str) -> bool:
+    """Whether *path* is a ``file``, a ``dir``, or ``exists``; False when it cannot be checked."""
+    try:
+        if what == "file":
+            return path.is_file()
+        if what == "dir":
+            return path.is_dir()
+        return path.exists()
+    except (OSError, ValueError):  # too long a name, an embedded NUL, no permission
+        return False
+
+
+def _argv(key: str, value: Any, fail: _Fail) -> tuple[str, ...] | None:
+    """A command line: a string split like a shell would, or a list of strings."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            fail(key, f"cannot split {value!r} like a shell would: {exc}")
+    if not isinstance(value, list):
+        fail(key, f"expected a string or a list of strings, got {_kind(value)}")
+    words: list[str] = []
+    for i, word in enumerate(value):
+        # Numbers are accepted because YAML turns `[-n, 4]` into a string and an int.
+        if isinstance(word, bool) or not isinstance(word, str | int | float):
+            fail(f"{key}[{i}]", f"expected a string, got {_kind(word)}")
+        words.append(str(word))
+    return tuple(words)
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _override(key: str, value: Any, fail: _Fail) -> Any:
+    """A constructor argument: a scalar or a list of scalars (names are checked at discovery)."""
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if item is not None and not isinstance(item, _SCALARS):
+                fail(
+                    f"{key}[{i}]", f"expected a scalar (string, number, boolean), got {_kind(item)}"
+                )
+        return list(value)
+    fail(key, f"expected a scalar or a list of scalars, got {_kind(value)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection
+# ---------------------------------------------------------------------------------------------
+
+
+def _detect(root: Path, pm: pluggy.PluginManager) -> tuple[ToolchainConfig, ...]:
+    """Ask every plugin which toolchains *root* holds; no answer gives no toolchains.
+
+    Plugins answer in whatever order pluggy calls them, so the entries are sorted before names
+    are deduplicated: every run, on every CI node, gets the same instance names.
+    """
+    answers = pm.hook.dagpar_detect_toolchains(workspace=root)
+    entries: list[dict[str, Any]] = []
+    for answer in answers:
+        if not answer:
+            continue
+        for entry in answer:
+            if isinstance(entry, Mapping):
+                entries.append(dict(entry))
+            else:
+                raise ConfigError(
+                    f"a plugin's dagpar_detect_toolchains returned {_kind(entry)}, not a mapping"
+                )
+
+    def sort_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+        return (
+            _instance_name(entry),
+            str(entry.get("source") or ""),
+            str(entry.get("use") or ""),
+            str(entry.get("why") or ""),
+        )
+
+    registry: ToolchainRegistry | None = None
+
+    def get_registry() -> ToolchainRegistry:
+        nonlocal registry
+        if registry is None:
+            from dagpar_cli.pluginmanager import toolchain_registry
+
+            registry = toolchain_registry(pm)
+        return registry
+
+    taken: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    result: list[ToolchainConfig] = []
+    for entry in sorted(entries, key=sort_key):
+        base = _instance_name(entry)
+        why = str(entry.pop("why", "") or "")
+        entry.pop("instance", None)
+        origin = f"detected: {why}" if why else "detected"
+
+        def fail(key: str, message: str, _why: str = origin) -> NoReturn:
+            raise ConfigError(f"{message} ({_why})", key=key)
+
+        config = _entry(
+            base,
+            entry,
+            key=f"toolchains.{base}",
+            origin=origin,
+            root=root,
+            registry=get_registry,
+            fail=fail,
+        )
+        identity = (config.use, config.source)
+        if identity in seen:
+            continue  # two plugins found the same suite
+        seen.add(identity)
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        if name != base:
+            config = ToolchainConfig(
+                instance=name,
+                use=config.use,
+                source=config.source,
+                image=config.image,
+                runner=config.runner,
+                args=config.args,
+                overrides=config.overrides,
+                origin=config.origin,
+            )
+        result.append(config)
+    return tuple(result)
+
+
+def _instance_name(entry: Mapping[str, Any]) -> str:
+    """The detected entry's instance name, made valid (detection must not break a run)."""
+    raw = str(entry.get("instance") or entry.get("use") or "toolchain")
+    if raw.endswith(".py"):
+        raw = posixpath.basename(raw)[: -len(".py")]
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-_")
+    if not name or not name[0].isalpha() or not name[0].isascii():
+        name = f"t-{name}" if name else "toolchain"
+    return name

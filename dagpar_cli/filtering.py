@@ -1,0 +1,527 @@
+"""Stage 4: the unified ``--filter``, one grammar for every runner (DESIGN.md §5).
+
+::
+
+    SELECTOR := ['!'] [INSTANCE ':'] PATHGLOB ['::' NAMEGLOB]
+
+``PATHGLOB`` matches workspace-relative POSIX paths (what ``git status`` prints):
+
+- ``*`` any characters except ``/``; ``**`` any depth, zero directories included (``a/**/b``
+  matches ``a/b``); ``?`` one character except ``/``; ``[abc]``, ``[a-z]``, ``[!abc]`` classes
+  (``]`` first in a class is literal; write ``[[]`` for a literal ``[``).
+- A pattern selects a path when it matches the path **or any of its parent directories**:
+  ``api`` selects everything under ``api/``, ``svc/store`` selects the Go package ``svc/store``
+  and ``svc/store/*.go`` would not (Go tests live at their package's path).
+- A leading ``./`` and a trailing ``/`` are ignored; an empty pattern (``::name``, ``backend:``)
+  matches every path. Absolute paths and ``..`` are rejected.
+
+``NAMEGLOB`` matches the runner's test name: pytest ``Class::test[param]``, Jest ``"describe
+test"``, Go ``TestX``. ``*`` matches any characters (``/``, spaces and ``::`` included), ``?`` one
+character, ``[...]`` a class. A pattern that **equals** a test name matches it before it is read as
+a glob, so pasting a pytest node id whose parameter looks like a class (``test_x[a-1]``) works.
+
+``INSTANCE:`` limits a selector to one toolchain instance. It is read as an instance only when the
+text before the first ``:`` is a valid instance name and the next character is not ``:`` (so
+``a::b`` is path ``a``, name ``b``) and it is not a drive letter (``C:/x``). ``backend:::name``
+is instance ``backend``, any path, name ``name``. Write ``./tests:x`` for a path that contains a
+colon.
+
+Go subtests: when a ``NAMEGLOB`` contains ``/`` and does not match a listed test itself, but its
+part before the first ``/`` matches a listed top-level test, the selection holds a test named
+that top-level test plus the rest of the pattern verbatim (``TestX/sub one``); the Go runner
+plugin turns it into ``-run '^TestX$/^sub one$'``. Only positive selectors do this: ``!`` removes
+whole listed tests.
+
+Several positive selectors are OR'ed, then the ``!`` selectors remove what they match. With only
+``!`` selectors, everything else is selected. A selector prefixed with another instance does not
+apply; when every positive selector names other instances, nothing of this instance is selected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import posixpath
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from dagpar_cli.errors import UsageError
+from dagpar_cli.model import Item, TestCase
+
+__all__ = ["Filter", "Selector", "parse_selector"]
+
+_Matcher = Callable[[str], bool]
+
+_INSTANCE_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9_-]*):")
+_GLOB_CHARS = frozenset("*?[")
+#: The path pattern that matches every path.
+ANY_PATH = "**"
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """One parsed ``--filter`` selector.
+
+    :param negate: ``!``: the selector removes what it matches.
+    :param instance: the ``INSTANCE:`` prefix, or None for every instance.
+    :param path_glob: the normalised path pattern (``**`` when the selector gave none).
+    :param name_glob: the test-name pattern after ``::``, or None.
+    :param text: the selector as the user wrote it (for messages).
+    """
+
+    negate: bool
+    instance: str | None
+    path_glob: str
+    name_glob: str | None
+    text: str
+
+    def applies_to(self, instance: str) -> bool:
+        """Whether this selector concerns toolchain instance *instance*."""
+        return self.instance is None or self.instance == instance
+
+    def matches_path(self, path: str) -> bool:
+        """Whether the path pattern matches *path* or one of its parent directories."""
+        return _path_matcher(self.path_glob)(path)
+
+    def matches_name(self, name: str) -> bool:
+        """Whether the name pattern matches test name *name* (always, without a name pattern)."""
+        return self.name_glob is None or _name_matcher(self.name_glob)(name)
+
+    def matches(self, test: TestCase) -> bool:
+        """Whether this selector matches *test* as listed (subtests aside)."""
+        return self.matches_path(test.path) and self.matches_name(test.name)
+
+
+def parse_selector(text: str) -> Selector:
+    """Parse one ``--filter`` value.
+
+    :param text: ``['!'] [INSTANCE ':'] PATHGLOB ['::' NAMEGLOB]``.
+    :raises UsageError: naming the filter and what is wrong with it.
+    """
+
+    def fail(problem: str) -> UsageError:
+        return UsageError(f"--filter {text!r}: {problem}")
+
+    if not text.strip():
+        raise fail("empty selector")
+    body, negate = text, False
+    if body.startswith("!"):
+        body, negate = body[1:], True
+        if not body.strip():
+            raise fail("nothing after '!'")
+    instance: str | None = None
+    prefix = _INSTANCE_PREFIX.match(body)
+    if prefix is not None:
+        rest = body[prefix.end() :]
+        drive = len(prefix.group(1)) == 1 and rest[:1] in ("/", "\\")
+        if rest.startswith("::") or not (rest.startswith(":") or drive):
+            instance, body = prefix.group(1), rest
+    raw_path, separator, name_glob = body.partition("::")
+    if separator and not name_glob:
+        raise fail("empty test-name pattern after '::'")
+    path_glob = _normalise_path_glob(raw_path, fail)
+    try:
+        _path_matcher(path_glob)
+    except ValueError as exc:
+        raise fail(f"{exc} in the path pattern") from None
+    if separator:
+        try:
+            _name_matcher(name_glob)
+        except ValueError as exc:
+            raise fail(f"{exc} in the test-name pattern") from None
+    return Selector(
+        negate=negate,
+        instance=instance,
+        path_glob=path_glob,
+        name_glob=name_glob if separator else None,
+        text=text,
+    )
+
+
+def _normalise_path_glob(raw: str, fail: Callable[[str], UsageError]) -> str:
+    if raw.startswith("/"):
+        raise fail("path patterns are relative to the workspace root; drop the leading '/'")
+    path = raw
+    while path.startswith("./"):
+        path = path[2:]
+    path = re.sub(r"/{2,}", "/", path).rstrip("/")
+    if path in ("", "."):
+        return ANY_PATH
+    if ".." in path.split("/"):
+        raise fail("path patterns cannot leave the workspace ('..')")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Glob compilation (cached: a run compiles each pattern once)
+# ---------------------------------------------------------------------------------------------
+
+
+def _class(glob: str, start: int, *, path: bool) -> tuple[str, int]:
+    """Translate the ``[...]`` class opening at *start*; returns the regex and the index after."""
+    i = start + 1
+    negate = i < len(glob) and glob[i] in "!^"
+    if negate:
+        i += 1
+    # `]` right after the opening (or after `!`) is a member, as in fnmatch and the shell.
+    close = glob.find("]", i + 1 if i < len(glob) and glob[i] == "]" else i)
+    if close < 0:
+        raise ValueError("unbalanced '[' (write '[[]' for a literal '[')")
+    members = glob[i:close]
+    parts: list[str] = []
+    j = 0
+    while j < len(members):
+        if j + 2 < len(members) and members[j + 1] == "-":
+            lo, hi = members[j], members[j + 2]
+            if lo <= hi:  # a reversed range matches nothing, as in fnmatch
+                parts.append(f"{re.escape(lo)}-{re.escape(hi)}")
+            j += 3
+        else:
+            parts.append(re.escape(members[j]))
+            j += 1
+    body = "".join(parts)
+    if negate:
+        # A negated class never matches the separator of a path.
+        return f"[^{body}{'/' if path else ''}]", close + 1
+    if not body:
+        return "(?!)", close + 1
+    return (f"(?!/)[{body}]" if path else f"[{body}]"), close + 1
+
+
+def _translate(glob: str, *, path: bool) -> str:
+    """The regex of one glob (a path segment's worth of rules when *path*)."""
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        char = glob[i]
+        if char == "*":
+            if glob.startswith("**", i):
+                out.append(".*")
+                i += 2
+            else:
+                out.append("[^/]*" if path else ".*")
+                i += 1
+        elif char == "?":
+            out.append("[^/]" if path else ".")
+            i += 1
+        elif char == "[":
+            regex, i = _class(glob, i, path=path)
+            out.append(regex)
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_matcher(glob: str) -> _Matcher:
+    """A predicate: does *glob* match a path or one of its parent directories?"""
+    if glob == ANY_PATH:
+        return lambda path: True
+    if not _GLOB_CHARS.intersection(glob):
+        prefix = glob + "/"
+        return lambda path: path == glob or path.startswith(prefix)
+    regex: list[str] = []
+    need_separator = False
+    segments = glob.split("/")
+    for index, segment in enumerate(segments):
+        if segment == "**":
+            if index == len(segments) - 1:
+                regex.append("(?:/.*)?" if need_separator else ".*")
+            else:
+                regex.append("/(?:.*/)?" if need_separator else "(?:.*/)?")
+            need_separator = False
+            continue
+        if need_separator:
+            regex.append("/")
+        regex.append(_translate(segment, path=True))
+        need_separator = True
+    # The optional tail is what makes a pattern select everything under a matching directory.
+    compiled = re.compile("(?:" + "".join(regex) + ")(?:/.*)?", re.DOTALL)
+    return lambda path: compiled.fullmatch(path) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_matcher(glob: str) -> _Matcher:
+    """A predicate: does *glob* match a test name (exactly, or as a glob)?"""
+    if not _GLOB_CHARS.intersection(glob):
+        return lambda name: name == glob
+    compiled = re.compile(_translate(glob, path=False), re.DOTALL)
+    return lambda name: name == glob or compiled.fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _subtest_matcher(glob: str) -> tuple[_Matcher, str] | None:
+    """For a name glob ``HEAD/REST``: the matcher of HEAD and REST, or None."""
+    head, slash, rest = glob.partition("/")
+    if not slash or not head or not rest:
+        return None
+    try:
+        return _name_matcher(head), rest
+    except ValueError:  # `Test[a/b]`: the class spans the slash, so there is no head
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The filter
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    index: int
+    path: _Matcher
+    name: _Matcher | None
+    subtest: tuple[_Matcher, str] | None
+
+
+class Filter:
+    """The ``--filter`` selectors of a run, applied per toolchain instance.
+
+    It also counts what each selector matched across every call, so the CLI can name the
+    selectors that matched nothing (:meth:`unmatched`) and suggest paths (:meth:`closest`).
+    Selection may be called from several threads.
+
+    :param selectors: the parsed selectors, in command-line order.
+    """
+
+    def __init__(self, selectors: Sequence[Selector] = ()) -> None:
+        self.selectors: tuple[Selector, ...] = tuple(selectors)
+        self._hits = [0] * len(self.selectors)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def parse(cls, texts: Sequence[str]) -> Filter:
+        """Parse ``--filter`` values.
+
+        :raises UsageError: for the first malformed selector.
+        """
+        if isinstance(texts, str):  # one selector passed bare: not a sequence of characters
+            texts = [texts]
+        return cls([parse_selector(text) for text in texts])
+
+    @property
+    def is_empty(self) -> bool:
+        """No selectors: everything is selected."""
+        return not self.selectors
+
+    def wants(self, instance: str) -> bool:
+        """Whether anything of *instance* can be selected (False: skip listing its tests)."""
+        positives = [s for s in self.selectors if not s.negate]
+        return not positives or any(s.applies_to(instance) for s in positives)
+
+    def check_instances(self, known: Iterable[str]) -> None:
+        """Reject selectors whose ``INSTANCE:`` prefix names no configured instance.
+
+        :param known: the configured instance names.
+        :raises UsageError: naming the selector, the closest instance and the path escape.
+        """
+        names = sorted(set(known))
+        for selector in self.selectors:
+            if selector.instance is None or selector.instance in names:
+                continue
+            close = difflib.get_close_matches(selector.instance, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UsageError(
+                f"--filter {selector.text!r}: no toolchain instance {selector.instance!r}{hint} "
+                f"(instances: {', '.join(names) or 'none'}; for a path containing ':' write "
+                f"'./{selector.text.lstrip('!')}')"
+            )
+
+    # -- selection ------------------------------------------------------------------------------
+
+    def _compiled(self, instance: str) -> tuple[list[_Compiled], list[_Compiled], bool]:
+        """The positive and negative selectors for *instance*, and whether to start from all."""
+        positives: list[_Compiled] = []
+        negatives: list[_Compiled] = []
+        any_positive = False
+        for index, selector in enumerate(self.selectors):
+            any_positive = any_positive or not selector.negate
+            if not selector.applies_to(instance):
+                continue
+            glob = selector.name_glob
+            compiled = _Compiled(
+                index=index,
+                path=_path_matcher(selector.path_glob),
+                name=None if glob is None else _name_matcher(glob),
+                subtest=None if glob is None or selector.negate else _subtest_matcher(glob),
+            )
+            (negatives if selector.negate else positives).append(compiled)
+        return positives, negatives, not any_positive
+
+    def _count(self, hits: list[int]) -> None:
+        with self._lock:
+            for index, n in enumerate(hits):
+                self._hits[index] += n
+
+    def select_tests(
+        self, instance: str, tests: Sequence[TestCase], *, subtests: bool = True
+    ) -> tuple[list[TestCase], list[TestCase]]:
+        """Split the listed tests of *instance* into selected and deselected, order preserved.
+
+        :param instance: the toolchain instance the tests belong to.
+        :param tests: the tests its runner listed, workspace-relative.
+        :param subtests: whether a name pattern may reach below a listed test (Go subtests);
+            pass False for runners whose names have no such levels.
+        :returns: ``(selected, deselected)``. A selected entry is a listed test, or a subtest
+            of one (see the module docstring); a test is deselected when nothing of it is.
+        """
+        if self.is_empty:
+            return list(tests), []
+        positives, negatives, start_from_all = self._compiled(instance)
+        hits = [0] * len(self.selectors)
+        if not positives and not start_from_all:
+            return [], list(tests)
+        # Tests of one file share their path: match each distinct path once per selector.
+        path_cache: dict[str, tuple[list[_Compiled], list[_Compiled]]] = {}
+        selected: list[TestCase] = []
+        deselected: list[TestCase] = []
+        for test in tests:
+            cached = path_cache.get(test.path)
+            if cached is None:
+                cached = (
+                    [c for c in positives if c.path(test.path)],
+                    [c for c in negatives if c.path(test.path)],
+                )
+                path_cache[test.path] = cached
+            pos, neg = cached
+            excluded = False
+            for c in neg:
+                if c.name is None or c.name(test.name):
+                    hits[c.index] += 1
+                    excluded = True
+            if excluded:
+                deselected.append(test)
+                continue
+            whole = start_from_all
+            parts: list[TestCase] = []
+            for c in pos:
+                if c.name is None or c.name(test.name):
+                    hits[c.index] += 1
+                    whole = True
+                elif subtests and c.subtest is not None and "/" not in test.name:
+                    head, rest = c.subtest
+                    if head(test.name):
+                        hits[c.index] += 1
+                        parts.append(TestCase(test.path, f"{test.name}/{rest}"))
+            if whole:
+                selected.append(test)
+            elif parts:
+                selected.extend(dict.fromkeys(parts))  # two selectors may name one subtest
+            else:
+                deselected.append(test)
+        self._count(hits)
+        return selected, deselected
+
+    def select_items(self, instance: str, items: Sequence[Item]) -> tuple[list[Item], list[Item]]:
+        """Select *items* by path, for a toolchain whose runner cannot list tests.
+
+        A name pattern matches an item's finer selector (``("pkg", "TestPut")`` has the name
+        ``TestPut``) and never a whole-file item.
+
+        :param instance: the toolchain instance.
+        :param items: its ``+parallel`` items.
+        :returns: ``(selected, deselected)``, order preserved.
+        :raises UsageError: when a selector prefixed with *instance* has a name pattern and no
+            item has a name: this toolchain cannot select by test name.
+        """
+        if self.is_empty:
+            return list(items), []
+        if not any(item.name is not None for item in items):
+            for selector in self.selectors:
+                if selector.instance == instance and selector.name_glob is not None:
+                    raise UsageError(
+                        f"--filter {selector.text!r}: toolchain {instance!r} cannot select by "
+                        f"test name (its runner does not list tests); select by path instead"
+                    )
+        positives, negatives, start_from_all = self._compiled(instance)
+        if not positives and not start_from_all:
+            return [], list(items)
+        hits = [0] * len(self.selectors)
+        selected: list[Item] = []
+        deselected: list[Item] = []
+
+        def matches(c: _Compiled, item: Item) -> bool:
+            if not c.path(item.path):
+                return False
+            if c.name is None:
+                return True
+            name = item.name
+            return name is not None and c.name(name)
+
+        for item in items:
+            excluded = False
+            for c in negatives:
+                if matches(c, item):
+                    hits[c.index] += 1
+                    excluded = True
+            keep = start_from_all
+            if not excluded:
+                for c in positives:
+                    if matches(c, item):
+                        hits[c.index] += 1
+                        keep = True
+            (selected if keep and not excluded else deselected).append(item)
+        self._count(hits)
+        return selected, deselected
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def hits(self, selector: Selector) -> int:
+        """How many tests or items *selector* matched so far, over every instance.
+
+        :raises ValueError: when *selector* is not one of this filter's.
+        """
+        index = self.selectors.index(selector)
+        with self._lock:
+            return self._hits[index]
+
+    def matched_any(self, selector: Selector | None = None) -> bool:
+        """Whether *selector* (or, without one, any selector) has matched anything so far."""
+        if selector is not None:
+            return self.hits(selector) > 0
+        with self._lock:
+            return any(self._hits)
+
+    def unmatched(self) -> list[Selector]:
+        """The selectors that have matched nothing so far, in command-line order."""
+        with self._lock:
+            return [s for s, n in zip(self.selectors, self._hits, strict=True) if not n]
+
+    def closest(self, paths: Iterable[str], n: int = 5) -> list[str]:
+        """Paths (and their parent directories) closest to the unmatched selectors' patterns.
+
+        For the "matched nothing; did you mean" message. Uses the positive selectors that
+        matched nothing, or every positive selector when all matched something.
+
+        :param paths: the candidate paths, workspace-relative (tests' or items' paths).
+        :param n: at most this many suggestions, best first.
+        """
+        candidates: set[str] = set()
+        for path in paths:
+            while path and path != "." and path not in candidates:
+                candidates.add(path)
+                path = posixpath.dirname(path)
+        unmatched = [s for s in self.unmatched() if not s.negate]
+        queries = {
+            _literal_part(s.path_glob)
+            for s in unmatched or [s for s in self.selectors if not s.negate]
+        }
+        queries.discard("")
+        ordered = sorted(candidates)
+        scored: dict[str, float] = {}
+        for query in sorted(queries):
+            for match in difflib.get_close_matches(query, ordered, n=n, cutoff=0.5):
+                ratio = difflib.SequenceMatcher(None, query, match).ratio()
+                scored[match] = max(ratio, scored.get(match, 0.0))
+        return sorted(scored, key=lambda p: (-scored[p], p))[:n]
+
+
+def _literal_part(glob: str) -> str:
+    """*glob* without its wildcards, for similarity scoring."""
+    if glob == ANY_PATH:
+        return ""
+    text = re.sub(r"\[[^\]]*\]|[*?]", "", glob)
+    return re.sub(r"/{2,}", "/", text).strip("/")
