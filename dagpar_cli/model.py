@@ -382,6 +382,10 @@ class RunnerCommand:
     files: Mapping[str, str] = field(default_factory=dict)
     #: Exit codes that mean "ran, some tests failed" rather than "runner broke".
     ok_exit_codes: frozenset[int] = frozenset({0, 1})
+    #: A file name in the report directory that receives the command's standard output, for
+    #: runners that print their machine-readable report there (``go test -json``); None leaves
+    #: the output in :attr:`~dagpar_cli.execution.api.Outcome.stdout` only.
+    stdout_file: str | None = None
 
 
 #: The placeholder for the per-slice report directory in :class:`RunnerCommand`.
