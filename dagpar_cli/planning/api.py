@@ -42,6 +42,12 @@ class PlanRequest:
     tests: Mapping[str, Sequence[TestCase]] = field(default_factory=dict)
     #: ``(index, total)``: plan ``total`` buckets and keep bucket ``index`` (1-based) only.
     shard: tuple[int, int] | None = None
+    #: Keys whose prediction is an estimate (from siblings, not from the item's own history);
+    #: the planner expects these to be the most wrong.
+    estimated: frozenset[str] = frozenset()
+    #: The typical relative error of a measured prediction (how much durations drift from run
+    #: to run, as the timing store saw it); None lets the planner assume its default.
+    spread: float | None = None
 
 
 @runtime_checkable
