@@ -576,6 +576,8 @@ def _detect(root: Path, pm: pluggy.PluginManager) -> tuple[ToolchainConfig, ...]
         base = _instance_name(entry)
         why = str(entry.pop("why", "") or "")
         entry.pop("instance", None)
+        if entry.get("source") == "":
+            del entry["source"]  # the model's spelling of the root, which plugins may use
         origin = f"detected: {why}" if why else "detected"
 
         def fail(key: str, message: str, _why: str = origin) -> NoReturn:
