@@ -149,7 +149,7 @@ def test_a_green_run(sample_run: RunResult) -> None:
 
 def test_lines_fit_the_width(sample_run: RunResult) -> None:
     long = TestResult(
-        path="a" * 200 + ".py", name="t" * 200, status=Status.FAILED, message="m" * 300
+        path="a" * 200 + ".py", name="t" * 200, status=Status.FAILED, message="m" * 300, check="x:y"
     )
     run = replace(sample_run, checks=(*sample_run.checks, CheckResult(name="x:y", results=(long,))))
     for width in (60, 100):
