@@ -1,0 +1,1 @@
+"""dagpar's built-in runner plugins (installed as ``dagpar_plugins``)."""

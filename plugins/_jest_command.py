@@ -1,0 +1,169 @@
+"""Compiling a slice's selection into Jest runs.
+
+Jest selects in two independent dimensions: files (``--runTestsByPath`` takes them as literal
+paths, never as regular expressions) and names (``--testNamePattern``, one regular expression
+for the whole run, matched case-insensitively against every test of every file). A selection
+that narrows different files to different names therefore cannot always be one run: a pattern
+``x|y`` for "file A wants x, file B wants y" would also run B's x. :func:`plan_runs` groups files
+by the exact set of names they want, so each run's pattern selects in each of its files exactly
+the wanted tests, and cuts a group into several runs when its command line would be too long.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from dagpar_cli.model import Selection
+
+from ._jest_report import SUITE_FAILED
+
+__all__ = [
+    "MAX_COMMAND_BYTES",
+    "JestRun",
+    "escape_name",
+    "name_pattern",
+    "path_arg",
+    "plan_runs",
+]
+
+#: Budget for one command line, in bytes. Linux refuses a single argument over 128 KiB
+#: (``MAX_ARG_STRLEN``) and a whole command over ``ARG_MAX`` (usually 2 MiB, environment
+#: included); staying well under the first keeps the name pattern legal and leaves room for
+#: a large environment.
+MAX_COMMAND_BYTES = 100_000
+
+# Every character with a meaning in a JavaScript regular expression outside a class. Jest builds
+# the pattern with `new RegExp(pattern, "i")` (no "u" flag), where escaping these is always valid.
+_REGEX_SPECIAL = re.compile(r"[\\^$.*+?()[\]{}|/]")
+
+
+@dataclass(frozen=True, slots=True)
+class JestRun:
+    """One Jest invocation of a slice.
+
+    :param files: the test files, relative to the source directory, in selection order.
+    :param names: the exact test names to run in each file, or None to run the files whole.
+    """
+
+    files: tuple[str, ...]
+    names: tuple[str, ...] | None = None
+
+    @property
+    def pattern(self) -> str | None:
+        """The ``--testNamePattern`` value, or None when the files run whole."""
+        return None if self.names is None else name_pattern(self.names)
+
+
+def escape_name(name: str) -> str:
+    """*name* as a JavaScript regular expression that matches exactly that text."""
+    return _REGEX_SPECIAL.sub(lambda m: "\\" + m.group(0), name)
+
+
+def name_pattern(names: Sequence[str]) -> str:
+    """An anchored alternation matching exactly *names* (and nothing that merely contains one)."""
+    return "^(?:" + "|".join(escape_name(n) for n in names) + ")$"
+
+
+def path_arg(path: str) -> str:
+    """*path* as a Jest argument, ``./`` in front: a leading ``-`` or a number stays a path."""
+    return path if path.startswith(("./", "../", "/")) else f"./{path}"
+
+
+def _wanted(selection: Selection) -> dict[str, set[str] | None]:
+    """Per file, the names it must run, or None for the whole file; files in selection order."""
+    wanted: dict[str, set[str] | None] = {}
+    if selection.tests is None:
+        for item in selection.items:
+            if not item:
+                continue
+            path, finer = item[0], "::".join(item[1:])
+            if not finer or finer == SUITE_FAILED:
+                wanted[path] = None
+            elif path not in wanted:
+                wanted[path] = {finer}
+            elif (names := wanted[path]) is not None:
+                names.add(finer)
+        return wanted
+    # Files first in item order, so that commands list them the way the plan does.
+    order = {item[0]: i for i, item in reversed(list(enumerate(selection.items))) if item}
+    for test in sorted(selection.tests, key=lambda t: order.get(t.path, len(order))):
+        if test.name == SUITE_FAILED:
+            # The file could not be loaded when it was listed: only a whole run can report it.
+            wanted[test.path] = None
+        elif test.path not in wanted:
+            wanted[test.path] = {test.name}
+        elif (names := wanted[test.path]) is not None:
+            names.add(test.name)
+    return wanted
+
+
+def _size(args: Sequence[str]) -> int:
+    return sum(len(a.encode("utf-8")) + 1 for a in args)
+
+
+def _chunks(
+    values: Sequence[str], budget: int, size: Callable[[str], int]
+) -> list[tuple[str, ...]]:
+    """*values* cut into consecutive runs whose total ``size`` fits *budget*.
+
+    A single value larger than the budget still gets a chunk of its own: splitting it would
+    change its meaning, and the kernel, not dagpar, is then the judge.
+    """
+    chunks: list[tuple[str, ...]] = []
+    current: list[str] = []
+    used = 0
+    for value in values:
+        cost = size(value)
+        if current and used + cost > budget:
+            chunks.append(tuple(current))
+            current, used = [], 0
+        current.append(value)
+        used += cost
+    if current:
+        chunks.append(tuple(current))
+    return chunks
+
+
+def _path_size(path: str) -> int:
+    return len(path_arg(path).encode("utf-8")) + 1
+
+
+def _name_size(name: str) -> int:
+    return len(escape_name(name).encode("utf-8")) + 1
+
+
+def plan_runs(
+    selection: Selection,
+    *,
+    fixed_args: Sequence[str] = (),
+    limit: int = MAX_COMMAND_BYTES,
+) -> list[JestRun]:
+    """The Jest runs that together run exactly the selected tests, each test once.
+
+    Files run whole share runs; narrowed files share a run only with files that want the very
+    same names. A group whose command line would exceed *limit* bytes is cut: its files into
+    several runs, and a long name list into several patterns (each with every file of the
+    group; the names are disjoint, so no test runs twice).
+
+    :param selection: the slice's selection.
+    :param fixed_args: the arguments every run has besides files and pattern (for the budget).
+    :param limit: the budget for one command line, in bytes.
+    """
+    wanted = _wanted(selection)
+    whole = [path for path, names in wanted.items() if names is None]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path, wanted_names in wanted.items():
+        if wanted_names:
+            groups.setdefault(tuple(sorted(wanted_names)), []).append(path)
+
+    budget = max(limit - _size(fixed_args) - len("--testNamePattern=^(?:)$ "), 1)
+    runs = [JestRun(files=files) for files in _chunks(whole, budget, _path_size)]
+    for names, paths in groups.items():
+        # Half the budget at most for the pattern, so that files fit next to it.
+        for chunk in _chunks(names, budget // 2, _name_size):
+            file_budget = max(budget - sum(map(_name_size, chunk)), 1)
+            for files in _chunks(paths, file_budget, _path_size):
+                runs.append(JestRun(files=files, names=chunk))
+    return runs

@@ -1,0 +1,491 @@
+"""The Jest runner plugin: list, select, run and read Jest tests.
+
+Registered through the ``dagpar`` entry-point group like any third-party runner; every runner hook
+answers None unless ``spec.name == "jest"``.
+
+Finding Jest
+    The way a user runs it: the toolchain's ``runner:`` override (``spec.command``) when set,
+    otherwise the project's own ``node_modules/.bin/jest``, searched from the source directory up
+    to the workspace root. The command names it relative to the source directory, so the same
+    command works on the host and in a container that mounts the workspace.
+
+Test names
+    A test's name is its describe titles and its own title joined by one space, the string Jest
+    matches ``--testNamePattern`` against (its ``fullName``). Two tests of one file with the same
+    name cannot be selected apart by Jest, so they are listed once and reported as one result
+    (failed if any failed, passed if any passed, else skipped; seconds added up). A file Jest
+    cannot load is listed as one test named :data:`SUITE_FAILED`, so it is run and reported as
+    an error rather than silently dropped.
+
+Listing
+    One Jest run whose name pattern matches nothing: Jest loads every test file (the describe
+    blocks run, so ``test.each`` tables expand) and reports every test as skipped without running
+    a single test body or ``beforeAll`` hook.
+
+Running
+    ``jest --ci --json --outputFile={report_dir}/jest-K.json --watchAll=false --no-bail
+    [args] --runTestsByPath [--testNamePattern=^(?:a|b)$] ./file...`` (see
+    :mod:`dagpar_plugins._jest_command` for when one slice needs several runs). Next to each
+    report, ``jest-K.selection.json`` records what the run was asked for, so that parsing reports
+    exactly the selected tests even though Jest also lists the ones its name filter skipped.
+    Slices share Jest's default cache directory: Jest writes transform-cache entries atomically
+    and rebuilds a haste map it cannot read, and a warm shared cache saves every slice from
+    transforming the same sources again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from dagpar_cli.errors import ExecutionError
+from dagpar_cli.execution.api import Outcome
+from dagpar_cli.model import (
+    REPORT_DIR,
+    RunnerCommand,
+    RunnerSpec,
+    Selection,
+    Status,
+    TestCase,
+    TestResult,
+)
+from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
+from dagpar_cli.runners import RunnerHost
+
+from ._jest_command import JestRun, path_arg, plan_runs
+from ._jest_report import (
+    SUITE_FAILED,
+    AssertionReport,
+    FileReport,
+    ReportError,
+    first_line,
+    load_report,
+    report_from_stdout,
+)
+
+__all__ = [
+    "NAME",
+    "SUITE_FAILED",
+    "collect_args",
+    "dagpar_detect_toolchains",
+    "dagpar_register_toolchains",
+    "dagpar_runner_collect",
+    "dagpar_runner_command",
+    "dagpar_runner_parse",
+    "find_jest",
+    "run_args",
+]
+
+#: The runner's name (``use: jest``, ``RunnerSpec.name``).
+NAME = "jest"
+
+#: A name pattern no test name can match (an empty negative look-ahead always fails).
+_MATCH_NOTHING = "(?!)"
+#: Arguments every Jest invocation gets: no watch mode, no interactive snapshot writing, and
+#: every selected test runs even when the project's configuration says ``bail``.
+_COMMON = ("--ci", "--json", "--watchAll=false", "--no-bail")
+_REPORT = re.compile(r"^jest-(\d+)\.json$")
+_CONFIG_FILES = tuple(f"jest.config.{ext}" for ext in ("js", "ts", "mjs", "cjs", "cts", "json"))
+
+
+# --------------------------------------------------------------------------------------------
+# registration and detection
+# --------------------------------------------------------------------------------------------
+
+
+@hookimpl
+def dagpar_register_toolchains(registry: ToolchainRegistry) -> None:
+    """Register the built-in ``jest`` toolchain."""
+    registry.add(NAME, "dagpar_toolchains.jest")
+
+
+def _uses_jest(directory: Path) -> str | None:
+    """The file that shows *directory* is a Jest project (relative to it), or None."""
+    manifest = directory / "package.json"
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            data = None
+        if isinstance(data, dict):
+            if "jest" in data:
+                return "package.json"
+            for key in ("devDependencies", "dependencies"):
+                deps = data.get(key)
+                if isinstance(deps, dict) and "jest" in deps:
+                    return "package.json"
+    for name in _CONFIG_FILES:
+        if (directory / name).is_file():
+            return name
+    return None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "web"
+
+
+@hookimpl
+def dagpar_detect_toolchains(workspace: Path) -> list[dict[str, Any]] | None:
+    """Jest projects at the workspace root and in its direct subdirectories.
+
+    A directory is a Jest project when its ``package.json`` names ``jest`` in ``dependencies`` or
+    ``devDependencies`` or has a ``jest`` key, or when it holds a ``jest.config.*`` file. A
+    single project is instance ``jest``; with several, the root one is ``jest`` and the others
+    ``jest-<directory>``.
+    """
+    found: list[tuple[str, str]] = []
+    why = _uses_jest(workspace)
+    if why is not None:
+        found.append((".", why))
+    try:
+        children = sorted(p for p in workspace.iterdir() if p.is_dir())
+    except OSError:
+        children = []
+    for child in children:
+        if child.name.startswith(".") or child.name == "node_modules":
+            continue
+        why = _uses_jest(child)
+        if why is not None:
+            found.append((child.name, f"{child.name}/{why}"))
+    entries: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for source, why in found:
+        base = NAME if len(found) == 1 or source == "." else f"{NAME}-{_slug(source)}"
+        instance, n = base, 2
+        while instance in taken:
+            instance, n = f"{base}-{n}", n + 1
+        taken.add(instance)
+        entries.append({"instance": instance, "use": NAME, "source": source, "why": why})
+    return entries
+
+
+# --------------------------------------------------------------------------------------------
+# finding Jest
+# --------------------------------------------------------------------------------------------
+
+
+def find_jest(spec: RunnerSpec) -> tuple[str, ...]:
+    """The command that starts Jest for *spec*, relative to its source directory.
+
+    :raises ExecutionError: when there is no override and no ``node_modules/.bin/jest`` in the
+        source directory or above it up to the workspace root.
+    """
+    if spec.command:
+        return tuple(spec.command)
+    source = spec.source_dir
+    directories = [source, *source.parents]
+    try:
+        depth_limit = len(source.relative_to(spec.workspace).parts)
+    except ValueError:
+        depth_limit = 0  # a source outside the workspace: look only in the source itself
+    for depth, directory in enumerate(directories[: depth_limit + 1]):
+        if (directory / "node_modules" / ".bin" / "jest").exists():
+            return (("../" * depth or "./") + "node_modules/.bin/jest",)
+    where = spec.source or "."
+    raise ExecutionError(
+        f"Jest is not installed for {where}: no node_modules/.bin/jest there or above it up to "
+        f"the workspace root; run `npm ci` in {where}/ (or set this toolchain's `runner:`)"
+    )
+
+
+def collect_args(spec: RunnerSpec) -> list[str]:
+    """The listing command: a run whose name pattern matches nothing, report on stdout."""
+    return [
+        *find_jest(spec),
+        *_COMMON,
+        "--silent",
+        "--coverage=false",
+        "--passWithNoTests",
+        *spec.args,
+        f"--testNamePattern={_MATCH_NOTHING}",
+    ]
+
+
+def run_args(spec: RunnerSpec, run: JestRun, index: int) -> list[str]:
+    """The command line of one Jest run, writing ``{report_dir}/jest-<index>.json``."""
+    argv = [
+        *find_jest(spec),
+        *_COMMON,
+        f"--outputFile={REPORT_DIR}/jest-{index}.json",
+        *spec.args,
+        "--runTestsByPath",
+    ]
+    if run.pattern is not None:
+        argv.append(f"--testNamePattern={run.pattern}")
+    argv.extend(path_arg(p) for p in run.files)
+    return argv
+
+
+# --------------------------------------------------------------------------------------------
+# paths
+# --------------------------------------------------------------------------------------------
+
+
+def _relative(path: str, spec: RunnerSpec, known: Iterable[str] = ()) -> str:
+    """Jest's absolute *path* relative to the source directory.
+
+    Jest may report the real path (symlinks resolved) or, in a container, a path under the
+    mount point; then the longest suffix that is a *known* file, or a file in the source
+    directory on the host, is the file.
+    """
+    pure = PurePosixPath(path)
+    for root in (spec.source_dir, spec.source_dir.resolve()):
+        try:
+            return pure.relative_to(root.as_posix()).as_posix()
+        except ValueError:
+            pass
+    known_set = set(known)
+    parts = pure.parts
+    for start in range(1, len(parts)):
+        candidate = "/".join(parts[start:])
+        if candidate in known_set:
+            return candidate
+    for start in range(1, len(parts)):
+        candidate = "/".join(parts[start:])
+        if (spec.source_dir / candidate).is_file():
+            return candidate
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# collect
+# --------------------------------------------------------------------------------------------
+
+
+def tests_of(files: list[FileReport], spec: RunnerSpec) -> list[TestCase]:
+    """The tests of a listing run, files by path, tests in definition order, names unique."""
+    cases: list[TestCase] = []
+    for path, report in sorted((_relative(f.path, spec), f) for f in files):
+        if report.failed_to_run:
+            cases.append(TestCase(path, SUITE_FAILED))
+            continue
+        seen: set[str] = set()
+        for test in report.tests:
+            if test.name not in seen:
+                seen.add(test.name)
+                cases.append(TestCase(path, test.name))
+    return cases
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(line.strip() for line in kept[-lines:])
+
+
+@hookimpl
+def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] | None:
+    """List every Jest test without running one (see the module docstring)."""
+    if spec.name != NAME:
+        return None
+    argv = collect_args(spec)
+    outcome = host.run(argv)
+    where = spec.source or "."
+    if outcome.not_started:
+        raise ExecutionError(f"cannot start Jest ({argv[0]}) in {where}: {_tail(outcome.stderr)}")
+    if outcome.timed_out:
+        raise ExecutionError(f"listing Jest tests in {where} timed out")
+    try:
+        files = report_from_stdout(outcome.stdout)
+    except ReportError as exc:
+        raise ExecutionError(
+            f"listing Jest tests in {where} failed (exit {outcome.exit_code}): {exc}: "
+            f"{_tail(outcome.stderr) or _tail(outcome.stdout)}"
+        ) from None
+    return tests_of(files, spec)
+
+
+# --------------------------------------------------------------------------------------------
+# command
+# --------------------------------------------------------------------------------------------
+
+
+@hookimpl
+def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand] | None:
+    """The Jest runs that execute exactly *selection* (see :func:`plan_runs`)."""
+    if spec.name != NAME:
+        return None
+    fixed = run_args(spec, JestRun(files=()), 0)
+    commands: list[RunnerCommand] = []
+    for index, run in enumerate(plan_runs(selection, fixed_args=fixed), start=1):
+        wanted = {"files": [{"path": p, "names": run.names} for p in run.files]}
+        commands.append(
+            RunnerCommand(
+                argv=tuple(run_args(spec, run, index)),
+                files={f"jest-{index}.selection.json": json.dumps(wanted, ensure_ascii=False)},
+            )
+        )
+    return commands
+
+
+# --------------------------------------------------------------------------------------------
+# parse
+# --------------------------------------------------------------------------------------------
+
+_STATUSES = {
+    "passed": Status.PASSED,
+    "failed": Status.FAILED,
+    "pending": Status.SKIPPED,
+    "skipped": Status.SKIPPED,
+    "disabled": Status.SKIPPED,
+    "todo": Status.SKIPPED,
+}
+
+
+def _merge(path: str, name: str, tests: list[AssertionReport], file_error: str) -> TestResult:
+    """One result for the tests of one file that share a name (usually exactly one)."""
+    seconds = sum(t.seconds for t in tests)
+    statuses = [_STATUSES.get(t.status) for t in tests]
+    unknown = [t.status for t, s in zip(tests, statuses, strict=True) if s is None]
+    if unknown:
+        return TestResult(
+            path=path,
+            name=name,
+            status=Status.ERROR,
+            seconds=seconds,
+            message=f"Jest reported an unknown status {unknown[0]!r}",
+        )
+    failing = [t for t in tests if t.status == "failed"]
+    if failing:
+        details = "\n\n".join(f for t in failing for f in t.failures)
+        return TestResult(
+            path=path,
+            name=name,
+            status=Status.FAILED,
+            seconds=seconds,
+            message=first_line(details) or "failed",
+            details=details,
+        )
+    if Status.PASSED in statuses:
+        if file_error:
+            # The tests passed but the file failed (an error after them, e.g. an unhandled
+            # rejection): Jest fails the run, so must dagpar.
+            return TestResult(
+                path=path,
+                name=name,
+                status=Status.ERROR,
+                seconds=seconds,
+                message=first_line(file_error, skip=_SUITE_HEADERS) or "test file failed",
+                details=file_error,
+            )
+        return TestResult(path=path, name=name, status=Status.PASSED, seconds=seconds)
+    todo = any(t.status == "todo" for t in tests)
+    return TestResult(
+        path=path,
+        name=name,
+        status=Status.SKIPPED,
+        seconds=seconds,
+        message="todo" if todo else "skipped",
+    )
+
+
+_SUITE_HEADERS = ("Test suite failed to run",)
+
+
+def _errors(
+    path: str, names: list[str] | None, message: str, details: str = "", seconds: float = 0.0
+) -> list[TestResult]:
+    """Error results for a file that did not run: its wanted tests, or the file itself."""
+    return [
+        TestResult(
+            path=path,
+            name=name,
+            status=Status.ERROR,
+            seconds=seconds,
+            message=message,
+            details=details,
+        )
+        for name in (names if names else [SUITE_FAILED])
+    ]
+
+
+def _wanted(report_dir: Path, index: str) -> dict[str, list[str] | None] | None:
+    """What run *index* was asked for (path → names or None), or None when unknown."""
+    manifest = report_dir / f"jest-{index}.selection.json"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        return {entry["path"]: entry["names"] for entry in data["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _file_results(report: FileReport, path: str, names: list[str] | None) -> list[TestResult]:
+    """The results of one file of one report, restricted to *names* when given."""
+    if report.failed_to_run:
+        message = first_line(report.message, skip=_SUITE_HEADERS) or "test file failed to run"
+        return _errors(path, names, message, report.message, report.seconds)
+    wanted = set(names) if names is not None else None
+    by_name: dict[str, list[AssertionReport]] = {}
+    for test in report.tests:
+        # Tests outside the wanted names were skipped by the name filter, not by the project.
+        if wanted is None or test.name in wanted:
+            by_name.setdefault(test.name, []).append(test)
+    file_error = report.message if report.status == "failed" else ""
+    if file_error and any(t.status == "failed" for t in report.tests):
+        file_error = ""  # the message is the formatted test failures themselves
+    results = [_merge(path, name, tests, file_error) for name, tests in by_name.items()]
+    for name in sorted((wanted or set()) - set(by_name)):
+        results.append(
+            TestResult(
+                path=path,
+                name=name,
+                status=Status.ERROR,
+                message="Jest did not report this test (renamed or removed since it was listed?)",
+            )
+        )
+    return results
+
+
+def _parse_one(
+    report_dir: Path, index: str, spec: RunnerSpec, outcome: Outcome
+) -> list[TestResult]:
+    report_file = report_dir / f"jest-{index}.json"
+    wanted = _wanted(report_dir, index)
+    try:
+        files = load_report(report_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ReportError) as exc:
+        reason = f"Jest's report {report_file.name} is unreadable: {exc}"
+        tail = _tail(outcome.stderr)
+        if wanted is None:
+            return _errors(f"{report_file.name}", None, reason, tail)
+        return [r for path, names in wanted.items() for r in _errors(path, names, reason, tail)]
+    results: list[TestResult] = []
+    reported: set[str] = set()
+    for report in files:
+        path = _relative(report.path, spec, wanted or ())
+        reported.add(path)
+        names = wanted.get(path) if wanted is not None else None
+        results.extend(_file_results(report, path, names))
+    for path, names in (wanted or {}).items():
+        if path not in reported:
+            results.extend(
+                _errors(path, names, "Jest did not run this file (not a test file for Jest?)")
+            )
+    return results
+
+
+@hookimpl
+def dagpar_runner_parse(
+    spec: RunnerSpec, report_dir: Path, outcome: Outcome
+) -> list[TestResult] | None:
+    """Read every ``jest-K.json`` of the slice into per-test results.
+
+    A run that wrote no report (Jest crashed, bad configuration) yields error results for what it
+    was asked to run, with the end of Jest's output as the message.
+    """
+    if spec.name != NAME:
+        return None
+    indexes: set[str] = set()
+    if report_dir.is_dir():
+        for entry in report_dir.iterdir():
+            match = _REPORT.match(entry.name)
+            if match:
+                indexes.add(match.group(1))
+            elif entry.name.endswith(".selection.json") and entry.name.startswith("jest-"):
+                indexes.add(entry.name[len("jest-") : -len(".selection.json")])
+    results: list[TestResult] = []
+    for index in sorted(indexes, key=lambda i: (len(i), i)):
+        results.extend(_parse_one(report_dir, index, spec, outcome))
+    return results
