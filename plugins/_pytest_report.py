@@ -1,0 +1,220 @@
+"""Reading pytest's JUnit XML report into dagpar's per-test results.
+
+Each ``testcase`` of a slice's run carries ``dagpar.path``/``dagpar.name`` properties that the
+selection plugin (:mod:`dagpar_plugins.pytest_select`) attached, so names round-trip exactly.
+Test cases without them (collection errors, or a report written without the plugin) fall back to
+the ``file`` attribute of ``junit_family=xunit1`` and JUnit's dotted ``classname``.
+
+pytest writes two ``testcase`` elements for one test whose call failed and whose teardown then
+errored; they are merged into one result: ``failed`` when any part failed, else ``error`` when
+any part errored, else ``skipped`` when skipped, else ``passed``. The message is that of the part
+that decided the status; the details hold every part's text.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagpar_cli.model import Status, TestResult
+
+from ._pytest_collect import COLLECTION_ERROR
+from ._pytest_paths import RootdirMap
+from .pytest_select import (
+    NAME_PROPERTY,
+    PATH_PROPERTY,
+    RUN_INFO_FILE,
+    SELECTION_FILE,
+)
+
+__all__ = ["REPORT_FILE", "parse_report"]
+
+#: The JUnit file the runner command writes, relative to the report directory.
+REPORT_FILE = "pytest-junit.xml"
+
+_RANK = {Status.PASSED: 0, Status.SKIPPED: 1, Status.ERROR: 2, Status.FAILED: 3}
+
+
+@dataclass
+class _Partial:
+    """The parts of one test's result while its ``testcase`` elements are merged."""
+
+    status: Status = Status.PASSED
+    seconds: float = 0.0
+    message: str = ""
+    details: list[str] = field(default_factory=list)
+    classname: str = ""
+    stdout: list[str] = field(default_factory=list)
+
+
+def _one_line(text: str) -> str:
+    """The first non-empty line of *text*, stripped."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _message(kind: str, element: ET.Element) -> str:
+    """A one-line message for a failure, error or skip element."""
+    message = element.get("message") or ""
+    text = element.text or ""
+    if kind == "error" and message == "collection failure":
+        # The useful part of a collection error is the exception, on the last ``E`` line.
+        lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+        if lines:
+            return f"collection failure: {lines[-1]}"
+    if kind == "skipped" and element.get("type") == "pytest.xfail":
+        return f"xfail: {_one_line(message)}" if message.strip() else "xfail"
+    return _one_line(message) or _one_line(text)
+
+
+def _properties(case: ET.Element) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for prop in case.iterfind("properties/property"):
+        name = prop.get("name")
+        if name is not None:
+            props[name] = prop.get("value") or ""
+    return props
+
+
+def _fallback_id(case: ET.Element, rootdirs: RootdirMap) -> tuple[str, str] | None:
+    """``(path, name)`` of a test case the selection plugin did not tag."""
+    file = case.get("file")
+    name = case.get("name") or ""
+    classname = case.get("classname") or ""
+    if not file:
+        return None
+    path = rootdirs.map(file)
+    if not classname:
+        # pytest gives a collection error an empty classname and the mangled path as name.
+        return path, COLLECTION_ERROR
+    module = posixpath.splitext(posixpath.normpath(file))[0].replace("/", ".")
+    classes = classname[len(module) + 1 :].split(".") if classname.startswith(module + ".") else []
+    return path, "::".join([*classes, name])
+
+
+def _load_rootdirs(report_dir: Path, source_dir: Path, args: tuple[str, ...]) -> RootdirMap:
+    rootdir: Path | None = None
+    try:
+        info = json.loads((report_dir / RUN_INFO_FILE).read_text(encoding="utf-8"))
+        # The recorded paths are where the run happened (a container, maybe): keep only how the
+        # rootdir sits relative to the invocation directory.
+        rel = posixpath.relpath(info["rootdir"], info["invocation_dir"])
+        rootdir = (source_dir / rel).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return RootdirMap(source_dir, args, rootdir=rootdir)
+
+
+def _iter_cases(report: Path) -> tuple[list[ET.Element], str]:
+    """Every complete ``testcase`` element of *report*, and the parse error ("" when none).
+
+    A pull parser keeps the test cases before a malformed spot (a report cut short by a crash).
+    """
+    cases: list[ET.Element] = []
+    parser: ET.XMLPullParser[Any] = ET.XMLPullParser(events=("end",))
+    try:
+        with report.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 16), b""):
+                parser.feed(chunk)
+                cases.extend(_cases(parser.read_events()))
+            parser.close()
+            cases.extend(_cases(parser.read_events()))
+    except ET.ParseError as exc:
+        cases.extend(_cases(parser.read_events()))
+        return cases, str(exc)
+    except OSError as exc:
+        return cases, str(exc)
+    return cases, ""
+
+
+def _cases(events: Iterator[tuple[Any, ...]]) -> Iterator[ET.Element]:
+    for event in events:
+        element = event[-1]
+        if isinstance(element, ET.Element) and element.tag == "testcase":
+            yield element
+
+
+def _selected_tests(report_dir: Path) -> list[tuple[str, str]]:
+    """The tests the slice named explicitly (for reporting a malformed report against them)."""
+    try:
+        data = json.loads((report_dir / SELECTION_FILE).read_text(encoding="utf-8"))
+        return [(str(path), str(name)) for path, name in data.get("tests", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+
+
+def parse_report(
+    report_dir: Path, source_dir: Path, args: tuple[str, ...] = ()
+) -> list[TestResult]:
+    """The results in the JUnit report under *report_dir*; [] when there is no report.
+
+    :param report_dir: the host directory the command's ``{report_dir}`` pointed at.
+    :param source_dir: the toolchain's source directory on the host.
+    :param args: the user's extra pytest arguments (they may move pytest's rootdir).
+    """
+    report = report_dir / REPORT_FILE
+    if not report.is_file():
+        return []
+    cases, problem = _iter_cases(report)
+    rootdirs = _load_rootdirs(report_dir, source_dir, args)
+    merged: dict[tuple[str, str], _Partial] = {}
+    for case in cases:
+        props = _properties(case)
+        if PATH_PROPERTY in props and NAME_PROPERTY in props:
+            key: tuple[str, str] | None = (props[PATH_PROPERTY], props[NAME_PROPERTY])
+        else:
+            key = _fallback_id(case, rootdirs)
+        if key is None:
+            continue
+        _merge(merged.setdefault(key, _Partial()), case)
+    results = [
+        TestResult(
+            path=path,
+            name=name,
+            status=part.status,
+            seconds=part.seconds,
+            message=part.message,
+            details="\n\n".join(part.details),
+            classname=part.classname,
+            stdout="".join(part.stdout),
+        )
+        for (path, name), part in merged.items()
+    ]
+    if problem:
+        message = f"pytest's JUnit report {report.name} is malformed: {problem}"
+        results.extend(
+            TestResult(path=path, name=name, status=Status.ERROR, message=message)
+            for path, name in _selected_tests(report_dir)
+            if (path, name) not in merged
+        )
+    return results
+
+
+def _merge(part: _Partial, case: ET.Element) -> None:
+    """Fold one ``testcase`` element into *part*."""
+    try:
+        part.seconds += float(case.get("time") or 0.0)
+    except ValueError:
+        pass
+    part.classname = part.classname or case.get("classname") or ""
+    for kind, status in (
+        ("failure", Status.FAILED),
+        ("error", Status.ERROR),
+        ("skipped", Status.SKIPPED),
+    ):
+        for element in case.iterfind(kind):
+            if _RANK[status] > _RANK[part.status]:
+                part.status = status
+                part.message = _message(kind, element)
+            text = (element.text or "").strip()
+            if text:
+                part.details.append(text)
+    for out in case.iterfind("system-out"):
+        part.stdout.append(out.text or "")

@@ -1,0 +1,261 @@
+"""The pytest runner plugin: list tests, compile a slice's selection, read the JUnit report.
+
+Public behaviour (``spec.name == "pytest"``; every hook answers None for other runners):
+
+Finding pytest
+    As a user runs it by hand: the ``runner:`` override (``spec.command``); else
+    ``.venv/bin/python -m pytest`` of the source directory, then of the workspace (paths relative
+    to the source directory, so they hold inside a container that mounts the workspace); else
+    ``$VIRTUAL_ENV/bin/python -m pytest``; else ``pytest`` on PATH. dagpar's own interpreter is
+    never assumed to hold the project's dependencies.
+
+Listing (:func:`dagpar_runner_collect`)
+    ``<pytest> <args> --collect-only --verbosity=-1 -p no:cacheprovider --color=no -rfE`` in the
+    source directory. Each node id becomes ``TestCase(path=<file relative to the source>,
+    name=<node id after the file part>)``, e.g. ``("tests/test_a.py", "TestX::test_y[a b-1]")``,
+    whatever pytest's rootdir. A file (or directory) pytest cannot collect becomes one test named
+    ``"<collection error>"`` in that file, so its error is reported when it is selected.
+
+Running (:func:`dagpar_runner_command`)
+    One command: ``<pytest> <args> -p no:cacheprovider -p dagpar_pytest_select
+    --junit-xml={report_dir}/pytest-junit.xml -o junit_family=xunit1
+    --continue-on-collection-errors --color=no <paths>`` with ``PYTHONPATH={report_dir}`` (plus
+    the caller's ``PYTHONPATH``). The selection never goes on the command line: it is written to
+    ``{report_dir}/dagpar_pytest_select.json``, read by the small plugin
+    ``{report_dir}/dagpar_pytest_select.py`` (:mod:`dagpar_plugins.pytest_select`) that
+    keeps exactly the selected node ids. ``<paths>`` are the selected files, or their common
+    directory when the list would be long.
+
+Parsing (:func:`dagpar_runner_parse`)
+    ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
+    exactly as listed (see :mod:`dagpar_plugins._pytest_report`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagpar_cli.errors import ExecutionError
+from dagpar_cli.model import REPORT_DIR, RunnerCommand, RunnerSpec, Selection, TestCase
+from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
+
+from . import pytest_select
+from ._pytest_collect import COLLECTION_ERROR, parse_collect_output
+from ._pytest_detect import detect
+from ._pytest_paths import RootdirMap
+from ._pytest_report import REPORT_FILE, parse_report
+
+if TYPE_CHECKING:
+    from dagpar_cli.execution.api import Outcome
+    from dagpar_cli.model import TestResult
+    from dagpar_cli.runners import RunnerHost
+
+__all__ = [
+    "COLLECTION_ERROR",
+    "NAME",
+    "dagpar_detect_toolchains",
+    "dagpar_register_toolchains",
+    "dagpar_runner_collect",
+    "dagpar_runner_command",
+    "dagpar_runner_parse",
+    "find_pytest",
+]
+
+#: The runner name this plugin answers for.
+NAME = "pytest"
+#: Above this many characters of path arguments, pass their common directory instead (the
+#: selection plugin still narrows collection to the selected files). Far below Linux's 128 KiB
+#: per-argument and 2 MiB total limits, and below Windows' 32 KiB command line.
+MAX_PATH_ARGS_CHARS = 16_000
+#: Seconds the listing may take before it counts as hung.
+COLLECT_TIMEOUT = 600.0
+
+# pytest exit codes (pytest.ExitCode) that still come with a usable listing.
+_COLLECT_OK = frozenset({0, 1, 2, 5})
+
+
+def _venv_python(venv: Path) -> Path | None:
+    for candidate in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_pytest(spec: RunnerSpec) -> tuple[str, ...]:
+    """The command that starts the project's pytest, found the way a user runs it.
+
+    :param spec: the runner spec (``command`` overrides the search).
+    :raises ExecutionError: when no pytest can be found.
+    """
+    if spec.command:
+        return tuple(spec.command)
+    source_dir = spec.source_dir
+    for venv in (source_dir / ".venv", spec.workspace / ".venv"):
+        python = _venv_python(venv)
+        if python is not None:
+            # Relative to the source directory (the command's working directory), so the same
+            # command works in a container that mounts the workspace elsewhere.
+            rel = os.path.relpath(python, source_dir).replace(os.sep, "/")
+            return (rel if "/" in rel else f"./{rel}", "-m", "pytest")
+    virtual_env = os.environ.get("VIRTUAL_ENV")
+    if virtual_env:
+        python = _venv_python(Path(virtual_env))
+        if python is not None:
+            return (str(python), "-m", "pytest")
+    if shutil.which("pytest"):
+        return ("pytest",)
+    where = spec.source or "."
+    raise ExecutionError(
+        f"pytest not found for {where!r}: create {where}/.venv with pytest installed, "
+        "activate a virtual environment that has it, put pytest on PATH, "
+        "or set `runner:` for this toolchain in dagpar.yaml"
+    )
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)
+
+
+@hookimpl
+def dagpar_register_toolchains(registry: ToolchainRegistry) -> None:
+    """Register the built-in ``pytest`` toolchain (``use: pytest``)."""
+    registry.add(NAME, "dagpar_toolchains.pytest")
+
+
+@hookimpl
+def dagpar_detect_toolchains(workspace: Path) -> list[dict[str, Any]] | None:
+    """Detect pytest projects at the workspace root and in its direct subdirectories.
+
+    :returns: e.g. ``[{"instance": "pytest", "use": "pytest", "source": "api", "why":
+        "api/pyproject.toml [tool.pytest.ini_options]"}]``; instances are named ``pytest`` when
+        there is one, after their directory when there are several.
+    """
+    return detect(workspace) or None
+
+
+@hookimpl
+def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] | None:
+    """List every test of the source tree with ``pytest --collect-only``; see the module doc."""
+    if spec.name != NAME:
+        return None
+    argv = (
+        *find_pytest(spec),
+        *spec.args,
+        "--collect-only",
+        "--verbosity=-1",
+        "-p",
+        "no:cacheprovider",
+        "--color=no",
+        "-rfE",
+    )
+    outcome = host.run(argv, timeout=COLLECT_TIMEOUT)
+    command = " ".join(argv)
+    if outcome.not_started:
+        raise ExecutionError(
+            f"cannot start pytest ({command}): {_tail(outcome.stderr, 1)}; "
+            "install pytest or set `runner:` for this toolchain in dagpar.yaml"
+        )
+    if outcome.timed_out:
+        raise ExecutionError(f"listing tests timed out after {COLLECT_TIMEOUT:.0f}s: {command}")
+    tests = parse_collect_output(outcome.stdout, RootdirMap(spec.source_dir, spec.args))
+    if outcome.exit_code not in _COLLECT_OK or (outcome.exit_code == 2 and not tests):
+        detail = _tail(outcome.stderr) or _tail(outcome.stdout)
+        raise ExecutionError(
+            f"listing tests failed (pytest exit code {outcome.exit_code}): {command}: {detail}"
+        )
+    return tests
+
+
+def _selected(selection: Selection) -> tuple[list[str], list[tuple[str, str]]]:
+    """The paths selected whole and the ``(path, name)`` tests selected one by one."""
+    whole: list[str] = []
+    tests: list[tuple[str, str]] = []
+    if selection.tests is not None:
+        pairs: Iterable[tuple[str, str]] = ((t.path, t.name) for t in selection.tests)
+    else:
+        pairs = (
+            (item[0], "::".join(item[1:]) if len(item) > 1 else "")
+            for item in selection.items
+            if item
+        )
+    for path, name in pairs:
+        path = posixpath.normpath(path)
+        # Selecting the stand-in of a collection error means running the file, so pytest reports it.
+        if not name or name == COLLECTION_ERROR:
+            whole.append(path)
+        else:
+            tests.append((path, name))
+    whole = list(dict.fromkeys(whole))
+    covered = set(whole)
+    tests = list(dict.fromkeys(t for t in tests if t[0] not in covered))
+    return whole, tests
+
+
+def _path_args(paths: list[str]) -> list[str]:
+    """Path arguments that make pytest collect *paths* (a common directory when too many)."""
+    if sum(len(p) + 1 for p in paths) <= MAX_PATH_ARGS_CHARS:
+        return paths
+    return [posixpath.commonpath(paths) or "."]
+
+
+@hookimpl
+def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand] | None:
+    """Compile a slice's selection into one pytest command; see the module doc."""
+    if spec.name != NAME:
+        return None
+    whole, tests = _selected(selection)
+    if not whole and not tests:
+        return []
+    paths = list(dict.fromkeys([*whole, *(path for path, _ in tests)]))
+    data = {"paths": whole, "tests": [list(t) for t in tests]}
+    python_path = REPORT_DIR
+    if os.environ.get("PYTHONPATH"):
+        python_path += os.pathsep + os.environ["PYTHONPATH"]
+    argv = (
+        *find_pytest(spec),
+        *spec.args,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        pytest_select.MODULE,
+        f"--junit-xml={REPORT_DIR}/{REPORT_FILE}",
+        "-o",
+        "junit_family=xunit1",
+        "--continue-on-collection-errors",
+        "--color=no",
+        *_path_args(paths),
+    )
+    return [
+        RunnerCommand(
+            argv=argv,
+            env={"PYTHONPATH": python_path},
+            files={
+                f"{pytest_select.MODULE}.py": _plugin_source(),
+                pytest_select.SELECTION_FILE: json.dumps(data, ensure_ascii=False),
+            },
+        )
+    ]
+
+
+def _plugin_source() -> str:
+    source = sys.modules[pytest_select.__name__].__file__
+    assert source is not None  # a module loaded from a file
+    return Path(source).read_text(encoding="utf-8")
+
+
+@hookimpl
+def dagpar_runner_parse(
+    spec: RunnerSpec, report_dir: Path, outcome: Outcome
+) -> list[TestResult] | None:
+    """Read ``{report_dir}/pytest-junit.xml``; [] when pytest wrote no report (it crashed)."""
+    if spec.name != NAME:
+        return None
+    return parse_report(report_dir, spec.source_dir, spec.args)

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.fixture
+def sub_value():
+    return "sub"
