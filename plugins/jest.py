@@ -334,6 +334,20 @@ _STATUSES = {
 }
 
 
+_SUITE_HEADERS = ("Test suite failed to run",)
+
+
+def _suite_message(text: str) -> str:
+    """The one line that says why a file failed to run.
+
+    For a file Jest cannot parse, the first line is a generic "Jest encountered an unexpected
+    token" and the real cause (``SyntaxError: file: Unexpected token (5:0)``) follows
+    ``Details:``; prefer it.
+    """
+    _, details, after = text.partition("\n    Details:\n")
+    return first_line(after if details else text, skip=_SUITE_HEADERS) or "test file failed"
+
+
 def _merge(path: str, name: str, tests: list[AssertionReport], file_error: str) -> TestResult:
     """One result for the tests of one file that share a name (usually exactly one)."""
     seconds = sum(t.seconds for t in tests)
@@ -367,7 +381,7 @@ def _merge(path: str, name: str, tests: list[AssertionReport], file_error: str) 
                 name=name,
                 status=Status.ERROR,
                 seconds=seconds,
-                message=first_line(file_error, skip=_SUITE_HEADERS) or "test file failed",
+                message=_suite_message(file_error),
                 details=file_error,
             )
         return TestResult(path=path, name=name, status=Status.PASSED, seconds=seconds)
@@ -377,11 +391,8 @@ def _merge(path: str, name: str, tests: list[AssertionReport], file_error: str) 
         name=name,
         status=Status.SKIPPED,
         seconds=seconds,
-        message="todo" if todo else "skipped",
+        message="todo" if todo else "",
     )
-
-
-_SUITE_HEADERS = ("Test suite failed to run",)
 
 
 def _errors(
@@ -414,7 +425,7 @@ def _wanted(report_dir: Path, index: str) -> dict[str, list[str] | None] | None:
 def _file_results(report: FileReport, path: str, names: list[str] | None) -> list[TestResult]:
     """The results of one file of one report, restricted to *names* when given."""
     if report.failed_to_run:
-        message = first_line(report.message, skip=_SUITE_HEADERS) or "test file failed to run"
+        message = _suite_message(report.message)
         return _errors(path, names, message, report.message, report.seconds)
     wanted = set(names) if names is not None else None
     by_name: dict[str, list[AssertionReport]] = {}
