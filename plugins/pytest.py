@@ -103,7 +103,7 @@ def find_pytest(spec: RunnerSpec) -> tuple[str, ...]:
             # Relative to the source directory (the command's working directory), so the same
             # command works in a container that mounts the workspace elsewhere.
             rel = os.path.relpath(python, source_dir).replace(os.sep, "/")
-            return (rel if "/" in rel else f"./{rel}", "-m", "pytest")
+            return (rel, "-m", "pytest")
     virtual_env = os.environ.get("VIRTUAL_ENV")
     if virtual_env:
         python = _venv_python(Path(virtual_env))

@@ -1,0 +1,456 @@
+"""Unit tests of the pytest runner plugin on recorded pytest output (no pytest run here)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import dagpar_plugins.pytest as plugin
+import pytest
+from dagpar_plugins import pytest_select
+from dagpar_plugins._pytest_collect import COLLECTION_ERROR, parse_collect_output
+from dagpar_plugins._pytest_paths import RootdirMap
+
+from dagpar_cli.errors import ExecutionError
+from dagpar_cli.execution.api import Outcome
+from dagpar_cli.model import (
+    REPORT_DIR,
+    RunnerCommand,
+    RunnerSpec,
+    Selection,
+    Status,
+    TestCase,
+    TestResult,
+)
+from dagpar_cli.pluginmanager import ToolchainRegistry
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+RECORDED = DATA / "pytest"
+PROJECT = DATA / "projects" / "pytest-hostile"
+SUITE = PROJECT / "suite"
+
+# What `pytest --collect-only` lists in the hostile suite, source-relative (spot checks).
+EXPECTED_SAMPLE = {
+    TestCase("check_classes.py", "CheckOuter::CheckInner::CheckInnermost::test_deeper"),
+    TestCase("check_names.py", "test_hostile[.*+?()[]{}|^$\\\\]"),
+    TestCase("check_names.py", "test_hostile[a::b]"),
+    TestCase("check_names.py", "test_hostile[\\u65e5\\u672c]"),
+    TestCase("sub dir/check_sub.py", "test_sub[a::b::c]"),
+    TestCase("sub dir/deeper/données_check.py", "test_unicode_file"),
+    TestCase("check_broken.py", COLLECTION_ERROR),
+    TestCase("check_import_error.py", COLLECTION_ERROR),
+}
+
+
+class FakeHost:
+    """A RunnerHost that answers with a canned outcome and records the command."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.argv: list[str] = []
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        self.argv = list(argv)
+        return self.outcome
+
+
+def suite_spec(**kwargs: object) -> RunnerSpec:
+    return RunnerSpec(
+        name="pytest",
+        workspace=PROJECT,
+        source="suite",
+        command=("pytest",),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def recorded_tests() -> list[TestCase]:
+    stdout = (RECORDED / "collect-suite-rootdir-above.txt").read_text(encoding="utf-8")
+    return parse_collect_output(stdout, RootdirMap(SUITE))
+
+
+# ------------------------------------------------------------------------------------------
+# collect
+# ------------------------------------------------------------------------------------------
+
+
+def test_collect_maps_rootdir_above_the_source_to_source_relative_paths() -> None:
+    tests = recorded_tests()
+    assert len(tests) == 34  # 32 tests + 2 files that fail to collect
+    assert set(tests) >= EXPECTED_SAMPLE
+    assert not any(t.path.startswith("suite/") for t in tests)
+    # pytest's order is kept; collection errors come last.
+    assert tests[0] == TestCase("check_classes.py", "CheckOuter::test_a")
+    assert [t.name for t in tests[-2:]] == [COLLECTION_ERROR, COLLECTION_ERROR]
+
+
+def test_collect_from_the_project_root_keeps_the_full_paths() -> None:
+    stdout = (RECORDED / "collect-project.txt").read_text(encoding="utf-8")
+    tests = parse_collect_output(stdout, RootdirMap(PROJECT))
+    assert {TestCase(f"suite/{t.path}", t.name) for t in EXPECTED_SAMPLE} <= set(tests)
+    assert len(tests) == 34
+
+
+def test_rootdir_below_the_source_is_found_from_path_arguments(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "unit").mkdir(parents=True)
+    (tmp_path / "tests" / "unit" / "test_a.py").write_text("")
+    # No configuration file: pytest's rootdir is the common ancestor of the path arguments.
+    stdout = "unit/test_a.py::test_x\n\n1 test collected in 0.01s\n"
+    tests = parse_collect_output(stdout, RootdirMap(tmp_path, ("-x", "tests")))
+    assert tests == [TestCase("tests/unit/test_a.py", "test_x")]
+
+
+def test_collect_ignores_stray_lines_and_sections() -> None:
+    stdout = (
+        "some plugin says hello\n"
+        "tests/test_a.py::test_x[a b]\n"
+        "\n"
+        "=============== warnings summary ===============\n"
+        "tests/test_a.py::test_x[a b]\n"
+        "  DeprecationWarning: tests/test_a.py::bogus\n"
+        "1 test collected in 0.01s\n"
+    )
+    tests = parse_collect_output(stdout, RootdirMap(Path("/nonexistent")))
+    assert tests == [TestCase("tests/test_a.py", "test_x[a b]")]
+
+
+def test_collect_hook_builds_the_listing_command_and_parses_it() -> None:
+    stdout = (RECORDED / "collect-suite-rootdir-above.txt").read_text(encoding="utf-8")
+    host = FakeHost(Outcome(exit_code=2, stdout=stdout))
+    spec = suite_spec(args=("-m", "not slow"))
+    tests = plugin.dagpar_runner_collect(spec=spec, host=host)
+    assert tests == recorded_tests()
+    assert host.argv[:3] == ["pytest", "-m", "not slow"]
+    assert "--collect-only" in host.argv and "--verbosity=-1" in host.argv
+    assert host.argv[host.argv.index("-p") + 1] == "no:cacheprovider"
+
+
+def test_collect_of_an_empty_tree_is_empty() -> None:
+    outcome = Outcome(exit_code=5, stdout="\nno tests collected in 0.01s\n")
+    assert plugin.dagpar_runner_collect(spec=suite_spec(), host=FakeHost(outcome)) == []
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (Outcome(exit_code=127, stderr="No such file", not_started=True), "cannot start pytest"),
+        (
+            Outcome(exit_code=4, stderr="ImportError while loading conftest 'conftest.py'."),
+            "ImportError while loading conftest",
+        ),
+        (Outcome(exit_code=2, stdout="!!! Interrupted: bad !!!\n"), "exit code 2"),
+        (Outcome(exit_code=-9, timed_out=True), "timed out"),
+    ],
+)
+def test_collect_failures_raise_execution_errors(outcome: Outcome, expected: str) -> None:
+    with pytest.raises(ExecutionError, match=expected):
+        plugin.dagpar_runner_collect(spec=suite_spec(), host=FakeHost(outcome))
+
+
+def test_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
+    spec = RunnerSpec(name="jest", workspace=tmp_path)
+    assert plugin.dagpar_runner_collect(spec=spec, host=FakeHost(Outcome(exit_code=0))) is None
+    assert plugin.dagpar_runner_command(spec=spec, selection=Selection(items=(("a",),))) is None
+    assert (
+        plugin.dagpar_runner_parse(spec=spec, report_dir=tmp_path, outcome=Outcome(exit_code=0))
+        is None
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# finding pytest
+# ------------------------------------------------------------------------------------------
+
+
+def _venv(root: Path) -> Path:
+    python = root / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    return python
+
+
+def test_find_pytest_prefers_the_override_then_the_nearest_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    (tmp_path / "api").mkdir()
+    spec = RunnerSpec(name="pytest", workspace=tmp_path, source="api")
+    override = RunnerSpec(name="pytest", workspace=tmp_path, command=("uv", "run", "pytest"))
+    assert plugin.find_pytest(override) == ("uv", "run", "pytest")
+    _venv(tmp_path)
+    assert plugin.find_pytest(spec) == ("../.venv/bin/python", "-m", "pytest")
+    _venv(tmp_path / "api")
+    assert plugin.find_pytest(spec) == (".venv/bin/python", "-m", "pytest")
+
+
+def test_find_pytest_falls_back_to_virtual_env_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = RunnerSpec(name="pytest", workspace=tmp_path / "ws")
+    python = _venv(tmp_path / "active")
+    monkeypatch.setenv("VIRTUAL_ENV", str(python.parent.parent))
+    assert plugin.find_pytest(spec) == (str(python), "-m", "pytest")
+    monkeypatch.delenv("VIRTUAL_ENV")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pytest").write_text("#!/bin/sh\n")
+    (bin_dir / "pytest").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert plugin.find_pytest(spec) == ("pytest",)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ExecutionError, match=r"pytest not found .*runner:"):
+        plugin.find_pytest(spec)
+
+
+# ------------------------------------------------------------------------------------------
+# command
+# ------------------------------------------------------------------------------------------
+
+
+def _data(command: RunnerCommand) -> dict[str, object]:
+    return json.loads(command.files[pytest_select.SELECTION_FILE])  # type: ignore[no-any-return]
+
+
+def test_command_for_whole_files_and_single_tests() -> None:
+    selection = Selection(
+        items=(
+            ("check_names.py",),
+            ("sub dir/check_sub.py", "test_sub[a::b::c]"),
+            ("check_names.py", "test_plain"),  # inside a whole file: redundant
+            ("check_names.py",),
+        )
+    )
+    [command] = plugin.dagpar_runner_command(spec=suite_spec(), selection=selection) or []
+    assert _data(command) == {
+        "paths": ["check_names.py"],
+        "tests": [["sub dir/check_sub.py", "test_sub[a::b::c]"]],
+    }
+    argv = command.argv
+    assert argv[0] == "pytest"
+    assert argv[-2:] == ("check_names.py", "sub dir/check_sub.py")
+    assert f"--junit-xml={REPORT_DIR}/pytest-junit.xml" in argv
+    assert ("-p", "no:cacheprovider") in itertools.pairwise(argv)
+    assert ("-p", pytest_select.MODULE) in itertools.pairwise(argv)
+    assert ("-o", "junit_family=xunit1") in itertools.pairwise(argv)
+    assert not any("test_sub" in arg for arg in argv)  # ids travel in the file, not argv
+    assert command.env["PYTHONPATH"].split(":")[0] == REPORT_DIR
+    plugin_source = command.files[f"{pytest_select.MODULE}.py"]
+    assert "def pytest_collection_modifyitems" in plugin_source
+
+
+def test_command_with_exact_tests_ignores_the_items() -> None:
+    tests = (
+        TestCase("check_names.py", "test_hostile[.*+?()[]{}|^$\\\\]"),
+        TestCase("check_names.py", "test_hostile[\\xe9]"),
+        TestCase("check_broken.py", COLLECTION_ERROR),
+    )
+    selection = Selection(items=(("check_names.py",), ("check_classes.py",)), tests=tests)
+    [command] = plugin.dagpar_runner_command(spec=suite_spec(), selection=selection) or []
+    assert (
+        _data(command)
+        == {
+            "paths": ["check_broken.py"],  # its collection error must surface
+            "tests": [[t.path, t.name] for t in tests[:2]],
+        }
+    )
+    assert "check_classes.py" not in command.argv
+
+
+def test_command_appends_user_args_before_its_own_options() -> None:
+    spec = suite_spec(args=("-x", "--junit-xml=mine.xml"))
+    [command] = plugin.dagpar_runner_command(spec, Selection(items=(("a.py",),))) or []
+    # Later options win in pytest's parser: dagpar's report path must come after the user's.
+    assert command.argv.index("--junit-xml=mine.xml") < command.argv.index(
+        f"--junit-xml={REPORT_DIR}/pytest-junit.xml"
+    )
+
+
+def test_command_of_an_empty_selection_is_nothing() -> None:
+    assert plugin.dagpar_runner_command(suite_spec(), Selection(items=())) == []
+    assert plugin.dagpar_runner_command(suite_spec(), Selection(items=(), tests=())) == []
+
+
+def test_twenty_thousand_ids_stay_off_the_command_line() -> None:
+    tests = tuple(TestCase(f"tests/test_{i % 7}.py", f"test_x[{i} a b]") for i in range(20_000))
+    [command] = plugin.dagpar_runner_command(suite_spec(), Selection(items=(), tests=tests)) or []
+    assert sum(len(a) for a in command.argv) < 2_000
+    data = _data(command)
+    assert len(data["tests"]) == 20_000  # type: ignore[arg-type]
+
+
+def test_many_files_collapse_to_their_common_directory() -> None:
+    items = tuple((f"tests/deep/module_{i:05d}/test_file_{i:05d}.py",) for i in range(2_000))
+    [command] = plugin.dagpar_runner_command(suite_spec(), Selection(items=items)) or []
+    assert command.argv[-1] == "tests/deep"
+    assert len(_data(command)["paths"]) == 2_000  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------
+# parse
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def report_dir(tmp_path: Path) -> Path:
+    shutil.copy(RECORDED / "junit-with-plugin.xml", tmp_path / "pytest-junit.xml")
+    shutil.copy(RECORDED / "run-info-rootdir-above.json", tmp_path / "dagpar_pytest_run.json")
+    return tmp_path
+
+
+def _parse(report_dir: Path) -> dict[str, TestResult]:
+    results = plugin.dagpar_runner_parse(suite_spec(), report_dir, Outcome(exit_code=1)) or []
+    by_id = {r.id: r for r in results}
+    assert len(by_id) == len(results), "every test is reported once"
+    return by_id
+
+
+def test_parse_names_every_test_exactly_as_collected(report_dir: Path) -> None:
+    results = _parse(report_dir)
+    assert set(results) == {t.id for t in recorded_tests()}
+
+
+def test_parse_statuses_messages_and_merged_teardown_errors(report_dir: Path) -> None:
+    results = _parse(report_dir)
+    assert results["check_classes.py::test_failing"].status is Status.FAILED
+    assert results["check_classes.py::test_failing"].message == "AssertionError: one is not two"
+    merged = results["check_classes.py::test_fail_and_teardown_error"]
+    assert merged.status is Status.FAILED
+    assert merged.message == "AssertionError: call failed"
+    assert "teardown broke" in merged.details
+    setup = results["check_classes.py::test_setup_error"]
+    assert setup.status is Status.ERROR and "setup broke" in setup.message
+    assert results["check_classes.py::test_skipped"].status is Status.SKIPPED
+    assert results["check_classes.py::test_skipped"].message == "skipped on purpose"
+    assert results["check_classes.py::test_xfail"].status is Status.SKIPPED
+    assert results["check_classes.py::test_xfail"].message == "xfail: known bug"
+    broken = results[f"check_broken.py::{COLLECTION_ERROR}"]
+    assert broken.status is Status.ERROR
+    assert broken.message == "collection failure: SyntaxError: invalid syntax"
+    missing = results[f"check_import_error.py::{COLLECTION_ERROR}"]
+    assert "dagpar_no_such_module_anywhere" in missing.message
+    passed = [r for r in results.values() if r.status is Status.PASSED]
+    assert len(passed) == 27
+    assert all(r.seconds >= 0 for r in results.values())
+
+
+def test_parse_without_the_plugin_maps_classnames_back_to_node_ids(tmp_path: Path) -> None:
+    # A report pytest wrote on its own (no dagpar properties, no recorded rootdir).
+    shutil.copy(RECORDED / "junit-without-plugin.xml", tmp_path / "pytest-junit.xml")
+    results = _parse(tmp_path)
+    assert set(results) == {t.id for t in recorded_tests()}
+
+
+def test_parse_without_a_report_returns_nothing(tmp_path: Path) -> None:
+    assert plugin.dagpar_runner_parse(suite_spec(), tmp_path, Outcome(exit_code=-11)) == []
+
+
+def test_parse_a_truncated_report_keeps_what_it_can_and_names_the_problem(
+    report_dir: Path,
+) -> None:
+    report = report_dir / "pytest-junit.xml"
+    text = report.read_text(encoding="utf-8")
+    cut = text.index('name="test_hostile[a::b]"')
+    report.write_text(text[:cut], encoding="utf-8")
+    selected = [["check_names.py", "test_plain"], ["check_classes.py", "CheckOuter::test_a"]]
+    (report_dir / pytest_select.SELECTION_FILE).write_text(
+        json.dumps({"paths": [], "tests": selected})
+    )
+    results = _parse(report_dir)
+    assert results["check_classes.py::CheckOuter::test_a"].status is Status.PASSED
+    plain = results["check_names.py::test_plain"]
+    assert plain.status is Status.ERROR and "malformed" in plain.message
+
+
+@pytest.mark.parametrize("content", [b"", b"not xml at all <<<", b"\x00\xff\xfe", b"<a><b></a>"])
+def test_parse_garbage_never_raises(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "pytest-junit.xml").write_bytes(content)
+    assert plugin.dagpar_runner_parse(suite_spec(), tmp_path, Outcome(exit_code=1)) == []
+
+
+# ------------------------------------------------------------------------------------------
+# registration and detection
+# ------------------------------------------------------------------------------------------
+
+
+def test_registers_the_pytest_toolchain_and_entry_point() -> None:
+    registry = ToolchainRegistry()
+    plugin.dagpar_register_toolchains(registry=registry)
+    assert registry.get("pytest") == "dagpar_toolchains.pytest"
+    [entry] = [e for e in entry_points(group="dagpar") if e.name == "pytest"]
+    assert entry.value == "dagpar_plugins.pytest"
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"pytest.ini": "[pytest]\n", "api/pytest.ini": ""}, [(".", "pytest.ini")]),
+        (
+            {"pyproject.toml": "[project]\nname='x'\n\n[tool.pytest.ini_options]\naddopts=''\n"},
+            [(".", "pyproject.toml [tool.pytest.ini_options]")],
+        ),
+        ({"setup.cfg": "[metadata]\n[tool:pytest]\n"}, [(".", "setup.cfg [tool:pytest]")]),
+        ({"tox.ini": "[tox]\n[pytest]\n"}, [(".", "tox.ini [pytest]")]),
+        ({"conftest.py": ""}, [(".", "conftest.py")]),
+        ({"tests/test_a.py": "", "tests/conftest.py": ""}, [(".", "tests/")]),
+        ({"api/pyproject.toml": "[tool.pytest.ini_options]\n"}, [("api", "api/pyproject.toml")]),
+        ({"src/pkg/store_test.py": "", "api/tests/unit/test_x.py": ""}, [("api", "api/tests")]),
+    ],
+)
+def test_detects_a_single_project(
+    tmp_path: Path, files: dict[str, str], expected: list[tuple[str, str]]
+) -> None:
+    found = plugin.dagpar_detect_toolchains(workspace=_write(tmp_path, files)) or []
+    assert [
+        (e["source"], e["why"][: len(w)]) for e, (_, w) in zip(found, expected, strict=True)
+    ] == expected
+    assert [e["instance"] for e in found] == ["pytest"]
+    assert all(e["use"] == "pytest" for e in found)
+
+
+def test_several_projects_are_named_by_directory(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "api/pyproject.toml": "[tool.pytest.ini_options]\n",
+            "Web UI/setup.cfg": "[tool:pytest]\n",
+            "worker/tests/test_job.py": "",
+            "docs/index.md": "",
+            "node_modules/x/test_x.py": "",
+            ".venv/lib/test_y.py": "",
+        },
+    )
+    found = plugin.dagpar_detect_toolchains(workspace=tmp_path) or []
+    assert [(e["instance"], e["source"], e["why"]) for e in found] == [
+        ("web-ui", "Web UI", "Web UI/setup.cfg [tool:pytest]"),
+        ("api", "api", "api/pyproject.toml [tool.pytest.ini_options]"),
+        ("worker", "worker", "worker/tests/test_job.py"),
+    ]
+
+
+def test_root_tests_do_not_double_count_their_tests_directory(tmp_path: Path) -> None:
+    _write(tmp_path, {"tests/conftest.py": "", "tests/test_a.py": "", "svc/pytest.ini": ""})
+    found = plugin.dagpar_detect_toolchains(workspace=tmp_path) or []
+    assert [(e["instance"], e["source"]) for e in found] == [("pytest", "."), ("svc", "svc")]
+
+
+def test_nothing_to_detect(tmp_path: Path) -> None:
+    _write(tmp_path, {"pyproject.toml": "[project]\nname='x'\n", "src/app.py": ""})
+    assert plugin.dagpar_detect_toolchains(workspace=tmp_path) is None
