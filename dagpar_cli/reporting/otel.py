@@ -1,0 +1,560 @@
+"""OpenTelemetry traces of a run: run → check → slice → test case.
+
+Every span carries ``dagpar.run.id``; check and test-case spans carry the test semantic
+conventions (``test.suite.name``, ``test.suite.run.status``, ``test.case.name``,
+``test.case.result.status``), slice and test-case spans ``dagpar.check``, ``dagpar.slice.index``
+and ``dagpar.slice.total``, and test-case and task spans the item they belong to
+(``dagpar.item``).
+
+Where spans go, decided once in ``dagpar_configure``:
+
+- to an OTLP/HTTP collector when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (every other standard ``OTEL_EXPORTER_OTLP_*``
+  variable applies; ``OTEL_TRACES_EXPORTER=none`` turns it off);
+- always, as JSON lines, to ``<workspace>/.dagpar/traces/<run_id>.jsonl``, so that a run can be
+  inspected after the fact without a collector;
+- nowhere when ``OTEL_SDK_DISABLED=true``: no provider is set up at all.
+
+Each slice's commands get ``TRACEPARENT`` (W3C trace context) for the slice span, so a runner
+that understands it joins the trace; dagpar itself joins the trace of a ``TRACEPARENT`` it was
+started with (a traced CI job).
+
+Slices run in worker threads; the reporter keeps its open spans under one lock. Test-case spans
+are made when their slice ends, from the slice's results, laid end to end from the slice's start
+(runners report durations, not start times).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResult, TestResult
+from dagpar_cli.model import Status as TestStatus
+from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.statedir import state_dir
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from dagpar_cli.session import Session
+
+__all__ = ["JsonLinesExporter", "OtelReporter", "dagpar_configure", "task_span", "traces_file"]
+
+log = logging.getLogger("dagpar.otel")
+
+#: The instrumentation scope of dagpar's spans.
+TRACER_NAME = "dagpar"
+
+#: ``test.case.result.status`` per test status (OpenTelemetry test semantic conventions).
+_CASE_STATUS = {
+    TestStatus.PASSED: "pass",
+    TestStatus.FAILED: "fail",
+    TestStatus.ERROR: "error",
+    TestStatus.SKIPPED: "skipped",
+}
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+#: The reporter of the run in progress, for :func:`task_span` (None when tracing is off).
+_active: OtelReporter | None = None
+_active_lock = threading.Lock()
+
+
+def _ns(epoch_seconds: float) -> int:
+    return int(epoch_seconds * 1e9)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def traces_file(workspace: Path, run_id: str) -> Path:
+    """Where the spans of run *run_id* are recorded: ``.dagpar/traces/<run_id>.jsonl``.
+
+    :param workspace: the workspace root.
+    :param run_id: the run's id (:attr:`Session.run_id <dagpar_cli.session.Session.run_id>`).
+    """
+    return workspace / ".dagpar" / "traces" / f"{run_id}.jsonl"
+
+
+class JsonLinesExporter(SpanExporter):
+    """Appends each finished span to a file as one line of JSON (the SDK's own span format).
+
+    :param path: the file; created on the first span.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write *spans*, one JSON object per line."""
+        lines = "".join(
+            json.dumps(json.loads(span.to_json(indent=None)), ensure_ascii=False) + "\n"
+            for span in spans
+        )
+        with self._lock:
+            if self._closed:
+                return SpanExportResult.FAILURE
+            try:
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(lines)
+            except OSError as exc:
+                log.warning("cannot record spans in %s: %s", self.path, exc)
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Stop accepting spans."""
+        with self._lock:
+            self._closed = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered: every export is written at once."""
+        return True
+
+
+def _resource() -> Resource:
+    attributes: dict[str, Any] = {}
+    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over dagpar's default name.
+    explicit = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
+    if not explicit:
+        attributes["service.name"] = "dagpar"
+    return Resource.create(attributes)
+
+
+def _wants_otlp() -> bool:
+    if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def _make_provider(workspace: Path, run_id: str) -> TracerProvider | None:
+    """A provider exporting where the environment says, or None when nothing would be recorded."""
+    provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
+    outputs = 0
+    try:
+        state_dir(workspace, "traces")
+        exporter = JsonLinesExporter(traces_file(workspace, run_id))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        outputs += 1
+    except OSError as exc:
+        # A read-only checkout still gets its run; it only loses the local trace record.
+        log.warning("not recording traces under %s/.dagpar: %s", workspace, exc)
+    if _wants_otlp():
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        try:
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            outputs += 1
+        except Exception as exc:  # a malformed OTEL_* value must not fail the tests' run
+            log.warning("not exporting traces over OTLP: %s", exc)
+    if not outputs:
+        provider.shutdown()
+        return None
+    return provider
+
+
+@dataclass(slots=True)
+class _OpenSlice:
+    span: Span
+    start_ns: int
+
+
+@dataclass(slots=True)
+class _OpenCheck:
+    span: Span
+    slices: int = 0
+
+
+@dataclass(slots=True)
+class OtelReporter:
+    """The spans of one run; registered as a plugin by :func:`dagpar_configure`.
+
+    :param provider: the provider that owns the exporters (flushed and shut down at the end).
+    :param run_span: the root span, started when the run started.
+    :param run_id: the run's id, an attribute of every span.
+    :param pm: the plugin manager the reporter is registered with (it unregisters at the end).
+    """
+
+    provider: TracerProvider
+    run_span: Span
+    run_id: str
+    pm: pluggy.PluginManager | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _checks: dict[str, _OpenCheck] = field(default_factory=dict)
+    _slices: dict[tuple[str, int, int], _OpenSlice] = field(default_factory=dict)
+    _finished: set[str] = field(default_factory=set)
+    _local: threading.local = field(default_factory=threading.local)
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """dagpar's tracer."""
+        return self.provider.get_tracer(TRACER_NAME)
+
+    def _attrs(self, **extra: Any) -> dict[str, Any]:
+        return {"dagpar.run.id": self.run_id, **extra}
+
+    # ---------------------------------------------------------------- spans
+
+    def _check_span(self, check: str) -> _OpenCheck:
+        """The open span of *check*, started now if this is its first slice (lock held)."""
+        open_check = self._checks.get(check)
+        if open_check is None:
+            span = self.tracer.start_span(
+                f"check {check}",
+                context=trace.set_span_in_context(self.run_span),
+                attributes=self._attrs(**{"test.suite.name": check, "dagpar.check": check}),
+            )
+            open_check = self._checks[check] = _OpenCheck(span)
+        return open_check
+
+    def _slice_span(self, check: str, plan: SlicePlan) -> _OpenSlice:
+        """The span of one slice, started on first mention (``dagpar_slice_env`` comes first)."""
+        key = (check, plan.index, id(plan))
+        with self._lock:
+            open_slice = self._slices.get(key)
+            if open_slice is None:
+                parent = self._check_span(check)
+                parent.slices += 1
+                start_ns = time.time_ns()
+                span = self.tracer.start_span(
+                    f"slice {plan.index} of {check}",
+                    context=trace.set_span_in_context(parent.span),
+                    start_time=start_ns,
+                    attributes=self._attrs(
+                        **{
+                            "dagpar.check": check,
+                            "dagpar.slice.index": plan.index,
+                            "dagpar.slice.items": [item.key for item in plan.items],
+                            "dagpar.slice.predicted_seconds": plan.predicted_seconds,
+                        }
+                    ),
+                )
+                open_slice = self._slices[key] = _OpenSlice(span, start_ns)
+            return open_slice
+
+    def _test_spans(
+        self,
+        check: str,
+        plan: SlicePlan,
+        result: SliceResult,
+        opened: _OpenSlice,
+        total: int | None,
+        end_ns: int,
+    ) -> None:
+        """One span per test the slice reported, laid end to end from the slice's start."""
+        context = trace.set_span_in_context(opened.span)
+        ordered = result.results
+        reported = sum(max(r.seconds, 0.0) for r in ordered)
+        available = max(end_ns - opened.start_ns, 0) / 1e9
+        # Runners that run tests concurrently report more test time than wall time; squeeze
+        # them so that every test span stays inside its slice.
+        scale = min(1.0, available / reported) if reported > 0 else 1.0
+        cursor = opened.start_ns
+        items = _ItemIndex(plan.items)
+        for test in ordered:
+            duration = int(max(test.seconds, 0.0) * scale * 1e9)
+            attributes = self._attrs(
+                **{
+                    "test.case.name": test.id,
+                    "test.case.result.status": _CASE_STATUS[test.status],
+                    "test.suite.name": check,
+                    "dagpar.check": check,
+                    "dagpar.slice.index": plan.index,
+                    "code.file.path": test.path,
+                }
+            )
+            if total is not None:
+                attributes["dagpar.slice.total"] = total
+            item = items.find(test)
+            if item is not None:
+                attributes["dagpar.item"] = item
+            if test.attempts:
+                attributes["dagpar.test.attempts"] = len(test.attempts) + 1
+                attributes["dagpar.test.flaky"] = test.flaky
+            span = self.tracer.start_span(
+                test.id, context=context, start_time=cursor, attributes=attributes
+            )
+            for attempt in test.attempts:
+                span.add_event(
+                    "dagpar.attempt",
+                    {
+                        "dagpar.attempt.status": _CASE_STATUS[attempt.status],
+                        "dagpar.attempt.seconds": attempt.seconds,
+                        "dagpar.attempt.message": attempt.message,
+                    },
+                    timestamp=cursor,
+                )
+            if test.status.is_bad:
+                span.set_status(
+                    Status(
+                        StatusCode.ERROR,
+                        test.message.splitlines()[0] if test.message else test.status.value,
+                    )
+                )
+            span.end(end_time=cursor + duration)
+            cursor += duration
+
+    # ---------------------------------------------------------------- hooks
+
+    @hookimpl
+    def dagpar_slice_env(self, check: str, slice: SlicePlan) -> dict[str, str] | None:
+        """``TRACEPARENT`` (and ``TRACESTATE``) of the slice's span."""
+        opened = self._slice_span(check, slice)
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(opened.span))
+        return {key.upper(): value for key, value in carrier.items()}
+
+    @hookimpl
+    def dagpar_slice_started(self, check: str, slice: SlicePlan, total: int) -> None:
+        """Start (or complete) the slice's span; remember it for :func:`task_span`."""
+        opened = self._slice_span(check, slice)
+        opened.span.set_attribute("dagpar.slice.total", total)
+        self._local.current = opened
+
+    @hookimpl
+    def dagpar_slice_finished(self, check: str, slice: SlicePlan, result: SliceResult) -> None:
+        """End the slice's span and record a span per test it reported."""
+        key = (check, slice.index, id(slice))
+        # A slice cancelled before it ran has no span yet; it gets one anyway.
+        opened = self._slice_span(check, slice)
+        with self._lock:
+            self._slices.pop(key, None)
+        if getattr(self._local, "current", None) is opened:
+            self._local.current = None
+        end_ns = time.time_ns()
+        total = getattr(opened.span, "attributes", {}).get("dagpar.slice.total")
+        self._test_spans(check, slice, result, opened, total, end_ns)
+        opened.span.set_attribute("dagpar.slice.seconds", result.seconds)
+        opened.span.set_attribute("dagpar.slice.tests", len(result.results))
+        if result.where:
+            opened.span.set_attribute("dagpar.slice.where", result.where)
+        if result.error:
+            opened.span.set_status(Status(StatusCode.ERROR, result.error))
+        opened.span.end(end_time=end_ns)
+
+    @hookimpl
+    def dagpar_check_finished(self, result: CheckResult) -> None:
+        """End the check's span with its outcome."""
+        with self._lock:
+            opened = self._checks.pop(result.name, None)
+            self._finished.add(result.name)
+        if opened is None:
+            self._unsplit_check(result)
+        else:
+            _finish_check(opened.span, result)
+            opened.span.end()
+
+    def _unsplit_check(self, result: CheckResult) -> None:
+        """The span of a check that never split, placed where it ran."""
+        start_ns = _ns(self.run_start + result.started)
+        span = self.tracer.start_span(
+            f"check {result.name}",
+            context=trace.set_span_in_context(self.run_span),
+            start_time=start_ns,
+            attributes=self._attrs(**{"test.suite.name": result.name, "dagpar.check": result.name}),
+        )
+        _finish_check(span, result)
+        span.end(end_time=start_ns + int(max(result.seconds, 0.0) * 1e9))
+
+    @property
+    def run_start(self) -> float:
+        """The run span's start, in epoch seconds."""
+        start = getattr(self.run_span, "start_time", None)
+        return start / 1e9 if start else time.time()
+
+    @hookimpl
+    def dagpar_sessionfinish(self, run: RunResult | None, exitcode: int) -> None:
+        """End every open span, then the run's; flush and shut the exporters down."""
+        global _active
+        try:
+            with self._lock:
+                slices = list(self._slices.values())
+                checks = dict(self._checks)
+                self._slices.clear()
+                self._checks.clear()
+            for opened in slices:
+                opened.span.set_status(Status(StatusCode.ERROR, "the slice never finished"))
+                opened.span.end()
+            outcomes = {c.name: c for c in run.checks} if run is not None else {}
+            for name, open_check in checks.items():
+                outcome = outcomes.get(name)
+                if outcome is not None:
+                    _finish_check(open_check.span, outcome)
+                open_check.span.end()
+            for name, outcome in outcomes.items():
+                # Checks the engine did not announce as finished still appear in the trace.
+                if name not in checks and name not in self._finished:
+                    self._unsplit_check(outcome)
+            self.run_span.set_attribute("dagpar.exit_code", exitcode)
+            if run is not None:
+                results = run.results
+                self.run_span.set_attribute("dagpar.tests", len(results))
+                self.run_span.set_attribute(
+                    "dagpar.tests.failed", sum(r.status.is_bad for r in results)
+                )
+                self.run_span.set_attribute("dagpar.interrupted", run.interrupted)
+            if exitcode != 0:
+                self.run_span.set_status(Status(StatusCode.ERROR, f"exit code {exitcode}"))
+            self.run_span.end()
+        finally:
+            with _active_lock:
+                if _active is self:
+                    _active = None
+            try:
+                self.provider.force_flush()
+            finally:
+                self.provider.shutdown()
+                if self.pm is not None and self.pm.is_registered(self):
+                    self.pm.unregister(self)
+
+    # ---------------------------------------------------------------- tasks
+
+    @contextmanager
+    def task(self, item_key: str) -> Iterator[Span]:
+        """A span for work on one item, under the current slice's span (see :func:`task_span`)."""
+        current: _OpenSlice | None = getattr(self._local, "current", None)
+        parent = current.span if current is not None else self.run_span
+        attributes = self._attrs(**{"dagpar.item": item_key})
+        parent_attributes = getattr(parent, "attributes", None) or {}
+        for name in ("dagpar.check", "dagpar.slice.index", "dagpar.slice.total"):
+            if name in parent_attributes:
+                attributes[name] = parent_attributes[name]
+        with self.tracer.start_as_current_span(
+            f"task {item_key}",
+            context=trace.set_span_in_context(parent),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+        ) as span:
+            yield span
+
+
+def _finish_check(span: Span, result: CheckResult) -> None:
+    status = "aborted" if result.interrupted else "success" if result.passed else "failure"
+    span.set_attribute("test.suite.run.status", status)
+    span.set_attribute("dagpar.check.tests", len(result.results))
+    span.set_attribute("dagpar.check.slices", len(result.slices))
+    if not result.passed:
+        failed = sum(r.status.is_bad for r in result.results)
+        first = result.error.splitlines()[0] if result.error else f"{failed} tests failed"
+        span.set_status(Status(StatusCode.ERROR, first))
+
+
+class _ItemIndex:
+    """Finds the item of a slice a reported test belongs to."""
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self.whole: dict[str, str] = {}
+        self.finer: dict[str, list[tuple[str, str]]] = {}
+        for item in items:
+            name = item.name
+            if name is None:
+                self.whole.setdefault(item.path, item.key)
+            else:
+                self.finer.setdefault(item.path, []).append((name, item.key))
+
+    def find(self, test: TestResult) -> str | None:
+        """The key of *test*'s item: a finer selector naming the test or its parent, else
+        the whole file or package."""
+        for name, key in self.finer.get(test.path, ()):
+            if test.name == name or test.name.startswith((f"{name}/", f"{name}::", f"{name} ")):
+                return key
+        return self.whole.get(test.path)
+
+
+@contextmanager
+def task_span(item_key: str) -> Iterator[Span | None]:
+    """A span for one item's work, under the current slice's span; a no-op without tracing.
+
+    What ``dag.parallel.task(item)`` uses, for toolchains that loop over their items::
+
+        with task_span("src/a.test.ts"):
+            lint("src/a.test.ts")
+
+    An exception escaping the block is recorded on the span and marks it failed.
+
+    :param item_key: the item's :attr:`~dagpar_cli.model.Item.key`.
+    :returns: a context manager yielding the span, or None when tracing is off.
+    """
+    with _active_lock:
+        reporter = _active
+    if reporter is None:
+        yield None
+        return
+    with reporter.task(item_key) as span:
+        yield span
+
+
+def _incoming_context() -> Any:
+    """The trace dagpar was started in (``TRACEPARENT`` of a traced CI job), if any."""
+    carrier: Mapping[str, str] = {
+        key.lower(): value
+        for key, value in os.environ.items()
+        if key in ("TRACEPARENT", "TRACESTATE")
+    }
+    return _PROPAGATOR.extract(carrier) if carrier else None
+
+
+@hookimpl
+def dagpar_configure(session: Session) -> None:
+    """Set up tracing for the run, unless ``OTEL_SDK_DISABLED`` is true.
+
+    Starts the run span (at the session's start) and registers an :class:`OtelReporter` with the
+    session's plugin manager; it ends everything in ``dagpar_sessionfinish``.
+
+    :param session: the run's session.
+    """
+    global _active
+    if _truthy(os.environ.get("OTEL_SDK_DISABLED")):
+        return
+    provider = _make_provider(session.config.workspace, session.run_id)
+    if provider is None:
+        return
+    tracer = provider.get_tracer(TRACER_NAME)
+    run_span = tracer.start_span(
+        "dagpar run",
+        context=_incoming_context(),
+        start_time=_ns(session.started_wall),
+        attributes={
+            "dagpar.run.id": session.run_id,
+            "dagpar.workspace": str(session.config.workspace),
+            "dagpar.executor": session.executor_name,
+        },
+    )
+    if session.options.shard is not None:
+        run_span.set_attribute("dagpar.shard", "{}/{}".format(*session.options.shard))
+    reporter = OtelReporter(
+        provider=provider, run_span=run_span, run_id=session.run_id, pm=session.pm
+    )
+    session.stash["otel"] = reporter
+    with _active_lock:
+        _active = reporter
+    session.pm.register(reporter, name=f"dagpar-otel-{session.run_id}")
