@@ -52,7 +52,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResult, TestResult
 from dagpar_cli.model import Status as TestStatus
 from dagpar_cli.pluginmanager import hookimpl
-from dagpar_cli.statedir import state_dir
+from dagpar_cli.timings import STATE_DIR, state_dir
 
 if TYPE_CHECKING:
     import pluggy
@@ -95,7 +95,7 @@ def traces_file(workspace: Path, run_id: str) -> Path:
     :param workspace: the workspace root.
     :param run_id: the run's id (:attr:`Session.run_id <dagpar_cli.session.Session.run_id>`).
     """
-    return workspace / ".dagpar" / "traces" / f"{run_id}.jsonl"
+    return workspace / STATE_DIR / "traces" / f"{run_id}.jsonl"
 
 
 class JsonLinesExporter(SpanExporter):
@@ -161,7 +161,8 @@ def _make_provider(workspace: Path, run_id: str) -> TracerProvider | None:
     provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
     outputs = 0
     try:
-        state_dir(workspace, "traces")
+        # The timing store's helper makes .dagpar/ with its .gitignore and CACHEDIR.TAG.
+        (state_dir(workspace) / "traces").mkdir(exist_ok=True)
         exporter = JsonLinesExporter(traces_file(workspace, run_id))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         outputs += 1
