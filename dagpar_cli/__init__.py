@@ -1,0 +1,38 @@
+"""dagpar: split test suites into slices, run them in parallel, report one merged result.
+
+Toolchain files import their building blocks from here::
+
+    from dagpar_cli import Directory, check, dag, field, object_type, parallel
+
+Plugins import :data:`hookimpl`.
+"""
+
+from __future__ import annotations
+
+from dagpar_cli.errors import DagparError, ExitCode, TestsFailedError
+from dagpar_cli.model import Item, Status, TestCase, TestResult
+from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.runners import collect_items, run_tests
+from dagpar_cli.sdk import Container, Directory, check, dag, field, object_type, parallel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Container",
+    "DagparError",
+    "Directory",
+    "ExitCode",
+    "Item",
+    "Status",
+    "TestCase",
+    "TestResult",
+    "TestsFailedError",
+    "check",
+    "collect_items",
+    "dag",
+    "field",
+    "hookimpl",
+    "object_type",
+    "parallel",
+    "run_tests",
+]

@@ -1,0 +1,521 @@
+"""The ``dagpar`` command line: parse options, call the pipeline, map errors to exit codes.
+
+Nothing here decides how tests are split or run; see :mod:`dagpar_cli.pipeline`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dagpar_cli.config import RunOptions
+from dagpar_cli.errors import DagparError, ExitCode, UsageError
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: CI variables that name this node's shard: (index variable, total variable, index base).
+CI_SHARD_VARIABLES: tuple[tuple[str, str, int], ...] = (
+    ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", 0),
+    ("BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0),
+    ("CI_NODE_INDEX", "CI_NODE_TOTAL", 1),
+)
+
+
+def parse_shard(text: str, *, source: str = "--shard") -> tuple[int, int]:
+    """Parse ``I/N`` (1-based).
+
+    :raises UsageError: naming *source* and the fix.
+    """
+    index_text, slash, total_text = text.partition("/")
+    try:
+        index, total = int(index_text), int(total_text)
+    except ValueError:
+        index = total = 0
+    if not slash or total < 1:
+        raise UsageError(f"{source} {text!r}: expected I/N with 1 <= I <= N, e.g. --shard 2/4")
+    if not 1 <= index <= total:
+        raise UsageError(f"{source} {text!r}: shard index must be between 1 and {total}")
+    return index, total
+
+
+def detect_shard(env: dict[str, str] | os._Environ[str]) -> tuple[tuple[int, int], str] | None:
+    """This node's shard from CI variables (CircleCI, Buildkite, GitLab, generic), if any."""
+    for index_var, total_var, base in CI_SHARD_VARIABLES:
+        if index_var in env and total_var in env:
+            source = f"{index_var}/{total_var}"
+            try:
+                index, total = int(env[index_var]) + (1 - base), int(env[total_var])
+            except ValueError:
+                raise UsageError(
+                    f"{source}: expected whole numbers, got "
+                    f"{env[index_var]!r}/{env[total_var]!r}"
+                ) from None
+            if total < 1 or not 1 <= index <= total:
+                raise UsageError(f"{source}: index {env[index_var]} is outside 1..{total}")
+            return (index, total), source
+    return None
+
+
+def parse_parallelism(text: str | None) -> int | None:
+    """``-j N`` or ``auto``."""
+    if text is None or text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"-j/--parallelism {text!r}: expected a positive number or 'auto'")
+    return value
+
+
+def run_options(params: dict[str, Any]) -> RunOptions:
+    """Build :class:`RunOptions` from the shared options' values."""
+    shard = parse_shard(params["shard"]) if params.get("shard") else None
+    if shard is None:
+        detected = detect_shard(os.environ)
+        if detected is not None:
+            shard, source = detected
+            click.echo(f"dagpar: shard {shard[0]}/{shard[1]} (from {source})", err=True)
+    retries = params.get("retries") or 0
+    if retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    timeout = params.get("timeout")
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    return RunOptions(
+        filters=tuple(params.get("filters") or ()),
+        parallelism=parse_parallelism(params.get("parallelism")),
+        executor=params.get("executor"),
+        engines=tuple(params.get("engines") or ()),
+        shard=shard,
+        junit_xml=Path(params["junit_xml"]) if params.get("junit_xml") else None,
+        report_html=Path(params["report_html"]) if params.get("report_html") else None,
+        retries=retries,
+        timeout=timeout,
+        dry_run=bool(params.get("dry_run")),
+        json=bool(params.get("json_output")),
+        failfast=bool(params.get("failfast")),
+        debug=bool(params.get("debug")),
+    )
+
+
+def shared_options(fn: F) -> F:
+    """The options ``call`` and ``check`` share (DESIGN.md §4)."""
+    options = [
+        click.option(
+            "--filter",
+            "filters",
+            multiple=True,
+            metavar="SELECTOR",
+            help="[!][INSTANCE:]PATHGLOB[::NAMEGLOB]; repeatable, '!' excludes.",
+        ),
+        click.option(
+            "-j", "--parallelism", metavar="N|auto", help="Slices at once (default: CPUs)."
+        ),
+        click.option(
+            "--executor", type=click.Choice(["local", "docker"]), help="Where slices run."
+        ),
+        click.option(
+            "--engine", "engines", multiple=True, metavar="URL", help="Docker engine; repeatable."
+        ),
+        click.option("--shard", metavar="I/N", help="Run bucket I of N (CI nodes)."),
+        click.option("--junit-xml", type=click.Path(dir_okay=False), help="Merged JUnit XML."),
+        click.option("--report-html", type=click.Path(dir_okay=False), help="HTML report."),
+        click.option("--retries", type=int, default=0, help="Rerun failed tests N times."),
+        click.option("--timeout", type=float, help="Per-slice timeout in seconds."),
+        click.option("--dry-run", is_flag=True, help="Print the plan; run nothing."),
+        click.option("--json", "json_output", is_flag=True, help="Machine-readable stdout."),
+        click.option(
+            "-C", "--workspace", type=click.Path(), default=".", help="The workspace root."
+        ),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dagpar", prog_name="dagpar")
+def cli() -> None:
+    """Split test suites into slices, run them in parallel, report one merged result.
+
+    \b
+    Examples:
+      dagpar check                      run every check of the workspace
+      dagpar check --shard 2/4          run this CI node's share
+      dagpar call pytest test-files test --filter 'tests/test_a.py'
+    """
+
+
+@cli.command(
+    epilog="Example:  dagpar functions pytest test-files",
+)
+@click.argument("path", nargs=-1)
+@click.option("-C", "--workspace", type=click.Path(), default=".", help="The workspace root.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def functions(path: Sequence[str], workspace: str, debug: bool) -> None:
+    """List toolchains, their functions and fields ([+parallel], [+check])."""
+    _run(debug, lambda: _functions(Path(workspace), list(path)))
+
+
+def _functions(workspace: Path, path: list[str]) -> int:
+    from dagpar_cli.describe import describe
+    from dagpar_cli.discovery import discover
+    from dagpar_cli.pipeline import open_session
+
+    session = open_session(workspace, RunOptions())
+    toolchains = discover(session.config, session.pm)
+    click.echo(describe(toolchains, path))
+    return 0
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
+    epilog="Examples:\n\n  dagpar call pytest test-files test -j 4\n\n"
+    "  dagpar call build dist --target linux -o out/",
+)
+@click.argument("chain", nargs=-1, type=click.UNPROCESSED)
+@click.option("-o", "--output", type=click.Path(), help="Export a Directory result here.")
+@shared_options
+def call(chain: Sequence[str], output: str | None, **params: Any) -> None:
+    """Call a chain: INSTANCE FUNCTION [--arg V]... [FUNCTION ...]."""
+    _run(params.get("debug", False), lambda: _call(list(chain), output, params))
+
+
+def _call(chain: list[str], output: str | None, params: dict[str, Any]) -> int:
+    from dagpar_cli.pipeline import exit_code_for, open_session, run_call
+    from dagpar_cli.sdk.directory import Directory
+
+    options = run_options(params)
+    session = open_session(Path(params["workspace"]), options)
+    run, value = run_call(session, chain)
+    code = _print_run(run, options, session)
+    if options.dry_run or options.json:
+        return code
+    if isinstance(value, Directory):
+        if output:
+            value.export(Path(output))
+            click.echo(f"exported to {output}", err=True)
+        else:
+            click.echo(f"directory result: {value.host_path} (use -o PATH to export it)", err=True)
+    elif value is not None and not hasattr(value, "__dagpar_type__"):
+        click.echo(value if isinstance(value, str) else json.dumps(value, default=str))
+    elif value is not None:
+        click.echo(repr(value))
+    return int(exit_code_for(run)) if code == 0 else code
+
+
+@cli.command(
+    epilog="Examples:\n\n  dagpar check -l\n\n  dagpar check 'backend:*' --skip backend:lint\n\n"
+    "  dagpar check --filter 'api/tests/test_b.py::test_c' --junit-xml out/junit.xml",
+)
+@click.argument("patterns", nargs=-1)
+@click.option("-l", "--list", "list_only", is_flag=True, help="List the checks; run nothing.")
+@click.option("--skip", multiple=True, metavar="PATTERN", help="Skip checks; repeatable.")
+@click.option("--failfast", is_flag=True, help="Stop at the first failure.")
+@shared_options
+def check(
+    patterns: Sequence[str], list_only: bool, skip: Sequence[str], failfast: bool, **params: Any
+) -> None:
+    """Run every +check (or those matching PATTERN: instance:function globs)."""
+    params["failfast"] = failfast
+    _run(params.get("debug", False), lambda: _check(list(patterns), list_only, list(skip), params))
+
+
+def _check(patterns: list[str], list_only: bool, skip: list[str], params: dict[str, Any]) -> int:
+    from dagpar_cli.discovery import discover
+    from dagpar_cli.pipeline import open_session, run_checks, select_checks
+
+    options = run_options(params)
+    session = open_session(Path(params["workspace"]), options)
+    if list_only:
+        toolchains = discover(session.config, session.pm)
+        checks = select_checks(toolchains, patterns, skip)
+        if options.json:
+            click.echo(json.dumps({"checks": [c.name for c in checks]}))
+        else:
+            for c in checks:
+                click.echo(c.name)
+        return 0
+    run = run_checks(session, patterns, skip)
+    return _print_run(run, options, session)
+
+
+def _print_run(run: Any, options: RunOptions, session: Any) -> int:
+    """Print a run's plan (dry run) or result, and return its exit code."""
+    from dagpar_cli.pipeline import exit_code_for
+    from dagpar_cli.reporting.summary import render_plan, render_summary
+
+    color = _color()
+    if options.dry_run:
+        if options.json:
+            click.echo(json.dumps(_plan_json(run), indent=2))
+        else:
+            for check_result in run.checks:
+                for plan in check_result.plans:
+                    click.echo(render_plan(check_result.name, plan))
+        return 0
+    if options.json:
+        click.echo(json.dumps(run.to_json(), indent=2))
+        click.echo(render_summary(run, color=False, width=_width()), err=True)
+    else:
+        click.echo(render_summary(run, color=color, width=_width()))
+    return int(exit_code_for(run))
+
+
+def _plan_json(run: Any) -> dict[str, Any]:
+    checks = []
+    for c in run.checks:
+        slices: list[dict[str, Any]] = []
+        wall = 0.0
+        for plan in c.plans:
+            offset = len(slices)
+            for s in plan.slices:
+                data = s.to_json()
+                data["index"] = s.index + offset
+                slices.append(data)
+            wall += plan.predicted_wall_seconds
+        checks.append(
+            {
+                "name": c.name,
+                "slices": slices,
+                "predicted_wall_seconds": round(wall, 3),
+                "workers": max((p.workers for p in c.plans), default=0),
+                "planner": ",".join(sorted({p.planner for p in c.plans})),
+            }
+        )
+    data: dict[str, Any] = {"checks": checks}
+    if run.shard:
+        data["shard"] = f"{run.shard[0]}/{run.shard[1]}"
+    return data
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _width() -> int:
+    import shutil
+
+    return max(60, min(140, shutil.get_terminal_size((100, 24)).columns))
+
+
+@cli.group()
+def timings() -> None:
+    """Inspect and move the timing store (.dagpar/timings.sqlite).
+
+    \b
+    Examples:
+      dagpar timings show
+      dagpar timings export -o timings.json
+      dagpar timings merge node-*.json
+      dagpar timings import --instance backend reports/junit.xml
+    """
+
+
+@timings.command("show", epilog="Example:  dagpar timings show --limit 20")
+@click.option("-C", "--workspace", type=click.Path(), default=".")
+@click.option("--instance", help="Only this toolchain instance.")
+@click.option("--limit", type=int, default=20, help="How many rows.")
+@click.option("--json", "json_output", is_flag=True)
+@click.option("--debug", is_flag=True)
+def timings_show(
+    workspace: str, instance: str | None, limit: int, json_output: bool, debug: bool
+) -> None:
+    """Slowest items, their estimates and sample counts."""
+
+    def body() -> int:
+        from dagpar_cli.timings import TimingStore
+
+        with TimingStore.open(_existing(workspace)) as store:
+            rows = store.show(instance, limit)
+        if json_output:
+            click.echo(json.dumps([_row(r) for r in rows], indent=2, default=str))
+        elif not rows:
+            click.echo("no timings recorded yet: run `dagpar check` once")
+        else:
+            for r in rows:
+                click.echo(_format_row(r))
+        return 0
+
+    _run(debug, body)
+
+
+@timings.command("export", epilog="Example:  dagpar timings export -o timings.json")
+@click.option("-C", "--workspace", type=click.Path(), default=".")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File (default: stdout).")
+@click.option("--debug", is_flag=True)
+def timings_export(workspace: str, output: str | None, debug: bool) -> None:
+    """Write the store as JSON (a CI artifact)."""
+
+    def body() -> int:
+        from dagpar_cli.timings import TimingStore
+
+        with TimingStore.open(_existing(workspace)) as store:
+            text = json.dumps(store.export_json(), indent=1, sort_keys=True)
+        if output:
+            Path(output).write_text(text + "\n", encoding="utf-8")
+        else:
+            click.echo(text)
+        return 0
+
+    _run(debug, body)
+
+
+@timings.command("merge", epilog="Example:  dagpar timings merge node-1.json node-2.json")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-C", "--workspace", type=click.Path(), default=".")
+@click.option("--debug", is_flag=True)
+def timings_merge(files: Sequence[str], workspace: str, debug: bool) -> None:
+    """Merge exported JSON files into the store (order-independent, idempotent)."""
+
+    def body() -> int:
+        from dagpar_cli.timings import TimingStore
+
+        with TimingStore.open(_existing(workspace)) as store:
+            for name in files:
+                try:
+                    data = json.loads(Path(name).read_text(encoding="utf-8"))
+                except FileNotFoundError:
+                    raise UsageError(f"{name}: no such file") from None
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise UsageError(f"{name}: not a timings export ({exc})") from None
+                if not isinstance(data, dict):
+                    raise UsageError(f"{name}: not a timings export (expected a JSON object)")
+                store.merge_json(data)
+        click.echo(f"merged {len(files)} file(s)", err=True)
+        return 0
+
+    _run(debug, body)
+
+
+@timings.command("import", epilog="Example:  dagpar timings import --instance api junit.xml")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--instance", required=True, help="The toolchain instance the tests belong to.")
+@click.option("-C", "--workspace", type=click.Path(), default=".")
+@click.option("--debug", is_flag=True)
+def timings_import(files: Sequence[str], instance: str, workspace: str, debug: bool) -> None:
+    """Import JUnit XML written by any tool (pytest, jest-junit, gotestsum, Surefire)."""
+
+    def body() -> int:
+        from dagpar_cli.timings import TimingStore
+
+        total = 0
+        with TimingStore.open(_existing(workspace)) as store:
+            for name in files:
+                if not Path(name).is_file():
+                    raise UsageError(f"{name}: no such file")
+                total += store.import_junit(Path(name), instance)
+        click.echo(f"imported {total} sample(s)", err=True)
+        return 0
+
+    _run(debug, body)
+
+
+@cli.group()
+def junit() -> None:
+    """Work with JUnit XML reports."""
+
+
+@junit.command("merge", epilog="Example:  dagpar junit merge -o junit.xml node-*/junit.xml")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--debug", is_flag=True)
+def junit_merge(files: Sequence[str], output: str, debug: bool) -> None:
+    """Merge per-node JUnit files into one; a test reported twice is an error."""
+
+    def body() -> int:
+        from dagpar_cli.reporting.junit import merge_junit
+
+        for name in files:
+            if not Path(name).is_file():
+                raise UsageError(f"{name}: no such file")
+        data, warnings = merge_junit([Path(f) for f in files])
+        for warning in warnings:
+            click.echo(f"dagpar: warning: {warning}", err=True)
+        Path(output).write_bytes(data)
+        return 0
+
+    _run(debug, body)
+
+
+def _existing(workspace: str) -> Path:
+    path = Path(workspace)
+    if not path.is_dir():
+        raise UsageError(f"workspace '{workspace}' does not exist (-C/--workspace)")
+    return path.resolve()
+
+
+def _row(row: Any) -> Any:
+    if hasattr(row, "_asdict"):
+        return row._asdict()
+    if hasattr(row, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(row)
+    return row
+
+
+def _format_row(row: Any) -> str:
+    data = _row(row)
+    if isinstance(data, dict):
+        return "  ".join(f"{k}={v}" for k, v in data.items())
+    return str(data)
+
+
+def _run(debug: bool, body: Callable[[], int]) -> None:
+    """Run a command body and exit with its code; handled errors print one line."""
+    debug = debug or bool(os.environ.get("DAGPAR_DEBUG"))
+    try:
+        code = body()
+    except DagparError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"dagpar: error: {exc.message}", err=True)
+        code = int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("dagpar: interrupted", err=True)
+        code = int(ExitCode.INTERRUPTED)
+    except click.exceptions.Exit:
+        raise
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        else:
+            click.echo(
+                f"dagpar: internal error: {type(exc).__name__}: {exc} "
+                "(run with --debug for the traceback, and please report it)",
+                err=True,
+            )
+        code = int(ExitCode.INTERNAL_ERROR)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (never raises SystemExit)."""
+    from dagpar_cli.pluginmanager import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.dagpar_add_commands(cli=cli)
+    except DagparError as exc:
+        click.echo(f"dagpar: error: {exc.message}", err=True)
+        return int(exc.exit_code)
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="dagpar")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else 1
+    return 0

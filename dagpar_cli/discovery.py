@@ -1,0 +1,215 @@
+"""Stage 2: toolchain discovery — load each configured toolchain and check its definitions.
+
+A toolchain is a Python module; its main class is named after the module in PascalCase
+(``jest.py`` → ``Jest``, ``my_lint.py`` → ``MyLint``). Every ``@object_type`` class the module
+defines is checked here, before anything runs, and the first definition error is raised with
+its file:line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import importlib.util
+import re
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from dagpar_cli.config import Config, ToolchainConfig
+from dagpar_cli.errors import ConfigError, ToolchainError
+from dagpar_cli.pluginmanager import toolchain_registry
+from dagpar_cli.sdk.directory import Directory
+from dagpar_cli.sdk.types import TypeDef, typedef_of
+
+__all__ = ["Toolchain", "discover", "main_class_name"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Toolchain:
+    """A loaded, checked toolchain instance."""
+
+    config: ToolchainConfig
+    module: ModuleType
+    #: The main class's type definition.
+    main: TypeDef
+    #: Every object type the module defines, by class name.
+    types: dict[str, TypeDef] = field(default_factory=dict)
+    #: Where the module came from (a built-in name or a file).
+    origin: str = ""
+
+    @property
+    def instance(self) -> str:
+        """The instance name (``frontend``)."""
+        return self.config.instance
+
+    def checks(self) -> list[str]:
+        """The main class's ``+check`` functions, as ``instance:function-name``."""
+        return [f"{self.instance}:{f.kebab}" for f in self.main.functions if f.check]
+
+    def instantiate(self, workspace: Path) -> Any:
+        """The main object, its fields filled from ``dagpar.yaml``.
+
+        ``Directory`` fields get the toolchain's ``source``; other fields take the entry's
+        overrides (and ``image``, when the class has such a field).
+
+        :raises ConfigError: an override names no field, or a required field has no value.
+        """
+        cfg = self.config
+        source_dir = (workspace / cfg.source) if cfg.source else workspace
+        kwargs: dict[str, Any] = {}
+        names = {f.name for f in self.main.fields}
+        key = cfg.origin or f"toolchains.{cfg.instance}"
+        for name, value in cfg.overrides.items():
+            py = name.replace("-", "_")
+            if py not in names:
+                close = difflib.get_close_matches(py, sorted(names), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                known = ", ".join(sorted(names)) or "none"
+                raise ConfigError(
+                    f"toolchain {self.main.name} has no field '{name}'{hint} (fields: {known})",
+                    key=f"{key}.{name}",
+                    file=_config_file(workspace),
+                )
+            kwargs[py] = value
+        for f in self.main.fields:
+            if f.name in kwargs:
+                continue
+            if f.type is Directory or f.annotation == "Directory":
+                kwargs[f.name] = Directory(source_dir.resolve(), cfg.source)
+            elif f.name == "image" and cfg.image:
+                kwargs[f.name] = cfg.image
+            elif f.required:
+                raise ConfigError(
+                    f"toolchain {self.main.name} needs a value for '{f.name}' ({f.annotation})",
+                    key=f"{key}.{f.name}",
+                    file=_config_file(workspace),
+                )
+        return self.main.cls(**kwargs)
+
+
+def main_class_name(module_name: str) -> str:
+    """The main class's name for a module: ``my_lint`` → ``MyLint``."""
+    stem = module_name.rsplit(".", 1)[-1]
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\-]+", stem) if part)
+
+
+def discover(config: Config, pm: pluggy.PluginManager) -> list[Toolchain]:
+    """Load and check every toolchain of *config*.
+
+    :raises ToolchainError: a module cannot be imported, has no main class, or defines
+        something dagpar cannot run (with file:line).
+    """
+    registry = toolchain_registry(pm)
+    toolchains: list[Toolchain] = []
+    for tc in config.toolchains:
+        module_name = registry.get(tc.use)
+        if module_name is not None:
+            module = _import_builtin(module_name, tc)
+            origin = tc.use
+        else:
+            path = (config.workspace / tc.use).resolve()
+            module = _import_file(path, tc, config.workspace)
+            origin = str(Path(tc.use))
+        toolchains.append(_check_module(module, tc, origin))
+    return toolchains
+
+
+def _import_builtin(module_name: str, tc: ToolchainConfig) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        raise ToolchainError(
+            f"built-in toolchain {tc.use!r} ({module_name}) failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _import_file(path: Path, tc: ToolchainConfig, workspace: Path) -> ModuleType:
+    display = _display(path, workspace)
+    if not path.is_file():
+        raise ToolchainError(f"toolchain file not found (toolchains.{tc.instance}.use)", file=display)
+    name = f"dagpar_toolchain_{re.sub(r'[^A-Za-z0-9_]', '_', tc.instance)}_{path.stem}"
+    cached = sys.modules.get(name)
+    if cached is not None and getattr(cached, "__file__", None) == str(path):
+        return cached
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ToolchainError("cannot load this file as a Python module", file=display)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[name]
+        raise ToolchainError(
+            f"syntax error: {exc.msg}", file=display, line=exc.lineno or None
+        ) from exc
+    except Exception as exc:
+        del sys.modules[name]
+        line = _line_in(exc, path)
+        raise ToolchainError(
+            f"importing the toolchain failed: {type(exc).__name__}: {exc}", file=display, line=line
+        ) from exc
+    return module
+
+
+def _line_in(exc: BaseException, path: Path) -> int | None:
+    """The deepest traceback line that lies in *path*."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == path:
+            line = frame.lineno
+    return line
+
+
+def _check_module(module: ModuleType, tc: ToolchainConfig, origin: str) -> Toolchain:
+    types: dict[str, TypeDef] = {}
+    for value in vars(module).values():
+        td = typedef_of(value) if isinstance(value, type) else None
+        if td is not None and td.cls.__module__ == module.__name__:
+            types[td.name] = td
+    file = getattr(module, "__file__", None) or origin
+    main_name = main_class_name(Path(file).stem if file.endswith(".py") else module.__name__)
+    main = types.get(main_name)
+    if main is None:
+        found = ", ".join(sorted(types)) or "no @object_type classes"
+        raise ToolchainError(
+            f"toolchain {tc.use!r} has no main class {main_name} (the file's name in PascalCase);"
+            f" found: {found}",
+            file=_display(Path(file), None),
+        )
+    for td in sorted(types.values(), key=lambda t: t.line):
+        if td.errors:
+            line, message = sorted(td.errors)[0]
+            more = f" (and {len(td.errors) - 1} more)" if len(td.errors) > 1 else ""
+            raise ToolchainError(message + more, file=td.file, line=line)
+    return Toolchain(config=tc, module=module, main=main, types=types, origin=origin)
+
+
+def _display(path: Path, workspace: Path | None) -> str:
+    for base in (workspace, Path.cwd()):
+        if base is None:
+            continue
+        try:
+            return str(path.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)
+
+
+def _config_file(workspace: Path) -> str | None:
+    candidate = workspace / "dagpar.yaml"
+    return str(candidate) if candidate.exists() else None
+
+
+def field_names(obj: Any) -> Sequence[str]:
+    """Public dataclass field names of *obj*."""
+    return [f.name for f in dataclasses.fields(obj) if not f.name.startswith("_")]

@@ -1,0 +1,995 @@
+"""Stage 6: the engine — splitting ``+parallel`` calls into slices and running them.
+
+When toolchain code calls a ``+parallel`` function on a receiver with a ``+parallel`` field, the
+wrapper installed by ``@object_type`` calls :func:`dispatch`. The engine then:
+
+1. turns the field's elements into :class:`~dagpar_cli.model.Item` values (workspace-relative);
+2. lists the items' tests through the runner plugin, when the type names a runner;
+3. applies ``--filter``;
+4. asks the planner for slices;
+5. runs the function once per slice, concurrently, each on a copy of the receiver whose field
+   holds the slice's items (every other field unchanged), in its own context: report
+   directory, environment (``DAGPAR_SLICE``, ``TRACEPARENT``), deadline;
+6. collects every slice's results and errors — each selected test exactly once, missing ones
+   filled in as errors with the cause — and merges ``Directory`` results as an overlay.
+
+Calls that are not split (no ``+parallel`` pair, or already inside a slice) run once, as written.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
+from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Mount, Outcome, SessionSpec
+from dagpar_cli.model import (
+    CheckResult,
+    Item,
+    Plan,
+    RunnerSpec,
+    SlicePlan,
+    SliceResult,
+    Status,
+    TestCase,
+    TestResult,
+    join_path,
+)
+from dagpar_cli.planning.api import PlanRequest, Planner
+from dagpar_cli.sdk.container import ExecFailedError, PipelineResult
+from dagpar_cli.sdk.directory import Directory, merge_overlay
+from dagpar_cli.sdk.types import typedef_of
+
+if TYPE_CHECKING:
+    from dagpar_cli.discovery import Toolchain
+    from dagpar_cli.filtering import Filter
+    from dagpar_cli.sdk.container import Container
+    from dagpar_cli.session import Session
+
+__all__ = ["CallContext", "Engine", "SliceContext", "current_call", "current_slice", "dispatch"]
+
+#: Start-up seconds assumed for a slice before any was measured, per executor.
+DEFAULT_STARTUP = {"local": 0.3, "docker": 1.0}
+
+
+@dataclass(slots=True, kw_only=True)
+class CallContext:
+    """One check (or one ``dagpar call`` chain) being executed."""
+
+    engine: Engine
+    #: ``instance:function``.
+    name: str
+    toolchain: Toolchain
+    plans: list[Plan] = field(default_factory=list)
+    slices: list[SliceResult] = field(default_factory=list)
+    #: Results reported outside split calls, and every split call's merged results.
+    results: list[TestResult] = field(default_factory=list)
+    #: How many split calls selected nothing under the filter.
+    empty_splits: int = 0
+    #: How many split calls ran (or were planned).
+    splits: int = 0
+    #: Whether an infrastructure failure happened in this call.
+    infrastructure_error: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(slots=True, kw_only=True)
+class SliceContext:
+    """One slice being executed (set in its worker thread)."""
+
+    call: CallContext
+    plan: SlicePlan
+    total: int
+    #: The name of the ``+parallel`` function.
+    function: str
+    #: A fresh host directory for the slice's reports.
+    report_dir: Path
+    #: Environment every command of the slice gets.
+    env: dict[str, str]
+    #: ``time.monotonic()`` deadline from ``--timeout``, or None.
+    deadline: float | None
+    #: The runner plugin of the split type, or None.
+    runner: str | None
+    #: The source prefix (workspace-relative) of the split receiver's directory.
+    prefix: str
+    #: Whether the filter narrowed whole items to some of their tests.
+    narrowed: bool
+    results: list[TestResult] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the slice's deadline (None: no deadline)."""
+        return None if self.deadline is None else max(0.001, self.deadline - time.monotonic())
+
+    def report(self, results: Sequence[TestResult]) -> None:
+        """Record per-test results (workspace-relative) and tell the plugins."""
+        hook = self.call.engine.session.pm.hook
+        with self.lock:
+            self.results.extend(results)
+        for result in results:
+            hook.dagpar_test_reported(check=self.call.name, result=result)
+
+
+_call_var: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
+    "dagpar_call", default=None
+)
+_slice_var: contextvars.ContextVar[SliceContext | None] = contextvars.ContextVar(
+    "dagpar_slice", default=None
+)
+
+
+def current_call() -> CallContext | None:
+    """The check or call chain being executed in this thread, if any."""
+    return _call_var.get()
+
+
+def current_slice() -> SliceContext | None:
+    """The slice being executed in this thread, if any."""
+    return _slice_var.get()
+
+
+def dispatch(
+    receiver: Any, name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Call the ``+parallel`` function *fn* on *receiver*, split into slices when possible.
+
+    Outside dagpar (no current call) and inside a slice the function runs as written.
+    """
+    call = _call_var.get()
+    if call is None or _slice_var.get() is not None:
+        return fn(receiver, *args, **kwargs)
+    return call.engine.split(call, receiver, name, fn, args, kwargs)
+
+
+def run_pipeline(
+    container: Container, *, copy_out: tuple[str, ...] = (), always: bool = False
+) -> PipelineResult:
+    """Run a ``dag.container()`` pipeline on the current executor (see :meth:`Engine.run`)."""
+    call = _call_var.get()
+    if call is None:
+        return _standalone_engine().run(container, None, copy_out=copy_out, always=True)
+    return call.engine.run(container, call, copy_out=copy_out, always=always)
+
+
+_standalone: Engine | None = None
+
+
+def _standalone_engine() -> Engine:
+    """An engine for toolchain code called outside dagpar (a toolchain's own unit tests)."""
+    global _standalone
+    if _standalone is None:
+        from dagpar_cli.execution.local import LocalExecutor
+
+        _standalone = Engine(session=None, executor=LocalExecutor(), planner=None, filter=None)
+    return _standalone
+
+
+class Engine:
+    """Runs calls, split calls and pipelines for one dagpar run.
+
+    :param session: the run's session (None only for toolchain code run outside dagpar).
+    :param executor: where commands run.
+    :param planner: cuts split calls into slices.
+    :param filter: the parsed ``--filter`` selectors (None or empty: everything).
+    """
+
+    def __init__(
+        self,
+        *,
+        session: Session | None,
+        executor: Executor,
+        planner: Planner | None,
+        filter: Filter | None,
+    ) -> None:
+        self.session = session
+        self.executor = executor
+        self.planner = planner
+        self.filter = filter
+        self.cancelled = threading.Event()
+        #: Why the run was cancelled ("interrupted", "--failfast").
+        self.cancel_reason = ""
+        self._workdir = Path(tempfile.mkdtemp(prefix="dagpar-"))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._collected: dict[tuple[str, str], list[TestCase]] = {}
+        self._collect_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._counter = 0
+        self._counter_lock = threading.Lock()
+        #: Item paths the filter saw, for "did you mean" when it matched nothing.
+        self.candidates: set[str] = set()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Stop the slice pool and remove the run's temporary files."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def cancel(self, reason: str) -> None:
+        """Stop every running and pending slice (interrupt, ``--failfast``)."""
+        if self.cancelled.is_set():
+            return
+        self.cancel_reason = reason
+        self.cancelled.set()
+        self.executor.kill_all()
+
+    def new_dir(self, hint: str) -> Path:
+        """A fresh, empty directory for this run (removed by :meth:`close`)."""
+        with self._counter_lock:
+            self._counter += 1
+            n = self._counter
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", hint).strip("-")[:60] or "dir"
+        path = self._workdir / f"{n:04d}-{slug}"
+        path.mkdir(parents=True)
+        return path
+
+    @property
+    def workers(self) -> int:
+        """How many slices run at once."""
+        options = self.session.options if self.session else None
+        if options is not None and options.parallelism:
+            return options.parallelism
+        config = self.session.config if self.session else None
+        if config is not None and config.parallelism:
+            return config.parallelism
+        return max(1, self.executor.capacity())
+
+    def _slice_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="dagpar-slice"
+                )
+            return self._pool
+
+    # ---------------------------------------------------------------- calls
+
+    def run_call(
+        self, name: str, toolchain: Toolchain, body: Callable[[], Any]
+    ) -> tuple[CheckResult, Any]:
+        """Run *body* (a check, or a call chain) as the call *name*; never raises for its errors.
+
+        :returns: the call's merged result and *body*'s return value (None when it raised).
+        """
+        call = CallContext(engine=self, name=name, toolchain=toolchain)
+        token = _call_var.set(call)
+        start = time.monotonic()
+        started = start - (self.session.started if self.session else start)
+        value: Any = None
+        error = ""
+        details = ""
+        try:
+            value = body()
+        except ExecutionError as exc:
+            error = exc.message
+            call.infrastructure_error = True
+        except TestsFailedError as exc:
+            error = exc.message
+            details = "\n".join(exc.errors)
+        except DagparError:
+            raise
+        except Exception as exc:  # the toolchain's own bug: the check fails, the run goes on
+            error = f"{type(exc).__name__}: {exc}"
+            details = _short_traceback(exc)
+        finally:
+            _call_var.reset(token)
+        results = _unique(call.results)
+        if error and not call.splits:
+            # An unsplit check that failed on its own: one result, so the failure is visible in
+            # every report (JUnit, JSON) and not only in the summary.
+            results.append(
+                TestResult(
+                    path=toolchain.config.source or ".",
+                    name=name.split(":", 1)[1],
+                    status=Status.ERROR if call.infrastructure_error else Status.FAILED,
+                    seconds=time.monotonic() - start,
+                    message=error,
+                    details=details,
+                    check=name,
+                )
+            )
+        elif not error and not call.splits and not results:
+            results.append(
+                TestResult(
+                    path=toolchain.config.source or ".",
+                    name=name.split(":", 1)[1],
+                    status=Status.PASSED,
+                    seconds=time.monotonic() - start,
+                    check=name,
+                )
+            )
+        interrupted = self.cancelled.is_set() and self.cancel_reason == "interrupted"
+        result = CheckResult(
+            name=name,
+            results=tuple(results),
+            slices=tuple(sorted(call.slices, key=lambda s: s.index)),
+            plans=tuple(call.plans),
+            error=error,
+            infrastructure_error=call.infrastructure_error,
+            seconds=time.monotonic() - start,
+            started=started,
+            interrupted=interrupted,
+        )
+        return result, value
+
+    def selected_nothing(self, result: CheckResult) -> bool:
+        """Whether a call's split calls all selected nothing (the filter excluded everything)."""
+        return False if result.error else bool(result.plans == () and not result.results)
+
+    # ---------------------------------------------------------------- splitting
+
+    def split(
+        self,
+        call: CallContext,
+        receiver: Any,
+        name: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Split the call ``receiver.name(*args, **kwargs)`` into slices and run them."""
+        typedef = typedef_of(receiver)
+        pfield = typedef.parallel_field if typedef else None
+        fdef = typedef.function(name) if typedef else None
+        if typedef is None or pfield is None or fdef is None or not fdef.parallel:
+            return fn(receiver, *args, **kwargs)
+        assert self.session is not None
+        with call.lock:
+            call.splits += 1
+        directory = _first_directory(receiver)
+        prefix = directory.rel or "" if directory is not None else ""
+        raw = list(getattr(receiver, pfield.name) or [])
+        items = [_item(value, pfield.nested, prefix, pfield.name) for value in raw]
+        runner = typedef.runner
+        tests_of: dict[str, list[TestCase]] = {}
+        if runner is not None and directory is not None:
+            tests_of = self._tests_of_items(call, runner, directory, items, prefix)
+
+        items, tests_of, narrowed = self._apply_filter(call, items, tests_of, runner is not None)
+        if not items:
+            with call.lock:
+                call.empty_splits += 1
+            return None
+
+        plan = self._plan(call, items, tests_of, runner, pfield.nested)
+        with call.lock:
+            call.plans.append(plan)
+        if self.session.options.dry_run:
+            return None
+
+        label = f"{call.name}.{name}"
+        total = len(plan.slices)
+        futures: list[tuple[SlicePlan, Future[tuple[SliceResult, Any]]]] = []
+        pool = self._slice_pool()
+        # Longest predicted first, so the biggest slices start while workers are free.
+        for sp in sorted(plan.slices, key=lambda s: (-s.predicted_seconds, s.index)):
+            ctx = contextvars.copy_context()
+            future = pool.submit(
+                ctx.run,
+                self._run_slice,
+                call,
+                receiver,
+                pfield.name,
+                pfield.nested,
+                name,
+                fn,
+                args,
+                kwargs,
+                sp,
+                total,
+                runner,
+                prefix,
+                narrowed,
+                label,
+            )
+            futures.append((sp, future))
+        outcomes = [(sp, future.result()) for sp, future in futures]
+        outcomes.sort(key=lambda o: o[0].index)
+
+        slice_results = [res for _, (res, _) in outcomes]
+        merged: list[TestResult] = [r for s in slice_results for r in s.results]
+        with call.lock:
+            call.slices.extend(slice_results)
+            call.results.extend(merged)
+            if any(s.infrastructure_error for s in slice_results):
+                call.infrastructure_error = True
+
+        errors = [f"slice {s.index}/{total}: {s.error}" for s in slice_results if s.error]
+        if errors:
+            bad = sum(1 for r in merged if r.status.is_bad)
+            summary = f"{len(errors)} of {total} slices failed"
+            if bad:
+                summary += f" ({bad} tests failed or errored)"
+            if any(s.infrastructure_error for s in slice_results):
+                raise ExecutionError(summary + ": " + errors[0])
+            raise TestsFailedError(summary, errors)
+
+        if fdef.returns == "Directory":
+            parts = [
+                (f"slice {sp.index}/{total}", value)
+                for sp, (_, value) in outcomes
+                if isinstance(value, Directory)
+            ]
+            return merge_overlay(parts, self.new_dir(f"{label}-merged"))
+        return None
+
+    def _tests_of_items(
+        self,
+        call: CallContext,
+        runner: str,
+        directory: Directory,
+        items: Sequence[Item],
+        prefix: str,
+    ) -> dict[str, list[TestCase]]:
+        """Map each item's key to its tests (workspace-relative), from the runner's listing."""
+        listed = self.collect(call.toolchain, runner, directory)
+        by_path: dict[str, list[TestCase]] = {}
+        for test in listed:
+            by_path.setdefault(test.path, []).append(test.under(prefix))
+        tests_of: dict[str, list[TestCase]] = {}
+        for item in items:
+            source_path = item.selector[0]
+            norm = os.path.normpath(source_path).replace(os.sep, "/")
+            in_path = by_path.get(norm, by_path.get(source_path, []))
+            if item.name is None:
+                tests_of[item.key] = list(in_path)
+            else:
+                exact = [t for t in in_path if t.name == item.name]
+                # A finer selector the listing does not know (a Go subtest) stands for itself.
+                tests_of[item.key] = exact or [TestCase(item.path, item.name)]
+        return tests_of
+
+    def collect(self, toolchain: Toolchain, runner: str, directory: Directory) -> list[TestCase]:
+        """Every test of *directory* as the runner lists it (source-relative), cached per run."""
+        key = (runner, str(directory.host_path))
+        with self._counter_lock:
+            lock = self._collect_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._collected:
+                spec = self.runner_spec(toolchain, runner, directory)
+                host = EngineRunnerHost(self, toolchain, spec)
+                assert self.session is not None
+                listed = self.session.pm.hook.dagpar_runner_collect(spec=spec, host=host)
+                if listed is None:
+                    raise ExecutionError(
+                        f"no runner plugin named {runner!r} is installed "
+                        f"(toolchain {toolchain.config.instance!r}); "
+                        "install the plugin that provides it"
+                    )
+                self._collected[key] = list(listed)
+            return self._collected[key]
+
+    def runner_spec(self, toolchain: Toolchain, runner: str, directory: Directory) -> RunnerSpec:
+        """The :class:`RunnerSpec` for *runner* on *directory* under *toolchain*'s config."""
+        assert self.session is not None
+        workspace = self.session.config.workspace
+        source = directory.rel if directory.rel is not None else ""
+        config = toolchain.config
+        return RunnerSpec(
+            name=runner,
+            workspace=workspace,
+            source=source,
+            command=config.runner,
+            args=config.args,
+        )
+
+    def _apply_filter(
+        self,
+        call: CallContext,
+        items: list[Item],
+        tests_of: dict[str, list[TestCase]],
+        by_test: bool,
+    ) -> tuple[list[Item], dict[str, list[TestCase]], bool]:
+        """Narrow items (and their tests) to what ``--filter`` selects."""
+        assert self.session is not None
+        instance = call.toolchain.config.instance
+        hook = self.session.pm.hook
+        if self.filter is None or self.filter.is_empty:
+            if by_test:
+                everything = [t for item in items for t in tests_of.get(item.key, [])]
+                hook.dagpar_modify_tests(check=call.name, tests=everything, session=self.session)
+            return items, tests_of, False
+        self.candidates.update(item.path for item in items)
+        if not by_test:
+            selected_items, _ = self.filter.select_items(instance, items)
+            return list(selected_items), tests_of, False
+        everything = [t for item in items for t in tests_of.get(item.key, [])]
+        selected, deselected = self.filter.select_tests(instance, everything)
+        selected = list(selected)
+        hook.dagpar_modify_tests(check=call.name, tests=selected, session=self.session)
+        if deselected:
+            hook.dagpar_deselected(check=call.name, tests=list(deselected))
+        chosen = {t.id for t in selected}
+        known = {t.id for t in everything}
+        # Tests the filter made up (a Go subtest ``TestX/sub``) belong to their path's whole item.
+        extra: dict[str, list[TestCase]] = {}
+        for t in selected:
+            if t.id not in known:
+                extra.setdefault(t.path, []).append(t)
+        kept: list[Item] = []
+        new_tests: dict[str, list[TestCase]] = {}
+        narrowed = False
+        for item in items:
+            listed = tests_of.get(item.key, [])
+            mine = [t for t in listed if t.id in chosen]
+            if item.name is None:
+                mine += extra.get(item.path, [])
+            if not mine:
+                continue
+            if len(mine) != len(listed) or (item.name is None and item.path in extra):
+                narrowed = True
+            kept.append(item)
+            new_tests[item.key] = mine
+        return kept, new_tests, narrowed
+
+    def _plan(
+        self,
+        call: CallContext,
+        items: list[Item],
+        tests_of: dict[str, list[TestCase]],
+        runner: str | None,
+        nested: bool,
+    ) -> Plan:
+        assert self.session is not None
+        instance = call.toolchain.config.instance
+        store = self.session.timings
+        predictions: dict[str, float] = {}
+        has_history = False
+        startup = DEFAULT_STARTUP.get(self.executor.name, 0.5)
+        finer: dict[str, list[tuple[Item, float]]] = {}
+        if store is not None:
+            predictions, has_history = store.predict(instance, items, tests_of)
+            measured = store.startup_seconds(runner or "custom", self.executor.name)
+            if measured is not None:
+                startup = measured
+            if nested and has_history:
+                for item in items:
+                    tests = tests_of.get(item.key, [])
+                    if item.name is None and len(tests) > 1:
+                        per_test = store.predict_tests(instance, tests)
+                        finer[item.key] = [
+                            (
+                                Item((item.selector[0], t.name), item.path),
+                                per_test.get(t.id, 0.0),
+                            )
+                            for t in tests
+                        ]
+        request = PlanRequest(
+            check=call.name,
+            items=tuple(items),
+            predictions=predictions,
+            has_history=has_history,
+            workers=self.workers,
+            max_slices=None,
+            startup_seconds=startup,
+            finer=finer,
+            tests=tests_of,
+            shard=self.session.options.shard,
+        )
+        planner = self.planner or _fallback_planner()
+        return planner.plan(request)
+
+    def _run_slice(
+        self,
+        call: CallContext,
+        receiver: Any,
+        field_name: str,
+        nested: bool,
+        function: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        sp: SlicePlan,
+        total: int,
+        runner: str | None,
+        prefix: str,
+        narrowed: bool,
+        label: str,
+    ) -> tuple[SliceResult, Any]:
+        """Run one slice in a worker thread; never raises."""
+        assert self.session is not None
+        hook = self.session.pm.hook
+        start = time.monotonic()
+        started = start - self.session.started
+        if self.cancelled.is_set():
+            reason = self.cancel_reason or "cancelled"
+            results = _fill_missing(
+                call, sp, [], function, runner, f"not run: {reason}", interrupted=True
+            )
+            return (
+                SliceResult(
+                    index=sp.index,
+                    items=sp.items,
+                    results=tuple(results),
+                    seconds=0.0,
+                    predicted_seconds=sp.predicted_seconds,
+                    started=started,
+                    error=f"not run: {reason}",
+                    infrastructure_error=reason == "interrupted",
+                    where=self.executor.name,
+                ),
+                None,
+            )
+        values = [list(it.selector) if nested else it.selector[0] for it in sp.items]
+        copy = dataclasses.replace(receiver, **{field_name: values})
+        env = {
+            "DAGPAR_SLICE": f"{sp.index}/{total}",
+            "DAGPAR_CHECK": call.name,
+        }
+        if self.session is not None:
+            env["DAGPAR_RUN_ID"] = self.session.run_id
+        for extra in hook.dagpar_slice_env(check=call.name, slice=sp):
+            if extra:
+                env.update(extra)
+        timeout = self.session.options.timeout
+        ctx = SliceContext(
+            call=call,
+            plan=sp,
+            total=total,
+            function=function,
+            report_dir=self.new_dir(f"{label}-{sp.index}"),
+            env=env,
+            deadline=start + timeout if timeout else None,
+            runner=runner,
+            prefix=prefix,
+            narrowed=narrowed,
+        )
+        token = _slice_var.set(ctx)
+        hook.dagpar_slice_started(check=call.name, slice=sp, total=total)
+        error = ""
+        infra = False
+        value: Any = None
+        try:
+            value = fn(copy, *args, **kwargs)
+        except ExecutionError as exc:
+            error, infra = exc.message, True
+        except TestsFailedError as exc:
+            error = exc.message
+        except Exception as exc:  # the toolchain's own bug: this slice fails, the others stand
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            _slice_var.reset(token)
+        if self.cancelled.is_set() and self.cancel_reason == "interrupted":
+            error, infra = "interrupted", True
+        elif self.cancelled.is_set() and error:
+            error = f"{error} ({self.cancel_reason})"
+        seconds = time.monotonic() - start
+        results = _fill_missing(
+            call,
+            sp,
+            ctx.results,
+            function,
+            runner,
+            error,
+            interrupted=error == "interrupted",
+            seconds=seconds,
+        )
+        result = SliceResult(
+            index=sp.index,
+            items=sp.items,
+            results=tuple(results),
+            seconds=seconds,
+            predicted_seconds=sp.predicted_seconds,
+            started=started,
+            error=error,
+            infrastructure_error=infra,
+            where=self.executor.name,
+        )
+        hook.dagpar_slice_finished(check=call.name, slice=sp, result=result)
+        if error and self.session.options.failfast and not self.cancelled.is_set():
+            self.cancel("--failfast")
+        return result, value
+
+    # ---------------------------------------------------------------- pipelines
+
+    def run(
+        self,
+        container: Container,
+        call: CallContext | None,
+        *,
+        copy_out: tuple[str, ...] = (),
+        always: bool = False,
+    ) -> PipelineResult:
+        """Run *container*'s commands in a fresh session of the executor.
+
+        Outside a slice under ``--dry-run`` nothing runs (unless *always*, for listings).
+
+        :raises ExecFailedError: a command expected to succeed exited non-zero.
+        :raises ExecutionError: a command could not start, timed out or was killed.
+        """
+        slice_ctx = _slice_var.get()
+        dry = self.session is not None and self.session.options.dry_run
+        if dry and slice_ctx is None and not always:
+            return PipelineResult(
+                outcomes=(),
+                directories={p: Directory(self.new_dir("dry-run")) for p in copy_out},
+            )
+        if self.cancelled.is_set():
+            raise ExecutionError(self.cancel_reason or "cancelled")
+        image = container.image
+        if call is not None and call.toolchain.config.image:
+            image = call.toolchain.config.image
+        mounts = tuple(
+            Mount(
+                source=m.directory.host_path.resolve(),
+                target=m.target,
+                read_only=not m.writable,
+            )
+            for m in container.mounts
+        )
+        env = dict(slice_ctx.env) if slice_ctx is not None else {}
+        env.update(dict(container.env))
+        label = (
+            f"{call.name}#{slice_ctx.plan.index}"
+            if call is not None and slice_ctx is not None
+            else (call.name if call is not None else "dagpar")
+        )
+        labels = {"dagpar.check": call.name} if call is not None else {}
+        if slice_ctx is not None:
+            labels["dagpar.slice"] = f"{slice_ctx.plan.index}/{slice_ctx.total}"
+        spec = SessionSpec(label=label, image=image, mounts=mounts, env=env, labels=labels)
+        outcomes: list[Outcome] = []
+        directories: dict[str, Directory] = {}
+        with self.executor.open(spec) as session:
+            translate = _translator(session, mounts)
+            workdir = container.workdir or (mounts[0].target if mounts else "/")
+            cwd = translate(workdir)
+            for ex in container.execs:
+                if self.cancelled.is_set():
+                    raise ExecutionError(self.cancel_reason or "cancelled")
+                timeout = slice_ctx.remaining() if slice_ctx is not None else None
+                request = ExecRequest(
+                    argv=tuple(translate(a) for a in ex.argv), cwd=cwd, timeout=timeout
+                )
+                outcome = session.run(request)
+                outcomes.append(outcome)
+                _raise_for_infrastructure(request, outcome, self)
+                if ex.expect_success and outcome.exit_code != 0:
+                    raise ExecFailedError(ex.argv, outcome)
+            for path in copy_out:
+                dest = self.new_dir(f"out-{label}")
+                session.copy_out(translate(path), dest)
+                directories[path] = Directory(dest)
+        return PipelineResult(outcomes=tuple(outcomes), directories=directories)
+
+
+class EngineRunnerHost:
+    """A :class:`~dagpar_cli.runners.RunnerHost` that runs listings on the run's executor."""
+
+    def __init__(self, engine: Engine, toolchain: Toolchain, spec: RunnerSpec) -> None:
+        self.engine = engine
+        self.toolchain = toolchain
+        self.spec = spec
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        """Run *argv* in the source directory; see :meth:`RunnerHost.run`."""
+        from dagpar_cli.sdk.dag import dag
+
+        workspace = self.spec.workspace.resolve()
+        source = self.spec.source_dir.resolve()
+        container = (
+            dag.container()
+            .with_directory(str(workspace), Directory(workspace, ""))
+            .with_workdir(str(source))
+        )
+        for key, value in (env or {}).items():
+            container = container.with_env_variable(key, value)
+        container = container.with_exec(list(argv), expect="any")
+        try:
+            result = self.engine.run(container, _call_var.get(), always=True)
+        except ExecutionError as exc:
+            return Outcome(exit_code=127, stderr=exc.message, not_started=True)
+        return result.outcomes[-1]
+
+
+def _raise_for_infrastructure(request: ExecRequest, outcome: Outcome, engine: Engine) -> None:
+    if engine.cancelled.is_set() and engine.cancel_reason == "interrupted":
+        raise ExecutionError("interrupted")
+    if outcome.timed_out:
+        raise ExecutionError(
+            f"timed out after {request.timeout:.0f}s (--timeout) running: {request.shell()}"
+            if request.timeout
+            else f"timed out running: {request.shell()}"
+        )
+    if outcome.killed:
+        raise ExecutionError(f"{outcome.killed} running: {request.shell()}")
+    if outcome.not_started:
+        reason = outcome.stderr.strip().splitlines()[-1] if outcome.stderr.strip() else ""
+        raise ExecutionError(
+            f"cannot start {request.argv[0]!r}: {reason or 'not found'}; "
+            "install it or set `runner:` for the toolchain in dagpar.yaml"
+        )
+    if outcome.exit_code < 0:
+        raise ExecutionError(
+            f"killed by signal {-outcome.exit_code} running: {request.shell()}"
+        )
+
+
+def _translator(session: ExecSession, mounts: Sequence[Mount]) -> Callable[[str], str]:
+    """Map container paths (in arguments, ``--opt=PATH`` values, cwd) to session paths."""
+    pairs = sorted(
+        ((m.target, session.path(m.source)) for m in mounts), key=lambda p: -len(p[0])
+    )
+    if all(target == mapped for target, mapped in pairs):
+        return lambda text: text
+
+    def one(text: str) -> str:
+        for target, mapped in pairs:
+            if text == target:
+                return mapped
+            if text.startswith(target + "/"):
+                return mapped + text[len(target) :]
+        return text
+
+    def translate(text: str) -> str:
+        if text.startswith("-") and "=" in text:
+            flag, _, value = text.partition("=")
+            return f"{flag}={one(value)}"
+        return one(text)
+
+    return translate
+
+
+def _item(value: Any, nested: bool, prefix: str, field_name: str) -> Item:
+    if nested:
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+            raise TestsFailedError(
+                f"+parallel field '{field_name}' holds {value!r}; "
+                "a list[list[str]] field needs non-empty lists of strings"
+            )
+        selector = tuple(str(v) for v in value)
+    else:
+        if not isinstance(value, str):
+            raise TestsFailedError(
+                f"+parallel field '{field_name}' holds {value!r}; a list[str] field needs strings"
+            )
+        selector = (value,)
+    return Item(selector, join_path(prefix, selector[0]))
+
+
+def _first_directory(receiver: Any) -> Directory | None:
+    for f in dataclasses.fields(receiver):
+        value = getattr(receiver, f.name, None)
+        if isinstance(value, Directory):
+            return value
+    return None
+
+
+def _fill_missing(
+    call: CallContext,
+    sp: SlicePlan,
+    reported: Sequence[TestResult],
+    function: str,
+    runner: str | None,
+    error: str,
+    *,
+    interrupted: bool = False,
+    seconds: float = 0.0,
+) -> list[TestResult]:
+    """Every test the slice was expected to run, exactly once, with a status.
+
+    Tests the runner did not report become errors carrying the slice's error (a crash, a
+    timeout, an interrupt); for toolchains without a runner each item is one result.
+    """
+    results = [dataclasses.replace(r, check=call.name, slice=sp.index) for r in _unique(reported)]
+    seen = {r.id for r in results}
+    if sp.tests or runner is not None:
+        for test in sp.tests:
+            if test.id in seen:
+                continue
+            if interrupted:
+                message = "interrupted before this test finished"
+            elif error:
+                message = f"not run: {error}"
+            else:
+                message = f"the {runner} report does not mention this test"
+            results.append(
+                TestResult(
+                    path=test.path,
+                    name=test.name,
+                    status=Status.ERROR,
+                    message=message,
+                    check=call.name,
+                    slice=sp.index,
+                )
+            )
+        return results
+    # No runner: one result per item, unless the toolchain reported per item itself.
+    per_item = seconds / max(1, len(sp.items))
+    for item in sp.items:
+        name = function if item.name is None else f"{function}::{item.name}"
+        if f"{item.path}::{name}" in seen:
+            continue
+        if interrupted:
+            status, message = Status.ERROR, "interrupted"
+        elif error:
+            status, message = Status.FAILED, error
+        else:
+            status, message = Status.PASSED, ""
+        results.append(
+            TestResult(
+                path=item.path,
+                name=name,
+                status=status,
+                seconds=per_item,
+                message=message,
+                check=call.name,
+                slice=sp.index,
+            )
+        )
+    return results
+
+
+def _unique(results: Sequence[TestResult]) -> list[TestResult]:
+    """Drop repeated reports of one test, keeping the worst status (a runner's double report)."""
+    order: dict[str, TestResult] = {}
+    rank = {Status.ERROR: 3, Status.FAILED: 2, Status.PASSED: 1, Status.SKIPPED: 0}
+    for r in results:
+        known = order.get(r.id)
+        if known is None or rank[r.status] > rank[known.status]:
+            order[r.id] = r
+    return list(order.values())
+
+
+def _short_traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
+
+
+class _CountPlanner:
+    """The fallback when no planner plugin answers: a balanced split by item count."""
+
+    name = "count"
+
+    def plan(self, request: PlanRequest) -> Plan:
+        items = request.items
+        n = max(1, min(request.workers, len(items)))
+        buckets: list[list[Item]] = [[] for _ in range(n)]
+        for i, item in enumerate(items):
+            buckets[i * n // len(items)].append(item)
+        slices = tuple(
+            SlicePlan(
+                index=i + 1,
+                items=tuple(b),
+                predicted_seconds=request.startup_seconds
+                + sum(request.predictions.get(it.key, 0.0) for it in b),
+                tests=tuple(t for it in b for t in request.tests.get(it.key, ())),
+            )
+            for i, b in enumerate(buckets)
+            if b
+        )
+        wall = max((s.predicted_seconds for s in slices), default=0.0)
+        return Plan(slices=slices, predicted_wall_seconds=wall, workers=n, planner=self.name)
+
+
+def _fallback_planner() -> Planner:
+    return _CountPlanner()
+
+
+@contextmanager
+def call_scope(call: CallContext) -> Iterator[None]:
+    """Make *call* current in this thread (used by ``dag.parallel.task`` tests)."""
+    token = _call_var.set(call)
+    try:
+        yield
+    finally:
+        _call_var.reset(token)

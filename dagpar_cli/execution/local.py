@@ -1,0 +1,187 @@
+"""The ``local`` executor: each command is a subprocess on this machine.
+
+Every command starts in its own process group (session), so that a timeout, ``--failfast`` or
+Ctrl-C kills the runner *and everything it spawned* (xdist workers, Jest workers, ``go test``'s
+test binaries): no orphans. Mounts are the host directories themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from dagpar_cli.execution.api import ExecRequest, ExecSession, Outcome, SessionSpec
+from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.session import Session
+
+__all__ = ["LocalExecutor", "LocalSession"]
+
+#: Seconds between SIGTERM and SIGKILL when a command is stopped.
+KILL_GRACE = 2.0
+
+
+class LocalSession:
+    """One slice's commands on this machine; see :class:`~dagpar_cli.execution.api.ExecSession`."""
+
+    where = "local"
+
+    def __init__(self, executor: LocalExecutor, spec: SessionSpec) -> None:
+        self.executor = executor
+        self.spec = spec
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, request: ExecRequest) -> Outcome:
+        """Run *request* as a subprocess in its own process group."""
+        env = {**os.environ, **self.spec.env, **request.env}
+        start = time.monotonic()
+        with self._lock:
+            if self._closed or self.executor.killed.is_set():
+                return Outcome(exit_code=-9, killed="stopped before it started")
+            try:
+                proc = subprocess.Popen(
+                    list(request.argv),
+                    cwd=request.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                missing = exc.filename if exc.filename != request.cwd else None
+                why = f"{missing}: command not found" if missing else str(exc)
+                return Outcome(exit_code=127, stderr=why, not_started=True)
+            except (PermissionError, NotADirectoryError) as exc:
+                return Outcome(exit_code=126, stderr=str(exc), not_started=True)
+            self._procs.add(proc)
+            self.executor._track(proc)
+        timed_out = False
+        try:
+            out, err = proc.communicate(timeout=request.timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+            out, err = proc.communicate()
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+            self.executor._untrack(proc)
+            # The runner may have left children behind in its group; they go with it.
+            _kill_group(proc, grace=0)
+        killed = "interrupted" if self.executor.killed.is_set() else ""
+        return Outcome(
+            exit_code=proc.returncode,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            seconds=time.monotonic() - start,
+            timed_out=timed_out,
+            killed=killed,
+        )
+
+    def path(self, host_path: Path) -> str:
+        """Host paths are session paths here."""
+        return str(host_path)
+
+    def copy_out(self, session_path: str, host_dir: Path) -> None:
+        """Copy the directory *session_path* into *host_dir*."""
+        source = Path(session_path)
+        if not source.is_dir():
+            raise FileNotFoundError(f"{session_path} is not a directory")
+        shutil.copytree(source, host_dir, dirs_exist_ok=True, symlinks=True)
+
+    def close(self) -> None:
+        """Kill whatever still runs; idempotent."""
+        with self._lock:
+            self._closed = True
+            procs = list(self._procs)
+        for proc in procs:
+            _kill_group(proc)
+
+    def __enter__(self) -> ExecSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LocalExecutor:
+    """Runs slices as subprocesses; capacity is ``-j`` or the CPU count."""
+
+    name = "local"
+
+    def __init__(self, slots: int | None = None) -> None:
+        self.slots = slots
+        self.killed = threading.Event()
+        self._live: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def capacity(self) -> int:
+        """``-j`` when given, else the CPUs this process may use."""
+        if self.slots:
+            return self.slots
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+
+    def open(self, spec: SessionSpec) -> ExecSession:
+        """A new session (nothing to start for subprocesses)."""
+        return LocalSession(self, spec)
+
+    def kill_all(self) -> None:
+        """Kill every running command's process group now."""
+        self.killed.set()
+        with self._lock:
+            procs = list(self._live)
+        for proc in procs:
+            _kill_group(proc, grace=0.5)
+
+    def close(self) -> None:
+        """Nothing to release beyond what sessions close."""
+
+    def _track(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._live.add(proc)
+
+    def _untrack(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._live.discard(proc)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
+    """SIGTERM the process group, then SIGKILL it after *grace* seconds."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        pgid = proc.pid  # the leader is gone; its group may live on under the same id
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        if sig is signal.SIGTERM and grace > 0:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@hookimpl(trylast=True)
+def dagpar_make_executor(session: Session) -> LocalExecutor | None:
+    """The local executor, for ``--executor local`` (the default)."""
+    if session.executor_name != "local":
+        return None
+    return LocalExecutor(session.options.parallelism or session.config.parallelism)

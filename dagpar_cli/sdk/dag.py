@@ -1,0 +1,122 @@
+"""``dag``: the entry point toolchain code uses to build pipelines and report per-item work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagpar_cli.model import Status, TestResult
+from dagpar_cli.sdk.container import Container
+from dagpar_cli.sdk.directory import Directory
+
+__all__ = ["Dag", "SliceInfo", "dag"]
+
+
+@dataclass(frozen=True, slots=True)
+class SliceInfo:
+    """Which slice the calling code runs in."""
+
+    #: 1-based index.
+    index: int
+    #: How many slices the split call has.
+    total: int
+    #: A host directory private to the slice (reports, scratch files).
+    report_dir: Path
+
+
+class Parallel:
+    """``dag.parallel``: per-item telemetry for toolchains that loop over their items."""
+
+    @contextmanager
+    def task(self, item: str | Sequence[str]) -> Iterator[None]:
+        """Time the work on one item of the ``+parallel`` field and report it as one test.
+
+        Inside a slice the block's duration feeds the timing store under that item, and its
+        outcome (an exception fails it) is the item's status; elsewhere it only runs the block::
+
+            for path in self.files:
+                with dag.parallel.task(path):
+                    lint(path)
+        """
+        from dagpar_cli.engine import current_slice
+
+        ctx = current_slice()
+        selector = (item,) if isinstance(item, str) else tuple(item)
+        match = None
+        if ctx is not None:
+            match = next((it for it in ctx.plan.items if it.selector == selector), None)
+            if match is None:
+                raise ValueError(f"dag.parallel.task: {item!r} is not an item of this slice")
+        start = time.monotonic()
+        status, message = Status.PASSED, ""
+        span = _task_span(match.key) if match is not None else None
+        try:
+            if span is not None:
+                with span:
+                    yield
+            else:
+                yield
+        except BaseException as exc:
+            status, message = Status.FAILED, f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if ctx is not None and match is not None:
+                name = ctx.function if match.name is None else f"{ctx.function}::{match.name}"
+                ctx.report(
+                    [
+                        TestResult(
+                            path=match.path,
+                            name=name,
+                            status=status,
+                            seconds=time.monotonic() - start,
+                            message=message,
+                        )
+                    ]
+                )
+
+
+def _task_span(key: str):  # type: ignore[no-untyped-def]
+    """The OpenTelemetry span for one item, when the OTel reporter is loaded."""
+    try:
+        from dagpar_cli.reporting.otel import task_span
+    except ImportError:
+        return None
+    return task_span(key)
+
+
+class Dag:
+    """The object toolchains build on: ``dag.container()``, ``dag.directory()``,
+    ``dag.parallel.task(item)`` and ``dag.current_slice()``."""
+
+    parallel = Parallel()
+
+    def container(self) -> Container:
+        """An empty pipeline; see :class:`~dagpar_cli.sdk.container.Container`."""
+        return Container()
+
+    def directory(self) -> Directory:
+        """A new empty directory on the host, for a pipeline to write results into."""
+        from dagpar_cli.engine import current_call
+
+        call = current_call()
+        if call is not None:
+            return Directory(call.engine.new_dir("directory"))
+        import tempfile
+
+        return Directory(Path(tempfile.mkdtemp(prefix="dagpar-dir-")))
+
+    def current_slice(self) -> SliceInfo | None:
+        """The slice this code runs in, or None outside a split call."""
+        from dagpar_cli.engine import current_slice
+
+        ctx = current_slice()
+        if ctx is None:
+            return None
+        return SliceInfo(index=ctx.plan.index, total=ctx.total, report_dir=ctx.report_dir)
+
+
+#: The one ``dag`` toolchain code imports.
+dag = Dag()

@@ -1,0 +1,1 @@
+"""dagpar's built-in toolchains (``use: pytest``, ``use: jest``, ``use: go``)."""
