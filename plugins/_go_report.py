@@ -1,0 +1,437 @@
+"""Read ``go test -json`` event streams into per-test facts.
+
+``go test -json`` writes one JSON event per line (``cmd/test2json``): ``run``, ``pause``,
+``cont``, ``output``, ``pass``, ``fail``, ``skip`` (and ``bench``, ``start``,
+``build-output`` in newer releases), each with the package's import path and, for test events,
+the test's name as the testing package prints it: subtest parts joined by ``/``, spaces
+rewritten to ``_``, duplicates suffixed ``#01``.
+
+Before Go 1.24, a package that does not build is not an event at all: ``go test`` prints a plain
+``FAIL\\tpkg [build failed]`` (or ``[setup failed]``) line on standard output and the compiler's
+messages, headed ``# pkg``, on standard error. Both forms are understood here. Lines that are
+neither JSON events nor such a line are skipped: a test binary may print anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from dagpar_cli.model import Status, TestResult
+
+__all__ = [
+    "PACKAGE_PLACEHOLDER",
+    "GoPackageRun",
+    "GoStream",
+    "GoTestRun",
+    "compiler_output",
+    "package_results",
+    "read_events",
+    "rewrite_subtest_name",
+]
+
+#: The test name dagpar lists for a package whose tests cannot be found because it does not
+#: even load (its build failure must still be reported against something).
+PACKAGE_PLACEHOLDER = "[package]"
+
+_BUILD_FAILED = re.compile(r"^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]\s*$")
+_COMPILER_HEADER = re.compile(r"^# (\S+)")
+
+
+@dataclass(slots=True)
+class GoTestRun:
+    """What the stream says about one test or subtest (by its reported name)."""
+
+    #: The reported name, ``TestX`` or ``TestX/sub_name``.
+    name: str
+    #: ``pass``, ``fail`` or ``skip``; empty when it started and never ended.
+    action: str = ""
+    #: Seconds the testing package measured (``Elapsed`` of the final event).
+    elapsed: float = 0.0
+    #: Its output lines, in order.
+    output: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GoPackageRun:
+    """What the stream says about one package."""
+
+    #: The import path.
+    import_path: str
+    #: ``pass``, ``fail`` or ``skip`` for the package as a whole; empty when unknown.
+    action: str = ""
+    #: Seconds the package's test binary ran.
+    elapsed: float = 0.0
+    #: ``build failed`` or ``setup failed`` when the test binary was never built.
+    build_failure: str = ""
+    #: Output not attributed to a test (``PASS``, ``FAIL``, panics outside tests, timeouts).
+    output: list[str] = field(default_factory=list)
+    #: Every test and subtest the stream names, in the order they started.
+    tests: dict[str, GoTestRun] = field(default_factory=dict)
+    #: Every output line with the test it belongs to (``""`` for the package), in stream order:
+    #: parallel subtests interleave, and a test's details should read as go printed them.
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def test(self, name: str) -> GoTestRun:
+        """The record of test *name*, created on first mention."""
+        run = self.tests.get(name)
+        if run is None:
+            run = self.tests[name] = GoTestRun(name)
+        return run
+
+
+@dataclass(slots=True)
+class GoStream:
+    """Every package of one or more ``go test -json`` streams, by import path."""
+
+    packages: dict[str, GoPackageRun] = field(default_factory=dict)
+
+    def package(self, import_path: str) -> GoPackageRun:
+        """The record of package *import_path*, created on first mention."""
+        run = self.packages.get(import_path)
+        if run is None:
+            run = self.packages[import_path] = GoPackageRun(import_path)
+        return run
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def read_events(text: str, stream: GoStream | None = None) -> GoStream:
+    """Fold a ``go test -json`` standard output into *stream* (a new one by default).
+
+    Never raises on malformed input: such lines are skipped.
+
+    :param text: the standard output of ``go test -json``.
+    :param stream: a stream to add to (several commands of one slice share one).
+    """
+    stream = stream if stream is not None else GoStream()
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            failed = _BUILD_FAILED.match(line)
+            if failed:
+                stream.package(failed.group(1)).build_failure = failed.group(2)
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            _apply(stream, event)
+    return stream
+
+
+def _apply(stream: GoStream, event: dict[str, object]) -> None:
+    action = event.get("Action")
+    package = event.get("Package")
+    if not isinstance(action, str):
+        return
+    if action == "build-output":  # Go 1.24+: compiler output as events
+        import_path = event.get("ImportPath")
+        output = event.get("Output")
+        if isinstance(import_path, str) and isinstance(output, str):
+            stream.package(import_path.split(" ", 1)[0]).output.append(output)
+        return
+    if not isinstance(package, str) or not package:
+        return
+    pkg = stream.package(package)
+    test = event.get("Test")
+    output = event.get("Output")
+    if isinstance(test, str) and test:
+        run = pkg.test(test)
+        if action == "output" and isinstance(output, str):
+            run.output.append(output)
+            pkg.lines.append((test, output))
+        elif action in ("pass", "fail", "skip"):
+            run.action = action
+            run.elapsed = _number(event.get("Elapsed"))
+        return
+    if action == "output" and isinstance(output, str):
+        pkg.output.append(output)
+        pkg.lines.append(("", output))
+        failed = _BUILD_FAILED.match(output.rstrip("\n"))
+        if failed and failed.group(1) == package:
+            pkg.build_failure = failed.group(2)
+    elif action in ("pass", "fail", "skip"):
+        pkg.action = action
+        pkg.elapsed = _number(event.get("Elapsed"))
+        if event.get("FailedBuild"):
+            pkg.build_failure = pkg.build_failure or "build failed"
+
+
+def compiler_output(stderr: str) -> dict[str, str]:
+    """Split ``go test``'s standard error into compiler messages per import path.
+
+    Blocks start with ``# import/path`` or ``# import/path [import/path.test]``.
+
+    :param stderr: standard error of one or more ``go test`` commands.
+    """
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in stderr.splitlines(keepends=True):
+        header = _COMPILER_HEADER.match(line)
+        if header:
+            current = blocks.setdefault(header.group(1), [])
+        if current is not None:
+            current.append(line)
+    return {path: "".join(lines) for path, lines in blocks.items()}
+
+
+def subtree(runs: Iterable[GoTestRun], name: str) -> list[GoTestRun]:
+    """The runs of test *name* and of every subtest below it, in stream order."""
+    prefix = name + "/"
+    return [r for r in runs if r.name == name or r.name.startswith(prefix)]
+
+
+def _is_space(char: str) -> bool:
+    # testing.isSpace: not Python's str.isspace (which also counts \x1c-\x1f, say).
+    code = ord(char)
+    if code < 0x2000:
+        return char in "\t\n\v\f\r \x85\xa0\u1680"
+    return code <= 0x200A or code in (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+
+
+def rewrite_subtest_name(part: str) -> str:
+    """One subtest name as the testing package reports it (``testing.rewrite``).
+
+    Spaces become ``_`` and unprintable runes their Go escape; idempotent, so a name taken
+    from an earlier report stays as it is.
+
+    :param part: the argument of ``t.Run`` (one level, without ``/``).
+    """
+    out: list[str] = []
+    for char in part:
+        if _is_space(char):
+            out.append("_")
+        elif not char.isprintable():
+            out.append(_go_escape(char))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _go_escape(char: str) -> str:
+    # strconv.QuoteRune without its quotes
+    code = ord(char)
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b"}
+
+
+def reported_name(name: str) -> str:
+    """The name go reports for the selected test *name*: ``TestX/a b`` → ``TestX/a_b``."""
+    top, *subs = name.split("/")
+    return "/".join([top, *(rewrite_subtest_name(s) for s in subs)])
+
+
+_LOG_LINE = re.compile(r"^\s+(\S+\.go:\d+: .*)$")
+_PANIC_LINE = re.compile(r"^\s*(panic: .*)$")
+_STATUS = {"pass": Status.PASSED, "fail": Status.FAILED, "skip": Status.SKIPPED}
+
+
+def _first_line(text: str, default: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line
+    return default
+
+
+def _panic(lines: Iterable[str]) -> str:
+    for line in lines:
+        match = _PANIC_LINE.match(line.rstrip("\n"))
+        if match:
+            return match.group(1)
+    return ""
+
+
+def _failure_message(runs: Sequence[GoTestRun]) -> str:
+    """The panic if there was one, else the last log line of the first failed leaf test."""
+    panic = _panic(line for run in runs for line in run.output)
+    if panic:
+        return panic
+    failed = [r for r in runs if r.action == "fail"]
+    leaves = [r for r in failed if not any(o.name.startswith(r.name + "/") for o in failed)]
+    if not leaves:
+        return f"--- FAIL: {runs[0].name}" if runs else "failed"
+    leaf = leaves[0]
+    logs = [m.group(1) for m in map(_LOG_LINE.match, (o.rstrip("\n") for o in leaf.output)) if m]
+    text = logs[-1] if logs else f"--- FAIL: {leaf.name}"
+    return text if leaf is runs[0] or not logs else f"{leaf.name}: {text}"
+
+
+def _skip_message(run: GoTestRun) -> str:
+    logs = [m.group(1) for m in map(_LOG_LINE.match, (o.rstrip("\n") for o in run.output)) if m]
+    if not logs:
+        return "skipped"
+    # "store_test.go:48: not on this platform" -> the reason only
+    return logs[-1].split(": ", 1)[1]
+
+
+def _output(pkg: GoPackageRun, name: str) -> str:
+    prefix = name + "/"
+    return "".join(o for t, o in pkg.lines if t == name or t.startswith(prefix))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PackageFailure:
+    """Why no test of a package could have run: the text every result of it carries."""
+
+    message: str
+    details: str
+
+
+def _package_failure(
+    path: str, run: GoPackageRun | None, compiler: str, stderr: str
+) -> _PackageFailure | None:
+    if run is not None and run.build_failure:
+        kind = run.build_failure
+        details = compiler or "".join(run.output) or stderr
+        return _PackageFailure(message=f"{kind}: {_first_line(details, kind)}", details=details)
+    if run is None or (not run.action and not run.tests):
+        details = compiler or stderr
+        if compiler:
+            return _PackageFailure(
+                message=f"build failed: {_first_line(compiler, 'build failed')}", details=details
+            )
+        return _PackageFailure(
+            message=f"go test reported nothing for package {path}: "
+            + _first_line(stderr, "no output"),
+            details=details,
+        )
+    return None
+
+
+def package_results(
+    path: str,
+    run: GoPackageRun | None,
+    selected: Sequence[str] | None,
+    *,
+    scanned: Callable[[], list[str]],
+    compiler: str = "",
+    stderr: str = "",
+    timed_out: bool = False,
+) -> list[TestResult]:
+    """The results of one package of one ``go test`` command.
+
+    :param path: the package directory, relative to the toolchain's source.
+    :param run: what the event stream says about the package (None: not a word).
+    :param selected: the selected test names (``TestX``, ``TestX/sub name``), or None for the
+        whole package.
+    :param scanned: lists the package's tests from its sources, for the tests of a package
+        whose test binary never ran them (called only then).
+    :param compiler: the package's compiler messages.
+    :param stderr: the command's standard error, for failures nothing else explains.
+    :param timed_out: whether the command was killed for its timeout.
+    """
+    whole = selected is None or PACKAGE_PLACEHOLDER in selected
+    failure = _package_failure(path, run, compiler, stderr)
+    tests = run.tests if run is not None else {}
+    binary_failed = failure is not None or (run is not None and run.action == "fail")
+    wanted: list[tuple[str, str]]  # (name to report, name go reports)
+    if whole:
+        names = [n for n in tests if "/" not in n]
+        if binary_failed:
+            names += [n for n in scanned() if n not in tests]
+        if selected is not None and (binary_failed or not names):
+            names.append(PACKAGE_PLACEHOLDER)
+        wanted = [(n, n) for n in dict.fromkeys(names)]
+    else:
+        assert selected is not None
+        wanted = [(n, reported_name(n)) for n in dict.fromkeys(selected)]
+        chosen = {go.split("/", 1)[0] for _, go in wanted}
+        # Anything else go ran is reported too: the contract is that nothing else runs.
+        wanted += [(n, n) for n in tests if "/" not in n and n not in chosen]
+    results: list[TestResult] = []
+    for name, go_name in wanted:
+        results.append(_result(path, name, go_name, run, failure, binary_failed, stderr, timed_out))
+    return results
+
+
+def _result(
+    path: str,
+    name: str,
+    go_name: str,
+    run: GoPackageRun | None,
+    failure: _PackageFailure | None,
+    binary_failed: bool,
+    stderr: str,
+    timed_out: bool,
+) -> TestResult:
+    if failure is not None:
+        return TestResult(
+            path=path,
+            name=name,
+            status=Status.ERROR,
+            message=failure.message,
+            details=failure.details,
+        )
+    assert run is not None
+    if name == PACKAGE_PLACEHOLDER:
+        status = Status.ERROR if run.action == "fail" else Status.PASSED
+        output = "".join(run.output)
+        return TestResult(
+            path=path,
+            name=name,
+            status=status,
+            seconds=run.elapsed,
+            message=_first_line(output, "package failed") if status.is_bad else "",
+            details=output if status.is_bad else "",
+        )
+    test = run.tests.get(go_name)
+    if test is not None and test.action:
+        status = _STATUS[test.action]
+        output = _output(run, go_name)
+        runs = [
+            t for t in run.tests.values() if t.name == go_name or t.name.startswith(go_name + "/")
+        ]
+        message = ""
+        if status is Status.FAILED:
+            message = _failure_message(runs)
+        elif status is Status.SKIPPED:
+            message = _skip_message(test)
+        return TestResult(
+            path=path,
+            name=name,
+            status=status,
+            seconds=test.elapsed,
+            message=message,
+            details=output if status is not Status.PASSED else "",
+            stdout=output if status is Status.PASSED else "",
+        )
+    package_output = "".join(run.output)
+    if test is not None:
+        why = "timed out" if timed_out else _panic(run.output) or "the test binary exited"
+        return TestResult(
+            path=path,
+            name=name,
+            status=Status.ERROR,
+            seconds=test.elapsed,
+            message=f"did not finish: {why}",
+            details=_output(run, go_name) + package_output,
+        )
+    if binary_failed or timed_out:
+        cause = _panic(o for _, o in run.lines) or ("timed out" if timed_out else "")
+        cause = cause or _first_line(package_output, "the test binary failed")
+        return TestResult(
+            path=path,
+            name=name,
+            status=Status.ERROR,
+            message=f"did not run: the test binary of {path} stopped early ({cause})",
+            details=package_output or stderr,
+        )
+    return TestResult(
+        path=path,
+        name=name,
+        status=Status.ERROR,
+        message=f"go test did not run it: no test of that name in {path}",
+        details=package_output,
+    )

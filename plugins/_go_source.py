@@ -1,0 +1,280 @@
+"""Find the top-level tests of Go test files without compiling them.
+
+``go test -list`` needs a test binary, so it says nothing about a package that does not build;
+dagpar must still know that package's tests to report the build failure against them. This
+module reads ``*_test.go`` files with a small tokenizer (comments, strings and raw strings are
+skipped, braces are balanced) and applies the rules ``go test`` itself uses (``cmd/go``'s test
+loader and ``go/doc``'s example finder):
+
+- ``TestXxx``, where the rune after ``Test`` is not lower case (``Test`` alone counts); a
+  ``TestMain`` that takes ``*testing.M`` is the harness, not a test;
+- ``FuzzXxx`` targets: plain ``go test`` runs their seed corpus as subtests, so they are tests;
+- ``ExampleXxx`` without parameters whose body ends in an ``// Output:`` (or
+  ``// Unordered output:``) comment; examples without one are compiled but never run;
+- functions with a receiver are never tests; benchmarks do not run without ``-bench``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TestFunctions", "is_test_name", "scan_test_files", "scan_test_source"]
+
+_TOKEN = re.compile(
+    r"""
+    (?P<line_comment>//[^\n]*)
+  | (?P<block_comment>/\*.*?(?:\*/|\Z))
+  | (?P<raw>`[^`]*(?:`|\Z))
+  | (?P<string>"(?:[^"\\\n]|\\.)*"?)
+  | (?P<rune>'(?:[^'\\\n]|\\.)*'?)
+  | (?P<ident>[^\W\d]\w*)
+  | (?P<number>\d\w*)
+  | (?P<punct>[{}()\[\]*.,;])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+# go/doc: the last comment group of an example's body must start like this.
+_OUTPUT_PREFIX = re.compile(r"^\s*(unordered )?output:", re.IGNORECASE)
+
+_OPEN = {"{": "}", "(": ")", "[": "]"}
+
+
+@dataclass(frozen=True, slots=True)
+class TestFunctions:
+    """The runnable top-level tests of some test files, each list in source order.
+
+    ``go test`` runs tests first, then fuzz targets, then examples; :attr:`names` keeps that order.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    #: ``TestXxx`` functions.
+    tests: tuple[str, ...] = ()
+    #: ``FuzzXxx`` targets.
+    fuzz: tuple[str, ...] = ()
+    #: ``ExampleXxx`` functions that have an output comment.
+    examples: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        """Every runnable test name in the order ``go test`` runs them, without duplicates."""
+        return list(dict.fromkeys((*self.tests, *self.fuzz, *self.examples)))
+
+
+def is_test_name(name: str, prefix: str) -> bool:
+    """Whether *name* is a *prefix* function name by ``go test``'s rule.
+
+    :param name: a function name.
+    :param prefix: ``Test``, ``Fuzz``, ``Example`` or ``Benchmark``.
+    """
+    if not name.startswith(prefix):
+        return False
+    if len(name) == len(prefix):
+        return True
+    return unicodedata.category(name[len(prefix)]) != "Ll"
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str
+    text: str
+    line: int
+    end_line: int
+
+
+def _tokens(source: str) -> Iterator[_Token]:
+    line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
+    for match in _TOKEN.finditer(source):
+        kind = match.lastgroup or ""
+        start = bisect.bisect_right(line_starts, match.start())
+        end = start + match.group().count("\n")
+        yield _Token(kind, match.group(), start, end)
+
+
+def _comment_text(token: _Token) -> str:
+    if token.kind == "line_comment":
+        text = token.text[2:]
+        return text[1:] if text.startswith(" ") else text
+    body = token.text[2:]
+    return body[:-2] if body.endswith("*/") else body
+
+
+@dataclass(slots=True)
+class _Func:
+    name: str
+    params: list[str]
+    comment_groups: list[list[str]]
+
+
+def _top_level_funcs(source: str) -> Iterator[_Func]:
+    """Yield every top-level function declaration without a receiver, with its body's comments."""
+    tokens = [t for t in _tokens(source)]
+    i = 0
+    depth = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.kind in ("line_comment", "block_comment"):
+            i += 1
+            continue
+        if token.kind == "punct" and token.text in _OPEN:
+            depth += 1
+        elif token.kind == "punct" and token.text in ")}]":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and token.kind == "ident" and token.text == "func":
+            func, i = _read_func(tokens, i + 1)
+            if func is not None:
+                yield func
+            continue
+        i += 1
+
+
+def _skip_comments(tokens: list[_Token], i: int) -> int:
+    while i < len(tokens) and tokens[i].kind in ("line_comment", "block_comment"):
+        i += 1
+    return i
+
+
+def _read_func(tokens: list[_Token], i: int) -> tuple[_Func | None, int]:
+    """Read a declaration after ``func``; return it (None for methods) and the next index."""
+    i = _skip_comments(tokens, i)
+    if i >= len(tokens) or tokens[i].kind != "ident":
+        return None, i  # a method (receiver first) or a function literal: never a test
+    name = tokens[i].text
+    i = _skip_comments(tokens, i + 1)
+    if i < len(tokens) and tokens[i].text == "[":  # type parameters
+        _, i = _balanced(tokens, i)
+        i = _skip_comments(tokens, i)
+    if i >= len(tokens) or tokens[i].text != "(":
+        return None, i
+    params, i = _balanced(tokens, i)
+    # Skip the results up to the body; a declaration without a body ends at the next `func`.
+    depth = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.kind == "punct" and token.text == "{" and depth == 0:
+            break
+        if token.kind == "ident" and token.text == "func" and depth == 0:
+            return _Func(name, params, []), i
+        if token.kind == "punct" and token.text in "([":
+            depth += 1
+        elif token.kind == "punct" and token.text in ")]":
+            depth -= 1
+        i += 1
+    groups, i = _body_comment_groups(tokens, i)
+    return _Func(name, params, groups), i
+
+
+def _balanced(tokens: list[_Token], i: int) -> tuple[list[str], int]:
+    """The texts of the non-comment tokens inside the bracket at *i*, and the index after it."""
+    depth = 0
+    inner: list[str] = []
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token.kind in ("line_comment", "block_comment"):
+            continue
+        if token.kind == "punct" and token.text in _OPEN:
+            depth += 1
+            if depth == 1:
+                continue
+        elif token.kind == "punct" and token.text in ")}]":
+            depth -= 1
+            if depth == 0:
+                return inner, i
+        inner.append(token.text)
+    return inner, i
+
+
+def _body_comment_groups(tokens: list[_Token], i: int) -> tuple[list[list[str]], int]:
+    """Read the body starting at the ``{`` at *i*; group its comments the way go/parser does.
+
+    Comments on consecutive lines form one group; any code token ends a group, and a comment
+    on the same line as code only groups with comments on that same line.
+    """
+    groups: list[list[str]] = []
+    depth = 0
+    previous: _Token | None = None
+    trailing = False
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token.kind in ("line_comment", "block_comment"):
+            joins = previous is not None and previous.kind in ("line_comment", "block_comment")
+            if joins and previous is not None:
+                limit = previous.end_line if trailing else previous.end_line + 1
+                joins = token.line <= limit
+            if joins:
+                groups[-1].append(_comment_text(token))
+            else:
+                trailing = previous is not None and previous.end_line == token.line
+                groups.append([_comment_text(token)])
+            previous = token
+            continue
+        previous = token
+        if token.kind == "punct" and token.text in _OPEN:
+            depth += 1
+        elif token.kind == "punct" and token.text in ")}]":
+            depth -= 1
+            if depth == 0:
+                break
+    return groups, i
+
+
+def _takes_pointer_to(params: list[str], type_name: str) -> bool:
+    # cmd/go cannot resolve imports either: it accepts `*T` or `*anything.T`.
+    return len(params) >= 2 and "*" in params and params[-1] == type_name and "," not in params
+
+
+def scan_test_source(source: str) -> TestFunctions:
+    """The runnable top-level tests of one ``*_test.go`` file's text.
+
+    :param source: the file's contents.
+    """
+    tests: list[str] = []
+    fuzz: list[str] = []
+    examples: list[str] = []
+    for func in _top_level_funcs(source):
+        name = func.name
+        if is_test_name(name, "Test"):
+            if name == "TestMain" and not _takes_pointer_to(func.params, "T"):
+                continue  # the harness: func TestMain(m *testing.M)
+            tests.append(name)
+        elif is_test_name(name, "Fuzz"):
+            fuzz.append(name)
+        elif (
+            is_test_name(name, "Example")
+            and not func.params
+            and func.comment_groups
+            and _OUTPUT_PREFIX.match("\n".join(func.comment_groups[-1]))
+        ):
+            examples.append(name)
+    # go/doc sorts examples by name within a file.
+    return TestFunctions(tuple(tests), tuple(fuzz), tuple(sorted(examples)))
+
+
+def scan_test_files(paths: Iterable[Path]) -> TestFunctions:
+    """The runnable tests of several test files of one package, in ``go test``'s order.
+
+    Files that cannot be read are skipped: the build reports them.
+
+    :param paths: the package's test files, internal ones first (as ``go list`` names them).
+    """
+    tests: list[str] = []
+    fuzz: list[str] = []
+    examples: list[str] = []
+    for path in paths:
+        try:
+            source = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found = scan_test_source(source)
+        tests.extend(found.tests)
+        fuzz.extend(found.fuzz)
+        examples.extend(found.examples)
+    return TestFunctions(tuple(tests), tuple(fuzz), tuple(examples))

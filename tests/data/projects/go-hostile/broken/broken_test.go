@@ -1,0 +1,7 @@
+package broken
+
+import "testing"
+
+func TestBrokenA(t *testing.T) {}
+
+func TestBrokenB(t *testing.T) {}

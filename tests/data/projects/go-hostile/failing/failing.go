@@ -1,0 +1,2 @@
+// Package failing has failing tests next to passing ones.
+package failing

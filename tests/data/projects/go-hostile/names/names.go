@@ -1,0 +1,2 @@
+// Package names holds tests whose names are hard to select.
+package names

@@ -1,0 +1,2 @@
+// Package deep is a nested package.
+package deep

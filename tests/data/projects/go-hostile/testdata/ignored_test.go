@@ -1,0 +1,5 @@
+package testdata
+
+import "testing"
+
+func TestInTestdata(t *testing.T) { t.Fatal("testdata is not a package of ./...") }

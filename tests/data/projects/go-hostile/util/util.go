@@ -1,0 +1,2 @@
+// Package util has no tests at all.
+package util
