@@ -11,6 +11,10 @@ import gzip
 import http.server
 import itertools
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -357,8 +361,7 @@ def test_disabled_sdk_records_and_exports_nothing(
     assert session.pm.hook.dagpar_slice_env(check=CHECK, slice=PLANS[0]) == []
     with otel.task_span("a.py") as span:
         assert span is None
-    _drive_without_tasks = session.pm.hook
-    _drive_without_tasks.dagpar_sessionfinish(run=None, exitcode=0)
+    session.pm.hook.dagpar_sessionfinish(run=None, exitcode=0)
     assert receiver.spans == []
     assert not (tmp_path / ".dagpar").exists()
 
@@ -387,3 +390,85 @@ def test_an_unfinished_run_still_ends_its_spans(tmp_path: Path, tracing: Receive
     with otel.task_span("a.py") as span:
         assert span is None
     assert not session.pm.get_plugins() - {otel}
+
+
+_PROJECT = {
+    "tests/test_a.py": (
+        "def test_one():\n    pass\n\n"
+        "def test_two():\n    assert 1 == 2, 'bell \\x07 in the message'\n"
+    ),
+    "tests/test_b.py": (
+        "import pytest\n\n"
+        "def test_three():\n    print('out')\n\n"
+        "@pytest.mark.skip(reason='later')\ndef test_four():\n    pass\n"
+    ),
+}
+
+
+@pytest.mark.slow
+def test_a_real_run_reports_junit_summary_and_spans(tmp_path: Path, tracing: Receiver) -> None:
+    from lxml import etree
+
+    workspace = tmp_path / "ws"
+    for name, text in _PROJECT.items():
+        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / name).write_text(text)
+    junit_xml = tmp_path / "reports" / "junit.xml"
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagpar_cli",
+            "check",
+            "-C",
+            str(workspace),
+            "-j",
+            "2",
+            "--junit-xml",
+            str(junit_xml),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert re.search(r"=+ 1 failed, 2 passed, 1 skipped in [\d.]+s =+", output), output
+    assert "FAILED tests/test_a.py::test_two" in output
+
+    schema = etree.XMLSchema(etree.parse(str(Path(__file__).parents[1] / "data" / "junit-10.xsd")))
+    doc = etree.parse(str(junit_xml))
+    schema.assertValid(doc)
+    cases = sorted(f"{c.get('file')}::{c.get('name')}" for c in doc.iter("testcase"))
+    expected = sorted(
+        f"{path}::{name}"
+        for path, name in (
+            ("tests/test_a.py", "test_one"),
+            ("tests/test_a.py", "test_two"),
+            ("tests/test_b.py", "test_three"),
+            ("tests/test_b.py", "test_four"),
+        )
+    )
+    assert cases == expected
+
+    # The exporter flushed before dagpar exited: every test has its span, under a slice.
+    spans = tracing.spans
+    by_id = {s.span_id: s for s in spans}
+    statuses = {
+        s.attributes["test.case.name"]: s.attributes["test.case.result.status"]
+        for s in spans
+        if "test.case.name" in s.attributes
+    }
+    assert statuses == {
+        "tests/test_a.py::test_one": "pass",
+        "tests/test_a.py::test_two": "fail",
+        "tests/test_b.py::test_three": "pass",
+        "tests/test_b.py::test_four": "skipped",
+    }
+    for span in spans:
+        if "test.case.name" in span.attributes:
+            parent = by_id[span.parent_id]
+            assert parent.name.startswith("slice ")
+            assert by_id[parent.parent_id].attributes["test.suite.run.status"] == "failure"
