@@ -199,16 +199,14 @@ def _call(chain: list[str], output: str | None, params: dict[str, Any]) -> int:
 
     options = run_options(params)
     session = open_session(Path(params["workspace"]), options)
-    run, value = run_call(session, chain)
+    run, value = run_call(session, chain, export_to=Path(output) if output else None)
     code = _print_run(run, options, session)
     if options.dry_run or options.json:
         return code
-    if isinstance(value, Directory):
-        if output:
-            value.export(Path(output))
-            click.echo(f"exported to {output}", err=True)
-        else:
-            click.echo(f"directory result: {value.host_path} (use -o PATH to export it)", err=True)
+    if isinstance(value, Path):
+        click.echo(f"exported the directory result to {value}", err=True)
+    elif isinstance(value, Directory):
+        click.echo("the result is a directory: pass -o PATH to export it", err=True)
     elif value is not None and not hasattr(value, "__dagpar_type__"):
         click.echo(value if isinstance(value, str) else json.dumps(value, default=str))
     elif value is not None:

@@ -36,6 +36,7 @@ from dagpar_cli.errors import (
 )
 from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
 
 __all__ = ["CheckSpec", "exit_code_for", "open_session", "run_call", "run_checks", "select_checks"]
@@ -124,8 +125,14 @@ def run_checks(
     return _execute(session, bodies)
 
 
-def run_call(session: Session, tokens: Sequence[str]) -> tuple[RunResult, Any]:
-    """Run one ``dagpar call`` chain; returns the result and the chain's value."""
+def run_call(
+    session: Session, tokens: Sequence[str], *, export_to: Path | None = None
+) -> tuple[RunResult, Any]:
+    """Run one ``dagpar call`` chain; returns the result and the chain's value.
+
+    :param export_to: where to copy a ``Directory`` result (it lives in the run's temporary
+        space, which is removed when the run ends).
+    """
     instance, steps = parse_chain(tokens)
     toolchains = discover(session.config, session.pm)
     toolchain = next((tc for tc in toolchains if tc.instance == instance), None)
@@ -146,6 +153,8 @@ def run_call(session: Session, tokens: Sequence[str]) -> tuple[RunResult, Any]:
 
     def body() -> Any:
         value = call_chain(main, steps, session.config.workspace)
+        if isinstance(value, Directory) and export_to is not None:
+            value = value.export(export_to)
         values["value"] = value
         return value
 

@@ -5,21 +5,26 @@ Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
 - markers ``go``, ``node``, ``docker``: the test needs that tool; it skips with the reason when the
   tool is missing, and fails instead when ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
 - ``dagpar_run``: runs the ``dagpar`` CLI in-process and returns its exit code and output;
+- ``make_workspace``: writes a workspace (``dagpar.yaml``, toolchain files, tests) from a dict;
 - an autouse fixture that keeps the user's environment (CI shard variables, ``OTEL_*``) out.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["REQUIRE_TOOLS_ENV", "tool_missing"]
+__all__ = ["REQUIRE_TOOLS_ENV", "DagparResult", "tool_missing", "write_tree"]
 
 #: When set to 1, a test whose tool is missing fails instead of skipping.
 REQUIRE_TOOLS_ENV = "DAGPAR_REQUIRE_TOOLS"
@@ -82,3 +87,55 @@ def _dagpar_isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     yield
+
+
+@dataclass(frozen=True, slots=True)
+class DagparResult:
+    """What one ``dagpar`` invocation did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """Standard output parsed as JSON (for ``--json``)."""
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:
+        return f"exit {self.exit_code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+@pytest.fixture
+def dagpar_run() -> Callable[..., DagparResult]:
+    """Run ``dagpar ARGS...`` in-process; returns a :class:`DagparResult`."""
+    from click.testing import CliRunner
+
+    from dagpar_cli.cli import cli
+
+    def run(*args: str | os.PathLike[str]) -> DagparResult:
+        runner = CliRunner()
+        result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        return DagparResult(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def write_tree(root: Path, files: Mapping[str, str]) -> Path:
+    """Write *files* (relative path → text, dedented) under *root*; returns *root*."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
+    """Write a workspace from ``{relative path: text}`` into a fresh directory."""
+    counter = {"n": 0}
+
+    def make(files: Mapping[str, str]) -> Path:
+        counter["n"] += 1
+        return write_tree(tmp_path / f"ws{counter['n']}", files)
+
+    return make
