@@ -341,7 +341,8 @@ def package_results(
         names = [n for n in tests if "/" not in n]
         if binary_failed:
             names += [n for n in scanned() if n not in tests]
-        if selected is not None and (binary_failed or not names):
+        listed = selected is not None and PACKAGE_PLACEHOLDER in selected
+        if listed or (binary_failed and not names):
             names.append(PACKAGE_PLACEHOLDER)
         wanted = [(n, n) for n in dict.fromkeys(names)]
     else:
@@ -409,7 +410,8 @@ def _result(
         )
     package_output = "".join(run.output)
     if test is not None:
-        why = "timed out" if timed_out else _panic(run.output) or "the test binary exited"
+        panic = _panic([*test.output, *run.output])
+        why = panic or ("timed out" if timed_out else "the test binary exited")
         return TestResult(
             path=path,
             name=name,

@@ -277,11 +277,11 @@ def test_go_runs_exactly_the_selection(
     # The results name what was selected, in the selection's own spelling.
     reported = {(r.path, r.name) for r in run.results}
     wanted_results: set[tuple[str, str]] = set()
-    for package, name in case.selected():
-        if name is None:
+    for package, selected in case.selected():
+        if selected is None:
             wanted_results |= {(package, n) for n in listing[package]}
         else:
-            wanted_results.add((package, name))
+            wanted_results.add((package, selected))
     assert reported == wanted_results
     assert len(run.results) == len(reported)
     assert all(r.status is not Status.ERROR for r in run.results)
