@@ -55,6 +55,7 @@ from dagpar_cli.model import (
 from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
 from dagpar_cli.runners import RunnerHost
 
+from . import _jest_command
 from ._jest_command import JestRun, path_arg, plan_runs
 from ._jest_report import (
     SUITE_FAILED,
@@ -309,7 +310,9 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
         return None
     fixed = run_args(spec, JestRun(files=()), 0)
     commands: list[RunnerCommand] = []
-    for index, run in enumerate(plan_runs(selection, fixed_args=fixed), start=1):
+    # Read the budget at call time, so that it can be lowered to exercise batching.
+    runs = plan_runs(selection, fixed_args=fixed, limit=_jest_command.MAX_COMMAND_BYTES)
+    for index, run in enumerate(runs, start=1):
         wanted = {"files": [{"path": p, "names": run.names} for p in run.files]}
         commands.append(
             RunnerCommand(
