@@ -66,6 +66,9 @@ log = logging.getLogger("dagpar.otel")
 #: The instrumentation scope of dagpar's spans.
 TRACER_NAME = "dagpar"
 
+#: How long the end of a run waits for spans to reach the collector.
+FLUSH_TIMEOUT_MS = 5000
+
 #: ``test.case.result.status`` per test status (OpenTelemetry test semantic conventions).
 _CASE_STATUS = {
     TestStatus.PASSED: "pass",
@@ -136,6 +139,39 @@ class JsonLinesExporter(SpanExporter):
         return True
 
 
+class _Interruptible(SpanExporter):
+    """Wraps an exporter so that :meth:`interrupt` can cut its retries short, once.
+
+    The OTLP exporter retries an unreachable collector for its whole timeout even inside a
+    flush with a deadline; shutting it down is the only way to stop it early.
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Pass *spans* on."""
+        return self.inner.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.inner.force_flush(timeout_millis)
+
+    def interrupt(self) -> None:
+        """Shut the wrapped exporter down now (from a timer), abandoning retries."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.inner.shutdown()
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down unless :meth:`interrupt` did."""
+        self.interrupt()
+
+
 def _resource() -> Resource:
     attributes: dict[str, Any] = {}
     # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over dagpar's default name.
@@ -156,10 +192,14 @@ def _wants_otlp() -> bool:
     )
 
 
-def _make_provider(workspace: Path, run_id: str) -> TracerProvider | None:
-    """A provider exporting where the environment says, or None when nothing would be recorded."""
+def _make_provider(
+    workspace: Path, run_id: str
+) -> tuple[TracerProvider, _Interruptible | None] | None:
+    """A provider exporting where the environment says, and its OTLP exporter if any; None when
+    nothing would be recorded."""
     provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
     outputs = 0
+    remote: _Interruptible | None = None
     try:
         # The timing store's helper makes .dagpar/ with its .gitignore and CACHEDIR.TAG.
         (state_dir(workspace) / "traces").mkdir(exist_ok=True)
@@ -173,14 +213,15 @@ def _make_provider(workspace: Path, run_id: str) -> TracerProvider | None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         try:
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            remote = _Interruptible(OTLPSpanExporter())
+            provider.add_span_processor(BatchSpanProcessor(remote))
             outputs += 1
         except Exception as exc:  # a malformed OTEL_* value must not fail the tests' run
             log.warning("not exporting traces over OTLP: %s", exc)
     if not outputs:
         provider.shutdown()
         return None
-    return provider
+    return provider, remote
 
 
 @dataclass(slots=True)
@@ -209,6 +250,7 @@ class OtelReporter:
     run_span: Span
     run_id: str
     pm: pluggy.PluginManager | None = None
+    remote: _Interruptible | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _checks: dict[str, _OpenCheck] = field(default_factory=dict)
     _slices: dict[tuple[str, int, int], _OpenSlice] = field(default_factory=dict)
@@ -430,12 +472,26 @@ class OtelReporter:
             with _active_lock:
                 if _active is self:
                     _active = None
+            # Bounded: an unreachable collector must not hold dagpar's exit for the exporter's
+            # whole retry budget.
+            timer = threading.Timer(FLUSH_TIMEOUT_MS / 1000, self._interrupt_export)
+            timer.daemon = True
+            timer.start()
             try:
-                self.provider.force_flush()
+                self.provider.force_flush(timeout_millis=FLUSH_TIMEOUT_MS)
             finally:
+                timer.cancel()
                 self.provider.shutdown()
                 if self.pm is not None and self.pm.is_registered(self):
                     self.pm.unregister(self)
+
+    def _interrupt_export(self) -> None:
+        if self.remote is not None:
+            log.warning(
+                "gave up sending traces to the OTLP collector after %.0f s",
+                FLUSH_TIMEOUT_MS / 1000,
+            )
+            self.remote.interrupt()
 
     # ---------------------------------------------------------------- tasks
 
@@ -536,9 +592,10 @@ def dagpar_configure(session: Session) -> None:
     global _active
     if _truthy(os.environ.get("OTEL_SDK_DISABLED")):
         return
-    provider = _make_provider(session.config.workspace, session.run_id)
-    if provider is None:
+    made = _make_provider(session.config.workspace, session.run_id)
+    if made is None:
         return
+    provider, remote = made
     tracer = provider.get_tracer(TRACER_NAME)
     run_span = tracer.start_span(
         "dagpar run",
@@ -553,7 +610,7 @@ def dagpar_configure(session: Session) -> None:
     if session.options.shard is not None:
         run_span.set_attribute("dagpar.shard", "{}/{}".format(*session.options.shard))
     reporter = OtelReporter(
-        provider=provider, run_span=run_span, run_id=session.run_id, pm=session.pm
+        provider=provider, run_span=run_span, run_id=session.run_id, pm=session.pm, remote=remote
     )
     session.stash["otel"] = reporter
     with _active_lock:
