@@ -472,26 +472,38 @@ class OtelReporter:
             with _active_lock:
                 if _active is self:
                     _active = None
-            # Bounded: an unreachable collector must not hold dagpar's exit for the exporter's
-            # whole retry budget.
-            timer = threading.Timer(FLUSH_TIMEOUT_MS / 1000, self._interrupt_export)
-            timer.daemon = True
-            timer.start()
             try:
-                self.provider.force_flush(timeout_millis=FLUSH_TIMEOUT_MS)
+                self._close_provider()
             finally:
-                timer.cancel()
-                self.provider.shutdown()
                 if self.pm is not None and self.pm.is_registered(self):
                     self.pm.unregister(self)
 
-    def _interrupt_export(self) -> None:
-        if self.remote is not None:
+    def _close_provider(self) -> None:
+        """Flush and shut the exporters down, waiting at most :data:`FLUSH_TIMEOUT_MS`.
+
+        The local record is already complete (it is written as spans end); only the collector
+        can be slow. An unreachable or hanging collector must not hold dagpar's exit for the
+        exporter's whole retry budget, so the flush runs in a daemon thread that is abandoned,
+        after cutting the exporter's retries short, when it overruns.
+        """
+
+        def close() -> None:
+            try:
+                self.provider.force_flush(timeout_millis=FLUSH_TIMEOUT_MS)
+            finally:
+                self.provider.shutdown()
+
+        closer = threading.Thread(target=close, name="dagpar-otel-flush", daemon=True)
+        closer.start()
+        closer.join(FLUSH_TIMEOUT_MS / 1000)
+        if closer.is_alive():
             log.warning(
-                "gave up sending traces to the OTLP collector after %.0f s",
+                "gave up sending traces to the OTLP collector after %g s; they are recorded "
+                "under .dagpar/traces",
                 FLUSH_TIMEOUT_MS / 1000,
             )
-            self.remote.interrupt()
+            if self.remote is not None:
+                self.remote.interrupt()
 
     # ---------------------------------------------------------------- tasks
 

@@ -11,8 +11,10 @@ import gzip
 import http.server
 import itertools
 import json
+import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -472,3 +474,25 @@ def test_a_real_run_reports_junit_summary_and_spans(tmp_path: Path, tracing: Rec
             parent = by_id[span.parent_id]
             assert parent.name.startswith("slice ")
             assert by_id[parent.parent_id].attributes["test.suite.run.status"] == "failure"
+
+
+def test_a_hanging_collector_does_not_hold_the_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A collector that accepts connections and never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+        monkeypatch.setenv(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}"
+        )
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5")
+        monkeypatch.setattr(otel, "FLUSH_TIMEOUT_MS", 200)
+        session = _session(tmp_path)
+        with caplog.at_level(logging.WARNING, logger="dagpar.otel"):
+            _drive(session)
+    assert "gave up sending traces to the OTLP collector after 0.2 s" in caplog.text
+    # The local record does not depend on the collector.
+    recorded = (tmp_path / ".dagpar" / "traces" / f"{session.run_id}.jsonl").read_text()
+    assert len(recorded.splitlines()) == 12
