@@ -17,13 +17,23 @@ loader and ``go/doc``'s example finder):
 from __future__ import annotations
 
 import bisect
+import os
+import platform
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TestFunctions", "is_test_name", "scan_test_files", "scan_test_source"]
+__all__ = [
+    "TestFunctions",
+    "builds_here",
+    "host_build_tags",
+    "is_test_name",
+    "scan_test_files",
+    "scan_test_source",
+]
 
 _TOKEN = re.compile(
     r"""
@@ -278,3 +288,153 @@ def scan_test_files(paths: Iterable[Path]) -> TestFunctions:
         fuzz.extend(found.fuzz)
         examples.extend(found.examples)
     return TestFunctions(tuple(tests), tuple(fuzz), tuple(examples))
+
+
+# ------------------------------------------------------------------------------------------
+# build constraints, for listing a package's test files without go list
+# ------------------------------------------------------------------------------------------
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# go/build's known GOOS and GOARCH values: file name suffixes only count when they are known.
+_KNOWN_OS = _words(
+    "aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd openbsd plan9 "
+    "solaris wasip1 windows zos"
+)
+_KNOWN_ARCH = _words(
+    "386 amd64 amd64p32 arm armbe arm64 arm64be loong64 mips mipsle mips64 mips64le mips64p32 "
+    "mips64p32le ppc ppc64 ppc64le riscv riscv64 s390 s390x sparc sparc64 wasm"
+)
+_UNIX = _words("aix android darwin dragonfly freebsd hurd illumos ios linux netbsd openbsd solaris")
+_MACHINE_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+_GO_BUILD = re.compile(r"^//go:build\s+(.*)$")
+_PLUS_BUILD = re.compile(r"^//\s*\+build\s+(.*)$")
+_CONSTRAINT_TOKEN = re.compile(r"\s*(\(|\)|!|&&|\|\||[\w.]+)")
+
+
+def host_build_tags() -> frozenset[str]:
+    """The build tags ``go test`` satisfies here: GOOS, GOARCH, ``unix``, ``gc``, ``cgo``.
+
+    ``GOOS``/``GOARCH`` from the environment win over the host's own platform. Release tags
+    (``go1.N``) are handled by :func:`builds_here` itself.
+    """
+    goos = os.environ.get("GOOS") or {"win32": "windows", "darwin": "darwin"}.get(
+        sys.platform, "linux" if sys.platform.startswith("linux") else sys.platform
+    )
+    goarch = os.environ.get("GOARCH") or _MACHINE_ARCH.get(platform.machine().lower(), "")
+    tags = {goos, goarch, "gc", "cgo"}
+    if goos in _UNIX:
+        tags.add("unix")
+    if goos == "android":
+        tags.add("linux")
+    if goos in ("illumos",):
+        tags.add("solaris")
+    if goos == "ios":
+        tags.add("darwin")
+    return frozenset(t for t in tags if t)
+
+
+def _tag_true(tag: str, tags: frozenset[str]) -> bool:
+    # Any go1.N release tag: the go that runs the tests is assumed new enough for its own files.
+    return tag in tags or re.fullmatch(r"go1(\.\d+)?", tag) is not None
+
+
+def _evaluate(expression: str, tags: frozenset[str]) -> bool:
+    """Evaluate a ``//go:build`` expression; malformed ones count as true (go reports them)."""
+    tokens = _CONSTRAINT_TOKEN.findall(expression)
+    position = 0
+
+    def parse_or() -> bool:
+        nonlocal position
+        value = parse_and()
+        while position < len(tokens) and tokens[position] == "||":
+            position += 1
+            value = parse_and() or value
+        return value
+
+    def parse_and() -> bool:
+        nonlocal position
+        value = parse_not()
+        while position < len(tokens) and tokens[position] == "&&":
+            position += 1
+            value = parse_not() and value
+        return value
+
+    def parse_not() -> bool:
+        nonlocal position
+        if position >= len(tokens):
+            raise ValueError("unexpected end")
+        token = tokens[position]
+        position += 1
+        if token == "!":
+            return not parse_not()
+        if token == "(":
+            value = parse_or()
+            if position >= len(tokens) or tokens[position] != ")":
+                raise ValueError("missing )")
+            position += 1
+            return value
+        if token in (")", "&&", "||"):
+            raise ValueError(f"unexpected {token}")
+        return _tag_true(token, tags)
+
+    try:
+        value = parse_or()
+    except ValueError:
+        return True
+    return value if position == len(tokens) else True
+
+
+def _plus_build(line: str, tags: frozenset[str]) -> bool:
+    # Legacy form: space-separated options are OR'ed, comma-separated terms AND'ed.
+    for option in line.split():
+        terms = option.split(",")
+        if all(
+            not _tag_true(t[1:], tags) if t.startswith("!") else _tag_true(t, tags) for t in terms
+        ):
+            return True
+    return False
+
+
+def _file_name_allows(name: str, tags: frozenset[str]) -> bool:
+    stem = name.split(".", 1)[0]
+    if "_" not in stem:
+        return True
+    parts = stem[stem.index("_") :].split("_")
+    if parts and parts[-1] == "test":
+        parts = parts[:-1]
+    if len(parts) >= 2 and parts[-2] in _KNOWN_OS and parts[-1] in _KNOWN_ARCH:
+        return parts[-2] in tags and parts[-1] in tags
+    if parts and (parts[-1] in _KNOWN_OS or parts[-1] in _KNOWN_ARCH):
+        return parts[-1] in tags
+    return True
+
+
+def builds_here(path: Path, source: str, tags: frozenset[str] | None = None) -> bool:
+    """Whether ``go test`` would compile the file *path* with *source* for these *tags*.
+
+    Looks at the ``_GOOS``/``_GOARCH`` file name suffixes and the ``//go:build`` line (or the
+    legacy ``// +build`` lines) before the package clause.
+
+    :param path: the file (only its name is used).
+    :param source: its contents.
+    :param tags: the satisfied tags; :func:`host_build_tags` by default.
+    """
+    tags = host_build_tags() if tags is None else tags
+    if not _file_name_allows(path.name, tags):
+        return False
+    plus_lines: list[str] = []
+    for raw in source.splitlines():
+        line = raw.strip()
+        if line.startswith("package ") or line == "package":
+            break
+        go_build = _GO_BUILD.match(line)
+        if go_build:
+            return _evaluate(go_build.group(1), tags)
+        plus = _PLUS_BUILD.match(line)
+        if plus:
+            plus_lines.append(plus.group(1))
+    return all(_plus_build(line, tags) for line in plus_lines)

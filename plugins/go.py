@@ -46,7 +46,7 @@ from ._go_report import (
     read_events,
     rewrite_subtest_name,
 )
-from ._go_source import scan_test_files
+from ._go_source import builds_here, scan_test_files
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Outcome
@@ -446,22 +446,28 @@ def _read(path: Path) -> str:
 
 
 def _scanner(spec: RunnerSpec, path: str) -> Callable[[], list[str]]:
+    """Lists a package's tests from its sources, for when its test binary never listed them."""
+
     def scan() -> list[str]:
-        directory = spec.source_dir / path
+        internal: list[Path] = []
+        external: list[Path] = []
         try:
-            files = sorted(directory.glob("*_test.go"))
+            files = sorted((spec.source_dir / path).glob("*_test.go"))
         except OSError:
             return []
-        # Internal test files before external ones, like go list orders them.
-        ordered = sorted(files, key=lambda f: _is_external(f))
-        return scan_test_files(ordered).names
+        for file in files:
+            if file.name.startswith((".", "_")):
+                continue  # go ignores these
+            text = _read(file)
+            if not builds_here(file, text):
+                continue
+            package = re.search(r"^\s*package\s+(\w+)", text, re.MULTILINE)
+            external_test = bool(package and package.group(1).endswith("_test"))
+            (external if external_test else internal).append(file)
+        # go list's order: internal test files first, then the external test package's.
+        return scan_test_files([*internal, *external]).names
 
     return scan
-
-
-def _is_external(path: Path) -> bool:
-    match = re.search(r"^\s*package\s+(\w+)", _read(path), re.MULTILINE)
-    return bool(match and match.group(1).endswith("_test"))
 
 
 def _find_run(stream: GoStream, import_path: str, path: str) -> str | None:

@@ -301,7 +301,7 @@ def test_collect_lists_what_go_test_list_lists(
     for package, names in listing.items():
         assert sorted(by_package[package]) == sorted(names), package
     # The broken package still lists its tests; packages without tests and testdata do not.
-    assert by_package["broken"] == ["TestBrokenA", "TestBrokenB"]
+    assert by_package["broken"] == ["TestBrokenA", "TestBrokenB", "TestNotWindows"]
     assert set(by_package) == {*listing, "broken"}
 
 
@@ -347,12 +347,14 @@ def test_build_failure_is_an_error_of_every_selected_test(spec: RunnerSpec, tmp_
     run = run_selection(spec, selection, tmp_path / "report")
     results = run.by_id()
     assert results["store::TestPut"].status is Status.PASSED
-    for name in ("TestBrokenA", "TestBrokenB"):
+    for name in ("TestBrokenA", "TestBrokenB", "TestNotWindows"):
         result = results[f"broken::{name}"]
         assert result.status is Status.ERROR
         assert result.message.startswith("build failed: broken/broken.go:4:")
         assert 'cannot use "forty-two"' in result.details
-    assert len(run.results) == 3
+    # Test files this platform does not build (broken_windows_test.go, `//go:build ignore`)
+    # are not blamed.
+    assert len(run.results) == 4
 
 
 def test_build_failure_of_one_named_test(spec: RunnerSpec, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from dagpar_plugins._go_report import (
     read_events,
     rewrite_subtest_name,
 )
-from dagpar_plugins._go_source import is_test_name, scan_test_source
+from dagpar_plugins._go_source import builds_here, is_test_name, scan_test_source
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome
@@ -134,7 +134,8 @@ def test_collect_reads_packages_from_go_list_and_tests_from_sources(spec: Runner
     # Paths are relative to the source as go saw it (/src in the recording), not to the host.
     assert by_package == {
         ".": ["TestRoot", "FuzzReverse", "ExampleReverse"],
-        "broken": ["TestBrokenA", "TestBrokenB"],
+        # Platform-specific and tagged-out test files are not listed (go list leaves them out).
+        "broken": ["TestBrokenA", "TestBrokenB", "TestNotWindows"],
         "crash": ["TestBeforePanic", "TestPanics", "TestAfterPanic"],
         "ext": ["TestInternal", "TestPut", "TestGet", "TestExternal", "ExampleDouble"],
         "failing": ["TestFails", "TestPasses", "TestFailsInSubtest"],
@@ -475,6 +476,8 @@ def test_parse_a_whole_module_run(spec: RunnerSpec, tmp_path: Path) -> None:
         ".::ExampleReverse": Status.PASSED,
         "broken::TestBrokenA": Status.ERROR,
         "broken::TestBrokenB": Status.ERROR,
+        # Listed from the sources because go never listed them: build constraints honoured.
+        "broken::TestNotWindows": Status.ERROR,
         "crash::TestBeforePanic": Status.PASSED,
         "crash::TestPanics": Status.FAILED,
         "crash::TestAfterPanic": Status.ERROR,
@@ -636,7 +639,11 @@ def test_setup_failure_with_build_output_events(spec: RunnerSpec, tmp_path: Path
     report_dir = _report_dir(tmp_path, "subtests.json", [("broken", None)])
     (report_dir / "go-1.json").write_text("\n".join(json.dumps(e) for e in events))
     results = _by_id(go.parse_reports(spec, report_dir, Outcome(exit_code=1)))
-    assert set(results) == {"broken::TestBrokenA", "broken::TestBrokenB"}
+    assert set(results) == {
+        "broken::TestBrokenA",
+        "broken::TestBrokenB",
+        "broken::TestNotWindows",
+    }
     assert all(r.status is Status.ERROR for r in results.values())
     assert (
         results["broken::TestBrokenA"].message == "build failed: broken/broken.go:4:18: cannot use"
@@ -685,3 +692,32 @@ def test_event_stream_keeps_elapsed_and_order() -> None:
     assert store.tests["TestSkipped"].action == "skip"
     assert stream.packages[f"{MODULE}/broken"].build_failure == "build failed"
     assert stream.packages[f"{MODULE}/failing"].elapsed > 0
+
+
+LINUX_AMD64 = frozenset({"linux", "amd64", "unix", "gc", "cgo"})
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "builds"),
+    [
+        ("a_test.go", "", True),
+        ("a_windows_test.go", "", False),
+        ("a_linux_test.go", "", True),
+        ("a_linux_arm64_test.go", "", False),
+        ("a_linux_amd64_test.go", "", True),
+        ("windows_test.go", "", True),  # the part before the first _ is not a suffix
+        ("a_notanos_test.go", "", True),
+        ("a_test.go", "//go:build ignore\n", False),
+        ("a_test.go", "//go:build linux && !cgo\n", False),
+        ("a_test.go", "//go:build !windows && (darwin || unix)\n", True),
+        ("a_test.go", "//go:build go1.18\n", True),
+        ("a_test.go", "// Copyright\n\n//go:build integration\n", False),
+        ("a_test.go", "//go:build (((\n", True),  # malformed: go reports it, not us
+        ("a_test.go", "// +build linux,amd64 windows\n", True),
+        ("a_test.go", "// +build windows\n// +build linux\n", False),
+        ("a_test.go", "package p\n//go:build ignore\n", True),  # after the package clause
+    ],
+)
+def test_build_constraints(name: str, header: str, builds: bool) -> None:
+    source = header if "package" in header else header + "\npackage p\n"
+    assert builds_here(Path(name), source, LINUX_AMD64) is builds
