@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Mount, Outcome, SessionSpec
 from dagpar_cli.model import (
+    Attempt,
     CheckResult,
     Item,
     Plan,
@@ -48,7 +49,7 @@ from dagpar_cli.model import (
     TestResult,
     join_path,
 )
-from dagpar_cli.planning.api import PlanRequest, Planner
+from dagpar_cli.planning.api import Planner, PlanRequest
 from dagpar_cli.sdk.container import ExecFailedError, PipelineResult
 from dagpar_cli.sdk.directory import Directory, merge_overlay
 from dagpar_cli.sdk.types import typedef_of
@@ -402,15 +403,49 @@ class Engine:
 
         slice_results = [res for _, (res, _) in outcomes]
         merged: list[TestResult] = [r for s in slice_results for r in s.results]
+        retries = self.session.options.retries
+        if retries and not self.cancelled.is_set():
+            merged, reruns = self._rerun_failed(
+                call,
+                receiver,
+                pfield.name,
+                pfield.nested,
+                name,
+                fn,
+                args,
+                kwargs,
+                plan,
+                merged,
+                retries,
+                runner,
+                prefix,
+                label,
+            )
+        else:
+            reruns = []
         with call.lock:
-            call.slices.extend(slice_results)
+            call.slices.extend(slice_results + reruns)
             call.results.extend(merged)
             if any(s.infrastructure_error for s in slice_results):
                 call.infrastructure_error = True
 
-        errors = [f"slice {s.index}/{total}: {s.error}" for s in slice_results if s.error]
+        still_bad = {r.id for r in merged if r.status.is_bad}
+
+        def still_failing(s: SliceResult) -> bool:
+            # A slice that failed only through tests that later passed on a rerun is fine now.
+            return (
+                s.infrastructure_error
+                or any(r.id in still_bad for r in s.results)
+                or not any(r.status.is_bad for r in s.results)
+            )
+
+        errors = [
+            f"slice {s.index}/{total}: {s.error}"
+            for s in slice_results
+            if s.error and still_failing(s)
+        ]
         if errors:
-            bad = sum(1 for r in merged if r.status.is_bad)
+            bad = len(still_bad)
             summary = f"{len(errors)} of {total} slices failed"
             if bad:
                 summary += f" ({bad} tests failed or errored)"
@@ -426,6 +461,85 @@ class Engine:
             ]
             return merge_overlay(parts, self.new_dir(f"{label}-merged"))
         return None
+
+    def _rerun_failed(
+        self,
+        call: CallContext,
+        receiver: Any,
+        field_name: str,
+        nested: bool,
+        function: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        plan: Plan,
+        merged: list[TestResult],
+        retries: int,
+        runner: str | None,
+        prefix: str,
+        label: str,
+    ) -> tuple[list[TestResult], list[SliceResult]]:
+        """Rerun failed tests (``--retries``), each round in one fresh slice.
+
+        A test that passes on a rerun is kept as passed with its failed attempts (flaky); one
+        that never passes keeps its final failure and every earlier attempt.
+
+        :returns: the final results (same order) and the rerun slices' own results.
+        """
+        owner: dict[str, Item] = {}
+        for sp in plan.slices:
+            for item in sp.items:
+                for test in sp.tests:
+                    if test.path == item.path and (item.name is None or item.name == test.name):
+                        owner.setdefault(test.id, item)
+                if runner is None:
+                    name = function if item.name is None else f"{function}::{item.name}"
+                    owner.setdefault(f"{item.path}::{name}", item)
+        final = {r.id: r for r in merged}
+        reruns: list[SliceResult] = []
+        index = len(plan.slices)
+        for _ in range(retries):
+            failed = [r for r in final.values() if r.status.is_bad and r.id in owner]
+            if not failed or self.cancelled.is_set():
+                break
+            items: list[Item] = []
+            tests: list[TestCase] = []
+            for r in failed:
+                item = owner[r.id]
+                if runner is not None and nested and item.name is None:
+                    item = Item((item.selector[0], r.name), item.path)
+                if item not in items:
+                    items.append(item)
+                if runner is not None:
+                    tests.append(TestCase(r.path, r.name))
+            index += 1
+            sp = SlicePlan(
+                index=index, items=tuple(items), predicted_seconds=0.0, tests=tuple(tests)
+            )
+            result, _ = self._run_slice(
+                call,
+                receiver,
+                field_name,
+                nested,
+                function,
+                fn,
+                args,
+                kwargs,
+                sp,
+                index,
+                runner,
+                prefix,
+                runner is not None,
+                f"{label}-rerun",
+            )
+            reruns.append(result)
+            for again in result.results:
+                before = final.get(again.id)
+                if before is None or not before.status.is_bad:
+                    continue
+                attempt = Attempt(before.status, before.seconds, before.message, before.details)
+                final[again.id] = dataclasses.replace(again, attempts=(*before.attempts, attempt))
+        return [final[r.id] for r in merged], reruns
 
     def _tests_of_items(
         self,
@@ -820,16 +934,12 @@ def _raise_for_infrastructure(request: ExecRequest, outcome: Outcome, engine: En
             "install it or set `runner:` for the toolchain in dagpar.yaml"
         )
     if outcome.exit_code < 0:
-        raise ExecutionError(
-            f"killed by signal {-outcome.exit_code} running: {request.shell()}"
-        )
+        raise ExecutionError(f"killed by signal {-outcome.exit_code} running: {request.shell()}")
 
 
 def _translator(session: ExecSession, mounts: Sequence[Mount]) -> Callable[[str], str]:
     """Map container paths (in arguments, ``--opt=PATH`` values, cwd) to session paths."""
-    pairs = sorted(
-        ((m.target, session.path(m.source)) for m in mounts), key=lambda p: -len(p[0])
-    )
+    pairs = sorted(((m.target, session.path(m.source)) for m in mounts), key=lambda p: -len(p[0]))
     if all(target == mapped for target, mapped in pairs):
         return lambda text: text
 
