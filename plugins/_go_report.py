@@ -37,7 +37,9 @@ __all__ = [
 PACKAGE_PLACEHOLDER = "[package]"
 
 _BUILD_FAILED = re.compile(r"^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]\s*$")
-_COMPILER_HEADER = re.compile(r"^# (\S+)")
+# "# pkg", or "# pkg_test [pkg.test]" for an external test package: the bracket names the
+# package under test, whose tests the messages belong to.
+_COMPILER_HEADER = re.compile(r"^# (\S+)(?: \[(\S+)\.test\])?")
 
 
 @dataclass(slots=True)
@@ -133,7 +135,10 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
         import_path = event.get("ImportPath")
         output = event.get("Output")
         if isinstance(import_path, str) and isinstance(output, str):
-            stream.package(import_path.split(" ", 1)[0]).output.append(output)
+            header = _COMPILER_HEADER.match("# " + import_path)
+            if header:
+                name = header.group(2) or header.group(1)
+                stream.package(name).output.append(output)
         return
     if not isinstance(package, str) or not package:
         return
@@ -163,9 +168,10 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
 
 
 def compiler_output(stderr: str) -> dict[str, str]:
-    """Split ``go test``'s standard error into compiler messages per import path.
+    """Split ``go test``'s standard error into compiler messages per package under test.
 
-    Blocks start with ``# import/path`` or ``# import/path [import/path.test]``.
+    Blocks start with ``# import/path``, ``# import/path [import/path.test]`` or, for an
+    external test package, ``# import/path_test [import/path.test]``.
 
     :param stderr: standard error of one or more ``go test`` commands.
     """
@@ -174,7 +180,7 @@ def compiler_output(stderr: str) -> dict[str, str]:
     for line in stderr.splitlines(keepends=True):
         header = _COMPILER_HEADER.match(line)
         if header:
-            current = blocks.setdefault(header.group(1), [])
+            current = blocks.setdefault(header.group(2) or header.group(1), [])
         if current is not None:
             current.append(line)
     return {path: "".join(lines) for path, lines in blocks.items()}
@@ -264,8 +270,19 @@ def _failure_message(runs: Sequence[GoTestRun]) -> str:
         return f"--- FAIL: {runs[0].name}" if runs else "failed"
     leaf = leaves[0]
     logs = [m.group(1) for m in map(_LOG_LINE.match, (o.rstrip("\n") for o in leaf.output)) if m]
-    text = logs[-1] if logs else f"--- FAIL: {leaf.name}"
+    text = logs[-1] if logs else _example_mismatch(leaf.output) or f"--- FAIL: {leaf.name}"
     return text if leaf is runs[0] or not logs else f"{leaf.name}: {text}"
+
+
+def _example_mismatch(output: Sequence[str]) -> str:
+    """``got X, want Y`` from a failed example's ``got:`` / ``want:`` blocks (first lines)."""
+    lines = [o.rstrip("\n") for o in output]
+    if "got:" not in lines or "want:" not in lines:
+        return ""
+    got_at, want_at = lines.index("got:"), lines.index("want:")
+    got = lines[got_at + 1] if got_at + 1 < want_at else ""
+    want = lines[want_at + 1] if want_at + 1 < len(lines) else ""
+    return f"output differs: got {got!r}, want {want!r}"
 
 
 def _skip_message(run: GoTestRun) -> str:

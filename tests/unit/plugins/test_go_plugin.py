@@ -674,13 +674,17 @@ def test_reports_without_manifests_are_read_whole(spec: RunnerSpec, tmp_path: Pa
     assert set(results) == {"names::TestSubtests", "store::TestGet"}
 
 
-def test_compiler_output_is_split_per_package() -> None:
+def test_compiler_output_is_split_per_package_under_test() -> None:
     stderr = (
         "# example.com/a [example.com/a.test]\na/x.go:1: bad\n"
         "# example.com/b\nb/y.go:2: worse\n  more\n"
+        "# example.com/a_test [example.com/a.test]\na/x_test.go:3: external\n"
     )
     assert compiler_output(stderr) == {
-        "example.com/a": "# example.com/a [example.com/a.test]\na/x.go:1: bad\n",
+        "example.com/a": (
+            "# example.com/a [example.com/a.test]\na/x.go:1: bad\n"
+            "# example.com/a_test [example.com/a.test]\na/x_test.go:3: external\n"
+        ),
         "example.com/b": "# example.com/b\nb/y.go:2: worse\n  more\n",
     }
 
@@ -721,3 +725,17 @@ LINUX_AMD64 = frozenset({"linux", "amd64", "unix", "gc", "cgo"})
 def test_build_constraints(name: str, header: str, builds: bool) -> None:
     source = header if "package" in header else header + "\npackage p\n"
     assert builds_here(Path(name), source, LINUX_AMD64) is builds
+
+
+def test_a_failed_example_says_what_differs(tmp_path: Path) -> None:
+    spec = RunnerSpec(name="go", workspace=tmp_path)
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    shutil.copy(RECORDED / "example-fail.json", report_dir / "go-1.json")
+    package = {"path": "x", "import_path": "ex.com/gz/x", "tests": ["ExampleBad"]}
+    (report_dir / "go-1.selection.json").write_text(
+        json.dumps({"report": "go-1.json", "packages": [package]})
+    )
+    (result,) = go.parse_reports(spec, report_dir, Outcome(exit_code=1))
+    assert result.status is Status.FAILED
+    assert result.message == "output differs: got 'four', want 'five'"
