@@ -52,6 +52,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResult, TestResult
 from dagpar_cli.model import Status as TestStatus
 from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.reporting._text import clean_text, truncate
 from dagpar_cli.timings import STATE_DIR, state_dir
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ TRACER_NAME = "dagpar"
 #: How long the end of a run waits for spans to reach the collector.
 FLUSH_TIMEOUT_MS = 5000
 
+#: How many item keys a slice span lists (``dagpar.slice.items``); the count is always there.
+MAX_ITEM_ATTRIBUTES = 100
+
 #: ``test.case.result.status`` per test status (OpenTelemetry test semantic conventions).
 _CASE_STATUS = {
     TestStatus.PASSED: "pass",
@@ -82,6 +86,16 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 #: The reporter of the run in progress, for :func:`task_span` (None when tracing is off).
 _active: OtelReporter | None = None
 _active_lock = threading.Lock()
+
+
+#: Bytes kept of a message in a span status or event (collectors cap attribute sizes).
+MESSAGE_LIMIT = 4096
+
+
+def _safe(text: str) -> str:
+    """*text* fit for a span: valid UTF-8 (protobuf rejects lone surrogates, and one bad string
+    would drop the whole batch), no control characters, bounded."""
+    return truncate(clean_text(text), MESSAGE_LIMIT)
 
 
 def _ns(epoch_seconds: float) -> int:
@@ -160,7 +174,7 @@ class _Interruptible(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
     def interrupt(self) -> None:
-        """Shut the wrapped exporter down now (from a timer), abandoning retries."""
+        """Shut the wrapped exporter down now, abandoning its retries."""
         with self._lock:
             if self._stopped:
                 return
@@ -233,7 +247,6 @@ class _OpenSlice:
 @dataclass(slots=True)
 class _OpenCheck:
     span: Span
-    slices: int = 0
 
 
 @dataclass(slots=True)
@@ -286,7 +299,6 @@ class OtelReporter:
             open_slice = self._slices.get(key)
             if open_slice is None:
                 parent = self._check_span(check)
-                parent.slices += 1
                 start_ns = time.time_ns()
                 span = self.tracer.start_span(
                     f"slice {plan.index} of {check}",
@@ -296,7 +308,10 @@ class OtelReporter:
                         **{
                             "dagpar.check": check,
                             "dagpar.slice.index": plan.index,
-                            "dagpar.slice.items": [item.key for item in plan.items],
+                            "dagpar.slice.items": [
+                                _safe(item.key) for item in plan.items[:MAX_ITEM_ATTRIBUTES]
+                            ],
+                            "dagpar.slice.item_count": len(plan.items),
                             "dagpar.slice.predicted_seconds": plan.predicted_seconds,
                         }
                     ),
@@ -327,24 +342,24 @@ class OtelReporter:
             duration = int(max(test.seconds, 0.0) * scale * 1e9)
             attributes = self._attrs(
                 **{
-                    "test.case.name": test.id,
+                    "test.case.name": _safe(test.id),
                     "test.case.result.status": _CASE_STATUS[test.status],
                     "test.suite.name": check,
                     "dagpar.check": check,
                     "dagpar.slice.index": plan.index,
-                    "code.file.path": test.path,
+                    "code.file.path": _safe(test.path),
                 }
             )
             if total is not None:
                 attributes["dagpar.slice.total"] = total
             item = items.find(test)
             if item is not None:
-                attributes["dagpar.item"] = item
+                attributes["dagpar.item"] = _safe(item)
             if test.attempts:
                 attributes["dagpar.test.attempts"] = len(test.attempts) + 1
                 attributes["dagpar.test.flaky"] = test.flaky
             span = self.tracer.start_span(
-                test.id, context=context, start_time=cursor, attributes=attributes
+                _safe(test.id), context=context, start_time=cursor, attributes=attributes
             )
             for attempt in test.attempts:
                 span.add_event(
@@ -352,7 +367,7 @@ class OtelReporter:
                     {
                         "dagpar.attempt.status": _CASE_STATUS[attempt.status],
                         "dagpar.attempt.seconds": attempt.seconds,
-                        "dagpar.attempt.message": attempt.message,
+                        "dagpar.attempt.message": _safe(attempt.message),
                     },
                     timestamp=cursor,
                 )
@@ -360,7 +375,7 @@ class OtelReporter:
                 span.set_status(
                     Status(
                         StatusCode.ERROR,
-                        test.message.splitlines()[0] if test.message else test.status.value,
+                        _safe(test.message.splitlines()[0]) if test.message else test.status.value,
                     )
                 )
             span.end(end_time=cursor + duration)
@@ -401,7 +416,7 @@ class OtelReporter:
         if result.where:
             opened.span.set_attribute("dagpar.slice.where", result.where)
         if result.error:
-            opened.span.set_status(Status(StatusCode.ERROR, result.error))
+            opened.span.set_status(Status(StatusCode.ERROR, _safe(result.error)))
         opened.span.end(end_time=end_ns)
 
     @hookimpl
@@ -512,6 +527,7 @@ class OtelReporter:
         """A span for work on one item, under the current slice's span (see :func:`task_span`)."""
         current: _OpenSlice | None = getattr(self._local, "current", None)
         parent = current.span if current is not None else self.run_span
+        item_key = _safe(item_key)
         attributes = self._attrs(**{"dagpar.item": item_key})
         parent_attributes = getattr(parent, "attributes", None) or {}
         for name in ("dagpar.check", "dagpar.slice.index", "dagpar.slice.total"):
@@ -533,7 +549,7 @@ def _finish_check(span: Span, result: CheckResult) -> None:
     span.set_attribute("dagpar.check.slices", len(result.slices))
     if not result.passed:
         failed = sum(r.status.is_bad for r in result.results)
-        first = result.error.splitlines()[0] if result.error else f"{failed} tests failed"
+        first = _safe(result.error.splitlines()[0]) if result.error else f"{failed} tests failed"
         span.set_status(Status(StatusCode.ERROR, first))
 
 

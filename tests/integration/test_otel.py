@@ -496,3 +496,34 @@ def test_a_hanging_collector_does_not_hold_the_exit(
     # The local record does not depend on the collector.
     recorded = (tmp_path / ".dagpar" / "traces" / f"{session.run_id}.jsonl").read_text()
     assert len(recorded.splitlines()) == 12
+
+
+def test_hostile_test_output_does_not_cost_the_batch(tmp_path: Path, tracing: Receiver) -> None:
+    # An undecodable byte (a lone surrogate after surrogateescape) cannot be encoded as protobuf
+    # UTF-8; unless cleaned, it would drop every span exported with it.
+    name = b"test_caf\xe9".decode("utf-8", errors="surrogateescape")
+    hostile = TestResult(
+        path="a.py",
+        name=name,
+        status=Status.FAILED,
+        message="\x00" + "x" * 1_000_000,
+        attempts=(Attempt(Status.FAILED, 0.1, "\x1b[31mred\x1b[0m"),),
+    )
+    plan = SlicePlan(index=1, items=(Item(("a.py",), "a.py"),), predicted_seconds=1.0)
+    session = _session(tmp_path)
+    hook = session.pm.hook
+    hook.dagpar_slice_env(check=CHECK, slice=plan)
+    hook.dagpar_slice_started(check=CHECK, slice=plan, total=1)
+    result = SliceResult(index=1, items=plan.items, results=(hostile,), seconds=0.1)
+    hook.dagpar_slice_finished(check=CHECK, slice=plan, result=result)
+    hook.dagpar_sessionfinish(run=None, exitcode=1)
+    spans = _by_name(tracing.spans)
+    assert set(spans) == {
+        "dagpar run",
+        f"check {CHECK}",
+        "slice 1 of backend:test",
+        "a.py::test_caf\ufffd",
+    }
+    recorded = (tmp_path / ".dagpar" / "traces" / f"{session.run_id}.jsonl").read_text()
+    assert len(recorded.splitlines()) == 4
+    assert len(recorded) < 100_000
