@@ -7,6 +7,10 @@ that narrows different files to different names therefore cannot always be one r
 ``x|y`` for "file A wants x, file B wants y" would also run B's x. :func:`plan_runs` groups files
 by the exact set of names they want, so each run's pattern selects in each of its files exactly
 the wanted tests, and cuts a group into several runs when its command line would be too long.
+
+One limit is Jest's own: it compiles the pattern with the ``i`` flag, and Node 20's regular
+expressions have no way to turn that off inside a pattern. Selecting ``Foo`` in a file that also
+has a test ``foo`` runs both; the parser reports only the selected one.
 """
 
 from __future__ import annotations

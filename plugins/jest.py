@@ -225,30 +225,50 @@ def run_args(spec: RunnerSpec, run: JestRun, index: int) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _relative(path: str, spec: RunnerSpec, known: Iterable[str] = ()) -> str:
-    """Jest's absolute *path* relative to the source directory.
+def _relative_paths(
+    paths: Iterable[str], spec: RunnerSpec, known: Iterable[str] = ()
+) -> dict[str, str]:
+    """Jest's absolute *paths*, each relative to the source directory.
 
-    Jest may report the real path (symlinks resolved) or, in a container, a path under the
-    mount point; then the longest suffix that is a *known* file, or a file in the source
-    directory on the host, is the file.
+    Jest may report real paths (symlinks resolved), or, when it runs in a container, paths under
+    wherever the container mounts the source. A path under neither form of the source directory
+    loses the same number of leading parts as the others: the number under which the most paths
+    name a *known* file or a file of the source directory on the host (so a stray
+    ``web/__tests__/a.test.js`` in the source cannot capture ``/app/web/__tests__/a.test.js``).
+    A path that matches nothing stays as Jest wrote it, visible rather than guessed.
     """
-    pure = PurePosixPath(path)
-    for root in (spec.source_dir, spec.source_dir.resolve()):
-        try:
-            return pure.relative_to(root.as_posix()).as_posix()
-        except ValueError:
-            pass
+    roots = [spec.source_dir.as_posix(), spec.source_dir.resolve().as_posix()]
     known_set = set(known)
-    parts = pure.parts
-    for start in range(1, len(parts)):
-        candidate = "/".join(parts[start:])
-        if candidate in known_set:
-            return candidate
-    for start in range(1, len(parts)):
-        candidate = "/".join(parts[start:])
-        if (spec.source_dir / candidate).is_file():
-            return candidate
-    return path
+
+    def exists(candidate: str) -> bool:
+        return candidate in known_set or (spec.source_dir / candidate).is_file()
+
+    mapped: dict[str, str] = {}
+    foreign: list[tuple[str, tuple[str, ...]]] = []
+    for path in paths:
+        pure = PurePosixPath(path)
+        for root in roots:
+            if pure.is_relative_to(root):
+                mapped[path] = pure.relative_to(root).as_posix()
+                break
+        else:
+            foreign.append((path, pure.parts))
+    if foreign:
+        depth = max(len(parts) for _, parts in foreign)
+        hits = {
+            drop: sum(1 for _, parts in foreign if exists("/".join(parts[drop:])))
+            for drop in range(1, depth)
+        }
+        best = max(hits, key=lambda drop: (hits[drop], -drop)) if hits else 1
+        for path, parts in foreign:
+            candidate = "/".join(parts[best:])
+            if not exists(candidate):
+                found = (
+                    c for c in ("/".join(parts[d:]) for d in range(1, len(parts))) if exists(c)
+                )
+                candidate = next(found, path)
+            mapped[path] = candidate
+    return mapped
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,7 +279,8 @@ def _relative(path: str, spec: RunnerSpec, known: Iterable[str] = ()) -> str:
 def tests_of(files: list[FileReport], spec: RunnerSpec) -> list[TestCase]:
     """The tests of a listing run, files by path, tests in definition order, names unique."""
     cases: list[TestCase] = []
-    for path, report in sorted((_relative(f.path, spec), f) for f in files):
+    relative = _relative_paths((f.path for f in files), spec)
+    for path, report in sorted(((relative[f.path], f) for f in files), key=lambda pf: pf[0]):
         if report.failed_to_run:
             cases.append(TestCase(path, SUITE_FAILED))
             continue
@@ -467,8 +488,9 @@ def _parse_one(
         return [r for path, names in wanted.items() for r in _errors(path, names, reason, tail)]
     results: list[TestResult] = []
     reported: set[str] = set()
+    relative = _relative_paths((f.path for f in files), spec, wanted or ())
     for report in files:
-        path = _relative(report.path, spec, wanted or ())
+        path = relative[report.path]
         reported.add(path)
         names = wanted.get(path) if wanted is not None else None
         results.extend(_file_results(report, path, names))

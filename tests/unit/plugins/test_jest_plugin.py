@@ -496,6 +496,30 @@ def _subset(recording: str, *paths: str) -> str:
     return json.dumps(data)
 
 
+def test_parse_drops_a_case_variant_the_name_filter_could_not_exclude(tmp_path: Path) -> None:
+    data = json.loads(_subset("run-all.json", SAME_A))
+    x = next(a for a in data["testResults"][0]["assertionResults"] if a["title"] == "x")
+    data["testResults"][0]["assertionResults"].append({**x, "title": "X", "fullName": "X"})
+    (tmp_path / "jest-1.json").write_text(json.dumps(data), encoding="utf-8")
+    _manifest(tmp_path, 1, {SAME_A: ["X"]})
+    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=0))
+    assert results is not None
+    assert [(r.id, r.status) for r in results] == [(f"{SAME_A}::X", Status.PASSED)]
+
+
+def test_collect_maps_container_paths_to_files_on_the_host(tmp_path: Path) -> None:
+    for path in (SAME_A, SAME_B, "web/__tests__/same-a.test.js"):
+        (tmp_path / "web" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "web" / path).touch()
+    stdout = _subset("list.json", SAME_A, SAME_B).replace("/workspace/web/", "/app/web/")
+    spec = RunnerSpec(name="jest", workspace=tmp_path, source="web", command=("jest",))
+    tests = jest.dagpar_runner_collect(
+        spec=spec, host=FakeHost(Outcome(exit_code=0, stdout=stdout))
+    )
+    assert tests is not None
+    assert {t.path for t in tests} == {SAME_A, SAME_B}
+
+
 def test_parse_reads_every_report_of_the_slice(tmp_path: Path) -> None:
     (tmp_path / "jest-1.json").write_text(_subset("run-narrowed.json", SAME_A), encoding="utf-8")
     _manifest(tmp_path, 1, {SAME_A: ["x"]})
