@@ -406,3 +406,39 @@ def test_workspace_without_go_mod_says_how_to_fix_it(tmp_path: Path) -> None:
     spec = RunnerSpec(name="go", workspace=tmp_path)
     with pytest.raises(ExecutionError, match="go mod init"):
         go.collect_tests(spec, LocalRunnerHost(tmp_path))
+
+
+def test_hooks_dispatch_to_the_go_plugin_through_the_plugin_manager(tmp_path: Path) -> None:
+    from dagpar_cli.pluginmanager import get_plugin_manager, toolchain_registry
+
+    pm = get_plugin_manager()
+    hook = pm.hook
+    spec = RunnerSpec(name="go", workspace=PROJECT)
+    assert toolchain_registry(pm).get("go") == "dagpar_toolchains.go"
+    detected = [e for entries in hook.dagpar_detect_toolchains(workspace=PROJECT) for e in entries]
+    assert {"instance": "go", "use": "go", "source": ".", "why": "go.mod"} in detected
+    tests = hook.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(PROJECT))
+    assert TestCase("store", "TestPutMany") in tests
+    selection = Selection(items=(("store", "TestPutMany"),))
+    commands = hook.dagpar_runner_command(spec=spec, selection=selection)
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    for command in commands:
+        for name, content in command.files.items():
+            (report_dir / name).write_text(content)
+        proc = subprocess.run(
+            list(command.argv),
+            cwd=PROJECT,
+            env={**os.environ, **command.env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert command.stdout_file is not None
+        (report_dir / command.stdout_file).write_text(proc.stdout)
+    results = hook.dagpar_runner_parse(
+        spec=spec, report_dir=report_dir, outcome=Outcome(exit_code=0)
+    )
+    assert [(r.path, r.name, r.status) for r in results] == [
+        ("store", "TestPutMany", Status.PASSED)
+    ]

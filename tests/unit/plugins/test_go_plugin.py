@@ -26,7 +26,7 @@ from dagpar_plugins._go_source import builds_here, is_test_name, scan_test_sourc
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import RunnerSpec, Selection, Status, TestCase, TestResult
+from dagpar_cli.model import RunnerCommand, RunnerSpec, Selection, Status, TestCase, TestResult
 from dagpar_cli.pluginmanager import ToolchainRegistry
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -332,7 +332,7 @@ def test_run_pattern_anchors_every_name_and_level() -> None:
     )
 
 
-def _argv(command: go.RunnerCommand) -> list[str]:
+def _argv(command: RunnerCommand) -> list[str]:
     return list(command.argv)
 
 
