@@ -10,25 +10,30 @@ Finding pytest
     never assumed to hold the project's dependencies.
 
 Listing (:func:`dagpar_runner_collect`)
-    ``<pytest> <args> --collect-only --verbosity=-1 -p no:cacheprovider --color=no -rfE`` in the
-    source directory. Each node id becomes ``TestCase(path=<file relative to the source>,
-    name=<node id after the file part>)``, e.g. ``("tests/test_a.py", "TestX::test_y[a b-1]")``,
-    whatever pytest's rootdir. A file (or directory) pytest cannot collect becomes one test named
-    ``"<collection error>"`` in that file, so its error is reported when it is selected.
+    ``<pytest> <args> --collect-only --verbosity=-1 --maxfail=0 -p no:cacheprovider
+    --color=no -rfE`` in the source directory. Each node id becomes ``TestCase(path=<file
+    relative to the source>, name=<node id after the file part>)``, e.g.
+    ``TestCase("tests/test_a.py", "TestX::test_y[a b-1]")``, whatever pytest's rootdir. A file
+    (or directory) pytest cannot collect becomes one test named ``"<collection error>"`` in
+    that file, so that selecting it (or the whole file) reports the error as that test's
+    ``error`` result instead of dropping the file.
 
 Running (:func:`dagpar_runner_command`)
     One command: ``<pytest> <args> -p no:cacheprovider -p dagpar_pytest_select
     --junit-xml={report_dir}/pytest-junit.xml -o junit_family=xunit1
     --continue-on-collection-errors --color=no <paths>`` with ``PYTHONPATH={report_dir}`` (plus
-    the caller's ``PYTHONPATH``). The selection never goes on the command line: it is written to
-    ``{report_dir}/dagpar_pytest_select.json``, read by the small plugin
-    ``{report_dir}/dagpar_pytest_select.py`` (:mod:`dagpar_plugins.pytest_select`) that
-    keeps exactly the selected node ids. ``<paths>`` are the selected files, or their common
-    directory when the list would be long.
+    the caller's ``PYTHONPATH``; the engine substitutes ``{report_dir}`` in ``env`` too). The
+    selection never goes on the command line: it is written to
+    ``{report_dir}/dagpar_pytest_select.json`` (``RunnerCommand.files``, names relative to the
+    report directory) and read by the small plugin ``{report_dir}/dagpar_pytest_select.py``
+    (:mod:`dagpar_plugins.pytest_select`, needs pytest >= 7) that keeps exactly the selected
+    node ids and never imports unselected files. ``<paths>`` are the selected files, or their
+    common directory when the list would be long.
 
 Parsing (:func:`dagpar_runner_parse`)
     ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
-    exactly as listed (see :mod:`dagpar_plugins._pytest_report`).
+    exactly as listed (see :mod:`dagpar_plugins._pytest_report`); ``[]`` when pytest wrote no
+    report.
 """
 
 from __future__ import annotations
@@ -150,7 +155,10 @@ def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] 
         *find_pytest(spec),
         *spec.args,
         "--collect-only",
+        # After the user's arguments, so that theirs cannot change the listing's form
+        # (``-v``), stop it at the first broken file (``-x``), or colour it.
         "--verbosity=-1",
+        "--maxfail=0",
         "-p",
         "no:cacheprovider",
         "--color=no",

@@ -273,6 +273,30 @@ def test_user_args_narrow_collection_and_runs_alike(tmp_path: Path) -> None:
     assert ran.ids == {t.id for t in collected if t.path == "check_names.py"}
 
 
+def test_user_exitfirst_and_verbose_do_not_cut_the_listing(
+    collected: list[TestCase], tmp_path: Path
+) -> None:
+    spec = RunnerSpec(
+        name="pytest", workspace=PROJECT, source="suite", command=PYTEST, args=("-x", "-vv")
+    )
+    listed = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(PROJECT / "suite", FAST))
+    assert listed == collected
+
+
+@pytest.mark.slow
+def test_selection_holds_under_xdist(
+    suite_spec: RunnerSpec, all_nodeids: list[str], tmp_path: Path
+) -> None:
+    spec = RunnerSpec(
+        name="pytest", workspace=PROJECT, source="suite", command=PYTEST, args=("-n", "2")
+    )
+    wanted = [n for n in all_nodeids if "[" in n]
+    # Third-party plugins stay on: xdist is one of them.
+    ran = run_selection(spec, _selection("tests", wanted), tmp_path / "r", fast=False)
+    assert ran.ids == {to_case(n, "suite/").id for n in wanted}
+    assert ran.executed == set(wanted)
+
+
 def test_long_path_lists_fall_back_to_a_directory(
     suite_spec: RunnerSpec,
     all_nodeids: list[str],

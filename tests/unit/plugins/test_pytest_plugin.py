@@ -132,6 +132,8 @@ def test_collect_hook_builds_the_listing_command_and_parses_it() -> None:
     assert tests == recorded_tests()
     assert host.argv[:3] == ["pytest", "-m", "not slow"]
     assert "--collect-only" in host.argv and "--verbosity=-1" in host.argv
+    # The user's arguments come first: dagpar's listing options must win over -v or -x.
+    assert host.argv.index("--verbosity=-1") > 2 and "--maxfail=0" in host.argv
     assert host.argv[host.argv.index("-p") + 1] == "no:cacheprovider"
 
 
