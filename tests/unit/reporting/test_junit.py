@@ -365,3 +365,35 @@ def test_report_hook_writes_the_file_only_when_asked(tmp_path: Path, sample_run:
     quiet = _session(None)
     quiet.pm.hook.dagpar_report(run=sample_run, session=quiet)
     assert list(tmp_path.iterdir()) == [tmp_path / "out"]
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    names=st.lists(_ANY_TEXT, min_size=1, max_size=6, unique=True),
+    cut=st.integers(min_value=0, max_value=6),
+)
+def test_merging_node_reports_gives_the_whole_run_back(
+    tmp_path_factory: pytest.TempPathFactory,
+    junit_schema: etree.XMLSchema,
+    names: list[str],
+    cut: int,
+) -> None:
+    from dagpar_cli.reporting._text import clean_text
+
+    # Names that clean to the same text are one test to JUnit; keep them distinct.
+    cleaned = {clean_text(n) for n in names}
+    if len(cleaned) != len(names):
+        return
+    results = [TestResult(path="t.py", name=n, status=Status.FAILED, message=n) for n in names]
+    node_runs = [results[:cut], results[cut:]]
+    folder = tmp_path_factory.getbasetemp() / "merge-nodes"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i, part in enumerate(node_runs):
+        run = RunResult(checks=(CheckResult(name="c:t", results=tuple(part)),), seconds=1.0)
+        paths.append(_write(folder / f"node{i}.xml", run))
+    data, _ = merge_junit(paths)
+    root = _parse(data)
+    assert junit_schema.validate(root), junit_schema.error_log
+    assert sorted(c.get("name") for c in root.iter("testcase")) == sorted(cleaned)
+    assert root.get("failures") == str(len(names))
