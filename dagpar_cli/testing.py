@@ -2,8 +2,8 @@
 
 Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
 
-- markers ``go``, ``node``, ``docker``: the test needs that tool; it skips with the reason when the
-  tool is missing, and fails instead when ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
+- markers ``go``, ``node``, ``docker``, ``chromium``: the test needs that tool; it skips with the
+  reason when the tool is missing, and fails instead when ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
 - ``dagpar_run``: runs the ``dagpar`` CLI in-process and returns its exit code and output;
 - ``make_workspace``: writes a workspace (``dagpar.yaml``, toolchain files, tests) from a dict;
 - an autouse fixture that keeps the user's environment (CI shard variables, ``OTEL_*``) out.
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["REQUIRE_TOOLS_ENV", "DagparResult", "tool_missing", "write_tree"]
+__all__ = ["REQUIRE_TOOLS_ENV", "DagparResult", "chromium_binary", "tool_missing", "write_tree"]
 
 #: When set to 1, a test whose tool is missing fails instead of skipping.
 REQUIRE_TOOLS_ENV = "DAGPAR_REQUIRE_TOOLS"
@@ -35,7 +35,7 @@ JEST_DEPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "jest-de
 
 @functools.cache
 def tool_missing(tool: str) -> str | None:
-    """Why *tool* (``go``, ``node``, ``docker``) cannot be used here, or None when it can."""
+    """Why *tool* (``go``, ``node``, ``docker``, ``chromium``) cannot be used here, or None."""
     if tool == "go":
         return None if shutil.which("go") else "the go toolchain is not on PATH"
     if tool == "node":
@@ -58,12 +58,23 @@ def tool_missing(tool: str) -> str | None:
         if proc.returncode != 0:
             return "no Docker engine answers (start dockerd)"
         return None
+    if tool == "chromium":
+        return None if chromium_binary() else "no chromium on PATH (apt-get install chromium)"
     raise ValueError(f"unknown tool marker {tool!r}")
+
+
+def chromium_binary() -> str | None:
+    """The headless-capable Chromium or Chrome on PATH, if any (HTML report tests render in it)."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip (or, in CI, fail) tests whose tool marker names a missing tool."""
-    for tool in ("go", "node", "docker"):
+    for tool in ("go", "node", "docker", "chromium"):
         if item.get_closest_marker(tool) is None:
             continue
         reason = tool_missing(tool)
