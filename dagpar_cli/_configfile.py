@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from dagpar_cli.pluginmanager import ToolchainRegistry
 
-__all__ = ["INSTANCE_NAME", "load"]
+__all__ = ["INSTANCE_NAME", "load", "loads", "parse_yaml"]
 
 #: What a toolchain instance name looks like (it is typed on the command line as ``NAME:check``).
 INSTANCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -77,8 +77,23 @@ def load(workspace: Path, pm: pluggy.PluginManager) -> Config:
                     file=str(workspace / wrong),
                 )
         return Config(workspace=root, file=None, toolchains=_detect(root, pm))
-    data = _read_yaml(path)
-    return _Parser(root, path, pm).config(data)
+    return loads(_read_text(path), workspace, pm, file=path)
+
+
+def loads(
+    text: str, workspace: Path, pm: pluggy.PluginManager, *, file: Path | None = None
+) -> Config:
+    """Validate *text* as the content of ``dagpar.yaml`` in *workspace* (which must exist).
+
+    :param text: the YAML document.
+    :param workspace: the workspace root that relative paths in *text* refer to.
+    :param pm: the plugin manager, as for :func:`load`.
+    :param file: the file *text* came from (for messages and ``Config.file``); defaults to
+        ``dagpar.yaml`` in *workspace*.
+    :raises ConfigError: at the first problem, naming the file and the key path.
+    """
+    path = workspace / CONFIG_FILE if file is None else file
+    return _Parser(workspace.resolve(), path, pm).config(parse_yaml(text, str(path)))
 
 
 def _listdir(directory: Path) -> set[str]:
@@ -125,7 +140,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_text(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -134,7 +149,7 @@ def _read_yaml(path: Path) -> Any:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror or exc}", file=str(path)) from None
-    return parse_yaml(text, str(path))
+    return text
 
 
 def parse_yaml(text: str, file: str) -> Any:
