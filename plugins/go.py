@@ -12,7 +12,11 @@ Commands
     ``go test -json -count=1 [-run PATTERN] [args...] ./pkg ...``, one command per group of
     packages with the same selection, because ``-run`` applies to every package of a command.
     Whole packages get no ``-run``. Names are anchored and escaped per level:
-    ``^(TestA|TestB)$``; a subtest adds a ``/``-level alternative: ``^(TestA)$|^TestX$/^sub_name$``.
+    ``^(TestA|TestB)$``; a subtest adds a ``/``-level alternative: ``^(TestA)$|^TestX$/^sub_name$``
+    (the testing package rewrites spaces in subtest names to ``_``, so the pattern does too).
+    ``-count=1`` because a cached result replays an old run: its timings would mislead the
+    planner, and a slice would not have run what it reports. Selections longer than
+    :data:`MAX_COMMAND_CHARS` are batched into more commands.
     Standard output is the report (:attr:`RunnerCommand.stdout_file` ``go-K.json``); a manifest
     ``go-K.selection.json`` says which tests each package was asked for, so that a package that
     fails to build reports its build failure against exactly those tests.
@@ -352,6 +356,7 @@ def compile_commands(
                 groups.append(_Group(chosen, tuple(_normalise(b) for b in batch)))
     commands: list[RunnerCommand] = []
     env = go_env()
+    module = _module(spec)
     for index, group in enumerate(groups, start=1):
         run = ["-run", run_pattern(group.names)] if group.names is not None else []
         argv = (*base, *run, *spec.args, *(_package_arg(p) for p in group.paths))
@@ -360,7 +365,7 @@ def compile_commands(
             "packages": [
                 {
                     "path": p,
-                    "import_path": _import_path(spec, p),
+                    "import_path": _import_path(module, p),
                     "tests": list(group.names) if group.names is not None else None,
                 }
                 for p in group.paths
@@ -409,9 +414,11 @@ def _module(spec: RunnerSpec) -> tuple[str, str] | None:
     return None
 
 
-def _import_path(spec: RunnerSpec, path: str) -> str:
-    """The import path of package directory *path*, or ``""`` when there is no go.mod."""
-    module = _module(spec)
+def _import_path(module: tuple[str, str] | None, path: str) -> str:
+    """The import path of package directory *path* in *module* (see :func:`_module`).
+
+    ``""`` when there is no go.mod to derive it from.
+    """
     if module is None:
         return ""
     module_path, inside = module
@@ -471,8 +478,9 @@ def _scanner(spec: RunnerSpec, path: str) -> Callable[[], list[str]]:
 
 
 def _find_run(stream: GoStream, import_path: str, path: str) -> str | None:
-    if import_path in stream.packages:
-        return import_path
+    """The import path under which *stream* reports the package in directory *path*."""
+    if import_path:
+        return import_path if import_path in stream.packages else None
     # No go.mod to derive it from: the import path ends with the directory.
     for candidate in stream.packages:
         if path != "." and (candidate == path or candidate.endswith("/" + path)):
@@ -491,6 +499,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
     stderr = outcome.stderr
     timed_out = outcome.timed_out or bool(outcome.killed)
     manifests = _load_manifests(report_dir)
+    module = _module(spec)
     results: list[TestResult] = []
     if not manifests:
         # Reports without manifests: every package the streams name, whole.
@@ -504,7 +513,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
         packages = manifest.get("packages")
         if not isinstance(packages, list):
             packages = [
-                {"path": _path_of(spec, p), "import_path": p, "tests": None}
+                {"path": _path_of(module, p), "import_path": p, "tests": None}
                 for p in stream.packages
             ]
         for entry in packages:
@@ -513,7 +522,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
             path = entry["path"]
             import_path = entry.get("import_path")
             import_path = import_path if isinstance(import_path, str) and import_path else ""
-            import_path = import_path or _import_path(spec, path)
+            import_path = import_path or _import_path(module, path)
             names = entry.get("tests")
             selected = [n for n in names if isinstance(n, str)] if isinstance(names, list) else None
             key = _find_run(stream, import_path, path)
@@ -531,8 +540,8 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
     return results
 
 
-def _path_of(spec: RunnerSpec, import_path: str) -> str:
-    module = _module(spec)
+def _path_of(module: tuple[str, str] | None, import_path: str) -> str:
+    """The package directory of *import_path* in *module*; the import path itself outside it."""
     if module is None:
         return import_path
     module_path, inside = module
