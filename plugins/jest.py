@@ -200,6 +200,8 @@ def collect_args(spec: RunnerSpec) -> list[str]:
         "--silent",
         "--coverage=false",
         "--passWithNoTests",
+        # A file that opens a server at import time must not keep the listing waiting.
+        "--forceExit",
         *spec.args,
         f"--testNamePattern={_MATCH_NOTHING}",
     ]
@@ -480,12 +482,25 @@ def _parse_one(
     wanted = _wanted(report_dir, index)
     try:
         files = load_report(report_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        reason = f"Jest wrote no report {report_file.name} (exit {outcome.exit_code})"
+        tail = outcome.stderr.strip()
+        last = tail.splitlines()[-1].strip() if tail else ""
+        reason = f"{reason}: {last}" if last else reason
     except (OSError, UnicodeDecodeError, ReportError) as exc:
         reason = f"Jest's report {report_file.name} is unreadable: {exc}"
-        tail = _tail(outcome.stderr)
-        if wanted is None:
-            return _errors(f"{report_file.name}", None, reason, tail)
-        return [r for path, names in wanted.items() for r in _errors(path, names, reason, tail)]
+        tail = outcome.stderr.strip()
+    else:
+        return _results(files, wanted, spec)
+    if wanted is None:
+        return _errors(report_file.name, None, reason, tail)
+    return [r for path, names in wanted.items() for r in _errors(path, names, reason, tail)]
+
+
+def _results(
+    files: list[FileReport], wanted: dict[str, list[str] | None] | None, spec: RunnerSpec
+) -> list[TestResult]:
+    """The results of one parsed report, restricted to what its run was asked for."""
     results: list[TestResult] = []
     reported: set[str] = set()
     relative = _relative_paths((f.path for f in files), spec, wanted or ())

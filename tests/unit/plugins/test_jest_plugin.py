@@ -461,10 +461,16 @@ def test_parse_a_malformed_report_gives_errors_not_exceptions(tmp_path: Path, te
 
 
 def test_parse_a_missing_report_gives_errors(tmp_path: Path) -> None:
-    _manifest(tmp_path, 2, {SAME_B: ["y"]})
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
+    _manifest(tmp_path, 2, {SAME_B: ["y"], BROKEN: None})
+    crashed = Outcome(exit_code=1, stderr="● Validation Error:\n\n  Unknown option bogus\n")
+    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=crashed)
     assert results is not None
-    assert [(r.id, r.status) for r in results] == [(f"{SAME_B}::y", Status.ERROR)]
+    assert [(r.id, r.status) for r in results] == [
+        (f"{SAME_B}::y", Status.ERROR),
+        (f"{BROKEN}::{jest.SUITE_FAILED}", Status.ERROR),
+    ]
+    assert results[0].message == "Jest wrote no report jest-2.json (exit 1): Unknown option bogus"
+    assert "Validation Error" in results[0].details
 
 
 def test_parse_a_file_jest_did_not_run_gives_errors(tmp_path: Path) -> None:
