@@ -442,3 +442,16 @@ def test_hooks_dispatch_to_the_go_plugin_through_the_plugin_manager(tmp_path: Pa
     assert [(r.path, r.name, r.status) for r in results] == [
         ("store", "TestPutMany", Status.PASSED)
     ]
+
+
+def test_a_source_below_the_workspace(tmp_path: Path) -> None:
+    spec = RunnerSpec(name="go", workspace=PROJECT.parent, source=PROJECT.name)
+    tests = go.collect_tests(spec, LocalRunnerHost(spec.source_dir))
+    assert TestCase("store/internal/deep", "TestDeep") in tests
+    selection = Selection(items=(("store/internal/deep",), (".", "TestRoot")))
+    run = run_selection(spec, selection, tmp_path / "report")
+    assert {(r.path, r.name, r.status) for r in run.results} == {
+        ("store/internal/deep", "TestDeep", Status.PASSED),
+        ("store/internal/deep", "TestDeeper", Status.PASSED),
+        (".", "TestRoot", Status.PASSED),
+    }

@@ -739,3 +739,20 @@ def test_a_failed_example_says_what_differs(tmp_path: Path) -> None:
     (result,) = go.parse_reports(spec, report_dir, Outcome(exit_code=1))
     assert result.status is Status.FAILED
     assert result.message == "output differs: got 'four', want 'five'"
+
+
+def test_without_go_mod_packages_are_matched_by_directory(tmp_path: Path) -> None:
+    spec = RunnerSpec(name="go", workspace=tmp_path)  # no go.mod anywhere above
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    shutil.copy(RECORDED / "subtests.json", report_dir / "go-1.json")
+    package = {"path": "store", "tests": ["TestGet/missing key"]}
+    (report_dir / "go-1.selection.json").write_text(
+        json.dumps({"report": "go-1.json", "packages": [package]})
+    )
+    (result,) = go.parse_reports(spec, report_dir, Outcome(exit_code=0))
+    assert (result.path, result.name, result.status) == (
+        "store",
+        "TestGet/missing key",
+        Status.PASSED,
+    )
