@@ -1,0 +1,625 @@
+"""The ``docker`` executor: one container per slice, one ``docker exec`` per request.
+
+A session starts a container from the slice's image with its entrypoint replaced by
+``sleep infinity`` (under the engine's init, which reaps orphaned test processes), the slice's
+mounts and environment, and the labels ``dagpar.run`` and ``dagpar.slice``. Each request is an
+exec in it, so a slice pays the container start once, not per command. Nothing from the host's
+environment reaches the container: only the session's and the request's variables are passed.
+
+Timeouts run the command under the image's ``timeout`` (which signals the whole process group);
+images without one fall back to removing the container when the limit passes. A request whose
+process is OOM-killed, or whose container dies, returns an :class:`Outcome` with ``killed`` set; the
+engine turns it into errors for the slice's tests.
+
+Containers are removed when their session closes, when the executor closes (also at interpreter exit
+as a last resort), by :meth:`DockerExecutor.kill_all`, and by :func:`cleanup_run`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from dagpar_cli.config import DockerEngine
+from dagpar_cli.errors import ExecutionError
+from dagpar_cli.execution.api import ExecRequest, Mount, Outcome, SessionSpec
+from dagpar_cli.execution.docker_engines import (
+    EngineHandle,
+    default_engines,
+    engine_handles,
+    parse_engine,
+)
+from dagpar_cli.execution.tarextract import UnsafeArchiveError, extract_stripped
+from dagpar_cli.pluginmanager import hookimpl
+
+if TYPE_CHECKING:
+    from dagpar_cli.session import Session
+
+__all__ = [
+    "RUN_LABEL",
+    "SLICE_LABEL",
+    "DockerExecutor",
+    "DockerSession",
+    "cleanup_run",
+    "dagpar_make_executor",
+]
+
+#: Container label carrying the run id (``Session.run_id``).
+RUN_LABEL = "dagpar.run"
+#: Container label carrying the slice's label (``check-name#3``).
+SLICE_LABEL = "dagpar.slice"
+#: Seconds between the timeout's SIGTERM and its SIGKILL, for runners that clean up on TERM.
+KILL_AFTER = 5
+#: Extra seconds the host waits past a request's timeout before it removes the container.
+WATCHDOG_GRACE = 15.0
+#: What keeps a session's container alive between requests.
+_KEEPALIVE = (["sleep"], ["infinity"])
+#: Exit statuses of coreutils/busybox ``timeout`` when it stopped the command.
+_TIMEOUT_STATUSES = (124, 137)
+#: Markers of a command that could not be started (docker's own, and ``timeout``'s).
+_NOT_STARTED_MARKERS = ("OCI runtime exec failed", "timeout: failed to run command", "exec failed")
+
+
+def _decode(data: bytes | None) -> str:
+    return data.decode("utf-8", "replace") if data else ""
+
+
+class DockerSession:
+    """A running container for one slice (see the module's description).
+
+    Created by :meth:`DockerExecutor.open`; use it as a context manager.
+    """
+
+    def __init__(
+        self,
+        executor: DockerExecutor,
+        engine: EngineHandle,
+        spec: SessionSpec,
+        container_id: str,
+    ) -> None:
+        self._executor = executor
+        self._engine = engine
+        self._spec = spec
+        self.container_id = container_id
+        self.where = f"docker@{engine.url}"
+        self._lock = threading.Lock()
+        self._closed = False
+        #: Why the container is gone, once it is ("interrupted", "container OOM-killed ...").
+        self._dead = ""
+        self._has_timeout: bool | None = None
+        self._started_wall = time.time()
+        self._ooms_seen = 0
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def run(self, request: ExecRequest) -> Outcome:
+        """Run *request* as one exec in the container; see :meth:`ExecSession.run`."""
+        if self._closed and not self._dead:
+            raise ExecutionError(f"{self.where}: session {self._spec.label} is closed")
+        if self._dead:
+            return Outcome(exit_code=137, killed=self._dead, stderr=f"{self._dead}\n")
+        api = self._engine.connect()
+        argv = list(request.argv)
+        wrapped = False
+        if request.timeout is not None and self._timeout_available():
+            argv = ["timeout", "-k", str(KILL_AFTER), f"{request.timeout:g}", *argv]
+            wrapped = True
+        try:
+            exec_id = api.exec_create(
+                self.container_id,
+                argv,
+                environment=dict(request.env),
+                workdir=request.cwd,
+                stdout=True,
+                stderr=True,
+            )["Id"]
+        except Exception as exc:
+            return self._failed(exc, time.monotonic())
+        started = time.monotonic()
+        watchdog = self._watchdog(request.timeout, wrapped)
+        try:
+            out, err = self._engine.exec_api.exec_start(exec_id, demux=True)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except Exception as exc:
+            return self._failed(exc, started)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        seconds = time.monotonic() - started
+        stdout, stderr = _decode(out), _decode(err)
+        if self._dead:
+            timed_out = self._dead.startswith("timed out")
+            return Outcome(
+                exit_code=137,
+                stdout=stdout,
+                stderr=stderr + f"{self._dead}\n",
+                seconds=seconds,
+                timed_out=timed_out,
+                killed="" if timed_out else self._dead,
+            )
+        exit_code = 137 if code is None else int(code)
+        timed_out = (
+            wrapped
+            and exit_code in _TIMEOUT_STATUSES
+            and request.timeout is not None
+            and seconds >= request.timeout * 0.9
+        )
+        not_started = exit_code in (126, 127) and any(
+            marker in stdout or marker in stderr for marker in _NOT_STARTED_MARKERS
+        )
+        if not_started and any(marker in stdout for marker in _NOT_STARTED_MARKERS):
+            # Docker writes its own start failure on the output stream; it is an error message.
+            stdout, stderr = "", stdout.replace("\r\n", "\n") + stderr
+        killed = ""
+        if exit_code == 137 and not timed_out:
+            killed = self._why_killed()
+        return Outcome(
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            seconds=seconds,
+            timed_out=timed_out,
+            not_started=not_started,
+            killed=killed,
+        )
+
+    def _timeout_available(self) -> bool:
+        """Whether the image has a ``timeout`` command (asked once per image and engine)."""
+        if self._has_timeout is None:
+            self._has_timeout = self._executor._image_has_timeout(self._engine, self, self._spec)
+        return self._has_timeout
+
+    def _probe(self, argv: Sequence[str]) -> int | None:
+        """Run *argv* quietly in the container; its exit status, or None when it could not run."""
+        try:
+            api = self._engine.connect()
+            exec_id = api.exec_create(self.container_id, list(argv), environment={})["Id"]
+            self._engine.exec_api.exec_start(exec_id, demux=True)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except Exception:
+            return None
+        return None if code is None else int(code)
+
+    def _watchdog(self, timeout: float | None, wrapped: bool) -> threading.Timer | None:
+        """A timer that removes the container if the command outlives its timeout regardless."""
+        if timeout is None:
+            return None
+        grace = KILL_AFTER + WATCHDOG_GRACE if wrapped else 0.0
+        timer = threading.Timer(
+            timeout + grace, self._kill, args=(f"timed out after {timeout:g}s",)
+        )
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _failed(self, exc: Exception, started: float) -> Outcome:
+        """The outcome of a request whose exec broke off: killed container, or engine gone."""
+        seconds = time.monotonic() - started
+        if self._dead:
+            timed_out = self._dead.startswith("timed out")
+            return Outcome(
+                exit_code=137,
+                stderr=f"{self._dead}\n",
+                seconds=seconds,
+                timed_out=timed_out,
+                killed="" if timed_out else self._dead,
+            )
+        state = self._container_state()
+        if state is None:
+            raise ExecutionError(
+                f"{self.where}: the container of {self._spec.label} is gone: {exc}"
+            ) from exc
+        if not state.get("Running"):
+            cause = self._exit_cause(state)
+            self._dead = cause
+            return Outcome(exit_code=137, stderr=f"{cause}\n", seconds=seconds, killed=cause)
+        raise ExecutionError(f"{self.where}: exec failed in {self._spec.label}: {exc}") from exc
+
+    def _container_state(self) -> dict[str, Any] | None:
+        import docker.errors
+
+        try:
+            state: dict[str, Any] = self._engine.connect().inspect_container(self.container_id)[
+                "State"
+            ]
+        except docker.errors.NotFound:
+            return None
+        except Exception as exc:
+            raise ExecutionError(f"docker engine {self._engine.url} is unreachable: {exc}") from exc
+        return state
+
+    @staticmethod
+    def _exit_cause(state: dict[str, Any]) -> str:
+        code = state.get("ExitCode", 137)
+        if state.get("OOMKilled"):
+            return f"container OOM-killed (exit {code})"
+        return f"container exited unexpectedly (exit {code})"
+
+    def _why_killed(self) -> str:
+        """Why a command ended by SIGKILL: the container died or the kernel's OOM killer struck.
+
+        An ordinary ``kill -9`` of the command (by itself or a test) is not a kill of the session,
+        and yields an empty string.
+        """
+        state = self._container_state()
+        if state is None:
+            self._dead = "container removed"
+            return self._dead
+        if not state.get("Running"):
+            self._dead = self._exit_cause(state)
+            return self._dead
+        if self._oom_events():
+            return "container OOM-killed (exit 137)"
+        return ""
+
+    def _oom_events(self) -> bool:
+        """Whether the engine reported an OOM kill in this container that is not counted yet.
+
+        Events are counted from the session's start (in the engine's clock) rather than from
+        the request's, so neither clock skew nor one-second event resolution can pin an earlier
+        request's OOM kill on this one.
+        """
+        api = self._engine.connect()
+        offset = self._engine.clock_offset
+        # The kernel reports the kill asynchronously; give the event a moment to arrive.
+        for _ in range(6):
+            try:
+                events = api.events(
+                    since=f"{self._started_wall + offset - 2:.9f}",
+                    until=f"{time.time() + offset:.9f}",
+                    filters={"container": self.container_id, "event": "oom"},
+                    decode=True,
+                )
+                count = sum(1 for _ in events)
+            except Exception:
+                return False
+            if count > self._ooms_seen:
+                self._ooms_seen = count
+                return True
+            time.sleep(0.05)
+        return False
+
+    # -- paths and files ---------------------------------------------------------------------
+
+    def path(self, host_path: Path) -> str:
+        """The container path of *host_path* (under the mount with the longest matching source).
+
+        :raises ExecutionError: when no mount contains *host_path*.
+        """
+        host = Path(host_path).absolute()
+        best: Mount | None = None
+        for mount in self._spec.mounts:
+            if host.is_relative_to(mount.source) and (
+                best is None or len(mount.source.parts) > len(best.source.parts)
+            ):
+                best = mount
+        if best is None:
+            raise ExecutionError(f"{host} is not mounted in {self._spec.label} ({self.where})")
+        relative = host.relative_to(best.source)
+        return str(PurePosixPath(best.target, *relative.parts))
+
+    def copy_out(self, session_path: str, host_dir: Path) -> None:
+        """Copy the container directory *session_path* into *host_dir* (created).
+
+        :raises ExecutionError: when the path does not exist in the container, or the archive
+            holds a member that would land outside *host_dir*.
+        """
+        import docker.errors
+
+        api = self._engine.connect()
+        try:
+            stream, _stat = api.get_archive(self.container_id, session_path)
+            extract_stripped(stream, host_dir)
+        except docker.errors.NotFound as exc:
+            raise ExecutionError(
+                f"{self.where}: {session_path} does not exist in {self._spec.label}"
+            ) from exc
+        except UnsafeArchiveError as exc:
+            raise ExecutionError(f"{self.where}: copying {session_path} out: {exc}") from exc
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _kill(self, cause: str) -> None:
+        """Remove the container now, recording *cause* for the request it interrupts."""
+        with self._lock:
+            if not self._dead:
+                self._dead = cause
+        self._remove()
+
+    def _remove(self) -> None:
+        import docker.errors
+
+        try:
+            self._engine.connect().remove_container(self.container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except ExecutionError:
+            pass
+        except docker.errors.APIError as exc:
+            # "removal already in progress" from a concurrent close is success.
+            if "already in progress" not in str(exc):
+                raise ExecutionError(
+                    f"{self.where}: cannot remove container {self.container_id[:12]}: {exc}"
+                ) from exc
+
+    def close(self) -> None:
+        """Remove the container; idempotent, safe from another thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._remove()
+        finally:
+            self._executor._forget(self)
+
+    def __enter__(self) -> DockerSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class DockerExecutor:
+    """Runs slices in containers on one or more Docker engines.
+
+    :param engines: the endpoints (empty: ``DOCKER_HOST`` or the default socket).
+    :param run_id: the run's id, put on every container as the ``dagpar.run`` label.
+    :param mem_limit: a memory limit for every container (``"512m"``, bytes), or None.
+    :param network_mode: the containers' network (None: the engine's default).
+    :param bind_mounts: force bind mounts (True) or copying (False); None decides per engine
+        (bind mounts for a local socket or loopback address, copies for remote engines).
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        engines: Iterable[DockerEngine] = (),
+        *,
+        run_id: str,
+        mem_limit: str | int | None = None,
+        network_mode: str | None = None,
+        bind_mounts: bool | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self._engines = engine_handles(tuple(engines) or default_engines())
+        for engine in self._engines:
+            engine.bind_mounts = bind_mounts
+        self._mem_limit = mem_limit
+        self._network_mode = network_mode
+        self._lock = threading.RLock()
+        self._sessions: dict[str, DockerSession] = {}
+        self._timeout_probe: dict[tuple[str, str], bool] = {}
+        self._killed = False
+        self._closed = False
+        atexit.register(self.close)
+
+    @property
+    def engines(self) -> tuple[EngineHandle, ...]:
+        """The endpoints, in configuration order."""
+        return tuple(self._engines)
+
+    def capacity(self) -> int:
+        """The sum of the engines' slots (connecting to those without configured slots).
+
+        :raises ExecutionError: when an engine without configured slots is unreachable.
+        """
+        return sum(engine.slots() for engine in self._engines)
+
+    def _pick_engine(self) -> EngineHandle:
+        """The least-loaded engine (open sessions per slot), first configured on a tie."""
+        return min(self._engines, key=lambda e: e.active / max(1, e.slots()))
+
+    def open(self, spec: SessionSpec) -> DockerSession:
+        """Start a container for one slice on the least-loaded engine.
+
+        :raises ExecutionError: when the spec has no image, the image is missing, or the engine is
+            unreachable — one line naming it.
+        """
+        if spec.image is None:
+            raise ExecutionError(
+                f"{spec.label}: the docker executor needs an image; set `image:` for the "
+                "toolchain in dagpar.yaml"
+            )
+        with self._lock:
+            if self._killed or self._closed:
+                raise ExecutionError(f"{spec.label}: the run was stopped; no new containers")
+            engine = self._pick_engine()
+            engine.active += 1
+        try:
+            engine.ensure_image(spec.image)
+            container_id = self._start(engine, spec)
+        except BaseException:
+            with self._lock:
+                engine.active -= 1
+            raise
+        session = DockerSession(self, engine, spec, container_id)
+        with self._lock:
+            self._sessions[container_id] = session
+            stopped = self._killed or self._closed
+        if stopped:
+            # kill_all ran while this container started: it must not survive the run.
+            session.close()
+            raise ExecutionError(f"{spec.label}: the run was stopped; no new containers")
+        return session
+
+    def _start(self, engine: EngineHandle, spec: SessionSpec) -> str:
+        import docker.errors
+        from docker.types import Mount as DockerMount
+
+        api = engine.connect()
+        labels = {**spec.labels, RUN_LABEL: self.run_id, SLICE_LABEL: spec.label}
+        mounts = []
+        if engine.bind_mounts:
+            mounts = [
+                DockerMount(
+                    target=m.target, source=str(m.source), type="bind", read_only=m.read_only
+                )
+                for m in spec.mounts
+            ]
+        host_config = api.create_host_config(
+            mounts=mounts,
+            init=True,
+            mem_limit=self._mem_limit,
+            # No swap beyond the limit, so that the limit is what the OOM killer enforces.
+            memswap_limit=self._mem_limit,
+            network_mode=self._network_mode,
+        )
+        entrypoint, command = _KEEPALIVE
+        try:
+            container = api.create_container(
+                spec.image,
+                command=command,
+                entrypoint=entrypoint,
+                environment=dict(spec.env),
+                labels=labels,
+                host_config=host_config,
+                detach=True,
+                # Proxy settings from the user's docker config would leak host state in.
+                use_config_proxy=False,
+            )
+            container_id: str = container["Id"]
+        except docker.errors.ImageNotFound as exc:
+            raise ExecutionError(
+                f"image {spec.image!r} is not on docker engine {engine.url}: run `docker pull "
+                f"{spec.image}` or set `image:` in dagpar.yaml"
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise ExecutionError(
+                f"docker engine {engine.url}: cannot create a container for {spec.label}: "
+                f"{exc.explanation or exc}"
+            ) from exc
+        try:
+            if not engine.bind_mounts:
+                self._copy_in(api, container_id, spec.mounts)
+            api.start(container_id)
+        except BaseException as exc:
+            try:
+                api.remove_container(container_id, force=True, v=True)
+            except Exception:
+                pass
+            if isinstance(exc, docker.errors.APIError):
+                raise ExecutionError(
+                    f"docker engine {engine.url}: cannot start a container for {spec.label}: "
+                    f"{exc.explanation or exc}"
+                ) from exc
+            raise
+        return container_id
+
+    @staticmethod
+    def _copy_in(api: Any, container_id: str, mounts: Sequence[Mount]) -> None:
+        """Copy each mount's source into the container (an engine without our filesystem)."""
+        import io
+        import tarfile
+
+        for mount in mounts:
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                tar.add(str(mount.source), arcname=mount.target.lstrip("/"))
+            api.put_archive(container_id, "/", buffer.getvalue())
+
+    def _image_has_timeout(
+        self, engine: EngineHandle, session: DockerSession, spec: SessionSpec
+    ) -> bool:
+        key = (engine.url, spec.image or "")
+        with self._lock:
+            known = self._timeout_probe.get(key)
+        if known is None:
+            known = session._probe(["timeout", "5", "true"]) == 0
+            with self._lock:
+                self._timeout_probe[key] = known
+        return known
+
+    def _forget(self, session: DockerSession) -> None:
+        with self._lock:
+            if self._sessions.pop(session.container_id, None) is not None:
+                session._engine.active -= 1
+
+    def kill_all(self) -> None:
+        """Remove every open session's container now, in parallel; then sweep by run label.
+
+        Safe from another thread (the interrupt path); requests running in the killed sessions
+        return outcomes with ``killed="interrupted"``.
+        """
+        with self._lock:
+            self._killed = True
+            sessions = list(self._sessions.values())
+        threads = [
+            threading.Thread(target=s._kill, args=("interrupted",), daemon=True) for s in sessions
+        ]
+        threads += [
+            threading.Thread(target=self._sweep, args=(engine,), daemon=True)
+            for engine in self._engines
+            if engine.connected
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _sweep(self, engine: EngineHandle) -> None:
+        try:
+            engine.remove_labelled(f"{RUN_LABEL}={self.run_id}")
+        except Exception:
+            # Best effort: the engine may be the thing that failed.
+            pass
+
+    def close(self) -> None:
+        """Close every session still open, remove leftovers of the run, close the connections."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            sessions = list(self._sessions.values())
+        atexit.unregister(self.close)
+        for session in sessions:
+            try:
+                session.close()
+            except ExecutionError:
+                pass
+        for engine in self._engines:
+            if engine.connected:
+                self._sweep(engine)
+                engine.close()
+
+
+def cleanup_run(run_id: str, engines: Iterable[DockerEngine] = ()) -> int:
+    """Remove every container labelled with *run_id* on *engines* (default: the default engine).
+
+    :returns: how many containers were removed.
+    :raises ExecutionError: when an engine is unreachable.
+    """
+    removed = 0
+    for engine in engine_handles(tuple(engines) or default_engines()):
+        try:
+            removed += engine.remove_labelled(f"{RUN_LABEL}={run_id}")
+        finally:
+            engine.close()
+    return removed
+
+
+def configured_engines(session: Session) -> tuple[DockerEngine, ...]:
+    """The run's endpoints: ``--engine`` values if given, else ``engines:`` from dagpar.yaml."""
+    if session.options.engines:
+        return tuple(parse_engine(text) for text in session.options.engines)
+    return tuple(session.config.engines)
+
+
+@hookimpl
+def dagpar_make_executor(session: Session) -> DockerExecutor | None:
+    """The docker executor when the run asks for it (``--executor docker`` or ``executor:``)."""
+    if session.executor_name != "docker":
+        return None
+    return DockerExecutor(configured_engines(session), run_id=session.run_id)
