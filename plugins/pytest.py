@@ -247,10 +247,20 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
             env={"PYTHONPATH": python_path},
             files={
                 f"{pytest_select.MODULE}.py": _plugin_source(),
-                pytest_select.SELECTION_FILE: json.dumps(data, ensure_ascii=False),
+                pytest_select.SELECTION_FILE: _selection_json(data),
             },
         )
     ]
+
+
+def _selection_json(data: dict[str, Any]) -> str:
+    """The selection as JSON whose text never holds the ``{report_dir}`` placeholder.
+
+    The engine substitutes the placeholder in written files; a test id that contains it
+    literally must survive, so its brace is written as the JSON escape ``\\u007b``.
+    """
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace(REPORT_DIR, "\\u007b" + REPORT_DIR[1:])
 
 
 def _plugin_source() -> str:

@@ -82,11 +82,13 @@ def run_selection(
     results: list[TestResult] = []
     argv: tuple[str, ...] = ()
     for command in commands:
-        for name, content in command.files.items():
-            (report_dir / name).write_text(content, encoding="utf-8")
 
         def sub(value: str) -> str:
             return value.replace(REPORT_DIR, str(report_dir))
+
+        for name, content in command.files.items():
+            # As the engine does: the placeholder is substituted in file contents too.
+            (report_dir / name).write_text(sub(content), encoding="utf-8")
 
         env = {**os.environ, **{k: sub(v) for k, v in command.env.items()}}
         env["HOSTILE_RUN_LOG"] = str(log)
@@ -132,7 +134,7 @@ def test_collect_lists_exactly_what_pytest_lists(
     expected = [to_case(n, "suite/") for n in all_nodeids]
     errors = [TestCase(path.removeprefix("suite/"), COLLECTION_ERROR) for path in BROKEN]
     assert collected == expected + errors
-    assert len(expected) == 32
+    assert len(expected) == 33
 
 
 # Each selection: (test id, how to select, which node ids it means). ``items`` selections use
@@ -167,6 +169,7 @@ SELECTIONS: list[tuple[str, str, Pred]] = [
         lambda n: _name(n) in ("test_failing", "test_fail_and_teardown_error", "test_setup_error"),
     ),
     ("quotes-and-tabs", "tests", lambda n: "'" in n or "\\t" in n or "-dash" in n),
+    ("placeholder-in-id", "tests", lambda n: "{report_dir}" in n),
     ("unicode-file", "files", lambda n: "données" in n),
     ("space-dir-file", "files", lambda n: n.startswith("suite/sub dir/check_sub.py::")),
     ("every-other", "tests", lambda n: sum(map(ord, n)) % 2 == 0),
@@ -226,7 +229,7 @@ def test_statuses_of_the_hostile_suite(suite_spec: RunnerSpec, tmp_path: Path) -
     assert status["check_names.py::test_hostile[.*+?()[]{}|^$\\\\]"] is Status.PASSED
     by_id = {r.id: r for r in ran.results}
     assert "SyntaxError" in by_id[f"check_broken.py::{COLLECTION_ERROR}"].message
-    assert sum(s is Status.PASSED for s in status.values()) == 21
+    assert sum(s is Status.PASSED for s in status.values()) == 22
 
 
 def test_collection_error_with_a_test_from_another_file(

@@ -268,6 +268,16 @@ def test_command_with_exact_tests_ignores_the_items() -> None:
     assert "check_classes.py" not in command.argv
 
 
+def test_files_survive_the_engine_substituting_the_placeholder() -> None:
+    # The engine replaces {report_dir} in file contents; a test id holding it must not change.
+    hostile = TestCase("check_names.py", "test_hostile[{report_dir}]")
+    selection = Selection(items=(), tests=(hostile,))
+    [command] = plugin.dagpar_runner_command(suite_spec(), selection) or []
+    for content in command.files.values():
+        assert REPORT_DIR not in content
+    assert _data(command)["tests"] == [[hostile.path, hostile.name]]
+
+
 def test_command_appends_user_args_before_its_own_options() -> None:
     spec = suite_spec(args=("-x", "--junit-xml=mine.xml"))
     [command] = plugin.dagpar_runner_command(spec, Selection(items=(("a.py",),))) or []

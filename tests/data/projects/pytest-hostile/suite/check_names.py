@@ -11,6 +11,7 @@ HOSTILE = [
     pytest.param(8, id="-dash"),
     pytest.param(9, id="semi;colon 'quote\" $HOME `x`"),
     pytest.param(10, id="a b"),
+    pytest.param(11, id="{report_dir}"),
 ]
 
 
