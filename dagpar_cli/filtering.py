@@ -148,15 +148,13 @@ def parse_selector(text: str) -> Selector:
 def _normalise_path_glob(raw: str, fail: Callable[[str], UsageError]) -> str:
     if raw.startswith("/"):
         raise fail("path patterns are relative to the workspace root; drop the leading '/'")
-    path = raw
-    while path.startswith("./"):
-        path = path[2:]
-    path = re.sub(r"/{2,}", "/", path).rstrip("/")
-    if path in ("", "."):
+    # `./api//x/` is `api/x`: drop empty and `.` segments as a shell user would expect.
+    segments = [segment for segment in raw.split("/") if segment not in ("", ".")]
+    if not segments:
         return ANY_PATH
-    if ".." in path.split("/"):
+    if ".." in segments:
         raise fail("path patterns cannot leave the workspace ('..')")
-    return path
+    return "/".join(segments)
 
 
 # ---------------------------------------------------------------------------------------------

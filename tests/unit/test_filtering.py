@@ -35,6 +35,7 @@ from dagpar_cli.model import Item, TestCase
         ("!go:", True, "go", "**", None),
         ("./api/", False, None, "api", None),
         ("././api//x", False, None, "api/x", None),
+        ("api/./x/.", False, None, "api/x", None),
         (".", False, None, "**", None),
         ("./tests:x", False, None, "tests:x", None),
         ("C:/code/x", False, None, "C:/code/x", None),

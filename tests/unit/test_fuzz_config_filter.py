@@ -207,6 +207,77 @@ def test_any_structure_as_dagpar_yaml(
         assert result.executor in ("local", "docker")
 
 
+_values = st.one_of(
+    st.sampled_from(
+        ["api", "web", "./web/src/", ".", "..", "/abs", "ci/lint.py", "gone", "pytool", "jsrun"]
+    ),
+    st.none(),
+    st.integers(-1, 3),
+    st.lists(st.sampled_from(["-x", "a b", "1"]), max_size=3),
+    st.text(max_size=6),
+)
+_entries = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["use", "source", "image", "runner", "args", "markers", "sorce"]),
+        _values,
+        max_size=4,
+    ),
+)
+_engines = st.lists(
+    st.one_of(
+        st.sampled_from(["unix:///var/run/docker.sock", "", "ssh://ci@box"]),
+        st.fixed_dictionaries(
+            {"url": st.sampled_from(["tcp://a:2375", "ctx"])},
+            optional={"slots": st.one_of(st.integers(-1, 9), st.none(), st.just("auto"))},
+        ),
+    ),
+    max_size=3,
+)
+_near_valid = st.fixed_dictionaries(
+    {},
+    optional={
+        "toolchains": st.dictionaries(
+            st.sampled_from(["pytool", "jsrun", "web", "lint", "a b", "1x", "my-app_2"]),
+            _entries,
+            max_size=4,
+        ),
+        "executor": st.one_of(
+            st.sampled_from(["local", "docker", "dockr"]),
+            st.fixed_dictionaries({"docker": st.fixed_dictionaries({"engines": _engines})}),
+        ),
+        "parallelism": st.one_of(st.sampled_from(["auto", "4", "x"]), st.integers(-1, 64)),
+    },
+)
+
+
+@FUZZ
+@given(document=_near_valid)
+def test_near_valid_dagpar_yaml(
+    workspace: Path, pm: pluggy.PluginManager, document: dict[str, Any]
+) -> None:
+    result = load_text(workspace, pm, yaml.safe_dump(document, sort_keys=False))
+    if isinstance(result, DagparError):
+        return
+    configured = document.get("toolchains")
+    if configured is not None:
+        # Instances come out in file order, each with its own use/source as validated.
+        assert [t.instance for t in result.toolchains] == list(configured)
+        for toolchain in result.toolchains:
+            entry = configured[toolchain.instance] or {}
+            assert toolchain.use == (entry.get("use") or toolchain.instance).removeprefix("./")
+            assert (workspace / toolchain.source).is_dir()
+            assert set(toolchain.overrides) == set(entry) - {
+                "use",
+                "source",
+                "image",
+                "runner",
+                "args",
+            }
+    if document.get("executor") == "docker":
+        assert result.executor == "docker"
+
+
 # ---------------------------------------------------------------------------------------------
 # --filter
 # ---------------------------------------------------------------------------------------------
