@@ -427,7 +427,7 @@ def _result(
         )
     package_output = "".join(run.output)
     if test is not None:
-        panic = _panic([*test.output, *run.output])
+        panic = _panic([*test.output, *(o for _, o in run.lines)])
         why = panic or ("timed out" if timed_out else "the test binary exited")
         return TestResult(
             path=path,

@@ -756,3 +756,20 @@ def test_without_go_mod_packages_are_matched_by_directory(tmp_path: Path) -> Non
         "TestGet/missing key",
         Status.PASSED,
     )
+
+
+def test_a_panic_leaves_paused_parallel_tests_unfinished(tmp_path: Path) -> None:
+    spec = RunnerSpec(name="go", workspace=tmp_path)
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    shutil.copy(RECORDED / "parallel-panic.json", report_dir / "go-1.json")
+    package = {"path": "p", "import_path": "ex.com/gp/p", "tests": None}
+    (report_dir / "go-1.selection.json").write_text(
+        json.dumps({"report": "go-1.json", "packages": [package]})
+    )
+    results = _by_id(go.parse_reports(spec, report_dir, Outcome(exit_code=1)))
+    assert results["p::TestBoom"].status is Status.FAILED
+    assert results["p::TestBoom"].message.startswith("panic: boom")
+    paused = results["p::TestParallelA"]
+    assert paused.status is Status.ERROR
+    assert paused.message.startswith("did not finish: panic: boom")
