@@ -345,6 +345,41 @@ def test_five_thousand_ids(big_project: Path, tmp_path: Path) -> None:
     assert sum(len(a) for a in ran.argv) < 1000
 
 
+@pytest.mark.parametrize("import_mode", ["prepend", "importlib"])
+def test_packages_and_doctests(tmp_path: Path, import_mode: str) -> None:
+    files = {
+        "pyproject.toml": "[tool.pytest.ini_options]\ntestpaths = ['tests', 'src']\n",
+        "src/calc.py": 'def add(a, b):\n    """\n    >>> add(1, 2)\n    3\n    """\n'
+        "    return a + b\n",
+        "tests/__init__.py": "",
+        "tests/pkg/__init__.py": "",
+        "tests/pkg/test_a.py": "def test_a():\n    pass\n\n\ndef test_b():\n    pass\n",
+        "tests/other/__init__.py": "",
+        "tests/other/test_a.py": "def test_a():\n    pass\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    args = ("--doctest-modules", f"--import-mode={import_mode}")
+    spec = RunnerSpec(name="pytest", workspace=tmp_path, command=PYTEST, args=args)
+    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
+    assert collected is not None
+    # The doctest's name depends on the import mode (``calc.add`` or ``src.calc.add``).
+    doctest = "src.calc.add" if import_mode == "importlib" else "calc.add"
+    assert {t.id for t in collected} == {
+        "tests/pkg/test_a.py::test_a",
+        "tests/pkg/test_a.py::test_b",
+        "tests/other/test_a.py::test_a",
+        f"src/calc.py::{doctest}",
+    }
+    # Two files share a base name and a test name: only the one in tests/pkg may run.
+    wanted = {"tests/pkg/test_a.py::test_a", f"src/calc.py::{doctest}"}
+    chosen = tuple(t for t in collected if t.id in wanted)
+    ran = run_selection(spec, Selection(items=(), tests=chosen), tmp_path / "r")
+    assert ran.ids == {t.id for t in chosen}
+    assert all(r.status is Status.PASSED for r in ran.results)
+
+
 def test_project_venv_python_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     (tmp_path / "api" / "tests").mkdir(parents=True)
