@@ -247,6 +247,8 @@ class _OpenSlice:
 @dataclass(slots=True)
 class _OpenCheck:
     span: Span
+    #: When its latest slice ended (ns): a check span ends no earlier.
+    last_end: int = 0
 
 
 @dataclass(slots=True)
@@ -404,11 +406,14 @@ class OtelReporter:
         key = (check, slice.index, id(slice))
         # A slice cancelled before it ran has no span yet; it gets one anyway.
         opened = self._slice_span(check, slice)
+        end_ns = time.time_ns()
         with self._lock:
             self._slices.pop(key, None)
+            parent = self._checks.get(check)
+            if parent is not None:
+                parent.last_end = max(parent.last_end, end_ns)
         if getattr(self._local, "current", None) is opened:
             self._local.current = None
-        end_ns = time.time_ns()
         total = getattr(opened.span, "attributes", {}).get("dagpar.slice.total")
         self._test_spans(check, slice, result, opened, total, end_ns)
         opened.span.set_attribute("dagpar.slice.seconds", result.seconds)
@@ -429,7 +434,7 @@ class OtelReporter:
             self._unsplit_check(result)
         else:
             _finish_check(opened.span, result)
-            opened.span.end()
+            opened.span.end(end_time=time.time_ns())
 
     def _unsplit_check(self, result: CheckResult) -> None:
         """The span of a check that never split, placed where it ran."""
@@ -461,13 +466,23 @@ class OtelReporter:
                 self._checks.clear()
             for opened in slices:
                 opened.span.set_status(Status(StatusCode.ERROR, "the slice never finished"))
-                opened.span.end()
+                opened.span.end(end_time=time.time_ns())
             outcomes = {c.name: c for c in run.checks} if run is not None else {}
             for name, open_check in checks.items():
                 outcome = outcomes.get(name)
+                end_ns: int | None = None
                 if outcome is not None:
                     _finish_check(open_check.span, outcome)
-                open_check.span.end()
+                    # Ended where the check ended, not at the end of the whole run (but never
+                    # before its slices nor after now).
+                    end_ns = min(
+                        max(
+                            _ns(self.run_start + outcome.started + outcome.seconds),
+                            open_check.last_end,
+                        ),
+                        time.time_ns(),
+                    )
+                open_check.span.end(end_time=end_ns)
             for name, outcome in outcomes.items():
                 # Checks the engine did not announce as finished still appear in the trace.
                 if name not in checks and name not in self._finished:
@@ -482,7 +497,9 @@ class OtelReporter:
                 self.run_span.set_attribute("dagpar.interrupted", run.interrupted)
             if exitcode != 0:
                 self.run_span.set_status(Status(StatusCode.ERROR, f"exit code {exitcode}"))
-            self.run_span.end()
+            # Explicit: the SDK would otherwise measure from when the span object was made,
+            # and the run span is back-dated to the session's start.
+            self.run_span.end(end_time=time.time_ns())
         finally:
             with _active_lock:
                 if _active is self:

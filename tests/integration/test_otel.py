@@ -192,8 +192,13 @@ RESULTS = {
 CHECK = "backend:test"
 
 
-def _drive(session: Session) -> tuple[RunResult, dict[int, dict[str, str]]]:
-    """Run the hooks of a two-slice check as the engine does, slices in worker threads."""
+def _drive(
+    session: Session, *, announce: bool = True
+) -> tuple[RunResult, dict[int, dict[str, str]]]:
+    """Run the hooks of a two-slice check as the engine does, slices in worker threads.
+
+    :param announce: call ``dagpar_check_finished`` (an engine may leave it to the end).
+    """
     hook = session.pm.hook
     envs: dict[int, dict[str, str]] = {}
 
@@ -221,7 +226,8 @@ def _drive(session: Session) -> tuple[RunResult, dict[int, dict[str, str]]]:
         slices=slices,
         seconds=0.1,
     )
-    hook.dagpar_check_finished(result=check)
+    if announce:
+        hook.dagpar_check_finished(result=check)
     lint = CheckResult(name="lint:check", error="ruff crashed", seconds=0.01, started=0.1)
     run = RunResult(checks=(check, lint), seconds=0.2)
     hook.dagpar_report(run=run, session=session)
@@ -527,3 +533,16 @@ def test_hostile_test_output_does_not_cost_the_batch(tmp_path: Path, tracing: Re
     recorded = (tmp_path / ".dagpar" / "traces" / f"{session.run_id}.jsonl").read_text()
     assert len(recorded.splitlines()) == 4
     assert len(recorded) < 100_000
+
+
+def test_checks_not_announced_as_finished_end_with_the_session(
+    tmp_path: Path, tracing: Receiver
+) -> None:
+    _drive(_session(tmp_path), announce=False)
+    spans = _by_name(tracing.spans)
+    check, run = spans[f"check {CHECK}"], spans["dagpar run"]
+    assert check.attributes["test.suite.run.status"] == "failure"
+    assert check.parent_id == run.span_id
+    last_slice_end = max(spans[f"slice {i} of {CHECK}"].end for i in (1, 2))
+    assert check.start <= last_slice_end <= check.end <= run.end
+    assert spans["check lint:check"].attributes["test.suite.run.status"] == "failure"
