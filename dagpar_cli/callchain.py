@@ -133,8 +133,13 @@ def call_chain(obj: Any, steps: Sequence[Step], workspace: Path) -> Any:
     for r in resolved:
         if r.function is not None:
             kwargs = {
-                p.name: _convert(p.type, p.annotation, [v for f, v in r.step.args if f == p.kebab],
-                                 f"--{p.kebab}", workspace)
+                p.name: _convert(
+                    p.type,
+                    p.annotation,
+                    [v for f, v in r.step.args if f == p.kebab],
+                    f"--{p.kebab}",
+                    workspace,
+                )
                 for p in r.function.params
                 if any(f == p.kebab for f, _ in r.step.args)
             }
@@ -178,9 +183,11 @@ def _scalar(tp: Any, value: str, flag: str, workspace: Path) -> Any:
             path = (workspace / value).resolve()
             if not path.is_dir():
                 raise UsageError(f"dagpar call: {flag} {value}: no such directory")
-            rel = path.relative_to(workspace.resolve()).as_posix() if path.is_relative_to(
-                workspace.resolve()
-            ) else None
+            rel = (
+                path.relative_to(workspace.resolve()).as_posix()
+                if path.is_relative_to(workspace.resolve())
+                else None
+            )
             return Directory(path, "" if rel == "." else rel)
     except ValueError:
         name = getattr(tp, "__name__", str(tp))

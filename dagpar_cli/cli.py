@@ -56,8 +56,7 @@ def detect_shard(env: dict[str, str] | os._Environ[str]) -> tuple[tuple[int, int
                 index, total = int(env[index_var]) + (1 - base), int(env[total_var])
             except ValueError:
                 raise UsageError(
-                    f"{source}: expected whole numbers, got "
-                    f"{env[index_var]!r}/{env[total_var]!r}"
+                    f"{source}: expected whole numbers, got {env[index_var]!r}/{env[total_var]!r}"
                 ) from None
             if total < 1 or not 1 <= index <= total:
                 raise UsageError(f"{source}: index {env[index_var]} is outside 1..{total}")
@@ -280,9 +279,9 @@ def _plan_json(run: Any) -> dict[str, Any]:
         for plan in c.plans:
             offset = len(slices)
             for s in plan.slices:
-                data = s.to_json()
-                data["index"] = s.index + offset
-                slices.append(data)
+                entry = s.to_json()
+                entry["index"] = s.index + offset
+                slices.append(entry)
             wall += plan.predicted_wall_seconds
         checks.append(
             {

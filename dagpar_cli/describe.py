@@ -27,22 +27,21 @@ def describe(toolchains: Sequence[Toolchain], path: Sequence[str]) -> str:
                     lines.extend(_type_lines(td, indent="    "))
         return "\n".join(lines) if lines else "no toolchains (add a dagpar.yaml)"
     instance, *steps = path
-    tc = next((t for t in toolchains if t.instance == instance), None)
-    if tc is None:
+    chosen = next((t for t in toolchains if t.instance == instance), None)
+    if chosen is None:
         names = ", ".join(t.instance for t in toolchains) or "none"
         raise UsageError(f"no toolchain instance {instance!r} (instances: {names})")
-    td: TypeDef | None = tc.main
+    current: TypeDef = chosen.main
     for step in steps:
-        assert td is not None
-        fn = td.function(step)
+        fn = current.function(step)
         if fn is None:
-            raise UsageError(f"{td.name} has no function {step!r}")
+            raise UsageError(f"{current.name} has no function {step!r}")
         nxt = fn.returns_type
-        td = typedef_of(nxt) if isinstance(nxt, type) else None
-        if td is None:
+        following = typedef_of(nxt) if isinstance(nxt, type) else None
+        if following is None:
             return f"{fn.kebab} returns {fn.returns}"
-    assert td is not None
-    return "\n".join([td.name, *_type_lines(td, indent="  ")])
+        current = following
+    return "\n".join([current.name, *_type_lines(current, indent="  ")])
 
 
 def _type_lines(td: TypeDef, *, indent: str) -> list[str]:
@@ -55,9 +54,9 @@ def _type_lines(td: TypeDef, *, indent: str) -> list[str]:
             m for m, on in (("  [+parallel]", fn.parallel), ("  [+check]", fn.check)) if on
         )
         args = " ".join(
-            f"--{p.kebab} {p.annotation or 'str'}" + ("" if p.required else "?")
-            for p in fn.params
+            f"--{p.kebab} {p.annotation or 'str'}" + ("" if p.required else "?") for p in fn.params
         )
         doc = f"  — {fn.doc.splitlines()[0]}" if fn.doc else ""
-        lines.append(f"{indent}{fn.kebab}{(' ' + args) if args else ''} -> {fn.returns}{marks}{doc}")
+        signature = f"{fn.kebab} {args}".rstrip()
+        lines.append(f"{indent}{signature} -> {fn.returns}{marks}{doc}")
     return lines

@@ -135,7 +135,9 @@ def _import_builtin(module_name: str, tc: ToolchainConfig) -> ModuleType:
 def _import_file(path: Path, tc: ToolchainConfig, workspace: Path) -> ModuleType:
     display = _display(path, workspace)
     if not path.is_file():
-        raise ToolchainError(f"toolchain file not found (toolchains.{tc.instance}.use)", file=display)
+        raise ToolchainError(
+            f"toolchain file not found (toolchains.{tc.instance}.use)", file=display
+        )
     name = f"dagpar_toolchain_{re.sub(r'[^A-Za-z0-9_]', '_', tc.instance)}_{path.stem}"
     cached = sys.modules.get(name)
     if cached is not None and getattr(cached, "__file__", None) == str(path):

@@ -117,7 +117,9 @@ class SliceContext:
 
     def report(self, results: Sequence[TestResult]) -> None:
         """Record per-test results (workspace-relative) and tell the plugins."""
-        hook = self.call.engine.session.pm.hook
+        session = self.call.engine.session
+        assert session is not None
+        hook = session.pm.hook
         with self.lock:
             self.results.extend(results)
         for result in results:

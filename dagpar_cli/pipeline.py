@@ -27,13 +27,13 @@ from dagpar_cli.callchain import call_chain, parse_chain, resolve_chain
 from dagpar_cli.config import Config, RunOptions, load_config
 from dagpar_cli.discovery import Toolchain, discover
 from dagpar_cli.engine import Engine
-from dagpar_cli.filtering import Filter
 from dagpar_cli.errors import (
     DagparError,
     ExitCode,
     NothingSelectedError,
     UsageError,
 )
+from dagpar_cli.filtering import Filter
 from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.sdk.directory import Directory
@@ -172,13 +172,11 @@ def _bound(obj: Any, function: str) -> Callable[[], Any]:
 def _execute(
     session: Session, bodies: Sequence[tuple[str, Toolchain, Callable[[], Any]]]
 ) -> RunResult:
-    """Stages 4–8 for a set of calls: filter, plan, execute, collect, report."""
+    """Stages 4 to 8 for a set of calls: filter, plan, execute, collect, report."""
     pm = session.pm
     options = session.options
     flt = Filter.parse(options.filters)
-    session.stash["runner_of"] = {
-        tc.instance: _runner_of(tc) for _, tc, _ in bodies
-    }
+    session.stash["runner_of"] = {tc.instance: _runner_of(tc) for _, tc, _ in bodies}
     _open_timings(session)
     pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
     executor = pm.hook.dagpar_make_executor(session=session)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl, Result
 
 from dagpar_cli import hookspecs
 from dagpar_cli.errors import ToolchainError
@@ -92,11 +93,13 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
     return pm
 
 
-def _trace_before(hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+def _trace_before(hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]) -> None:
     print(f"[dagpar hook] {hook_name}({', '.join(kwargs)})", file=sys.stderr)
 
 
-def _trace_after(outcome: Any, hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+def _trace_after(
+    outcome: Result[Any], hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]
+) -> None:
     result = outcome.get_result() if outcome.exception is None else outcome.exception
     print(f"[dagpar hook] {hook_name} -> {result!r:.200}", file=sys.stderr)
 

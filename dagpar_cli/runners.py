@@ -153,9 +153,7 @@ def run_tests(
     prefix = spec.source
     tests: tuple[TestCase, ...] | None = None
     if slice_ctx is not None and slice_ctx.narrowed:
-        tests = tuple(
-            TestCase(_strip_prefix(t.path, prefix), t.name) for t in slice_ctx.plan.tests
-        )
+        tests = tuple(TestCase(_strip_prefix(t.path, prefix), t.name) for t in slice_ctx.plan.tests)
     selection = Selection(items=selectors, tests=tests)
     commands = hook.dagpar_runner_command(spec=spec, selection=selection)
     if commands is None:

@@ -31,7 +31,7 @@ class PlanRequest:
     has_history: bool = False
     #: How many slices can run at once (``-j``, CPU count, or the engines' slots).
     workers: int = 1
-    #: The largest number of slices the planner may cut (``workers`` unless over-slicing is allowed).
+    #: The most slices the planner may cut (``workers`` unless over-slicing is allowed).
     max_slices: int | None = None
     #: Measured (or assumed) start-up seconds of one slice on this runner and executor.
     startup_seconds: float = 0.0

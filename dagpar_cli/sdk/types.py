@@ -33,6 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import dataclass_transform
+
 from dagpar_cli.sdk.directory import Directory
 
 __all__ = [
@@ -127,7 +132,7 @@ class TypeDef:
     line: int
     fields: tuple[FieldDef, ...] = ()
     functions: tuple[FunctionDef, ...] = ()
-    #: The runner plugin whose tests this type's ``+parallel`` field holds (``@object_type(runner=)``).
+    #: The runner plugin whose tests the ``+parallel`` field holds (``@object_type(runner=)``).
     runner: str | None = None
     #: Definition errors as ``(line, message)``, reported by discovery.
     errors: list[tuple[int, str]] = dataclasses.field(default_factory=list)
@@ -189,6 +194,7 @@ def check(fn: F) -> F:
 
 
 @overload
+@dataclass_transform(kw_only_default=True, field_specifiers=(field, dataclasses.field))
 def object_type(cls: type[T], /) -> type[T]: ...
 
 
@@ -223,7 +229,7 @@ def _make_object_type(cls: type[T], runner: str | None) -> type[T]:
             (line, "pragma is not attached to a field or a def (put it on the line directly above)")
         )
 
-    data_cls = dataclasses.dataclass(kw_only=True)(cls)
+    data_cls: Any = dataclasses.dataclass(kw_only=True)(cls)
     hints = _type_hints(data_cls)
     src_file = pragmas.file
 
@@ -293,17 +299,17 @@ def _make_object_type(cls: type[T], runner: str | None) -> type[T]:
                 )
             setattr(data_cls, name, _dispatching(member, name))
         if is_check:
-            required = [p.name for p in fn_def.params if p.required]
-            if required:
+            needed = [p.name for p in fn_def.params if p.required]
+            if needed:
                 errors.append(
                     (
                         line,
-                        f"+check function '{name}' has required arguments ({', '.join(required)}); "
-                        "give them defaults, checks run without arguments",
+                        f"+check function '{name}' has required arguments "
+                        f"({', '.join(needed)}); give them defaults, checks run without arguments",
                     )
                 )
 
-    data_cls.__dagpar_type__ = TypeDef(  # type: ignore[attr-defined]
+    data_cls.__dagpar_type__ = TypeDef(
         name=cls.__name__,
         cls=data_cls,
         file=src_file,
@@ -314,7 +320,8 @@ def _make_object_type(cls: type[T], runner: str | None) -> type[T]:
         errors=errors,
         doc=inspect.getdoc(cls) or "",
     )
-    return data_cls
+    made: type[T] = data_cls
+    return made
 
 
 def _dispatching(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -497,17 +504,13 @@ def _comment_pragmas(cls: type) -> _Pragmas:
                 elif word == "check":
                     result.check_defs.add(node.name)
     for row, text in sorted({**comments, **trailing}.items()):
-        word = pragma(text)
-        if word is None or row in used:
+        found = pragma(text)
+        if found is None:
             continue
-        if word not in _PRAGMAS:
-            result.unknown.append((start + row - 1, word))
-        else:
+        if found not in _PRAGMAS:
+            result.unknown.append((start + row - 1, found))
+        elif row not in used:
             result.dangling.append(start + row - 1)
-    for row, text in sorted({**comments, **trailing}.items()):
-        word = pragma(text)
-        if word is not None and word not in _PRAGMAS and row in used:
-            result.unknown.append((start + row - 1, word))
     return result
 
 

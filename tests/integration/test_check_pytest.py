@@ -1,4 +1,4 @@
-"""``dagpar check`` on real pytest suites: the example workspace, and JUnit that agrees with pytest."""
+"""``dagpar check`` on real pytest suites: the example, and JUnit that agrees with pytest."""
 
 from __future__ import annotations
 
@@ -67,8 +67,17 @@ def _pytest_outcomes(root: Path, tmp_path: Path) -> dict[str, str]:
     """What pytest itself reports for *root*, as node id -> status (from its own JUnit)."""
     report = tmp_path / "pytest-own.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "junit_family=xunit1",
-         f"--junit-xml={report}", "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "junit_family=xunit1",
+            f"--junit-xml={report}",
+            "-q",
+        ],
         cwd=root,
         capture_output=True,
         check=False,

@@ -51,8 +51,9 @@ def test_flaky_test_is_reported_flaky_with_retries(
     try:
         ws = make_workspace(FLAKY)
         junit = tmp_path / "junit.xml"
-        result = dagpar_run("check", "-C", ws, "-j", "2", "--retries", "2", "--json",
-                            "--junit-xml", junit)
+        result = dagpar_run(
+            "check", "-C", ws, "-j", "2", "--retries", "2", "--json", "--junit-xml", junit
+        )
     finally:
         mp.undo()
     assert result.exit_code == 1, result  # test_always_fails still fails

@@ -141,7 +141,8 @@ class Parts:
         for name in self.names:
             ctr = ctr.with_exec(["sh", "-c", 'echo "$1" > "$2/$1.txt"', "sh", name, "/out"])
         if self.clash:
-            ctr = ctr.with_exec(["sh", "-c", 'echo "$1" > "$2/shared.txt"', "sh", self.names[0], "/out"])
+            first = self.names[0]
+            ctr = ctr.with_exec(["sh", "-c", 'echo "$1" > "$2/shared.txt"', "sh", first, "/out"])
         else:
             ctr = ctr.with_exec(["sh", "-c", 'echo same > "$1/shared.txt"', "sh", "/out"])
         return ctr.directory("/out")
@@ -171,7 +172,13 @@ def test_directory_results_are_merged_as_an_overlay(
     out = tmp_path / "out"
     result = dagpar_run("call", "-C", ws, "-j", "2", "m", "parts", "build", "-o", out)
     assert result.exit_code == 0, result
-    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt", "c.txt", "d.txt", "shared.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.txt",
+        "b.txt",
+        "c.txt",
+        "d.txt",
+        "shared.txt",
+    ]
     assert (out / "c.txt").read_text() == "c\n"
 
 
