@@ -14,6 +14,7 @@ that decided the status; the details hold every part's text.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -106,7 +107,8 @@ def _load_rootdirs(report_dir: Path, source_dir: Path, args: tuple[str, ...]) ->
         # The recorded paths are where the run happened (a container, maybe): keep only how the
         # rootdir sits relative to the invocation directory.
         rel = posixpath.relpath(info["rootdir"], info["invocation_dir"])
-        rootdir = (source_dir / rel).resolve()
+        # normpath, not resolve(): resolving symlinks would move it away from source_dir.
+        rootdir = Path(os.path.normpath(source_dir / rel))
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return RootdirMap(source_dir, args, rootdir=rootdir)

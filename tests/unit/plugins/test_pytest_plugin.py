@@ -466,3 +466,29 @@ def test_root_tests_do_not_double_count_their_tests_directory(tmp_path: Path) ->
 def test_nothing_to_detect(tmp_path: Path) -> None:
     _write(tmp_path, {"pyproject.toml": "[project]\nname='x'\n", "src/app.py": ""})
     assert plugin.dagpar_detect_toolchains(workspace=tmp_path) is None
+
+
+def test_parse_maps_collection_errors_through_a_symlinked_workspace(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "ws"
+    (real / "suite").mkdir(parents=True)
+    (real / "suite" / "test_bad.py").write_text("def broken(:\n")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    # pytest ran in the resolved directory; dagpar knows the workspace by its symlinked path.
+    info = {"rootdir": str(real), "invocation_dir": str(real / "suite")}
+    (report_dir / "dagpar_pytest_run.json").write_text(json.dumps(info))
+    (report_dir / "pytest-junit.xml").write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="" name="suite.test_bad" file="suite/test_bad.py" time="0">'
+        '<error message="collection failure">E   SyntaxError: invalid syntax</error>'
+        "</testcase></testsuite></testsuites>"
+    )
+    spec = RunnerSpec(name="pytest", workspace=tmp_path / "link" / "ws", source="suite")
+    [result] = plugin.dagpar_runner_parse(spec, report_dir, Outcome(exit_code=1)) or []
+    assert (result.path, result.name, result.status) == (
+        "test_bad.py",
+        COLLECTION_ERROR,
+        Status.ERROR,
+    )
+    assert result.message == "collection failure: SyntaxError: invalid syntax"
