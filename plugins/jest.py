@@ -18,14 +18,16 @@ Test names
     an error rather than silently dropped.
 
 Listing
-    One Jest run whose name pattern matches nothing: Jest loads every test file (the describe
-    blocks run, so ``test.each`` tables expand) and reports every test as skipped without running
-    a single test body or ``beforeAll`` hook.
+    One Jest run whose name pattern matches nothing (``--testNamePattern=(?!)``, report on
+    standard output): Jest loads every test file (the describe blocks run, so ``test.each``
+    tables expand) and reports every test as skipped without running a single test body or
+    hook. Files are listed in path order, tests in definition order.
 
 Running
-    ``jest --ci --json --outputFile={report_dir}/jest-K.json --watchAll=false --no-bail
+    ``jest --ci --json --watchAll=false --no-bail --outputFile={report_dir}/jest-K.json
     [args] --runTestsByPath [--testNamePattern=^(?:a|b)$] ./file...`` (see
-    :mod:`dagpar_plugins._jest_command` for when one slice needs several runs). Next to each
+    :mod:`dagpar_plugins._jest_command` for when one slice needs several runs). Exit codes 0
+    and 1 (a test failed) mean Jest ran; a missing report gives error results. Next to each
     report, ``jest-K.selection.json`` records what the run was asked for, so that parsing reports
     exactly the selected tests even though Jest also lists the ones its name filter skipped.
     Slices share Jest's default cache directory: Jest writes transform-cache entries atomically
