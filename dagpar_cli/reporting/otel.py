@@ -434,7 +434,7 @@ class OtelReporter:
             self._unsplit_check(result)
         else:
             _finish_check(opened.span, result)
-            opened.span.end(end_time=time.time_ns())
+            opened.span.end()
 
     def _unsplit_check(self, result: CheckResult) -> None:
         """The span of a check that never split, placed where it ran."""
@@ -466,7 +466,7 @@ class OtelReporter:
                 self._checks.clear()
             for opened in slices:
                 opened.span.set_status(Status(StatusCode.ERROR, "the slice never finished"))
-                opened.span.end(end_time=time.time_ns())
+                opened.span.end()
             outcomes = {c.name: c for c in run.checks} if run is not None else {}
             for name, open_check in checks.items():
                 outcome = outcomes.get(name)
@@ -497,9 +497,7 @@ class OtelReporter:
                 self.run_span.set_attribute("dagpar.interrupted", run.interrupted)
             if exitcode != 0:
                 self.run_span.set_status(Status(StatusCode.ERROR, f"exit code {exitcode}"))
-            # Explicit: the SDK would otherwise measure from when the span object was made,
-            # and the run span is back-dated to the session's start.
-            self.run_span.end(end_time=time.time_ns())
+            self.run_span.end()
         finally:
             with _active_lock:
                 if _active is self:
