@@ -339,10 +339,15 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
     runs = plan_runs(selection, fixed_args=fixed, limit=_jest_command.MAX_COMMAND_BYTES)
     for index, run in enumerate(runs, start=1):
         wanted = {"files": [{"path": p, "names": run.names} for p in run.files]}
+        # The engine substitutes {report_dir} in file contents too; a test named with that text
+        # keeps it when its "{" is a JSON escape.
+        text = json.dumps(wanted, ensure_ascii=False).replace(
+            REPORT_DIR, "\\u007b" + REPORT_DIR[1:]
+        )
         commands.append(
             RunnerCommand(
                 argv=tuple(run_args(spec, run, index)),
-                files={f"jest-{index}.selection.json": json.dumps(wanted, ensure_ascii=False)},
+                files={f"jest-{index}.selection.json": text},
             )
         )
     return commands

@@ -273,6 +273,19 @@ def test_each_command_writes_its_own_report() -> None:
     assert [sorted(c.files) for c in commands] == [[f"jest-{i}.selection.json"] for i in (1, 2, 3)]
 
 
+def test_a_name_holding_the_report_dir_placeholder_survives_substitution() -> None:
+    name = f"writes to {REPORT_DIR} literally"
+    selection = Selection(items=((SAME_A,),), tests=(TestCase(SAME_A, name),))
+    commands = jest.dagpar_runner_command(spec=SPEC, selection=selection)
+    assert commands is not None
+    (command,) = commands
+    # What the engine does to every file it writes for a command.
+    text = command.files["jest-1.selection.json"].replace(REPORT_DIR, "/tmp/reports")
+    assert json.loads(text) == {"files": [{"path": SAME_A, "names": [name]}]}
+    pattern = next(a for a in command.argv if a.startswith("--testNamePattern="))
+    assert REPORT_DIR not in pattern
+
+
 def test_jest_is_found_in_the_nearest_node_modules(tmp_path: Path) -> None:
     web = tmp_path / "ws" / "web"
     (web / "node_modules" / ".bin").mkdir(parents=True)
