@@ -24,10 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dagpar_cli.execution.api import Mount
+from dagpar_cli.execution.api import Executor, Mount
+from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.session import Session
 
 __all__ = [
     "BASE_IMAGE",
+    "ToolchainDockerPlugin",
     "ensure_base_image",
     "go_root",
     "python_prefixes",
@@ -313,6 +316,29 @@ def ensure_base_image(client: Any, image: str = BASE_IMAGE) -> str:
     if not current():
         raise RuntimeError(f"building {image} did not produce an image with recipe {recipe}")
     return image
+
+
+class ToolchainDockerPlugin:
+    """A plugin whose docker executor mounts the host's toolchains into every session.
+
+    For end-to-end tests of ``--executor docker`` with ``image: dagpar-test/base:latest``:
+    ``get_plugin_manager(extra_plugins=(ToolchainDockerPlugin(),))``. Registered after the
+    built-in plugins and marked ``tryfirst``, it answers before the built-in docker executor.
+    """
+
+    @hookimpl(tryfirst=True)
+    def dagpar_make_executor(self, session: Session) -> Executor | None:
+        """The docker executor with :func:`toolchain_mounts` and :func:`toolchain_env` added."""
+        from dagpar_cli.execution.docker import DockerExecutor, configured_engines
+
+        if session.executor_name != "docker":
+            return None
+        return DockerExecutor(
+            configured_engines(session),
+            run_id=session.run_id,
+            extra_mounts=toolchain_mounts(),
+            extra_env=toolchain_env(),
+        )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ as a last resort), by :meth:`DockerExecutor.kill_all`, and by :func:`cleanup_run
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -379,6 +380,10 @@ class DockerExecutor:
     :param network_mode: the containers' network (None: the engine's default).
     :param bind_mounts: force bind mounts (True) or copying (False); None decides per engine
         (bind mounts for a local socket or loopback address, copies for remote engines).
+    :param extra_mounts: mounts every session gets besides its spec's (toolchains the image
+        lacks); a spec's mount at the same target wins.
+    :param extra_env: environment every session gets under its spec's (``PATH`` for those
+        toolchains); the spec's variables win.
     """
 
     name = "docker"
@@ -391,8 +396,12 @@ class DockerExecutor:
         mem_limit: str | int | None = None,
         network_mode: str | None = None,
         bind_mounts: bool | None = None,
+        extra_mounts: Sequence[Mount] = (),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.run_id = run_id
+        self._extra_mounts = tuple(extra_mounts)
+        self._extra_env = dict(extra_env or {})
         self._engines = engine_handles(tuple(engines) or default_engines())
         for engine in self._engines:
             engine.bind_mounts = bind_mounts
@@ -427,18 +436,20 @@ class DockerExecutor:
         :raises ExecutionError: when the spec has no image, the image is missing, or the engine is
             unreachable — one line naming it.
         """
-        if spec.image is None:
+        image = spec.image
+        if image is None:
             raise ExecutionError(
                 f"{spec.label}: the docker executor needs an image; set `image:` for the "
                 "toolchain in dagpar.yaml"
             )
+        spec = self._with_extras(spec)
         with self._lock:
             if self._killed or self._closed:
                 raise ExecutionError(f"{spec.label}: the run was stopped; no new containers")
             engine = self._pick_engine()
             engine.active += 1
         try:
-            engine.ensure_image(spec.image)
+            engine.ensure_image(image)
             container_id = self._start(engine, spec)
         except BaseException:
             with self._lock:
@@ -453,6 +464,16 @@ class DockerExecutor:
             session.close()
             raise ExecutionError(f"{spec.label}: the run was stopped; no new containers")
         return session
+
+    def _with_extras(self, spec: SessionSpec) -> SessionSpec:
+        """*spec* with the executor's extra mounts and environment under its own."""
+        if not self._extra_mounts and not self._extra_env:
+            return spec
+        targets = {m.target for m in spec.mounts}
+        extra = tuple(m for m in self._extra_mounts if m.target not in targets)
+        return dataclasses.replace(
+            spec, mounts=(*extra, *spec.mounts), env={**self._extra_env, **spec.env}
+        )
 
     def _start(self, engine: EngineHandle, spec: SessionSpec) -> str:
         import docker.errors

@@ -12,7 +12,13 @@ from typing import Any
 import pluggy
 import pytest
 from docker_engine2 import SecondEngine, start_second_engine, unavailable
-from docker_images import BASE_IMAGE, ensure_base_image, toolchain_env, toolchain_mounts
+from docker_images import (
+    BASE_IMAGE,
+    ToolchainDockerPlugin,
+    ensure_base_image,
+    toolchain_env,
+    toolchain_mounts,
+)
 
 from dagpar_cli.config import Config, DockerEngine, RunOptions
 from dagpar_cli.errors import ExecutionError, ExitCode
@@ -505,6 +511,25 @@ def test_toolchains_run_in_the_base_image(executor: DockerExecutor, tmp_path: Pa
         )
         assert jest_run.ok, jest_run.stdout + jest_run.stderr
         assert "1 passed" in jest_run.stderr
+
+
+def test_toolchain_plugin_gives_sessions_the_host_toolchains(client: Any) -> None:
+    from dagpar_cli.pluginmanager import get_plugin_manager
+
+    pm = get_plugin_manager(extra_plugins=(ToolchainDockerPlugin(),))
+    session = _session("docker")
+    session.pm = pm
+    executor = pm.hook.dagpar_make_executor(session=session)
+    assert isinstance(executor, DockerExecutor)
+    try:
+        # The spec's own variables win over the toolchain environment.
+        with executor.open(_spec(env={"GOPATH": "/spec/gopath"})) as opened:
+            outcome = opened.run(
+                _sh('python -c "import sys; print(sys.version_info[0])"; echo $GOPATH')
+            )
+        assert outcome.stdout == "3\n/spec/gopath\n", outcome.stderr
+    finally:
+        executor.close()
 
 
 def test_base_image_build_is_idempotent(client: Any) -> None:
