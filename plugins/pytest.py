@@ -82,8 +82,9 @@ MAX_PATH_ARGS_CHARS = 16_000
 #: Seconds the listing may take before it counts as hung.
 COLLECT_TIMEOUT = 600.0
 
-# pytest exit codes (pytest.ExitCode) that still come with a usable listing.
-_COLLECT_OK = frozenset({0, 1, 2, 5})
+# pytest exit codes (pytest.ExitCode): OK, INTERRUPTED (collection errors; the listing is still
+# printed), NO_TESTS_COLLECTED.
+_EXIT_OK, _EXIT_INTERRUPTED, _EXIT_NO_TESTS = 0, 2, 5
 
 
 def _venv_python(venv: Path) -> Path | None:
@@ -174,12 +175,16 @@ def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] 
     if outcome.timed_out:
         raise ExecutionError(f"listing tests timed out after {COLLECT_TIMEOUT:.0f}s: {command}")
     tests = parse_collect_output(outcome.stdout, RootdirMap(spec.source_dir, spec.args))
-    if outcome.exit_code not in _COLLECT_OK or (outcome.exit_code == 2 and not tests):
-        detail = _tail(outcome.stderr) or _tail(outcome.stdout)
+    code = outcome.exit_code
+    if code in (_EXIT_OK, _EXIT_NO_TESTS) or (code == _EXIT_INTERRUPTED and tests):
+        return tests
+    if "No module named pytest" in outcome.stderr:
         raise ExecutionError(
-            f"listing tests failed (pytest exit code {outcome.exit_code}): {command}: {detail}"
+            f"{argv[0]} has no pytest: install pytest into that environment, "
+            "or set `runner:` for this toolchain in dagpar.yaml"
         )
-    return tests
+    detail = _tail(outcome.stderr) or _tail(outcome.stdout)
+    raise ExecutionError(f"listing tests failed (pytest exit code {code}): {command}: {detail}")
 
 
 def _selected(selection: Selection) -> tuple[list[str], list[tuple[str, str]]]:

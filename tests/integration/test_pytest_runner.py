@@ -402,3 +402,17 @@ def test_a_missing_runner_is_an_execution_error(tmp_path: Path) -> None:
     spec = RunnerSpec(name="pytest", workspace=tmp_path, command=("dagpar-no-such-pytest-binary",))
     with pytest.raises(ExecutionError, match="cannot start pytest"):
         plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path))
+
+
+def test_a_venv_without_pytest_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("def test_x():\n    pass\n")
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    # -S: no site-packages, so this interpreter has no pytest, like a fresh virtualenv.
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    spec = RunnerSpec(name="pytest", workspace=tmp_path)
+    with pytest.raises(ExecutionError, match=r"\.venv/bin/python has no pytest"):
+        plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path))

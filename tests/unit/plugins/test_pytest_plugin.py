@@ -151,6 +151,8 @@ def test_collect_of_an_empty_tree_is_empty() -> None:
             "ImportError while loading conftest",
         ),
         (Outcome(exit_code=2, stdout="!!! Interrupted: bad !!!\n"), "exit code 2"),
+        (Outcome(exit_code=1, stderr="/x/python: No module named pytest"), "has no pytest"),
+        (Outcome(exit_code=1, stdout="\nno tests ran\n"), "exit code 1"),
         (Outcome(exit_code=-9, timed_out=True), "timed out"),
     ],
 )
