@@ -1,11 +1,12 @@
 """Mapping pytest's rootdir-relative node ids to paths relative to the toolchain's source.
 
 pytest names every node relative to its *rootdir*, which is where it found its configuration
-file, or the common ancestor of its path arguments: often the source directory, but an ancestor
-in a monorepo whose ``pytest.ini`` sits at the top, or a descendant when ``args:`` names a test
-directory and no configuration exists. ``--collect-only -q`` does not print the rootdir, so the
-mapping is inferred from the files on disk: the first candidate rootdir under which every listed
-file exists wins, the source directory first.
+file, or else the common ancestor of its path arguments: often the source directory, but an
+ancestor in a monorepo whose ``pytest.ini`` sits at the top, or (pytest < 8, no configuration)
+a descendant when ``args:`` names a test directory. ``--collect-only -q`` does not print the
+rootdir, so the mapping is inferred from the files on disk: the first candidate rootdir under
+which every listed file exists wins, the source directory first. (Runs need no inference: the
+selection plugin records the rootdir and tags every test with its source-relative name.)
 """
 
 from __future__ import annotations

@@ -416,3 +416,23 @@ def test_a_venv_without_pytest_says_so(tmp_path: Path, monkeypatch: pytest.Monke
     spec = RunnerSpec(name="pytest", workspace=tmp_path)
     with pytest.raises(ExecutionError, match=r"\.venv/bin/python has no pytest"):
         plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path))
+
+
+def test_path_args_without_configuration(tmp_path: Path) -> None:
+    # Without a configuration file, pytest < 8 put its rootdir at the common ancestor of the
+    # path arguments (tests/unit here), newer ones at the invocation directory: either way the
+    # listing must come out source-relative, and a run must select within the path argument.
+    for name in ("tests/unit/test_u.py", "tests/unit/deep/test_d.py", "tests/other/test_o.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
+    spec = RunnerSpec(name="pytest", workspace=tmp_path, command=PYTEST, args=("tests/unit",))
+    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
+    assert collected is not None
+    assert {t.id for t in collected} == {
+        f"tests/unit/{f}::{n}"
+        for f in ("test_u.py", "deep/test_d.py")
+        for n in ("test_one", "test_two")
+    }
+    chosen = (TestCase("tests/unit/deep/test_d.py", "test_two"),)
+    ran = run_selection(spec, Selection(items=(), tests=chosen), tmp_path / "r")
+    assert ran.ids == {"tests/unit/deep/test_d.py::test_two"}
