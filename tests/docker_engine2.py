@@ -4,6 +4,9 @@ A second ``dockerd`` needs its own data root, exec root, pid file and socket. It
 touch the first daemon's network: ``--bridge=none`` makes dockerd *delete* the ``docker0``
 interface the first daemon uses, so the second daemon gets a bridge of its own instead
 (``dagpar-br2``, created here with ``ip``) and no iptables rules.
+
+Where a second daemon cannot run (not root, no ``ip``), :func:`start_relay` offers a second
+*endpoint* instead: a TCP listener on 127.0.0.1 relaying to the first daemon's socket.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SecondEngine", "start_second_engine"]
+__all__ = ["SecondEngine", "start_relay", "start_second_engine", "unavailable"]
 
 SOCKET = "/tmp/dagpar-test-dockerd2.sock"
 URL = f"unix://{SOCKET}"
@@ -35,9 +40,15 @@ class SecondEngine:
 
     url: str
     process: subprocess.Popen[bytes] | None
+    #: False for a relay to the first daemon (containers are then all on one daemon).
+    separate_daemon: bool = True
+    relay: socketserver.ThreadingTCPServer | None = None
 
     def stop(self) -> None:
         """Stop the daemon started by :func:`start_second_engine` (not one found running)."""
+        if self.relay is not None:
+            self.relay.shutdown()
+            self.relay.server_close()
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
@@ -126,3 +137,37 @@ def start_second_engine(timeout: float = 60.0) -> SecondEngine:
         proc.wait(30)
     tail = LOG.read_text(errors="replace").splitlines()[-5:]
     raise RuntimeError("the second dockerd did not start: " + " | ".join(tail))
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def start_relay(unix_socket: str = "/var/run/docker.sock") -> SecondEngine:
+    """A ``tcp://127.0.0.1:PORT`` endpoint relaying every connection to *unix_socket*."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as upstream:
+                upstream.connect(unix_socket)
+                back = threading.Thread(target=_pump, args=(upstream, self.request), daemon=True)
+                back.start()
+                _pump(self.request, upstream)
+                back.join()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    return SecondEngine(
+        url=f"tcp://127.0.0.1:{port}", process=None, separate_daemon=False, relay=server
+    )
