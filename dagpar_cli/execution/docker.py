@@ -104,11 +104,15 @@ class DockerSession:
             raise ExecutionError(f"{self.where}: session {self._spec.label} is closed")
         if self._dead:
             return Outcome(exit_code=137, killed=self._dead, stderr=f"{self._dead}\n")
+        if request.timeout is not None and request.timeout <= 0:
+            # ``timeout 0`` would mean no limit at all; the slice's time is already up.
+            return Outcome(exit_code=124, timed_out=True, stderr="no time left to start\n")
         api = self._engine.connect()
         argv = list(request.argv)
         wrapped = False
         if request.timeout is not None and self._timeout_available():
-            argv = ["timeout", "-k", str(KILL_AFTER), f"{request.timeout:g}", *argv]
+            limit = f"{max(request.timeout, 0.001):.3f}"
+            argv = ["timeout", "-k", str(KILL_AFTER), limit, *argv]
             wrapped = True
         try:
             exec_id = api.exec_create(

@@ -167,6 +167,12 @@ def test_timeout_kills_the_command_and_its_children(executor: DockerExecutor) ->
         assert session.run(ExecRequest(argv=("true",), cwd="/")).ok
 
 
+def test_no_time_left_is_a_timeout_not_an_unlimited_run(executor: DockerExecutor) -> None:
+    with executor.open(_spec()) as session:
+        outcome = session.run(_sh("echo ran", timeout=0.0))
+    assert outcome.timed_out and "ran" not in outcome.stdout
+
+
 def test_oom_kill_sets_killed_not_an_exception(client: Any, run_id: str) -> None:
     executor = DockerExecutor(run_id=run_id, mem_limit="48m")
     try:
