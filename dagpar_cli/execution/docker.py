@@ -327,6 +327,16 @@ class DockerSession:
         except UnsafeArchiveError as exc:
             raise ExecutionError(f"{self.where}: copying {session_path} out: {exc}") from exc
 
+    def _copy_back(self) -> None:
+        for mount in self._spec.mounts:
+            if mount.read_only:
+                continue
+            try:
+                self.copy_out(mount.target, mount.source)
+            except ExecutionError:
+                # A container that died early may not have the directory; nothing to bring back.
+                pass
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _kill(self, cause: str) -> None:
@@ -353,12 +363,18 @@ class DockerSession:
                 ) from exc
 
     def close(self) -> None:
-        """Remove the container; idempotent, safe from another thread."""
+        """Remove the container; idempotent, safe from another thread.
+
+        On an engine without bind mounts, writable mounts are first copied back to their host
+        directories, so that reports written there reach the host as they would through a mount.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         try:
+            if not self._engine.bind_mounts and self._dead != "interrupted":
+                self._copy_back()
             self._remove()
         finally:
             self._executor._forget(self)

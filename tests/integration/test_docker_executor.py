@@ -423,16 +423,26 @@ def test_copied_mounts_for_engines_without_our_filesystem(
     client: Any, run_id: str, tmp_path: Path
 ) -> None:
     (tmp_path / "a.txt").write_text("copied in\n")
+    reports = tmp_path / "reports"
+    reports.mkdir()
     executor = DockerExecutor(run_id=run_id, bind_mounts=False)
     try:
-        spec = _spec(mounts=(Mount(source=tmp_path, target="/src/ws"),))
+        spec = _spec(
+            mounts=(
+                Mount(source=tmp_path, target="/src/ws"),
+                Mount(source=reports, target="/reports", read_only=False),
+            )
+        )
         with executor.open(spec) as session:
+            assert session.run(_sh("echo '<xml/>' > /reports/junit.xml")).ok
             outcome = session.run(
                 ExecRequest(argv=("cat", session.path(tmp_path / "a.txt")), cwd="/")
             )
             assert outcome.stdout == "copied in\n"
             assert session.run(_sh("echo changed > /src/ws/a.txt")).ok
         assert (tmp_path / "a.txt").read_text() == "copied in\n"
+        # Writable mounts come back when the session closes, as reports do through a mount.
+        assert (reports / "junit.xml").read_text() == "<xml/>\n"
     finally:
         executor.close()
 
