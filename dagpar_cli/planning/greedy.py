@@ -7,9 +7,11 @@ planner (the hook implementation here is ``trylast``).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from itertools import chain
+from typing import TYPE_CHECKING, NamedTuple
 
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning import partition
@@ -22,8 +24,31 @@ if TYPE_CHECKING:
 
 __all__ = ["GreedyPlanner", "dagpar_make_planner"]
 
-#: Slice counts above ``workers`` tried when over-slicing is allowed, as multiples of it.
-OVERSLICING = (1.5, 2, 3, 4, 6, 8)
+#: Measured items needed before estimates are weighed by the measured items' distribution.
+MIN_MEASURED = 5
+#: Bounds on how much an estimated item's weight and spread may grow from that distribution.
+MAX_UNKNOWN_SCALE = 10.0
+MAX_UNKNOWN_SPREAD = 3.0
+
+#: Extra waves of slices tried when over-slicing is allowed (``max_slices > workers``).
+OVERSLICING_WAVES = (1, 2, 3)
+#: Shares of the work left to the small slices of the extra waves.
+OVERSLICING_TAIL = (0.1, 0.2, 0.35)
+
+#: How strongly a hedged plan keeps other work away from its most uncertain pieces.
+HEDGE = 2.0
+
+
+class _Shape(NamedTuple):
+    """A candidate plan's form."""
+
+    #: How many slices.
+    slices: int
+    #: Every slice's intended size for over-sliced plans; None for balanced slices.
+    targets: tuple[float, ...] | None = None
+    #: How much balancing charges a piece for its uncertainty (0: balance expected seconds).
+    hedge: float = 0.0
+
 
 #: From this many items per slice on, a slice count is scored on the ideal partition.
 IDEAL_ITEMS_PER_SLICE = 32
@@ -48,6 +73,8 @@ class _Units:
     names: list[str] = field(default_factory=list)
     #: The tests each piece selects.
     tests: list[Sequence[TestCase]] = field(default_factory=list)
+    #: Whether the piece's prediction is an estimate rather than its own history.
+    guessed: list[bool] = field(default_factory=list)
 
     def add(
         self,
@@ -57,6 +84,7 @@ class _Units:
         spread: float,
         name: str,
         tests: Sequence[TestCase],
+        guessed: bool,
     ) -> None:
         """Append one piece."""
         self.items.append(item)
@@ -65,6 +93,7 @@ class _Units:
         self.spreads.append(spread)
         self.names.append(name)
         self.tests.append(tests)
+        self.guessed.append(guessed)
 
     def take(self, indices: Sequence[int]) -> _Units:
         """The pieces at *indices*, in parent order."""
@@ -76,6 +105,7 @@ class _Units:
             [self.spreads[i] for i in chosen],
             [self.names[i] for i in chosen],
             [self.tests[i] for i in chosen],
+            [self.guessed[i] for i in chosen],
         )
 
     def __len__(self) -> int:
@@ -189,13 +219,18 @@ class GreedyPlanner:
                 names.append(key if count == 1 else f"{key}\0{count}")
         seconds = [max(0.0, predictions.get(key, fallback)) for key in keys]
         if request.has_history:
-            weights = seconds
             estimated = request.estimated
-            spreads = [
-                spread if key in predictions and key not in estimated else self.unknown_spread
-                for key in keys
-            ]
+            guessed = [key not in predictions or key in estimated for key in keys]
+            scale, unknown = self._unknown_model(
+                [s for s, g in zip(seconds, guessed, strict=True) if not g]
+            )
+            # Balance on expected seconds: an estimate (a median of siblings) stands for a
+            # draw from the measured items, whose mean is higher on a heavy-tailed suite.
+            weights = [s * scale if g else s for s, g in zip(seconds, guessed, strict=True)]
+            seconds = weights
+            spreads = [unknown if g else spread for g in guessed]
         else:
+            guessed = [True] * len(keys)
             weights = [1.0] * len(keys)
             seconds = [max(0.0, predictions.get(key, 0.0)) for key in keys]
             spreads = [self.unknown_spread] * len(keys)
@@ -204,7 +239,23 @@ class GreedyPlanner:
         tests: list[Sequence[TestCase]] = (
             [tests_of.get(key, empty) for key in keys] if tests_of else [empty] * len(keys)
         )
-        return _Units(list(items), weights, seconds, spreads, names, tests)
+        return _Units(list(items), weights, seconds, spreads, names, tests, guessed)
+
+    def _unknown_model(self, measured: Sequence[float]) -> tuple[float, float]:
+        """How to weigh an estimated item: ``(mean / median, relative spread)`` of the measured.
+
+        With too few measured items to tell, an estimate is taken at face value with
+        :attr:`unknown_spread`.
+        """
+        if len(measured) < MIN_MEASURED:
+            return 1.0, self.unknown_spread
+        mean = math.fsum(measured) / len(measured)
+        median = _median(measured)
+        if mean <= 0 or median <= 0:
+            return 1.0, self.unknown_spread
+        deviation = math.sqrt(math.fsum((m - mean) ** 2 for m in measured) / len(measured))
+        scale = min(MAX_UNKNOWN_SCALE, max(1.0, mean / median))
+        return scale, min(MAX_UNKNOWN_SPREAD, max(self.unknown_spread / 2, deviation / mean))
 
     def _split(self, units: _Units, request: PlanRequest, slices: int) -> _Units:
         """Replace every piece heavier than the ideal slice by its finer selectors."""
@@ -217,7 +268,13 @@ class GreedyPlanner:
             finer = request.finer.get(item.key, ()) if weight > target else ()
             if len(finer) < 2:
                 result.add(
-                    item, weight, units.seconds[i], units.spreads[i], units.names[i], units.tests[i]
+                    item,
+                    weight,
+                    units.seconds[i],
+                    units.spreads[i],
+                    units.names[i],
+                    units.tests[i],
+                    units.guessed[i],
                 )
                 continue
             total = sum(max(0.0, seconds) for _, seconds in finer)
@@ -225,7 +282,8 @@ class GreedyPlanner:
                 # Scale the finer predictions to the item's own, the better-measured number.
                 share = max(0.0, seconds) / total if total > 0 else 1.0 / len(finer)
                 spread = units.spreads[i]
-                if request.has_history and sub.key in request.estimated:
+                guessed = units.guessed[i] or sub.key in request.estimated
+                if request.has_history and guessed:
                     spread = max(spread, self.unknown_spread)
                 result.add(
                     sub,
@@ -234,6 +292,7 @@ class GreedyPlanner:
                     spread,
                     f"{units.names[i]}\0{sub.key}",
                     _finer_tests(sub, units.tests[i], request),
+                    guessed,
                 )
         return result
 
@@ -243,68 +302,86 @@ class GreedyPlanner:
     def _choose(
         self, units: _Units, workers: int, max_slices: int, startup: float
     ) -> partition.Bins:
-        """Partition *units* into the number of slices with the best expected wall time."""
+        """Partition *units* into the slice shape with the best expected wall time."""
         n = len(units)
         weights = units.weights
-        total = sum(weights)
+        total = math.fsum(weights)
         largest = max(weights)
         top = min(workers, max_slices, n)
         if total <= 0:
             return self._balance(units, top)
         best_ideal = max(total / top, largest)
         fewest = min(top, max(1, math.ceil(total / (best_ideal * (1 + self.tolerance)))))
-        candidates = {fewest, min(fewest + 1, top), top}
-        variance = sum((s * w) ** 2 for s, w in zip(units.spreads, weights, strict=True))
+        shapes = [_Shape(k) for k in sorted({fewest, min(fewest + 1, top), top})]
+        variance = math.fsum((s * w) ** 2 for s, w in zip(units.spreads, weights, strict=True))
+        if variance > 0 and top > 1:
+            shapes.append(_Shape(top, hedge=HEDGE))
         over = min(max_slices, n)
         # Over-slicing can at best remove the error of one slice; skip it when that is too small
         # to pay for the start-ups (and spare the partitions on big, well-measured suites).
-        if over > workers and 3 * math.sqrt(variance / workers) > max(
-            0.5 * startup, self.tolerance * total / workers
+        if over > top and 3 * math.sqrt(variance / top) > max(
+            0.5 * startup, self.tolerance * total / top
         ):
-            for factor in OVERSLICING:
-                k = int(workers * factor)
-                if k <= over:
-                    candidates.add(k)
-                if k >= over:
-                    candidates.add(over)
-                    break
-        if len(candidates) == 1:
+            shapes.extend(_overslicing(top, over, total))
+        if len(shapes) == 1:
             return self._balance(units, top)
-        scored: list[tuple[int, float]] = []
-        for k in sorted(candidates):
-            if n >= IDEAL_ITEMS_PER_SLICE * k and largest <= total / k:
-                # Many small items per slice: longest-first balances them all but exactly, so
-                # score the ideal partition instead of computing this one.
-                share = total / k
-                score = expected_wall_seconds(
-                    [share] * k, [math.sqrt(variance / k) / share] * k, workers, startup
-                )
+        scored: list[tuple[float, _Shape, partition.Bins | None]] = []
+        for shape in shapes:
+            k = shape.slices
+            sizes = list(shape.targets) if shape.targets else [total / k] * k
+            if not shape.hedge and n >= IDEAL_ITEMS_PER_SLICE * k and largest <= min(sizes):
+                # Many small items per slice: longest-first fills every slice all but exactly,
+                # so score the ideal partition instead of computing this one.
+                spreads = [math.sqrt(variance * size / total) / size for size in sizes]
+                score = expected_wall_seconds(sizes, spreads, workers, startup)
+                scored.append((score, shape, None))
             else:
-                bins = partition.lpt(weights, units.names, k)
-                score = self._score(units, bins, workers, startup)
-            scored.append((k, score))
-        best = min(score for _, score in scored)
-        k = next(k for k, score in scored if score <= best * (1 + self.tolerance) + 1e-12)
-        return self._balance(units, k)
+                bins = self._cut(units, shape)
+                scored.append((self._score(units, bins, workers, startup), shape, bins))
+        best = min(score for score, _, _ in scored)
+        # Fewer slices win a near tie, unless estimates are involved: the replay cannot see
+        # far enough into their tail to call a near tie safe.
+        slack = 0.0 if any(units.guessed) else self.tolerance
+        _, chosen, found = next(entry for entry in scored if entry[0] <= best * (1 + slack))
+        if chosen.targets is not None:
+            return found if found is not None else self._cut(units, chosen)
+        if chosen.hedge:
+            units = _hedged(units, chosen.slices, chosen.hedge)
+        return self._balance(units, chosen.slices, found)
+
+    def _cut(self, units: _Units, shape: _Shape) -> partition.Bins:
+        """A quick partition of *units* into *shape* (longest first; no polishing)."""
+        if shape.targets is not None:
+            # Estimated pieces go to the big first slices: a surprise there is absorbed by the
+            # small slices that run last, whereas a surprise in a last slice ends the run late.
+            heads = sum(1 for t in shape.targets if t >= shape.targets[0])
+            return partition.fill(units.weights, units.names, shape.targets, units.guessed, heads)
+        if shape.hedge:
+            units = _hedged(units, shape.slices, shape.hedge)
+        return partition.lpt(units.weights, units.names, shape.slices)
 
     @staticmethod
     def _score(units: _Units, bins: partition.Bins, workers: int, startup: float) -> float:
         """The expected wall time of *bins* under prediction error."""
-        loads = []
-        spreads = []
-        w, s = units.weights, units.spreads
-        for b in bins:
-            load = sum(w[i] for i in b)
-            deviation = math.sqrt(sum((s[i] * w[i]) ** 2 for i in b))
-            loads.append(load)
-            spreads.append(deviation / load if load > 0 else 0.0)
+        w = units.weights
+        deviation = [d * d for d in map(operator.mul, units.spreads, w)]
+        loads = [math.fsum([w[i] for i in b]) for b in bins]
+        spreads = [
+            math.sqrt(math.fsum([deviation[i] for i in b])) / load if load > 0 else 0.0
+            for b, load in zip(bins, loads, strict=True)
+        ]
         return expected_wall_seconds(loads, spreads, workers, startup)
 
-    def _balance(self, units: _Units, k: int) -> partition.Bins:
-        """The best partition of *units* into *k* bins this planner finds."""
+    def _balance(
+        self, units: _Units, k: int, start: partition.Bins | None = None
+    ) -> partition.Bins:
+        """The best partition of *units* into *k* bins this planner finds.
+
+        :param start: a longest-first partition already computed, to save computing it again.
+        """
         weights, names = units.weights, units.names
         k = max(1, min(k, len(units)))
-        bins = partition.lpt(weights, names, k)
+        bins = start if start is not None and len(start) == k else partition.lpt(weights, names, k)
         if len(units) * k <= partition.KK_LIMIT and k > 1:
             other = partition.karmarkar_karp(weights, names, k)
             if max(partition.loads(weights, other)) < max(partition.loads(weights, bins)):
@@ -327,13 +404,12 @@ class GreedyPlanner:
         """Number the slices and fill in their items, tests and predictions."""
         slices: list[SlicePlan] = []
         for members in self._ordered(units, bins):
-            tests = [units.tests[i] for i in members]
             slices.append(
                 SlicePlan(
                     index=len(slices) + 1,
-                    items=tuple(units.items[i] for i in members),
+                    items=tuple([units.items[i] for i in members]),
                     predicted_seconds=startup + math.fsum([units.seconds[i] for i in members]),
-                    tests=tuple(t for group in tests for t in group),
+                    tests=tuple(chain.from_iterable([units.tests[i] for i in members])),
                 )
             )
         return Plan(
@@ -343,6 +419,42 @@ class GreedyPlanner:
             startup_seconds=startup,
             planner=self.name,
         )
+
+
+def _hedged(units: _Units, slices: int, hedge: float) -> _Units:
+    """*units* weighed by expected seconds plus a charge for their uncertainty.
+
+    A slice's expected finish grows with the square root of its summed variances; linearised
+    around the average slice, each piece adds its variance over twice the average deviation,
+    and never more than its own deviation. Balancing these weights keeps other work away from
+    the pieces most likely to run long.
+    """
+    deviations = [s * w for s, w in zip(units.spreads, units.weights, strict=True)]
+    average = math.sqrt(math.fsum(d * d for d in deviations) / slices)
+    weights = [
+        w + hedge * min(d * d / (2 * average), d)
+        for w, d in zip(units.weights, deviations, strict=True)
+    ]
+    return replace(units, weights=weights)
+
+
+def _overslicing(workers: int, most: int, total: float) -> list[_Shape]:
+    """Over-sliced shapes: equal slices, or one wave of big slices followed by small ones.
+
+    The executor starts the longest slices first; small slices at the end let the workers that
+    finish early take over the work of those that were predicted wrong.
+    """
+    shapes: list[_Shape] = []
+    for waves in OVERSLICING_WAVES:
+        k = workers * (1 + waves)
+        if k > most:
+            break
+        shapes.append(_Shape(k))
+        for tail in OVERSLICING_TAIL:
+            head = (1 - tail) * total / workers
+            small = tail * total / (waves * workers)
+            shapes.append(_Shape(k, (head,) * workers + (small,) * (waves * workers)))
+    return shapes
 
 
 def _finer_tests(

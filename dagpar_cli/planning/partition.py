@@ -13,7 +13,7 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 
-__all__ = ["Bins", "canonical_order", "karmarkar_karp", "loads", "lpt", "refine"]
+__all__ = ["Bins", "canonical_order", "fill", "karmarkar_karp", "loads", "lpt", "refine"]
 
 #: ``bins[j]`` holds the indices (into the weights) placed in bin ``j``.
 Bins = list[list[int]]
@@ -47,6 +47,48 @@ def lpt(weights: Sequence[float], names: Sequence[str], k: int) -> Bins:
         load, j = heap[0]
         bins[j].append(i)
         heapq.heapreplace(heap, (load + weights[i], j))
+    return bins
+
+
+def fill(
+    weights: Sequence[float],
+    names: Sequence[str],
+    targets: Sequence[float],
+    pinned: Sequence[bool] | None = None,
+    heads: int = 0,
+) -> Bins:
+    """Longest first into bins of unequal size: each weight to the bin with the most room left.
+
+    With equal targets this is :func:`lpt`; the planner uses it for over-sliced plans, whose
+    first slices are big and last ones small so that the executor can even out the end.
+
+    :param weights: the weight of every item.
+    :param names: a unique name per item (tiebreaks).
+    :param targets: the intended total of every bin.
+    :param pinned: per item, whether it must go to one of the first *heads* bins; pinned
+        items are placed first.
+    :param heads: how many leading bins pinned items may use.
+    """
+    bins: Bins = [[] for _ in targets]
+    room = list(targets)
+    order = canonical_order(weights, names)
+    if pinned is not None and heads > 0 and any(pinned):
+        rest = []
+        for i in order:
+            if not pinned[i]:
+                rest.append(i)
+                continue
+            j = max(range(heads), key=lambda b: (room[b], -b))
+            bins[j].append(i)
+            room[j] -= weights[i]
+        order = rest
+    # (-room, bin index): the roomiest bin first, equal room to the lower index.
+    heap = [(-r, j) for j, r in enumerate(room)]
+    heapq.heapify(heap)
+    for i in order:
+        negative, j = heap[0]
+        bins[j].append(i)
+        heapq.heapreplace(heap, (negative + weights[i], j))
     return bins
 
 
