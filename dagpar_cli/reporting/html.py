@@ -264,6 +264,18 @@ def _summary(run: RunResult, started_wall: float | None) -> list[str]:
     return out
 
 
+def _bounded(text: str) -> str:
+    """*text* cleaned, cut to about :data:`DETAILS_LIMIT` bytes (head and tail) and escaped."""
+    half = DETAILS_LIMIT // 2
+    if len(text) > 2 * DETAILS_LIMIT:
+        # Cleaning is linear in the text's length: cut a huge one first, so that a run with
+        # hundreds of multi-megabyte tracebacks still renders quickly.
+        dropped = len(text) - 2 * half
+        cut = f"{text[:half]}\n… [truncated {dropped} characters] …\n{text[-half:]}"
+        return html.escape(clean_text(cut), quote=True)
+    return html.escape(truncate(clean_text(text), DETAILS_LIMIT, keep_tail=True), quote=True)
+
+
 def _seg_id(check_index: int, slice_pos: int, test_pos: int) -> str:
     return f"seg-{check_index}-{slice_pos}-{test_pos}"
 
@@ -278,17 +290,15 @@ def _failure(result: TestResult, n: int, seg: str | None, detailed: bool) -> str
     if detailed:
         text = "\n".join(t for t in (result.message, result.details) if t)
         if text:
-            body.append(
-                f"<pre>{_e(truncate(clean_text(text), DETAILS_LIMIT, keep_tail=True))}</pre>"
-            )
+            body.append(f"<pre>{_bounded(text)}</pre>")
         if result.stdout:
-            out = truncate(clean_text(result.stdout), DETAILS_LIMIT, keep_tail=True)
-            body.append(f"<p class='muted'>captured output</p><pre>{_e(out)}</pre>")
+            out = _bounded(result.stdout)
+            body.append(f"<p class='muted'>captured output</p><pre>{out}</pre>")
         for i, attempt in enumerate(result.attempts, 1):
             text = "\n".join(t for t in (attempt.message, attempt.details) if t)
             body.append(
                 f"<p class='muted'>attempt {i}: {attempt.status.value} in "
-                f"{_secs(attempt.seconds)}</p><pre>{_e(truncate(text, DETAILS_LIMIT))}</pre>"
+                f"{_secs(attempt.seconds)}</p><pre>{_bounded(text)}</pre>"
             )
     else:
         body.append("<p class='muted'>details omitted: see the JUnit report</p>")
@@ -317,7 +327,7 @@ def _failures(run: RunResult, segs: dict[tuple[str, int, str], str]) -> list[str
         out.append(
             f'<div class="check-error"><span class="status failed">check error</span> '
             f"<span class='mono'>{_e(check.name)}</span><pre>"
-            f"{_e(truncate(clean_text(check.error), DETAILS_LIMIT, keep_tail=True))}</pre></div>"
+            f"{_bounded(check.error)}</pre></div>"
         )
     for n, result in enumerate(failures):
         seg = segs.get((result.check, result.slice, result.id))
