@@ -21,14 +21,15 @@ Listing (:func:`dagpar_runner_collect`)
 Running (:func:`dagpar_runner_command`)
     One command: ``<pytest> <args> -p no:cacheprovider -p dagpar_pytest_select
     --junit-xml={report_dir}/pytest-junit.xml -o junit_family=xunit1
-    --continue-on-collection-errors --color=no <paths>`` with ``PYTHONPATH={report_dir}`` (plus
+    --continue-on-collection-errors --color=no`` with ``PYTHONPATH={report_dir}`` (plus
     the caller's ``PYTHONPATH``; the engine substitutes ``{report_dir}`` in ``env`` too). The
     selection never goes on the command line: it is written to
     ``{report_dir}/dagpar_pytest_select.json`` (``RunnerCommand.files``, names relative to the
     report directory) and read by the small plugin ``{report_dir}/dagpar_pytest_select.py``
     (:mod:`dagpar_plugins.pytest_select`, needs pytest >= 7) that keeps exactly the selected
-    node ids and never imports unselected files. ``<paths>`` are the selected files, or their
-    common directory when the list would be long.
+    node ids and never imports unselected files. No path goes on the command line either: pytest
+    starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
+    ``conftest.py`` is broken is reported as that directory's collection error, as listed.
 
 Parsing (:func:`dagpar_runner_parse`)
     ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
@@ -75,10 +76,6 @@ __all__ = [
 
 #: The runner name this plugin answers for.
 NAME = "pytest"
-#: Above this many characters of path arguments, pass their common directory instead (the
-#: selection plugin still narrows collection to the selected files). Far below Linux's 128 KiB
-#: per-argument and 2 MiB total limits, and below Windows' 32 KiB command line.
-MAX_PATH_ARGS_CHARS = 16_000
 #: Seconds the listing may take before it counts as hung.
 COLLECT_TIMEOUT = 600.0
 
@@ -212,13 +209,6 @@ def _selected(selection: Selection) -> tuple[list[str], list[tuple[str, str]]]:
     return whole, tests
 
 
-def _path_args(paths: list[str]) -> list[str]:
-    """Path arguments that make pytest collect *paths* (a common directory when too many)."""
-    if sum(len(p) + 1 for p in paths) <= MAX_PATH_ARGS_CHARS:
-        return paths
-    return [posixpath.commonpath(paths) or "."]
-
-
 @hookimpl
 def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand] | None:
     """Compile a slice's selection into one pytest command; see the module doc."""
@@ -227,7 +217,6 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
     whole, tests = _selected(selection)
     if not whole and not tests:
         return []
-    paths = list(dict.fromkeys([*whole, *(path for path, _ in tests)]))
     data = {"paths": whole, "tests": [list(t) for t in tests]}
     python_path = REPORT_DIR
     if os.environ.get("PYTHONPATH"):
@@ -244,7 +233,8 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
         "junit_family=xunit1",
         "--continue-on-collection-errors",
         "--color=no",
-        *_path_args(paths),
+        # No path arguments: pytest starts exactly as the listing did (testpaths, initial
+        # conftests), and the selection plugin keeps it out of everything not selected.
     )
     return [
         RunnerCommand(

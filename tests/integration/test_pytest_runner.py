@@ -12,6 +12,7 @@ For every selection, three sets must agree:
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -300,18 +301,29 @@ def test_selection_holds_under_xdist(
     assert ran.executed == set(wanted)
 
 
-def test_long_path_lists_fall_back_to_a_directory(
-    suite_spec: RunnerSpec,
-    all_nodeids: list[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(plugin, "MAX_PATH_ARGS_CHARS", 10)
-    wanted = [n for n in all_nodeids if "sub dir" in n or _name(n) == "test_plain"]
-    ran = run_selection(suite_spec, _selection("tests", wanted), tmp_path / "r")
-    assert ran.argv[-1] == "."
-    assert ran.ids == {to_case(n, "suite/").id for n in wanted}
-    assert ran.executed == set(wanted)
+def test_a_broken_conftest_is_its_directory_s_collection_error(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT, project)
+    with (project / "suite" / "sub dir" / "conftest.py").open("a") as stream:
+        stream.write("raise RuntimeError('conftest broke')\n")
+    spec = RunnerSpec(name="pytest", workspace=project, source="suite", command=PYTEST)
+    collected = plugin.dagpar_runner_collect(
+        spec=spec, host=LocalRunnerHost(project / "suite", FAST)
+    )
+    assert collected is not None
+    assert TestCase("sub dir", COLLECTION_ERROR) in collected
+    assert not any(t.path.startswith("sub dir/") for t in collected)
+    plain = [t for t in collected if t.path == "check_names.py" and t.name == "test_plain"]
+    selection = Selection(items=(("sub dir",), ("check_broken.py",)), tests=None)
+    ran = run_selection(spec, selection, tmp_path / "r1")
+    assert {(r.id, r.status) for r in ran.results} == {
+        (f"sub dir::{COLLECTION_ERROR}", Status.ERROR),
+        (f"check_broken.py::{COLLECTION_ERROR}", Status.ERROR),
+    }
+    assert "conftest broke" in ran.results[0].details + ran.results[1].details
+    # A slice without the broken directory never loads its conftest.
+    ran = run_selection(spec, Selection(items=(), tests=tuple(plain)), tmp_path / "r2")
+    assert ran.ids == {"check_names.py::test_plain"}
 
 
 @pytest.fixture(scope="module")
