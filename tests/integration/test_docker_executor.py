@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -258,6 +260,21 @@ def test_executor_close_removes_sessions_left_open(client: Any, run_id: str) -> 
     assert _labelled(client, run_id) == []
 
 
+def test_containers_are_removed_when_dagpar_dies_of_an_exception(client: Any, run_id: str) -> None:
+    script = f"""
+from dagpar_cli.execution.api import SessionSpec
+from dagpar_cli.execution.docker import DockerExecutor
+executor = DockerExecutor(run_id={run_id!r})
+executor.open(SessionSpec(label="crash#1", image={BASE_IMAGE!r}))
+print("opened", flush=True)
+raise RuntimeError("dagpar crashed before closing anything")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.stdout == "opened\n", proc.stderr
+    assert "dagpar crashed" in proc.stderr
+    assert _labelled(client, run_id) == []
+
+
 def test_kill_all_from_another_thread_stops_running_commands_fast(client: Any, run_id: str) -> None:
     executor = DockerExecutor(run_id=run_id)
     sessions = [executor.open(_spec(label=f"k#{i}")) for i in (1, 2)]
@@ -286,6 +303,31 @@ def test_kill_all_from_another_thread_stops_running_commands_fast(client: Any, r
             executor.open(_spec(label="k#3"))
     finally:
         executor.close()
+
+
+def test_concurrent_sessions_keep_their_outputs_apart(executor: DockerExecutor) -> None:
+    sessions = [executor.open(_spec(label=f"c#{i}")) for i in range(4)]
+    mixed: list[str] = []
+
+    def work(index: int, session: ExecSession) -> None:
+        for round_ in range(5):
+            token = f"{index}-{round_}"
+            outcome = session.run(_sh(f"echo out-{token}; echo err-{token} >&2; exit {index}"))
+            if (outcome.stdout, outcome.stderr, outcome.exit_code) != (
+                f"out-{token}\n",
+                f"err-{token}\n",
+                index,
+            ):
+                mixed.append(f"{token}: {outcome}")
+
+    threads = [threading.Thread(target=work, args=(i, s)) for i, s in enumerate(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in sessions:
+        s.close()
+    assert mixed == []
 
 
 def test_cleanup_run_removes_leftover_containers(client: Any, run_id: str) -> None:
