@@ -25,18 +25,17 @@ from typing import Any
 from dagpar_cli.model import Status, TestResult
 
 from ._pytest_collect import COLLECTION_ERROR
-from ._pytest_paths import RootdirMap
-from .pytest_select import (
+from ._pytest_files import (
     NAME_PROPERTY,
     PATH_PROPERTY,
+    REPORT_FILE,
     RUN_INFO_FILE,
     SELECTION_FILE,
 )
+from ._pytest_paths import RootdirMap
 
-__all__ = ["REPORT_FILE", "parse_report"]
+__all__ = ["parse_report"]
 
-#: The JUnit file the runner command writes, relative to the report directory.
-REPORT_FILE = "pytest-junit.xml"
 
 _RANK = {Status.PASSED: 0, Status.SKIPPED: 1, Status.ERROR: 2, Status.FAILED: 3}
 

@@ -43,7 +43,6 @@ import json
 import os
 import posixpath
 import shutil
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,11 +51,11 @@ from dagpar_cli.errors import ExecutionError
 from dagpar_cli.model import REPORT_DIR, RunnerCommand, RunnerSpec, Selection, TestCase
 from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
 
-from . import pytest_select
 from ._pytest_collect import COLLECTION_ERROR, parse_collect_output
 from ._pytest_detect import detect
+from ._pytest_files import PLUGIN_MODULE, REPORT_FILE, SELECTION_FILE, plugin_source
 from ._pytest_paths import RootdirMap
-from ._pytest_report import REPORT_FILE, parse_report
+from ._pytest_report import parse_report
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Outcome
@@ -227,7 +226,7 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
         "-p",
         "no:cacheprovider",
         "-p",
-        pytest_select.MODULE,
+        PLUGIN_MODULE,
         f"--junit-xml={REPORT_DIR}/{REPORT_FILE}",
         "-o",
         "junit_family=xunit1",
@@ -241,8 +240,8 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
             argv=argv,
             env={"PYTHONPATH": python_path},
             files={
-                f"{pytest_select.MODULE}.py": _plugin_source(),
-                pytest_select.SELECTION_FILE: _selection_json(data),
+                f"{PLUGIN_MODULE}.py": plugin_source(),
+                SELECTION_FILE: _selection_json(data),
             },
         )
     ]
@@ -256,12 +255,6 @@ def _selection_json(data: dict[str, Any]) -> str:
     """
     text = json.dumps(data, ensure_ascii=False)
     return text.replace(REPORT_DIR, "\\u007b" + REPORT_DIR[1:])
-
-
-def _plugin_source() -> str:
-    source = sys.modules[pytest_select.__name__].__file__
-    assert source is not None  # a module loaded from a file
-    return Path(source).read_text(encoding="utf-8")
 
 
 @hookimpl

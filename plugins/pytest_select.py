@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+# These names repeat those of dagpar_plugins._pytest_files (this file must stand alone).
 #: The module name the runner command loads with ``-p``.
 MODULE = "dagpar_pytest_select"
 #: The selection file, next to this module: ``{"paths": [...], "tests": [[path, name], ...]}``.

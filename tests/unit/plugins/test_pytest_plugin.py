@@ -5,14 +5,17 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins import pytest_select
+from dagpar_plugins import _pytest_files, pytest_select
 from dagpar_plugins._pytest_collect import COLLECTION_ERROR, parse_collect_output
+from dagpar_plugins._pytest_files import PLUGIN_MODULE, SELECTION_FILE
 from dagpar_plugins._pytest_paths import RootdirMap
 
 from dagpar_cli.errors import ExecutionError
@@ -222,7 +225,7 @@ def test_find_pytest_falls_back_to_virtual_env_then_path(
 
 
 def _data(command: RunnerCommand) -> dict[str, object]:
-    return json.loads(command.files[pytest_select.SELECTION_FILE])  # type: ignore[no-any-return]
+    return json.loads(command.files[SELECTION_FILE])  # type: ignore[no-any-return]
 
 
 def test_command_for_whole_files_and_single_tests() -> None:
@@ -245,11 +248,11 @@ def test_command_for_whole_files_and_single_tests() -> None:
     assert argv[-1] == "--color=no" and not any(a.endswith(".py") for a in argv)
     assert f"--junit-xml={REPORT_DIR}/pytest-junit.xml" in argv
     assert ("-p", "no:cacheprovider") in itertools.pairwise(argv)
-    assert ("-p", pytest_select.MODULE) in itertools.pairwise(argv)
+    assert ("-p", PLUGIN_MODULE) in itertools.pairwise(argv)
     assert ("-o", "junit_family=xunit1") in itertools.pairwise(argv)
     assert not any("test_sub" in arg for arg in argv)  # ids travel in the file, not argv
     assert command.env["PYTHONPATH"].split(":")[0] == REPORT_DIR
-    plugin_source = command.files[f"{pytest_select.MODULE}.py"]
+    plugin_source = command.files[f"{PLUGIN_MODULE}.py"]
     assert "def pytest_collection_modifyitems" in plugin_source
 
 
@@ -378,9 +381,7 @@ def test_parse_a_truncated_report_keeps_what_it_can_and_names_the_problem(
     cut = text.index('name="test_hostile[a::b]"')
     report.write_text(text[:cut], encoding="utf-8")
     selected = [["check_names.py", "test_plain"], ["check_classes.py", "CheckOuter::test_a"]]
-    (report_dir / pytest_select.SELECTION_FILE).write_text(
-        json.dumps({"paths": [], "tests": selected})
-    )
+    (report_dir / SELECTION_FILE).write_text(json.dumps({"paths": [], "tests": selected}))
     results = _parse(report_dir)
     assert results["check_classes.py::CheckOuter::test_a"].status is Status.PASSED
     plain = results["check_names.py::test_plain"]
@@ -496,3 +497,19 @@ def test_parse_maps_collection_errors_through_a_symlinked_workspace(tmp_path: Pa
         Status.ERROR,
     )
     assert result.message == "collection failure: SyntaxError: invalid syntax"
+
+
+def test_dagpar_loads_the_plugin_without_pytest_installed() -> None:
+    # dagpar's own environment (pipx) may lack pytest; only the project's interpreter has it.
+    code = "import sys; sys.modules['pytest'] = None; import dagpar_plugins.pytest"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
+    assert pytest_select.MODULE == _pytest_files.PLUGIN_MODULE
+    assert pytest_select.SELECTION_FILE == _pytest_files.SELECTION_FILE
+    assert pytest_select.RUN_INFO_FILE == _pytest_files.RUN_INFO_FILE
+    assert pytest_select.PATH_PROPERTY == _pytest_files.PATH_PROPERTY
+    assert pytest_select.NAME_PROPERTY == _pytest_files.NAME_PROPERTY
+    assert _pytest_files.plugin_source() == Path(pytest_select.__file__).read_text("utf-8")

@@ -1,0 +1,38 @@
+"""The files a pytest slice shares with the selection plugin, named in one place.
+
+dagpar itself never imports :mod:`dagpar_plugins.pytest_select`: that module imports pytest,
+which dagpar's own environment need not have (dagpar is often installed with pipx). It only
+reads its source to drop it into the report directory; the plugin repeats these names, and a
+unit test keeps both sides equal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "NAME_PROPERTY",
+    "PATH_PROPERTY",
+    "PLUGIN_MODULE",
+    "REPORT_FILE",
+    "RUN_INFO_FILE",
+    "SELECTION_FILE",
+    "plugin_source",
+]
+
+#: The module name the runner command loads with ``-p``; the plugin file is this plus ``.py``.
+PLUGIN_MODULE = "dagpar_pytest_select"
+#: The selection: ``{"paths": [...], "tests": [[path, name], ...]}``, source-relative.
+SELECTION_FILE = PLUGIN_MODULE + ".json"
+#: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...}``.
+RUN_INFO_FILE = "dagpar_pytest_run.json"
+#: JUnit property names carrying a test's collected path and name.
+PATH_PROPERTY = "dagpar.path"
+NAME_PROPERTY = "dagpar.name"
+#: The JUnit report the runner command writes.
+REPORT_FILE = "pytest-junit.xml"
+
+
+def plugin_source() -> str:
+    """The text of the selection plugin, to be written as ``dagpar_pytest_select.py``."""
+    return Path(__file__).with_name("pytest_select.py").read_text(encoding="utf-8")
