@@ -340,10 +340,12 @@ class Filter:
                 continue
             close = difflib.get_close_matches(selector.instance, names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
+            bang = "!" if selector.negate else ""
+            as_path = f"{bang}./{selector.text.removeprefix(bang)}"
             raise UsageError(
                 f"--filter {selector.text!r}: no toolchain instance {selector.instance!r}{hint} "
                 f"(instances: {', '.join(names) or 'none'}; for a path containing ':' write "
-                f"'./{selector.text.lstrip('!')}')"
+                f"'{as_path}')"
             )
 
     # -- selection ------------------------------------------------------------------------------

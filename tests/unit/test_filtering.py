@@ -486,6 +486,8 @@ def test_check_instances_suggests_the_closest() -> None:
         "(instances: backend, frontend; for a path containing ':' write './bakend:api')"
     )
     Filter.parse(["backend:api", "!frontend:x", "tools"]).check_instances(["backend", "frontend"])
+    with pytest.raises(UsageError, match=r"write '!\./tests:x'\)$"):
+        Filter.parse(["!tests:x"]).check_instances(["backend"])
 
 
 # ---------------------------------------------------------------------------------------------
