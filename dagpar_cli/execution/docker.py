@@ -118,7 +118,7 @@ class DockerSession:
             exec_id = api.exec_create(
                 self.container_id,
                 argv,
-                environment=dict(request.env),
+                environment={**self._spec.env, **request.env},
                 workdir=request.cwd,
                 stdout=True,
                 stderr=True,
@@ -183,7 +183,8 @@ class DockerSession:
         """Run *argv* quietly in the container; its exit status, or None when it could not run."""
         try:
             api = self._engine.connect()
-            exec_id = api.exec_create(self.container_id, list(argv), environment={})["Id"]
+            env = dict(self._spec.env)
+            exec_id = api.exec_create(self.container_id, list(argv), environment=env)["Id"]
             self._engine.exec_api.exec_start(exec_id, demux=True)
             code = api.exec_inspect(exec_id).get("ExitCode")
         except Exception:
@@ -243,6 +244,8 @@ class DockerSession:
         code = state.get("ExitCode", 137)
         if state.get("OOMKilled"):
             return f"container OOM-killed (exit {code})"
+        if code == 127:
+            return "container exited (exit 127): the image has no `sleep` to keep it running"
         return f"container exited unexpectedly (exit {code})"
 
     def _why_killed(self) -> str:
@@ -356,11 +359,15 @@ class DockerSession:
         except ExecutionError:
             pass
         except docker.errors.APIError as exc:
-            # "removal already in progress" from a concurrent close is success.
             if "already in progress" not in str(exc):
                 raise ExecutionError(
                     f"{self.where}: cannot remove container {self.container_id[:12]}: {exc}"
                 ) from exc
+            # A concurrent kill is removing it: closing means it is gone, so wait for that.
+            try:
+                self._engine.connect().wait(self.container_id, timeout=30, condition="removed")
+            except Exception:
+                pass
 
     def close(self) -> None:
         """Remove the container; idempotent, safe from another thread.
@@ -429,7 +436,7 @@ class DockerExecutor:
         self._network_mode = network_mode
         self._lock = threading.RLock()
         self._sessions: dict[str, DockerSession] = {}
-        self._timeout_probe: dict[tuple[str, str], bool] = {}
+        self._timeout_probe: dict[tuple[str, str, str], bool] = {}
         self._killed = False
         self._closed = False
         atexit.register(self.close)
@@ -523,7 +530,9 @@ class DockerExecutor:
                 spec.image,
                 command=command,
                 entrypoint=entrypoint,
-                environment=dict(spec.env),
+                # The session's variables go to each exec, not to the keep-alive process: a
+                # PATH meant for the tests must not stop the container from starting.
+                environment={},
                 labels=labels,
                 host_config=host_config,
                 detach=True,
@@ -573,7 +582,8 @@ class DockerExecutor:
     def _image_has_timeout(
         self, engine: EngineHandle, session: DockerSession, spec: SessionSpec
     ) -> bool:
-        key = (engine.url, spec.image or "")
+        # The spec's PATH decides which ``timeout`` the exec finds, as much as the image does.
+        key = (engine.url, spec.image or "", spec.env.get("PATH", ""))
         with self._lock:
             known = self._timeout_probe.get(key)
         if known is None:

@@ -169,6 +169,24 @@ def test_timeout_kills_the_command_and_its_children(executor: DockerExecutor) ->
         assert session.run(ExecRequest(argv=("true",), cwd="/")).ok
 
 
+def test_timeout_without_a_timeout_command_removes_the_container(
+    executor: DockerExecutor, client: Any
+) -> None:
+    # No ``timeout`` on PATH: the host's watchdog must enforce the limit.
+    session = executor.open(_spec(env={"PATH": "/nowhere"}))
+    assert isinstance(session, DockerSession)
+    outcome = session.run(ExecRequest(argv=("/bin/sleep", "300"), cwd="/", timeout=1))
+    assert outcome.timed_out and not outcome.ok
+    assert outcome.seconds < 300 / 10
+    later = session.run(ExecRequest(argv=("/bin/true",), cwd="/"))
+    assert later.killed.startswith("timed out") and not later.ok
+    session.close()
+    import docker.errors
+
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(session.container_id)
+
+
 def test_no_time_left_is_a_timeout_not_an_unlimited_run(executor: DockerExecutor) -> None:
     with executor.open(_spec()) as session:
         outcome = session.run(_sh("echo ran", timeout=0.0))
