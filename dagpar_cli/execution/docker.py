@@ -274,8 +274,10 @@ class DockerSession:
         """
         api = self._engine.connect()
         offset = self._engine.clock_offset
-        # The kernel reports the kill asynchronously; give the event a moment to arrive.
-        for _ in range(6):
+        # The kernel reports the kill asynchronously; give the event a moment to arrive (longer
+        # under a memory limit of ours, where an OOM kill is the likely cause of a SIGKILL).
+        deadline = time.monotonic() + (2.0 if self._executor.mem_limit else 0.3)
+        while True:
             try:
                 events = api.events(
                     since=f"{self._started_wall + offset - 2:.9f}",
@@ -289,8 +291,9 @@ class DockerSession:
             if count > self._ooms_seen:
                 self._ooms_seen = count
                 return True
-            time.sleep(0.05)
-        return False
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
 
     # -- paths and files ---------------------------------------------------------------------
 
@@ -432,7 +435,8 @@ class DockerExecutor:
         self._engines = engine_handles(tuple(engines) or default_engines())
         for engine in self._engines:
             engine.bind_mounts = bind_mounts
-        self._mem_limit = mem_limit
+        #: The containers' memory limit, if any.
+        self.mem_limit = mem_limit
         self._network_mode = network_mode
         self._lock = threading.RLock()
         self._sessions: dict[str, DockerSession] = {}
@@ -519,9 +523,9 @@ class DockerExecutor:
         host_config = api.create_host_config(
             mounts=mounts,
             init=True,
-            mem_limit=self._mem_limit,
+            mem_limit=self.mem_limit,
             # No swap beyond the limit, so that the limit is what the OOM killer enforces.
-            memswap_limit=self._mem_limit,
+            memswap_limit=self.mem_limit,
             network_mode=self._network_mode,
         )
         entrypoint, command = _KEEPALIVE
