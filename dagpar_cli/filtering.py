@@ -171,7 +171,9 @@ def _class(glob: str, start: int, *, path: bool) -> tuple[str, int]:
     # `]` right after the opening (or after `!`) is a member, as in fnmatch and the shell.
     close = glob.find("]", i + 1 if i < len(glob) and glob[i] == "]" else i)
     if close < 0:
-        raise ValueError("unbalanced '[' (write '[[]' for a literal '[')")
+        # No closing bracket: the '[' is a literal character, as in fnmatch, so a pasted test
+        # name such as ``metacharacters .*+?()[]{} …`` still selects itself.
+        return re.escape("["), start + 1
     members = glob[i:close]
     parts: list[str] = []
     j = 0
