@@ -26,7 +26,7 @@ Running (:func:`dagpar_runner_command`)
     selection never goes on the command line: it is written to
     ``{report_dir}/dagpar_pytest_select.json`` (``RunnerCommand.files``, names relative to the
     report directory) and read by the small plugin ``{report_dir}/dagpar_pytest_select.py``
-    (:mod:`dagpar_plugins.pytest_select`, needs pytest >= 7) that keeps exactly the selected
+    (:mod:`dagpar_plugins.pytest_select`, for pytest >= 6) that keeps exactly the selected
     node ids and never imports unselected files. No path goes on the command line either: pytest
     starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
     ``conftest.py`` is broken is reported as that directory's collection error, as listed.

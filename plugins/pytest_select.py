@@ -17,8 +17,8 @@ Inside the project's own interpreter it then
   names tests exactly as they were collected whatever pytest's rootdir or JUnit name mangling;
 - records pytest's rootdir, so collection errors (which carry no properties) can be mapped too.
 
-It must run on any pytest >= 7 and any Python >= 3.8 the project uses; it imports nothing but
-pytest and the standard library.
+It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
+but pytest and the standard library.
 """
 
 from __future__ import annotations
@@ -108,17 +108,36 @@ def pytest_configure(config: pytest.Config) -> None:
         _selection = _Selection(json.load(stream), base)
     # Under pytest-xdist every worker loads this plugin too; only the controller writes.
     if not hasattr(config, "workerinput"):
-        info = {"rootdir": str(config.rootpath), "invocation_dir": base}
+        # rootpath is pytest >= 6.1; rootdir (a py.path) is older and gone from pytest 9.
+        rootdir = getattr(config, "rootpath", None)
+        if rootdir is None:
+            rootdir = config.rootdir  # type: ignore[attr-defined]
+        info = {"rootdir": str(rootdir), "invocation_dir": base}
         with open(os.path.join(_HERE, RUN_INFO_FILE), "w", encoding="utf-8") as stream:
             json.dump(info, stream)
 
 
-def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
-    """Keep pytest out of files and directories that hold nothing selected."""
+def _ignore(path: object) -> bool | None:
+    """Whether to keep pytest out of *path*: it holds nothing selected."""
     if _selection is None:
         return None
     # None, not False: other plugins (``--ignore``, ``norecursedirs``) still have their say.
-    return None if _selection.wanted(_key(collection_path)) else True
+    return None if _selection.wanted(_key(path)) else True
+
+
+# The hook's path argument was renamed in pytest 7 and the old name removed in pytest 9; the
+# old one is also deprecated from 7 on, so each version gets only its own name.
+if int(pytest.__version__.split(".")[0]) >= 7:
+
+    def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+        """Keep pytest out of files and directories that hold nothing selected."""
+        return _ignore(collection_path)
+
+else:  # pragma: no cover - pytest 6
+
+    def pytest_ignore_collect(path: Any, config: pytest.Config) -> bool | None:  # type: ignore[misc]
+        """Keep pytest out of files and directories that hold nothing selected."""
+        return _ignore(path)
 
 
 @pytest.hookimpl(trylast=True)
@@ -131,7 +150,8 @@ def pytest_collection_modifyitems(
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
     for item in items:
-        path = _key(item.path)
+        # Item.path is pytest >= 7; fspath (a py.path) is what pytest 6 has.
+        path = _key(getattr(item, "path", None) or item.fspath)
         name = _split_nodeid(item)
         if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
             item.user_properties.append((PATH_PROPERTY, _selection.relative(path)))

@@ -448,3 +448,31 @@ def test_path_args_without_configuration(tmp_path: Path) -> None:
     chosen = (TestCase("tests/unit/deep/test_d.py", "test_two"),)
     ran = run_selection(spec, Selection(items=(), tests=chosen), tmp_path / "r")
     assert ran.ids == {"tests/unit/deep/test_d.py::test_two"}
+
+
+def _other_pythons() -> list[str]:
+    return [p for p in os.environ.get("DAGPAR_TEST_PYTEST_PYTHONS", "").split(os.pathsep) if p]
+
+
+@pytest.mark.skipif(
+    not _other_pythons(),
+    reason="set DAGPAR_TEST_PYTEST_PYTHONS to interpreters with other pytest versions",
+)
+@pytest.mark.parametrize("python", _other_pythons() or ["none"])
+def test_other_pytest_versions(python: str, tmp_path: Path) -> None:
+    """The selection plugin runs inside the project's pytest, whichever version it is."""
+    spec = RunnerSpec(
+        name="pytest", workspace=PROJECT, source="suite", command=(python, "-m", "pytest")
+    )
+    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(PROJECT / "suite"))
+    assert collected is not None and len(collected) == 35
+    hostile = tuple(t for t in collected if "[" in t.name or "Inner" in t.name)[::2]
+    for n, selection in enumerate(
+        [
+            Selection(items=tuple(dict.fromkeys((t.path,) for t in collected))),
+            Selection(items=(), tests=hostile),
+        ]
+    ):
+        ran = run_selection(spec, selection, tmp_path / f"r{n}")
+        expected = collected if selection.tests is None else hostile
+        assert ran.ids == {t.id for t in expected}
