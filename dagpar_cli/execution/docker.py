@@ -47,6 +47,7 @@ __all__ = [
     "DockerExecutor",
     "DockerSession",
     "cleanup_run",
+    "configured_engines",
     "dagpar_make_executor",
 ]
 
