@@ -9,6 +9,9 @@ pytest writes two ``testcase`` elements for one test whose call failed and whose
 errored; they are merged into one result: ``failed`` when any part failed, else ``error`` when
 any part errored, else ``skipped`` when skipped, else ``passed``. The message is that of the part
 that decided the status; the details hold every part's text.
+
+pytest's own ``classname`` is not passed on: it is relative to pytest's rootdir, not to the
+workspace, so dagpar's JUnit report derives one from the workspace-relative path instead.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ class _Partial:
     seconds: float = 0.0
     message: str = ""
     details: list[str] = field(default_factory=list)
-    classname: str = ""
     stdout: list[str] = field(default_factory=list)
 
 
@@ -183,7 +185,6 @@ def parse_report(
             seconds=part.seconds,
             message=part.message,
             details="\n\n".join(part.details),
-            classname=part.classname,
             stdout="".join(part.stdout),
         )
         for (path, name), part in merged.items()
@@ -204,7 +205,6 @@ def _merge(part: _Partial, case: ET.Element) -> None:
         part.seconds += float(case.get("time") or 0.0)
     except ValueError:
         pass
-    part.classname = part.classname or case.get("classname") or ""
     for kind, status in (
         ("failure", Status.FAILED),
         ("error", Status.ERROR),
