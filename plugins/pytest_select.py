@@ -82,7 +82,7 @@ class _Selection:
 
     def relative(self, path: str) -> str:
         """*path* relative to the invocation directory, POSIX style."""
-        return os.path.relpath(path, self.base).replace(os.sep, "/")
+        return os.path.relpath(os.path.abspath(path), self.base).replace(os.sep, "/")
 
 
 _selection: _Selection | None = None
@@ -151,10 +151,12 @@ def pytest_collection_modifyitems(
     deselected: list[pytest.Item] = []
     for item in items:
         # Item.path is pytest >= 7; fspath (a py.path) is what pytest 6 has.
-        path = _key(getattr(item, "path", None) or item.fspath)
+        raw = str(getattr(item, "path", None) or item.fspath)
+        path = _key(raw)
         name = _split_nodeid(item)
         if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
-            item.user_properties.append((PATH_PROPERTY, _selection.relative(path)))
+            # The path as pytest spells it, not case-folded, so that it matches the listing.
+            item.user_properties.append((PATH_PROPERTY, _selection.relative(raw)))
             item.user_properties.append((NAME_PROPERTY, name))
             kept.append(item)
         else:
