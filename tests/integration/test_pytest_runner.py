@@ -12,6 +12,7 @@ For every selection, three sets must agree:
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -476,3 +477,33 @@ def test_other_pytest_versions(python: str, tmp_path: Path) -> None:
         ran = run_selection(spec, selection, tmp_path / f"r{n}")
         expected = collected if selection.tests is None else hostile
         assert ran.ids == {t.id for t in expected}
+
+
+@pytest.mark.parametrize("seed", [20261130, 7])
+def test_random_hostile_ids_round_trip(tmp_path: Path, seed: int) -> None:
+    """Ids drawn from an alphabet of separators, brackets, quotes, controls and non-ASCII."""
+    rng = random.Random(seed)
+    alphabet = list(" :[]{}()\\/|.*+?^$'\"\t\n\r;,#-=_~`@!%&<>") + list(
+        "aZ09éß日本😀\u200b\x00\x7f"
+    )
+    ids = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(300)]
+    ids += ["::", "[", "]", "", "a::b[c]::d", "{report_dir}"]
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    shutil.copy(PROJECT / "conftest.py", tmp_path / "conftest.py")  # logs what runs
+    (tmp_path / "test_random.py").write_text(
+        "import pytest\n\n"
+        f"IDS = {ids!r}\n\n\n"
+        "@pytest.mark.parametrize('i', range(len(IDS)), ids=[IDS[i] for i in range(len(IDS))])\n"
+        "def test_id(i):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    spec = RunnerSpec(name="pytest", workspace=tmp_path, command=PYTEST)
+    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
+    assert collected is not None
+    assert [t.id for t in collected] == independent_nodeids(tmp_path)
+    assert len(collected) == len(ids)
+    chosen = tuple(rng.sample(collected, len(collected) // 2))
+    ran = run_selection(spec, Selection(items=(), tests=chosen), tmp_path / "r")
+    assert ran.ids == {t.id for t in chosen}
+    assert ran.executed == {t.id for t in chosen}
