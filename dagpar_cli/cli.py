@@ -390,7 +390,10 @@ def timings_merge(files: Sequence[str], workspace: str, debug: bool) -> None:
                     raise UsageError(f"{name}: not a timings export ({exc})") from None
                 if not isinstance(data, dict):
                     raise UsageError(f"{name}: not a timings export (expected a JSON object)")
-                store.merge_json(data)
+                try:
+                    store.merge_json(data)
+                except (ValueError, TypeError) as exc:
+                    raise UsageError(f"{name}: {exc}") from None
         click.echo(f"merged {len(files)} file(s)", err=True)
         return 0
 

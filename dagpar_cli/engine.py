@@ -62,6 +62,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CallContext", "Engine", "SliceContext", "current_call", "current_slice", "dispatch"]
 
+#: Runners whose filters may name subtests the listing does not know (``TestX/sub``).
+SUBTEST_RUNNERS = frozenset({"go"})
+
 #: Start-up seconds assumed for a slice before any was measured, per executor.
 DEFAULT_STARTUP = {"local": 0.3, "docker": 1.0}
 
@@ -362,7 +365,7 @@ class Engine:
         if runner is not None and directory is not None:
             tests_of = self._tests_of_items(call, runner, directory, items, prefix)
 
-        items, tests_of, narrowed = self._apply_filter(call, items, tests_of, runner is not None)
+        items, tests_of, narrowed = self._apply_filter(call, items, tests_of, runner)
         if not items:
             with call.lock:
                 call.empty_splits += 1
@@ -608,9 +611,10 @@ class Engine:
         call: CallContext,
         items: list[Item],
         tests_of: dict[str, list[TestCase]],
-        by_test: bool,
+        runner: str | None,
     ) -> tuple[list[Item], dict[str, list[TestCase]], bool]:
         """Narrow items (and their tests) to what ``--filter`` selects."""
+        by_test = runner is not None
         assert self.session is not None
         instance = call.toolchain.config.instance
         hook = self.session.pm.hook
@@ -624,7 +628,11 @@ class Engine:
             selected_items, _ = self.filter.select_items(instance, items)
             return list(selected_items), tests_of, False
         everything = [t for item in items for t in tests_of.get(item.key, [])]
-        selected, deselected = self.filter.select_tests(instance, everything)
+        # Only Go names subtests the listing cannot know; elsewhere a '/' in a name pattern is
+        # just a character of the test's name.
+        selected, deselected = self.filter.select_tests(
+            instance, everything, subtests=runner in SUBTEST_RUNNERS
+        )
         selected = list(selected)
         hook.dagpar_modify_tests(check=call.name, tests=selected, session=self.session)
         if deselected:

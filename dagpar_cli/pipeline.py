@@ -176,6 +176,9 @@ def _execute(
     pm = session.pm
     options = session.options
     flt = Filter.parse(options.filters)
+    flt.check_instances(
+        {tc.instance for _, tc, _ in bodies} | {tc.instance for tc in session.config.toolchains}
+    )
     session.stash["runner_of"] = {tc.instance: _runner_of(tc) for _, tc, _ in bodies}
     _open_timings(session)
     pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
