@@ -30,6 +30,8 @@ MIN_MEASURED = 5
 MAX_UNKNOWN_SCALE = 10.0
 MAX_UNKNOWN_SPREAD = 3.0
 
+#: How much better (relative) an over-sliced plan's expected wall time must be to be chosen.
+OVERSLICING_MARGIN = 0.02
 #: Extra waves of slices tried when over-slicing is allowed (``max_slices > workers``).
 OVERSLICING_WAVES = (1, 2, 3)
 #: Shares of the work left to the small slices of the extra waves.
@@ -338,7 +340,12 @@ class GreedyPlanner:
             else:
                 bins = self._cut(units, shape)
                 scored.append((self._score(units, bins, workers, startup), shape, bins))
-        best = min(score for score, _, _ in scored)
+        best = min(score for score, shape, _ in scored if shape.slices <= top)
+        over_best = min((score for score, shape, _ in scored if shape.slices > top), default=best)
+        if over_best < best * (1 - OVERSLICING_MARGIN):
+            # More slices than workers must clearly pay: the replay's error model is coarse,
+            # and their extra start-ups are certain.
+            best = over_best
         # Fewer slices win a near tie, unless estimates are involved: the replay cannot see
         # far enough into their tail to call a near tie safe.
         slack = 0.0 if any(units.guessed) else self.tolerance
