@@ -458,3 +458,19 @@ def test_robust_estimate_reports_spread() -> None:
     median, spread = robust_estimate([1.0, 1.1, 0.9, 1.0, 50.0])
     assert median == 1.0
     assert 0.05 < spread < 0.2
+
+
+def test_the_prediction_reports_how_much_runs_vary(store: TimingStore) -> None:
+    factors = [1.0, 1.2, 0.8, 1.1, 0.9]
+    record_runs(
+        store,
+        "api:test",
+        [{"api/test_a.py::t1": 2 * f, "api/test_a.py::t2": 4 * f} for f in factors],
+    )
+    item = Item(("api/test_a.py",), "api/test_a.py")
+    listed = {item.key: [TestCase(item.path, "t1"), TestCase(item.path, "t2")]}
+    prediction = store.predict_detailed("api", [item], listed)
+    assert prediction.seconds == {item.key: pytest.approx(6.0)}
+    assert prediction.estimated == frozenset()
+    assert prediction.spread is not None
+    assert 0.05 < prediction.spread < 0.3
