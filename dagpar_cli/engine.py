@@ -112,6 +112,8 @@ class SliceContext:
     #: Whether the filter narrowed whole items to some of their tests.
     narrowed: bool
     results: list[TestResult] = field(default_factory=list)
+    #: Where the slice's sessions ran (``local``, ``docker@unix:///var/run/docker.sock``).
+    wheres: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def remaining(self) -> float | None:
@@ -811,7 +813,7 @@ class Engine:
             started=started,
             error=error,
             infrastructure_error=infra,
-            where=self.executor.name,
+            where=", ".join(ctx.wheres) or self.executor.name,
         )
         hook.dagpar_slice_finished(check=call.name, slice=sp, result=result)
         if error and self.session.options.failfast and not self.cancelled.is_set():
@@ -869,6 +871,8 @@ class Engine:
         outcomes: list[Outcome] = []
         directories: dict[str, Directory] = {}
         with self.executor.open(spec) as session:
+            if slice_ctx is not None and session.where not in slice_ctx.wheres:
+                slice_ctx.wheres.append(session.where)
             translate = _translator(session, mounts)
             workdir = container.workdir or (mounts[0].target if mounts else "/")
             cwd = translate(workdir)

@@ -330,6 +330,7 @@ class RunResult:
                     "slices": [
                         {
                             "index": s.index,
+                            "where": s.where,
                             "seconds": round(s.seconds, 3),
                             "predicted_seconds": round(s.predicted_seconds, 3),
                             "error": s.error,

@@ -187,6 +187,13 @@ def _execute(
         raise UsageError(
             f"no executor named {session.executor_name!r}; use --executor local or docker"
         )
+    try:
+        # Ask the executor for its capacity up front: an engine that cannot be reached fails the
+        # run here, as one line, rather than as an error in every check.
+        executor.capacity()
+    except DagparError:
+        executor.close()
+        raise
     planner = pm.hook.dagpar_make_planner(session=session)
     engine = Engine(session=session, executor=executor, planner=planner, filter=flt)
     run: RunResult | None = None

@@ -38,6 +38,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 
 #: Comma-separated plugin names (entry-point names or module names) that are not loaded.
 DISABLE_ENV = "DAGPAR_DISABLED_PLUGINS"
+#: Comma-separated ``module`` or ``module:attribute`` plugins to load on top of the entry
+#: points (a class is instantiated), like ``PYTEST_PLUGINS``: for trying a plugin out.
+PLUGINS_ENV = "DAGPAR_PLUGINS"
 #: Set to 1 to print every hook call and its result on stderr.
 TRACE_ENV = "DAGPAR_TRACE_PLUGINS"
 
@@ -85,12 +88,27 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
         if pm.is_blocked(module_name):
             continue
         pm.register(importlib.import_module(module_name), name=module_name)
+    for spec in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
+        pm.register(_load_plugin(spec), name=spec)
     for plugin in extra_plugins:
         pm.register(plugin)
     pm.check_pending()
     if os.environ.get(TRACE_ENV):
         pm.add_hookcall_monitoring(_trace_before, _trace_after)
     return pm
+
+
+def _load_plugin(spec: str) -> object:
+    """Import ``module`` or ``module:attribute`` from :data:`PLUGINS_ENV`."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        plugin: object = getattr(module, attribute) if attribute else module
+    except (ImportError, AttributeError) as exc:
+        raise ToolchainError(f"{PLUGINS_ENV}: cannot load {spec!r}: {exc}") from None
+    return plugin() if isinstance(plugin, type) else plugin
 
 
 def _trace_before(hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]) -> None:
