@@ -32,7 +32,6 @@ PLUGIN = "docker_images:ToolchainDockerPlugin"
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     import docker
-
     from docker_images import ensure_base_image  # type: ignore[import-not-found]
 
     c = docker.from_env()
