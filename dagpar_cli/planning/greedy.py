@@ -340,16 +340,22 @@ class GreedyPlanner:
             else:
                 bins = self._cut(units, shape)
                 scored.append((self._score(units, bins, workers, startup), shape, bins))
-        best = min(score for score, shape, _ in scored if shape.slices <= top)
-        over_best = min((score for score, shape, _ in scored if shape.slices > top), default=best)
-        if over_best < best * (1 - OVERSLICING_MARGIN):
+        pool = [entry for entry in scored if entry[1].slices <= top]
+        best = min(score for score, _, _ in pool)
+        over_sliced = [entry for entry in scored if entry[1].slices > top]
+        if over_sliced and min(e[0] for e in over_sliced) < best * (1 - OVERSLICING_MARGIN):
             # More slices than workers must clearly pay: the replay's error model is coarse,
             # and their extra start-ups are certain.
-            best = over_best
-        # Fewer slices win a near tie, unless estimates are involved: the replay cannot see
-        # far enough into their tail to call a near tie safe.
-        slack = 0.0 if any(units.guessed) else self.tolerance
-        _, chosen, found = next(entry for entry in scored if entry[0] <= best * (1 + slack))
+            pool = over_sliced
+            best = min(score for score, _, _ in pool)
+        if any(units.guessed):
+            # With estimates in play a tie goes to more slices: spreading the work thinner
+            # costs nothing predicted and limits the damage of an estimate that was far off.
+            ties = [entry for entry in pool if entry[0] <= best * (1 + 1e-9)]
+            _, chosen, found = max(ties, key=lambda entry: entry[1].slices)
+        else:
+            # Fewer slices win a near tie: each one costs a start-up of machine time.
+            _, chosen, found = next(e for e in pool if e[0] <= best * (1 + self.tolerance))
         if chosen.targets is not None:
             return found if found is not None else self._cut(units, chosen)
         if chosen.hedge:
