@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import time
 
 import pytest
 
@@ -69,7 +70,7 @@ def test_no_color_turns_colour_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_tests_reported_from_many_threads_are_all_counted() -> None:
-    view = ProgressView(io.StringIO(), started=0.0, live=True)
+    view = ProgressView(io.StringIO(), started=time.monotonic(), live=True)
     plans = [_plan(i, tests=200) for i in range(1, 9)]
     barrier = threading.Barrier(len(plans))
 
@@ -95,7 +96,7 @@ def test_tests_reported_from_many_threads_are_all_counted() -> None:
 
 
 def test_items_count_when_the_runner_cannot_list_tests() -> None:
-    view = ProgressView(io.StringIO(), started=0.0, live=True)
+    view = ProgressView(io.StringIO(), started=time.monotonic(), live=True)
     plan = _plan(2, tests=0, items=4)
     view.dagpar_slice_started(check="lint:check", slice=plan, total=3)
     view.dagpar_test_reported(check="lint:check", result=_result(2, "a"))
@@ -108,7 +109,7 @@ def test_items_count_when_the_runner_cannot_list_tests() -> None:
 
 def test_finished_slice_counts_its_final_results_once() -> None:
     out = io.StringIO()
-    view = ProgressView(out, started=0.0, live=False)
+    view = ProgressView(out, started=time.monotonic(), live=False)
     plan = _plan(1, tests=3)
     view.dagpar_slice_started(check="api:test", slice=plan, total=1)
     view.dagpar_test_reported(check="api:test", result=_result(1, "a"))
@@ -135,7 +136,7 @@ def test_finished_slice_counts_its_final_results_once() -> None:
 
 
 def test_lines_never_wrap_a_narrow_terminal() -> None:
-    view = ProgressView(io.StringIO(), started=0.0, live=True, color=True)
+    view = ProgressView(io.StringIO(), started=time.monotonic(), live=True, color=True)
     long_check = "a-very-long-instance-name-for-a-monorepo:integration-tests-" + "x" * 80
     plan = _plan(1, tests=5)
     view.dagpar_slice_started(check=long_check, slice=plan, total=1)
@@ -148,7 +149,7 @@ def test_lines_never_wrap_a_narrow_terminal() -> None:
 
 def test_hostile_check_names_are_cleaned() -> None:
     out = io.StringIO()
-    view = ProgressView(out, started=0.0, live=False)
+    view = ProgressView(out, started=time.monotonic(), live=False)
     check = "x:\x1b[2Jevil\x07"
     view.dagpar_slice_started(check=check, slice=_plan(1), total=1)
     assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()
@@ -157,7 +158,7 @@ def test_hostile_check_names_are_cleaned() -> None:
 
 def test_close_erases_the_view_it_drew() -> None:
     out = FakeTerminal()
-    view = ProgressView(out, started=0.0, live=True)
+    view = ProgressView(out, started=time.monotonic(), live=True)
     view.dagpar_slice_started(check="api:test", slice=_plan(1), total=2)
     view.redraw()
     drawn = out.getvalue()
@@ -167,3 +168,10 @@ def test_close_erases_the_view_it_drew() -> None:
     view.close()  # twice is harmless
     view.redraw()  # and nothing is drawn after the end
     assert out.getvalue()[len(drawn) :] == "\x1b[2A\r\x1b[J"
+
+
+def test_clock_reads_minutes_seconds_then_hours() -> None:
+    assert progress._clock(3.24) == "00:03.2"
+    assert progress._clock(754.06) == "12:34.1"
+    assert progress._clock(3725) == "1:02:05"
+    assert progress._clock(-1) == "00:00.0"
