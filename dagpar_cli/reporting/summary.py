@@ -270,8 +270,8 @@ def _wall_line(run: RunResult) -> str:
             f"({_delta(planned, run.seconds)})"
         )
     return (
-        f"wall time: planned {format_seconds(planned)}, slices took {format_seconds(span)} "
-        f"({_delta(planned, span)}); {actual} in all"
+        f"wall: planned {format_seconds(planned)}, slices {format_seconds(span)} "
+        f"({_delta(planned, span)}), run {actual}"
     )
 
 

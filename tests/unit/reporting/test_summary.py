@@ -90,7 +90,7 @@ def test_slices_table_compares_planned_and_actual(sample_run: RunResult) -> None
     assert body[0].split() == ["check", "slice", "items", "tests", "planned", "actual", "diff"]
     assert body[1].split() == ["backend:test", "1/2", "1", "2", "2.00s", "2.40s", "+20%"]
     assert body[2].split() == ["backend:test", "2/2", "1", "3", "1.50s", "1.10s", "-27%"]
-    assert body[3] == "wall time: planned 3.00s, slices took 2.40s (-20%); 3.50s in all"
+    assert body[3] == "wall: planned 3.00s, slices 2.40s (-20%), run 3.50s"
 
 
 def test_slice_prediction_falls_back_to_the_plan(sample_run: RunResult) -> None:
