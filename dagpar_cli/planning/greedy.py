@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import TYPE_CHECKING, NamedTuple
 
+from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning import partition
 from dagpar_cli.planning.api import PlanRequest
@@ -119,30 +120,38 @@ class GreedyPlanner:
 
     The algorithm, for one split call:
 
-    1. **Weights.** Each item weighs its predicted seconds; an item without a prediction weighs
-       the median prediction and counts as *estimated*. Without any history every item weighs
-       the same, which makes the plan a balanced split by count.
+    1. **Weights.** Each item weighs its expected seconds. A measured prediction is taken as
+       it is; an estimate (a key in ``request.estimated``, or missing) stands for a draw from
+       the measured items, so it is scaled by their mean-to-median ratio and expected to be off
+       by their relative deviation. Without any history every item weighs the same, which
+       makes the plan a balanced split by count.
     2. **Finer selectors.** An item heavier than the ideal slice (total / slices) is replaced by
        its finer selectors (``request.finer``), their predictions scaled to the item's.
-    3. **Shards.** With ``request.shard = (i, n)`` all units are first partitioned into ``n``
+    3. **Shards.** With ``request.shard = (i, n)`` all pieces are first partitioned into ``n``
        buckets, numbered heaviest first (ties by name), and only bucket ``i`` is sliced further.
-    4. **How many slices.** For the fewest slices whose ideal largest slice is within
-       :attr:`tolerance` of the best possible, a neighbour, ``workers``, and (when
-       ``max_slices`` allows and the predictions are uncertain enough to matter) a few counts
-       above ``workers``, the units are partitioned and the plan's wall time is estimated by
-       replaying the executor's longest-first dispatch over a fixed set of draws of the true
-       durations. Measured items are assumed to be off by :attr:`known_spread` (or
-       ``request.spread``), estimated ones by :attr:`unknown_spread`; more slices pay their
-       start-up in the replay, so they win only when their better balance under error outweighs
-       it. The fewest slices within :attr:`tolerance` of the best estimate win.
-    5. **Balance.** Longest processing time first; on small problems also the Karmarkar-Karp
+    4. **Candidate shapes.** The fewest slices whose ideal largest slice is within
+       :attr:`tolerance` of the best possible, one more, and ``workers``; ``workers`` slices
+       *hedged* (each piece charged for its uncertainty, keeping other work away from the
+       pieces likeliest to run long); and, when ``max_slices`` allows and the predictions are
+       uncertain enough to matter, over-sliced shapes: one or more extra waves of equal
+       slices, or a wave of big slices followed by small ones that let early finishers take
+       over the end of the work (estimated pieces go to the big first slices).
+    5. **Choice.** Each shape is partitioned and scored by replaying the executor's
+       longest-first dispatch over a fixed set of draws of the true durations: measured pieces
+       off by ``request.spread`` (what the timing store saw between runs; :attr:`known_spread`
+       when unknown), estimated ones as in 1. Start-ups are paid per slice in the replay. An
+       over-sliced shape must beat the others by :data:`OVERSLICING_MARGIN`. Near ties go to
+       fewer slices, or, with estimates in play, to more.
+    6. **Balance.** Longest processing time first; on small problems also the Karmarkar-Karp
        differencing method, keeping the smaller largest slice; then moves and swaps between the
-       largest slice and the others, within a budget of comparisons proportional to the items.
-    6. **Order.** Slices are numbered heaviest first (ties by their smallest item name); items
-       inside a slice keep the parent order.
+       largest slice and the others, within a budget of comparisons proportional to the pieces.
+    7. **Order.** Slices are numbered heaviest first (ties by their smallest item name); items
+       inside a slice keep the parent order. ``predicted_seconds`` is the slice's start-up plus
+       its pieces' expected seconds.
 
-    Every tiebreak goes through names, never through the input order, so every CI node that
-    sees the same items and predictions computes the same plan.
+    Every tiebreak goes through names, never through the input order, and every budget counts
+    operations, never time, so every CI node that sees the same items and predictions computes
+    the same plan.
     """
 
     #: Shown in ``--dry-run`` output.
@@ -178,7 +187,7 @@ class GreedyPlanner:
         """Cut *request*'s items into slices (see the class docstring for how).
 
         :param request: the items, predictions and capacity of one split call.
-        :raises ValueError: when ``request.shard`` is not ``(i, n)`` with ``1 <= i <= n``.
+        :raises UsageError: when ``request.shard`` is not ``(i, n)`` with ``1 <= i <= n``.
         """
         workers = max(1, request.workers)
         max_slices = max(1, request.max_slices if request.max_slices is not None else workers)
@@ -188,8 +197,9 @@ class GreedyPlanner:
         if request.shard is not None:
             index, total = request.shard
             if not 1 <= index <= total:
-                raise ValueError(
-                    f"shard {index}/{total} is not between 1/{total} and {total}/{total}"
+                raise UsageError(
+                    f"--shard {index}/{total}: the shard must be between 1/{total} and "
+                    f"{total}/{total}"
                 )
             units = self._split(units, request, total * parallel)
             buckets = self._ordered(units, self._balance(units, total))

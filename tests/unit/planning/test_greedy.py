@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, TestCase
 from dagpar_cli.planning.api import Planner, PlanRequest
 from dagpar_cli.planning.greedy import GreedyPlanner, dagpar_make_planner
@@ -202,7 +203,7 @@ def test_shard_buckets_partition_the_whole_set(total: int) -> None:
 
 def test_a_shard_out_of_range_is_refused() -> None:
     items = items_of(3)
-    with pytest.raises(ValueError, match="shard 4/3"):
+    with pytest.raises(UsageError, match="shard 4/3"):
         GreedyPlanner().plan(request_for(items, {i.key: 1.0 for i in items}, shard=(4, 3)))
 
 
