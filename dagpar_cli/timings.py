@@ -336,7 +336,7 @@ class TimingStore:
                     estimated.add(key)
                 seconds[key] = value
                 continue
-            listed = tests.get(key, ())
+            listed = _outermost(tests.get(key, ()))
             own = [known_tests[t.id] for t in listed if t.id in known_tests]
             if own:
                 missing = [t for t in listed if t.id not in known_tests]
@@ -466,7 +466,8 @@ class TimingStore:
                     recorder.results(instance, sl.results, whole)
                     if sl.results:
                         spent = math.fsum(
-                            r.seconds + math.fsum(a.seconds for a in r.attempts) for r in sl.results
+                            r.seconds + math.fsum(a.seconds for a in r.attempts)
+                            for r in _outermost(sl.results)
                         )
                         recorder.add(runner, STARTUP, executor, max(0.0, sl.seconds - spent))
             elif not check.infrastructure_error:
@@ -628,12 +629,15 @@ class _Recorder:
         """Samples for tests, and totals for the paths in *whole* that reported no error."""
         totals: dict[str, float] = defaultdict(float)
         broken: set[str] = set()
+        results = list(results)
+        outer = {id(r) for r in _outermost(results)}
         for r in results:
             if r.status is Status.ERROR:
                 broken.add(r.path)
                 continue
             self.add(instance, TEST, r.id, r.seconds)
-            totals[r.path] += r.seconds
+            if id(r) in outer:
+                totals[r.path] += r.seconds
         for path in sorted(set(totals) & whole - broken):
             self.add(instance, ITEM, path, totals[path])
 
@@ -677,6 +681,27 @@ class _SiblingEstimator:
             if near is not None:
                 return near
         return self._all if self._all is not None else self._default
+
+
+_Named = TypeVar("_Named", TestCase, TestResult)
+
+
+def _outermost(tests: Iterable[_Named]) -> list[_Named]:
+    """*tests* without the subtests of listed tests (Go's ``TestA/sub`` when ``TestA`` is there).
+
+    A parent test's time already includes its subtests', so sums must count it once.
+    """
+    tests = list(tests)
+    names = {(t.path, t.name) for t in tests}
+    return [t for t in tests if "/" not in t.name or not _has_parent(t.path, t.name, names)]
+
+
+def _has_parent(path: str, name: str, names: set[tuple[str, str]]) -> bool:
+    while "/" in name:
+        name = name.rsplit("/", 1)[0]
+        if (path, name) in names:
+            return True
+    return False
 
 
 def _ancestors(path: str) -> Iterator[str]:
