@@ -132,6 +132,9 @@ def _iter_cases(report: Path) -> tuple[list[ET.Element], str]:
     except ET.ParseError as exc:
         cases.extend(_cases(parser.read_events()))
         return cases, str(exc)
+    except (LookupError, ValueError) as exc:
+        # An XML declaration naming an encoding expat cannot decode ("x-bogus", "utf-32").
+        return cases, f"unsupported encoding ({exc})"
     except OSError as exc:
         return cases, str(exc)
     return cases, ""
