@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dagpar_cli.model import TestCase
 
-from ._pytest_paths import RootdirMap
+from ._pytest_paths import RootdirMap, path_exists
 
 __all__ = ["COLLECTION_ERROR", "parse_collect_output"]
 
@@ -32,9 +32,9 @@ def _error_path(rest: str, source_dir: Path) -> str:
     # A path may itself contain " - "; the longest prefix that exists on disk is the path.
     cuts = [m.start() for m in re.finditer(" - ", rest)]
     for cut in reversed(cuts):
-        if (source_dir / rest[:cut]).exists():
+        if path_exists(source_dir / rest[:cut]):
             return rest[:cut]
-    if (source_dir / rest).exists() or not cuts:
+    if path_exists(source_dir / rest) or not cuts:
         return rest
     return rest[: cuts[0]]
 

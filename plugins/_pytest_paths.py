@@ -16,7 +16,15 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["RootdirMap", "source_relative"]
+__all__ = ["RootdirMap", "path_exists", "source_relative"]
+
+
+def path_exists(path: Path) -> bool:
+    """Whether *path* exists; False for a name the OS rejects (a part over 255 bytes, say)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def source_relative(path: str | os.PathLike[str], source_dir: Path) -> str:
@@ -32,7 +40,7 @@ def _arg_ancestor(source_dir: Path, args: Sequence[str]) -> Path | None:
         if arg.startswith("-"):
             continue
         candidate = source_dir / arg.split("::", 1)[0]
-        if candidate.exists():
+        if path_exists(candidate):
             paths.append(str(candidate if candidate.is_dir() else candidate.parent))
     if not paths:
         return None
@@ -67,7 +75,7 @@ class RootdirMap:
         if not paths:
             return
         for candidate in self.candidates:
-            if all((candidate / p).exists() for p in paths):
+            if all(path_exists(candidate / p) for p in paths):
                 self._chosen = candidate
                 return
 
@@ -77,6 +85,6 @@ class RootdirMap:
             return source_relative(self._chosen / nodeid_path, self.source_dir)
         # No candidate fits every path: map this one on its own.
         for candidate in self.candidates:
-            if (candidate / nodeid_path).exists():
+            if path_exists(candidate / nodeid_path):
                 return source_relative(candidate / nodeid_path, self.source_dir)
         return posixpath.normpath(nodeid_path)
