@@ -169,6 +169,8 @@ def load_report(text: str) -> list[FileReport]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReportError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ReportError("not a Jest report (JSON nested too deeply)") from None
     return parse_report(data)
 
 
@@ -187,4 +189,6 @@ def report_from_stdout(stdout: str) -> list[FileReport]:
         data, _ = json.JSONDecoder().raw_decode(stdout, start)
     except json.JSONDecodeError as exc:
         raise ReportError(f"Jest's --json report is truncated or invalid ({exc.msg})") from None
+    except RecursionError:
+        raise ReportError("Jest's --json report is invalid (JSON nested too deeply)") from None
     return parse_report(data)

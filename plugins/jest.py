@@ -451,7 +451,7 @@ def _wanted(report_dir: Path, index: str) -> dict[str, list[str] | None] | None:
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
         return {entry["path"]: entry["names"] for entry in data["files"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
