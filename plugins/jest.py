@@ -245,7 +245,10 @@ def _relative_paths(
     known_set = set(known)
 
     def exists(candidate: str) -> bool:
-        return candidate in known_set or (spec.source_dir / candidate).is_file()
+        try:
+            return candidate in known_set or (spec.source_dir / candidate).is_file()
+        except OSError:  # a name the OS rejects: a part over 255 bytes
+            return False
 
     mapped: dict[str, str] = {}
     foreign: list[tuple[str, tuple[str, ...]]] = []
