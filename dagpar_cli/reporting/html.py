@@ -85,7 +85,7 @@ details.failure > summary { cursor: pointer; } .tid { word-break: break-all; fon
 .gplan { position: absolute; top: 0; bottom: 0; border: 1.5px dashed var(--plan);
   border-radius: 3px; }
 .gbar { position: absolute; top: 3px; bottom: 3px; background: #9e9e9e55; border-radius: 2px;
-  overflow: hidden; display: flex; }
+  overflow: hidden; display: flex; justify-content: flex-end; }
 .gbar.bad { outline: 2px solid var(--fail); }
 .gspan { position: absolute; top: 7px; height: 4px; background: var(--muted); border-radius: 2px; }
 .seg { height: 100%; border-right: 1px solid #fff8; flex: none; }
@@ -367,8 +367,9 @@ def _slice_row(
             f'width:{_pct(s.predicted_seconds, scale)}" '
             f'title="planned {_secs(s.predicted_seconds)}"></div>'
         )
-    # Runners report durations, not start times, so tests are laid end to end from the slice's
-    # start; when they overlapped (a runner's own workers) the row is scaled down to fit.
+    # Runners report durations, not start times, so tests are laid end to end, finishing with the
+    # slice: its start-up (interpreter, collection) comes first. When they overlapped (a runner's
+    # own workers) the row is scaled down to fit.
     results = list(s.results)
     shown = results[:SEGMENTS_PER_SLICE]
     spent = sum(max(r.seconds, 0.0) for r in results)
@@ -422,7 +423,7 @@ def _timeline(run: RunResult, segs: dict[tuple[str, int, str], str]) -> list[str
         '<span><i class="sw" style="background:var(--err)"></i>error</span>'
         '<span><i class="sw" style="background:var(--skip)"></i>skipped</span>'
         '<span><i class="sw" style="border:1.5px dashed var(--plan)"></i>planned</span>'
-        "<span>one row per slice; its tests laid end to end</span></p>",
+        "<span>one row per slice; its tests end to end after the start-up</span></p>",
         f'<div class="axis">{"".join(ticks)}</div>',
         '<div class="gantt" id="timeline">',
     ]
