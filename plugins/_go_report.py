@@ -119,7 +119,7 @@ def read_events(text: str, stream: GoStream | None = None) -> GoStream:
             continue
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(event, dict):
             _apply(stream, event)

@@ -161,7 +161,7 @@ def _decode_stream(text: str) -> Iterator[dict[str, Any]]:
             return
         try:
             value, index = decoder.raw_decode(text, index)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if isinstance(value, dict):
             yield value
@@ -438,7 +438,7 @@ def _load_manifests(report_dir: Path) -> list[dict[str, Any]]:
             continue
         try:
             data = json.loads(entry.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(data, dict):
             manifests.append((int(match.group(1)), data))
