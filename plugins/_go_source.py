@@ -383,7 +383,7 @@ def _evaluate(expression: str, tags: frozenset[str]) -> bool:
 
     try:
         value = parse_or()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: thousands of "(" or "!"
         return True
     return value if position == len(tokens) else True
 
