@@ -281,7 +281,7 @@ def scan_test_files(paths: Iterable[Path]) -> TestFunctions:
     for path in paths:
         try:
             source = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in a name go listed
             continue
         found = scan_test_source(source)
         tests.extend(found.tests)
