@@ -208,6 +208,8 @@ def collect_tests(spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
         import_path = record.get("ImportPath")
         if "./..." not in _strings(record.get("Match")) or not isinstance(directory, str):
             continue
+        if not directory:
+            continue  # relpath() rejects an empty path
         if not isinstance(import_path, str) or import_path in seen:
             continue
         seen.add(import_path)
