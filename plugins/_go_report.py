@@ -15,6 +15,7 @@ neither JSON events nor such a line are skipped: a test binary may print anythin
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -99,7 +100,14 @@ class GoStream:
 
 
 def _number(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    """Non-negative finite seconds; 0 for anything else (the planner adds these up)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return 0.0
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond float's range
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
 
 
 def read_events(text: str, stream: GoStream | None = None) -> GoStream:
