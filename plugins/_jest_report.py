@@ -13,6 +13,7 @@ jest-circus), so a name read here can always be selected again.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -112,9 +113,14 @@ def test_name(assertion: Mapping[str, Any]) -> str:
 
 
 def _seconds(milliseconds: object) -> float:
-    if isinstance(milliseconds, (int, float)) and not isinstance(milliseconds, bool):
-        return max(float(milliseconds), 0.0) / 1000.0
-    return 0.0
+    """Non-negative finite seconds; 0 for anything else (the planner adds these up)."""
+    if not isinstance(milliseconds, (int, float)) or isinstance(milliseconds, bool):
+        return 0.0
+    try:
+        seconds = float(milliseconds) / 1000.0
+    except OverflowError:  # an integer beyond float's range
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
 
 
 def _assertion(raw: object) -> AssertionReport:
