@@ -17,6 +17,7 @@ workspace, so dagpar's JUnit report derives one from the workspace-relative path
 from __future__ import annotations
 
 import json
+import math
 import os
 import posixpath
 import xml.etree.ElementTree as ET
@@ -205,9 +206,11 @@ def parse_report(
 def _merge(part: _Partial, case: ET.Element) -> None:
     """Fold one ``testcase`` element into *part*."""
     try:
-        part.seconds += float(case.get("time") or 0.0)
+        seconds = float(case.get("time") or 0.0)
     except ValueError:
-        pass
+        seconds = 0.0
+    if math.isfinite(seconds) and seconds > 0:  # not time="nan", "inf" or "-1"
+        part.seconds += seconds
     for kind, status in (
         ("failure", Status.FAILED),
         ("error", Status.ERROR),
