@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, RunResult, Status, TestCase, TestResult
 from dagpar_cli.pluginmanager import hookimpl
 
@@ -41,6 +42,7 @@ __all__ = [
     "Prediction",
     "TimingRow",
     "TimingStore",
+    "TimingsFormatError",
     "TimingStoreWarning",
     "dagpar_report",
     "state_dir",
@@ -97,6 +99,10 @@ CREATE TABLE IF NOT EXISTS estimates (
 """
 
 _T = TypeVar("_T")
+
+
+class TimingsFormatError(UsageError, ValueError):
+    """A timings export or JUnit file that cannot be imported; a :class:`ValueError` too."""
 
 
 class TimingStoreWarning(UserWarning):
@@ -552,23 +558,17 @@ class TimingStore:
         that merged the same exports in any order hold the same samples.
 
         :param data: the exported document.
-        :raises ValueError: when *data* is not a dagpar timings export.
+        :raises TimingsFormatError: when *data* is not a dagpar timings export.
         """
         if data.get("format") != EXPORT_FORMAT or data.get("version") != SCHEMA_VERSION:
-            raise ValueError(
+            raise TimingsFormatError(
                 f"not a dagpar timings export (format {data.get('format')!r}, "
                 f"version {data.get('version')!r}; expected {EXPORT_FORMAT!r} {SCHEMA_VERSION})"
             )
-        rows = []
-        for sample in data.get("samples", []):
-            instance, kind, key, run_id, ordinal, seconds, recorded = sample
-            if kind not in (TEST, ITEM, STARTUP):
-                raise ValueError(f"unknown sample kind {kind!r} in timings export")
-            rows.append(
-                (str(instance), kind, str(key), str(run_id), int(ordinal), float(seconds),
-                 float(recorded))
-            )  # fmt: skip
-        self._write(rows)
+        samples = data.get("samples", [])
+        if not isinstance(samples, list):
+            raise TimingsFormatError("not a dagpar timings export (samples is not a list)")
+        self._write([_sample_row(sample) for sample in samples])
 
     def import_junit(self, path: Path, instance: str) -> int:
         """Import durations from a JUnit XML file written by any tool.
@@ -580,7 +580,7 @@ class TimingStore:
         :param path: the XML file.
         :param instance: the toolchain instance the tests belong to.
         :returns: how many test samples the file held.
-        :raises ValueError: when the file is not JUnit XML.
+        :raises TimingsFormatError: when the file is not JUnit XML.
         """
         from dagpar_cli.junit_import import read_junit
 
@@ -594,7 +594,10 @@ class TimingStore:
                 )
             ]
         )
-        cases = read_junit(path, workspace, known_test_ids=names)
+        try:
+            cases = read_junit(path, workspace, known_test_ids=names)
+        except ValueError as exc:
+            raise TimingsFormatError(str(exc)) from None
         recorder = _Recorder(f"junit:{cases.digest}", cases.recorded)
         results = [
             TestResult(path=c.path, name=c.name, status=c.status, seconds=c.seconds) for c in cases
@@ -606,6 +609,51 @@ class TimingStore:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _sample_row(sample: object) -> tuple[str, str, str, str, int, float, float]:
+    """One exported sample as a database row; an export from elsewhere may hold anything."""
+    if not isinstance(sample, list) or len(sample) != 7:
+        raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
+    instance, kind, key, run_id, ordinal, seconds, recorded = sample
+    if kind not in (TEST, ITEM, STARTUP):
+        raise TimingsFormatError(f"unknown sample kind {kind!r:.40} in timings export")
+    duration, moment = _finite(seconds), _finite(recorded)
+    if (
+        isinstance(instance, str)
+        and isinstance(kind, str)
+        and isinstance(key, str)
+        and isinstance(run_id, str)
+        and all(_encodable(text) for text in (instance, key, run_id))
+        and isinstance(ordinal, int)
+        and not isinstance(ordinal, bool)
+        and 0 <= ordinal < 2**63  # SQLite's INTEGER
+        and duration is not None
+        and duration >= 0
+        and moment is not None
+    ):
+        return (instance, kind, key, run_id, ordinal, duration, moment)
+    raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
+
+
+def _finite(value: object) -> float | None:
+    """*value* as a finite float; None for anything else (NaN is stored as NULL by SQLite)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _encodable(text: str) -> bool:
+    # A lone surrogate (JSON "\ud800") cannot be stored as SQLite text.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Recorder:
