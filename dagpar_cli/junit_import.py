@@ -17,6 +17,7 @@ JUnit XML has no single dialect, so each ``testcase`` is mapped to a workspace-r
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import posixpath
 import xml.etree.ElementTree as ET
@@ -84,6 +85,9 @@ def read_junit(path: Path, workspace: Path, *, known_test_ids: Iterable[str] = (
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise ValueError(f"{path}: not XML ({exc})") from exc
+    except (LookupError, ValueError) as exc:
+        # An XML declaration naming an encoding expat cannot use ("x-bogus", "utf-32").
+        raise ValueError(f"{path}: not XML (unsupported encoding: {exc})") from exc
     if root.tag not in ("testsuites", "testsuite"):
         raise ValueError(f"{path}: not JUnit XML (root element <{root.tag}>)")
     resolver = _Resolver(workspace, known_test_ids)
@@ -114,9 +118,10 @@ def _status(case: ET.Element) -> Status:
 
 def _seconds(text: str | None) -> float:
     try:
-        return max(0.0, float((text or "0").replace(",", "")))
+        seconds = float((text or "0").replace(",", ""))
     except ValueError:
         return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0  # not "inf" or "nan"
 
 
 def _timestamp(text: str | None) -> float | None:
