@@ -259,6 +259,9 @@ def _read_suites(path: Path) -> list[ET.Element]:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise UsageError(f"{path}: not a JUnit XML file: {exc}") from None
+    except (LookupError, ValueError) as exc:
+        # An XML declaration naming an encoding expat cannot use ("x-bogus", "utf-32").
+        raise UsageError(f"{path}: not a JUnit XML file: unsupported encoding: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     if root.tag == "testsuite":
