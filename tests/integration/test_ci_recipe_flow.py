@@ -86,13 +86,13 @@ def test_two_shards_and_the_merge_job_cover_every_test_once(
             _script(recipe["dagpar"]), machine, CI_NODE_INDEX=node, CI_NODE_TOTAL="2"
         )
         shutil.copytree(machine / "reports", artifacts / "reports", dirs_exist_ok=True)
-    # Exactly one node ran the broken test, and its job failed after exporting its timings.
+    # Exactly one node ran the broken test, and its job failed after keeping its timings.
     assert sorted(codes.values()) == [0, 1], codes
     assert sorted(p.name for p in (artifacts / "reports").iterdir()) == [
         "junit-1.xml",
         "junit-2.xml",
-        "timings-1.json",
-        "timings-2.json",
+        "timings-shard-1-of-2.json",
+        "timings-shard-2-of-2.json",
     ]
     per_node = [_junit_cases(artifacts / "reports" / f"junit-{n}.xml") for n in ("1", "2")]
     assert per_node[0] and per_node[1], "both shards ran something"

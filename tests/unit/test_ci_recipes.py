@@ -3,6 +3,7 @@ run uses subcommands and options that exist."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 from collections.abc import Iterator
@@ -14,10 +15,13 @@ import pytest
 import yaml
 
 from dagpar_cli.cli import CI_SHARD_VARIABLES, cli
+from dagpar_cli.timings import shard_file
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "docs" / "ci").glob("*.yml"))
 ACTION = ROOT / "action.yml"
+#: The files sharded runs write their timings to (see dagpar_cli.timings.shard_file).
+SHARD_GLOB = "timings-shard-*.json"
 
 #: Keys whose values are shell commands, per CI system (GitHub/CircleCI `run`, GitLab `script`,
 #: Buildkite and CircleCI `command`).
@@ -125,13 +129,17 @@ def test_every_dagpar_command_exists(path: Path) -> None:
             used.add(validate(args))
         except click.ClickException as exc:
             pytest.fail(f"{path.name}: dagpar {shlex.join(args)}: {exc.format_message()}")
+    shell = "\n".join(_shell_texts(_load(path)))
     if not any(re.search(r"/dagpar@", str(u)) for u in _values(_load(path), "uses")):
-        # Unless dagpar's composite action does it (checked on action.yml itself).
+        # Unless dagpar's composite action does it (checked on action.yml itself): run the
+        # node's shard and keep the timings it wrote (a sharded run leaves the store alone).
         assert "dagpar check" in used
-        assert "dagpar timings export" in used
+        assert f".dagpar/{SHARD_GLOB}" in shell or path == ACTION
     if path != ACTION:
         # A recipe closes the loop: the next run plans with every node's timings.
         assert {"dagpar timings merge", "dagpar junit merge"} <= used, used
+        merges = [c for c in commands if c[:2] == ["timings", "merge"]]
+        assert all(arg.endswith(SHARD_GLOB) for c in merges for arg in c[2:]), merges
 
 
 @pytest.mark.parametrize(
@@ -220,9 +228,7 @@ def test_github_recipe_runs_four_shards_with_cache_uploads_and_a_merge_job() -> 
     assert any(u.startswith("actions/download-artifact") for u in merge_uses)
     assert any(u.startswith("actions/cache/save") for u in merge_uses)
     # What a shard uploads is what the merge job reads.
-    assert any(
-        "timings export -o reports/timings.json" in step.get("run", "") for step in test["steps"]
-    )
+    assert any(f"cp .dagpar/{SHARD_GLOB} reports/" in step.get("run", "") for step in test["steps"])
 
 
 def test_action_is_a_composite_with_the_documented_inputs() -> None:
@@ -242,5 +248,13 @@ def test_action_is_a_composite_with_the_documented_inputs() -> None:
     check = next(s for s in steps if "dagpar check" in s.get("run", ""))
     assert '--shard "$INPUT_SHARD"' in check["run"]
     assert check["env"]["INPUT_SHARD"] == "${{ inputs.shard }}"
-    export = next(s for s in steps if "timings export" in s.get("run", ""))
-    assert export.get("if") == "always()"
+    keep = next(s for s in steps if s.get("id") == "export")
+    assert keep.get("if") == "always()"
+    assert 'name="timings-shard-${INPUT_SHARD//\\//-of-}.json"' in keep["run"]
+
+
+def test_shard_files_are_named_as_the_recipes_expect() -> None:
+    name = shard_file(Path("w"), (2, 4)).name
+    assert fnmatch.fnmatch(name, SHARD_GLOB)
+    # The action derives the name from its shard input the way bash's ${v//\//-of-} does.
+    assert name == "timings-shard-" + "2/4".replace("/", "-of-") + ".json"
