@@ -192,7 +192,8 @@ def _testsuite(check: CheckResult, started_wall: float, hostname: str) -> ET.Ele
 
 def _totals(root: ET.Element, seconds: float) -> None:
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for suite in root.iter("testsuite"):
+    # The top-level suites only: a merged test case may carry anything, even a <testsuite>.
+    for suite in root.findall("testsuite"):
         for key in totals:
             totals[key] += int(suite.get(key, "0"))
     _set_counts(root, totals, seconds)
