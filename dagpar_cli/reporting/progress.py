@@ -284,6 +284,10 @@ class ProgressView:
             counts = self._counts
             for state in running:
                 counts = counts.merge(state.counts)
+        if not running and not finished:
+            # Runners list their tests and the planner cuts slices before anything starts: say so,
+            # rather than leaving the terminal silent for the seconds a large suite takes.
+            return [_fit(f"dagpar: collecting and planning… {_clock(now - self._started)}", width)]
         rows: list[str] = []
         room = max(height - 3, 1)
         name_width = min(max((len(s.check) for s in running), default=0), 30)
@@ -320,6 +324,12 @@ class ProgressView:
             f"  {name:<{name_width}}  slice {state.index}/{state.total}  {progress}{of}  {timing}"
         )
         return _fit(line, width)
+
+    def start(self) -> None:
+        """Start redrawing (a live view only); :meth:`close` stops it."""
+        if self._live:
+            with self._lock:
+                self._ensure_thread()
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._stop.is_set():
@@ -417,3 +427,4 @@ def dagpar_configure(session: Session) -> None:
         color=_wants_color(stream),
     )
     session.pm.register(view, name=PLUGIN_NAME)
+    view.start()

@@ -175,3 +175,13 @@ def test_clock_reads_minutes_seconds_then_hours() -> None:
     assert progress._clock(754.06) == "12:34.1"
     assert progress._clock(3725) == "1:02:05"
     assert progress._clock(-1) == "00:00.0"
+
+
+def test_before_any_slice_starts_the_view_says_it_is_planning() -> None:
+    out = FakeTerminal()
+    view = ProgressView(out, started=time.monotonic(), live=True)
+    (line,) = view.lines(width=80)
+    assert line.startswith("dagpar: collecting and planning… 00:0")
+    view.dagpar_slice_started(check="api:test", slice=_plan(1), total=1)
+    assert "planning" not in "".join(view.lines(width=80))
+    view.close()
