@@ -71,7 +71,10 @@ table { border-collapse: collapse; } th, td { text-align: left; padding: .2rem .
 details.failure { border: 1px solid var(--line); border-left: 4px solid var(--fail);
   border-radius: 4px; margin: .4rem 0; padding: .3rem .6rem; }
 details.failure.error-kind { border-left-color: var(--err); }
-details.failure > summary { cursor: pointer; } .tid { word-break: break-all; font-weight: 600; }
+details.failure > summary, details.flaky > summary { cursor: pointer; }
+details.flaky { border: 1px solid var(--line); border-left: 4px solid var(--skip);
+  border-radius: 4px; margin: .4rem 0; padding: .3rem .6rem; }
+.tid { word-break: break-all; font-weight: 600; }
 .msg { display: block; color: var(--muted); white-space: pre-wrap; word-break: break-all; }
 .toolbar { display: flex; gap: .6rem; align-items: center; margin-bottom: .4rem; }
 .toolbar input { flex: 1; max-width: 30rem; padding: .25rem .4rem; }
@@ -313,6 +316,27 @@ def _failure(result: TestResult, n: int, seg: str | None, detailed: bool) -> str
     )
 
 
+def _flaky(run: RunResult) -> list[str]:
+    """Tests that failed, then passed on a rerun: each with its failed attempts folded away."""
+    flaky = [r for r in run.results if r.flaky]
+    if not flaky:
+        return []
+    out = [f'<h2 id="flaky-title">Flaky tests ({len(flaky)})</h2>']
+    for result in flaky:
+        where = " · ".join([*([result.check] if result.check else []), f"slice {result.slice}"])
+        attempts = "".join(
+            f"<p class='muted'>attempt {i}: {a.status.value} in {_secs(a.seconds)}</p>"
+            f"<pre>{_bounded(chr(10).join(t for t in (a.message, a.details) if t))}</pre>"
+            for i, a in enumerate(result.attempts, 1)
+        )
+        out.append(
+            f'<details class="flaky"><summary><span class="status skipped">FLAKY</span> '
+            f"<span class='tid mono'>{_e(result.id)}</span> <span class='muted'>({_e(where)})"
+            f" passed on try {len(result.attempts) + 1}</span></summary>{attempts}</details>"
+        )
+    return out
+
+
 def _failures(run: RunResult, segs: dict[tuple[str, int, str], str]) -> list[str]:
     failures = [r for r in run.results if r.status.is_bad]
     broken = [c for c in run.checks if c.error]
@@ -486,6 +510,7 @@ def render_html(run: RunResult, *, started_wall: float | None = None, title: str
         *_summary(run, started_wall),
         '</section><section id="failures">',
         *_failures(run, segs),
+        *_flaky(run),
         '</section><section id="timeline-section">',
         *timeline,
         '</section><section id="slowest-section">',

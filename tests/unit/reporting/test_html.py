@@ -158,3 +158,21 @@ def test_many_failures_keep_the_page_bounded() -> None:
     assert "details omitted" in text
     interrupted = replace(run, interrupted=True)
     assert ">Interrupted<" in render_html(interrupted)
+
+
+def test_flaky_tests_are_listed_with_their_failed_attempts(sample_run: RunResult) -> None:
+    page = _page(sample_run)
+    flaky = [r for r in sample_run.results if r.flaky]
+    assert flaky, "the sample run has a flaky test"
+    listed = page.xpath("//details[@class='flaky']")
+    assert [d.xpath("string(.//span[contains(@class, 'tid')])") for d in listed] == [
+        r.id for r in flaky
+    ]
+    for details, result in zip(listed, flaky, strict=True):
+        text = details.text_content()
+        assert f"passed on try {len(result.attempts) + 1}" in text
+        for attempt in result.attempts:
+            assert attempt.message in text
+    # A flaky test passed: it is not among the failures.
+    failures = page.xpath("//details[contains(@class, 'failure')]//span[contains(@class, 'tid')]")
+    assert not {f.text_content() for f in failures} & {r.id for r in flaky}
