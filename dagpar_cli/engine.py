@@ -332,11 +332,9 @@ class Engine:
             started=started,
             interrupted=interrupted,
         )
+        if self.session is not None:
+            self.session.pm.hook.dagpar_check_finished(result=result)
         return result, value
-
-    def selected_nothing(self, result: CheckResult) -> bool:
-        """Whether a call's split calls all selected nothing (the filter excluded everything)."""
-        return False if result.error else bool(result.plans == () and not result.results)
 
     # ---------------------------------------------------------------- splitting
 
@@ -775,7 +773,13 @@ class Engine:
             narrowed=narrowed,
         )
         token = _slice_var.set(ctx)
-        hook.dagpar_slice_started(check=call.name, slice=sp, total=total)
+        typedef = typedef_of(receiver)
+        hook.dagpar_slice_started(
+            check=call.name,
+            slice=sp,
+            total=total,
+            field=f"{typedef.name}.{field_name}" if typedef else field_name,
+        )
         error = ""
         infra = False
         value: Any = None

@@ -231,12 +231,13 @@ def dagpar_make_executor(session: Session) -> Executor | None:
 
 
 @hookspec
-def dagpar_slice_started(check: str, slice: SlicePlan, total: int) -> None:
+def dagpar_slice_started(check: str, slice: SlicePlan, total: int, field: str) -> None:
     """A slice started (called from the slice's worker thread).
 
     :param check: the check the slice belongs to.
     :param slice: the slice's plan.
     :param total: how many slices the split call has.
+    :param field: the ``+parallel`` field being split (``Type.field``).
 
     .. versionadded:: 0.1
     """
@@ -282,7 +283,7 @@ def dagpar_slice_finished(check: str, slice: SlicePlan, result: SliceResult) -> 
 
 @hookspec
 def dagpar_check_finished(result: CheckResult) -> None:
-    """A check ended (called from the main thread).
+    """A check ended (called from the check's own thread; checks run side by side).
 
     :param result: its merged result.
 

@@ -331,6 +331,7 @@ class RunResult:
                         {
                             "index": s.index,
                             "where": s.where,
+                            "started": round(s.started, 3),
                             "seconds": round(s.seconds, 3),
                             "predicted_seconds": round(s.predicted_seconds, 3),
                             "error": s.error,

@@ -42,8 +42,8 @@ __all__ = [
     "Prediction",
     "TimingRow",
     "TimingStore",
-    "TimingsFormatError",
     "TimingStoreWarning",
+    "TimingsFormatError",
     "dagpar_report",
     "state_dir",
 ]

@@ -323,7 +323,10 @@ def _flaky(run: RunResult) -> list[str]:
         return []
     out = [f'<h2 id="flaky-title">Flaky tests ({len(flaky)})</h2>']
     for result in flaky:
-        where = " · ".join([*([result.check] if result.check else []), f"slice {result.slice}"])
+        parts = [result.check] if result.check else []
+        if result.slice:
+            parts.append(f"slice {result.slice}")
+        where = " · ".join(parts)
         attempts = "".join(
             f"<p class='muted'>attempt {i}: {a.status.value} in {_secs(a.seconds)}</p>"
             f"<pre>{_bounded(chr(10).join(t for t in (a.message, a.details) if t))}</pre>"

@@ -394,10 +394,12 @@ class OtelReporter:
         return {key.upper(): value for key, value in carrier.items()}
 
     @hookimpl
-    def dagpar_slice_started(self, check: str, slice: SlicePlan, total: int) -> None:
+    def dagpar_slice_started(self, check: str, slice: SlicePlan, total: int, field: str) -> None:
         """Start (or complete) the slice's span; remember it for :func:`task_span`."""
         opened = self._slice_span(check, slice)
         opened.span.set_attribute("dagpar.slice.total", total)
+        if field:
+            opened.span.set_attribute("dagpar.field", field)
         self._local.current = opened
 
     @hookimpl

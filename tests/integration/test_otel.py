@@ -207,7 +207,7 @@ def _drive(
         for extra in hook.dagpar_slice_env(check=CHECK, slice=plan):
             env.update(extra or {})
         envs[plan.index] = env
-        hook.dagpar_slice_started(check=CHECK, slice=plan, total=len(PLANS))
+        hook.dagpar_slice_started(check=CHECK, slice=plan, total=len(PLANS), field="Tests.tests")
         for item in plan.items:
             with otel.task_span(item.key) as span:
                 assert span is not None
@@ -274,6 +274,7 @@ def test_spans_reach_an_otlp_collector_with_the_conventions(
     assert check.attributes["dagpar.check"] == CHECK
     assert slice2.attributes["dagpar.slice.index"] == 2
     assert slice2.attributes["dagpar.slice.total"] == 2
+    assert slice2.attributes["dagpar.field"] == "Tests.tests"
     assert slice2.attributes["dagpar.slice.items"] == ["svc/store::TestPut"]
 
     bad = spans["api/tests/test_a.py::test_bad"].attributes
@@ -388,7 +389,7 @@ def test_an_unfinished_run_still_ends_its_spans(tmp_path: Path, tracing: Receive
     session = _session(tmp_path)
     hook = session.pm.hook
     hook.dagpar_slice_env(check=CHECK, slice=PLANS[0])
-    hook.dagpar_slice_started(check=CHECK, slice=PLANS[0], total=2)
+    hook.dagpar_slice_started(check=CHECK, slice=PLANS[0], total=2, field="Tests.tests")
     hook.dagpar_sessionfinish(run=None, exitcode=130)
     spans = _by_name(tracing.spans)
     assert set(spans) == {"dagpar run", f"check {CHECK}", f"slice 1 of {CHECK}"}
@@ -519,7 +520,7 @@ def test_hostile_test_output_does_not_cost_the_batch(tmp_path: Path, tracing: Re
     session = _session(tmp_path)
     hook = session.pm.hook
     hook.dagpar_slice_env(check=CHECK, slice=plan)
-    hook.dagpar_slice_started(check=CHECK, slice=plan, total=1)
+    hook.dagpar_slice_started(check=CHECK, slice=plan, total=1, field="Tests.tests")
     result = SliceResult(index=1, items=plan.items, results=(hostile,), seconds=0.1)
     hook.dagpar_slice_finished(check=CHECK, slice=plan, result=result)
     hook.dagpar_sessionfinish(run=None, exitcode=1)
