@@ -604,6 +604,7 @@ class Engine:
             source=source,
             command=config.runner,
             args=config.args,
+            executor=self.executor.name,
         )
 
     def _apply_filter(

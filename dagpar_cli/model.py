@@ -360,6 +360,9 @@ class RunnerSpec:
     command: tuple[str, ...] | None = None
     #: Extra runner arguments from ``dagpar.yaml`` (``args:``), appended to every run.
     args: tuple[str, ...] = ()
+    #: The executor the commands run on (``local``, ``docker``): a runner found on the host is
+    #: no use inside an image.
+    executor: str = "local"
 
     @property
     def source_dir(self) -> Path:

@@ -106,6 +106,9 @@ def find_pytest(spec: RunnerSpec) -> tuple[str, ...]:
             # command works in a container that mounts the workspace elsewhere.
             rel = os.path.relpath(python, source_dir).replace(os.sep, "/")
             return (rel, "-m", "pytest")
+    if spec.executor != "local":
+        # The host's virtual environment and PATH mean nothing inside the image: use its Python.
+        return ("python", "-m", "pytest")
     virtual_env = os.environ.get("VIRTUAL_ENV")
     if virtual_env:
         python = _venv_python(Path(virtual_env))
