@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dagpar_plugins.pytest import find_pytest
 
 from dagpar_cli.model import RunnerSpec
-from dagpar_plugins.pytest import find_pytest
 
 
 def test_in_an_image_the_images_python_runs_pytest(
