@@ -125,6 +125,9 @@ class SliceContext:
         session = self.call.engine.session
         assert session is not None
         hook = session.pm.hook
+        results = [
+            dataclasses.replace(r, check=self.call.name, slice=self.plan.index) for r in results
+        ]
         with self.lock:
             self.results.extend(results)
         for result in results:

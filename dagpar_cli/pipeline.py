@@ -33,6 +33,7 @@ from dagpar_cli.errors import (
     NothingSelectedError,
     UsageError,
 )
+from dagpar_cli.execution.api import Executor
 from dagpar_cli.filtering import Filter
 from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.pluginmanager import get_plugin_manager
@@ -181,24 +182,22 @@ def _execute(
     )
     session.stash["runner_of"] = {tc.instance: _runner_of(tc) for _, tc, _ in bodies}
     _open_timings(session)
-    pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
-    executor = pm.hook.dagpar_make_executor(session=session)
-    if executor is None:
-        raise UsageError(
-            f"no executor named {session.executor_name!r}; use --executor local or docker"
-        )
-    try:
-        # Ask the executor for its capacity up front: an engine that cannot be reached fails the
-        # run here, as one line, rather than as an error in every check.
-        executor.capacity()
-    except DagparError:
-        executor.close()
-        raise
-    planner = pm.hook.dagpar_make_planner(session=session)
-    engine = Engine(session=session, executor=executor, planner=planner, filter=flt)
     run: RunResult | None = None
     exit_code = ExitCode.INTERNAL_ERROR
+    executor: Executor | None = None
+    engine: Engine | None = None
     try:
+        pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
+        executor = pm.hook.dagpar_make_executor(session=session)
+        if executor is None:
+            raise UsageError(
+                f"no executor named {session.executor_name!r}; use --executor local or docker"
+            )
+        # Ask the executor for its capacity up front: an engine that cannot be reached fails
+        # the run here, as one line, rather than as an error in every check.
+        executor.capacity()
+        planner = pm.hook.dagpar_make_planner(session=session)
+        engine = Engine(session=session, executor=executor, planner=planner, filter=flt)
         results, interrupted = _run_concurrently(engine, bodies)
         chosen = [r for r in results if not _selected_nothing(r, flt.is_empty)]
         if not chosen and not interrupted:
@@ -223,8 +222,10 @@ def _execute(
         try:
             pm.hook.dagpar_sessionfinish(run=run, exitcode=int(exit_code))
         finally:
-            engine.close()
-            executor.close()
+            if engine is not None:
+                engine.close()
+            if executor is not None:
+                executor.close()
             if session.timings is not None:
                 session.timings.close()
 
