@@ -548,8 +548,11 @@ class Filter:
         queries.discard("")
         ordered = sorted(candidates)
         # Interleave the queries' rankings so every unmatched selector gets its best guess in.
+        # Nothing resembling the query still leaves the user a start: the top-level paths.
         rankings = [
-            difflib.get_close_matches(query, ordered, n=n, cutoff=0.5) for query in sorted(queries)
+            difflib.get_close_matches(query, ordered, n=n, cutoff=0.5)
+            or [c for c in ordered if "/" not in c][:n]
+            for query in sorted(queries)
         ]
         suggestions: dict[str, None] = {}
         for rank in range(n):
