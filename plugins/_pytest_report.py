@@ -111,7 +111,7 @@ def _load_rootdirs(report_dir: Path, source_dir: Path, args: tuple[str, ...]) ->
         rel = posixpath.relpath(info["rootdir"], info["invocation_dir"])
         # normpath, not resolve(): resolving symlinks would move it away from source_dir.
         rootdir = Path(os.path.normpath(source_dir / rel))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass
     return RootdirMap(source_dir, args, rootdir=rootdir)
 
@@ -153,7 +153,7 @@ def _selected_tests(report_dir: Path) -> list[tuple[str, str]]:
     try:
         data = json.loads((report_dir / SELECTION_FILE).read_text(encoding="utf-8"))
         return [(str(path), str(name)) for path, name in data.get("tests", [])]
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
         return []
 
 
