@@ -450,7 +450,7 @@ def _load_manifests(report_dir: Path) -> list[dict[str, Any]]:
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the name
         return ""
 
 
