@@ -258,11 +258,14 @@ def _wall_line(run: RunResult) -> str:
         return f"wall time: {actual} (no plan to compare with)"
     # The plan predicts the slices, not listing tests and loading toolchains before them:
     # compare it with the span from the first slice's start to the last slice's end.
-    slices = [s for check in run.checks for s in check.slices]
-    span = (
-        max(s.started + s.seconds for s in slices) - min(s.started for s in slices)
-        if slices
-        else 0.0
+    # Checks run side by side and each lists its tests first: measure each check's own span.
+    span = max(
+        (
+            max(s.started + s.seconds for s in check.slices) - min(s.started for s in check.slices)
+            for check in run.checks
+            if check.slices
+        ),
+        default=0.0,
     )
     if span <= 0:
         return (

@@ -1,0 +1,27 @@
+"""The distribution ships every package of the source tree (an installed dagpar must import)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_package_directory_is_listed_in_pyproject() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    mapped = {v: k for k, v in config["package-dir"].items()}
+    found = set()
+    for init in ROOT.glob("*/**/__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        if rel.parts[0] in ("tests", "examples", "bench", "build") or "egg-info" in rel.parts[0]:
+            continue
+        top = mapped.get(rel.parts[0], rel.parts[0])
+        found.add(".".join((top, *rel.parts[1:])))
+    assert found == listed
