@@ -219,7 +219,7 @@ class GreedyPlanner:
         keys = [item.path if len(item.selector) == 1 else item.key for item in items]
         predictions = request.predictions
         known = [predictions[key] for key in keys if key in predictions]
-        fallback = _median(known) if known else 1.0
+        fallback = _median(known) if known and len(known) < len(keys) else 1.0
         spread = request.spread if request.spread is not None else self.known_spread
         names = keys
         if len(set(keys)) != len(keys):
@@ -230,7 +230,13 @@ class GreedyPlanner:
                 count = seen[key] = seen.get(key, 0) + 1
                 names.append(key if count == 1 else f"{key}\0{count}")
         seconds = [max(0.0, predictions.get(key, fallback)) for key in keys]
-        if request.has_history:
+        if request.has_history and len(known) == len(keys) and not request.estimated:
+            # Everything measured (the common case of a big, established suite): no estimates
+            # to weigh.
+            guessed = [False] * len(keys)
+            weights = seconds
+            spreads = [spread] * len(keys)
+        elif request.has_history:
             estimated = request.estimated
             guessed = [key not in predictions or key in estimated for key in keys]
             scale, unknown = self._unknown_model(
@@ -325,7 +331,10 @@ class GreedyPlanner:
         best_ideal = max(total / top, largest)
         fewest = min(top, max(1, math.ceil(total / (best_ideal * (1 + self.tolerance)))))
         shapes = [_Shape(k) for k in sorted({fewest, min(fewest + 1, top), top})]
-        variance = math.fsum((s * w) ** 2 for s, w in zip(units.spreads, weights, strict=True))
+        variance = 0.0
+        if any(units.spreads):
+            deviations = list(map(operator.mul, units.spreads, weights))
+            variance = math.fsum(map(operator.mul, deviations, deviations))
         if variance > 0 and top > 1:
             shapes.append(_Shape(top, hedge=HEDGE))
         over = min(max_slices, n)
@@ -418,7 +427,11 @@ class GreedyPlanner:
     def _ordered(units: _Units, bins: partition.Bins) -> list[list[int]]:
         """Non-empty bins heaviest first (ties by smallest name), each in parent order."""
         w, names = units.weights, units.names
-        keyed = [(-math.fsum([w[i] for i in b]), min(names[i] for i in b), b) for b in bins if b]
+        keyed = [
+            (-math.fsum(map(w.__getitem__, b)), min(map(names.__getitem__, b)), b)
+            for b in bins
+            if b
+        ]
         keyed.sort(key=lambda t: (t[0], t[1]))
         # Pieces are kept in parent order, so an index sort restores it inside a slice.
         return [sorted(b) for _, _, b in keyed]
@@ -430,9 +443,9 @@ class GreedyPlanner:
             slices.append(
                 SlicePlan(
                     index=len(slices) + 1,
-                    items=tuple([units.items[i] for i in members]),
-                    predicted_seconds=startup + math.fsum([units.seconds[i] for i in members]),
-                    tests=tuple(chain.from_iterable([units.tests[i] for i in members])),
+                    items=tuple(map(units.items.__getitem__, members)),
+                    predicted_seconds=startup + math.fsum(map(units.seconds.__getitem__, members)),
+                    tests=tuple(chain.from_iterable(map(units.tests.__getitem__, members))),
                 )
             )
         return Plan(

@@ -41,12 +41,14 @@ def lpt(weights: Sequence[float], names: Sequence[str], k: int) -> Bins:
     :param k: the number of bins (at least 1).
     """
     bins: Bins = [[] for _ in range(k)]
+    append = [b.append for b in bins]
     # (load, bin index): equal loads go to the lower index, which is itself canonical.
     heap = [(0.0, j) for j in range(k)]
+    replace = heapq.heapreplace
     for i in canonical_order(weights, names):
         load, j = heap[0]
-        bins[j].append(i)
-        heapq.heapreplace(heap, (load + weights[i], j))
+        append[j](i)
+        replace(heap, (load + weights[i], j))
     return bins
 
 
