@@ -134,6 +134,27 @@ class SliceContext:
             hook.dagpar_test_reported(check=self.call.name, result=result)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SplitCall:
+    """One ``+parallel`` call being split: what every slice of it shares."""
+
+    call: CallContext
+    receiver: Any
+    #: The ``+parallel`` field's name, and whether it holds selectors (``list[list[str]]``).
+    field_name: str
+    nested: bool
+    #: The function's name, and the undecorated function.
+    function: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    runner: str | None
+    #: The receiver's directory, workspace-relative.
+    prefix: str
+    #: ``check.function``, for directory names.
+    label: str
+
+
 _call_var: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
     "dagpar_call", default=None
 )
@@ -380,31 +401,26 @@ class Engine:
         if self.session.options.dry_run:
             return None
 
-        label = f"{call.name}.{name}"
+        split = _SplitCall(
+            call=call,
+            receiver=receiver,
+            field_name=pfield.name,
+            nested=pfield.nested,
+            function=name,
+            fn=fn,
+            args=args,
+            kwargs=kwargs,
+            runner=runner,
+            prefix=prefix,
+            label=f"{call.name}.{name}",
+        )
         total = len(plan.slices)
         futures: list[tuple[SlicePlan, Future[tuple[SliceResult, Any]]]] = []
         pool = self._slice_pool()
         # Longest predicted first, so the biggest slices start while workers are free.
         for sp in sorted(plan.slices, key=lambda s: (-s.predicted_seconds, s.index)):
             ctx = contextvars.copy_context()
-            future = pool.submit(
-                ctx.run,
-                self._run_slice,
-                call,
-                receiver,
-                pfield.name,
-                pfield.nested,
-                name,
-                fn,
-                args,
-                kwargs,
-                sp,
-                total,
-                runner,
-                prefix,
-                narrowed,
-                label,
-            )
+            future = pool.submit(ctx.run, self._run_slice, split, sp, total, narrowed)
             futures.append((sp, future))
         outcomes = [(sp, future.result()) for sp, future in futures]
         outcomes.sort(key=lambda o: o[0].index)
@@ -413,22 +429,7 @@ class Engine:
         merged: list[TestResult] = [r for s in slice_results for r in s.results]
         retries = self.session.options.retries
         if retries and not self.cancelled.is_set():
-            merged, reruns = self._rerun_failed(
-                call,
-                receiver,
-                pfield.name,
-                pfield.nested,
-                name,
-                fn,
-                args,
-                kwargs,
-                plan,
-                merged,
-                retries,
-                runner,
-                prefix,
-                label,
-            )
+            merged, reruns = self._rerun_failed(split, plan, merged, retries)
         else:
             reruns = []
         with call.lock:
@@ -467,25 +468,11 @@ class Engine:
                 for sp, (_, value) in outcomes
                 if isinstance(value, Directory)
             ]
-            return merge_overlay(parts, self.new_dir(f"{label}-merged"))
+            return merge_overlay(parts, self.new_dir(f"{split.label}-merged"))
         return None
 
     def _rerun_failed(
-        self,
-        call: CallContext,
-        receiver: Any,
-        field_name: str,
-        nested: bool,
-        function: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        plan: Plan,
-        merged: list[TestResult],
-        retries: int,
-        runner: str | None,
-        prefix: str,
-        label: str,
+        self, split: _SplitCall, plan: Plan, merged: list[TestResult], retries: int
     ) -> tuple[list[TestResult], list[SliceResult]]:
         """Rerun failed tests (``--retries``), each round in one fresh slice.
 
@@ -494,6 +481,7 @@ class Engine:
 
         :returns: the final results (same order) and the rerun slices' own results.
         """
+        runner, function, nested = split.runner, split.function, split.nested
         owner: dict[str, Item] = {}
         for sp in plan.slices:
             for item in sp.items:
@@ -524,22 +512,7 @@ class Engine:
             sp = SlicePlan(
                 index=index, items=tuple(items), predicted_seconds=0.0, tests=tuple(tests)
             )
-            result, _ = self._run_slice(
-                call,
-                receiver,
-                field_name,
-                nested,
-                function,
-                fn,
-                args,
-                kwargs,
-                sp,
-                index,
-                runner,
-                prefix,
-                runner is not None,
-                f"{label}-rerun",
-            )
+            result, _ = self._run_slice(split, sp, index, runner is not None)
             reruns.append(result)
             for again in result.results:
                 before = final.get(again.id)
@@ -712,23 +685,10 @@ class Engine:
         return planner.plan(request)
 
     def _run_slice(
-        self,
-        call: CallContext,
-        receiver: Any,
-        field_name: str,
-        nested: bool,
-        function: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        sp: SlicePlan,
-        total: int,
-        runner: str | None,
-        prefix: str,
-        narrowed: bool,
-        label: str,
+        self, split: _SplitCall, sp: SlicePlan, total: int, narrowed: bool
     ) -> tuple[SliceResult, Any]:
         """Run one slice in a worker thread; never raises."""
+        call, function, runner = split.call, split.function, split.runner
         assert self.session is not None
         hook = self.session.pm.hook
         start = time.monotonic()
@@ -752,8 +712,8 @@ class Engine:
                 ),
                 None,
             )
-        values = [list(it.selector) if nested else it.selector[0] for it in sp.items]
-        copy = dataclasses.replace(receiver, **{field_name: values})
+        values = [list(it.selector) if split.nested else it.selector[0] for it in sp.items]
+        copy = dataclasses.replace(split.receiver, **{split.field_name: values})
         env = {
             "DAGPAR_SLICE": f"{sp.index}/{total}",
             "DAGPAR_CHECK": call.name,
@@ -769,26 +729,26 @@ class Engine:
             plan=sp,
             total=total,
             function=function,
-            report_dir=self.new_dir(f"{label}-{sp.index}"),
+            report_dir=self.new_dir(f"{split.label}-{sp.index}"),
             env=env,
             deadline=start + timeout if timeout else None,
             runner=runner,
-            prefix=prefix,
+            prefix=split.prefix,
             narrowed=narrowed,
         )
         token = _slice_var.set(ctx)
-        typedef = typedef_of(receiver)
+        typedef = typedef_of(split.receiver)
         hook.dagpar_slice_started(
             check=call.name,
             slice=sp,
             total=total,
-            field=f"{typedef.name}.{field_name}" if typedef else field_name,
+            field=f"{typedef.name}.{split.field_name}" if typedef else split.field_name,
         )
         error = ""
         infra = False
         value: Any = None
         try:
-            value = fn(copy, *args, **kwargs)
+            value = split.fn(copy, *split.args, **split.kwargs)
         except ExecutionError as exc:
             error, infra = exc.message, True
         except TestsFailedError as exc:

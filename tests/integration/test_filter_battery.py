@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -23,8 +22,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from projects import three_runner_workspace  # type: ignore[import-not-found]
 
-from dagpar_cli.testing import JEST_DEPS, DagparResult
+from dagpar_cli.testing import DagparResult
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "projects"
 
@@ -127,22 +127,7 @@ CASES = (
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("battery") / "work space"
-    root.mkdir()
-    shutil.copytree(DATA / "pytest-hostile", root / "api")
-    shutil.copytree(
-        DATA / "jest-hostile", root / "web", ignore=shutil.ignore_patterns("node_modules")
-    )
-    shutil.copytree(DATA / "go-hostile", root / "svc")
-    (root / "web" / "node_modules").symlink_to(JEST_DEPS / "node_modules")
-    (root / "dagpar.yaml").write_text(
-        "toolchains:\n"
-        "  api: {use: pytest, source: api}\n"
-        "  web: {use: jest, source: web}\n"
-        "  svc: {use: go, source: svc}\n",
-        encoding="utf-8",
-    )
-    return root
+    return three_runner_workspace(tmp_path_factory.mktemp("battery") / "work space")
 
 
 # ------------------------------------------------------------------ the runners' own listings

@@ -1,0 +1,32 @@
+"""The hostile fixture projects of ``tests/data/projects``, laid out as one workspace."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from dagpar_cli.testing import JEST_DEPS
+
+DATA = Path(__file__).resolve().parent / "data" / "projects"
+
+
+def three_runner_workspace(root: Path) -> Path:
+    """Copy the pytest, Jest and Go fixtures into *root* as ``api/``, ``web/`` and ``svc/``.
+
+    ``web/node_modules`` links to the test suite's Jest install, as a user's project has its own.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(DATA / "pytest-hostile", root / "api")
+    shutil.copytree(
+        DATA / "jest-hostile", root / "web", ignore=shutil.ignore_patterns("node_modules")
+    )
+    shutil.copytree(DATA / "go-hostile", root / "svc")
+    (root / "web" / "node_modules").symlink_to(JEST_DEPS / "node_modules")
+    (root / "dagpar.yaml").write_text(
+        "toolchains:\n"
+        "  api: {use: pytest, source: api}\n"
+        "  web: {use: jest, source: web}\n"
+        "  svc: {use: go, source: svc}\n",
+        encoding="utf-8",
+    )
+    return root
