@@ -26,8 +26,6 @@ from projects import three_runner_workspace  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "projects"
-
 # Messages the engine uses for tests a runner did not report: none may appear in the battery.
 FILLED = ("does not mention this test", "not run:", "interrupted")
 

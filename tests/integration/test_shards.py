@@ -12,8 +12,6 @@ from projects import three_runner_workspace  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "projects"
-
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
