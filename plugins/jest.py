@@ -453,9 +453,16 @@ def _wanted(report_dir: Path, index: str) -> dict[str, list[str] | None] | None:
     manifest = report_dir / f"jest-{index}.selection.json"
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
-        return {entry["path"]: entry["names"] for entry in data["files"]}
+        wanted = {entry["path"]: entry["names"] for entry in data["files"]}
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
+    for path, names in wanted.items():
+        # Only what run_args wrote counts: a path, and a list of names or null.
+        if not isinstance(path, str) or not (
+            names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names))
+        ):
+            return None
+    return wanted
 
 
 def _file_results(report: FileReport, path: str, names: list[str] | None) -> list[TestResult]:
