@@ -65,6 +65,9 @@ __all__ = ["CallContext", "Engine", "SliceContext", "current_call", "current_sli
 #: Runners whose filters may name subtests the listing does not know (``TestX/sub``).
 SUBTEST_RUNNERS = frozenset({"go"})
 
+#: At most this many slices per worker (see :attr:`PlanRequest.max_slices`).
+OVERSLICE = 4
+
 #: Start-up seconds assumed for a slice before any was measured, per executor.
 DEFAULT_STARTUP = {"local": 0.3, "docker": 1.0}
 
@@ -649,37 +652,50 @@ class Engine:
         instance = call.toolchain.config.instance
         store = self.session.timings
         predictions: dict[str, float] = {}
+        estimated: frozenset[str] = frozenset()
+        spread: float | None = None
         has_history = False
         startup = DEFAULT_STARTUP.get(self.executor.name, 0.5)
         finer: dict[str, list[tuple[Item, float]]] = {}
         if store is not None:
-            predictions, has_history = store.predict(instance, items, tests_of)
+            prediction = store.predict_detailed(instance, items, tests_of)
+            predictions, has_history = prediction.seconds, prediction.has_history
+            estimated, spread = prediction.estimated, prediction.spread
             measured = store.startup_seconds(runner or "custom", self.executor.name)
             if measured is not None:
                 startup = measured
             if nested and has_history:
-                for item in items:
-                    tests = tests_of.get(item.key, [])
-                    if item.name is None and len(tests) > 1:
-                        per_test = store.predict_tests(instance, tests)
-                        finer[item.key] = [
-                            (
-                                Item((item.selector[0], t.name), item.path),
-                                per_test.get(t.id, 0.0),
-                            )
-                            for t in tests
-                        ]
+                # Tests of whole items, so the planner can cut an item too long for one slice.
+                splittable = [
+                    item
+                    for item in items
+                    if item.name is None and len(tests_of.get(item.key, ())) > 1
+                ]
+                per_test = store.predict_tests(
+                    instance, [t for item in splittable for t in tests_of[item.key]]
+                )
+                for item in splittable:
+                    finer[item.key] = [
+                        (Item((item.selector[0], t.name), item.path), per_test.get(t.id, 0.0))
+                        for t in tests_of[item.key]
+                    ]
+        workers = self.workers
         request = PlanRequest(
             check=call.name,
             items=tuple(items),
             predictions=predictions,
             has_history=has_history,
-            workers=self.workers,
-            max_slices=None,
+            workers=workers,
+            # More, smaller slices than workers let free workers pick up the tail when the
+            # predictions are off; the planner cuts them only when that pays for the start-up.
+            # Without history there is nothing to weigh: one slice per worker, split by count.
+            max_slices=OVERSLICE * workers if has_history else workers,
             startup_seconds=startup,
             finer=finer,
             tests=tests_of,
             shard=self.session.options.shard,
+            estimated=estimated,
+            spread=spread,
         )
         planner = self.planner or _fallback_planner()
         return planner.plan(request)

@@ -327,6 +327,9 @@ class RunResult:
                     "status": "passed" if c.passed else "failed",
                     "error": c.error,
                     "seconds": round(c.seconds, 3),
+                    "predicted_wall_seconds": round(
+                        sum(p.predicted_wall_seconds for p in c.plans), 3
+                    ),
                     "slices": [
                         {
                             "index": s.index,

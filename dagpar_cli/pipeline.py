@@ -11,6 +11,7 @@ import fnmatch
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -235,7 +236,11 @@ def _open_timings(session: Session) -> None:
         from dagpar_cli.timings import TimingStore
     except ImportError:  # the store is optional for planning; count splits work without it
         return
-    session.timings = TimingStore.open(session.config.workspace)
+    try:
+        session.timings = TimingStore.open(session.config.workspace)
+    except OSError as exc:
+        # A read-only checkout: plan without history rather than fail.
+        print(f"dagpar: warning: running without the timing store: {exc}", file=sys.stderr)
 
 
 def _runner_of(tc: Toolchain) -> str:

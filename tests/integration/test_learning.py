@@ -28,7 +28,7 @@ UNEVEN = {
 def _walls(check: dict[str, Any]) -> tuple[float, float]:
     """(predicted, actual) wall seconds of a check's slices."""
     slices = check["slices"]
-    predicted = max(s["predicted_seconds"] for s in slices)
+    predicted = float(check["predicted_wall_seconds"])
     start = min(s["started"] for s in slices)
     actual = max(s["started"] + s["seconds"] for s in slices) - start
     return predicted, actual
@@ -51,6 +51,6 @@ def test_second_run_is_faster_and_as_predicted(
     predicted2, actual2 = _walls(run2)
     # The slow file was cut into its tests, across both slices.
     slow_slices = {t["slice"] for t in run2["tests"] if "test_slow" in t["id"]}
-    assert slow_slices == {1, 2}
+    assert len(slow_slices) >= 2
     assert actual2 < actual1, (actual1, actual2)
     assert abs(actual2 - predicted2) <= 0.15 * predicted2, (predicted2, actual2)
