@@ -7,4 +7,14 @@ passes by skipping.
 
 from __future__ import annotations
 
+import pytest
+
 pytest_plugins = ["dagpar_cli.testing"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Docker tests share one engine (and count its containers): they run in the serial phase."""
+    for item in items:
+        if item.get_closest_marker("docker") is not None:
+            item.add_marker(pytest.mark.serial)

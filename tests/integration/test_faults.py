@@ -22,6 +22,9 @@ import pytest
 
 from dagpar_cli.testing import DagparResult
 
+# Timeouts and signals are timed against the machine's load: no other tests alongside.
+pytestmark = pytest.mark.serial
+
 # Four files; test_fault.py misbehaves as FAULT says. Every test records its pid, and the
 # hanging test starts a grandchild, so the test can prove no process outlives dagpar.
 SUITE = {

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dagpar_cli.testing import DagparResult
 
 # One slow file of eight 1.5-second tests and four quick files: a split by count leaves the slow
@@ -34,6 +36,7 @@ def _walls(check: dict[str, Any]) -> tuple[float, float]:
     return predicted, actual
 
 
+@pytest.mark.serial
 def test_second_run_is_faster_and_as_predicted(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],

@@ -21,6 +21,9 @@ import pytest
 
 from dagpar_cli.testing import DagparResult
 
+# What a live view shows depends on timing: no other tests alongside.
+pytestmark = pytest.mark.serial
+
 #: A toolchain whose items take a while each and report one by one, so progress moves visibly.
 NAPS = """
 from __future__ import annotations

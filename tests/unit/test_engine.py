@@ -64,6 +64,7 @@ def _workspace(make: Callable[[Mapping[str, str]], Path], **overrides: object) -
     )
 
 
+@pytest.mark.serial
 def test_four_workers_are_much_faster_than_one(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],
