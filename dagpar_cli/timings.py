@@ -666,6 +666,8 @@ class _Recorder:
         self._seen: dict[tuple[str, str, str], int] = defaultdict(int)
 
     def add(self, instance: str, kind: str, key: str, seconds: float) -> None:
+        if not math.isfinite(seconds):
+            seconds = 0.0  # a sum that overflowed; NaN would be stored as NULL
         where = (instance, kind, key)
         ordinal = self._seen[where]
         self._seen[where] += 1
