@@ -20,6 +20,7 @@ import json
 import math
 import os
 import posixpath
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -210,7 +211,7 @@ def _merge(part: _Partial, case: ET.Element) -> None:
     except ValueError:
         seconds = 0.0
     if math.isfinite(seconds) and seconds > 0:  # not time="nan", "inf" or "-1"
-        part.seconds += seconds
+        part.seconds = min(part.seconds + seconds, sys.float_info.max)
     for kind, status in (
         ("failure", Status.FAILED),
         ("error", Status.ERROR),
