@@ -12,6 +12,7 @@ format's own vocabulary, which get past the first checks and reach the deeper co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sqlite3
@@ -349,9 +350,7 @@ XML_VALUES = [
     "&",
     "",
 ]
-XML_VALUE = st.one_of(
-    st.sampled_from(XML_VALUES), st.sampled_from(XML_VALUES), NUMBER_TEXT, XML_TEXT
-)
+XML_VALUE = st.one_of(st.sampled_from(XML_VALUES) | NUMBER_TEXT, XML_TEXT)
 
 #: Test cases as runners write them, and as they should not; slots are filled with XML_VALUE.
 CASE_TEMPLATES = [
@@ -377,14 +376,11 @@ CASE_TEMPLATES = [
 SUITE_OPEN = '<testsuite name="{a}" tests="{d}" time="{e}" timestamp="{t}" file="{c}">'
 
 
-def _fill(template: str) -> st.SearchStrategy[str]:
-    # Two drawn values fill the six slots: fewer draws keep a thousand examples fast.
-    def fill(values: tuple[str, str]) -> str:
-        one, two = (escape(v) for v in values)
-        slots = {"a": one, "b": two, "c": one, "d": two, "e": one, "t": two}
-        return template.format(**slots, path=PATH_PROPERTY, name=NAME_PROPERTY)
-
-    return st.tuples(XML_VALUE, XML_VALUE).map(fill)
+def fill(template: str, one: str, two: str) -> str:
+    """*template* with its slots filled by two values (fewer draws keep the examples fast)."""
+    one, two = escape(one), escape(two)
+    slots = {"a": one, "b": two, "c": one, "d": two, "e": one, "t": two}
+    return template.format(**slots, path=PATH_PROPERTY, name=NAME_PROPERTY)
 
 
 def escape(value: str) -> str:
@@ -392,17 +388,20 @@ def escape(value: str) -> str:
     return xml_escape(value, {'"': "&quot;"})
 
 
-#: One ``testcase`` element's text.
-XML_CASE = st.sampled_from(CASE_TEMPLATES).flatmap(_fill)
-
-
 @st.composite
 def junit_text(draw: st.DrawFn) -> str:
-    """A JUnit document: suites of test cases, as one string."""
+    """A JUnit document: suites of test cases, as one string.
+
+    Two drawn values fill every slot of the document (in turns), so that an example costs a
+    dozen draws rather than dozens; the same values in several cases also make duplicates.
+    """
+    values = (draw(XML_VALUE), draw(XML_VALUE))
     suites = []
-    for _ in range(draw(st.sampled_from([1, 1, 2]))):
-        cases = "".join(draw(st.lists(XML_CASE, max_size=3)))
-        suites.append(draw(_fill(SUITE_OPEN)) + cases + "</testsuite>")
+    for number in range(draw(st.sampled_from([1, 1, 2]))):
+        templates = draw(st.lists(st.sampled_from(CASE_TEMPLATES), max_size=3))
+        cases = [fill(t, *values[:: 1 if i % 2 else -1]) for i, t in enumerate(templates)]
+        opening = fill(SUITE_OPEN, *values[:: 1 if number else -1])
+        suites.append(opening + "".join(cases) + "</testsuite>")
     root = draw(st.sampled_from(["", "testsuites", "testsuites", "report"]))
     if not root:
         return suites[0]
@@ -456,25 +455,42 @@ PYTEST_SPEC_SOURCES = st.sampled_from(["", "tests", "pkg"])
 # ---------------------------------------------------------------------------------------------
 
 
-RUN_INFO = mutated(
-    obj({"rootdir": st.sampled_from(["/w", "/w/tests", "", "."]) | ANY_TEXT,
-         "invocation_dir": st.sampled_from(["/w", "/x", ""]) | ANY_TEXT}).map(json_bytes)
-)  # fmt: skip
-PYTEST_SELECTION = mutated(
-    obj(
-        {
-            "paths": st.lists(ANY_TEXT, max_size=2),
-            "tests": st.lists(st.lists(ANY_TEXT | WRONG, max_size=3), max_size=3),
-        }
-    ).map(json_bytes)
+#: What the selection plugin records, right and wrong (one draw each: generation is the cost).
+RUN_INFO = st.sampled_from(
+    [
+        b'{"rootdir": "/w", "invocation_dir": "/w"}',
+        b'{"rootdir": "/w/tests", "invocation_dir": "/w"}',
+        b'{"rootdir": "/w", "invocation_dir": "/w/tests"}',
+        b'{"rootdir": "", "invocation_dir": "/x"}',
+        b'{"rootdir": 5, "invocation_dir": null}',
+        b'{"rootdir": "/w\\u0000"}',
+        b'{"rootdir": "/\\ud800", "invocation_dir": "/"}',
+        b"[]",
+        b'{"rootdir": "/w", "invo',
+        DEEP.encode(),
+    ]
+)
+PYTEST_SELECTION = st.sampled_from(
+    [
+        b'{"paths": [], "tests": [["tests/test_a.py", "test_x"], ["pkg/test_b.py", "TestK"]]}',
+        b'{"paths": ["tests/test_a.py"], "tests": [["pkg/test_b.py", "TestK::test_y"]]}',
+        b'{"tests": [["a", "b", "c"]]}',
+        b'{"tests": ["ab", 5]}',
+        b'{"tests": {"a": 1}}',
+        b'{"tests": [[null, {}]]}',
+        b'{"tests": [["tests/test_a.py", "test_\\ud800"]]}',
+        b"null",
+        b'{"tests": [["tests/te',
+        DEEP.encode(),
+    ]
 )
 
 
 @FUZZ
 @given(
     report=st.none() | JUNIT_FILE,
-    run_info=st.none() | RAW_BYTES | RUN_INFO | st.just(DEEP.encode()),
-    selection=st.none() | RAW_BYTES | PYTEST_SELECTION | st.just(DEEP.encode()),
+    run_info=st.none() | RAW_BYTES | RUN_INFO,
+    selection=st.none() | RAW_BYTES | PYTEST_SELECTION,
     source=PYTEST_SPEC_SOURCES,
     args=st.lists(st.sampled_from(["tests", "-x", "pkg/test_b.py::TestK", "\x00"]), max_size=2),
 )
@@ -502,6 +518,15 @@ PYTEST_SELECTION = mutated(
 @example(
     report=b'<testsuite><testcase file="tests/test_a.py" classname="tests.test_a" name="test_x"'
     b' time="nan"/><testcase file="pkg/test_b.py" classname="t" name="t" time="inf"/></testsuite>',
+    run_info=None,
+    selection=None,
+    source="",
+    args=[],
+)
+@example(
+    report=b'<testsuite><testcase file="tests/test_a.py" classname="tests.test_a" name="test_x"'
+    b' time="1.7976931348623157e+308"/><testcase file="tests/test_a.py" classname="tests.test_a"'
+    b' name="test_x" time="1.7976931348623157e+308"/></testsuite>',
     run_info=None,
     selection=None,
     source="",
@@ -688,16 +713,16 @@ JEST_DOCUMENT = st.fixed_dictionaries(
     {"numFailedTestSuites": WRONG},
     optional={"testResults": field(st.lists(JEST_FILE | WRONG, max_size=3))},
 )
-JEST_SELECTION = mutated(
-    obj(
-        {
-            "files": st.lists(
-                obj({"path": JEST_PATH, "names": st.lists(JEST_NAME | WRONG, max_size=3)}) | WRONG,
-                max_size=3,
-            )
-        }
-    ).map(json_bytes)
+#: What jest-K.selection.json says a run was asked for (paths as the report's, relative).
+JEST_WANTED = near(
+    [
+        {"path": "web/a.test.js", "names": ["a"]},
+        {"path": "web/a.test.js", "names": None},
+        {"path": "web/b.test.js", "names": ["b", "d a", "{report_dir}"]},
+    ],
+    {"path": JEST_PATH, "names": st.lists(JEST_NAME | WRONG, max_size=3)},
 )
+JEST_SELECTION = mutated(obj({"files": st.lists(JEST_WANTED | WRONG, max_size=3)}).map(json_bytes))
 
 
 @st.composite
@@ -744,6 +769,18 @@ def test_jest_listing(workspace: Path, stdout: str, exit_code: int, stderr: str)
     stderr=ANY_TEXT,
 )
 @example(report=DEEP.encode(), selection=DEEP.encode(), exit_code=1, stderr="")
+@example(
+    report=jest_report(f"{WS}/web/a.test.js").encode(),
+    selection=b'{"files": [{"path": "web/a.test.js", "names": -1}]}',
+    exit_code=1,
+    stderr="",
+)
+@example(
+    report=None,
+    selection=b'{"files": [{"path": "web/a.test.js", "names": [[1], "a"]}]}',
+    exit_code=1,
+    stderr="",
+)
 @example(
     report=jest_report(f"{WS}/web/a.test.js", 10**400).encode(),
     selection=None,
@@ -1071,12 +1108,13 @@ def store(workspace: Path) -> Iterator[TimingStore]:
         yield opened
 
 
-def check_samples(store: TimingStore) -> None:
+def check_samples(store: TimingStore, run_id: str = "%") -> None:
     """Every stored duration is finite and non-negative (SQLite would store NaN as NULL)."""
     with closing(sqlite3.connect(store.path)) as conn:
         (bad,) = conn.execute(
-            "SELECT count(*) FROM samples WHERE seconds IS NULL OR seconds < 0"
-            " OR seconds > 1e308 OR recorded IS NULL OR abs(recorded) > 1e308"
+            "SELECT count(*) FROM samples WHERE run_id LIKE ? AND (seconds IS NULL OR seconds < 0"
+            " OR seconds > 1.8e308 OR recorded IS NULL OR abs(recorded) > 1.8e308)",
+            (run_id,),
         ).fetchone()
     assert bad == 0
 
@@ -1087,6 +1125,10 @@ def check_samples(store: TimingStore) -> None:
 @example(report=b"<?xml version='1.0' encoding='x-bogus'?><testsuite/>")
 @example(report=b"<?xml version='1.0' encoding='utf-32'?><testsuite/>")
 @example(report=b'<testsuite><testcase file="a.py" name="t" time="inf"/></testsuite>')
+@example(
+    report=b'<testsuite><testcase file="a.py" name="a" time="1.7976931348623157e+308"/>'
+    b'<testcase file="a.py" name="b" time="1.7976931348623157e+308"/></testsuite>'
+)
 def test_timings_import_junit(store: TimingStore, report: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.xml"
@@ -1094,7 +1136,8 @@ def test_timings_import_junit(store: TimingStore, report: bytes) -> None:
         count = handled(lambda: store.import_junit(path, "api"))
         if not isinstance(count, DagparError):
             assert isinstance(count, int) and count >= 0
-            check_samples(store)
+            # The samples of this file only: the store is shared by every example.
+            check_samples(store, "junit:" + hashlib.sha256(report).hexdigest()[:20])
 
 
 def numbered(values: list[Any]) -> dict[str, Any]:
