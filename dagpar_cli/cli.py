@@ -386,7 +386,9 @@ def timings_merge(files: Sequence[str], workspace: str, debug: bool) -> None:
                     data = json.loads(Path(name).read_text(encoding="utf-8"))
                 except FileNotFoundError:
                     raise UsageError(f"{name}: no such file") from None
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                except (ValueError, RecursionError) as exc:
+                    # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is a number too
+                    # long to convert, and absurd nesting exhausts the recursion limit.
                     raise UsageError(f"{name}: not a timings export ({exc})") from None
                 if not isinstance(data, dict):
                     raise UsageError(f"{name}: not a timings export (expected a JSON object)")

@@ -851,7 +851,7 @@ def dagpar_report(run: RunResult, session: Session) -> None:
         store.record(
             run, runner_of=runner_of, executor=session.executor_name, run_id=session.run_id
         )
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeError) as exc:
         # A store that cannot be written (read-only checkout, full disk) costs a warning only.
         warnings.warn(f"could not update the timing store: {exc}", TimingStoreWarning, stacklevel=2)
 
