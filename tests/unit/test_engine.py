@@ -245,3 +245,42 @@ def test_every_slice_error_is_collected_and_each_item_reported_once(
     }
     assert "2 of 4 slices failed" in check["error"]
     assert junit.read_text().count("<testcase") == 4
+
+
+ESCAPER = """
+from __future__ import annotations
+from dagpar_cli import Directory, check, dag, field, object_type, parallel
+
+@object_type
+class Outs:
+    workspace: Directory
+    names: list[str] = field(parallel=True)
+
+    @parallel
+    def build(self) -> Directory:
+        out = dag.directory()
+        ctr = dag.container().with_directory("/out", out, writable=True).with_workdir("/out")
+        for name in self.names:
+            ctr = ctr.with_exec(["ln", "-s", "/etc/passwd", f"/out/{name}"])
+        return ctr.directory("/out")
+
+@object_type
+class Escaper:
+    source: Directory
+
+    # +check
+    def build(self) -> None:
+        Outs(workspace=self.source, names=["a", "b"]).build()
+"""
+
+
+def test_a_directory_result_linking_outside_itself_is_rejected(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(
+        {"dagpar.yaml": "toolchains:\n  e: {use: ci/escaper.py}\n", "ci/escaper.py": ESCAPER}
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
+    assert result.exit_code == 1, result
+    assert "returned a link escaping its directory" in result.json()["checks"][0]["error"]
