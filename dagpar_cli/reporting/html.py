@@ -20,8 +20,6 @@ import hashlib
 import html
 import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli.model import CheckResult, RunResult, SliceResult, Status, TestResult
 from dagpar_cli.pluginmanager import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
+from dagpar_cli.reporting.counts import Counts
 
 if TYPE_CHECKING:
     from dagpar_cli.session import Session
@@ -179,41 +178,18 @@ def _pct(value: float, scale: float) -> str:
     return f"{max(0.0, value) / scale * 100:.4f}%"
 
 
-@dataclass(slots=True)
-class _Counts:
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-    flaky: int = 0
-
-    @classmethod
-    def of(cls, results: Iterable[TestResult]) -> _Counts:
-        counts = cls()
-        for r in results:
-            if r.status is Status.PASSED:
-                counts.passed += 1
-                counts.flaky += r.flaky
-            elif r.status is Status.FAILED:
-                counts.failed += 1
-            elif r.status is Status.ERROR:
-                counts.errors += 1
-            else:
-                counts.skipped += 1
-        return counts
-
-    def html(self) -> str:
-        parts = []
-        for n, word, css in (
-            (self.failed, "failed", "failed"),
-            (self.errors, "error" if self.errors == 1 else "errors", "error"),
-            (self.passed, "passed", "passed"),
-            (self.skipped, "skipped", "skipped"),
-            (self.flaky, "flaky", "skipped"),
-        ):
-            if n:
-                parts.append(f'<span class="{css}">{n} {word}</span>')
-        return ", ".join(parts) or '<span class="muted">no tests</span>'
+def _counts_html(counts: Counts) -> str:
+    parts = []
+    for n, word, css in (
+        (counts.failed, "failed", "failed"),
+        (counts.errors, "error" if counts.errors == 1 else "errors", "error"),
+        (counts.passed, "passed", "passed"),
+        (counts.skipped, "skipped", "skipped"),
+        (counts.flaky, "flaky", "skipped"),
+    ):
+        if n:
+            parts.append(f'<span class="{css}">{n} {word}</span>')
+    return ", ".join(parts) or '<span class="muted">no tests</span>'
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,7 +211,7 @@ def _summary(run: RunResult, started_wall: float | None) -> list[str]:
         banner, css = "Failed", "bad"
     else:
         banner, css = "Passed", "ok"
-    counts = _Counts.of(run.results)
+    counts = Counts.of(run.results)
     planned = _planned_wall(run)
     wall = f"{_secs(run.seconds)} (planned {_secs(planned)})" if planned else _secs(run.seconds)
     when = ""
@@ -245,7 +221,7 @@ def _summary(run: RunResult, started_wall: float | None) -> list[str]:
     shard = f" · shard {run.shard[0]}/{run.shard[1]}" if run.shard else ""
     out = [
         f'<div class="banner {css}" id="run-status">{banner}</div>',
-        f'<p id="run-counts">{counts.html()} · wall time {wall}{shard}{when}</p>',
+        f'<p id="run-counts">{_counts_html(counts)} · wall time {wall}{shard}{when}</p>',
         '<table id="checks"><thead><tr><th>check</th><th>status</th><th>tests</th>'
         "<th>slices</th><th>planned</th><th>actual</th></tr></thead><tbody>",
     ]
@@ -259,7 +235,8 @@ def _summary(run: RunResult, started_wall: float | None) -> list[str]:
         planned_check = sum(p.predicted_wall_seconds for p in check.plans)
         out.append(
             f"<tr><td class='mono'>{_e(check.name)}</td><td>{status}</td>"
-            f"<td>{_Counts.of(check.results).html()}</td><td class='num'>{len(check.slices)}</td>"
+            f"<td>{_counts_html(Counts.of(check.results))}</td>"
+            f"<td class='num'>{len(check.slices)}</td>"
             f"<td class='num'>{_secs(planned_check) if planned_check else '-'}</td>"
             f"<td class='num'>{_secs(check.seconds)}</td></tr>"
         )

@@ -11,11 +11,12 @@ coloured (``color=False`` for ``NO_COLOR``, ``--json`` and non-terminals).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dagpar_cli.model import CheckResult, Plan, RunResult, SliceResult, Status, TestResult
 from dagpar_cli.reporting._text import clean_text
+from dagpar_cli.reporting.counts import Counts
 
 __all__ = ["format_seconds", "render_plan", "render_summary"]
 
@@ -83,44 +84,21 @@ def _bar(title: str, width: int, paint: _Painter, *styles: str, char: str = "=")
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Counts:
-    """Per-outcome test counts; flaky tests also count as passed."""
-
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-    flaky: int = 0
-
-    def add(self, results: Iterable[TestResult]) -> _Counts:
-        for result in results:
-            if result.status is Status.PASSED:
-                self.passed += 1
-                self.flaky += result.flaky
-            elif result.status is Status.FAILED:
-                self.failed += 1
-            elif result.status is Status.ERROR:
-                self.errors += 1
-            else:
-                self.skipped += 1
-        return self
-
-    def parts(self, paint: _Painter) -> list[str]:
-        """The non-zero counts in pytest's order and wording, coloured like pytest's."""
-        parts: list[str] = []
-        if self.failed:
-            parts.append(paint(f"{self.failed} failed", "red", "bold"))
-        if self.passed:
-            parts.append(paint(f"{self.passed} passed", "green"))
-        if self.skipped:
-            parts.append(paint(f"{self.skipped} skipped", "yellow"))
-        if self.flaky:
-            parts.append(paint(f"{self.flaky} flaky", "yellow"))
-        if self.errors:
-            noun = "error" if self.errors == 1 else "errors"
-            parts.append(paint(f"{self.errors} {noun}", "red", "bold"))
-        return parts
+def _count_parts(counts: Counts, paint: _Painter) -> list[str]:
+    """The non-zero counts in pytest's order and wording, coloured like pytest's."""
+    parts: list[str] = []
+    if counts.failed:
+        parts.append(paint(f"{counts.failed} failed", "red", "bold"))
+    if counts.passed:
+        parts.append(paint(f"{counts.passed} passed", "green"))
+    if counts.skipped:
+        parts.append(paint(f"{counts.skipped} skipped", "yellow"))
+    if counts.flaky:
+        parts.append(paint(f"{counts.flaky} flaky", "yellow"))
+    if counts.errors:
+        noun = "error" if counts.errors == 1 else "errors"
+        parts.append(paint(f"{counts.errors} {noun}", "red", "bold"))
+    return parts
 
 
 def _check_status(check: CheckResult, paint: _Painter) -> str:
@@ -138,8 +116,8 @@ def _checks_section(run: RunResult, paint: _Painter, width: int) -> list[str]:
     lines: list[str] = []
     name_width = min(max((len(c.name) for c in run.checks), default=0), 40)
     for check in run.checks:
-        counts = _Counts().add(check.results)
-        parts = counts.parts(paint) or ["no tests"]
+        counts = Counts.of(check.results)
+        parts = _count_parts(counts, paint) or ["no tests"]
         slices = len(check.slices)
         where = f" · {slices} slice" + ("" if slices == 1 else "s") if slices else ""
         head = f"{check.name:<{name_width}}  {_check_status(check, paint)}"
@@ -285,8 +263,8 @@ def _slowest_section(results: Sequence[TestResult]) -> list[str]:
 
 
 def _final_line(run: RunResult, paint: _Painter, width: int) -> str:
-    counts = _Counts().add(run.results)
-    parts = counts.parts(paint)
+    counts = Counts.of(run.results)
+    parts = _count_parts(counts, paint)
     # A check can fail without a failed test (its own code raised, a slice crashed).
     broken = sum(1 for c in run.checks if c.error and not any(r.status.is_bad for r in c.results))
     if broken:
