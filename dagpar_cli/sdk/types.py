@@ -56,7 +56,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PRAGMAS = ("parallel", "check")
-_PRAGMA_RE = re.compile(r"^#\s*\+([A-Za-z_-]+)\s*$")
+#: ``# +parallel`` or ``# +check``, optionally followed by prose (``# +parallel  (or: ...)``).
+_PRAGMA_RE = re.compile(r"^#\s*\+([A-Za-z_-]+)(\s.*)?$")
 _META_PARALLEL = "dagpar_parallel"
 
 
@@ -472,7 +473,12 @@ def _comment_pragmas(cls: type) -> _Pragmas:
 
     def pragma(text: str) -> str | None:
         m = _PRAGMA_RE.match(text.strip())
-        return m.group(1) if m else None
+        if m is None:
+            return None
+        word = m.group(1)
+        # An unknown word counts as a misspelt pragma only when it stands alone, so that an
+        # ordinary comment such as ``# +TODO tidy this`` is left in peace.
+        return word if word in _PRAGMAS or not (m.group(2) or "").strip() else None
 
     used: set[int] = set()
     class_node = tree.body[0] if tree.body else None

@@ -86,6 +86,43 @@ def test_comment_pragmas_and_decorators_give_the_same_model(
     assert models[0][2] == []
 
 
+def test_pragmas_may_carry_prose_after_them(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(
+        {
+            "dagpar.yaml": CONFIG,
+            "ci/lint.py": """
+                from __future__ import annotations
+                from dagpar_cli import Directory, field, object_type
+
+                @object_type
+                class Files:
+                    workspace: Directory
+                    files: list[str] = field()          # +parallel      (or: field(parallel=True))
+
+                    # +parallel                          (or: @parallel)
+                    def run(self) -> None:
+                        pass
+
+                @object_type
+                class Lint:
+                    source: Directory
+
+                    # +TODO an ordinary comment that happens to start with a plus
+                    # +check                             (or: @check)
+                    def all(self) -> None:
+                        Files(workspace=self.source, files=["a", "b"]).run()
+            """,
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--dry-run", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    assert check["name"] == "lint:all" and len(check["slices"]) == 2
+
+
 def test_nested_selector_field_is_supported(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],
