@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import pluggy
 
 from dagpar_cli.config import RunOptions
 from dagpar_cli.errors import DagparError, ExitCode, UsageError
@@ -173,7 +174,7 @@ def _functions(workspace: Path, path: list[str]) -> int:
     from dagpar_cli.discovery import discover
     from dagpar_cli.pipeline import open_session
 
-    session = open_session(workspace, RunOptions())
+    session = open_session(workspace, RunOptions(), pm=_plugin_manager)
     toolchains = discover(session.config, session.pm)
     click.echo(describe(toolchains, path))
     return 0
@@ -197,7 +198,7 @@ def _call(chain: list[str], output: str | None, params: dict[str, Any]) -> int:
     from dagpar_cli.sdk.directory import Directory
 
     options = run_options(params)
-    session = open_session(Path(params["workspace"]), options)
+    session = open_session(Path(params["workspace"]), options, pm=_plugin_manager)
     run, value = run_call(session, chain, export_to=Path(output) if output else None)
     code = _print_run(run, options, session)
     if options.dry_run or options.json:
@@ -235,7 +236,7 @@ def _check(patterns: list[str], list_only: bool, skip: list[str], params: dict[s
     from dagpar_cli.pipeline import open_session, run_checks, select_checks
 
     options = run_options(params)
-    session = open_session(Path(params["workspace"]), options)
+    session = open_session(Path(params["workspace"]), options, pm=_plugin_manager)
     if list_only:
         toolchains = discover(session.config, session.pm)
         checks = select_checks(toolchains, patterns, skip)
@@ -504,12 +505,19 @@ def _run(debug: bool, body: Callable[[], int]) -> None:
     raise SystemExit(code)
 
 
+#: The plugin manager :func:`main` built for plugins' subcommands, reused by the run itself
+#: (loading every entry point twice costs a noticeable part of a second).
+_plugin_manager: pluggy.PluginManager | None = None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises SystemExit)."""
+    global _plugin_manager
     from dagpar_cli.pluginmanager import get_plugin_manager
 
     try:
-        get_plugin_manager().hook.dagpar_add_commands(cli=cli)
+        _plugin_manager = get_plugin_manager()
+        _plugin_manager.hook.dagpar_add_commands(cli=cli)
     except DagparError as exc:
         click.echo(f"dagpar: error: {exc.message}", err=True)
         return int(exc.exit_code)
