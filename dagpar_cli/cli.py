@@ -428,7 +428,12 @@ def timings_import(files: Sequence[str], instance: str, workspace: str, debug: b
 
 @cli.group()
 def junit() -> None:
-    """Work with JUnit XML reports."""
+    """Work with JUnit XML reports.
+
+    \b
+    Example:
+      dagpar junit merge -o junit.xml node-1/junit.xml node-2/junit.xml
+    """
 
 
 @junit.command("merge", epilog="Example:  dagpar junit merge -o junit.xml node-*/junit.xml")

@@ -104,3 +104,16 @@ def test_a_call_chain_with_arguments_runs(
     )
     assert result.exit_code == 0, result
     assert [t["id"] for t in result.json()["checks"][0]["tests"]] == ["a.txt::run"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["", "check", "call", "functions", "timings", "timings show", "timings export",
+     "timings merge", "timings import", "junit", "junit merge"],
+)  # fmt: skip
+def test_every_command_help_shows_an_example(
+    dagpar_run: Callable[..., DagparResult], command: str
+) -> None:
+    result = dagpar_run(*command.split(), "--help")
+    assert result.exit_code == 0, result
+    assert "Example" in result.stdout and "dagpar " in result.stdout.split("Example", 1)[1]
