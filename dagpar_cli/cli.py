@@ -5,6 +5,7 @@ Nothing here decides how tests are split or run; see :mod:`dagpar_cli.pipeline`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -339,12 +340,12 @@ def timings_show(
         with TimingStore.open(_existing(workspace)) as store:
             rows = store.show(instance, limit)
         if json_output:
-            click.echo(json.dumps([_row(r) for r in rows], indent=2, default=str))
+            click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
         elif not rows:
             click.echo("no timings recorded yet: run `dagpar check` once")
         else:
             for r in rows:
-                click.echo(_format_row(r))
+                click.echo("  ".join(f"{k}={v}" for k, v in dataclasses.asdict(r).items()))
         return 0
 
     _run(debug, body)
@@ -463,23 +464,6 @@ def _existing(workspace: str) -> Path:
     if not path.is_dir():
         raise UsageError(f"workspace '{workspace}' does not exist (-C/--workspace)")
     return path.resolve()
-
-
-def _row(row: Any) -> Any:
-    if hasattr(row, "_asdict"):
-        return row._asdict()
-    if hasattr(row, "__dataclass_fields__"):
-        import dataclasses
-
-        return dataclasses.asdict(row)
-    return row
-
-
-def _format_row(row: Any) -> str:
-    data = _row(row)
-    if isinstance(data, dict):
-        return "  ".join(f"{k}={v}" for k, v in data.items())
-    return str(data)
 
 
 def _run(debug: bool, body: Callable[[], int]) -> None:

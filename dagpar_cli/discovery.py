@@ -8,14 +8,12 @@ its file:line.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 import importlib.util
 import re
 import sys
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -210,8 +208,3 @@ def _display(path: Path, workspace: Path | None) -> str:
 def _config_file(workspace: Path) -> str | None:
     candidate = workspace / "dagpar.yaml"
     return str(candidate) if candidate.exists() else None
-
-
-def field_names(obj: Any) -> Sequence[str]:
-    """Public dataclass field names of *obj*."""
-    return [f.name for f in dataclasses.fields(obj) if not f.name.startswith("_")]

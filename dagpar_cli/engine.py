@@ -27,9 +27,8 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,8 +83,6 @@ class CallContext:
     slices: list[SliceResult] = field(default_factory=list)
     #: Results reported outside split calls, and every split call's merged results.
     results: list[TestResult] = field(default_factory=list)
-    #: How many split calls selected nothing under the filter.
-    empty_splits: int = 0
     #: How many split calls ran (or were planned).
     splits: int = 0
     #: Whether an infrastructure failure happened in this call.
@@ -394,9 +391,7 @@ class Engine:
 
         items, tests_of, narrowed = self._apply_filter(call, items, tests_of, runner)
         if not items:
-            with call.lock:
-                call.empty_splits += 1
-            return None
+            return None  # the filter selected nothing here; the pipeline reports it
 
         plan = self._plan(call, items, tests_of, runner, pfield.nested)
         with call.lock:
@@ -1091,13 +1086,3 @@ class _CountPlanner:
 
 def _fallback_planner() -> Planner:
     return _CountPlanner()
-
-
-@contextmanager
-def call_scope(call: CallContext) -> Iterator[None]:
-    """Make *call* current in this thread (used by ``dag.parallel.task`` tests)."""
-    token = _call_var.set(call)
-    try:
-        yield
-    finally:
-        _call_var.reset(token)

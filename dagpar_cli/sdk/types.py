@@ -38,7 +38,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     from typing_extensions import dataclass_transform
 
-from dagpar_cli.sdk.directory import Directory
 
 __all__ = [
     "FieldDef",
@@ -540,7 +539,3 @@ def _display_path(file: str) -> str:
         return str(Path(file).resolve().relative_to(Path.cwd()))
     except ValueError:
         return file
-
-
-# Re-exported for annotations in toolchain files.
-_ = Directory
