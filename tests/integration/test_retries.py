@@ -6,6 +6,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pytest
+
 from dagpar_cli.testing import DagparResult
 
 FLAKY = {
@@ -37,25 +39,25 @@ FLAKY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def flaky_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the flaky test remembers that it already ran once."""
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("FLAKY_DIR", str(state))
+    return state
+
+
 def test_flaky_test_is_reported_flaky_with_retries(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],
     tmp_path: Path,
 ) -> None:
-    import pytest
-
-    mp = pytest.MonkeyPatch()
-    state = tmp_path / "state"
-    state.mkdir()
-    mp.setenv("FLAKY_DIR", str(state))
-    try:
-        ws = make_workspace(FLAKY)
-        junit = tmp_path / "junit.xml"
-        result = dagpar_run(
-            "check", "-C", ws, "-j", "2", "--retries", "2", "--json", "--junit-xml", junit
-        )
-    finally:
-        mp.undo()
+    ws = make_workspace(FLAKY)
+    junit = tmp_path / "junit.xml"
+    result = dagpar_run(
+        "check", "-C", ws, "-j", "2", "--retries", "2", "--json", "--junit-xml", junit
+    )
     assert result.exit_code == 1, result  # test_always_fails still fails
     tests = {t["name"]: t for t in result.json()["checks"][0]["tests"]}
     flaky = tests["test_fails_once_then_passes"]
@@ -77,17 +79,8 @@ def test_without_retries_the_flaky_test_fails(
     dagpar_run: Callable[..., DagparResult],
     tmp_path: Path,
 ) -> None:
-    import pytest
-
-    mp = pytest.MonkeyPatch()
-    state = tmp_path / "state"
-    state.mkdir()
-    mp.setenv("FLAKY_DIR", str(state))
-    try:
-        ws = make_workspace(FLAKY)
-        result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
-    finally:
-        mp.undo()
+    ws = make_workspace(FLAKY)
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
     assert result.exit_code == 1, result
     tests = {t["name"]: t for t in result.json()["checks"][0]["tests"]}
     assert tests["test_fails_once_then_passes"]["status"] == "failed"
@@ -99,17 +92,8 @@ def test_a_rerun_that_passes_everything_makes_the_check_pass(
     dagpar_run: Callable[..., DagparResult],
     tmp_path: Path,
 ) -> None:
-    import pytest
-
     files = dict(FLAKY)
     files["tests/test_flaky.py"] = files["tests/test_flaky.py"].split("def test_always_fails")[0]
-    mp = pytest.MonkeyPatch()
-    state = tmp_path / "state"
-    state.mkdir()
-    mp.setenv("FLAKY_DIR", str(state))
-    try:
-        ws = make_workspace(files)
-        result = dagpar_run("check", "-C", ws, "-j", "2", "--retries", "1")
-    finally:
-        mp.undo()
+    ws = make_workspace(files)
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--retries", "1")
     assert result.exit_code == 0, result

@@ -54,6 +54,15 @@ class Sleeper:
 """
 
 
+@pytest.fixture
+def nap_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where each slice of the sleeper toolchain records what it saw (``NAP_LOG``)."""
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("NAP_LOG", str(log))
+    return log
+
+
 def _workspace(make: Callable[[Mapping[str, str]], Path], **overrides: object) -> Path:
     extra = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in overrides.items())
     return make(
@@ -68,12 +77,8 @@ def _workspace(make: Callable[[Mapping[str, str]], Path], **overrides: object) -
 def test_four_workers_are_much_faster_than_one(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    nap_log: Path,
 ) -> None:
-    log = tmp_path / "log"
-    log.mkdir()
-    monkeypatch.setenv("NAP_LOG", str(log))
     ws = _workspace(make_workspace)
     seconds = {}
     for j in ("1", "4"):
@@ -88,16 +93,12 @@ def test_four_workers_are_much_faster_than_one(
 def test_slices_keep_parent_order_and_copy_other_fields(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    nap_log: Path,
 ) -> None:
-    log = tmp_path / "log"
-    log.mkdir()
-    monkeypatch.setenv("NAP_LOG", str(log))
     ws = _workspace(make_workspace, count=7, seconds="0")
     result = dagpar_run("call", "-C", ws, "-j", "3", "sleeper", "naps", "run")
     assert result.exit_code == 0, result
-    seen = [json.loads(p.read_text()) for p in sorted(log.iterdir())]
+    seen = [json.loads(p.read_text()) for p in sorted(nap_log.iterdir())]
     assert len(seen) == 3
     assert all(s["label"] == "kept" for s in seen)
     everything = [item for s in seen for item in s["items"]]
@@ -106,22 +107,18 @@ def test_slices_keep_parent_order_and_copy_other_fields(
         assert s["items"] == sorted(s["items"]), "a slice must keep the parent's order"
 
 
-def test_unsplit_call_runs_once(
+def test_a_function_that_is_not_parallel_runs_once_as_written(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    nap_log: Path,
 ) -> None:
-    """naps() is not +parallel: calling it runs the function once, as written."""
-    log = tmp_path / "log"
-    log.mkdir()
-    monkeypatch.setenv("NAP_LOG", str(log))
+    """naps() is not +parallel: it runs once, as written; the run() it calls is split."""
     ws = _workspace(make_workspace, count=3, seconds="0")
     write_tree(ws, {"ci/sleeper.py": SLEEPER.replace("self.naps().run()", "self.naps().naps()")})
     result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
     assert result.exit_code == 0, result
     # naps() itself calls run(), which is split: the split happens once, at run().
-    logs = sorted(p.name for p in log.iterdir())
+    logs = sorted(p.name for p in nap_log.iterdir())
     assert logs == ["1-2", "2-2"]
 
 
