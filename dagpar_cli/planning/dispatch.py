@@ -4,6 +4,12 @@ The executor hands slices to free workers longest-predicted first. :func:`wall_s
 that for known durations; :func:`expected_wall_seconds` averages it over a fixed set of
 deterministic draws of the slices' true durations, which is how the planner weighs cutting more,
 smaller slices (better balance when predictions are wrong) against their extra start-up.
+
+Two kinds of error are modelled. A measured prediction is off by a log-normal factor (the drift
+the timing store saw between runs). An estimated one (a test without history) is off like a test
+drawn at random from the suite: :class:`Guesses` resamples the measured durations, so one
+estimate in a slice can turn out to be the suite's slowest test, as happens on heavy-tailed
+suites.
 """
 
 from __future__ import annotations
@@ -12,15 +18,79 @@ import heapq
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
+from itertools import accumulate
 
-__all__ = ["expected_wall_seconds", "wall_seconds"]
+__all__ = ["FactorPool", "Guesses", "expected_wall_seconds", "wall_seconds"]
 
 #: How many draws :func:`expected_wall_seconds` averages at least (fixed, never random: the
 #: plan must be deterministic), at most, and the slices times draws it may spend beyond the least.
 DRAWS = 32
 MAX_DRAWS = 256
 DRAW_BUDGET = 8192
+#: How many resampled factors a :class:`FactorPool` holds; sums of more estimates than half of
+#: this are drawn from the normal approximation instead.
+POOL_SIZE = 8192
+
+
+class FactorPool:
+    """Sums of random duration factors, each drawn in constant time.
+
+    The factors are a suite's measured durations divided by their median: an estimate is a
+    median of similar tests (the timing store's sibling estimate), and its test may turn out to
+    be any of them, so its true seconds are the estimate times a factor. The pool resamples the
+    factors once with a fixed seed and keeps running sums: the sum of ``k`` factors is the
+    difference of two running sums ``k`` apart, so a slice holding a thousand estimates costs no
+    more to draw than one.
+    """
+
+    def __init__(self, measured: Sequence[float], scale: float) -> None:
+        """Build the pool from *measured* durations (their median must be positive).
+
+        :param measured: the measured seconds the estimates are taken to resemble.
+        :param scale: how much more than its raw estimate the planner weighs an estimated piece
+            (so a piece's raw estimate is its weight divided by this).
+        """
+        ordered = sorted(measured)
+        mid = len(ordered) // 2
+        median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+        factors = [m / median for m in ordered]
+        #: The planner's weight per second of raw estimate.
+        self.scale = scale
+        rng = random.Random(8147)
+        drawn = rng.choices(factors, k=POOL_SIZE)
+        #: ``sums[i]``: the sum of the first ``i`` pooled factors.
+        self.sums = [0.0, *accumulate(drawn)]
+        #: The mean and standard deviation of one factor (for the normal approximation).
+        self.mean = math.fsum(factors) / len(factors)
+        self.deviation = math.sqrt(math.fsum((f - self.mean) ** 2 for f in factors) / len(factors))
+
+    def draw(self, count: int, u: float, z: float) -> float:
+        """The sum of *count* factors, chosen by the uniform *u* (and *z* when *count* is large).
+
+        :param count: how many factors to add.
+        :param u: a uniform number in [0, 1) that picks the run of pooled factors.
+        :param z: a standard normal number, used instead when *count* exceeds half the pool.
+        """
+        if count <= 0:
+            return 0.0
+        if 2 * count > POOL_SIZE:
+            return max(0.0, count * self.mean + z * self.deviation * math.sqrt(count))
+        start = int(u * (POOL_SIZE - count + 1))
+        return self.sums[start + count] - self.sums[start]
+
+
+@dataclass(frozen=True, slots=True)
+class Guesses:
+    """The estimated part of every slice, drawn from a :class:`FactorPool`."""
+
+    #: Per slice, the weight of its estimated pieces (included in its prediction).
+    loads: Sequence[float]
+    #: Per slice, how many estimated pieces it holds.
+    counts: Sequence[int]
+    #: What an estimate may turn out to be.
+    pool: FactorPool
 
 
 def wall_seconds(
@@ -50,22 +120,32 @@ def _normal_draws(count: int, width: int) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(rng.gauss(0.0, 1.0) for _ in range(width)) for _ in range(count))
 
 
+@cache
+def _uniform_draws(count: int, width: int) -> tuple[tuple[float, ...], ...]:
+    """``count`` rows of ``width`` uniform numbers in [0, 1) from a fixed seed."""
+    rng = random.Random(5501)
+    return tuple(tuple(rng.random() for _ in range(width)) for _ in range(count))
+
+
 def expected_wall_seconds(
     predicted: Sequence[float],
     spread: Sequence[float],
     workers: int,
     startup: float,
+    guesses: Guesses | None = None,
 ) -> float:
     """The mean wall time of slices whose true durations scatter around the predictions.
 
-    Each slice's true work is drawn as a log-normal around its predicted work with the given
+    Each slice's measured work is drawn as a log-normal around its prediction with the given
     relative spread (a sum of independent item errors, so it shrinks as a slice holds more
-    items); the slices are dispatched by prediction as the executor does.
+    items); its estimated work, when *guesses* says it has some, is a sum of factors from the
+    pool. The slices are dispatched by prediction as the executor does.
 
-    :param predicted: each slice's predicted work, start-up excluded.
-    :param spread: each slice's relative standard deviation of its true work.
+    :param predicted: each slice's predicted work, start-up excluded (estimates included).
+    :param spread: each slice's relative standard deviation of its measured work.
     :param workers: how many slices run at once.
     :param startup: seconds every slice pays before its first test.
+    :param guesses: the estimated part of each slice; None when every prediction is measured.
     """
     n = len(predicted)
     if n == 0:
@@ -78,10 +158,31 @@ def expected_wall_seconds(
         width *= 2
     # More draws where they are cheap: few slices are where one unlucky draw weighs most.
     draws = max(DRAWS, min(MAX_DRAWS, DRAW_BUDGET // n))
-    for row in _normal_draws(draws, width):
-        true = [
-            startup + p * math.exp(sg * row[j % width] - sg * sg / 2)
-            for j, (p, sg) in enumerate(zip(predicted, sigmas, strict=True))
-        ]
+    if guesses is None or not any(guesses.counts):
+        for row in _normal_draws(draws, width):
+            true = [
+                startup + p * math.exp(sg * row[j % width] - sg * sg / 2)
+                for j, (p, sg) in enumerate(zip(predicted, sigmas, strict=True))
+            ]
+            total += wall_seconds(true, workers, order)
+        return total / draws
+    pool = guesses.pool
+    measured = [p - g for p, g in zip(predicted, guesses.loads, strict=True)]
+    # A slice's mean raw estimate: what one drawn factor multiplies.
+    per_factor = [
+        g / (c * pool.scale) if c else 0.0
+        for g, c in zip(guesses.loads, guesses.counts, strict=True)
+    ]
+    for row, uniforms in zip(
+        _normal_draws(draws, width), _uniform_draws(draws, width), strict=True
+    ):
+        true = []
+        for j, (m, sg) in enumerate(zip(measured, sigmas, strict=True)):
+            z = row[j % width]
+            work = m * math.exp(sg * z - sg * sg / 2) if m > 0 else 0.0
+            count = guesses.counts[j]
+            if count:
+                work += per_factor[j] * pool.draw(count, uniforms[j % width], z)
+            true.append(startup + work)
         total += wall_seconds(true, workers, order)
     return total / draws

@@ -6,6 +6,7 @@ planner (the hook implementation here is ``trylast``).
 
 from __future__ import annotations
 
+import heapq
 import math
 import operator
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning import partition
 from dagpar_cli.planning.api import PlanRequest
-from dagpar_cli.planning.dispatch import expected_wall_seconds, wall_seconds
+from dagpar_cli.planning.dispatch import FactorPool, Guesses, expected_wall_seconds, wall_seconds
 from dagpar_cli.pluginmanager import hookimpl
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ class _Units:
     tests: list[Sequence[TestCase]] = field(default_factory=list)
     #: Whether the piece's prediction is an estimate rather than its own history.
     guessed: list[bool] = field(default_factory=list)
+    #: What an estimated piece may turn out to be (resampled measured durations); None when
+    #: too little is measured to tell, and estimates are then log-normal like the rest.
+    pool: FactorPool | None = None
 
     def add(
         self,
@@ -109,6 +113,7 @@ class _Units:
             [self.names[i] for i in chosen],
             [self.tests[i] for i in chosen],
             [self.guessed[i] for i in chosen],
+            self.pool,
         )
 
     def __len__(self) -> int:
@@ -139,7 +144,9 @@ class GreedyPlanner:
     5. **Choice.** Each shape is partitioned and scored by replaying the executor's
        longest-first dispatch over a fixed set of draws of the true durations: measured pieces
        off by ``request.spread`` (what the timing store saw between runs; :attr:`known_spread`
-       when unknown), estimated ones as in 1. Start-ups are paid per slice in the replay. An
+       when unknown), estimated ones each turning out like a measured test drawn at random,
+       relative to the measured median (so on a heavy-tailed suite a handful of estimates in
+       one slice may hide the suite's slowest test). Start-ups are paid per slice in the replay. An
        over-sliced shape must beat the others by :data:`OVERSLICING_MARGIN`. Near ties go to
        fewer slices, or, with estimates in play, to more.
     6. **Balance.** Longest processing time first; on small problems also the Karmarkar-Karp
@@ -230,6 +237,7 @@ class GreedyPlanner:
                 count = seen[key] = seen.get(key, 0) + 1
                 names.append(key if count == 1 else f"{key}\0{count}")
         seconds = [max(0.0, predictions.get(key, fallback)) for key in keys]
+        pool = None
         if request.has_history and len(known) == len(keys) and not request.estimated:
             # Everything measured (the common case of a big, established suite): no estimates
             # to weigh.
@@ -239,9 +247,10 @@ class GreedyPlanner:
         elif request.has_history:
             estimated = request.estimated
             guessed = [key not in predictions or key in estimated for key in keys]
-            scale, unknown = self._unknown_model(
-                [s for s, g in zip(seconds, guessed, strict=True) if not g]
-            )
+            measured = [s for s, g in zip(seconds, guessed, strict=True) if not g]
+            scale, unknown = self._unknown_model(measured)
+            if len(measured) >= MIN_MEASURED and _median(measured) > 0:
+                pool = FactorPool(measured, scale)
             # Balance on expected seconds: an estimate (a median of siblings) stands for a
             # draw from the measured items, whose mean is higher on a heavy-tailed suite.
             weights = [s * scale if g else s for s, g in zip(seconds, guessed, strict=True)]
@@ -257,7 +266,7 @@ class GreedyPlanner:
         tests: list[Sequence[TestCase]] = (
             [tests_of.get(key, empty) for key in keys] if tests_of else [empty] * len(keys)
         )
-        return _Units(list(items), weights, seconds, spreads, names, tests, guessed)
+        return _Units(list(items), weights, seconds, spreads, names, tests, guessed, pool)
 
     def _unknown_model(self, measured: Sequence[float]) -> tuple[float, float]:
         """How to weigh an estimated item: ``(mean / median, relative spread)`` of the measured.
@@ -280,7 +289,7 @@ class GreedyPlanner:
         if not request.finer or slices < 2:
             return units
         target = sum(units.weights) / slices
-        result = _Units()
+        result = _Units(pool=units.pool)
         for i, item in enumerate(units.items):
             weight = units.weights[i]
             finer = request.finer.get(item.key, ()) if weight > target else ()
@@ -347,14 +356,21 @@ class GreedyPlanner:
         if len(shapes) == 1:
             return self._balance(units, top)
         scored: list[tuple[float, _Shape, partition.Bins | None]] = []
+        estimates = units.pool is not None and any(units.guessed)
         for shape in shapes:
             k = shape.slices
-            sizes = list(shape.targets) if shape.targets else [total / k] * k
-            if not shape.hedge and n >= IDEAL_ITEMS_PER_SLICE * k and largest <= min(sizes):
+            if (
+                not shape.hedge
+                and shape.targets is None
+                and not estimates
+                and n >= IDEAL_ITEMS_PER_SLICE * k
+                and largest <= total / k
+            ):
                 # Many small items per slice: longest-first fills every slice all but exactly,
                 # so score the ideal partition instead of computing this one.
-                spreads = [math.sqrt(variance * size / total) / size for size in sizes]
-                score = expected_wall_seconds(sizes, spreads, workers, startup)
+                score = expected_wall_seconds(
+                    [total / k] * k, _ideal_spreads(units, k, variance), workers, startup
+                )
                 scored.append((score, shape, None))
             else:
                 bins = self._cut(units, shape)
@@ -383,13 +399,13 @@ class GreedyPlanner:
 
     def _cut(self, units: _Units, shape: _Shape) -> partition.Bins:
         """A quick partition of *units* into *shape* (longest first; no polishing)."""
+        if shape.hedge:
+            units = _hedged(units, shape.slices, shape.hedge)
         if shape.targets is not None:
             # Estimated pieces go to the big first slices: a surprise there is absorbed by the
             # small slices that run last, whereas a surprise in a last slice ends the run late.
             heads = sum(1 for t in shape.targets if t >= shape.targets[0])
             return partition.fill(units.weights, units.names, shape.targets, units.guessed, heads)
-        if shape.hedge:
-            units = _hedged(units, shape.slices, shape.hedge)
         return partition.lpt(units.weights, units.names, shape.slices)
 
     @staticmethod
@@ -398,11 +414,28 @@ class GreedyPlanner:
         w = units.weights
         deviation = [d * d for d in map(operator.mul, units.spreads, w)]
         loads = [math.fsum([w[i] for i in b]) for b in bins]
-        spreads = [
-            math.sqrt(math.fsum([deviation[i] for i in b])) / load if load > 0 else 0.0
-            for b, load in zip(bins, loads, strict=True)
-        ]
-        return expected_wall_seconds(loads, spreads, workers, startup)
+        if units.pool is None or not any(units.guessed):
+            spreads = [
+                math.sqrt(math.fsum([deviation[i] for i in b])) / load if load > 0 else 0.0
+                for b, load in zip(bins, loads, strict=True)
+            ]
+            return expected_wall_seconds(loads, spreads, workers, startup)
+        # Estimated pieces are drawn from the pool; only measured ones scatter log-normally.
+        guessed = units.guessed
+        spreads = []
+        guessed_loads = []
+        counts = []
+        for b, load in zip(bins, loads, strict=True):
+            mine = [i for i in b if guessed[i]]
+            estimated = math.fsum([w[i] for i in mine])
+            measured = load - estimated
+            variance = math.fsum([deviation[i] for i in b if not guessed[i]])
+            spreads.append(math.sqrt(variance) / measured if measured > 0 else 0.0)
+            guessed_loads.append(estimated)
+            counts.append(len(mine))
+        return expected_wall_seconds(
+            loads, spreads, workers, startup, Guesses(guessed_loads, counts, units.pool)
+        )
 
     def _balance(
         self, units: _Units, k: int, start: partition.Bins | None = None
@@ -457,6 +490,23 @@ class GreedyPlanner:
         )
 
 
+def _ideal_spreads(units: _Units, slices: int, variance: float) -> list[float]:
+    """Each slice's relative spread in an ideal partition of *units* into *slices* equal slices.
+
+    Longest-first puts the heaviest pieces one to a slice before it spreads the rest, so slice
+    ``j`` carries the variance of the ``j``-th heaviest piece and an equal share of the rest's.
+    """
+    w, spreads = units.weights, units.spreads
+    size = math.fsum(w) / slices
+    if size <= 0:
+        return [0.0] * slices
+    heaviest = heapq.nlargest(slices, range(len(w)), key=w.__getitem__)
+    own = [(spreads[i] * w[i]) ** 2 for i in heaviest]
+    rest = max(0.0, variance - math.fsum(own)) / slices
+    own += [0.0] * (slices - len(own))
+    return [math.sqrt(v + rest) / size for v in own]
+
+
 def _hedged(units: _Units, slices: int, hedge: float) -> _Units:
     """*units* weighed by expected seconds plus a charge for their uncertainty.
 
@@ -489,7 +539,9 @@ def _overslicing(workers: int, most: int, total: float) -> list[_Shape]:
         for tail in OVERSLICING_TAIL:
             head = (1 - tail) * total / workers
             small = tail * total / (waves * workers)
-            shapes.append(_Shape(k, (head,) * workers + (small,) * (waves * workers)))
+            targets = (head,) * workers + (small,) * (waves * workers)
+            shapes.append(_Shape(k, targets))
+            shapes.append(_Shape(k, targets, HEDGE))
     return shapes
 
 

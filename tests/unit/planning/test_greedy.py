@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, TestCase
 from dagpar_cli.planning.api import Planner, PlanRequest
+from dagpar_cli.planning.dispatch import wall_seconds
 from dagpar_cli.planning.greedy import GreedyPlanner, dagpar_make_planner
 
 
@@ -245,3 +246,54 @@ def test_finer_tests_fall_back_to_the_selector_name() -> None:
     )
     names = sorted(t.name for s in plan.slices for t in s.tests)
     assert names == ["TestA/sub1", "TestA/sub2"]
+
+
+def test_estimates_on_a_heavy_tailed_suite_are_hedged_against() -> None:
+    # 400 tests with heavy-tailed durations; 40 are new, so the store can only give them the
+    # suite's median. Their true durations are drawn from the same suite, as new tests are.
+    rng = random.Random(3)
+    items = items_of(400)
+    durations = {item.key: 0.02 * rng.lognormvariate(0.0, 1.5) for item in items}
+    new = frozenset(item.key for item in rng.sample(items, 40))
+    known = sorted(v for k, v in durations.items() if k not in new)
+    median = known[len(known) // 2]
+    predictions = {k: (median if k in new else v) for k, v in durations.items()}
+    workers, startup = 8, 0.05
+    plan = GreedyPlanner().plan(
+        request_for(
+            items,
+            predictions,
+            workers=workers,
+            max_slices=4 * workers,
+            startup_seconds=startup,
+            estimated=new,
+            spread=0.0,
+        )
+    )
+    # pytest-split's least_duration: unknown tests at the mean, longest first, one per worker.
+    mean = sum(known) / len(known)
+    filled = {k: (mean if k in new else v) for k, v in durations.items()}
+    loads = [0.0] * workers
+    baseline: list[list[str]] = [[] for _ in range(workers)]
+    for key in sorted(filled, key=lambda k: (-filled[k], k)):
+        j = loads.index(min(loads))
+        baseline[j].append(key)
+        loads[j] += filled[key]
+    ours = [[item.key for item in s.items] for s in plan.slices]
+    assert len(ours) > workers
+
+    def wall(
+        slices: list[list[str]], truth: Mapping[str, float], guess: Mapping[str, float]
+    ) -> float:
+        # Each plan's slices start in the order of its own predictions.
+        order = [sum(guess[k] for k in s) for s in slices]
+        return wall_seconds([startup + sum(truth[k] for k in s) for s in slices], workers, order)
+
+    draws = random.Random(11)
+    ratio = 0.0
+    for _ in range(40):
+        truth = dict(durations)
+        for key in new:
+            truth[key] = draws.choice(known)
+        ratio += wall(ours, truth, predictions) / wall(baseline, truth, filled) / 40
+    assert ratio < 0.97

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagpar_cli.planning import partition
-from dagpar_cli.planning.dispatch import expected_wall_seconds, wall_seconds
+from dagpar_cli.planning.dispatch import FactorPool, Guesses, expected_wall_seconds, wall_seconds
 
 
 def names_for(n: int) -> list[str]:
@@ -91,3 +91,29 @@ def test_small_tail_slices_absorb_drift() -> None:
     equal = expected_wall_seconds([10.0] * 8, [0.3] * 8, 4, 0.1)
     tail = expected_wall_seconds([18.0] * 4 + [2.0] * 4, [0.3] * 4 + [0.3] * 4, 4, 0.1)
     assert tail < equal
+
+
+def test_a_factor_pool_draws_sums_like_the_suite_it_came_from() -> None:
+    # A heavy-tailed suite: most tests take 0.1 s, one in fifty takes 10 s.
+    measured = [0.1] * 49 + [10.0]
+    pool = FactorPool(measured, scale=1.0)
+    sums = [pool.draw(5, u / 1000, 0.0) for u in range(1000)]
+    # Factors are relative to the median (0.1 s): five typical tests sum to 5, and the mean
+    # carries the rare slow one.
+    assert sorted(sums)[500] == pytest.approx(5.0)
+    assert sum(sums) / len(sums) == pytest.approx(5 * pool.mean, rel=0.15)
+    assert max(sums) >= 100.0
+    assert pool.draw(5, 0.25, 0.0) == pool.draw(5, 0.25, 0.0)
+    assert pool.draw(0, 0.5, 0.0) == 0.0
+
+
+def test_estimates_from_a_heavy_tailed_suite_make_a_slice_riskier() -> None:
+    pool = FactorPool([0.1] * 49 + [10.0], scale=1.0)
+    loads = [10.0] * 4
+    measured_only = expected_wall_seconds(loads, [0.1] * 4, 4, 0.0)
+    # The same expected seconds, but one slice's are 20 estimated tests that may each turn out
+    # to be the suite's 10 s test.
+    guessed = expected_wall_seconds(
+        loads, [0.1] * 4, 4, 0.0, Guesses([2.0, 0, 0, 0], [20, 0, 0, 0], pool)
+    )
+    assert guessed > measured_only * 1.2
