@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Mount, Outcome, SessionSpec
+from dagpar_cli.listing_cache import ListingCache, ListingKey, cache_disabled
 from dagpar_cli.model import (
     Attempt,
     CheckResult,
@@ -153,6 +154,10 @@ class _SplitCall:
     prefix: str
     #: ``check.function``, for directory names.
     label: str
+    #: Per slice index, the listed tests its runner did not report (filled in as errors).
+    unreported: dict[int, frozenset[str]] = field(default_factory=dict)
+    #: The indexes of the slices whose report disagreed with the listing.
+    disagreed: set[int] = field(default_factory=set)
 
 
 _call_var: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
@@ -238,6 +243,14 @@ class Engine:
         self._pool_lock = threading.Lock()
         self._collected: dict[tuple[str, str], list[TestCase]] = {}
         self._collect_locks: dict[tuple[str, str], threading.Lock] = {}
+        #: Runner listings kept between runs (None outside a dagpar run).
+        self._listings = ListingCache(session.config.workspace) if session is not None else None
+        #: The listing cache's key of every listing this run used (None: the cache is off).
+        self._listing_keys: dict[tuple[str, str], ListingKey | None] = {}
+        #: The listings that came from the cache rather than from the runner.
+        self._from_cache: set[tuple[str, str]] = set()
+        #: Fresh listings taken because a cached one proved stale (at most one per key).
+        self._relisted: dict[tuple[str, str], list[TestCase]] = {}
         self._counter = 0
         self._counter_lock = threading.Lock()
         #: Item paths the filter saw, for "did you mean" when it matched nothing.
@@ -424,6 +437,8 @@ class Engine:
         outcomes.sort(key=lambda o: o[0].index)
 
         slice_results = [res for _, (res, _) in outcomes]
+        if split.disagreed:
+            slice_results, plan = self._heal_stale_listing(split, items, plan, slice_results)
         merged: list[TestResult] = [r for s in slice_results for r in s.results]
         retries = self.session.options.retries
         if retries and not self.cancelled.is_set():
@@ -547,24 +562,196 @@ class Engine:
         return tests_of
 
     def collect(self, toolchain: Toolchain, runner: str, directory: Directory) -> list[TestCase]:
-        """Every test of *directory* as the runner lists it (source-relative), cached per run."""
+        """Every test of *directory* as the runner lists it (source-relative).
+
+        Kept for the run, and between runs in the listing cache while the source tree, the runner
+        spec and dagpar are unchanged (see :mod:`dagpar_cli.listing_cache`).
+        """
         key = (runner, str(directory.host_path))
         with self._counter_lock:
             lock = self._collect_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._collected:
                 spec = self.runner_spec(toolchain, runner, directory)
-                host = EngineRunnerHost(self, toolchain, spec)
-                assert self.session is not None
-                listed = self.session.pm.hook.dagpar_runner_collect(spec=spec, host=host)
-                if listed is None:
-                    raise ExecutionError(
-                        f"no runner plugin named {runner!r} is installed "
-                        f"(toolchain {toolchain.config.instance!r}); "
-                        "install the plugin that provides it"
-                    )
-                self._collected[key] = list(listed)
+                cache_key = self._listing_key(toolchain, spec)
+                listed = self._listings.load(cache_key) if self._listings and cache_key else None
+                if listed is not None:
+                    self._from_cache.add(key)
+                else:
+                    # The key is taken before listing: a file edited while the runner lists
+                    # makes the stored entry miss next time instead of hiding the edit.
+                    listed = self._list_tests(toolchain, runner, spec)
+                    if self._listings is not None and cache_key is not None:
+                        self._listings.store(cache_key, listed)
+                self._listing_keys[key] = cache_key
+                self._collected[key] = listed
             return self._collected[key]
+
+    def _list_tests(self, toolchain: Toolchain, runner: str, spec: RunnerSpec) -> list[TestCase]:
+        """Ask the runner plugin for the listing (no cache)."""
+        assert self.session is not None
+        host = EngineRunnerHost(self, toolchain, spec)
+        listed = self.session.pm.hook.dagpar_runner_collect(spec=spec, host=host)
+        if listed is None:
+            raise ExecutionError(
+                f"no runner plugin named {runner!r} is installed "
+                f"(toolchain {toolchain.config.instance!r}); "
+                "install the plugin that provides it"
+            )
+        return list(listed)
+
+    def _listing_key(self, toolchain: Toolchain, spec: RunnerSpec) -> ListingKey | None:
+        """The listing cache's key for *spec*, or None when the cache is off."""
+        if self.session is None or self._listings is None or cache_disabled():
+            return None
+        plugins = [
+            f"{dist.project_name}=={dist.version}"
+            for _, dist in self.session.pm.list_plugin_distinfo()
+        ]
+        options = self.session.options
+        # The run's own reports land in the workspace as often as not; they are no tests.
+        reports = [p for p in (options.junit_xml, options.report_html) if p is not None]
+        return self._listings.key(
+            spec, image=toolchain.config.image, plugins=plugins, ignore=reports
+        )
+
+    def _note_listing(
+        self, split: _SplitCall, sp: SlicePlan, reported: Sequence[TestResult]
+    ) -> None:
+        """Compare what a slice reported with what the listing promised (a worker thread).
+
+        A test reported but not listed, or listed but not reported, means the listing no longer
+        matches the source tree: the cache entry it came from is dropped, so that the next run
+        lists afresh, and the split call is marked for :meth:`_heal_stale_listing`.
+        """
+        runner = split.runner
+        directory = _first_directory(split.receiver)
+        if runner is None or directory is None or self.cancelled.is_set():
+            return  # tests left out by --failfast or an interrupt say nothing about the listing
+        expected = {t.id for t in sp.tests}
+        seen = {r.id for r in reported}
+        unreported = frozenset(expected - seen)
+        split.unreported[sp.index] = unreported
+        if not unreported and all(_listed(r, expected, runner) for r in reported):
+            return
+        split.disagreed.add(sp.index)
+        cache_key = self._listing_keys.get((runner, str(directory.host_path)))
+        if cache_key is not None and self._listings is not None:
+            self._listings.drop(cache_key)
+
+    def _heal_stale_listing(
+        self,
+        split: _SplitCall,
+        items: Sequence[Item],
+        plan: Plan,
+        slice_results: list[SliceResult],
+    ) -> tuple[list[SliceResult], Plan]:
+        """Make a run whose cached listing proved stale report what a fresh listing would.
+
+        Only a listing that came from the cache is repaired (a fresh one that disagrees with
+        the runner is reported as it always was). The runner is asked for a fresh listing, and:
+
+        - listed tests that no longer exist are dropped: not errors, not results; a slice whose
+          error came from selecting them (the runner refuses an unknown test) is cleared;
+        - tests of the call's items that exist but that no slice reported (a test added where
+          the planner had cut the file into single tests, say) run in one more slice;
+        - tests reported but not listed were run and reported once already: they stay.
+
+        :returns: the slice results to merge (with the extra slice, if any) and the plan that
+            includes it (so ``--retries`` can rerun its failures too).
+        """
+        runner, call = split.runner, split.call
+        directory = _first_directory(split.receiver)
+        if runner is None or directory is None or self.cancelled.is_set():
+            return slice_results, plan
+        key = (runner, str(directory.host_path))
+        if key not in self._from_cache:
+            return slice_results, plan
+        fresh = self._relist(call.toolchain, runner, directory, key)
+        if fresh is None:
+            return slice_results, plan
+        # Workspace-relative ids, with the source-relative path a selector needs.
+        source_path: dict[str, str] = {}
+        by_path: dict[str, list[TestCase]] = {}
+        for test in fresh:
+            moved = test.under(split.prefix)
+            source_path.setdefault(moved.id, test.path)
+            by_path.setdefault(moved.path, []).append(moved)
+        subtests = runner in SUBTEST_RUNNERS
+        should: dict[str, TestCase] = {}
+        for item in items:
+            if item.name is None:
+                should.update((t.id, t) for t in by_path.get(item.path, ()))
+                continue
+            named = TestCase(item.path, item.name)
+            parent = TestCase(item.path, item.name.split("/", 1)[0])
+            if named.id in source_path or (subtests and parent.id in source_path):
+                should[named.id] = named
+                source_path.setdefault(named.id, item.selector[0])
+        if self.filter is not None and not self.filter.is_empty:
+            selected, _ = self.filter.select_tests(
+                call.toolchain.config.instance, list(should.values()), subtests=subtests
+            )
+            should = {t.id: t for t in selected}
+        ran: set[str] = set()
+        for result in slice_results:
+            unreported = split.unreported.get(result.index, frozenset())
+            for r in result.results:
+                if r.id not in unreported:
+                    ran.add(r.id)
+                    if subtests:
+                        ran.add(f"{r.path}::{r.name.split('/', 1)[0]}")
+        missing = [t for t in should.values() if t.id not in ran]
+        covered = {t.id for t in missing}
+        healed: list[SliceResult] = []
+        for result in slice_results:
+            unreported = split.unreported.get(result.index, frozenset())
+            gone = {i for i in unreported if i not in source_path}
+            drop = gone | (unreported & covered)
+            if not drop:
+                healed.append(result)
+                continue
+            kept = tuple(r for r in result.results if r.id not in drop)
+            # A runner asked for a test that no longer exists refuses the whole selection; when
+            # everything it left unreported is gone or runs again, that error was the listing's.
+            explained = bool(gone) and drop == unreported and not any(r.status.is_bad for r in kept)
+            healed.append(
+                dataclasses.replace(
+                    result,
+                    results=kept,
+                    error="" if explained else result.error,
+                    infrastructure_error=False if explained else result.infrastructure_error,
+                )
+            )
+        if not missing:
+            return healed, plan
+        index = max((s.index for s in plan.slices), default=0) + 1
+        if split.nested:
+            extra_items = tuple(Item((source_path[t.id], t.name), t.path) for t in missing)
+        else:
+            by_ws = {t.path: source_path[t.id] for t in missing}
+            extra_items = tuple(Item((source,), path) for path, source in by_ws.items())
+        extra = SlicePlan(
+            index=index, items=extra_items, predicted_seconds=0.0, tests=tuple(missing)
+        )
+        result, _ = self._run_slice(split, extra, index, True)
+        healed.append(result)
+        return healed, dataclasses.replace(plan, slices=(*plan.slices, extra))
+
+    def _relist(
+        self, toolchain: Toolchain, runner: str, directory: Directory, key: tuple[str, str]
+    ) -> list[TestCase] | None:
+        """A fresh listing, once per run and source, after a cached one proved stale."""
+        with self._counter_lock:
+            lock = self._collect_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._relisted:
+                spec = self.runner_spec(toolchain, runner, directory)
+                try:
+                    self._relisted[key] = self._list_tests(toolchain, runner, spec)
+                except DagparError:
+                    return None  # cannot tell: the unreported tests stay errors
+            return self._relisted[key]
 
     def runner_spec(self, toolchain: Toolchain, runner: str, directory: Directory) -> RunnerSpec:
         """The :class:`RunnerSpec` for *runner* on *directory* under *toolchain*'s config."""
@@ -773,6 +960,7 @@ class Engine:
         elif self.cancelled.is_set() and error:
             error = f"{error} ({self.cancel_reason})"
         seconds = time.monotonic() - start
+        self._note_listing(split, sp, ctx.results)
         results = _fill_missing(
             call,
             sp,
@@ -1041,6 +1229,16 @@ def _fill_missing(
             )
         )
     return results
+
+
+def _listed(result: TestResult, expected: set[str], runner: str) -> bool:
+    """Whether the reported *result* is one of the *expected* test ids (or a subtest of one)."""
+    if result.id in expected:
+        return True
+    if runner in SUBTEST_RUNNERS and "/" in result.name:
+        # Go reports subtests (``TestX/sub``) that its listing, of top-level tests, cannot know.
+        return f"{result.path}::{result.name.split('/', 1)[0]}" in expected
+    return False
 
 
 def _unique(results: Sequence[TestResult]) -> list[TestResult]:

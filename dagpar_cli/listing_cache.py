@@ -1,0 +1,407 @@
+"""The listing cache: a runner's list of tests, kept between runs while the source is unchanged.
+
+Before a split call can be planned, the engine asks the runner plugin for every test of the
+toolchain's source (``pytest --collect-only``, a Jest listing, ``go test -list``). That costs a
+second or two on every run, although the answer only changes when the tests do. This module keeps
+the last answer per ``(runner, source directory)`` under ``<workspace>/.dagpar/listings/`` and
+hands it back while its key still matches.
+
+The key is made so that a stale listing is practically impossible:
+
+- the runner spec (name, ``runner:`` command, ``args:``, executor) and the toolchain's image;
+- dagpar's version and the versions of the installed plugin distributions;
+- the environment variables that change what a runner lists (``PYTEST_ADDOPTS``, ``GOFLAGS``...);
+- a fingerprint of the source tree: every file's relative path, size and ``mtime_ns``, plus the
+  files directly inside each directory between the workspace root and the source (a parent
+  ``conftest.py``, ``pyproject.toml``, ``go.work``). Caches and installed packages are skipped
+  (``.git``, ``node_modules``, ``__pycache__``, virtual environments...), but the files that say
+  what is installed are not: lock files are part of the tree, and a skipped virtual environment
+  or ``node_modules`` still contributes the stamp of its package directory, which every install
+  touches.
+
+Entries are written to a temporary file and renamed into place, so two runs in one workspace
+never see half an entry; an unreadable or corrupt entry is a miss, never an error. The engine
+drops an entry when a run shows it was wrong (see :meth:`ListingCache.drop`), and
+``DAGPAR_NO_LISTING_CACHE=1`` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, final
+
+from dagpar_cli.model import RunnerSpec, TestCase
+
+__all__ = [
+    "DISABLE_ENV",
+    "ListingCache",
+    "ListingKey",
+    "cache_disabled",
+    "fingerprint_tree",
+]
+
+#: Set to ``1`` to list tests afresh on every run (and to leave the cache untouched).
+DISABLE_ENV: Final = "DAGPAR_NO_LISTING_CACHE"
+
+#: The cache's directory inside the state directory.
+LISTINGS_DIR: Final = "listings"
+
+#: The entry format; an entry of another format is a miss.
+FORMAT: Final = 1
+
+#: Directories never walked: version control, dagpar's own state, caches and build byproducts
+#: that no runner collects tests from and that change on every run.
+SKIPPED_DIRS: Final = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".dagpar",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".tox",
+        ".nox",
+        "node_modules",
+    }
+)
+
+#: Directory names skipped when they hold a virtual environment (``pyvenv.cfg``).
+VENV_DIRS: Final = frozenset({".venv", "venv", "env", ".env"})
+
+#: Inside a skipped ``node_modules``, the files a package manager rewrites on every install.
+_NODE_STAMPS: Final = (".package-lock.json", ".modules.yaml", ".yarn-state.yml", ".yarn-integrity")
+
+#: Environment variables that change what a runner lists, so they belong to the key.
+KEY_ENV: Final = (
+    "PATH",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTEST_ADDOPTS",
+    "PYTEST_PLUGINS",
+    "GOFLAGS",
+    "GOOS",
+    "GOARCH",
+    "GOEXPERIMENT",
+    "GOWORK",
+    "CGO_ENABLED",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+)
+
+
+def cache_disabled() -> bool:
+    """Whether :data:`DISABLE_ENV` turns the cache off (any value but empty and ``0``)."""
+    return os.environ.get(DISABLE_ENV, "").strip() not in ("", "0")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ListingKey:
+    """Where a listing is stored and what it must have been made from to be valid."""
+
+    #: The runner plugin's name.
+    runner: str
+    #: The source directory, workspace-relative (``""`` for the root).
+    source: str
+    #: The hex digest of everything the listing depends on.
+    digest: str
+
+    @property
+    def file_name(self) -> str:
+        """The entry's file name: one entry per ``(runner, source)``, whatever the digest."""
+        where = hashlib.sha256(f"{self.runner}\0{self.source}".encode()).hexdigest()[:16]
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.runner)[:40]
+        return f"{safe}-{where}.json"
+
+
+def fingerprint_tree(
+    root: Path, *, ancestors_up_to: Path | None = None, ignore: Iterable[Path] = ()
+) -> str:
+    """A digest of the file tree under *root*: every file's relative path, size and ``mtime_ns``.
+
+    Directories in :data:`SKIPPED_DIRS` (and virtual environments) are not walked; for a
+    virtual environment and ``node_modules`` the stamp of what is installed is taken instead.
+    Symbolic links to directories are followed once (a loop is walked only once).
+
+    :param root: the directory to fingerprint (a missing one has a digest too).
+    :param ancestors_up_to: when *root* lies inside this directory, the files directly inside
+        every directory from *root*'s parent up to it are included too (their configuration
+        reaches down: ``conftest.py``, ``pyproject.toml``, ``go.work``).
+    :param ignore: files left out wherever they are: the reports dagpar itself writes into the
+        workspace (``--junit-xml``, ``--report-html``), which change on every run.
+    :returns: a hex digest; equal trees give equal digests.
+    """
+    skip = _Ignored(ignore)
+    digest = hashlib.blake2b(digest_size=20)
+    for line in _tree_lines(root, skip):
+        digest.update(line)
+    if ancestors_up_to is not None:
+        for line in _ancestor_lines(root, ancestors_up_to, skip):
+            digest.update(line)
+    return digest.hexdigest()
+
+
+class _Ignored:
+    """A set of files to leave out, tested by name first so that a walk pays almost nothing."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.real = {os.path.realpath(p) for p in paths}
+        self.names = {os.path.basename(p) for p in self.real}
+
+    def __call__(self, path: str, name: str) -> bool:
+        return name in self.names and os.path.realpath(path) in self.real
+
+
+def _stamp(rel: str, st: os.stat_result) -> bytes:
+    return f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+
+
+def _tree_lines(root: Path, skip: _Ignored) -> Iterator[bytes]:
+    """One stamp per file under *root*, in a stable order."""
+    seen: set[tuple[int, int]] = set()
+    # An explicit stack rather than recursion: deep trees, and no os.walk (it stats twice).
+    stack: list[tuple[str, str]] = [(os.fspath(root), "")]
+    while stack:
+        path, rel = stack.pop()
+        try:
+            st = os.stat(path)
+        except OSError:
+            yield f"{rel}/\0missing\n".encode("utf-8", "surrogateescape")
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue  # a symlink loop, or a directory reached twice through links
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            yield f"{rel}/\0unreadable\n".encode("utf-8", "surrogateescape")
+            continue
+        subdirs: list[tuple[str, str]] = []
+        for entry in entries:
+            name = entry.name
+            child = f"{rel}/{name}" if rel else name
+            try:
+                is_dir = entry.is_dir()  # follows links: a linked test directory counts
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if name in SKIPPED_DIRS or (
+                    name in VENV_DIRS and os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))
+                ):
+                    yield from _installed_stamps(entry.path, child)
+                else:
+                    subdirs.append((entry.path, child))
+                continue
+            if skip(entry.path, name):
+                continue
+            try:
+                yield _stamp(child, entry.stat())
+            except OSError:
+                yield f"{child}\0dangling\n".encode("utf-8", "surrogateescape")
+        # Reversed onto the stack, so directories are visited in name order.
+        stack.extend(reversed(subdirs))
+
+
+def _installed_stamps(path: str, rel: str) -> Iterator[bytes]:
+    """For a skipped directory that holds installed packages, what says what is installed.
+
+    Installing or removing a package adds or removes a directory in ``site-packages``, which
+    changes that directory's ``mtime_ns``; npm, pnpm and yarn rewrite a state file in
+    ``node_modules``. Both are one ``stat`` each, not a walk.
+    """
+    if os.path.exists(os.path.join(path, "pyvenv.cfg")):
+        candidates = [os.path.join(path, "pyvenv.cfg")]
+        for lib in ("lib", "lib64", "Lib"):
+            base = os.path.join(path, lib)
+            try:
+                names = sorted(os.listdir(base))
+            except OSError:
+                continue
+            if lib == "Lib":
+                candidates.append(os.path.join(base, "site-packages"))
+            candidates += [os.path.join(base, n, "site-packages") for n in names]
+    elif os.path.basename(path) == "node_modules":
+        candidates = [os.path.join(path, n) for n in _NODE_STAMPS]
+    else:
+        return
+    for candidate in candidates:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        yield _stamp(f"{rel}/{os.path.relpath(candidate, path)}", st)
+
+
+def _ancestor_lines(root: Path, top: Path, skip: _Ignored) -> Iterator[bytes]:
+    """Stamps of the files directly inside each directory from *root*'s parent up to *top*."""
+    try:
+        root_abs, top_abs = root.resolve(), top.resolve()
+        relative = root_abs.relative_to(top_abs)
+    except (OSError, ValueError):
+        return
+    if not relative.parts:
+        return
+    current = root_abs.parent
+    while True:
+        rel = "../" + os.path.relpath(current, root_abs)
+        try:
+            with os.scandir(current) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                if entry.is_file() and not skip(entry.path, entry.name):
+                    yield _stamp(f"{rel}/{entry.name}", entry.stat())
+            except OSError:
+                continue
+        if current == top_abs:
+            return
+        current = current.parent
+
+
+class ListingCache:
+    """The listings of one workspace, one entry per ``(runner, source directory)``.
+
+    Every method is safe to call from several threads and several dagpar processes at once; none
+    raises for a broken cache (it is an optimisation, never a reason for a run to fail).
+
+    :param workspace: the workspace root; entries live in ``<workspace>/.dagpar/listings/``.
+    """
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+
+    @property
+    def directory(self) -> Path:
+        """``<workspace>/.dagpar/listings``; not created until an entry is stored."""
+        from dagpar_cli.timings import STATE_DIR
+
+        return self.workspace / STATE_DIR / LISTINGS_DIR
+
+    def key(
+        self,
+        spec: RunnerSpec,
+        *,
+        image: str | None = None,
+        plugins: Iterable[str] = (),
+        version: str | None = None,
+        ignore: Iterable[Path] = (),
+    ) -> ListingKey:
+        """The key of *spec*'s listing as the source tree stands now.
+
+        :param spec: the runner, its command, arguments, executor and source directory.
+        :param image: the toolchain's image (the docker executor lists inside it).
+        :param plugins: the installed plugin distributions (``name==version``).
+        :param version: dagpar's version (defaults to the running one).
+        :param ignore: files of the tree that do not count (see :func:`fingerprint_tree`).
+        """
+        if version is None:
+            from dagpar_cli import __version__ as version
+        parts: dict[str, object] = {
+            "format": FORMAT,
+            "dagpar": version,
+            "runner": spec.name,
+            "command": list(spec.command) if spec.command is not None else None,
+            "args": list(spec.args),
+            "executor": spec.executor,
+            "image": image,
+            "plugins": sorted(set(plugins)),
+            "env": {name: os.environ.get(name) for name in KEY_ENV},
+            "tree": fingerprint_tree(
+                spec.source_dir, ancestors_up_to=spec.workspace, ignore=ignore
+            ),
+        }
+        text = json.dumps(parts, sort_keys=True)
+        return ListingKey(spec.name, spec.source, hashlib.sha256(text.encode()).hexdigest())
+
+    def load(self, key: ListingKey) -> list[TestCase] | None:
+        """The stored listing for *key*, or None (no entry, another key, unreadable, corrupt)."""
+        try:
+            data = json.loads((self.directory / key.file_name).read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                return None
+            if data.get("key") != key.digest or data.get("runner") != key.runner:
+                return None
+            if data.get("source") != key.source:
+                return None
+            return _tests_from_json(data.get("tests"))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def store(self, key: ListingKey, tests: Sequence[TestCase]) -> None:
+        """Keep *tests* as the listing for *key*, replacing the entry of ``(runner, source)``."""
+        entry = {
+            "format": FORMAT,
+            "key": key.digest,
+            "runner": key.runner,
+            "source": key.source,
+            "tests": [[t.path, t.name] for t in tests],
+        }
+        try:
+            from dagpar_cli.timings import state_dir
+
+            state_dir(self.workspace)  # the .gitignore and CACHEDIR.TAG come with it
+            self.directory.mkdir(exist_ok=True)
+            # A temporary file renamed into place: a concurrent reader sees the old entry or the
+            # new one, never a half-written file.
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+            try:
+                os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep a shared CI cache from others
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(entry, out, ensure_ascii=False)
+                os.replace(tmp, self.directory / key.file_name)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError:
+            pass  # a read-only checkout: the next run lists again, which is all a miss costs
+
+    def drop(self, key: ListingKey) -> bool:
+        """Remove the entry of *key*'s ``(runner, source)`` if it still holds *key*'s listing.
+
+        An entry another run has since replaced with a newer listing is left alone.
+
+        :returns: whether an entry was removed.
+        """
+        path = self.directory / key.file_name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict) and data.get("key") not in (None, key.digest):
+            return False
+        try:
+            path.unlink()
+        except OSError:
+            return False
+        return True
+
+
+def _tests_from_json(raw: object) -> list[TestCase]:
+    if not isinstance(raw, list):
+        raise TypeError("tests is not a list")
+    tests: list[TestCase] = []
+    for pair in raw:
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or not isinstance(pair[1], str)
+        ):
+            raise TypeError(f"not a [path, name] pair: {pair!r}")
+        tests.append(TestCase(pair[0], pair[1]))
+    return tests

@@ -1,0 +1,337 @@
+"""The listing cache through ``dagpar check``: a second run does not list, and never misses a test.
+
+Listings are counted for real: the pytest workspaces' ``conftest.py`` appends a line to a log
+(outside the workspace) whenever pytest runs with ``--collect-only``; the Go workspace runs
+``go`` through a wrapper that logs every ``go list``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagpar_cli.testing import JEST_DEPS, DagparResult
+
+COUNTING_CONFTEST = """
+    import os
+
+    def pytest_collection_finish(session):
+        if session.config.option.collectonly:
+            with open(os.environ["LISTING_LOG"], "a") as log:
+                log.write("listed\\n")
+"""
+
+SUITE = {
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        testpaths = ["tests"]
+    """,
+    "tests/conftest.py": COUNTING_CONFTEST,
+    "tests/test_alpha.py": """
+        def test_a1():
+            pass
+
+        def test_a2():
+            pass
+
+        def test_a3():
+            pass
+    """,
+    "tests/test_beta.py": """
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_b(n):
+            pass
+    """,
+    "tests/sub/test_gamma.py": """
+        class TestGamma:
+            def test_g(self):
+                pass
+    """,
+}
+
+ALL = {
+    "tests/test_alpha.py::test_a1",
+    "tests/test_alpha.py::test_a2",
+    "tests/test_alpha.py::test_a3",
+    "tests/test_beta.py::test_b[1]",
+    "tests/test_beta.py::test_b[2]",
+    "tests/sub/test_gamma.py::TestGamma::test_g",
+}
+
+
+@pytest.fixture
+def listing_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    log = tmp_path / "listings.log"
+    monkeypatch.setenv("LISTING_LOG", str(log))
+    return log
+
+
+def listings(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def check(dagpar_run: Callable[..., DagparResult], ws: Path, *extra: str) -> dict[str, Any]:
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json", *extra)
+    assert result.exit_code == 0, result
+    (only,) = result.json()["checks"]
+    return dict(only)
+
+
+def reported(run: dict[str, Any]) -> Counter[str]:
+    return Counter(t["id"] for t in run["tests"])
+
+
+def edit_keeping_stamp(path: Path, old: str, new: str) -> None:
+    """Edit *path* so that its size and mtime stay as they were: a change the key cannot see."""
+    assert len(old) == len(new)
+    st = path.stat()
+    path.write_text(path.read_text().replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_the_second_run_does_not_list(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ws = make_workspace(SUITE)
+    # dagpar's own reports, rewritten by every run inside the tree, do not count as changes.
+    reports = ("--junit-xml", str(ws / "junit.xml"), "--report-html", str(ws / "report.html"))
+    first = check(dagpar_run, ws, *reports)
+    assert listings(listing_log) == 1
+    second = check(dagpar_run, ws, *reports)
+    third = check(dagpar_run, ws, *reports)
+    assert listings(listing_log) == 1
+    for run in (first, second, third):
+        assert reported(run) == Counter(ALL)
+    entries = list((ws / ".dagpar" / "listings").iterdir())
+    assert len(entries) == 1
+
+    monkeypatch.setenv("DAGPAR_NO_LISTING_CACHE", "1")
+    assert reported(check(dagpar_run, ws)) == Counter(ALL)
+    assert listings(listing_log) == 2
+
+
+def test_dry_run_uses_the_cache(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(SUITE)
+    check(dagpar_run, ws)
+    dry = dagpar_run("check", "-C", ws, "-j", "2", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry
+    assert listings(listing_log) == 1
+    (plan,) = dry.json()["checks"]
+    assert sum(len(s["items"]) for s in plan["slices"]) >= 3
+
+    (ws / "tests" / "test_delta.py").write_text("def test_d():\n    pass\n")
+    dry = dagpar_run("check", "-C", ws, "-j", "2", "--dry-run", "--json")
+    assert listings(listing_log) == 2
+    (plan,) = dry.json()["checks"]
+    items = [i if isinstance(i, str) else i[0] for s in plan["slices"] for i in s["items"]]
+    assert "tests/test_delta.py" in items
+
+
+def test_a_new_test_file_is_run_and_reported_once(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(SUITE)
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)
+    (ws / "tests" / "test_delta.py").write_text("def test_d():\n    pass\n")
+    run = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(run) == Counter(ALL | {"tests/test_delta.py::test_d"})
+
+
+def test_a_new_test_in_an_existing_file_is_run(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(SUITE)
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)
+    alpha = ws / "tests" / "test_alpha.py"
+    mtime = alpha.stat().st_mtime_ns
+    with alpha.open("a") as out:
+        out.write("\ndef test_a4():\n    pass\n")
+    # Same mtime (a coarse clock, a fast edit): the new size still changes the key.
+    os.utime(alpha, ns=(mtime, mtime))
+    run = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(run) == Counter(ALL | {"tests/test_alpha.py::test_a4"})
+
+
+def test_a_removed_test_is_not_reported_as_lost(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(SUITE)
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)
+    beta = ws / "tests" / "test_beta.py"
+    beta.write_text(beta.read_text().replace("[1, 2]", "[1]"))
+    run = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(run) == Counter(ALL - {"tests/test_beta.py::test_b[2]"})
+    assert all(t["status"] == "passed" for t in run["tests"])
+
+
+def test_a_stale_listing_heals_in_the_run_that_finds_it(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(SUITE)
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)  # with history: the planner may cut test_alpha.py into its tests
+    assert listings(listing_log) == 1
+    # Rename a test without changing the file's size or mtime: the key cannot see it, so the
+    # run starts from a listing with test_a2 (gone) and without test_x2 (new).
+    edit_keeping_stamp(ws / "tests" / "test_alpha.py", "def test_a2", "def test_x2")
+    expected = Counter((ALL - {"tests/test_alpha.py::test_a2"}) | {"tests/test_alpha.py::test_x2"})
+
+    stale = check(dagpar_run, ws)
+    assert reported(stale) == expected  # the new test ran once, the gone one is not an error
+    assert all(t["status"] == "passed" for t in stale["tests"]), stale["tests"]
+    assert listings(listing_log) == 2  # the run listed afresh to find out...
+    assert not list((ws / ".dagpar" / "listings").iterdir())  # ...and dropped the entry
+
+    again = check(dagpar_run, ws)
+    assert listings(listing_log) == 3
+    assert reported(again) == expected
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 3
+
+
+def test_a_stale_listing_under_a_filter_runs_only_what_it_selects(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(SUITE)
+    check(dagpar_run, ws)
+    edit_keeping_stamp(ws / "tests" / "test_alpha.py", "def test_a2", "def test_x2")
+    run = check(dagpar_run, ws, "--filter", "tests/test_alpha.py::test_[ax]2")
+    assert reported(run) == Counter({"tests/test_alpha.py::test_x2"})
+    assert run["tests"][0]["status"] == "passed"
+
+
+GO_WRAPPER = """#!/bin/sh
+if [ "$1" = list ]; then echo "$*" >> "$LISTING_LOG"; fi
+exec go "$@"
+"""
+
+
+@pytest.mark.go
+def test_go_second_run_does_not_list(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+    tmp_path: Path,
+) -> None:
+    wrapper = tmp_path / "bin" / "go-logged"
+    wrapper.parent.mkdir()
+    wrapper.write_text(GO_WRAPPER)
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    ws = make_workspace(
+        {
+            "dagpar.yaml": f"toolchains:\n  svc: {{use: go, source: svc, runner: {wrapper}}}\n",
+            "svc/go.mod": "module example.com/svc\n\ngo 1.19\n",
+            "svc/store/store_test.go": """
+                package store
+
+                import "testing"
+
+                func TestPut(t *testing.T) {
+                    t.Run("one", func(t *testing.T) {})
+                    t.Run("two", func(t *testing.T) {})
+                }
+
+                func TestGet(t *testing.T) {}
+            """,
+            "svc/api/api_test.go": """
+                package api
+
+                import "testing"
+
+                func TestServe(t *testing.T) {}
+            """,
+        }
+    )
+    first = check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    second = check(dagpar_run, ws)
+    third = check(dagpar_run, ws)
+    # Subtests the listing cannot know do not count as a stale listing.
+    assert listings(listing_log) == 1
+    assert reported(first) == reported(second) == reported(third)
+    assert {"svc/store::TestGet", "svc/api::TestServe"} <= set(reported(third))
+
+    (ws / "svc" / "api" / "more_test.go").write_text(
+        'package api\n\nimport "testing"\n\nfunc TestMore(t *testing.T) {}\n'
+    )
+    fourth = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(fourth)["svc/api::TestMore"] == 1
+
+
+JEST_WRAPPER = """#!/bin/sh
+case " $* " in *" --passWithNoTests "*) echo "$*" >> "$LISTING_LOG";; esac
+exec "{jest}" "$@"
+"""
+
+
+@pytest.mark.node
+def test_jest_second_run_does_not_list(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+    tmp_path: Path,
+) -> None:
+    wrapper = tmp_path / "bin" / "jest-logged"
+    wrapper.parent.mkdir()
+    wrapper.write_text(JEST_WRAPPER.format(jest=JEST_DEPS / "node_modules" / ".bin" / "jest"))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    ws = make_workspace(
+        {
+            "dagpar.yaml": f"toolchains:\n  web: {{use: jest, source: web, runner: {wrapper}}}\n",
+            "web/package.json": '{"name": "web", "private": true}\n',
+            "web/src/sum.test.js": """
+                describe("sum", () => {
+                  test("adds", () => expect(1 + 1).toBe(2));
+                  test.each([1, 2])("keeps %i", (n) => expect(n).toBe(n));
+                });
+            """,
+            "web/src/other.test.js": """
+                test("other", () => {});
+            """,
+        }
+    )
+    (ws / "web" / "node_modules").symlink_to(JEST_DEPS / "node_modules")
+    first = check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    second = check(dagpar_run, ws)
+    third = check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    assert reported(first) == reported(second) == reported(third)
+    assert reported(third)["web/src/sum.test.js::sum keeps 2"] == 1
+
+    (ws / "web" / "src" / "new.test.js").write_text('test("new", () => {});\n')
+    fourth = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(fourth)["web/src/new.test.js::new"] == 1

@@ -1,0 +1,303 @@
+"""The listing cache: its key follows the source tree and the runner spec; a broken entry misses."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dagpar_cli.listing_cache import DISABLE_ENV, ListingCache, cache_disabled, fingerprint_tree
+from dagpar_cli.model import RunnerSpec, TestCase
+from dagpar_cli.testing import write_tree
+
+TESTS = [TestCase("tests/test_a.py", "test_one"), TestCase("tests/test_a.py", "Cls::test[x-1]")]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path / "ws",
+        {
+            "pyproject.toml": "[tool.pytest.ini_options]\n",
+            "api/tests/test_a.py": "def test_one():\n    pass\n",
+            "api/tests/conftest.py": "",
+            "api/package-lock.json": "{}\n",
+        },
+    )
+
+
+def spec(workspace: Path, **changes: object) -> RunnerSpec:
+    fields: dict[str, object] = {"name": "pytest", "workspace": workspace, "source": "api"}
+    fields.update(changes)
+    return RunnerSpec(**fields)  # type: ignore[arg-type]
+
+
+def bump(path: Path) -> None:
+    """Move *path*'s mtime forward (a test can be faster than the file system's clock)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_key_is_stable_while_nothing_changes(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    assert cache.key(spec(workspace)) == cache.key(spec(workspace))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda api: bump(api / "tests" / "test_a.py"), id="touched"),
+        pytest.param(lambda api: (api / "tests" / "test_b.py").write_text(""), id="added"),
+        pytest.param(lambda api: (api / "tests" / "conftest.py").unlink(), id="removed"),
+        pytest.param(
+            lambda api: os.rename(api / "tests" / "conftest.py", api / "tests" / "conftest2.py"),
+            id="renamed",
+        ),
+        pytest.param(lambda api: (api / "package-lock.json").write_text("{ }\n"), id="lockfile"),
+        pytest.param(lambda api: (api.parent / "conftest.py").write_text(""), id="parent-config"),
+        pytest.param(
+            lambda api: (
+                (api / "deep" / "er").mkdir(parents=True)
+                or (api / "deep" / "er" / "test_x.py").write_text("")
+            ),
+            id="added-deep",
+        ),
+    ],
+)
+def test_key_changes_with_the_tree(workspace: Path, change: object) -> None:
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace))
+    change(workspace / "api")  # type: ignore[operator]
+    assert cache.key(spec(workspace)).digest != before.digest
+
+
+def test_key_changes_when_size_changes_under_the_same_mtime(workspace: Path) -> None:
+    path = workspace / "api" / "tests" / "test_a.py"
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace))
+    st = path.stat()
+    path.write_text("def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.key(spec(workspace)).digest != before.digest
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"args": ("-m", "not slow")},
+        {"command": ("python3", "-m", "pytest")},
+        {"executor": "docker"},
+        {"source": ""},
+        {"name": "custom"},
+    ],
+)
+def test_key_changes_with_the_runner_spec(workspace: Path, changes: dict[str, object]) -> None:
+    cache = ListingCache(workspace)
+    assert cache.key(spec(workspace, **changes)).digest != cache.key(spec(workspace)).digest
+
+
+def test_key_changes_with_image_plugins_version_and_environment(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ListingCache(workspace)
+    base = cache.key(spec(workspace)).digest
+    assert cache.key(spec(workspace), image="python:3.13").digest != base
+    assert cache.key(spec(workspace), plugins=["dagpar-extra==1.0"]).digest != base
+    assert cache.key(spec(workspace), version="9.9.9").digest != base
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    assert cache.key(spec(workspace)).digest != base
+
+
+def test_caches_and_installed_packages_are_not_walked(workspace: Path) -> None:
+    api = workspace / "api"
+    write_tree(
+        api,
+        {
+            ".venv/pyvenv.cfg": "home = /usr\n",
+            ".venv/lib/python3.12/site-packages/pkg/__init__.py": "",
+            "node_modules/.package-lock.json": "{}",
+            "node_modules/left-pad/index.js": "",
+        },
+    )
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace)).digest
+    # Churn that no runner collects from: byte code, caches, dagpar's own state.
+    write_tree(
+        api,
+        {
+            "tests/__pycache__/test_a.cpython-312.pyc": "x",
+            ".pytest_cache/v/cache/lastfailed": "{}",
+            ".git/index": "x",
+            ".dagpar/timings.sqlite": "x",
+            ".venv/lib/python3.12/site-packages/pkg/__init__.py": "# edited in place\n",
+            "node_modules/left-pad/index.js": "module.exports = 1;\n",
+        },
+    )
+    assert cache.key(spec(workspace)).digest == before
+
+
+def test_installing_a_package_changes_the_key(workspace: Path) -> None:
+    api = workspace / "api"
+    site = api / ".venv" / "lib" / "python3.12" / "site-packages"
+    site.mkdir(parents=True)
+    (api / ".venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace)).digest
+    time.sleep(0.01)
+    (site / "pytest_cases").mkdir()
+    os.utime(site, ns=(site.stat().st_atime_ns, site.stat().st_mtime_ns + 1_000_000_000))
+    assert cache.key(spec(workspace)).digest != before
+
+
+def test_a_directory_named_venv_without_pyvenv_cfg_is_walked(workspace: Path) -> None:
+    write_tree(workspace / "api", {"venv/test_v.py": ""})
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace)).digest
+    (workspace / "api" / "venv" / "test_w.py").write_text("")
+    assert cache.key(spec(workspace)).digest != before
+
+
+def test_symlink_loop_is_walked_once(tmp_path: Path) -> None:
+    write_tree(tmp_path / "src", {"a/test_a.py": ""})
+    (tmp_path / "src" / "a" / "loop").symlink_to(tmp_path / "src")
+    assert fingerprint_tree(tmp_path / "src") == fingerprint_tree(tmp_path / "src")
+
+
+def test_store_then_load_round_trips(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    key = cache.key(spec(workspace))
+    assert cache.load(key) is None
+    cache.store(key, TESTS)
+    assert cache.load(key) == TESTS
+    state = workspace / ".dagpar"
+    assert (state / ".gitignore").is_file() and (state / "CACHEDIR.TAG").is_file()
+    assert [p.name for p in cache.directory.iterdir()] == [key.file_name]
+
+
+def test_a_changed_tree_misses_and_the_entry_is_replaced(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    old = cache.key(spec(workspace))
+    cache.store(old, TESTS)
+    (workspace / "api" / "tests" / "test_b.py").write_text("def test_b():\n    pass\n")
+    new = cache.key(spec(workspace))
+    assert cache.load(new) is None
+    cache.store(new, [*TESTS, TestCase("tests/test_b.py", "test_b")])
+    assert len(list(cache.directory.iterdir())) == 1  # one entry per (runner, source)
+    assert cache.load(old) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "{not json",
+        "[]",
+        '{"format": 1}',
+        '{"format": 99, "key": "KEY", "runner": "pytest", "source": "api", "tests": []}',
+        '{"format": 1, "key": "KEY", "runner": "pytest", "source": "api", "tests": [["a"]]}',
+        '{"format": 1, "key": "KEY", "runner": "pytest", "source": "api", "tests": {"a": 1}}',
+        '{"format": 1, "key": "KEY", "runner": "pytest", "source": "api", "tests": [[1, 2]]}',
+        '{"format": 1, "key": "KEY", "runner": "jest", "source": "api", "tests": []}',
+    ],
+)
+def test_a_corrupt_entry_is_a_miss(workspace: Path, content: str) -> None:
+    cache = ListingCache(workspace)
+    key = cache.key(spec(workspace))
+    cache.store(key, TESTS)
+    (cache.directory / key.file_name).write_text(content.replace("KEY", key.digest))
+    assert cache.load(key) is None
+
+
+def test_an_unreadable_entry_is_a_miss(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    key = cache.key(spec(workspace))
+    cache.store(key, TESTS)
+    entry = cache.directory / key.file_name
+    entry.unlink()
+    entry.mkdir()  # reading a directory fails for root too
+    assert cache.load(key) is None
+    cache.store(key, TESTS)  # cannot replace a directory: a no-op, not an error
+    cache.drop(key)
+
+
+def test_a_read_only_workspace_stores_nothing_and_raises_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "ws" / ".dagpar"
+    blocker.parent.mkdir()
+    blocker.write_text("a file where the state directory should be")
+    cache = ListingCache(tmp_path / "ws")
+    key = cache.key(spec(tmp_path / "ws", source=""))
+    cache.store(key, TESTS)
+    assert cache.load(key) is None
+
+
+def test_drop_removes_only_the_entry_it_was_given(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    old = cache.key(spec(workspace))
+    cache.store(old, TESTS)
+    assert cache.drop(old)
+    assert cache.load(old) is None
+    assert not cache.drop(old)
+    # Another run stored a newer listing meanwhile: a drop for the old one leaves it.
+    cache.store(old, TESTS)
+    newer = cache.key(spec(workspace), version="newer")
+    cache.store(newer, TESTS)
+    assert not cache.drop(old)
+    assert cache.load(newer) == TESTS
+
+
+def test_concurrent_stores_and_loads_never_see_half_an_entry(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    key = cache.key(spec(workspace))
+    many = [TestCase(f"tests/test_{i}.py", f"test_{j}") for i in range(50) for j in range(40)]
+    cache.store(key, many)
+    bad: list[object] = []
+
+    def writer() -> None:
+        for _ in range(30):
+            cache.store(key, many)
+
+    def reader() -> None:
+        for _ in range(60):
+            got = cache.load(key)
+            if got != many:
+                bad.append(got)
+
+    threads = [threading.Thread(target=f) for f in (writer, writer, reader, reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bad == []
+    assert not [p for p in cache.directory.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_entries_are_plain_json(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    key = cache.key(spec(workspace))
+    cache.store(key, TESTS)
+    data = json.loads((cache.directory / key.file_name).read_text())
+    assert data["tests"] == [["tests/test_a.py", "test_one"], ["tests/test_a.py", "Cls::test[x-1]"]]
+    assert (data["runner"], data["source"], data["key"]) == ("pytest", "api", key.digest)
+
+
+@pytest.mark.parametrize(("value", "off"), [("1", True), ("yes", True), ("0", False), ("", False)])
+def test_the_environment_variable_turns_the_cache_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, off: bool
+) -> None:
+    monkeypatch.setenv(DISABLE_ENV, value)
+    assert cache_disabled() is off
+
+
+def test_ignored_files_do_not_count(workspace: Path) -> None:
+    report = workspace / "api" / "junit.xml"
+    top = workspace / "report.html"
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace), ignore=[report, top]).digest
+    report.write_text("<testsuites/>")
+    top.write_text("<html/>")
+    assert cache.key(spec(workspace), ignore=[report, top]).digest == before
+    assert cache.key(spec(workspace)).digest != before
