@@ -428,8 +428,9 @@ class Engine:
         total = len(plan.slices)
         futures: list[tuple[SlicePlan, Future[tuple[SliceResult, Any]]]] = []
         pool = self._slice_pool()
-        # Longest predicted first, so the biggest slices start while workers are free.
-        for sp in sorted(plan.slices, key=lambda s: (-s.predicted_seconds, s.index)):
+        # In the plan's order: the planner numbers the slices in the order they should start
+        # (longest predicted first, or a first wave of slices holding estimated tests).
+        for sp in sorted(plan.slices, key=lambda s: s.index):
             ctx = contextvars.copy_context()
             future = pool.submit(ctx.run, self._run_slice, split, sp, total, narrowed)
             futures.append((sp, future))

@@ -203,6 +203,8 @@ def dagpar_make_planner(session: Session) -> Planner | None:
     """Choose the planner that cuts split calls into slices.
 
     The built-in timing-driven planner is ``trylast``; a plugin returning a planner replaces it.
+    The engine starts a plan's slices in the order of their ``index``, so a planner also
+    decides which slices start first when there are more slices than workers.
 
     :param session: the run's session (its timing store holds the history).
     :returns: a :class:`~dagpar_cli.planning.api.Planner`, or None to let others choose.

@@ -223,7 +223,8 @@ class SlicePlan:
 class Plan:
     """How one split call is cut into slices."""
 
-    #: The slices, in dispatch order is decided by the executor; ``index`` is their identity.
+    #: The slices, numbered from 1 in the order they start: when slices outnumber workers, the
+    #: engine starts slice 1, 2, ... and hands each later slice to the first worker that is free.
     slices: tuple[SlicePlan, ...]
     #: Predicted wall seconds of the whole call on ``workers`` workers.
     predicted_wall_seconds: float

@@ -61,6 +61,7 @@ class Planner(Protocol):
         """Return the plan for *request*.
 
         Every selected item (or all of its finer selectors, when it was split) appears in exactly
-        one slice; slice ``index`` values are 1..len(slices); items inside a slice keep the
-        parent order.
+        one slice; slice ``index`` values are 1..len(slices), in the order the slices should
+        start (the engine starts them in that order as workers free up); items inside a slice
+        keep the parent order.
         """

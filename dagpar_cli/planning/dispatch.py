@@ -1,9 +1,11 @@
 """How long a set of slices takes on a number of workers, as the executor runs them.
 
-The executor hands slices to free workers longest-predicted first. :func:`wall_seconds` replays
-that for known durations; :func:`expected_wall_seconds` averages it over a fixed set of
-deterministic draws of the slices' true durations, which is how the planner weighs cutting more,
-smaller slices (better balance when predictions are wrong) against their extra start-up.
+The engine hands a plan's slices to free workers in the plan's order (the built-in planner numbers
+them longest-predicted first, except in over-sliced shapes that start small slices of estimated
+tests first). :func:`wall_seconds` replays that for known durations; :func:`expected_wall_seconds`
+averages it over a fixed set of deterministic draws of the slices' true durations, which is how the
+planner weighs cutting more, smaller slices (better balance when predictions are wrong) against
+their extra start-up.
 
 Two kinds of error are modelled. A measured prediction is off by a log-normal factor (the drift
 the timing store saw between runs). An estimated one (a test without history) is off like a test
@@ -94,17 +96,26 @@ class Guesses:
 
 
 def wall_seconds(
-    durations: Sequence[float], workers: int, order: Sequence[float] | None = None
+    durations: Sequence[float],
+    workers: int,
+    order: Sequence[float] | None = None,
+    *,
+    in_order: bool = False,
 ) -> float:
     """The finish time of *durations* dispatched to the next free of *workers* workers.
 
     :param durations: each slice's true seconds, start-up included.
     :param workers: how many slices run at once.
-    :param order: the predicted seconds the executor sorts by (longest first); defaults to
-        *durations* themselves.
+    :param order: the predicted seconds that decide the start order (longest first); defaults
+        to *durations* themselves.
+    :param in_order: start the slices in the order given instead (as the engine does with a
+        plan's slices); *order* is then ignored.
     """
-    keys = durations if order is None else order
-    sequence = sorted(range(len(durations)), key=lambda j: (-keys[j], j))
+    if in_order:
+        sequence: Sequence[int] = range(len(durations))
+    else:
+        keys = durations if order is None else order
+        sequence = sorted(range(len(durations)), key=lambda j: (-keys[j], j))
     if workers >= len(durations):
         return max(durations, default=0.0)
     free = [0.0] * workers
@@ -133,19 +144,22 @@ def expected_wall_seconds(
     workers: int,
     startup: float,
     guesses: Guesses | None = None,
+    *,
+    in_order: bool = False,
 ) -> float:
     """The mean wall time of slices whose true durations scatter around the predictions.
 
     Each slice's measured work is drawn as a log-normal around its prediction with the given
     relative spread (a sum of independent item errors, so it shrinks as a slice holds more
     items); its estimated work, when *guesses* says it has some, is a sum of factors from the
-    pool. The slices are dispatched by prediction as the executor does.
+    pool. The slices start longest predicted first, or in the order given (*in_order*).
 
     :param predicted: each slice's predicted work, start-up excluded (estimates included).
     :param spread: each slice's relative standard deviation of its measured work.
     :param workers: how many slices run at once.
     :param startup: seconds every slice pays before its first test.
     :param guesses: the estimated part of each slice; None when every prediction is measured.
+    :param in_order: the slices start in the order given, not longest predicted first.
     """
     n = len(predicted)
     if n == 0:
@@ -164,7 +178,7 @@ def expected_wall_seconds(
                 startup + p * math.exp(sg * row[j % width] - sg * sg / 2)
                 for j, (p, sg) in enumerate(zip(predicted, sigmas, strict=True))
             ]
-            total += wall_seconds(true, workers, order)
+            total += wall_seconds(true, workers, order, in_order=in_order)
         return total / draws
     pool = guesses.pool
     measured = [p - g for p, g in zip(predicted, guesses.loads, strict=True)]
@@ -184,5 +198,5 @@ def expected_wall_seconds(
             if count:
                 work += per_factor[j] * pool.draw(count, uniforms[j % width], z)
             true.append(startup + work)
-        total += wall_seconds(true, workers, order)
+        total += wall_seconds(true, workers, order, in_order=in_order)
     return total / draws

@@ -48,10 +48,13 @@ class _Shape(NamedTuple):
 
     #: How many slices.
     slices: int
-    #: Every slice's intended size for over-sliced plans; None for balanced slices.
+    #: Every slice's intended size for over-sliced plans, in the order they start; None for
+    #: balanced slices.
     targets: tuple[float, ...] | None = None
     #: How much balancing charges a piece for its uncertainty (0: balance expected seconds).
     hedge: float = 0.0
+    #: How many leading slices hold the estimated pieces (0: the slices of the largest target).
+    heads: int = 0
 
 
 #: From this many items per slice on, a slice count is scored on the ideal partition.
@@ -139,8 +142,11 @@ class GreedyPlanner:
        *hedged* (each piece charged for its uncertainty, keeping other work away from the
        pieces likeliest to run long); and, when ``max_slices`` allows and the predictions are
        uncertain enough to matter, over-sliced shapes: one or more extra waves of equal
-       slices, or a wave of big slices followed by small ones that let early finishers take
-       over the end of the work (estimated pieces go to the big first slices).
+       slices; a wave of big slices followed by small ones that let early finishers take
+       over the end of the work (estimated pieces go to the big first slices); or, with
+       estimates, a short first wave of *probe* slices holding only the estimated pieces,
+       then the measured work in equal waves, so an estimate that runs far longer than
+       expected holds up one worker while the others share out everything else.
     5. **Choice.** Each shape is partitioned and scored by replaying the executor's
        longest-first dispatch over a fixed set of draws of the true durations: measured pieces
        off by ``request.spread`` (what the timing store saw between runs; :attr:`known_spread`
@@ -152,8 +158,9 @@ class GreedyPlanner:
     6. **Balance.** Longest processing time first; on small problems also the Karmarkar-Karp
        differencing method, keeping the smaller largest slice; then moves and swaps between the
        largest slice and the others, within a budget of comparisons proportional to the pieces.
-    7. **Order.** Slices are numbered heaviest first (ties by their smallest item name); items
-       inside a slice keep the parent order. ``predicted_seconds`` is the slice's start-up plus
+    7. **Order.** Slices are numbered in the order they should start: heaviest first (ties by
+       their smallest item name), or an over-sliced shape's own order; items inside a slice
+       keep the parent order. ``predicted_seconds`` is the slice's start-up plus
        its pieces' expected seconds.
 
     Every tiebreak goes through names, never through the input order, and every budget counts
@@ -213,8 +220,8 @@ class GreedyPlanner:
             units = units.take(buckets[index - 1] if index <= len(buckets) else [])
         else:
             units = self._split(units, request, parallel)
-        bins = self._choose(units, workers, max_slices, startup) if units else []
-        return self._build(units, bins, workers, startup)
+        bins, in_order = self._choose(units, workers, max_slices, startup) if units else ([], False)
+        return self._build(units, bins, workers, startup, in_order)
 
     # -----------------------------------------------------------------------------------------
     # units
@@ -328,15 +335,19 @@ class GreedyPlanner:
 
     def _choose(
         self, units: _Units, workers: int, max_slices: int, startup: float
-    ) -> partition.Bins:
-        """Partition *units* into the slice shape with the best expected wall time."""
+    ) -> tuple[partition.Bins, bool]:
+        """Partition *units* into the slice shape with the best expected wall time.
+
+        :returns: the bins, and whether they must start in the order given (an over-sliced
+            shape's) rather than heaviest first.
+        """
         n = len(units)
         weights = units.weights
         total = math.fsum(weights)
         largest = max(weights)
         top = min(workers, max_slices, n)
         if total <= 0:
-            return self._balance(units, top)
+            return self._balance(units, top), False
         best_ideal = max(total / top, largest)
         fewest = min(top, max(1, math.ceil(total / (best_ideal * (1 + self.tolerance)))))
         shapes = [_Shape(k) for k in sorted({fewest, min(fewest + 1, top), top})]
@@ -352,9 +363,10 @@ class GreedyPlanner:
         if over > top and 3 * math.sqrt(variance / top) > max(
             0.5 * startup, self.tolerance * total / top
         ):
-            shapes.extend(_overslicing(top, over, total))
+            guessed = [w for w, g in zip(weights, units.guessed, strict=True) if g]
+            shapes.extend(_overslicing(top, over, total, guessed))
         if len(shapes) == 1:
-            return self._balance(units, top)
+            return self._balance(units, top), False
         scored: list[tuple[float, _Shape, partition.Bins | None]] = []
         estimates = units.pool is not None and any(units.guessed)
         for shape in shapes:
@@ -374,7 +386,8 @@ class GreedyPlanner:
                 scored.append((score, shape, None))
             else:
                 bins = self._cut(units, shape)
-                scored.append((self._score(units, bins, workers, startup), shape, bins))
+                score = self._score(units, bins, workers, startup, shape.targets is not None)
+                scored.append((score, shape, bins))
         pool = [entry for entry in scored if entry[1].slices <= top]
         best = min(score for score, _, _ in pool)
         over_sliced = [entry for entry in scored if entry[1].slices > top]
@@ -392,25 +405,30 @@ class GreedyPlanner:
             # Fewer slices win a near tie: each one costs a start-up of machine time.
             _, chosen, found = next(e for e in pool if e[0] <= best * (1 + self.tolerance))
         if chosen.targets is not None:
-            return found if found is not None else self._cut(units, chosen)
+            return (found if found is not None else self._cut(units, chosen)), True
         if chosen.hedge:
             units = _hedged(units, chosen.slices, chosen.hedge)
-        return self._balance(units, chosen.slices, found)
+        return self._balance(units, chosen.slices, found), False
 
     def _cut(self, units: _Units, shape: _Shape) -> partition.Bins:
         """A quick partition of *units* into *shape* (longest first; no polishing)."""
         if shape.hedge:
             units = _hedged(units, shape.slices, shape.hedge)
         if shape.targets is not None:
-            # Estimated pieces go to the big first slices: a surprise there is absorbed by the
-            # small slices that run last, whereas a surprise in a last slice ends the run late.
-            heads = sum(1 for t in shape.targets if t >= shape.targets[0])
+            # Estimated pieces go to the first slices: a surprise there is absorbed by the
+            # slices that start later, whereas a surprise in a last slice ends the run late.
+            heads = shape.heads or sum(1 for t in shape.targets if t >= shape.targets[0])
             return partition.fill(units.weights, units.names, shape.targets, units.guessed, heads)
         return partition.lpt(units.weights, units.names, shape.slices)
 
     @staticmethod
-    def _score(units: _Units, bins: partition.Bins, workers: int, startup: float) -> float:
-        """The expected wall time of *bins* under prediction error."""
+    def _score(
+        units: _Units, bins: partition.Bins, workers: int, startup: float, in_order: bool = False
+    ) -> float:
+        """The expected wall time of *bins* under prediction error.
+
+        :param in_order: the bins start in the order given, not heaviest first.
+        """
         w = units.weights
         deviation = [d * d for d in map(operator.mul, units.spreads, w)]
         loads = [math.fsum([w[i] for i in b]) for b in bins]
@@ -419,7 +437,7 @@ class GreedyPlanner:
                 math.sqrt(math.fsum([deviation[i] for i in b])) / load if load > 0 else 0.0
                 for b, load in zip(bins, loads, strict=True)
             ]
-            return expected_wall_seconds(loads, spreads, workers, startup)
+            return expected_wall_seconds(loads, spreads, workers, startup, in_order=in_order)
         # Estimated pieces are drawn from the pool; only measured ones scatter log-normally.
         guessed = units.guessed
         spreads = []
@@ -434,7 +452,12 @@ class GreedyPlanner:
             guessed_loads.append(estimated)
             counts.append(len(mine))
         return expected_wall_seconds(
-            loads, spreads, workers, startup, Guesses(guessed_loads, counts, units.pool)
+            loads,
+            spreads,
+            workers,
+            startup,
+            Guesses(guessed_loads, counts, units.pool),
+            in_order=in_order,
         )
 
     def _balance(
@@ -457,8 +480,13 @@ class GreedyPlanner:
     # the plan
 
     @staticmethod
-    def _ordered(units: _Units, bins: partition.Bins) -> list[list[int]]:
-        """Non-empty bins heaviest first (ties by smallest name), each in parent order."""
+    def _ordered(units: _Units, bins: partition.Bins, in_order: bool = False) -> list[list[int]]:
+        """Non-empty bins heaviest first (ties by smallest name), each in parent order.
+
+        :param in_order: keep the bins' own order instead (an over-sliced shape's start order).
+        """
+        if in_order:
+            return [sorted(b) for b in bins if b]
         w, names = units.weights, units.names
         keyed = [
             (-math.fsum(map(w.__getitem__, b)), min(map(names.__getitem__, b)), b)
@@ -469,10 +497,17 @@ class GreedyPlanner:
         # Pieces are kept in parent order, so an index sort restores it inside a slice.
         return [sorted(b) for _, _, b in keyed]
 
-    def _build(self, units: _Units, bins: partition.Bins, workers: int, startup: float) -> Plan:
-        """Number the slices and fill in their items, tests and predictions."""
+    def _build(
+        self,
+        units: _Units,
+        bins: partition.Bins,
+        workers: int,
+        startup: float,
+        in_order: bool = False,
+    ) -> Plan:
+        """Number the slices in their start order and fill in their items, tests, predictions."""
         slices: list[SlicePlan] = []
-        for members in self._ordered(units, bins):
+        for members in self._ordered(units, bins, in_order):
             slices.append(
                 SlicePlan(
                     index=len(slices) + 1,
@@ -483,7 +518,9 @@ class GreedyPlanner:
             )
         return Plan(
             slices=tuple(slices),
-            predicted_wall_seconds=wall_seconds([s.predicted_seconds for s in slices], workers),
+            predicted_wall_seconds=wall_seconds(
+                [s.predicted_seconds for s in slices], workers, in_order=True
+            ),
             workers=workers,
             startup_seconds=startup,
             planner=self.name,
@@ -524,13 +561,34 @@ def _hedged(units: _Units, slices: int, hedge: float) -> _Units:
     return replace(units, weights=weights)
 
 
-def _overslicing(workers: int, most: int, total: float) -> list[_Shape]:
+def _overslicing(
+    workers: int, most: int, total: float, guessed: Sequence[float] = ()
+) -> list[_Shape]:
     """Over-sliced shapes: equal slices, or one wave of big slices followed by small ones.
 
-    The executor starts the longest slices first; small slices at the end let the workers that
-    finish early take over the work of those that were predicted wrong.
+    The executor starts the slices in plan order; small slices at the end let the workers that
+    finish early take over the work of those that were predicted wrong. With estimated pieces
+    (*guessed*: their weights) there are also *probe* shapes: the estimates alone in a first,
+    short wave, then the measured work in further waves, so an estimate that turns out to be
+    very long holds up one worker while the others share out the rest.
     """
     shapes: list[_Shape] = []
+    probes = min(workers, len(guessed))
+    estimated = math.fsum(guessed)
+    measured = total - estimated
+    if probes and measured > 0:
+        probe = (estimated / probes,) * probes
+        for waves in OVERSLICING_WAVES:
+            k = probes + workers * (1 + waves)
+            if k > most:
+                break
+            rest = measured / (workers * (1 + waves))
+            shapes.append(_Shape(k, probe + (rest,) * (workers * (1 + waves)), heads=probes))
+            for tail in OVERSLICING_TAIL:
+                big = (1 - tail) * measured / workers
+                small = tail * measured / (waves * workers)
+                targets = probe + (big,) * workers + (small,) * (waves * workers)
+                shapes.append(_Shape(k, targets, heads=probes))
     for waves in OVERSLICING_WAVES:
         k = workers * (1 + waves)
         if k > most:

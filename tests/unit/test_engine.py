@@ -13,7 +13,7 @@ from dagpar_cli.testing import DagparResult, write_tree
 
 SLEEPER = """
 from __future__ import annotations
-import json, os
+import json, os, time
 from dagpar_cli import Directory, check, dag, field, object_type
 
 @object_type
@@ -29,7 +29,7 @@ class Naps:
         name = f"{info.index}-{info.total}" if info else "unsplit"
         log = os.path.join(os.environ["NAP_LOG"], name)
         with open(log, "w") as out:
-            json.dump({"items": self.items, "label": self.label}, out)
+            json.dump({"items": self.items, "label": self.label, "started": time.time()}, out)
         ctr = dag.container().with_directory("/w", self.workspace).with_workdir("/w")
         for item in self.items:
             ctr = ctr.with_exec(["sleep", item.split("-")[1]])
@@ -105,6 +105,47 @@ def test_slices_keep_parent_order_and_copy_other_fields(
     assert sorted(everything) == [f"nap{i:02d}-0" for i in range(7)]
     for s in seen:
         assert s["items"] == sorted(s["items"]), "a slice must keep the parent's order"
+
+
+SMALLEST_FIRST = """
+from __future__ import annotations
+from dagpar_cli.model import Plan, SlicePlan
+from dagpar_cli.pluginmanager import hookimpl
+
+class SmallestFirst:
+    name = "smallest-first"
+
+    def plan(self, request):
+        # One item per slice, numbered so that the predicted seconds grow with the number.
+        slices = tuple(
+            SlicePlan(index=i + 1, items=(item,), predicted_seconds=float(i + 1), tests=())
+            for i, item in enumerate(request.items)
+        )
+        return Plan(slices=slices, predicted_wall_seconds=0.0, workers=request.workers)
+
+@hookimpl(tryfirst=True)
+def dagpar_make_planner(session):
+    return SmallestFirst()
+"""
+
+
+def test_slices_start_in_the_order_the_planner_numbered_them(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    nap_log: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A planner decides the start order: its slice 1 starts first even when a later slice is
+    # predicted to take longer.
+    write_tree(tmp_path / "plugins", {"smallest_first.py": SMALLEST_FIRST})
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    monkeypatch.setenv("DAGPAR_PLUGINS", "smallest_first")
+    ws = _workspace(make_workspace, count=4, seconds="0")
+    result = dagpar_run("call", "-C", ws, "-j", "1", "sleeper", "naps", "run")
+    assert result.exit_code == 0, result
+    started = {p.name: json.loads(p.read_text())["started"] for p in nap_log.iterdir()}
+    assert sorted(started, key=started.__getitem__) == ["1-4", "2-4", "3-4", "4-4"]
 
 
 def test_a_function_that_is_not_parallel_runs_once_as_written(

@@ -297,3 +297,37 @@ def test_estimates_on_a_heavy_tailed_suite_are_hedged_against() -> None:
             truth[key] = draws.choice(known)
         ratio += wall(ours, truth, predictions) / wall(baseline, truth, filled) / 40
     assert ratio < 0.97
+
+
+def test_many_new_tests_start_first_in_slices_of_their_own() -> None:
+    # A quarter of a heavy-tailed suite is new. The planner starts them first, in short slices
+    # of their own: one that turns out far longer than its estimate holds up one worker while
+    # the others share out the measured work, which follows in longer slices.
+    rng = random.Random(3)
+    items = items_of(400)
+    durations = {item.key: 0.02 * rng.lognormvariate(0.0, 1.5) for item in items}
+    new = frozenset(item.key for item in rng.sample(items, 100))
+    known = sorted(v for k, v in durations.items() if k not in new)
+    median = known[len(known) // 2]
+    predictions = {k: (median if k in new else v) for k, v in durations.items()}
+    workers = 8
+    plan = GreedyPlanner().plan(
+        request_for(
+            items,
+            predictions,
+            workers=workers,
+            max_slices=4 * workers,
+            startup_seconds=0.05,
+            estimated=new,
+            spread=0.0,
+        )
+    )
+    assert len(plan.slices) > workers
+    first = plan.slices[:workers]
+    in_first = {item.key for s in first for item in s.items}
+    assert new <= in_first
+    assert len(in_first - new) < len(new) / 4
+    # Numbered to start first, although later slices are predicted to take longer.
+    assert max(s.predicted_seconds for s in first) < max(
+        s.predicted_seconds for s in plan.slices[workers:]
+    )
