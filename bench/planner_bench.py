@@ -10,15 +10,19 @@ count ``N`` (= workers), scenario and start-up cost it plans the items with:
   the current one reached total / N;
 - ``least``: pytest-split's ``least_duration``: longest first to the least loaded group.
 
-Each plan is scored by simulating the executor: ``N`` workers, every slice costs the start-up
-plus the *true* durations of its items, slices handed out longest-predicted first to the next
-free worker. The score is makespan / lower bound, with lower bound = one start-up +
-max(total / N, largest item). Scenarios: exact timings; 10 % of the items unknown (baselines
-fill them with the mean of the known, as pytest-split does; dagpar gets the median and knows
-they are estimates, as its timing store reports); every duration drifting by a log-normal
-factor (sigma 0.3) between the recorded and the real run. dagpar's planner is told the spread the
-timing store measures between runs (0 for the exact history, 0.3 under drift), never the true
-durations.
+Each plan is scored by simulating the executor: ``N`` workers, every slice costs the start-up plus
+the *true* durations of its items, slices handed out in plan order (dagpar numbers its slices in
+the order they should start) to the next free worker. The score is makespan / lower bound, with
+lower bound = one start-up + max(total / N, largest item). Scenarios: exact timings; 10 % of the
+items unknown (baselines fill them with the mean of the known, as pytest-split does; dagpar gets
+the median and knows they are estimates, as its timing store reports); every duration drifting by a
+log-normal factor (sigma 0.3) between the recorded and the real run. dagpar's planner is told the
+spread the timing store measures between runs (0 for the exact history, 0.3 under drift), never the
+true durations.
+
+A noisy case's ratio is the mean over several draws of which items are unknown or how they
+drift: up to 32 draws for small sets, fewer as sets grow (about 80,000 items per case in all, and
+at least 4), since one draw of a 50-item set says little.
 
 Only ratios are printed, plus the planning time of the largest case.
 """
@@ -53,6 +57,10 @@ STRATEGIES = ("dagpar", "round-robin", "hash", "chunks", "least")
 DRIFT = 0.3
 #: Over-slicing head-room given to dagpar's planner (max_slices = this many times workers).
 OVERSLICE = 4
+#: Draws per noisy case: about this many items in all, within MIN_DRAWS..MAX_DRAWS.
+DRAW_ITEMS = 80_000
+MIN_DRAWS = 4
+MAX_DRAWS = 32
 
 
 @dataclass(frozen=True)
@@ -230,15 +238,14 @@ PLANNERS: dict[str, Callable[[Case], tuple[Slices, list[float]]]] = {
 
 
 def simulate(case: Case, slices: Slices, predicted: Sequence[float]) -> float:
-    """The executor's makespan: longest predicted first, each to the next free worker."""
-    costs = [
-        (case.startup + sum(case.true[i] for i in s), p)
-        for s, p in zip(slices, predicted, strict=True)
-    ]
-    costs = [c for c, s in zip(costs, slices, strict=True) if s]
-    costs.sort(key=lambda c: -c[1])
+    """The executor's makespan: slices in plan order, each to the next free worker.
+
+    dagpar's engine starts a plan's slices in their numbered order; the baselines cut exactly
+    one slice per worker, so their order does not matter.
+    """
+    costs = [case.startup + sum(case.true[i] for i in s) for s in slices if s]
     free = [0.0] * case.workers
-    for cost, _ in costs:
+    for cost in costs:
         heapq.heapreplace(free, free[0] + cost)
     return max(free)
 
@@ -260,10 +267,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sets, one repetition")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=None, help="draws per noisy case")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="draws per noisy case (default: by set size)"
+    )
     args = parser.parse_args(argv)
     sizes = (50, 500, 5000) if args.quick else (50, 500, 5000, 50000)
-    repeat = args.repeat or (2 if args.quick else 8)
+
+    # A noisy case's score is a mean over draws; small sets vary most from draw to draw and
+    # cost least to plan, so they get the most draws.
+    def draws_for(items: int) -> int:
+        if args.repeat:
+            return args.repeat
+        return 2 if args.quick else max(MIN_DRAWS, min(MAX_DRAWS, DRAW_ITEMS // items))
+
     sets = real_sets() + synthetic_sets(sizes, args.seed)
     rng = random.Random(args.seed)
 
@@ -287,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if n > len(data.paths):
                         continue
                     # The biggest sets average over many items already; spare their time.
-                    draws = 1 if scenario == "exact" else repeat if len(data.paths) <= 5000 else 2
+                    draws = 1 if scenario == "exact" else draws_for(len(data.paths))
                     row: dict[str, float] = {}
                     slice_counts = []
                     for _ in range(draws):

@@ -41,10 +41,10 @@ class FactorPool:
 
     The factors are a suite's measured durations divided by their median: an estimate is a
     median of similar tests (the timing store's sibling estimate), and its test may turn out to
-    be any of them, so its true seconds are the estimate times a factor. The pool resamples the
-    factors once with a fixed seed and keeps running sums: the sum of ``k`` factors is the
-    difference of two running sums ``k`` apart, so a slice holding a thousand estimates costs no
-    more to draw than one.
+    be any of them, so its true seconds are the estimate times a factor. The pool holds every
+    quantile of the factors in equal share, shuffled with a fixed seed, and keeps running sums:
+    the sum of ``k`` factors is the difference of two running sums ``k`` apart, so a slice
+    holding a thousand estimates costs no more to draw than one.
     """
 
     def __init__(self, measured: Sequence[float], scale: float) -> None:
@@ -60,8 +60,11 @@ class FactorPool:
         factors = [m / median for m in ordered]
         #: The planner's weight per second of raw estimate.
         self.scale = scale
-        rng = random.Random(8147)
-        drawn = rng.choices(factors, k=POOL_SIZE)
+        # Every quantile in its share, the slowest tests included: a random resample of a big
+        # suite would mostly leave out the few tests that make a heavy tail dangerous.
+        n = len(factors)
+        drawn = [factors[min(n - 1, (2 * i + 1) * n // (2 * POOL_SIZE))] for i in range(POOL_SIZE)]
+        random.Random(8147).shuffle(drawn)
         #: ``sums[i]``: the sum of the first ``i`` pooled factors.
         self.sums = [0.0, *accumulate(drawn)]
         #: The mean and standard deviation of one factor (for the normal approximation).
