@@ -488,10 +488,15 @@ class GreedyPlanner:
         if in_order:
             return [sorted(b) for b in bins if b]
         w, names = units.weights, units.names
+        full = [b for b in bins if b]
+        loads = [math.fsum(map(w.__getitem__, b)) for b in full]
+        counts: dict[float, int] = {}
+        for load in loads:
+            counts[load] = counts.get(load, 0) + 1
+        # The smallest name breaks ties between equal loads; only tied bins need it.
         keyed = [
-            (-math.fsum(map(w.__getitem__, b)), min(map(names.__getitem__, b)), b)
-            for b in bins
-            if b
+            (-load, min(map(names.__getitem__, b)) if counts[load] > 1 else "", b)
+            for load, b in zip(loads, full, strict=True)
         ]
         keyed.sort(key=lambda t: (t[0], t[1]))
         # Pieces are kept in parent order, so an index sort restores it inside a slice.
@@ -554,8 +559,9 @@ def _hedged(units: _Units, slices: int, hedge: float) -> _Units:
     """
     deviations = [s * w for s, w in zip(units.spreads, units.weights, strict=True)]
     average = math.sqrt(math.fsum(d * d for d in deviations) / slices)
+    twice = 2 * average
     weights = [
-        w + hedge * min(d * d / (2 * average), d)
+        w + hedge * (d * d / twice if d < twice else d)
         for w, d in zip(units.weights, deviations, strict=True)
     ]
     return replace(units, weights=weights)
