@@ -41,6 +41,8 @@ OVERSLICING_TAIL = (0.1, 0.2, 0.35)
 
 #: How strongly a hedged plan keeps other work away from its most uncertain pieces.
 HEDGE = 2.0
+#: How much better (relative) a hedged plan's expected wall time must be to be chosen.
+HEDGE_MARGIN = 0.01
 
 
 class _Shape(NamedTuple):
@@ -389,6 +391,10 @@ class GreedyPlanner:
                 score = self._score(units, bins, workers, startup, shape.targets is not None)
                 scored.append((score, shape, bins))
         pool = [entry for entry in scored if entry[1].slices <= top]
+        plain = [entry for entry in pool if not entry[1].hedge]
+        if min(e[0] for e in plain) <= min(e[0] for e in pool) / (1 - HEDGE_MARGIN):
+            # A hedge that only ties is noise in the replay: keep the balanced plan.
+            pool = plain
         best = min(score for score, _, _ in pool)
         over_sliced = [entry for entry in scored if entry[1].slices > top]
         if over_sliced and min(e[0] for e in over_sliced) < best * (1 - OVERSLICING_MARGIN):
