@@ -248,16 +248,29 @@ def test_finer_tests_fall_back_to_the_selector_name() -> None:
     assert names == ["TestA/sub1", "TestA/sub2"]
 
 
-def test_estimates_on_a_heavy_tailed_suite_are_hedged_against() -> None:
-    # 400 tests with heavy-tailed durations; 40 are new, so the store can only give them the
-    # suite's median. Their true durations are drawn from the same suite, as new tests are.
+def heavy_tailed_with_new(
+    count: int, new_count: int
+) -> tuple[tuple[Item, ...], dict[str, float], frozenset[str], dict[str, float]]:
+    """A suite of *count* tests with heavy-tailed durations, *new_count* of them new.
+
+    :returns: the items, their true seconds, the new keys, and the predictions the store
+        gives: each measured test its own seconds, each new one the suite's median.
+    """
     rng = random.Random(3)
-    items = items_of(400)
+    items = items_of(count)
     durations = {item.key: 0.02 * rng.lognormvariate(0.0, 1.5) for item in items}
-    new = frozenset(item.key for item in rng.sample(items, 40))
+    new = frozenset(item.key for item in rng.sample(items, new_count))
     known = sorted(v for k, v in durations.items() if k not in new)
     median = known[len(known) // 2]
     predictions = {k: (median if k in new else v) for k, v in durations.items()}
+    return items, durations, new, predictions
+
+
+def test_estimates_on_a_heavy_tailed_suite_are_hedged_against() -> None:
+    # 40 of 400 tests are new. Their true durations are drawn from the same suite, as new
+    # tests' are.
+    items, durations, new, predictions = heavy_tailed_with_new(400, 40)
+    known = sorted(v for k, v in durations.items() if k not in new)
     workers, startup = 8, 0.05
     plan = GreedyPlanner().plan(
         request_for(
@@ -303,13 +316,7 @@ def test_many_new_tests_start_first_in_slices_of_their_own() -> None:
     # A quarter of a heavy-tailed suite is new. The planner starts them first, in short slices
     # of their own: one that turns out far longer than its estimate holds up one worker while
     # the others share out the measured work, which follows in longer slices.
-    rng = random.Random(3)
-    items = items_of(400)
-    durations = {item.key: 0.02 * rng.lognormvariate(0.0, 1.5) for item in items}
-    new = frozenset(item.key for item in rng.sample(items, 100))
-    known = sorted(v for k, v in durations.items() if k not in new)
-    median = known[len(known) // 2]
-    predictions = {k: (median if k in new else v) for k, v in durations.items()}
+    items, _, new, predictions = heavy_tailed_with_new(400, 100)
     workers = 8
     plan = GreedyPlanner().plan(
         request_for(
