@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -55,8 +56,7 @@ class FactorPool:
             (so a piece's raw estimate is its weight divided by this).
         """
         ordered = sorted(measured)
-        mid = len(ordered) // 2
-        median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+        median = statistics.median(ordered)
         factors = [m / median for m in ordered]
         #: The planner's weight per second of raw estimate.
         self.scale = scale

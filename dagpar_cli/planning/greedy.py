@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 import math
 import operator
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
@@ -235,7 +236,7 @@ class GreedyPlanner:
         keys = [item.path if len(item.selector) == 1 else item.key for item in items]
         predictions = request.predictions
         known = [predictions[key] for key in keys if key in predictions]
-        fallback = _median(known) if known and len(known) < len(keys) else 1.0
+        fallback = statistics.median(known) if known and len(known) < len(keys) else 1.0
         spread = request.spread if request.spread is not None else self.known_spread
         names = keys
         if len(set(keys)) != len(keys):
@@ -257,9 +258,7 @@ class GreedyPlanner:
             estimated = request.estimated
             guessed = [key not in predictions or key in estimated for key in keys]
             measured = [s for s, g in zip(seconds, guessed, strict=True) if not g]
-            scale, unknown = self._unknown_model(measured)
-            if len(measured) >= MIN_MEASURED and _median(measured) > 0:
-                pool = FactorPool(measured, scale)
+            scale, unknown, pool = self._unknown_model(measured)
             # Balance on expected seconds: an estimate (a median of siblings) stands for a
             # draw from the measured items, whose mean is higher on a heavy-tailed suite.
             weights = [s * scale if g else s for s, g in zip(seconds, guessed, strict=True)]
@@ -277,21 +276,23 @@ class GreedyPlanner:
         )
         return _Units(list(items), weights, seconds, spreads, names, tests, guessed, pool)
 
-    def _unknown_model(self, measured: Sequence[float]) -> tuple[float, float]:
-        """How to weigh an estimated item: ``(mean / median, relative spread)`` of the measured.
+    def _unknown_model(self, measured: Sequence[float]) -> tuple[float, float, FactorPool | None]:
+        """How to weigh an estimated item, from the measured ones.
 
-        With too few measured items to tell, an estimate is taken at face value with
-        :attr:`unknown_spread`.
+        :returns: ``(mean / median, relative spread, pool of what an estimate may turn out to
+            be)``. With too few measured items to tell, an estimate is taken at face value with
+            :attr:`unknown_spread` and no pool.
         """
         if len(measured) < MIN_MEASURED:
-            return 1.0, self.unknown_spread
+            return 1.0, self.unknown_spread, None
         mean = math.fsum(measured) / len(measured)
-        median = _median(measured)
+        median = statistics.median(measured)
         if mean <= 0 or median <= 0:
-            return 1.0, self.unknown_spread
+            return 1.0, self.unknown_spread, None
         deviation = math.sqrt(math.fsum((m - mean) ** 2 for m in measured) / len(measured))
         scale = min(MAX_UNKNOWN_SCALE, max(1.0, mean / median))
-        return scale, min(MAX_UNKNOWN_SPREAD, max(self.unknown_spread / 2, deviation / mean))
+        spread = min(MAX_UNKNOWN_SPREAD, max(self.unknown_spread / 2, deviation / mean))
+        return scale, spread, FactorPool(measured, scale)
 
     def _split(self, units: _Units, request: PlanRequest, slices: int) -> _Units:
         """Replace every piece heavier than the ideal slice by its finer selectors."""
@@ -629,12 +630,6 @@ def _finer_tests(
     # The runner listed the file's tests but not under this exact name (a parametrised
     # family, a Go parent test): the selector still names one test.
     return (TestCase(item.path, name),)
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 @hookimpl(trylast=True)
