@@ -39,6 +39,8 @@ OVERSLICING_MARGIN = 0.02
 OVERSLICING_WAVES = (1, 2, 3)
 #: Shares of the work left to the small slices of the extra waves.
 OVERSLICING_TAIL = (0.1, 0.2, 0.35)
+#: Each wave of a geometric probe shape is this size relative to the one before.
+GEOMETRIC = 0.5
 
 #: How strongly a hedged plan keeps other work away from its most uncertain pieces.
 HEDGE = 2.0
@@ -147,9 +149,10 @@ class GreedyPlanner:
        uncertain enough to matter, over-sliced shapes: one or more extra waves of equal
        slices; a wave of big slices followed by small ones that let early finishers take
        over the end of the work (estimated pieces go to the big first slices); or, with
-       estimates, a short first wave of *probe* slices holding only the estimated pieces,
-       then the measured work in equal waves, so an estimate that runs far longer than
-       expected holds up one worker while the others share out everything else.
+       estimates, a short first wave of *probe* slices holding only the estimated pieces
+       (and any measured piece too long for a later slice), then the measured work in equal
+       waves, in big and small ones, or in waves that halve, so an estimate that runs far
+       longer than expected holds up one worker while the others share out everything else.
     5. **Choice.** Each shape is partitioned and scored by replaying the executor's
        longest-first dispatch over a fixed set of draws of the true durations: measured pieces
        off by ``request.spread`` (what the timing store saw between runs; :attr:`known_spread`
@@ -367,7 +370,12 @@ class GreedyPlanner:
             0.5 * startup, self.tolerance * total / top
         ):
             guessed = [w for w, g in zip(weights, units.guessed, strict=True) if g]
-            shapes.extend(_overslicing(top, over, total, guessed))
+            share = (total - math.fsum(guessed)) / top
+            giants = sorted(
+                (w for w, g in zip(weights, units.guessed, strict=True) if not g and w > share),
+                reverse=True,
+            )
+            shapes.extend(_overslicing(top, over, total, guessed, giants))
         if len(shapes) == 1:
             return self._balance(units, top), False
         scored: list[tuple[float, _Shape, partition.Bins | None]] = []
@@ -425,7 +433,13 @@ class GreedyPlanner:
             # Estimated pieces go to the first slices: a surprise there is absorbed by the
             # slices that start later, whereas a surprise in a last slice ends the run late.
             heads = shape.heads or sum(1 for t in shape.targets if t >= shape.targets[0])
-            return partition.fill(units.weights, units.names, shape.targets, units.guessed, heads)
+            pinned: Sequence[bool] = units.guessed
+            if shape.heads and heads < len(shape.targets):
+                # A measured piece too long for any later slice starts in the first wave too:
+                # behind a probe it would end the run late.
+                longest = max(shape.targets[heads:])
+                pinned = [g or w > longest for g, w in zip(pinned, units.weights, strict=True)]
+            return partition.fill(units.weights, units.names, shape.targets, pinned, heads)
         return partition.lpt(units.weights, units.names, shape.slices)
 
     @staticmethod
@@ -575,7 +589,11 @@ def _hedged(units: _Units, slices: int, hedge: float) -> _Units:
 
 
 def _overslicing(
-    workers: int, most: int, total: float, guessed: Sequence[float] = ()
+    workers: int,
+    most: int,
+    total: float,
+    guessed: Sequence[float] = (),
+    giants: Sequence[float] = (),
 ) -> list[_Shape]:
     """Over-sliced shapes: equal slices, or one wave of big slices followed by small ones.
 
@@ -583,24 +601,37 @@ def _overslicing(
     finish early take over the work of those that were predicted wrong. With estimated pieces
     (*guessed*: their weights) there are also *probe* shapes: the estimates alone in a first,
     short wave, then the measured work in further waves, so an estimate that turns out to be
-    very long holds up one worker while the others share out the rest.
+    very long holds up one worker while the others share out the rest. Measured pieces longer
+    than a worker's share of the measured work (*giants*, heaviest first) start in the first
+    wave as well and hold their workers throughout, so the later waves are cut for the others.
     """
     shapes: list[_Shape] = []
     probes = min(workers, len(guessed))
     estimated = math.fsum(guessed)
-    measured = total - estimated
+    held = min(len(giants), workers - 1)
+    free = workers - held
+    measured = total - estimated - math.fsum(giants[:held])
     if probes and measured > 0:
         probe = (estimated / probes,) * probes
-        for waves in OVERSLICING_WAVES:
-            k = probes + workers * (1 + waves)
+        for waves in (0, *OVERSLICING_WAVES):
+            k = probes + free * (1 + waves)
             if k > most:
                 break
-            rest = measured / (workers * (1 + waves))
-            shapes.append(_Shape(k, probe + (rest,) * (workers * (1 + waves)), heads=probes))
+            rest = measured / (free * (1 + waves))
+            shapes.append(_Shape(k, probe + (rest,) * (free * (1 + waves)), heads=probes))
+            if not waves:
+                # One slice per worker after the probes: the cheapest probe shape.
+                continue
+            # Waves that halve: if a probe holds up its worker for the whole run, the others
+            # still end on small slices.
+            sizes = [GEOMETRIC**w for w in range(1 + waves)]
+            first = measured / (free * math.fsum(sizes))
+            geometric = tuple(first * size for size in sizes for _ in range(free))
+            shapes.append(_Shape(k, probe + geometric, heads=probes))
             for tail in OVERSLICING_TAIL:
-                big = (1 - tail) * measured / workers
-                small = tail * measured / (waves * workers)
-                targets = probe + (big,) * workers + (small,) * (waves * workers)
+                big = (1 - tail) * measured / free
+                small = tail * measured / (waves * free)
+                targets = probe + (big,) * free + (small,) * (waves * free)
                 shapes.append(_Shape(k, targets, heads=probes))
     for waves in OVERSLICING_WAVES:
         k = workers * (1 + waves)
