@@ -44,8 +44,6 @@ GEOMETRIC = 0.5
 
 #: How strongly a hedged plan keeps other work away from its most uncertain pieces.
 HEDGE = 2.0
-#: How much better (relative) a hedged plan's expected wall time must be to be chosen.
-HEDGE_MARGIN = 0.01
 
 
 class _Shape(NamedTuple):
@@ -143,12 +141,12 @@ class GreedyPlanner:
     3. **Shards.** With ``request.shard = (i, n)`` all pieces are first partitioned into ``n``
        buckets, numbered heaviest first (ties by name), and only bucket ``i`` is sliced further.
     4. **Candidate shapes.** The fewest slices whose ideal largest slice is within
-       :attr:`tolerance` of the best possible, one more, and ``workers``; ``workers`` slices
-       *hedged* (each piece charged for its uncertainty, keeping other work away from the
-       pieces likeliest to run long); and, when ``max_slices`` allows and the predictions are
-       uncertain enough to matter, over-sliced shapes: one or more extra waves of equal
-       slices; a wave of big slices followed by small ones that let early finishers take
-       over the end of the work (estimated pieces go to the big first slices); or, with
+       :attr:`tolerance` of the best possible, one more, and ``workers``; and, when
+       ``max_slices`` allows and the predictions are uncertain enough to matter, over-sliced
+       shapes: one or more extra waves of equal slices; a wave of big slices followed by
+       small ones that let early finishers take over the end of the work (estimated pieces
+       go to the big first slices, plain or *hedged*: each piece charged for its uncertainty,
+       keeping other work away from the pieces likeliest to run long); or, with
        estimates, a short first wave of *probe* slices holding only the estimated pieces
        (and any measured piece too long for a later slice), then the measured work in equal
        waves, in big and small ones, or in waves that halve, so an estimate that runs far
@@ -361,8 +359,6 @@ class GreedyPlanner:
         if any(units.spreads):
             deviations = list(map(operator.mul, units.spreads, weights))
             variance = math.fsum(map(operator.mul, deviations, deviations))
-        if variance > 0 and top > 1:
-            shapes.append(_Shape(top, hedge=HEDGE))
         over = min(max_slices, n)
         # Over-slicing can at best remove the error of one slice; skip it when that is too small
         # to pay for the start-ups (and spare the partitions on big, well-measured suites).
@@ -383,8 +379,7 @@ class GreedyPlanner:
         for shape in shapes:
             k = shape.slices
             if (
-                not shape.hedge
-                and shape.targets is None
+                shape.targets is None
                 and not estimates
                 and n >= IDEAL_ITEMS_PER_SLICE * k
                 and largest <= total / k
@@ -400,10 +395,6 @@ class GreedyPlanner:
                 score = self._score(units, bins, workers, startup, shape.targets is not None)
                 scored.append((score, shape, bins))
         pool = [entry for entry in scored if entry[1].slices <= top]
-        plain = [entry for entry in pool if not entry[1].hedge]
-        if min(e[0] for e in plain) <= min(e[0] for e in pool) / (1 - HEDGE_MARGIN):
-            # A hedge that only ties is noise in the replay: keep the balanced plan.
-            pool = plain
         best = min(score for score, _, _ in pool)
         over_sliced = [entry for entry in scored if entry[1].slices > top]
         if over_sliced and min(e[0] for e in over_sliced) < best * (1 - OVERSLICING_MARGIN):
@@ -421,8 +412,6 @@ class GreedyPlanner:
             _, chosen, found = next(e for e in pool if e[0] <= best * (1 + self.tolerance))
         if chosen.targets is not None:
             return (found if found is not None else self._cut(units, chosen)), True
-        if chosen.hedge:
-            units = _hedged(units, chosen.slices, chosen.hedge)
         return self._balance(units, chosen.slices, found), False
 
     def _cut(self, units: _Units, shape: _Shape) -> partition.Bins:
