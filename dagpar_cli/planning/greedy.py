@@ -56,7 +56,8 @@ class _Shape(NamedTuple):
     targets: tuple[float, ...] | None = None
     #: How much balancing charges a piece for its uncertainty (0: balance expected seconds).
     hedge: float = 0.0
-    #: How many leading slices hold the estimated pieces (0: the slices of the largest target).
+    #: How many leading slices hold the estimated pieces, and measured ones too long for a later
+    #: slice (0: the slices of the largest target).
     heads: int = 0
 
 
