@@ -312,13 +312,11 @@ def test_estimates_on_a_heavy_tailed_suite_are_hedged_against() -> None:
     assert ratio < 0.97
 
 
-def test_many_new_tests_start_first_in_slices_of_their_own() -> None:
-    # A quarter of a heavy-tailed suite is new. The planner starts them first, in short slices
-    # of their own: one that turns out far longer than its estimate holds up one worker while
-    # the others share out the measured work, which follows in longer slices.
-    items, _, new, predictions = heavy_tailed_with_new(400, 100)
-    workers = 8
-    plan = GreedyPlanner().plan(
+def plan_with_new_tests(
+    items: Sequence[Item], predictions: Mapping[str, float], new: frozenset[str], workers: int
+) -> Plan:
+    """The plan for a suite with *new* tests, allowed four slices per worker, exact history."""
+    return GreedyPlanner().plan(
         request_for(
             items,
             predictions,
@@ -329,6 +327,15 @@ def test_many_new_tests_start_first_in_slices_of_their_own() -> None:
             spread=0.0,
         )
     )
+
+
+def test_many_new_tests_start_first_in_slices_of_their_own() -> None:
+    # A quarter of a heavy-tailed suite is new. The planner starts them first, in short slices
+    # of their own: one that turns out far longer than its estimate holds up one worker while
+    # the others share out the measured work, which follows in longer slices.
+    items, _, new, predictions = heavy_tailed_with_new(400, 100)
+    workers = 8
+    plan = plan_with_new_tests(items, predictions, new, workers)
     assert len(plan.slices) > workers
     first = plan.slices[:workers]
     in_first = {item.key for s in first for item in s.items}
@@ -348,17 +355,7 @@ def test_a_measured_test_too_long_for_later_slices_starts_in_the_first_wave() ->
     giant = next(item.key for item in items if item.key not in new)
     per_worker = sum(durations.values()) / workers
     predictions = {**predictions, giant: 0.9 * per_worker}
-    plan = GreedyPlanner().plan(
-        request_for(
-            items,
-            predictions,
-            workers=workers,
-            max_slices=4 * workers,
-            startup_seconds=0.05,
-            estimated=new,
-            spread=0.0,
-        )
-    )
+    plan = plan_with_new_tests(items, predictions, new, workers)
     assert len(plan.slices) > workers
     first = {item.key for s in plan.slices[:workers] for item in s.items}
     assert new <= first
