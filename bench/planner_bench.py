@@ -140,7 +140,7 @@ def make_case(
 
 
 # ---------------------------------------------------------------------------------------------
-# the strategies: each returns slices of item indices, and a predicted seconds per slice
+# the strategies: each returns slices of item indices, in the order they start
 
 
 Slices = list[list[int]]
@@ -153,7 +153,7 @@ def filled(case: Case) -> list[float]:
     return [case.recorded.get(p, mean) for p in case.paths]
 
 
-def plan_dagpar(case: Case) -> tuple[Slices, list[float]]:
+def plan_dagpar(case: Case) -> Slices:
     items = tuple(Item((p,), p) for p in case.paths)
     known = sorted(case.recorded.values())
     median = statistics.median(known) if known else 1.0
@@ -174,28 +174,25 @@ def plan_dagpar(case: Case) -> tuple[Slices, list[float]]:
         )
     )
     index = {p: i for i, p in enumerate(case.paths)}
-    return [[index[item.path] for item in s.items] for s in plan.slices], [
-        s.predicted_seconds for s in plan.slices
-    ]
+    return [[index[item.path] for item in s.items] for s in plan.slices]
 
 
-def plan_round_robin(case: Case) -> tuple[Slices, list[float]]:
+def plan_round_robin(case: Case) -> Slices:
     slices: Slices = [[] for _ in range(case.workers)]
     for i in range(len(case.paths)):
         slices[i % case.workers].append(i)
-    return slices, [float(len(s)) for s in slices]
+    return slices
 
 
-def plan_hash(case: Case) -> tuple[Slices, list[float]]:
+def plan_hash(case: Case) -> Slices:
     order = sorted(
         range(len(case.paths)), key=lambda i: hashlib.sha1(case.paths[i].encode()).hexdigest()
     )
     size = math.ceil(len(order) / case.workers)
-    slices = [order[start : start + size] for start in range(0, len(order), size)]
-    return slices, [float(len(s)) for s in slices]
+    return [order[start : start + size] for start in range(0, len(order), size)]
 
 
-def plan_chunks(case: Case) -> tuple[Slices, list[float]]:
+def plan_chunks(case: Case) -> Slices:
     seconds = filled(case)
     per_group = sum(seconds) / case.workers
     slices: Slices = [[] for _ in range(case.workers)]
@@ -206,25 +203,23 @@ def plan_chunks(case: Case) -> tuple[Slices, list[float]]:
             group += 1
         slices[group].append(i)
         sums[group] += s
-    return slices, sums
+    return slices
 
 
-def plan_least(case: Case) -> tuple[Slices, list[float]]:
+def plan_least(case: Case) -> Slices:
     seconds = filled(case)
     by_name = sorted(range(len(seconds)), key=lambda i: case.paths[i])
     order = sorted(by_name, key=lambda i: seconds[i], reverse=True)
     heap = [(0.0, g) for g in range(case.workers)]
     slices: Slices = [[] for _ in range(case.workers)]
-    sums = [0.0] * case.workers
     for i in order:
         total, g = heapq.heappop(heap)
         slices[g].append(i)
-        sums[g] = total + seconds[i]
-        heapq.heappush(heap, (sums[g], g))
-    return slices, sums
+        heapq.heappush(heap, (total + seconds[i], g))
+    return slices
 
 
-PLANNERS: dict[str, Callable[[Case], tuple[Slices, list[float]]]] = {
+PLANNERS: dict[str, Callable[[Case], Slices]] = {
     "dagpar": plan_dagpar,
     "round-robin": plan_round_robin,
     "hash": plan_hash,
@@ -237,7 +232,7 @@ PLANNERS: dict[str, Callable[[Case], tuple[Slices, list[float]]]] = {
 # scoring
 
 
-def simulate(case: Case, slices: Slices, predicted: Sequence[float]) -> float:
+def simulate(case: Case, slices: Slices) -> float:
     """The executor's makespan: slices in plan order, each to the next free worker.
 
     dagpar's engine starts a plan's slices in their numbered order; the baselines cut exactly
@@ -265,7 +260,9 @@ def check_complete(case: Case, slices: Slices) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sets, one repetition")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sets, two draws per noisy case"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--repeat", type=int, default=None, help="draws per noisy case (default: by set size)"
@@ -277,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cost least to plan, so they get the most draws.
     def draws_for(items: int) -> int:
         if args.repeat:
-            return args.repeat
+            return int(args.repeat)
         return 2 if args.quick else max(MIN_DRAWS, min(MAX_DRAWS, DRAW_ITEMS // items))
 
     sets = real_sets() + synthetic_sets(sizes, args.seed)
@@ -302,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for n in SLICES:
                     if n > len(data.paths):
                         continue
-                    # The biggest sets average over many items already; spare their time.
+                    # Exact timings give the same case on every draw.
                     draws = 1 if scenario == "exact" else draws_for(len(data.paths))
                     row: dict[str, float] = {}
                     slice_counts = []
@@ -310,9 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         case = make_case(data, scenario, startup, n, rng)
                         bound = lower_bound(case)
                         for name, planner in PLANNERS.items():
-                            slices, predicted = planner(case)
+                            slices = planner(case)
                             check_complete(case, slices)
-                            ratio = simulate(case, slices, predicted) / bound
+                            ratio = simulate(case, slices) / bound
                             row[name] = row.get(name, 0.0) + ratio / draws
                             if name == "dagpar":
                                 slice_counts.append(sum(1 for s in slices if s))
