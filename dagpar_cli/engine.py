@@ -612,8 +612,16 @@ class Engine:
         options = self.session.options
         # The run's own reports land in the workspace as often as not; they are no tests.
         reports = [p for p in (options.junit_xml, options.report_html) if p is not None]
+        installed = None
+        if spec.executor == "local":
+            # Inside a container the image holds what is installed, and it is in the key.
+            installed = self.session.pm.hook.dagpar_runner_installed(spec=spec)
         return self._listings.key(
-            spec, image=toolchain.config.image, plugins=plugins, ignore=reports
+            spec,
+            image=toolchain.config.image,
+            plugins=plugins,
+            ignore=reports,
+            installed=installed,
         )
 
     def _note_listing(

@@ -130,6 +130,28 @@ def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] 
 
 
 @hookspec(firstresult=True)
+def dagpar_runner_installed(spec: RunnerSpec) -> list[str] | None:
+    """Name the places outside the workspace whose installed packages can change the listing.
+
+    The listing cache keys a listing on the source tree, virtual environments and
+    ``node_modules`` inside the workspace included. A runner that also loads code from outside
+    the workspace (a system-wide Python, a virtual environment elsewhere, a ``GOPATH``) names
+    those places here, so that installing or removing a package there lists the tests afresh
+    instead of reusing a listing that misses (or still has) the tests that depend on it. Asked
+    only for the local executor: inside an image, the image is part of the key.
+
+    :param spec: the runner and its source directory.
+    :returns: absolute paths of directories (or files) whose modification time changes when a
+        package is installed or removed there; paths inside the workspace are left out of the
+        key, since the tree already covers them. An empty list when the runner loads nothing
+        from outside the workspace; None if *spec* names another plugin's runner or the runner
+        cannot tell (the key is then the tree alone).
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
 def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand] | None:
     """Compile a slice's selection into the runner's own command lines.
 

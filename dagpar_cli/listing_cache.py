@@ -17,7 +17,11 @@ The key is made so that a stale listing is practically impossible:
   (``.git``, ``node_modules``, ``__pycache__``, virtual environments...), but the files that say
   what is installed are not: lock files are part of the tree, and a skipped virtual environment
   or ``node_modules`` still contributes the stamp of its package directory, which every install
-  touches.
+  touches;
+- for the local executor, the places outside the workspace the runner loads packages from (a
+  system-wide ``site-packages``, a virtual environment elsewhere, a ``GOPATH``), as the runner
+  plugin names them (``dagpar_runner_installed``): the stamp of each, so that installing a
+  package there lists afresh.
 
 Entries are written to a temporary file and renamed into place, so two runs in one workspace
 never see half an entry; an unreadable or corrupt entry is a miss, never an error. The engine
@@ -44,6 +48,7 @@ __all__ = [
     "ListingKey",
     "cache_disabled",
     "fingerprint_tree",
+    "installed_stamps",
 ]
 
 #: Set to ``1`` to list tests afresh on every run (and to leave the cache untouched).
@@ -242,6 +247,26 @@ def _installed_stamps(path: str, rel: str) -> Iterator[bytes]:
         yield _stamp(f"{rel}/{os.path.relpath(candidate, path)}", st)
 
 
+def installed_stamps(paths: Iterable[str], workspace: Path) -> list[str]:
+    """One stamp per path outside *workspace*: its name and ``mtime_ns`` (or that it is missing).
+
+    Installing or removing a package adds or removes an entry in its ``site-packages`` (or
+    ``GOPATH`` directory), which changes that directory's ``mtime_ns``: one ``stat`` per place,
+    not a walk. Paths inside the workspace are skipped: the tree's fingerprint has them.
+    """
+    inside = os.path.realpath(workspace)
+    stamps: set[str] = set()
+    for path in paths:
+        real = os.path.realpath(path)
+        if real == inside or real.startswith(inside + os.sep):
+            continue
+        try:
+            stamps.add(f"{real}\0{os.stat(real).st_mtime_ns}")
+        except OSError:
+            stamps.add(f"{real}\0missing")
+    return sorted(stamps)
+
+
 def _ancestor_lines(root: Path, top: Path, skip: _Ignored) -> Iterator[bytes]:
     """Stamps of the files directly inside each directory from *root*'s parent up to *top*."""
     try:
@@ -297,6 +322,7 @@ class ListingCache:
         plugins: Iterable[str] = (),
         version: str | None = None,
         ignore: Iterable[Path] = (),
+        installed: Iterable[str] | None = None,
     ) -> ListingKey:
         """The key of *spec*'s listing as the source tree stands now.
 
@@ -305,6 +331,8 @@ class ListingCache:
         :param plugins: the installed plugin distributions (``name==version``).
         :param version: dagpar's version (defaults to the running one).
         :param ignore: files of the tree that do not count (see :func:`fingerprint_tree`).
+        :param installed: where the runner loads packages from outside the workspace (see
+            ``dagpar_runner_installed``); None when it cannot tell.
         """
         if version is None:
             from dagpar_cli import __version__ as version
@@ -320,6 +348,9 @@ class ListingCache:
             "env": {name: os.environ.get(name) for name in KEY_ENV},
             "tree": fingerprint_tree(
                 spec.source_dir, ancestors_up_to=spec.workspace, ignore=ignore
+            ),
+            "installed": (
+                None if installed is None else installed_stamps(installed, spec.workspace)
             ),
         }
         text = json.dumps(parts, sort_keys=True)

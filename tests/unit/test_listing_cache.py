@@ -153,6 +153,33 @@ def test_installing_a_package_changes_the_key(workspace: Path) -> None:
     assert cache.key(spec(workspace)).digest != before
 
 
+def test_installing_outside_the_workspace_changes_the_key_of_who_names_it(
+    workspace: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "elsewhere" / "site-packages"
+    site.mkdir(parents=True)
+    inside = workspace / "api" / "vendored"
+    inside.mkdir()
+    cache = ListingCache(workspace)
+    places = [str(site), str(inside), str(tmp_path / "not-there")]
+    before = cache.key(spec(workspace), installed=places).digest
+    unnamed = cache.key(spec(workspace)).digest
+    assert cache.key(spec(workspace), installed=places).digest == before
+    assert unnamed != before  # "cannot tell" is a key of its own
+
+    bump(site)
+    after = cache.key(spec(workspace), installed=places).digest
+    assert after != before
+    assert cache.key(spec(workspace)).digest == unnamed  # a runner that names nothing: as before
+    # A place inside the workspace is the tree's business, not stamped twice.
+    assert (
+        cache.key(spec(workspace), installed=[str(site), str(inside)]).digest
+        == cache.key(spec(workspace), installed=[str(site)]).digest
+    )
+    (tmp_path / "not-there").mkdir()
+    assert cache.key(spec(workspace), installed=places).digest != after
+
+
 def test_a_directory_named_venv_without_pyvenv_cfg_is_walked(workspace: Path) -> None:
     write_tree(workspace / "api", {"venv/test_v.py": ""})
     cache = ListingCache(workspace)
