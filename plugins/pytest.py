@@ -18,6 +18,13 @@ Listing (:func:`dagpar_runner_collect`)
     that file, so that selecting it (or the whole file) reports the error as that test's
     ``error`` result instead of dropping the file.
 
+What is installed (:func:`dagpar_runner_installed`)
+    For the listing cache's key: the ``sys.path`` of the interpreter that runs pytest (the one
+    before ``-m pytest``, or the one a ``pytest`` script's ``#!`` line names), asked once per
+    run. Installing a package into any of those directories (a virtual environment outside the
+    workspace, the system's ``site-packages``) lists the tests afresh. A ``runner:`` command
+    that hides the interpreter (``poetry run pytest``) answers None.
+
 Running (:func:`dagpar_runner_command`)
     One command: ``<pytest> <args> -p no:cacheprovider -p dagpar_pytest_select
     --junit-xml={report_dir}/pytest-junit.xml -o junit_family=xunit1
@@ -56,6 +63,7 @@ from ._pytest_detect import detect
 from ._pytest_files import PLUGIN_MODULE, REPORT_FILE, SELECTION_FILE, plugin_source
 from ._pytest_paths import RootdirMap
 from ._pytest_report import parse_report
+from ._python_paths import import_paths, interpreter_of
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Outcome
@@ -69,6 +77,7 @@ __all__ = [
     "dagpar_register_toolchains",
     "dagpar_runner_collect",
     "dagpar_runner_command",
+    "dagpar_runner_installed",
     "dagpar_runner_parse",
     "find_pytest",
 ]
@@ -184,6 +193,19 @@ def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] 
         )
     detail = _tail(outcome.stderr) or _tail(outcome.stdout)
     raise ExecutionError(f"listing tests failed (pytest exit code {code}): {command}: {detail}")
+
+
+@hookimpl
+def dagpar_runner_installed(spec: RunnerSpec) -> list[str] | None:
+    """The ``sys.path`` of the interpreter that runs pytest (see the module doc)."""
+    if spec.name != NAME:
+        return None
+    try:
+        command = find_pytest(spec)
+    except ExecutionError:
+        return None  # the listing will say so
+    python = interpreter_of(command, spec.source_dir)
+    return None if python is None else import_paths(python, spec.source_dir)
 
 
 def _selected(selection: Selection) -> tuple[list[str], list[tuple[str, str]]]:

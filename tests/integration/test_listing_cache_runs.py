@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -229,6 +231,51 @@ def test_a_stale_listing_under_a_filter_runs_only_what_it_selects(
     run = check(dagpar_run, ws, "--filter", "tests/test_alpha.py::test_[ax]2")
     assert reported(run) == Counter({"tests/test_alpha.py::test_x2"})
     assert run["tests"][0]["status"] == "passed"
+
+
+def test_a_package_installed_outside_the_workspace_lists_afresh(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pytest runs from a virtual environment outside the workspace (as `VIRTUAL_ENV` says),
+    # which sees this interpreter's packages (pytest) through --system-site-packages.
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True,
+    )
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv))
+    ws = make_workspace(
+        {
+            **SUITE,
+            "tests/test_optional.py": """
+                import pytest
+
+                probe = pytest.importorskip("dagpar_optional_probe")
+
+                def test_uses_the_package():
+                    assert probe.VALUE == 42
+            """,
+        }
+    )
+    check(dagpar_run, ws)
+    assert reported(check(dagpar_run, ws)) == Counter(ALL)  # skipped while it is missing
+    assert listings(listing_log) == 1
+
+    # Installing the package changes nothing in the workspace, only the environment's
+    # site-packages: the listing must still be made afresh, or the new test is never run.
+    (site_packages / "dagpar_optional_probe.py").write_text("VALUE = 42\n")
+    run = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(run) == Counter(ALL | {"tests/test_optional.py::test_uses_the_package"})
+    assert all(t["status"] == "passed" for t in run["tests"]), run["tests"]
+
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 2  # and the new listing is reused
 
 
 GO_WRAPPER = """#!/bin/sh

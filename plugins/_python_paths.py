@@ -1,0 +1,133 @@
+"""Where the project's Python loads packages from, for the listing cache's key.
+
+A pytest listing depends on what is installed: a test module that skips itself when a package is
+missing lists no tests until the package is installed. Inside the workspace the listing cache
+sees installs (it stamps a ``.venv``'s ``site-packages``); this module finds the places outside
+it, by asking the interpreter that runs pytest for its ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["import_paths", "interpreter_of"]
+
+#: Seconds the interpreter may take to print its ``sys.path``.
+QUERY_TIMEOUT = 30.0
+
+#: What an interpreter's file name starts with.
+_PYTHONS = ("python", "pypy")
+
+_QUERY = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
+
+# One query per interpreter and PYTHONPATH per dagpar run: a monorepo's toolchains share them.
+_answers: dict[tuple[str, int, str | None], list[str] | None] = {}
+
+
+def interpreter_of(command: Sequence[str], cwd: Path) -> str | None:
+    """The Python interpreter that *command* (a way to start pytest) runs, when it can be seen.
+
+    ``<python> -m pytest`` names it; a ``pytest`` script names it in its ``#!`` line. Anything
+    else (``poetry run pytest``, a wrapper script) is opaque: None.
+
+    :param command: the command that starts pytest.
+    :param cwd: the directory the command runs in (relative paths start there).
+    """
+    if not command:
+        return None
+    executable = _resolve(command[0], cwd)
+    if executable is None:
+        return None
+    if len(command) >= 3 and command[1] == "-m" and command[2] == "pytest":
+        python: str | None = executable
+    elif os.path.basename(command[0]).startswith(("pytest", "py.test")):
+        python = _script_interpreter(executable, cwd)
+    else:
+        return None
+    # Only a Python is asked for its sys.path: a shell wrapper would run the question as shell.
+    if python is None or not os.path.basename(python).startswith(_PYTHONS):
+        return None
+    return python
+
+
+def import_paths(python: str, cwd: Path) -> list[str] | None:
+    """The entries of *python*'s ``sys.path`` when it starts in *cwd*, or None if it fails.
+
+    :param python: the interpreter's path.
+    :param cwd: where it runs (pytest's working directory).
+    """
+    try:
+        real = os.path.realpath(python)
+        stamp = os.stat(real).st_mtime_ns
+    except OSError:
+        return None
+    key = (python, stamp, os.environ.get("PYTHONPATH"))
+    if key not in _answers:
+        _answers[key] = _query(python, cwd)
+    return _answers[key]
+
+
+def _query(python: str, cwd: Path) -> list[str] | None:
+    try:
+        proc = subprocess.run(
+            [python, "-c", _QUERY],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=QUERY_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    try:
+        paths = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        return None
+    return [os.path.abspath(os.path.join(cwd, p)) for p in paths]
+
+
+def _resolve(program: str, cwd: Path) -> str | None:
+    """*program* as an absolute path: relative to *cwd* when it has a slash, else on PATH."""
+    if os.sep in program or (os.altsep and os.altsep in program):
+        path = os.path.join(cwd, program)
+        return path if os.path.isfile(path) else None
+    return shutil.which(program)
+
+
+def _script_interpreter(script: str, cwd: Path) -> str | None:
+    """The interpreter a console script's ``#!`` line names (``env`` and pip's ``sh`` trick too)."""
+    try:
+        with open(script, "rb") as handle:
+            head = handle.read(1024).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    if not head or not head[0].startswith("#!"):
+        return None
+    words = head[0][2:].split()
+    if not words:
+        return None
+    name = os.path.basename(words[0])
+    if name == "env":
+        rest = [w for w in words[1:] if not w.startswith("-")]
+        return _resolve(rest[0], cwd) if rest else None
+    if name == "sh":
+        # pip writes `#!/bin/sh` plus `'''exec' <python> "$0" "$@"` when the path is too long.
+        for line in head[1:3]:
+            if line.startswith("'''exec' "):
+                try:
+                    parts = shlex.split(line)
+                except ValueError:
+                    return None
+                return parts[1] if len(parts) > 1 else None
+        return None
+    return words[0]

@@ -1,0 +1,84 @@
+"""Which Python a pytest command runs, and where it loads packages from (listing cache key)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import dagpar_plugins.pytest as plugin
+import pytest
+from dagpar_plugins._python_paths import import_paths, interpreter_of
+
+from dagpar_cli.model import RunnerSpec
+
+
+def script(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_python_dash_m_pytest_names_its_interpreter(tmp_path: Path) -> None:
+    python = script(tmp_path / ".venv" / "bin" / "python", "")
+    assert interpreter_of((".venv/bin/python", "-m", "pytest"), tmp_path) == str(python)
+    assert interpreter_of(("missing/bin/python", "-m", "pytest"), tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        ("#!/opt/py/bin/python3.11\n", "/opt/py/bin/python3.11"),
+        (
+            "#!/bin/sh\n'''exec' '/very long/bin/python3' \"$0\" \"$@\"\n' '''\n",
+            "/very long/bin/python3",
+        ),
+        ("#!/usr/bin/env bash\nexec something\n", None),  # a shell wrapper is not asked
+        ("import pytest\n", None),  # no #! line
+    ],
+)
+def test_a_pytest_script_names_its_interpreter_in_its_first_line(
+    tmp_path: Path, head: str, expected: str | None
+) -> None:
+    script(tmp_path / "bin" / "pytest", head)
+    assert interpreter_of(("bin/pytest",), tmp_path) == expected
+
+
+def test_env_in_the_first_line_is_followed_on_path(tmp_path: Path) -> None:
+    script(tmp_path / "bin" / "pytest", "#!/usr/bin/env -S python3 -X dev\n")
+    assert interpreter_of(("bin/pytest",), tmp_path) == shutil.which("python3")
+
+
+def test_an_opaque_runner_command_cannot_tell(tmp_path: Path) -> None:
+    assert interpreter_of(("poetry", "run", "pytest"), tmp_path) is None
+    assert interpreter_of((), tmp_path) is None
+
+
+def test_import_paths_are_the_interpreters_own(tmp_path: Path) -> None:
+    paths = import_paths(sys.executable, tmp_path)
+    assert paths is not None
+    # Where this interpreter found pytest is among them, absolute; the working directory is not.
+    assert str(Path(pytest.__file__).parent.parent) in paths
+    assert all(os.path.isabs(p) for p in paths)
+    assert str(tmp_path) not in paths
+
+
+def test_an_interpreter_that_fails_cannot_tell(tmp_path: Path) -> None:
+    broken = script(tmp_path / "python", "#!/bin/sh\nexit 3\n")
+    assert import_paths(str(broken), tmp_path) is None
+    assert import_paths(str(tmp_path / "python-gone"), tmp_path) is None
+
+
+def test_the_hook_names_the_virtual_environments_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    venv = tmp_path / "venv"
+    python = script(venv / "bin" / "python", f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv))
+    spec = RunnerSpec(name="pytest", workspace=tmp_path / "ws")
+    spec.workspace.mkdir()
+    assert plugin.find_pytest(spec) == (str(python), "-m", "pytest")
+    assert plugin.dagpar_runner_installed(spec) == import_paths(sys.executable, spec.workspace)
+    assert plugin.dagpar_runner_installed(RunnerSpec(name="jest", workspace=tmp_path)) is None
