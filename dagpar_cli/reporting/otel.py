@@ -26,7 +26,6 @@ are made when their slice ends, from the slice's results, laid end to end from t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -35,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -125,28 +124,38 @@ class JsonLinesExporter(SpanExporter):
         self.path = path
         self._lock = threading.Lock()
         self._closed = False
+        self._handle: TextIO | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write *spans*, one JSON object per line."""
-        lines = "".join(
-            json.dumps(json.loads(span.to_json(indent=None)), ensure_ascii=False) + "\n"
-            for span in spans
-        )
+        # Without indentation the SDK's JSON is one line (ASCII: newlines and any stray
+        # surrogate come out escaped), so it is written as it is.
+        lines = "".join(span.to_json(indent=None) + "\n" for span in spans)
         with self._lock:
             if self._closed:
                 return SpanExportResult.FAILURE
             try:
-                with self.path.open("a", encoding="utf-8") as handle:
-                    handle.write(lines)
+                # One handle for the whole run: every test's span is exported on its own, and
+                # opening the file for each cost more than the span (a second per 5,000 tests).
+                if self._handle is None:
+                    self._handle = self.path.open("a", encoding="utf-8")
+                self._handle.write(lines)
+                self._handle.flush()  # what was exported is on disk, should dagpar be killed
             except OSError as exc:
                 log.warning("cannot record spans in %s: %s", self.path, exc)
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        """Stop accepting spans."""
+        """Stop accepting spans, and close the file."""
         with self._lock:
             self._closed = True
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as exc:
+                log.warning("cannot record spans in %s: %s", self.path, exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered: every export is written at once."""
@@ -194,7 +203,24 @@ def _resource() -> Resource:
     )
     if not explicit:
         attributes["service.name"] = "dagpar"
-    return Resource.create(attributes)
+    created = Resource.create(attributes)
+    return _Resource(dict(created.attributes), created.schema_url)
+
+
+class _Resource(Resource):
+    """A resource that renders its JSON once: the local record repeats it in every span, and
+    rendering it anew was half the cost of recording a test's span."""
+
+    def __init__(self, attributes: Mapping[str, Any], schema_url: str | None = None) -> None:
+        super().__init__(attributes, schema_url)
+        self._json: dict[int | None, str] = {}
+
+    def to_json(self, indent: int | None = 4) -> str:
+        """The resource as the SDK renders it, computed once per *indent*."""
+        text = self._json.get(indent)
+        if text is None:
+            text = self._json[indent] = super().to_json(indent)
+        return text
 
 
 def _wants_otlp() -> bool:
@@ -271,11 +297,14 @@ class OtelReporter:
     _slices: dict[tuple[str, int, int], _OpenSlice] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
     _local: threading.local = field(default_factory=threading.local)
+    _tracer: trace.Tracer | None = None
 
     @property
     def tracer(self) -> trace.Tracer:
-        """dagpar's tracer."""
-        return self.provider.get_tracer(TRACER_NAME)
+        """dagpar's tracer (one per run: asking the provider costs more than a span)."""
+        if self._tracer is None:
+            self._tracer = self.provider.get_tracer(TRACER_NAME)
+        return self._tracer
 
     def _attrs(self, **extra: Any) -> dict[str, Any]:
         return {"dagpar.run.id": self.run_id, **extra}
