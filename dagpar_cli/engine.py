@@ -1191,7 +1191,12 @@ def _fill_missing(
     Tests the runner did not report become errors carrying the slice's error (a crash, a
     timeout, an interrupt); for toolchains without a runner each item is one result.
     """
-    results = [dataclasses.replace(r, check=call.name, slice=sp.index) for r in _unique(reported)]
+    results = [
+        r
+        if r.check == call.name and r.slice == sp.index
+        else dataclasses.replace(r, check=call.name, slice=sp.index)
+        for r in _unique(reported)
+    ]
     seen = {r.id for r in results}
     if sp.tests or runner is not None:
         for test in sp.tests:

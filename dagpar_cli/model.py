@@ -137,7 +137,9 @@ class TestResult:
 
     def under(self, prefix: str) -> TestResult:
         """This result with its path moved under *prefix*."""
-        return replace(self, path=join_path(prefix, self.path))
+        path = join_path(prefix, self.path)
+        # Most results already have the path they need: a copy costs more than the join.
+        return self if path == self.path else replace(self, path=path)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (``--json`` output, CI artifacts)."""
