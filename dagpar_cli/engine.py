@@ -471,7 +471,7 @@ class Engine:
             bad = len(still_bad)
             summary = f"{len(errors)} of {total} slices failed"
             if bad:
-                summary += f" ({bad} tests failed or errored)"
+                summary += f" ({bad} {'test' if bad == 1 else 'tests'} failed or errored)"
             if any(s.infrastructure_error for s in slice_results):
                 raise ExecutionError(summary + ": " + errors[0])
             raise TestsFailedError(summary, errors)

@@ -359,7 +359,8 @@ def _slice_row(
     bad = s.error or any(r.status.is_bad for r in s.results)
     label = f"slice {s.index}/{total}"
     tip = (
-        f"{check.name} {label}: {len(s.results)} tests, {_secs(s.seconds)}"
+        f"{check.name} {label}: {len(s.results)} test{'' if len(s.results) == 1 else 's'}, "
+        f"{_secs(s.seconds)}"
         + (f" (planned {_secs(s.predicted_seconds)})" if s.predicted_seconds else "")
         + (f" — {s.error.splitlines()[0]}" if s.error else "")
         + (f" on {s.where}" if s.where else "")

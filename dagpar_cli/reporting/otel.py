@@ -595,7 +595,11 @@ def _finish_check(span: Span, result: CheckResult) -> None:
     span.set_attribute("dagpar.check.slices", len(result.slices))
     if not result.passed:
         failed = sum(r.status.is_bad for r in result.results)
-        first = _safe(result.error.splitlines()[0]) if result.error else f"{failed} tests failed"
+        first = (
+            _safe(result.error.splitlines()[0])
+            if result.error
+            else f"{failed} test{'' if failed == 1 else 's'} failed"
+        )
         span.set_status(Status(StatusCode.ERROR, first))
 
 

@@ -200,7 +200,7 @@ class ProgressView:
             self._by_thread[threading.get_ident()] = (check, slice.index)
             self._totals[check] = max(self._totals.get(check, 0), total)
             if not self._live:
-                tests = f", {state.tests} tests" if state.tests else ""
+                tests = f", {state.tests} test" + "s" * (state.tests != 1) if state.tests else ""
                 items = f"{state.items} item" + ("s" * (state.items != 1))
                 self._print(
                     f"[{_clock(now - self._started)}] {clean_text(check)} slice "

@@ -343,7 +343,7 @@ def render_plan(check: str, plan: Plan) -> str:
     lines = [f"{check}: {total} {noun} on {plan.workers} {workers}"]
     for s in plan.slices:
         items = f"{len(s.items)} item" + ("" if len(s.items) == 1 else "s")
-        tests = f", {len(s.tests)} tests" if s.tests else ""
+        tests = f", {len(s.tests)} test" + ("" if len(s.tests) == 1 else "s") if s.tests else ""
         lines.append(
             f"  slice {s.index}/{total}  predicted {format_seconds(s.predicted_seconds)}  "
             f"({items}{tests})"

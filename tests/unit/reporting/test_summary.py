@@ -203,7 +203,7 @@ def test_render_plan_lists_slices_items_and_predictions() -> None:
         "backend:test: 2 slices on 2 workers",
         "  slice 1/2  predicted 1.25s  (1 item)",
         "    api/tests/test_a.py",
-        "  slice 2/2  predicted 0.50s  (1 item, 1 tests)",
+        "  slice 2/2  predicted 0.50s  (1 item, 1 test)",
         "    api/tests/test_b.py::test_c",
         "  predicted wall time: 1.30s (start-up 0.20s per slice, planner greedy)",
     ]
