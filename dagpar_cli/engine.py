@@ -53,6 +53,7 @@ from dagpar_cli.planning.api import Planner, PlanRequest
 from dagpar_cli.sdk.container import ExecFailedError, PipelineResult
 from dagpar_cli.sdk.directory import Directory, merge_overlay
 from dagpar_cli.sdk.types import typedef_of
+from dagpar_cli.slice_progress import ProgressPoller
 
 if TYPE_CHECKING:
     from dagpar_cli.discovery import Toolchain
@@ -255,6 +256,8 @@ class Engine:
         self._counter_lock = threading.Lock()
         #: Item paths the filter saw, for "did you mean" when it matched nothing.
         self.candidates: set[str] = set()
+        #: Follows running slices' runners for live progress (None outside a dagpar run).
+        self.progress = ProgressPoller(session.pm.hook) if session is not None else None
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -262,6 +265,8 @@ class Engine:
         """Stop the slice pool and remove the run's temporary files."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.progress is not None:
+            self.progress.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
     def cancel(self, reason: str) -> None:

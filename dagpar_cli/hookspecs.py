@@ -152,6 +152,24 @@ def dagpar_runner_installed(spec: RunnerSpec) -> list[str] | None:
 
 
 @hookspec(firstresult=True)
+def dagpar_runner_progress(spec: RunnerSpec, report_dir: Path) -> int | None:
+    """How many tests the runner of a running slice has finished so far (live progress).
+
+    Called about twice a second while the slice's runner command runs, from a thread of its
+    own, so it must be cheap (a ``stat``, not a parse) and must not fail when the runner has
+    written nothing yet. The count is only shown; results still come from
+    :func:`dagpar_runner_parse` when the command ends.
+
+    :param spec: the runner and its source directory.
+    :param report_dir: the slice's report directory on the host, as the runner writes it.
+    :returns: the number of tests finished; None if *spec* names another plugin's runner or the
+        runner cannot tell while it runs.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
 def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand] | None:
     """Compile a slice's selection into the runner's own command lines.
 
@@ -288,6 +306,22 @@ def dagpar_test_reported(check: str, result: TestResult) -> None:
 
     :param check: the check.
     :param result: the result, workspace-relative.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_slice_progress(check: str, slice: SlicePlan, done: int) -> None:
+    """A running slice's runner has finished *done* of its tests (it only grows).
+
+    Called while the slice runs, from dagpar's progress thread, for runners that can tell (see
+    :func:`dagpar_runner_progress`); the tests' results arrive later, through
+    :func:`dagpar_test_reported`.
+
+    :param check: the check.
+    :param slice: the slice's plan.
+    :param done: tests finished so far.
 
     .. versionadded:: 0.1
     """

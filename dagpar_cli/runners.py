@@ -22,6 +22,7 @@ import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -165,34 +166,41 @@ def run_tests(
     workspace_root = spec.workspace.resolve()
     outcomes: list[Outcome] = []
     broken: list[str] = []
-    for command in commands:
-        for name, content in command.files.items():
-            target = report_dir / name.replace(REPORT_DIR, "").lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content.replace(REPORT_DIR, report_path), encoding="utf-8")
-        container = (
-            dag.container()
-            .from_(image or "")
-            .with_directory(str(workspace_root), Directory(workspace_root, ""))
-            .with_directory(report_path, Directory(report_dir), writable=True)
-            .with_workdir(str(spec.source_dir.resolve()))
-        )
-        for key, value in command.env.items():
-            container = container.with_env_variable(key, value.replace(REPORT_DIR, report_path))
-        argv = [arg.replace(REPORT_DIR, report_path) for arg in command.argv]
-        outcome = container.with_exec(argv, expect="any").run().outcomes[-1]
-        outcomes.append(outcome)
-        stdout_file = getattr(command, "stdout_file", None)
-        if stdout_file:
-            (report_dir / stdout_file.replace(REPORT_DIR, "").lstrip("/")).write_text(
-                outcome.stdout, encoding="utf-8"
+    # Live progress follows the runner only while it runs; a slice's results come after.
+    following: AbstractContextManager[None] = (
+        engine.progress.following(slice_ctx, spec)
+        if slice_ctx is not None and engine.progress is not None
+        else nullcontext()
+    )
+    with following:
+        for command in commands:
+            for name, content in command.files.items():
+                target = report_dir / name.replace(REPORT_DIR, "").lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content.replace(REPORT_DIR, report_path), encoding="utf-8")
+            container = (
+                dag.container()
+                .from_(image or "")
+                .with_directory(str(workspace_root), Directory(workspace_root, ""))
+                .with_directory(report_path, Directory(report_dir), writable=True)
+                .with_workdir(str(spec.source_dir.resolve()))
             )
-        if outcome.exit_code not in command.ok_exit_codes:
-            tail = (outcome.stderr.strip() or outcome.stdout.strip()).splitlines()[-3:]
-            broken.append(
-                f"{runner} exited with code {outcome.exit_code}"
-                + (": " + " | ".join(line.strip() for line in tail) if tail else "")
-            )
+            for key, value in command.env.items():
+                container = container.with_env_variable(key, value.replace(REPORT_DIR, report_path))
+            argv = [arg.replace(REPORT_DIR, report_path) for arg in command.argv]
+            outcome = container.with_exec(argv, expect="any").run().outcomes[-1]
+            outcomes.append(outcome)
+            stdout_file = getattr(command, "stdout_file", None)
+            if stdout_file:
+                (report_dir / stdout_file.replace(REPORT_DIR, "").lstrip("/")).write_text(
+                    outcome.stdout, encoding="utf-8"
+                )
+            if outcome.exit_code not in command.ok_exit_codes:
+                tail = (outcome.stderr.strip() or outcome.stdout.strip()).splitlines()[-3:]
+                broken.append(
+                    f"{runner} exited with code {outcome.exit_code}"
+                    + (": " + " | ".join(line.strip() for line in tail) if tail else "")
+                )
     combined = Outcome(
         exit_code=max((o.exit_code for o in outcomes), default=0),
         stdout="".join(o.stdout for o in outcomes),

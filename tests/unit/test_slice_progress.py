@@ -1,0 +1,75 @@
+"""The progress poller: asks runner plugins how far running slices are, passes on only growth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pluggy
+
+from dagpar_cli import hookimpl, hookspecs
+from dagpar_cli.model import RunnerSpec, SlicePlan
+from dagpar_cli.slice_progress import ProgressPoller
+
+
+class Runner:
+    """A runner plugin whose answers are scripted, one per question."""
+
+    def __init__(self, answers: list[int | Exception | None]) -> None:
+        self.answers = answers
+
+    @hookimpl
+    def dagpar_runner_progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, int]] = []
+
+    @hookimpl
+    def dagpar_slice_progress(self, check: str, slice: SlicePlan, done: int) -> None:
+        self.events.append((check, slice.index, done))
+
+
+def manager(*plugins: object) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for plugin in plugins:
+        pm.register(plugin)
+    return pm
+
+
+def running_slice(tmp_path: Path, index: int = 3) -> Any:
+    """What the poller reads of a slice context: its report directory, call and plan."""
+    plan = SlicePlan(index=index, items=(), predicted_seconds=1.0)
+    return SimpleNamespace(report_dir=tmp_path, call=SimpleNamespace(name="api:test"), plan=plan)
+
+
+def test_only_growth_is_passed_on_and_a_broken_plugin_costs_nothing(tmp_path: Path) -> None:
+    listener = Listener()
+    runner = Runner([0, 2, 2, None, RuntimeError("plugin bug"), 1, 5])
+    poller = ProgressPoller(manager(runner, listener).hook)
+    ctx = running_slice(tmp_path)
+    spec = RunnerSpec(name="pytest", workspace=tmp_path)
+    with poller.following(ctx, spec):
+        for _ in range(7):
+            poller.poll()
+    assert listener.events == [("api:test", 3, 2), ("api:test", 3, 5)]
+    assert runner.answers == []
+    poller.poll()  # no longer following: the runner is not asked again
+    poller.close()
+
+
+def test_nothing_is_followed_when_no_plugin_listens(tmp_path: Path) -> None:
+    runner = Runner([1])
+    poller = ProgressPoller(manager(runner).hook)
+    assert not poller.wanted
+    with poller.following(running_slice(tmp_path), RunnerSpec(name="pytest", workspace=tmp_path)):
+        poller.poll()
+    assert runner.answers == [1]  # never asked
+    poller.close()
