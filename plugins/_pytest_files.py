@@ -14,6 +14,7 @@ __all__ = [
     "NAME_PROPERTY",
     "PATH_PROPERTY",
     "PLUGIN_MODULE",
+    "PROGRESS_FILE",
     "REPORT_FILE",
     "RUN_INFO_FILE",
     "SELECTION_FILE",
@@ -26,6 +27,8 @@ PLUGIN_MODULE = "dagpar_pytest_select"
 SELECTION_FILE = PLUGIN_MODULE + ".json"
 #: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...}``.
 RUN_INFO_FILE = "dagpar_pytest_run.json"
+#: One byte per finished test, appended by the plugin as each ends (live progress).
+PROGRESS_FILE = "dagpar_pytest_progress"
 #: JUnit property names carrying a test's collected path and name.
 PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"

@@ -38,6 +38,11 @@ Running (:func:`dagpar_runner_command`)
     starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
     ``conftest.py`` is broken is reported as that directory's collection error, as listed.
 
+Progress (:func:`dagpar_runner_progress`)
+    While pytest runs, the selection plugin appends one byte per finished test to
+    ``{report_dir}/dagpar_pytest_progress`` (the controller only, under pytest-xdist); its size
+    is the count of tests done, read with one ``stat``.
+
 Parsing (:func:`dagpar_runner_parse`)
     ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
     exactly as listed (see :mod:`dagpar_plugins._pytest_report`); ``[]`` when pytest wrote no
@@ -60,7 +65,13 @@ from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
 
 from ._pytest_collect import COLLECTION_ERROR, parse_collect_output
 from ._pytest_detect import detect
-from ._pytest_files import PLUGIN_MODULE, REPORT_FILE, SELECTION_FILE, plugin_source
+from ._pytest_files import (
+    PLUGIN_MODULE,
+    PROGRESS_FILE,
+    REPORT_FILE,
+    SELECTION_FILE,
+    plugin_source,
+)
 from ._pytest_paths import RootdirMap
 from ._pytest_report import parse_report
 from ._python_paths import import_paths, interpreter_of
@@ -79,6 +90,7 @@ __all__ = [
     "dagpar_runner_command",
     "dagpar_runner_installed",
     "dagpar_runner_parse",
+    "dagpar_runner_progress",
     "find_pytest",
 ]
 
@@ -206,6 +218,17 @@ def dagpar_runner_installed(spec: RunnerSpec) -> list[str] | None:
         return None  # the listing will say so
     python = interpreter_of(command, spec.source_dir)
     return None if python is None else import_paths(python, spec.source_dir)
+
+
+@hookimpl
+def dagpar_runner_progress(spec: RunnerSpec, report_dir: Path) -> int | None:
+    """Tests finished so far: the size of the selection plugin's progress file."""
+    if spec.name != NAME:
+        return None
+    try:
+        return os.stat(report_dir / PROGRESS_FILE).st_size
+    except OSError:
+        return 0  # pytest has not started a test yet
 
 
 def _selected(selection: Selection) -> tuple[list[str], list[tuple[str, str]]]:

@@ -15,7 +15,9 @@ Inside the project's own interpreter it then
   exactly the form ``dagpar_runner_collect`` lists;
 - tags every kept item with ``dagpar.path`` and ``dagpar.name`` JUnit properties, so the report
   names tests exactly as they were collected whatever pytest's rootdir or JUnit name mangling;
-- records pytest's rootdir, so collection errors (which carry no properties) can be mapped too.
+- records pytest's rootdir, so collection errors (which carry no properties) can be mapped too;
+- appends one byte per finished test to a progress file, whose size dagpar reads while the
+  slice runs to show how far it has got.
 
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
 but pytest and the standard library.
@@ -36,6 +38,8 @@ MODULE = "dagpar_pytest_select"
 SELECTION_FILE = MODULE + ".json"
 #: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...}``.
 RUN_INFO_FILE = "dagpar_pytest_run.json"
+#: One byte per finished test, appended as each ends: dagpar reads its size for live progress.
+PROGRESS_FILE = "dagpar_pytest_progress"
 #: JUnit property names carrying the collected form of a test.
 PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"
@@ -86,6 +90,8 @@ class _Selection:
 
 
 _selection: _Selection | None = None
+#: The open progress file (the controller's, never a pytest-xdist worker's).
+_progress: Any = None
 
 
 def _key(path: object) -> str:
@@ -115,6 +121,22 @@ def pytest_configure(config: pytest.Config) -> None:
         info = {"rootdir": str(rootdir), "invocation_dir": base}
         with open(os.path.join(_HERE, RUN_INFO_FILE), "w", encoding="utf-8") as stream:
             json.dump(info, stream)
+        global _progress
+        _progress = open(os.path.join(_HERE, PROGRESS_FILE), "ab", buffering=0)  # noqa: SIM115
+
+
+def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    """Count one finished test (the controller's count under pytest-xdist)."""
+    if _progress is not None:
+        _progress.write(b".")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the progress file."""
+    global _progress
+    if _progress is not None:
+        _progress.close()
+        _progress = None
 
 
 def _ignore(path: object) -> bool | None:

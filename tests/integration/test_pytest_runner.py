@@ -67,6 +67,12 @@ class Ran:
     results: list[TestResult]
     executed: set[str]  # node ids the fixture logged
     argv: tuple[str, ...]
+    progress: int | None  # what the live progress said once the slice ended
+
+    @property
+    def tests_run(self) -> int:
+        """Results of tests pytest ran (collection errors are no tests)."""
+        return sum(r.name != COLLECTION_ERROR for r in self.results)
 
     @property
     def ids(self) -> set[str]:
@@ -107,7 +113,8 @@ def run_selection(
         results.extend(parsed)
     executed = set(log.read_text(encoding="utf-8").splitlines()) if log.exists() else set()
     assert len({r.id for r in results}) == len(results), "a test was reported twice"
-    return Ran(results=results, executed=executed, argv=argv)
+    progress = plugin.dagpar_runner_progress(spec=spec, report_dir=report_dir)
+    return Ran(results=results, executed=executed, argv=argv, progress=progress)
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +216,7 @@ def test_runs_exactly_the_selection(
     expected_ids = {to_case(n, "suite/").id for n in wanted}
     assert ran.ids == expected_ids
     assert ran.executed == set(wanted) - NOT_EXECUTED
+    assert ran.progress == ran.tests_run  # one byte of live progress per test
     # What ran is named exactly as collected (the engine matches results to the plan by id).
     assert ran.ids <= {t.id for t in collected}
     if kind != "files":
@@ -300,6 +308,7 @@ def test_selection_holds_under_xdist(
     ran = run_selection(spec, _selection("tests", wanted), tmp_path / "r", fast=False)
     assert ran.ids == {to_case(n, "suite/").id for n in wanted}
     assert ran.executed == set(wanted)
+    assert ran.progress == len(wanted)  # counted once, by the controller, not by each worker
 
 
 def test_a_broken_conftest_is_its_directory_s_collection_error(tmp_path: Path) -> None:

@@ -512,6 +512,7 @@ def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
     assert pytest_select.MODULE == _pytest_files.PLUGIN_MODULE
     assert pytest_select.SELECTION_FILE == _pytest_files.SELECTION_FILE
     assert pytest_select.RUN_INFO_FILE == _pytest_files.RUN_INFO_FILE
+    assert pytest_select.PROGRESS_FILE == _pytest_files.PROGRESS_FILE
     assert pytest_select.PATH_PROPERTY == _pytest_files.PATH_PROPERTY
     assert pytest_select.NAME_PROPERTY == _pytest_files.NAME_PROPERTY
     assert _pytest_files.plugin_source() == Path(pytest_select.__file__).read_text("utf-8")
