@@ -98,11 +98,18 @@ class _Running:
     done: int = 0
     bad: int = 0
     counts: _Counts = field(default_factory=lambda: _Counts())
+    #: Tests the runner says it has finished while it runs (its results come at the end).
+    running_done: int = 0
 
     @property
     def expected(self) -> int:
         """What ``done`` counts towards: the listed tests, else the items."""
         return self.tests or self.items
+
+    @property
+    def shown(self) -> int:
+        """Tests done as far as anyone knows: reported, or finished by the running runner."""
+        return max(self.done, self.running_done)
 
 
 @dataclass(slots=True)
@@ -221,6 +228,14 @@ class ProgressView:
                 state.counts.add(result.status)
 
     @hookimpl
+    def dagpar_slice_progress(self, check: str, slice: SlicePlan, done: int) -> None:
+        """Move a running slice's count on before its results arrive."""
+        with self._lock:
+            state = self._running.get((check, slice.index))
+            if state is not None:
+                state.running_done = max(state.running_done, done)
+
+    @hookimpl
     def dagpar_slice_finished(self, check: str, slice: SlicePlan, result: SliceResult) -> None:
         """Print the finished slice's line (above the live view on a terminal)."""
         counts = _Counts()
@@ -296,7 +311,7 @@ class ProgressView:
         if len(running) > room:
             rows.append(f"  … and {len(running) - room} more running slices")
         # Running slices count by their share of tests done, so the bar moves between slices.
-        partial = sum(min(s.done / s.expected, 1.0) for s in running if s.expected)
+        partial = sum(min(s.shown / s.expected, 1.0) for s in running if s.expected)
         overall = (
             f"{_bar((finished + partial) / expected)} {finished}/{expected} slices · "
             f"{counts.text(self._paint)} · {_clock(now - self._started)}"
@@ -307,9 +322,9 @@ class ProgressView:
     def _slice_line(self, state: _Running, now: float, name_width: int, width: int) -> str:
         elapsed = now - state.started
         noun = "tests" if state.tests else "items"
-        done = min(state.done, state.expected) if state.expected else state.done
+        done = min(state.shown, state.expected) if state.expected else state.shown
         progress = f"{_bar(done / state.expected, 10)} " if state.expected else ""
-        of = f"{done}/{state.expected} {noun}" if state.expected else f"{state.done} done"
+        of = f"{done}/{state.expected} {noun}" if state.expected else f"{done} done"
         if state.bad:
             of += ", " + self._paint(f"{state.bad} failed", "red")
         timing = f"{elapsed:.1f}s"

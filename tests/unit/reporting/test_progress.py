@@ -107,6 +107,28 @@ def test_items_count_when_the_runner_cannot_list_tests() -> None:
     view.close()
 
 
+def test_a_running_runner_moves_the_count_before_its_results_arrive() -> None:
+    view = ProgressView(io.StringIO(), started=time.monotonic(), live=True)
+    plan = _plan(1, tests=10)
+    view.dagpar_slice_started(check="api:test", slice=plan, total=2)
+    view.dagpar_slice_progress(check="api:test", slice=plan, done=4)
+    (line, overall) = view.lines(width=120)
+    assert "[####------] 4/10 tests" in line, line
+    # The bar moves with it: 4/10 of one of two slices; nothing passed or failed yet.
+    assert overall.startswith("[####----------------] 0/2 slices · "), overall
+    assert "passed" not in overall
+    # Results that arrive later are not counted on top of what the runner said.
+    for n in range(3):
+        view.dagpar_test_reported(check="api:test", result=_result(1, f"t{n}"))
+    (line, _) = view.lines(width=120)
+    assert "4/10 tests" in line, line
+    # Progress of a slice that already ended is ignored.
+    view.dagpar_slice_finished(check="api:test", slice=plan, result=_finished(plan, []))
+    view.dagpar_slice_progress(check="api:test", slice=plan, done=9)
+    assert "slice 1/2" not in "".join(view.lines(width=120))
+    view.close()
+
+
 def test_finished_slice_counts_its_final_results_once() -> None:
     out = io.StringIO()
     view = ProgressView(out, started=time.monotonic(), live=False)
