@@ -4,7 +4,7 @@ A runner's results arrive when its command ends, which for a slice of a few hund
 minutes of "0 done". Runner plugins that can tell how far a running command has got answer
 ``dagpar_runner_progress`` (the pytest plugin counts the bytes its selection plugin appends per
 finished test); one thread per run asks them about twice a second for every slice whose runner
-is running, and calls ``dagpar_slice_progress`` when a count grows. The thread runs only while
+is running, and calls ``dagpar_slice_progress`` when a count grows. The thread starts only when
 some plugin listens (the live view does).
 """
 
