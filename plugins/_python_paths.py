@@ -78,6 +78,7 @@ def _query(python: str, cwd: Path) -> list[str] | None:
         proc = subprocess.run(
             [python, "-c", _QUERY],
             cwd=cwd,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=QUERY_TIMEOUT,
