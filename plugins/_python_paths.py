@@ -26,8 +26,9 @@ _PYTHONS = ("python", "pypy")
 
 _QUERY = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
 
-# One query per interpreter and PYTHONPATH per dagpar run: a monorepo's toolchains share them.
-_answers: dict[tuple[str, int, str | None], list[str] | None] = {}
+# One query per interpreter, working directory and PYTHONPATH per dagpar run. The directory
+# counts: Python makes relative PYTHONPATH entries absolute against it.
+_answers: dict[tuple[str, int, str, str | None], list[str] | None] = {}
 
 
 def interpreter_of(command: Sequence[str], cwd: Path) -> str | None:
@@ -67,7 +68,7 @@ def import_paths(python: str, cwd: Path) -> list[str] | None:
         stamp = os.stat(real).st_mtime_ns
     except OSError:
         return None
-    key = (python, stamp, os.environ.get("PYTHONPATH"))
+    key = (python, stamp, os.fspath(cwd), os.environ.get("PYTHONPATH"))
     if key not in _answers:
         _answers[key] = _query(python, cwd)
     return _answers[key]

@@ -65,6 +65,17 @@ def test_import_paths_are_the_interpreters_own(tmp_path: Path) -> None:
     assert str(tmp_path) not in paths
 
 
+def test_a_relative_pythonpath_is_read_from_each_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "vendor")
+    api, web = tmp_path / "api", tmp_path / "web"
+    api.mkdir()
+    web.mkdir()
+    assert str(api / "vendor") in (import_paths(sys.executable, api) or [])
+    assert str(web / "vendor") in (import_paths(sys.executable, web) or [])
+
+
 def test_an_interpreter_that_fails_cannot_tell(tmp_path: Path) -> None:
     broken = script(tmp_path / "python", "#!/bin/sh\nexit 3\n")
     assert import_paths(str(broken), tmp_path) is None
