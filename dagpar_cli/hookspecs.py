@@ -15,6 +15,7 @@ first plugin that knows the runner answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,52 @@ def dagpar_runner_progress(spec: RunnerSpec, report_dir: Path) -> int | None:
     :param report_dir: the slice's report directory on the host, as the runner writes it.
     :returns: the number of tests finished; None if *spec* names another plugin's runner or the
         runner cannot tell while it runs.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def dagpar_runner_hands_over(spec: RunnerSpec) -> bool | None:
+    """Whether a running slice of this runner can hand tests it has not started to another slice.
+
+    Asked once per split call, before planning. When the runner and the executor both can
+    (the slice's report directory is shared live with the runner: the local executor, a local
+    Docker engine), dagpar cuts one balanced slice per worker and lets a worker that runs out of
+    work take the not-yet-started tail of a running slice (:func:`dagpar_runner_hand_over`),
+    instead of cutting more, smaller slices in advance.
+
+    :param spec: the runner, its arguments and its source directory.
+    :returns: True when it can (with these arguments), False when it cannot, None if *spec*
+        names another plugin's runner.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def dagpar_runner_hand_over(
+    spec: RunnerSpec, report_dir: Path, choose: Callable[[Sequence[TestCase], int], int]
+) -> list[TestCase] | None:
+    """Take tests from a running slice that its runner has not started yet.
+
+    Called from an idle worker thread while the slice's runner command runs, possibly at the
+    same moment as the runner starts its next test: the plugin must agree with the runner,
+    under a lock both respect, on which tests the runner will still start, so that no test is
+    run twice or by neither. Under that lock it calls ``choose(pending, started)`` once, with
+    the tests the runner has not started (paths relative to ``spec.source``, in the order the
+    runner would run them) and how many it has started; ``choose`` returns how many tests to take
+    from the *end* of *pending* (0 takes nothing, and is how dagpar compares running slices).
+    The runner then skips those tests without reporting them, and dagpar runs them in a new
+    slice (which may itself hand tests on).
+
+    :param spec: the runner and its source directory.
+    :param report_dir: the slice's report directory on the host, shared live with the runner.
+    :param choose: decides how many tests to take.
+    :returns: the tests taken (``[]`` when ``choose`` took none, or was not called because the
+        runner has not yet settled the order of its tests, in which case dagpar asks again
+        shortly); None if *spec* names another plugin's runner, or this run of the runner
+        cannot hand tests over.
 
     .. versionadded:: 0.1
     """
@@ -322,6 +369,24 @@ def dagpar_slice_progress(check: str, slice: SlicePlan, done: int) -> None:
     :param check: the check.
     :param slice: the slice's plan.
     :param done: tests finished so far.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def dagpar_slice_handed_over(
+    check: str, slice: SlicePlan, tests: list[TestCase], to: SlicePlan
+) -> None:
+    """A running slice handed tests it had not started to a new slice (an idle worker's).
+
+    Called from the new slice's worker thread just before ``dagpar_slice_started`` for *to*.
+    The handed-over tests are no longer *slice*'s: its result will not include them.
+
+    :param check: the check.
+    :param slice: the plan of the slice that gave the tests up.
+    :param tests: the tests handed over, workspace-relative.
+    :param to: the plan of the slice that will run them.
 
     .. versionadded:: 0.1
     """

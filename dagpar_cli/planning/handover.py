@@ -1,0 +1,49 @@
+"""How much of a running slice's unstarted tail an idle worker should take over.
+
+When a runner can hand over tests it has not started (see ``dagpar_runner_hand_over``), a worker
+that runs out of slices takes the back part of the running slice with the most predicted work
+left. It pays one slice start-up for that, so it takes work only when the tail is worth more than
+:data:`MIN_STARTUPS` start-ups, and cuts where the two slices are predicted to end soonest:
+the victim keeps the front of its pending tests, the new slice starts up and runs the back.
+
+The engine and ``bench/planner_bench.py`` share this rule, so the benchmark scores what the
+executor does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["MIN_STARTUPS", "tail_to_take"]
+
+#: A tail is taken only when its predicted seconds exceed this many slice start-ups: below it,
+#: the new slice's start-up eats most of what it would save.
+MIN_STARTUPS = 2.0
+
+
+def tail_to_take(pending: Sequence[float], startup: float) -> int:
+    """How many tests to take from the end of *pending* (0: leave the slice alone).
+
+    :param pending: predicted seconds of the tests the running slice has not started, in the
+        order it would run them.
+    :param startup: predicted start-up seconds of a new slice.
+    :returns: the count ``k`` whose tail ``pending[-k:]`` makes the later of the two finishing
+        times (the victim's remaining front, the new slice's start-up plus the tail) smallest;
+        ties go to the smaller ``k``. 0 when that tail is worth no more than
+        :data:`MIN_STARTUPS` start-ups.
+    """
+    total = sum(pending)
+    best_k, best_end = 0, total
+    taken = 0.0
+    for k in range(1, len(pending) + 1):
+        taken += pending[-k]
+        end = max(total - taken, startup + taken)
+        if end < best_end:
+            best_k, best_end = k, end
+        if total - taken <= startup + taken:
+            break  # taking more only makes the new slice later
+    if best_k == 0:
+        return 0
+    if sum(pending[-best_k:]) <= MIN_STARTUPS * startup:
+        return 0
+    return best_k
