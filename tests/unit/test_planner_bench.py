@@ -1,0 +1,122 @@
+"""The planner benchmark's executor simulation with hand-over of unstarted tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "planner_bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """``bench/planner_bench.py``, which is a script rather than part of the package."""
+    spec = importlib.util.spec_from_file_location("planner_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Dataclasses look their module up by name while the module runs.
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+def case_of(
+    bench: ModuleType,
+    seconds: Sequence[float],
+    *,
+    workers: int,
+    startup: float,
+    recorded: dict[int, float] | None = None,
+) -> object:
+    """A case whose recorded seconds are the true ones (or *recorded*, by item index)."""
+    paths = tuple(f"tests/test_{i:02d}.py" for i in range(len(seconds)))
+    history = dict(enumerate(seconds)) if recorded is None else recorded
+    return bench.Case(
+        paths=paths,
+        true=tuple(seconds),
+        recorded={paths[i]: s for i, s in history.items()},
+        startup=startup,
+        workers=workers,
+        spread=0.0,
+    )
+
+
+def assert_each_once(runs: Sequence[Sequence[int]], count: int) -> None:
+    ran = Counter(i for run in runs for i in run)
+    assert sorted(ran) == list(range(count))
+    assert set(ran.values()) == {1}
+
+
+def test_an_idle_worker_takes_over_the_tail_of_the_slice_with_the_long_items(
+    bench: ModuleType,
+) -> None:
+    seconds = [5.0] * 4 + [0.1] * 4
+    case = case_of(bench, seconds, workers=2, startup=0.2)
+    # Given out of order: a slice runs its items in collection order all the same.
+    slices = [[3, 2, 1, 0], [4, 5, 6, 7]]
+
+    static = bench.simulate(case, slices)
+    handed = bench.simulate_handover(case, slices)
+
+    assert static == pytest.approx(0.2 + 20.0)
+    # The short slice ends at 0.6 while item 0 runs and 1, 2, 3 wait: the best cut of
+    # (5, 5, 5) takes the last one (10 s left against 0.2 + 5 s).
+    assert handed.hand_overs == 1
+    assert handed.runs == ((0, 1, 2), (4, 5, 6, 7), (3,))
+    assert handed.makespan == pytest.approx(0.2 + 15.0)
+    assert handed.makespan < static
+    assert_each_once(handed.runs, len(seconds))
+
+
+def test_a_tail_worth_too_little_stays_where_it_is(bench: ModuleType) -> None:
+    seconds = [1.0, 1.0]
+    case = case_of(bench, seconds, workers=2, startup=1.5)
+    slices = [[0, 1]]
+
+    handed = bench.simulate_handover(case, slices)
+
+    # The idle worker would pay 1.5 s of start-up to win at most 1 s.
+    assert handed.hand_overs == 0
+    assert handed.runs == ((0, 1),)
+    assert handed.makespan == pytest.approx(bench.simulate(case, slices))
+    assert_each_once(handed.runs, len(seconds))
+
+
+def test_a_slice_still_starting_up_is_not_taken_from(bench: ModuleType) -> None:
+    # The second worker is idle from the start, but the slice publishes its order only after
+    # its start-up. At 0 s the cut of (4, 4, 4, 4) would take two items; at 1 s item 0 runs
+    # (and stays), and the cut of (4, 4, 4) takes one.
+    seconds = [4.0, 4.0, 4.0, 4.0]
+    case = case_of(bench, seconds, workers=2, startup=1.0)
+
+    handed = bench.simulate_handover(case, [[0, 1, 2, 3]])
+
+    assert handed.hand_overs == 1
+    assert handed.runs == ((0, 1, 2), (3,))
+    assert handed.makespan == pytest.approx(1.0 + 12.0)
+    assert_each_once(handed.runs, len(seconds))
+
+
+def test_the_cut_follows_the_predictions_the_planner_got(bench: ModuleType) -> None:
+    # Items 1 to 3 have no history: the planner and the cut see them at the median (1 s), so
+    # their true 6 s each stay with the victim until it is too late to move them.
+    seconds = [1.0, 6.0, 6.0, 6.0, 1.0, 1.0]
+    recorded = {0: 1.0, 4: 1.0, 5: 1.0}
+    case = case_of(bench, seconds, workers=2, startup=0.5, recorded=recorded)
+
+    handed = bench.simulate_handover(case, [[0, 1, 2, 3, 4, 5]])
+
+    # At 0.5 s item 0 runs; pending (1, 1, 1, 1, 1) is best cut 3 s against 0.5 + 2 s, and a
+    # 2 s tail is worth more than two start-ups. Later tails are too small to move.
+    assert handed.runs == ((0, 1, 2, 3), (4, 5))
+    assert handed.makespan == pytest.approx(0.5 + 19.0)
+    assert_each_once(handed.runs, len(seconds))
