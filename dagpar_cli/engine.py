@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Mount, Outcome, SessionSpec
+from dagpar_cli.handover import HandOver, Offer, Tail
 from dagpar_cli.listing_cache import ListingCache, ListingKey, cache_disabled
 from dagpar_cli.model import (
     Attempt,
@@ -68,6 +70,9 @@ SUBTEST_RUNNERS = frozenset({"go"})
 
 #: At most this many slices per worker (see :attr:`PlanRequest.max_slices`).
 OVERSLICE = 4
+
+#: Set to ``1`` to keep every slice's tests in that slice (no hand-over to idle workers).
+NO_HANDOVER_ENV = "DAGPAR_NO_HANDOVER"
 
 #: Start-up seconds assumed for a slice before any was measured, per executor.
 DEFAULT_STARTUP = {"local": 0.3, "docker": 1.0}
@@ -116,6 +121,14 @@ class SliceContext:
     results: list[TestResult] = field(default_factory=list)
     #: Where the slice's sessions ran (``local``, ``docker@unix:///var/run/docker.sock``).
     wheres: list[str] = field(default_factory=list)
+    #: The split call the slice belongs to (the engine's own bookkeeping).
+    split: Any = None
+    #: Whether the slice's latest session shares the mounted host directories live.
+    shares_mounts: bool = False
+    #: Tests the slice handed to other slices while it ran (workspace-relative), and their
+    #: predicted seconds.
+    handed: list[TestCase] = field(default_factory=list)
+    handed_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def remaining(self) -> float | None:
@@ -159,6 +172,57 @@ class _SplitCall:
     unreported: dict[int, frozenset[str]] = field(default_factory=dict)
     #: The indexes of the slices whose report disagreed with the listing.
     disagreed: set[int] = field(default_factory=set)
+    #: Whether running slices may hand unstarted tests to idle workers (see
+    #: :mod:`dagpar_cli.handover`), with the predictions that guide it.
+    handover: bool = False
+    predicted: dict[str, float] = field(default_factory=dict)
+    startup: float = 0.0
+    #: The context the split call runs in, for slices started from other threads.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    #: Slices cut from running slices' tails.
+    tails: _Tails = field(default_factory=lambda: _Tails())
+
+
+class _Tails:
+    """The slices idle workers cut from one split call's running slices."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        #: Set once the split call has collected its slices: later slices (reruns) do not offer.
+        self.closed = False
+        self.next_index = 0
+        self.done: list[tuple[SlicePlan, SliceResult, Any]] = []
+
+    def reserve(self) -> None:
+        """A tail is about to be taken: the split call must wait for its slice."""
+        with self._cond:
+            self._running += 1
+
+    def release(self) -> None:
+        """A reserved tail's slice ended (or nothing was taken)."""
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+
+    def new_index(self) -> int:
+        """The next slice number, after the plan's."""
+        with self._cond:
+            self.next_index += 1
+            return self.next_index
+
+    def add(self, sp: SlicePlan, result: SliceResult, value: Any) -> None:
+        """Keep a tail slice's outcome."""
+        with self._cond:
+            self.done.append((sp, result, value))
+
+    def wait(self) -> list[tuple[SlicePlan, SliceResult, Any]]:
+        """Wait until no tail slice runs, close, and return their outcomes by slice number."""
+        with self._cond:
+            while self._running:
+                self._cond.wait()
+            self.closed = True
+            return sorted(self.done, key=lambda d: d[0].index)
 
 
 _call_var: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
@@ -258,6 +322,10 @@ class Engine:
         self.candidates: set[str] = set()
         #: Follows running slices' runners for live progress (None outside a dagpar run).
         self.progress = ProgressPoller(session.pm.hook) if session is not None else None
+        #: Running slices that may give their unstarted tests to idle workers.
+        self.handover = HandOver(session.pm.hook) if session is not None else None
+        #: Slice tasks submitted to the pool and not yet started (idle workers help only at 0).
+        self._queued = 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -305,6 +373,52 @@ class Engine:
                     max_workers=self.workers, thread_name_prefix="dagpar-slice"
                 )
             return self._pool
+
+    def _submit(self, fn: Callable[[], None]) -> None:
+        """Run *fn* on a pool worker, in a copy of the caller's context."""
+        with self._counter_lock:
+            self._queued += 1
+        ctx = contextvars.copy_context()
+        self._slice_pool().submit(ctx.run, self._task, fn)
+
+    def _task(self, fn: Callable[[], None]) -> None:
+        with self._counter_lock:
+            self._queued -= 1
+        fn()
+        self._help()
+
+    def _help(self) -> None:
+        """While no slice waits to start, take tails of running slices (see :mod:`.handover`)."""
+        handover = self.handover
+        if handover is None:
+            return
+        while not self.cancelled.is_set() and self._queued == 0 and handover.busy():
+            tail = handover.find(_reserve, _release)
+            if tail is not None:
+                self._run_tail(tail)
+
+    def _run_tail(self, tail: Tail) -> None:
+        """Run the tests *tail* took from a running slice as a new slice of the same split."""
+        assert self.session is not None
+        victim = tail.offer.ctx
+        split: _SplitCall = victim.split
+        try:
+            index = split.tails.new_index()
+            pairs = zip(tail.selectors, tail.tests, strict=True)
+            items = tuple(Item((path, name), t.path) for (path, name), t in pairs)
+            sp = SlicePlan(
+                index=index,
+                items=items,
+                predicted_seconds=split.startup + sum(tail.seconds),
+                tests=tail.tests,
+            )
+            self.session.pm.hook.dagpar_slice_handed_over(
+                check=split.call.name, slice=victim.plan, tests=list(tail.tests), to=sp
+            )
+            result, value = split.context.copy().run(self._run_slice, split, sp, index, True)
+            split.tails.add(sp, result, value)
+        finally:
+            split.tails.release()
 
     # ---------------------------------------------------------------- calls
 
@@ -411,7 +525,10 @@ class Engine:
         if not items:
             return None  # the filter selected nothing here; the pipeline reports it
 
-        plan = self._plan(call, items, tests_of, runner, pfield.nested)
+        handover = self._hands_over(call.toolchain, runner, directory, pfield.nested)
+        plan, predicted, startup = self._plan(
+            call, items, tests_of, runner, pfield.nested, handover
+        )
         with call.lock:
             call.plans.append(plan)
         if self.session.options.dry_run:
@@ -429,17 +546,31 @@ class Engine:
             runner=runner,
             prefix=prefix,
             label=f"{call.name}.{name}",
+            handover=handover,
+            predicted=predicted,
+            startup=startup,
         )
         total = len(plan.slices)
+        split.tails.next_index = max((sp.index for sp in plan.slices), default=0)
         futures: list[tuple[SlicePlan, Future[tuple[SliceResult, Any]]]] = []
-        pool = self._slice_pool()
         # In the plan's order: the planner numbers the slices in the order they should start
         # (longest predicted first, or a first wave of slices holding estimated tests).
         for sp in sorted(plan.slices, key=lambda s: s.index):
-            ctx = contextvars.copy_context()
-            future = pool.submit(ctx.run, self._run_slice, split, sp, total, narrowed)
+            future: Future[tuple[SliceResult, Any]] = Future()
+            self._submit(functools.partial(self._slice_job, future, split, sp, total, narrowed))
             futures.append((sp, future))
+        if handover:
+            # Workers the plan leaves without a slice wait for tails to take from the start.
+            for _ in range(self.workers - len(plan.slices)):
+                self._submit(_nothing)
         outcomes = [(sp, future.result()) for sp, future in futures]
+        tails = split.tails.wait()
+        if tails:
+            outcomes += [(sp, (result, value)) for sp, result, value in tails]
+            final = dataclasses.replace(plan, slices=(*plan.slices, *(sp for sp, _, _ in tails)))
+            with call.lock:
+                call.plans[call.plans.index(plan)] = final
+            plan = final
         outcomes.sort(key=lambda o: o[0].index)
 
         slice_results = [res for _, (res, _) in outcomes]
@@ -489,6 +620,40 @@ class Engine:
             ]
             return merge_overlay(parts, self.new_dir(f"{split.label}-merged"))
         return None
+
+    def _slice_job(
+        self,
+        future: Future[tuple[SliceResult, Any]],
+        split: _SplitCall,
+        sp: SlicePlan,
+        total: int,
+        narrowed: bool,
+    ) -> None:
+        """Run one planned slice and hand its outcome to the split call as soon as it ends."""
+        try:
+            future.set_result(self._run_slice(split, sp, total, narrowed))
+        except BaseException as exc:  # _run_slice does not raise; never leave the caller hanging
+            future.set_exception(exc)
+            raise
+
+    def _hands_over(
+        self, toolchain: Toolchain, runner: str | None, directory: Directory | None, nested: bool
+    ) -> bool:
+        """Whether slices of this split call may give unstarted tests to idle workers.
+
+        It takes a runner that can stop at a test boundary, an executor whose sessions share
+        the report directory live, and a ``list[list[str]]`` field, whose ``[file, test]``
+        selectors can name the tests handed over. ``DAGPAR_NO_HANDOVER=1`` turns it off (for
+        a suite whose tests rely on running in the process of the tests before them).
+        """
+        if runner is None or directory is None or not nested or self.session is None:
+            return False
+        if os.environ.get(NO_HANDOVER_ENV) == "1":
+            return False
+        if not getattr(self.executor, "shares_mounts", False):
+            return False
+        spec = self.runner_spec(toolchain, runner, directory)
+        return bool(self.session.pm.hook.dagpar_runner_hands_over(spec=spec))
 
     def _rerun_failed(
         self, split: _SplitCall, plan: Plan, merged: list[TestResult], retries: int
@@ -843,7 +1008,13 @@ class Engine:
         tests_of: dict[str, list[TestCase]],
         runner: str | None,
         nested: bool,
-    ) -> Plan:
+        handover: bool,
+    ) -> tuple[Plan, dict[str, float], float]:
+        """Cut the split call into slices.
+
+        :returns: the plan, the predicted seconds per test id (for handing tails over; empty
+            without history or hand-over) and the predicted start-up seconds of a slice.
+        """
         assert self.session is not None
         instance = call.toolchain.config.instance
         store = self.session.timings
@@ -853,6 +1024,7 @@ class Engine:
         has_history = False
         startup = DEFAULT_STARTUP.get(self.executor.name, 0.5)
         finer: dict[str, list[tuple[Item, float]]] = {}
+        per_test: dict[str, float] = {}
         if store is not None:
             prediction = store.predict_detailed(instance, items, tests_of)
             predictions, has_history = prediction.seconds, prediction.has_history
@@ -867,8 +1039,9 @@ class Engine:
                     for item in items
                     if item.name is None and len(tests_of.get(item.key, ())) > 1
                 ]
+                wanted = items if handover else splittable
                 per_test = store.predict_tests(
-                    instance, [t for item in splittable for t in tests_of[item.key]]
+                    instance, [t for item in wanted for t in tests_of.get(item.key, ())]
                 )
                 for item in splittable:
                     finer[item.key] = [
@@ -885,7 +1058,9 @@ class Engine:
             # More, smaller slices than workers let free workers pick up the tail when the
             # predictions are off; the planner cuts them only when that pays for the start-up.
             # Without history there is nothing to weigh: one slice per worker, split by count.
-            max_slices=OVERSLICE * workers if has_history else workers,
+            # Where running slices hand their tails to free workers, that does the same job
+            # better, and each extra slice would only cost one more start-up.
+            max_slices=OVERSLICE * workers if has_history and not handover else workers,
             startup_seconds=startup,
             finer=finer,
             tests=tests_of,
@@ -894,7 +1069,7 @@ class Engine:
             spread=spread,
         )
         planner = self.planner or _fallback_planner()
-        return planner.plan(request)
+        return planner.plan(request), per_test if handover else {}, startup
 
     def _run_slice(
         self, split: _SplitCall, sp: SlicePlan, total: int, narrowed: bool
@@ -947,7 +1122,10 @@ class Engine:
             runner=runner,
             prefix=split.prefix,
             narrowed=narrowed,
+            split=split,
         )
+        if split.handover and self.handover is not None and not split.tails.closed:
+            self.handover.expect(ctx)
         token = _slice_var.set(ctx)
         typedef = typedef_of(split.receiver)
         hook.dagpar_slice_started(
@@ -969,6 +1147,16 @@ class Engine:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             _slice_var.reset(token)
+            if self.handover is not None:
+                self.handover.withdraw(ctx)
+        if ctx.handed:
+            # Another slice runs those now: this one neither reports nor misses them.
+            gone = {t.id for t in ctx.handed}
+            sp = dataclasses.replace(
+                sp,
+                tests=tuple(t for t in sp.tests if t.id not in gone),
+                predicted_seconds=max(sp.predicted_seconds - ctx.handed_seconds, 0.0),
+            )
         if self.cancelled.is_set() and self.cancel_reason == "interrupted":
             error, infra = "interrupted", True
         elif self.cancelled.is_set() and error:
@@ -1052,8 +1240,10 @@ class Engine:
         outcomes: list[Outcome] = []
         directories: dict[str, Directory] = {}
         with self.executor.open(spec) as session:
-            if slice_ctx is not None and session.where not in slice_ctx.wheres:
-                slice_ctx.wheres.append(session.where)
+            if slice_ctx is not None:
+                if session.where not in slice_ctx.wheres:
+                    slice_ctx.wheres.append(session.where)
+                slice_ctx.shares_mounts = bool(getattr(session, "shares_mounts", False))
             translate = _translator(session, mounts)
             workdir = container.workdir or (mounts[0].target if mounts else "/")
             cwd = translate(workdir)
@@ -1109,6 +1299,18 @@ class EngineRunnerHost:
         except ExecutionError as exc:
             return Outcome(exit_code=127, stderr=exc.message, not_started=True)
         return result.outcomes[-1]
+
+
+def _nothing() -> None:
+    """A pool task that only makes its worker look for tails to take."""
+
+
+def _reserve(offer: Offer) -> None:
+    offer.split.tails.reserve()
+
+
+def _release(offer: Offer) -> None:
+    offer.split.tails.release()
 
 
 def _raise_for_infrastructure(request: ExecRequest, outcome: Outcome, engine: Engine) -> None:

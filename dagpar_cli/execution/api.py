@@ -101,7 +101,12 @@ class Outcome:
 
 @runtime_checkable
 class ExecSession(Protocol):
-    """A running sandbox for one slice; use as a context manager (closing it frees everything)."""
+    """A running sandbox for one slice; use as a context manager (closing it frees everything).
+
+    A session may also set ``shares_mounts = True`` when its mounted host directories are the
+    host's own, seen live in both directions (a local process, a bind mount); dagpar reads it
+    with a default of False.
+    """
 
     #: Where it runs, for reports (``local``, ``docker@unix:///var/run/docker.sock``).
     where: str
@@ -134,7 +139,13 @@ class ExecSession(Protocol):
 
 @runtime_checkable
 class Executor(Protocol):
-    """A place slices run: chosen once per run by the ``dagpar_make_executor`` hook."""
+    """A place slices run: chosen once per run by the ``dagpar_make_executor`` hook.
+
+    An executor may also set ``shares_mounts = True`` when all its sessions do (see
+    :class:`ExecSession`): a running slice can then hand tests it has not started to another
+    (``dagpar_runner_hand_over``), and dagpar plans one slice per worker instead of more,
+    smaller ones. dagpar reads it with a default of False.
+    """
 
     #: ``local`` or ``docker`` (or a plugin's name).
     name: str

@@ -89,6 +89,8 @@ class DockerSession:
         self._spec = spec
         self.container_id = container_id
         self.where = f"docker@{engine.url}"
+        #: Whether the slice's mounted host directories are shared live (bind mounts).
+        self.shares_mounts = bool(engine.bind_mounts)
         self._lock = threading.Lock()
         self._closed = False
         #: Why the container is gone, once it is ("interrupted", "container OOM-killed ...").
@@ -450,6 +452,11 @@ class DockerExecutor:
     def engines(self) -> tuple[EngineHandle, ...]:
         """The endpoints, in configuration order."""
         return tuple(self._engines)
+
+    @property
+    def shares_mounts(self) -> bool:
+        """Whether every engine bind-mounts host directories, so a runner's files are seen live."""
+        return all(engine.shares_files for engine in self._engines)
 
     def capacity(self) -> int:
         """The sum of the engines' slots (connecting to those without configured slots).

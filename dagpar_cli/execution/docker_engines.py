@@ -140,6 +140,11 @@ class EngineHandle:
         return self.config.url
 
     @property
+    def shares_files(self) -> bool:
+        """Whether the engine sees host directories live (bind mounts), as known so far."""
+        return self.bind_mounts if self.bind_mounts is not None else _is_local(self.url)
+
+    @property
     def connected(self) -> bool:
         """Whether the clients exist already."""
         return self._api is not None

@@ -30,6 +30,8 @@ class LocalSession:
     """One slice's commands on this machine; see :class:`~dagpar_cli.execution.api.ExecSession`."""
 
     where = "local"
+    #: The session runs on the host's own files.
+    shares_mounts = True
 
     def __init__(self, executor: LocalExecutor, spec: SessionSpec) -> None:
         self.executor = executor
@@ -121,6 +123,8 @@ class LocalExecutor:
     """Runs slices as subprocesses; capacity is ``-j`` or the CPU count."""
 
     name = "local"
+    #: Sessions run on the host's own files (see :attr:`Executor.shares_mounts`).
+    shares_mounts = True
 
     def __init__(self, slots: int | None = None) -> None:
         self.slots = slots
