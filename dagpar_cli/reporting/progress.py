@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from dagpar_cli.model import SlicePlan, SliceResult, Status, TestResult
+from dagpar_cli.model import SlicePlan, SliceResult, Status, TestCase, TestResult
 from dagpar_cli.pluginmanager import hookimpl
 from dagpar_cli.reporting._text import clean_text
 
@@ -234,6 +234,23 @@ class ProgressView:
             state = self._running.get((check, slice.index))
             if state is not None:
                 state.running_done = max(state.running_done, done)
+
+    @hookimpl
+    def dagpar_slice_handed_over(
+        self, check: str, slice: SlicePlan, tests: list[TestCase], to: SlicePlan
+    ) -> None:
+        """The slice now expects fewer tests; say where the others went (CI log only)."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._running.get((check, slice.index))
+            if state is not None and state.tests:
+                state.tests = max(state.tests - len(tests), 1)
+            if not self._live:
+                n = len(tests)
+                self._print(
+                    f"[{_clock(now - self._started)}] {clean_text(check)} slice "
+                    f"{slice.index} handed {n} unstarted test{'s' * (n != 1)} to slice {to.index}"
+                )
 
     @hookimpl
     def dagpar_slice_finished(self, check: str, slice: SlicePlan, result: SliceResult) -> None:
