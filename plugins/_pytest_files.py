@@ -11,7 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "CLAIM_FILE",
+    "HANDOVER_KEY",
     "NAME_PROPERTY",
+    "ORDER_FILE",
     "PATH_PROPERTY",
     "PLUGIN_MODULE",
     "PROGRESS_FILE",
@@ -25,10 +28,17 @@ __all__ = [
 PLUGIN_MODULE = "dagpar_pytest_select"
 #: The selection: ``{"paths": [...], "tests": [[path, name], ...]}``, source-relative.
 SELECTION_FILE = PLUGIN_MODULE + ".json"
-#: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...}``.
+#: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...,
+#: "handover": ...}``, written atomically.
 RUN_INFO_FILE = "dagpar_pytest_run.json"
 #: One byte per finished test, appended by the plugin as each ends (live progress).
 PROGRESS_FILE = "dagpar_pytest_progress"
+#: The run-information key that says whether the run can hand tests over (true or false).
+HANDOVER_KEY = "handover"
+#: The run order once collection settled: ``[[path, name], ...]``, written atomically.
+ORDER_FILE = "dagpar_pytest_order.json"
+#: ``"<started> <limit>\n"`` (limit -1: none), read and written only under ``flock``.
+CLAIM_FILE = "dagpar_pytest_claim"
 #: JUnit property names carrying a test's collected path and name.
 PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"

@@ -43,6 +43,27 @@ Progress (:func:`dagpar_runner_progress`)
     ``{report_dir}/dagpar_pytest_progress`` (the controller only, under pytest-xdist); its size
     is the count of tests done, read with one ``stat``.
 
+Handing over (:func:`dagpar_runner_hands_over`, :func:`dagpar_runner_hand_over`)
+    A running slice can give tests it has not started to another slice, on POSIX systems,
+    unless pytest-xdist distributes them. ``args:`` that turn xdist on (``-n 2``, ``-n auto``,
+    ``--dist load``, ``-d``, ``--tx``; not ``-n 0``, nor anything with ``-p no:xdist``) make
+    ``dagpar_runner_hands_over`` False. As the run starts, the selection plugin checks pytest's
+    own options too (xdist may come from ``addopts`` or ``PYTEST_ADDOPTS``) and records the
+    answer as ``"handover"`` in ``{report_dir}/dagpar_pytest_run.json``; when it is false,
+    ``dagpar_runner_hand_over`` answers None. Otherwise, once collection has settled, the plugin
+    writes the run order to ``{report_dir}/dagpar_pytest_order.json`` (``[[path, name], ...]``,
+    named exactly as listed) and keeps ``{report_dir}/dagpar_pytest_claim``, one ASCII line
+    ``<started> <limit>`` that both sides change only under ``flock``. pytest counts each test
+    as started before running it, unless it lies at or beyond the limit: then pytest neither runs
+    nor reports it (no JUnit entry, no progress), and says at the end of its output how many it
+    gave up. ``dagpar_runner_hand_over`` passes the tests in between to ``choose`` and lowers the
+    limit by as many as it takes from the end; it answers ``[]`` without calling ``choose`` until
+    pytest has written its run information and order. As a test tears down, pytest settles the
+    next one the same way; when that one was taken, it tears every fixture down there and then,
+    as after its last test, so that a teardown error is reported against the test. When pytest
+    stops (``-x``, or the session ends) the limit drops to what has started: nothing more can be
+    taken.
+
 Parsing (:func:`dagpar_runner_parse`)
     ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
     exactly as listed (see :mod:`dagpar_plugins._pytest_report`); ``[]`` when pytest wrote no
@@ -55,7 +76,7 @@ import json
 import os
 import posixpath
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +93,7 @@ from ._pytest_files import (
     SELECTION_FILE,
     plugin_source,
 )
+from ._pytest_handover import can_lock, distributes, hand_over
 from ._pytest_paths import RootdirMap
 from ._pytest_report import parse_report
 from ._python_paths import import_paths, interpreter_of
@@ -88,6 +110,8 @@ __all__ = [
     "dagpar_register_toolchains",
     "dagpar_runner_collect",
     "dagpar_runner_command",
+    "dagpar_runner_hand_over",
+    "dagpar_runner_hands_over",
     "dagpar_runner_installed",
     "dagpar_runner_parse",
     "dagpar_runner_progress",
@@ -229,6 +253,24 @@ def dagpar_runner_progress(spec: RunnerSpec, report_dir: Path) -> int | None:
         return os.stat(report_dir / PROGRESS_FILE).st_size
     except OSError:
         return 0  # pytest has not started a test yet
+
+
+@hookimpl
+def dagpar_runner_hands_over(spec: RunnerSpec) -> bool | None:
+    """Whether a slice can hand over tests: yes, unless ``args:`` turn pytest-xdist on."""
+    if spec.name != NAME:
+        return None
+    return can_lock() and not distributes(spec.args)
+
+
+@hookimpl
+def dagpar_runner_hand_over(
+    spec: RunnerSpec, report_dir: Path, choose: Callable[[Sequence[TestCase], int], int]
+) -> list[TestCase] | None:
+    """Take the unstarted tail ``choose`` asks for from a running slice; see the module doc."""
+    if spec.name != NAME:
+        return None
+    return hand_over(report_dir, choose)
 
 
 def _selected(selection: Selection) -> tuple[list[str], list[tuple[str, str]]]:

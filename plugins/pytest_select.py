@@ -17,7 +17,23 @@ Inside the project's own interpreter it then
   names tests exactly as they were collected whatever pytest's rootdir or JUnit name mangling;
 - records pytest's rootdir, so collection errors (which carry no properties) can be mapped too;
 - appends one byte per finished test to a progress file, whose size dagpar reads while the
-  slice runs to show how far it has got.
+  slice runs to show how far it has got;
+- lets dagpar take tests it has not started yet (*handing over*, below).
+
+Handing over
+    When pytest runs the tests itself (no pytest-xdist distribution) on a POSIX system, the run
+    information says ``"handover": true``. Once collection has settled, the plugin writes the
+    claim file, one ASCII line ``<started> <limit>`` (``0 -1``: nothing started, no limit), and
+    then, atomically, the run order: every item as ``[path, name]``, the form of the JUnit
+    properties. Both sides change the claim file only under ``flock``. Before a test starts, the
+    plugin counts it as started (``started = index + 1``) unless its index is at or beyond the
+    limit, in which case pytest neither runs nor reports it. dagpar takes tests by lowering the
+    limit, never below ``started``, so a test is either started here or taken, never both. As a
+    test tears down, the plugin settles the next one the same way: counted as started, or, when
+    it was taken, every fixture is torn down there and then (as after pytest's last test)
+    rather than at the end of the session, where a teardown error would go unreported. When
+    pytest stops (``-x``, or the session ends), the limit drops to ``started``: nothing more
+    can be taken.
 
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
 but pytest and the standard library.
@@ -31,15 +47,27 @@ from typing import Any
 
 import pytest
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no hand-over
+    fcntl = None  # type: ignore[assignment]
+
 # These names repeat those of dagpar_plugins._pytest_files (this file must stand alone).
 #: The module name the runner command loads with ``-p``.
 MODULE = "dagpar_pytest_select"
 #: The selection file, next to this module: ``{"paths": [...], "tests": [[path, name], ...]}``.
 SELECTION_FILE = MODULE + ".json"
-#: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...}``.
+#: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...,
+#: "handover": ...}``, written atomically.
 RUN_INFO_FILE = "dagpar_pytest_run.json"
 #: One byte per finished test, appended as each ends: dagpar reads its size for live progress.
 PROGRESS_FILE = "dagpar_pytest_progress"
+#: The run-information key that says whether this run can hand tests over.
+HANDOVER_KEY = "handover"
+#: The run order once collection settled: ``[[path, name], ...]``, written atomically.
+ORDER_FILE = "dagpar_pytest_order.json"
+#: ``"<started> <limit>\n"`` (limit -1: none), read and written only under ``flock``.
+CLAIM_FILE = "dagpar_pytest_claim"
 #: JUnit property names carrying the collected form of a test.
 PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"
@@ -89,9 +117,124 @@ class _Selection:
         return os.path.relpath(os.path.abspath(path), self.base).replace(os.sep, "/")
 
 
+class _Claims:
+    """The runner's side of handing tests it has not started to another slice.
+
+    :param items: the items in the order pytest will run them.
+    """
+
+    def __init__(self, items: list[pytest.Item]) -> None:
+        self.items = list(items)  # keeps every item alive, so that its id() stays its own
+        self.index = {id(item): i for i, item in enumerate(self.items)}
+        #: A limit seen earlier: the limit only ever drops, so items at or beyond it are taken.
+        self.known_limit = -1
+        #: How many items were taken, for the terminal summary.
+        self.taken = 0
+        #: Whether the claim file became unusable: the tests not yet taken then all run here.
+        self.broken = False
+        self.path = os.path.join(_HERE, CLAIM_FILE)
+        # Created before the order exists: dagpar opens it only once it has read the order.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            # Writable whoever runs pytest: in a container that is often not the host's user.
+            os.fchmod(fd, 0o666)
+            _write_claim(fd, 0, -1)
+        finally:
+            os.close(fd)
+        _write_atomically(ORDER_FILE, json.dumps([list(_test_id(item)) for item in self.items]))
+
+    def start(self, item: pytest.Item) -> bool:
+        """Count *item* as started; False when dagpar took it, so pytest must not run it."""
+        if self._settle(item):
+            return True
+        self.taken += 1
+        return False
+
+    def settle_next(self, nextitem: pytest.Item) -> bool:
+        """As a test tears down, count the next one as started; False when it was taken."""
+        return self._settle(nextitem)
+
+    def _settle(self, item: pytest.Item) -> bool:
+        """Whether *item* starts (counting it as started if it was not yet), or was taken."""
+        index = self.index.get(id(item))
+        if index is None:
+            return True  # not in the order dagpar saw: it cannot have been taken
+        if 0 <= self.known_limit <= index:
+            return False  # the limit only ever drops: no need to look again
+        if self.broken:
+            return True
+        try:
+            # A fresh open file description each time: flock would not keep apart the threads
+            # or forked processes of a plugin that runs tests concurrently if they shared one.
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            self.broken = True  # removed under the run: dagpar cannot take tests either
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            started, limit = _read_claim(fd)
+            if limit >= 0:
+                self.known_limit = limit
+            if index < started:
+                return True  # settled as the test before it tore down
+            if 0 <= limit <= index:
+                return False
+            # max: a plugin that runs items out of order must not lower the count.
+            _write_claim(fd, max(started, index + 1), limit)
+            return True
+        except (OSError, ValueError):
+            self.broken = True  # dagpar takes nothing from a claim it cannot read either
+            return True
+        finally:
+            os.close(fd)  # releases the lock
+
+    def finish(self) -> None:
+        """Let nothing more be taken: the run has ended, maybe early."""
+        if self.broken:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            started, _ = _read_claim(fd)
+            _write_claim(fd, started, started)
+        except (OSError, ValueError):
+            pass  # dagpar takes nothing from a claim it cannot read
+        finally:
+            os.close(fd)
+
+
+def _read_claim(fd: int) -> tuple[int, int]:
+    started, limit = os.pread(fd, 64, 0).split()
+    return int(started), int(limit)
+
+
+def _write_claim(fd: int, started: int, limit: int) -> None:
+    data = f"{started} {limit}\n".encode("ascii")
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))
+
+
+def _write_atomically(name: str, text: str) -> None:
+    """Write *name* next to this module so that a reader never sees it half written."""
+    path = os.path.join(_HERE, name)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
+
+
 _selection: _Selection | None = None
 #: The open progress file (the controller's, never a pytest-xdist worker's).
 _progress: Any = None
+#: Whether this run may hand tests over (decided as pytest starts).
+_hands_over = False
+#: The runner's side of handing over, once collection settled with hand-over on.
+_claims: _Claims | None = None
+#: The major version of pytest: some hooks and internals differ between versions.
+_PYTEST_MAJOR = int(pytest.__version__.split(".")[0])
 
 
 def _key(path: object) -> str:
@@ -106,9 +249,42 @@ def _split_nodeid(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[-1]
 
 
+def _raw_path(item: pytest.Item) -> str:
+    # Item.path is pytest >= 7; fspath (a py.path) is what pytest 6 has.
+    return str(getattr(item, "path", None) or item.fspath)
+
+
+def _test_id(item: pytest.Item) -> tuple[str, str]:
+    """``(path, name)`` exactly as the JUnit properties name *item*."""
+    assert _selection is not None
+    # The path as pytest spells it, not case-folded, so that it matches the listing.
+    return _selection.relative(_raw_path(item)), _split_nodeid(item)
+
+
+def _option(config: pytest.Config, name: str, default: Any) -> Any:
+    try:
+        return config.getoption(name, default)
+    except (ValueError, AttributeError):
+        return default
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """Whether pytest-xdist may run the tests in other processes (erring towards yes)."""
+    if config.pluginmanager.has_plugin("dsession"):
+        return True
+    numprocesses = _option(config, "numprocesses", None)
+    dist = _option(config, "dist", "no")
+    return bool(
+        numprocesses
+        or (dist is not None and dist != "no")
+        or _option(config, "tx", None)
+        or _option(config, "looponfail", False)
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Load the selection and record where pytest put its rootdir."""
-    global _selection
+    global _selection, _hands_over
     base = str(config.invocation_params.dir)
     with open(os.path.join(_HERE, SELECTION_FILE), encoding="utf-8") as stream:
         _selection = _Selection(json.load(stream), base)
@@ -118,11 +294,71 @@ def pytest_configure(config: pytest.Config) -> None:
         rootdir = getattr(config, "rootpath", None)
         if rootdir is None:
             rootdir = config.rootdir  # type: ignore[attr-defined]
-        info = {"rootdir": str(rootdir), "invocation_dir": base}
-        with open(os.path.join(_HERE, RUN_INFO_FILE), "w", encoding="utf-8") as stream:
-            json.dump(info, stream)
+        _hands_over = (
+            fcntl is not None
+            and not _distributed(config)
+            and not _option(config, "collectonly", False)
+        )
+        info = {"rootdir": str(rootdir), "invocation_dir": base, HANDOVER_KEY: _hands_over}
+        # dagpar reads this while pytest runs, to learn whether it may take tests.
+        _write_atomically(RUN_INFO_FILE, json.dumps(info))
         global _progress
         _progress = open(os.path.join(_HERE, PROGRESS_FILE), "ab", buffering=0)  # noqa: SIM115
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Publish the run order, once every plugin has reordered and deselected."""
+    global _claims
+    if _hands_over:
+        _claims = _Claims(session.items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Start *item* unless dagpar took it; a taken item is neither run nor reported."""
+    if _claims is None or _claims.start(item):
+        return None
+    return True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Settle the next test; when it was taken, tear every fixture down as after the last test.
+
+    Runs after pytest's own teardown, which kept what the next test needs: left until the end
+    of the session, a fixture's teardown error would be lost rather than reported here.
+    """
+    if _claims is None:
+        return
+    if item.session.shouldstop or item.session.shouldfail:
+        # pytest stops after this test (``-x``): nothing more may be taken from now on. (pytest
+        # < 8 passes the next test even so; it will not start.)
+        _claims.finish()
+        return
+    if nextitem is None or _claims.settle_next(nextitem):
+        return
+    state = getattr(item.session, "_setupstate", None)
+    if state is None:  # pragma: no cover - not pytest 6 to 9
+        return
+    if _PYTEST_MAJOR >= 7:
+        state.teardown_exact(None)
+    else:  # pragma: no cover - pytest 6
+        state.teardown_exact(item, None)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Let nothing more be taken: the session is over (perhaps stopped early)."""
+    if _claims is not None:
+        _claims.finish()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many collected tests another slice runs instead."""
+    if _claims is not None and _claims.taken:
+        count = _claims.taken
+        tests = "test" if count == 1 else "tests"
+        terminalreporter.write_line(f"dagpar: {count} {tests} handed over to another slice")
 
 
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
@@ -132,11 +368,13 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Close the progress file."""
-    global _progress
+    """Close the progress file and forget the run (pytest may run again in this process)."""
+    global _progress, _claims, _hands_over
     if _progress is not None:
         _progress.close()
         _progress = None
+    _claims = None
+    _hands_over = False
 
 
 def _ignore(path: object) -> bool | None:
@@ -149,7 +387,7 @@ def _ignore(path: object) -> bool | None:
 
 # The hook's path argument was renamed in pytest 7 and the old name removed in pytest 9; the
 # old one is also deprecated from 7 on, so each version gets only its own name.
-if int(pytest.__version__.split(".")[0]) >= 7:
+if _PYTEST_MAJOR >= 7:
 
     def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
         """Keep pytest out of files and directories that hold nothing selected."""
@@ -172,13 +410,10 @@ def pytest_collection_modifyitems(
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
     for item in items:
-        # Item.path is pytest >= 7; fspath (a py.path) is what pytest 6 has.
-        raw = str(getattr(item, "path", None) or item.fspath)
-        path = _key(raw)
+        path = _key(_raw_path(item))
         name = _split_nodeid(item)
         if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
-            # The path as pytest spells it, not case-folded, so that it matches the listing.
-            item.user_properties.append((PATH_PROPERTY, _selection.relative(raw)))
+            item.user_properties.append((PATH_PROPERTY, _test_id(item)[0]))
             item.user_properties.append((NAME_PROPERTY, name))
             kept.append(item)
         else:

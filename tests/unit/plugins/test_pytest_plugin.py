@@ -172,6 +172,146 @@ def test_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
         plugin.dagpar_runner_parse(spec=spec, report_dir=tmp_path, outcome=Outcome(exit_code=0))
         is None
     )
+    assert plugin.dagpar_runner_hands_over(spec=spec) is None
+    assert (
+        plugin.dagpar_runner_hand_over(spec=spec, report_dir=tmp_path, choose=lambda p, s: 1)
+        is None
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# handing over
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "hands_over"),
+    [
+        ((), True),
+        (("-x", "-k", "not slow", "-m", "n"), True),
+        (("-n", "2"), False),
+        (("-n2",), False),
+        (("-nauto",), False),
+        (("-n", "logical"), False),
+        (("-xvn", "4"), False),
+        (("--numprocesses=3",), False),
+        (("--numprocesses", "auto"), False),
+        (("-n", "0"), True),
+        (("-n0",), True),
+        (("--numprocesses=0", "--dist", "load"), True),
+        (("--dist", "load"), False),
+        (("--dist=loadscope",), False),
+        (("--dist", "no"), True),
+        (("-d",), False),
+        (("--tx", "popen"), False),
+        (("-f",), False),
+        (("--looponfail",), False),
+        (("-n", "2", "-p", "no:xdist"), True),
+        (("-pno:xdist", "-n2"), True),
+        # Option values are not options: -k's "n", -p's plugin, -W's filter.
+        (("-kn",), True),
+        (("-k", "-n"), True),
+        (("-p", "no:randomly"), True),
+        (("-pno:cacheprovider", "-W", "ignore::DeprecationWarning"), True),
+        (("-rfEd",), True),
+        (("--", "-n", "2"), True),
+    ],
+)
+def test_hands_over_unless_the_arguments_turn_xdist_on(
+    args: tuple[str, ...], hands_over: bool
+) -> None:
+    assert plugin.dagpar_runner_hands_over(spec=suite_spec(args=args)) is hands_over
+
+
+class Recorder:
+    """A ``choose`` that takes a fixed count and records what it was offered."""
+
+    def __init__(self, take: int) -> None:
+        self.take = take
+        self.calls: list[tuple[list[TestCase], int]] = []
+
+    def __call__(self, pending: Sequence[TestCase], started: int) -> int:
+        self.calls.append((list(pending), started))
+        return self.take
+
+
+def _running(report_dir: Path, order: list[list[str]], claim: str = "0 -1\n") -> RunnerSpec:
+    """Files as the selection plugin writes them in a run that can hand over."""
+    report_dir.mkdir(exist_ok=True)
+    (report_dir / _pytest_files.RUN_INFO_FILE).write_text('{"handover": true}', encoding="utf-8")
+    (report_dir / _pytest_files.CLAIM_FILE).write_text(claim, encoding="utf-8")
+    (report_dir / "order.tmp").write_text(json.dumps(order), encoding="utf-8")
+    (report_dir / "order.tmp").replace(report_dir / _pytest_files.ORDER_FILE)
+    return suite_spec()
+
+
+def _hand_over(spec: RunnerSpec, report_dir: Path, choose: Recorder) -> list[TestCase] | None:
+    return plugin.dagpar_runner_hand_over(spec=spec, report_dir=report_dir, choose=choose)
+
+
+def test_hand_over_asks_again_until_pytest_publishes_its_order(tmp_path: Path) -> None:
+    choose = Recorder(1)
+    # Not started yet: no run information.
+    assert _hand_over(suite_spec(), tmp_path, choose) == []
+    # Started, still collecting: no order yet.
+    (tmp_path / _pytest_files.RUN_INFO_FILE).write_text('{"handover": true}', encoding="utf-8")
+    assert _hand_over(suite_spec(), tmp_path, choose) == []
+    assert choose.calls == []
+
+
+@pytest.mark.parametrize(
+    ("info", "claim"),
+    [
+        ('{"handover": false}', "0 -1\n"),
+        ("{}", "0 -1\n"),
+        ("not json", "0 -1\n"),
+        ('{"handover": true}', "garbage\n"),
+        ('{"handover": true}', ""),
+    ],
+    ids=["handover-false", "no-key", "bad-run-info", "bad-claim", "empty-claim"],
+)
+def test_a_run_that_cannot_hand_over_answers_none(tmp_path: Path, info: str, claim: str) -> None:
+    spec = _running(tmp_path, [["tests/test_a.py", "test_a"]], claim)
+    (tmp_path / _pytest_files.RUN_INFO_FILE).write_text(info, encoding="utf-8")
+    choose = Recorder(1)
+    assert _hand_over(spec, tmp_path, choose) is None
+    assert choose.calls == []
+    assert (tmp_path / _pytest_files.CLAIM_FILE).read_text(encoding="utf-8") == claim  # untouched
+
+
+def test_hand_over_takes_from_between_started_and_the_limit(tmp_path: Path) -> None:
+    order = [["tests/test_a.py", f"test_{n}"] for n in range(6)]
+    spec = _running(tmp_path, order, "2 5\n")
+    choose = Recorder(2)
+    assert _hand_over(spec, tmp_path, choose) == [
+        TestCase("tests/test_a.py", "test_3"),
+        TestCase("tests/test_a.py", "test_4"),
+    ]
+    assert choose.calls == [([TestCase("tests/test_a.py", f"test_{n}") for n in (2, 3, 4)], 2)]
+    assert (tmp_path / _pytest_files.CLAIM_FILE).read_text(encoding="ascii") == "2 3\n"
+
+
+def test_a_rewritten_order_is_read_afresh(tmp_path: Path) -> None:
+    spec = _running(tmp_path, [["a.py", "test_old"]])
+    assert _hand_over(spec, tmp_path, Recorder(1)) == [TestCase("a.py", "test_old")]
+    # The directory is reused by another run: the cached order must not be.
+    _running(tmp_path, [["b.py", "test_new"], ["b.py", "test_newer"]])
+    assert _hand_over(spec, tmp_path, Recorder(1)) == [TestCase("b.py", "test_newer")]
+
+
+def test_a_failing_choose_leaves_the_claim_unlocked_and_unchanged(tmp_path: Path) -> None:
+    import fcntl
+
+    spec = _running(tmp_path, [["a.py", "test_a"]])
+
+    def broken(pending: Sequence[TestCase], started: int) -> int:
+        raise RuntimeError("choose broke")
+
+    with pytest.raises(RuntimeError, match="choose broke"):
+        plugin.dagpar_runner_hand_over(spec=spec, report_dir=tmp_path, choose=broken)
+    with (tmp_path / _pytest_files.CLAIM_FILE).open("rb") as stream:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still locked
+        assert stream.read() == b"0 -1\n"
 
 
 # ------------------------------------------------------------------------------------------
@@ -513,6 +653,9 @@ def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
     assert pytest_select.SELECTION_FILE == _pytest_files.SELECTION_FILE
     assert pytest_select.RUN_INFO_FILE == _pytest_files.RUN_INFO_FILE
     assert pytest_select.PROGRESS_FILE == _pytest_files.PROGRESS_FILE
+    assert pytest_select.HANDOVER_KEY == _pytest_files.HANDOVER_KEY
+    assert pytest_select.ORDER_FILE == _pytest_files.ORDER_FILE
+    assert pytest_select.CLAIM_FILE == _pytest_files.CLAIM_FILE
     assert pytest_select.PATH_PROPERTY == _pytest_files.PATH_PROPERTY
     assert pytest_select.NAME_PROPERTY == _pytest_files.NAME_PROPERTY
     assert _pytest_files.plugin_source() == Path(pytest_select.__file__).read_text("utf-8")
