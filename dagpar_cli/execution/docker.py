@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +72,15 @@ def _decode(data: bytes | None) -> str:
     return data.decode("utf-8", "replace") if data else ""
 
 
+def _same_kernel() -> bool:
+    """Whether a local engine's containers share this host's kernel, and so its file locks.
+
+    Docker Desktop (macOS, Windows) runs containers in a virtual machine whose file sharing
+    does not carry ``flock`` across, so a runner there and dagpar cannot agree through a lock.
+    """
+    return sys.platform.startswith("linux")
+
+
 class DockerSession:
     """A running container for one slice (see the module's description).
 
@@ -90,7 +100,7 @@ class DockerSession:
         self.container_id = container_id
         self.where = f"docker@{engine.url}"
         #: Whether the slice's mounted host directories are shared live (bind mounts).
-        self.shares_mounts = bool(engine.bind_mounts)
+        self.shares_mounts = bool(engine.bind_mounts) and _same_kernel()
         self._lock = threading.Lock()
         self._closed = False
         #: Why the container is gone, once it is ("interrupted", "container OOM-killed ...").
@@ -456,7 +466,7 @@ class DockerExecutor:
     @property
     def shares_mounts(self) -> bool:
         """Whether every engine bind-mounts host directories, so a runner's files are seen live."""
-        return all(engine.shares_files for engine in self._engines)
+        return _same_kernel() and all(engine.shares_files for engine in self._engines)
 
     def capacity(self) -> int:
         """The sum of the engines' slots (connecting to those without configured slots).
