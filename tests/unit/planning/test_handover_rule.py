@@ -1,0 +1,55 @@
+"""The rule for how much of a running slice's unstarted tail an idle worker takes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from dagpar_cli.planning.handover import MIN_STARTUPS, tail_to_take
+
+
+def _ends(pending: list[float], startup: float, k: int) -> float:
+    """When the later of the victim (front) and the new slice (start-up + tail) ends."""
+    kept = sum(pending[: len(pending) - k])
+    return max(kept, startup + sum(pending[len(pending) - k :])) if k else sum(pending)
+
+
+def test_even_tests_are_shared_so_that_both_slices_end_together() -> None:
+    # Ten 1-second tests, 0.2 s start-up: taking 5 ends at 5.2 s, taking 4 leaves 6 s.
+    assert tail_to_take([1.0] * 10, 0.2) == 5
+
+
+def test_a_tail_worth_no_more_than_two_startups_stays() -> None:
+    # Taking half of 1.2 s would save 0.6 s minus a 0.3 s start-up: not worth a new slice.
+    assert tail_to_take([0.1] * 12, 0.3) == 0
+    assert tail_to_take([], 0.3) == 0
+
+
+def test_one_long_pending_test_is_taken_when_the_victim_has_more_to_do() -> None:
+    # The victim keeps the short ones; the long last test goes to the idle worker.
+    assert tail_to_take([1.0, 1.0, 1.0, 6.0], 0.5) == 1
+
+
+def test_it_never_takes_everything() -> None:
+    # The victim has already paid its start-up: taking all only moves the work later.
+    for _ in range(200):
+        rng = random.Random(_)
+        pending = [rng.expovariate(1.0) for _ in range(rng.randint(1, 30))]
+        assert tail_to_take(pending, rng.uniform(0.0, 2.0)) < len(pending)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_the_cut_is_the_best_tail(seed: int) -> None:
+    rng = random.Random(seed)
+    pending = [rng.lognormvariate(0, 1.5) for _ in range(rng.randint(1, 40))]
+    startup = rng.uniform(0.05, 1.5)
+    k = tail_to_take(pending, startup)
+    if k == 0:
+        best = min(range(len(pending) + 1), key=lambda j: (_ends(pending, startup, j), j))
+        # Either no cut helps, or the best one moves too little to pay for a start-up.
+        assert best == 0 or sum(pending[len(pending) - best :]) <= MIN_STARTUPS * startup
+    else:
+        assert sum(pending[len(pending) - k :]) > MIN_STARTUPS * startup
+        best_end = min(_ends(pending, startup, j) for j in range(len(pending) + 1))
+        assert _ends(pending, startup, k) == pytest.approx(best_end)
