@@ -420,3 +420,7 @@ class Selection:
     #: When not None, exactly these tests must run (the filter narrowed the items); when None,
     #: everything the items select.
     tests: tuple[TestCase, ...] | None = None
+    #: Whether the order of ``items`` matters: the runner should run their files (or packages)
+    #: in that order, keeping its own order inside each, where it can. dagpar asks for it when
+    #: idle workers may take a slice's unstarted tail, which should then hold short tests.
+    in_order: bool = False

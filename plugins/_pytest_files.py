@@ -26,7 +26,8 @@ __all__ = [
 
 #: The module name the runner command loads with ``-p``; the plugin file is this plus ``.py``.
 PLUGIN_MODULE = "dagpar_pytest_select"
-#: The selection: ``{"paths": [...], "tests": [[path, name], ...]}``, source-relative.
+#: The selection: ``{"paths": [...], "tests": [[path, name], ...]}``, source-relative, with
+#: ``"order": [path, ...]`` when the files should run in that order.
 SELECTION_FILE = PLUGIN_MODULE + ".json"
 #: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...,
 #: "handover": ...}``, written atomically.

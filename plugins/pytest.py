@@ -37,6 +37,9 @@ Running (:func:`dagpar_runner_command`)
     node ids and never imports unselected files. No path goes on the command line either: pytest
     starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
     ``conftest.py`` is broken is reported as that directory's collection error, as listed.
+    When the selection is ``in_order``, the JSON also holds ``"order"``, the items' files in the
+    slice's order, and the plugin runs whole files in that order (each file's tests in
+    collection order, so module and class fixtures still set up once).
 
 Progress (:func:`dagpar_runner_progress`)
     While pytest runs, the selection plugin appends one byte per finished test to
@@ -306,7 +309,9 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
     whole, tests = _selected(selection)
     if not whole and not tests:
         return []
-    data = {"paths": whole, "tests": [list(t) for t in tests]}
+    data: dict[str, Any] = {"paths": whole, "tests": [list(t) for t in tests]}
+    if selection.in_order:
+        data["order"] = list(dict.fromkeys(posixpath.normpath(i[0]) for i in selection.items if i))
     python_path = REPORT_DIR
     if os.environ.get("PYTHONPATH"):
         python_path += os.pathsep + os.environ["PYTHONPATH"]

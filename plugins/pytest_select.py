@@ -13,6 +13,7 @@ Inside the project's own interpreter it then
 - deselects every collected item that is not selected, comparing the file (relative to the
   invocation directory, the toolchain's source) and the node id after the file part, which is
   exactly the form ``dagpar_runner_collect`` lists;
+- runs whole files in the order the selection's ``"order"`` gives, when it gives one;
 - tags every kept item with ``dagpar.path`` and ``dagpar.name`` JUnit properties, so the report
   names tests exactly as they were collected whatever pytest's rootdir or JUnit name mangling;
 - records pytest's rootdir, so collection errors (which carry no properties) can be mapped too;
@@ -55,7 +56,8 @@ except ImportError:  # pragma: no cover - not POSIX: no hand-over
 # These names repeat those of dagpar_plugins._pytest_files (this file must stand alone).
 #: The module name the runner command loads with ``-p``.
 MODULE = "dagpar_pytest_select"
-#: The selection file, next to this module: ``{"paths": [...], "tests": [[path, name], ...]}``.
+#: The selection file, next to this module: ``{"paths": [...], "tests": [[path, name], ...]}``,
+#: and ``"order": [path, ...]`` when dagpar asks for its files to run in that order.
 SELECTION_FILE = MODULE + ".json"
 #: What the plugin learnt at start-up: ``{"rootdir": ..., "invocation_dir": ...,
 #: "handover": ...}``, written atomically.
@@ -86,6 +88,10 @@ class _Selection:
         self.tests: dict[str, set[str]] = {}
         for path, name in data.get("tests", []):
             self.tests.setdefault(self._abs(path), set()).add(name)
+        #: File -> its place in the order dagpar asked for (files it did not name come after).
+        self.rank: dict[str, int] = {}
+        for path in data.get("order", []):
+            self.rank.setdefault(self._abs(path), len(self.rank))
         #: Every directory above a selected path: pytest must walk through them.
         self.ancestors: set[str] = set()
         for path in self.whole | set(self.tests):
@@ -420,4 +426,10 @@ def pytest_collection_modifyitems(
             deselected.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
+    if _selection.rank:
+        # Whole files move, never single tests: module and class fixtures set up once, as
+        # they would in collection order. The sort is stable, so each file keeps its order.
+        rank, last = _selection.rank, len(_selection.rank)
+        kept.sort(key=lambda item: rank.get(_key(_raw_path(item)), last))
+    if deselected or _selection.rank:
         items[:] = kept
