@@ -1069,7 +1069,12 @@ class Engine:
             spread=spread,
         )
         planner = self.planner or _fallback_planner()
-        return planner.plan(request), per_test if handover else {}, startup
+        plan = planner.plan(request)
+        if not handover:
+            return plan, {}, startup
+        # A file the planner cut into its tests has them as items: they go by their own times.
+        seconds = {**per_test, **predictions}
+        return _longest_first(plan, seconds, estimated), per_test, startup
 
     def _run_slice(
         self, split: _SplitCall, sp: SlicePlan, total: int, narrowed: bool
@@ -1299,6 +1304,28 @@ class EngineRunnerHost:
         except ExecutionError as exc:
             return Outcome(exit_code=127, stderr=exc.message, not_started=True)
         return result.outcomes[-1]
+
+
+def _longest_first(plan: Plan, seconds: Mapping[str, float], estimated: frozenset[str]) -> Plan:
+    """*plan* with each slice's items in the order they should run where tails are handed over.
+
+    Unknown items first, then the longest: a surprise shows early, and what a slice has left
+    when a worker comes free is short tests, which it can give away in even parts. Ties keep
+    the plan's order, and a slice's tests follow its items.
+    """
+
+    def rank(item: Item) -> tuple[bool, float]:
+        return item.key not in estimated, -seconds.get(item.key, 0.0)
+
+    slices = []
+    for sp in plan.slices:
+        items = tuple(sorted(sp.items, key=rank))
+        first: dict[str, int] = {}
+        for position, item in enumerate(items):
+            first.setdefault(item.path, position)
+        tests = tuple(sorted(sp.tests, key=lambda t: first.get(t.path, len(items))))
+        slices.append(dataclasses.replace(sp, items=items, tests=tests))
+    return dataclasses.replace(plan, slices=tuple(slices))
 
 
 def _nothing() -> None:

@@ -155,7 +155,10 @@ def run_tests(
     tests: tuple[TestCase, ...] | None = None
     if slice_ctx is not None and slice_ctx.narrowed:
         tests = tuple(TestCase(_strip_prefix(t.path, prefix), t.name) for t in slice_ctx.plan.tests)
-    selection = Selection(items=selectors, tests=tests)
+    # Where idle workers may take this slice's unstarted tail, its items run in the planned
+    # order (unknown and long first), so that the tail holds short tests.
+    in_order = slice_ctx is not None and slice_ctx.split is not None and slice_ctx.split.handover
+    selection = Selection(items=selectors, tests=tests, in_order=in_order)
     commands = hook.dagpar_runner_command(spec=spec, selection=selection)
     if commands is None:
         raise ExecutionError(f"no runner plugin named {runner!r} is installed")
