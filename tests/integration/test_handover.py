@@ -215,3 +215,45 @@ def test_many_hand_overs_lose_no_test_and_run_none_twice(
     # running ones.
     assert sum(s["tests"] for s in check["slices"]) == len(expected)
     assert len(check["slices"]) > 4
+
+
+def _timed_file(name: str, seconds: float) -> str:
+    return "import os\nimport time\n\n\n" + "".join(
+        f"def test_{name}_{i}():\n"
+        '    with open(os.environ["HANDOVER_LOG"], "a") as log:\n'
+        f'        log.write("test_{name}_{i} " + str(os.getpid()) + "\\n")\n'
+        f"    time.sleep({seconds})\n\n\n"
+        for i in range(2)
+    )
+
+
+@pytest.mark.parametrize("hand_over", [True, False])
+def test_a_slice_runs_new_files_first_then_the_longest(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    handover_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hand_over: bool,
+) -> None:
+    # What a slice has left when a worker comes free should be short tests it can give away;
+    # whole files move, each keeping its own order. Without hand-over, collection order stays.
+    if not hand_over:
+        monkeypatch.setenv("DAGPAR_NO_HANDOVER", "1")
+    ws = make_workspace(
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+            "tests/test_a.py": _timed_file("a", 0.01),
+            "tests/test_b.py": _timed_file("b", 0.4),
+            "tests/test_c.py": _timed_file("c", 0.1),
+        }
+    )
+    assert dagpar_run("check", "-C", ws, "-j", "1").exit_code == 0
+    (ws / "tests" / "test_d.py").write_text(_timed_file("d", 0.01))
+    handover_log.unlink()
+
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--json")
+
+    assert result.exit_code == 0, result
+    ran = [line.split()[0] for line in handover_log.read_text().splitlines()]
+    files = "dbca" if hand_over else "abcd"
+    assert ran == [f"test_{f}_{i}" for f in files for i in range(2)]
