@@ -20,20 +20,23 @@ the order they should start) to the next free worker. The baselines cannot hand 
 run their plans as cut.
 
 With hand-over (``dagpar``) the simulation goes test by test. A slice pays the start-up, then runs
-its items one after another in collection order (as pytest does), each for its true duration.
-Once its start-up is over (pytest has collected and settled its order) its unstarted items are
-*pending* and can be taken; the item it is running stays. Whenever a worker is free and no planned
-slice waits, it looks at the running slices past their start-up with pending items, picks the one
-with the most predicted pending seconds (ties: the lowest slice number, handed-over slices
-numbered after the planned ones as they are made), and asks
+its items one after another in the engine's hand-over order (:func:`run_order`): the items whose
+prediction is an estimate first, then the others by predicted seconds, longest first, ties in the
+plan's order (pytest reorders whole files that way; an item here stands for a file). Long and
+unknown work starts early, and what is left at a slice's end is short items an idle worker can take
+over. Each item runs for its true duration. Once its start-up is over (pytest has collected and
+settled its order) its unstarted items are *pending* and can be taken; the item it is running stays.
+Whenever a worker is free and no planned slice waits, it looks at the running slices past their
+start-up with pending items, picks the one with the most predicted pending seconds (ties: the lowest
+slice number, handed-over slices numbered after the planned ones as they are made), and asks
 :func:`dagpar_cli.planning.handover.tail_to_take` (the engine's own rule) how many items to take
-from the end of its pending list, predicted as the planner was told (recorded seconds, the
-estimate for unknown items). If the answer is positive, the worker starts a new slice with that
-tail at once (start-up, then the tail in order; it can be taken from in its turn) and the victim
-stops after its remaining front; if 0, the worker takes nothing and asks again whenever that
-answer could change: a slice's start-up ends, a worker frees up, or the slice it asked starts a
-test (the other slices' pending sums only shrink, so it stays the one to ask). Every item must
-run exactly once.
+from the end of its pending list, predicted as the planner was told (recorded seconds, the estimate
+for unknown items). If the answer is positive, the worker starts a new slice with that tail at once
+(start-up, then the tail in the order it had in its victim; it can be taken from in its turn) and
+the victim stops after its remaining front; if 0, the worker takes nothing and asks again whenever
+that answer could change: a slice's start-up ends, a worker frees up, or the slice it asked starts a
+test (the other slices' pending sums only shrink, so it stays the one to ask). Every item must run
+exactly once.
 
 The score is makespan / lower bound, with lower bound = one start-up + max(total / N, largest item).
 Scenarios: exact timings; 10 % of the items unknown (baselines fill them with the mean of the known,
@@ -62,7 +65,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,6 +192,20 @@ def predictions(case: Case) -> list[float]:
     return [case.recorded.get(p, median) for p in case.paths]
 
 
+def run_order(
+    items: Sequence[int], predicted: Sequence[float], estimated: Collection[int]
+) -> list[int]:
+    """The order a slice with hand-over runs *items* (given in plan order) in.
+
+    Estimated (unknown) items first, then the rest by predicted seconds, longest first; the
+    sort is stable, so ties keep the plan's order. The engine orders a hand-over slice this way
+    so that long and unknown items start early and the slice ends on short items, which idle
+    workers can take over. It goes by what the planner was told: *predicted* seconds per item
+    (:func:`predictions`) and the items whose prediction is an estimate.
+    """
+    return sorted(items, key=lambda i: (i not in estimated, -predicted[i]))
+
+
 def plan_greedy(case: Case, max_slices: int) -> Slices:
     """dagpar's planner, allowed up to *max_slices* slices."""
     items = tuple(Item((p,), p) for p in case.paths)
@@ -307,23 +324,24 @@ def simulate_handover(case: Case, slices: Slices) -> HandOver:
     """The executor's makespan when idle workers take over the unstarted tails of running slices.
 
     Planned slices start in plan order on the next free worker. A slice pays the start-up, then
-    runs its items one after another in collection order (ascending index: pytest collects in
-    that order), each for its true duration. Once its start-up is over it is *stealable*: the
-    items it has not started are its pending tests (it keeps the one it is running). Whenever a
-    worker is free and no planned slice waits, it picks the stealable slice with the most
+    runs its items one after another in :func:`run_order` (estimates first, then longest
+    predicted first), each for its true duration. Once its start-up is over it is *stealable*:
+    the items it has not started are its pending tests (it keeps the one it is running). Whenever
+    a worker is free and no planned slice waits, it picks the stealable slice with the most
     predicted pending seconds (ties: the lowest slice number; handed-over slices are numbered
     after the planned ones, as they are created) and asks
     :func:`~dagpar_cli.planning.handover.tail_to_take` how many tests to take from the end of its
     pending list, predicted as the planner was told (:func:`predictions`). A positive answer
-    moves that tail to a new slice the worker starts at once (start-up, then the tail in order;
-    stealable in its turn); 0 means the worker takes nothing for now.
+    moves that tail to a new slice the worker starts at once (start-up, then the tail in the
+    order it had in its victim; stealable in its turn); 0 means the worker takes nothing for now.
     """
     workers, startup, true = case.workers, case.startup, case.true
     predicted = predictions(case)
+    estimated = {i for i, path in enumerate(case.paths) if path not in case.recorded}
     # A handed-over tail is a contiguous range of its planned slice's items, so every slice is
     # a range over its planned slice's item list, and a pending sum is a difference of two
     # prefix sums instead of a loop over the pending tests.
-    items: list[list[int]] = [sorted(s) for s in slices if s]
+    items: list[list[int]] = [run_order(s, predicted, estimated) for s in slices if s]
     preds = [[predicted[i] for i in its] for its in items]
     prefix = [list(itertools.accumulate(ps, initial=0.0)) for ps in preds]
     # Per slice (planned ones first, in plan order; then hand-overs as they are made): its

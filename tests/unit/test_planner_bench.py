@@ -61,17 +61,17 @@ def test_an_idle_worker_takes_over_the_tail_of_the_slice_with_the_long_items(
 ) -> None:
     seconds = [5.0] * 4 + [0.1] * 4
     case = case_of(bench, seconds, workers=2, startup=0.2)
-    # Given out of order: a slice runs its items in collection order all the same.
+    # Given out of collection order: equal predictions run in the plan's order.
     slices = [[3, 2, 1, 0], [4, 5, 6, 7]]
 
     static = bench.simulate(case, slices)
     handed = bench.simulate_handover(case, slices)
 
     assert static == pytest.approx(0.2 + 20.0)
-    # The short slice ends at 0.6 while item 0 runs and 1, 2, 3 wait: the best cut of
+    # The short slice ends at 0.6 while item 3 runs and 2, 1, 0 wait: the best cut of
     # (5, 5, 5) takes the last one (10 s left against 0.2 + 5 s).
     assert handed.hand_overs == 1
-    assert handed.runs == ((0, 1, 2), (4, 5, 6, 7), (3,))
+    assert handed.runs == ((3, 2, 1), (4, 5, 6, 7), (0,))
     assert handed.makespan == pytest.approx(0.2 + 15.0)
     assert handed.makespan < static
     assert_each_once(handed.runs, len(seconds))
@@ -115,8 +115,42 @@ def test_the_cut_follows_the_predictions_the_planner_got(bench: ModuleType) -> N
 
     handed = bench.simulate_handover(case, [[0, 1, 2, 3, 4, 5]])
 
-    # At 0.5 s item 0 runs; pending (1, 1, 1, 1, 1) is best cut 3 s against 0.5 + 2 s, and a
-    # 2 s tail is worth more than two start-ups. Later tails are too small to move.
-    assert handed.runs == ((0, 1, 2, 3), (4, 5))
+    # The estimates run first. At 0.5 s item 1 runs; pending (2, 3, 0, 4, 5), all at 1 s, is
+    # best cut 3 s against 0.5 + 2 s, and a 2 s tail is worth more than two start-ups. Later
+    # tails are too small to move.
+    assert handed.runs == ((1, 2, 3, 0), (4, 5))
     assert handed.makespan == pytest.approx(0.5 + 19.0)
+    assert_each_once(handed.runs, len(seconds))
+
+
+def test_a_slice_runs_estimates_first_then_longest_first_ties_in_plan_order(
+    bench: ModuleType,
+) -> None:
+    # Item 3 has no history (predicted at the median, 2 s); 0 and 4 tie at 1 s.
+    seconds = [1.0, 3.0, 2.0, 9.0, 1.0]
+    recorded = {0: 1.0, 1: 3.0, 2: 2.0, 4: 1.0}
+    case = case_of(bench, seconds, workers=1, startup=0.1, recorded=recorded)
+
+    handed = bench.simulate_handover(case, [[4, 2, 0, 3, 1]])
+
+    assert handed.runs == ((3, 1, 2, 4, 0),)
+    assert handed.makespan == pytest.approx(0.1 + 16.0)
+
+
+def test_an_unknown_item_runs_first_and_stays_out_of_the_tail(bench: ModuleType) -> None:
+    # Item 4 has no history: predicted at the median (2 s), it really takes 8 s.
+    seconds = [2.0, 2.0, 2.0, 2.0, 8.0]
+    recorded = {0: 2.0, 1: 2.0, 2: 2.0, 3: 2.0}
+    case = case_of(bench, seconds, workers=2, startup=0.5, recorded=recorded)
+
+    handed = bench.simulate_handover(case, [[0, 1, 2, 3, 4]])
+
+    # It starts at 0.5 s, when the slice's start-up ends: the idle worker takes (2, 3), the
+    # best cut of the pending (2, 2, 2, 2), and ends at 5 s; it then takes 1, and item 0
+    # ends the victim at 8.5 + 2 s. Last in collection order, item 4 would have gone with the
+    # first tail and ended it at 1 + 2 + 8 s.
+    assert handed.runs[0][0] == 4
+    assert handed.runs == ((4, 0), (2, 3), (1,))
+    assert handed.hand_overs == 2
+    assert handed.makespan == pytest.approx(0.5 + 8.0 + 2.0)
     assert_each_once(handed.runs, len(seconds))
