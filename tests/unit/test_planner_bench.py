@@ -116,10 +116,12 @@ def test_the_cut_follows_the_predictions_the_planner_got(bench: ModuleType) -> N
     handed = bench.simulate_handover(case, [[0, 1, 2, 3, 4, 5]])
 
     # The estimates run first. At 0.5 s item 1 runs; pending (2, 3, 0, 4, 5), all at 1 s, is
-    # best cut 3 s against 0.5 + 2 s, and a 2 s tail is worth more than two start-ups. Later
-    # tails are too small to move.
-    assert handed.runs == ((1, 2, 3, 0), (4, 5))
-    assert handed.makespan == pytest.approx(0.5 + 19.0)
+    # best cut 3 s against 0.5 + 2 s. When that tail ends (3 s), the cut of (2, 3, 0) takes
+    # item 0, and when that ends (4.5 s), the cut of (2, 3) takes item 3: each time, by the
+    # predictions, one 1 s item. In truth item 3 takes 6 s, so the run ends with the victim's
+    # two 6 s items, not three.
+    assert handed.runs == ((1, 2), (4, 5), (0,), (3,))
+    assert handed.makespan == pytest.approx(0.5 + 12.0)
     assert_each_once(handed.runs, len(seconds))
 
 

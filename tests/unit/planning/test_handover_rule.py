@@ -20,9 +20,11 @@ def test_even_tests_are_shared_so_that_both_slices_end_together() -> None:
     assert tail_to_take([1.0] * 10, 0.2) == 5
 
 
-def test_a_tail_worth_no_more_than_two_startups_stays() -> None:
-    # Taking half of 1.2 s would save 0.6 s minus a 0.3 s start-up: not worth a new slice.
-    assert tail_to_take([0.1] * 12, 0.3) == 0
+def test_a_tail_that_would_not_end_sooner_or_is_worth_too_little_stays() -> None:
+    # Moving any of 0.5 s behind a 0.4 s start-up ends no sooner than keeping it.
+    assert tail_to_take([0.1] * 5, 0.4) == 0
+    # Moving the last 0.1 s ends 0.1 s sooner, but is worth less than MIN_STARTUPS start-ups.
+    assert tail_to_take([3.0, 0.1], 1.0) == 0
     assert tail_to_take([], 0.3) == 0
 
 
