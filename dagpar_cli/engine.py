@@ -30,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -396,6 +397,19 @@ class Engine:
             tail = handover.find(_reserve, _release)
             if tail is not None:
                 self._run_tail(tail)
+
+    def offering_tail(
+        self, ctx: SliceContext, spec: RunnerSpec, report_dir: Path
+    ) -> AbstractContextManager[object]:
+        """While the runner command runs, let idle workers take the slice's unstarted tests.
+
+        A no-op unless the slice's split call hands tails over and has not yet collected its
+        slices (a rerun slice gives nothing away).
+        """
+        split = ctx.split
+        if self.handover is None or split is None or not split.handover or split.tails.closed:
+            return nullcontext()
+        return self.handover.offering(split=split, ctx=ctx, spec=spec, report_dir=report_dir)
 
     def _run_tail(self, tail: Tail) -> None:
         """Run the tests *tail* took from a running slice as a new slice of the same split."""

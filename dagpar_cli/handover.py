@@ -48,10 +48,6 @@ class Offer:
     report_dir: Path
     #: ``time.monotonic()`` when the runner command started.
     started: float
-    #: Predicted seconds per workspace-relative test id (empty: no history).
-    predicted: dict[str, float]
-    #: Predicted start-up seconds of a slice of this runner.
-    startup: float
     #: Set, under :attr:`lock`, when the runner command ended: nothing more can be taken.
     closed: bool = False
     #: Nothing worth taking is left, for good (every pending test has a recorded prediction,
@@ -62,6 +58,17 @@ class Offer:
     #: Predicted seconds by source-relative test, as looked up so far (None: no prediction).
     _memo: dict[TestCase, float | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def predicted(self) -> dict[str, float]:
+        """Predicted seconds per workspace-relative test id (empty: no history)."""
+        predicted: dict[str, float] = self.split.predicted
+        return predicted
+
+    @property
+    def startup(self) -> float:
+        """Predicted start-up seconds of a slice of this runner."""
+        return float(self.split.startup)
 
     def seconds(self, pending: Sequence[TestCase], started: int) -> tuple[list[float], bool]:
         """Predicted seconds of each pending test (source-relative), and whether all are known.
@@ -139,8 +146,6 @@ class HandOver:
         ctx: Any,
         spec: RunnerSpec,
         report_dir: Path,
-        predicted: dict[str, float],
-        startup: float,
     ) -> Iterator[Offer]:
         """Let idle workers take tests from this slice while its runner command runs."""
         offer = Offer(
@@ -149,8 +154,6 @@ class HandOver:
             spec=spec,
             report_dir=report_dir,
             started=time.monotonic(),
-            predicted=predicted,
-            startup=startup,
         )
         with self._lock:
             self._offers.append(offer)

@@ -176,20 +176,9 @@ def run_tests(
         else nullcontext()
     )
     # Idle workers may take the tests this slice has not started while its runner runs.
-    offering: AbstractContextManager[object] = (
-        engine.handover.offering(
-            split=slice_ctx.split,
-            ctx=slice_ctx,
-            spec=spec,
-            report_dir=report_dir,
-            predicted=slice_ctx.split.predicted,
-            startup=slice_ctx.split.startup,
-        )
+    offering = (
+        engine.offering_tail(slice_ctx, spec, report_dir)
         if slice_ctx is not None
-        and engine.handover is not None
-        and slice_ctx.split is not None
-        and slice_ctx.split.handover
-        and not slice_ctx.split.tails.closed
         else nullcontext()
     )
     with following, offering:
