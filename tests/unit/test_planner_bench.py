@@ -156,3 +156,14 @@ def test_an_unknown_item_runs_first_and_stays_out_of_the_tail(bench: ModuleType)
     assert handed.hand_overs == 2
     assert handed.makespan == pytest.approx(0.5 + 8.0 + 2.0)
     assert_each_once(handed.runs, len(seconds))
+
+
+def test_worse_than_least_needs_a_difference_larger_than_chance(bench: ModuleType) -> None:
+    # Draw-by-draw differences that scatter around a small positive mean are chance, not a loss.
+    noisy = bench.paired_z([1.02, 1.00, 1.05, 1.01], [1.00, 1.03, 1.01, 1.03])
+    assert 0 < noisy < bench.SIGNIFICANT
+    # The same small loss on every draw is a real one.
+    assert bench.paired_z([1.02, 1.01, 1.05, 1.04], [1.01, 1.00, 1.04, 1.03]) > bench.SIGNIFICANT
+    # Equal or better on average is never a loss, however the draws scatter.
+    assert bench.paired_z([1.0, 1.2], [1.1, 1.1]) == 0.0
+    assert bench.paired_z([1.0, 1.0], [1.2, 1.1]) == 0.0
