@@ -173,9 +173,14 @@ def test_two_engines_both_receive_slices(
     finally:
         relay.stop()
     assert result.exit_code == 0, result
-    wheres = [s["where"] for c in result.json()["checks"] for s in c["slices"]]
-    assert len(wheres) == 4
+    checks = result.json()["checks"]
+    wheres = [s["where"] for c in checks for s in c["slices"]]
+    # The plan's four slices, and any tail a worker that finished early took over.
+    assert len(wheres) >= 4
     assert {w.split("@", 1)[1] for w in wheres} == {"unix:///var/run/docker.sock", relay.url}
+    # Every test once, from exactly one slice.
+    ids = [t["id"] for c in checks for t in c["tests"]]
+    assert len(ids) == len(set(ids)) == sum(s["tests"] for c in checks for s in c["slices"]) > 0
     assert _labelled(client) == []
 
 
