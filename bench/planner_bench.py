@@ -31,12 +31,13 @@ start-up with pending items, picks the one with the most predicted pending secon
 slice number, handed-over slices numbered after the planned ones as they are made), and asks
 :func:`dagpar_cli.planning.handover.tail_to_take` (the engine's own rule) how many items to take
 from the end of its pending list, predicted as the planner was told (recorded seconds, the estimate
-for unknown items). If the answer is positive, the worker starts a new slice with that tail at once
-(start-up, then the tail in the order it had in its victim; it can be taken from in its turn) and
-the victim stops after its remaining front; if 0, the worker takes nothing and asks again whenever
-that answer could change: a slice's start-up ends, a worker frees up, or the slice it asked starts a
-test (the other slices' pending sums only shrink, so it stays the one to ask). Every item must run
-exactly once.
+for unknown items), after the predicted rest of the item the victim is running (its prediction
+less the time it has run, at least 0). If the answer is positive, the worker starts a new slice
+with that tail at once (start-up, then the tail in the order it had in its victim; it can be taken
+from in its turn) and the victim stops after its remaining front; if 0, the worker takes nothing
+and asks again whenever that answer could change: a slice's start-up ends, a worker frees up, or
+the slice it asked starts a test (the other slices' pending sums only shrink, so it stays the one
+to ask). Every item must run exactly once.
 
 The score is makespan / lower bound, with lower bound = one start-up + max(total / N, largest item).
 Scenarios: exact timings; 10 % of the items unknown (baselines fill them with the mean of the known,
@@ -359,6 +360,7 @@ def simulate_handover(case: Case, slices: Slices) -> HandOver:
     pos: list[int] = []
     end: list[int] = []
     stealable: list[bool] = []
+    since: list[float] = []  # when the slice started its current test (or its start-up)
     running: set[int] = set()
     events: list[tuple[float, int]] = []  # (when the slice starts its next test, slice)
     ran = [0] * len(true)
@@ -378,6 +380,7 @@ def simulate_handover(case: Case, slices: Slices) -> HandOver:
         pos.append(begin)
         end.append(stop)
         stealable.append(False)
+        since.append(now)
         idle -= 1
 
     def dispatch(now: float) -> None:
@@ -396,7 +399,11 @@ def simulate_handover(case: Case, slices: Slices) -> HandOver:
                 blocker = None
                 return
             b, cut = base[victim], end[victim]
-            take = tail_to_take(preds[b][pos[victim] : cut], startup)
+            # What the engine learns from the runner: the test the victim runs, and for how long.
+            rest = 0.0
+            if pos[victim] > first[victim]:
+                rest = max(preds[b][pos[victim] - 1] - (now - since[victim]), 0.0)
+            take = tail_to_take(preds[b][pos[victim] : cut], startup, rest)
             if take == 0:
                 blocker = victim
                 return
@@ -413,11 +420,13 @@ def simulate_handover(case: Case, slices: Slices) -> HandOver:
         if pos[s] < end[s]:
             item = items[base[s]][pos[s]]
             pos[s] += 1
+            since[s] = now
             ran[item] += 1
             heapq.heappush(events, (now + true[item], s))
             # Other slices' pending sums only shrink, so with the blocker still the largest
             # (and its tail unchanged) the idle workers' answer is the same: only the
-            # blocker's next test, a new stealable slice or a freed worker can change it.
+            # blocker's next test, a new stealable slice or a freed worker can change it. (The
+            # rest of the blocker's running item only shrinks too, which never favours a cut.)
             changed = changed or s == blocker
         else:
             running.discard(s)

@@ -4,8 +4,8 @@ When a runner can hand over tests it has not started (see ``dagpar_runner_hand_o
 that runs out of slices takes the back part of the running slice with the most predicted work
 left. It pays one slice start-up for that, so it takes work only when the cut makes the two
 slices end sooner and the tail is worth more than :data:`MIN_STARTUPS` start-ups; it cuts where
-the two slices are predicted to end soonest:
-the victim keeps the front of its pending tests, the new slice starts up and runs the back.
+the two slices are predicted to end soonest: the victim finishes the test it is running and then
+the front of its pending tests, the new slice starts up and runs the back.
 
 The engine and ``bench/planner_bench.py`` share this rule, so the benchmark scores what the
 executor does.
@@ -24,26 +24,29 @@ __all__ = ["MIN_STARTUPS", "tail_to_take"]
 MIN_STARTUPS = 0.5
 
 
-def tail_to_take(pending: Sequence[float], startup: float) -> int:
+def tail_to_take(pending: Sequence[float], startup: float, running: float = 0.0) -> int:
     """How many tests to take from the end of *pending* (0: leave the slice alone).
 
     :param pending: predicted seconds of the tests the running slice has not started, in the
         order it would run them.
     :param startup: predicted start-up seconds of a new slice.
+    :param running: predicted seconds until the test the slice is running ends (0 when it is
+        between tests, or when that test has run past its prediction): the slice starts its
+        front only after it.
     :returns: the count ``k`` whose tail ``pending[-k:]`` makes the later of the two finishing
-        times (the victim's remaining front, the new slice's start-up plus the tail) smallest;
-        ties go to the smaller ``k``. 0 when that tail is worth no more than
+        times (the victim's running test and remaining front, the new slice's start-up plus the
+        tail) smallest; ties go to the smaller ``k``. 0 when that tail is worth no more than
         :data:`MIN_STARTUPS` start-ups.
     """
     total = sum(pending)
-    best_k, best_end = 0, total
+    best_k, best_end = 0, running + total
     taken = 0.0
     for k in range(1, len(pending) + 1):
         taken += pending[-k]
-        end = max(total - taken, startup + taken)
+        end = max(running + total - taken, startup + taken)
         if end < best_end:
             best_k, best_end = k, end
-        if total - taken <= startup + taken:
+        if running + total - taken <= startup + taken:
             break  # taking more only makes the new slice later
     if best_k == 0:
         return 0

@@ -68,11 +68,11 @@ def test_an_idle_worker_takes_over_the_tail_of_the_slice_with_the_long_items(
     handed = bench.simulate_handover(case, slices)
 
     assert static == pytest.approx(0.2 + 20.0)
-    # The short slice ends at 0.6 while item 3 runs and 2, 1, 0 wait: the best cut of
-    # (5, 5, 5) takes the last one (10 s left against 0.2 + 5 s).
+    # The short slice ends at 0.6 while item 3 runs (4.6 s to go) and 2, 1, 0 wait: the best
+    # cut of (5, 5, 5) behind it takes two (4.6 + 5 s left against 0.2 + 10 s).
     assert handed.hand_overs == 1
-    assert handed.runs == ((3, 2, 1), (4, 5, 6, 7), (0,))
-    assert handed.makespan == pytest.approx(0.2 + 15.0)
+    assert handed.runs == ((3, 2), (4, 5, 6, 7), (1, 0))
+    assert handed.makespan == pytest.approx(0.6 + 0.2 + 10.0)
     assert handed.makespan < static
     assert_each_once(handed.runs, len(seconds))
 
@@ -93,16 +93,17 @@ def test_a_tail_worth_too_little_stays_where_it_is(bench: ModuleType) -> None:
 
 def test_a_slice_still_starting_up_is_not_taken_from(bench: ModuleType) -> None:
     # The second worker is idle from the start, but the slice publishes its order only after
-    # its start-up. At 0 s the cut of (4, 4, 4, 4) would take two items; at 1 s item 0 runs
-    # (and stays), and the cut of (4, 4, 4) takes one.
+    # its start-up. At 0 s the cut of (4, 4, 4, 4) would take two items and end both slices
+    # at 9 s; at 1 s item 0 runs (4 s to go), the cut of (4, 4, 4) behind it takes two, and
+    # the new slice's start-up begins only then.
     seconds = [4.0, 4.0, 4.0, 4.0]
     case = case_of(bench, seconds, workers=2, startup=1.0)
 
     handed = bench.simulate_handover(case, [[0, 1, 2, 3]])
 
     assert handed.hand_overs == 1
-    assert handed.runs == ((0, 1, 2), (3,))
-    assert handed.makespan == pytest.approx(1.0 + 12.0)
+    assert handed.runs == ((0, 1), (2, 3))
+    assert handed.makespan == pytest.approx(1.0 + 1.0 + 8.0)
     assert_each_once(handed.runs, len(seconds))
 
 
@@ -115,12 +116,12 @@ def test_the_cut_follows_the_predictions_the_planner_got(bench: ModuleType) -> N
 
     handed = bench.simulate_handover(case, [[0, 1, 2, 3, 4, 5]])
 
-    # The estimates run first. At 0.5 s item 1 runs; pending (2, 3, 0, 4, 5), all at 1 s, is
-    # best cut 3 s against 0.5 + 2 s. When that tail ends (3 s), the cut of (2, 3, 0) takes
-    # item 0, and when that ends (4.5 s), the cut of (2, 3) takes item 3: each time, by the
-    # predictions, one 1 s item. In truth item 3 takes 6 s, so the run ends with the victim's
-    # two 6 s items, not three.
-    assert handed.runs == ((1, 2), (4, 5), (0,), (3,))
+    # The estimates run first. At 0.5 s item 1 starts (1 s to go, by its estimate); behind it,
+    # pending (2, 3, 0, 4, 5), all at 1 s, is best cut 1 + 2 s against 0.5 + 3 s. When that
+    # tail ends (4 s), item 1 has run past its estimate, and the cut of (2, 3) takes item 3:
+    # by the predictions, one 1 s item. In truth item 3 takes 6 s, so the run ends with the
+    # victim's two 6 s items, not three.
+    assert handed.runs == ((1, 2), (0, 4, 5), (3,))
     assert handed.makespan == pytest.approx(0.5 + 12.0)
     assert_each_once(handed.runs, len(seconds))
 

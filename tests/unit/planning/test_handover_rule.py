@@ -9,10 +9,10 @@ import pytest
 from dagpar_cli.planning.handover import MIN_STARTUPS, tail_to_take
 
 
-def _ends(pending: list[float], startup: float, k: int) -> float:
-    """When the later of the victim (front) and the new slice (start-up + tail) ends."""
-    kept = sum(pending[: len(pending) - k])
-    return max(kept, startup + sum(pending[len(pending) - k :])) if k else sum(pending)
+def _ends(pending: list[float], startup: float, k: int, running: float = 0.0) -> float:
+    """When the later of the victim (running test, then front) and the new slice ends."""
+    kept = running + sum(pending[: len(pending) - k])
+    return max(kept, startup + sum(pending[len(pending) - k :])) if k else kept
 
 
 def test_even_tests_are_shared_so_that_both_slices_end_together() -> None:
@@ -41,17 +41,27 @@ def test_it_never_takes_everything() -> None:
         assert tail_to_take(pending, rng.uniform(0.0, 2.0)) < len(pending)
 
 
+def test_the_test_still_running_counts_before_the_front() -> None:
+    # A 20 s test waits behind one with 23 s to go: alone it cannot gain from a 0.2 s start-up
+    # elsewhere, but behind the running test it ends 20 s sooner there.
+    assert tail_to_take([20.0], 0.2) == 0
+    assert tail_to_take([20.0], 0.2, running=23.0) == 1
+    # Everything behind a long running test can go: the victim still ends with that test.
+    assert tail_to_take([1.0, 2.0, 3.0], 0.5, running=30.0) == 3
+
+
 @pytest.mark.parametrize("seed", range(50))
 def test_the_cut_is_the_best_tail(seed: int) -> None:
     rng = random.Random(seed)
     pending = [rng.lognormvariate(0, 1.5) for _ in range(rng.randint(1, 40))]
     startup = rng.uniform(0.05, 1.5)
-    k = tail_to_take(pending, startup)
+    running = rng.choice([0.0, rng.lognormvariate(0, 1.5)])
+    k = tail_to_take(pending, startup, running)
+    ends = [_ends(pending, startup, j, running) for j in range(len(pending) + 1)]
     if k == 0:
-        best = min(range(len(pending) + 1), key=lambda j: (_ends(pending, startup, j), j))
+        best = min(range(len(pending) + 1), key=lambda j: (ends[j], j))
         # Either no cut helps, or the best one moves too little to pay for a start-up.
         assert best == 0 or sum(pending[len(pending) - best :]) <= MIN_STARTUPS * startup
     else:
         assert sum(pending[len(pending) - k :]) > MIN_STARTUPS * startup
-        best_end = min(_ends(pending, startup, j) for j in range(len(pending) + 1))
-        assert _ends(pending, startup, k) == pytest.approx(best_end)
+        assert ends[k] == pytest.approx(min(ends))
