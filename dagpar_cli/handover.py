@@ -5,7 +5,8 @@ is often far behind the others. When the runner can stop at a test boundary
 (``dagpar_runner_hand_over``) and the slice's report directory is shared live with it, a worker
 that has no slice left to start takes the back part of the running slice with the most predicted
 work left and runs it as a new slice. The rule for how much to take is
-:func:`dagpar_cli.planning.handover.tail_to_take`.
+:func:`dagpar_cli.planning.handover.tail_to_take`; it counts the predicted rest of the test the
+slice is running, which the runner plugin names with the seconds it has run.
 
 :class:`HandOver` keeps the running slices that may give tests up (:meth:`HandOver.offering`,
 entered by :func:`dagpar_cli.runners.run_tests` while the runner command runs) and lets one idle
@@ -76,18 +77,11 @@ class Offer:
         A test without a prediction (a first run, with no history) is given the slice's own
         pace so far: seconds since its start-up per test started; none before any started.
         """
-        prefix = self.spec.source
-        memo = self._memo
         out: list[float] = []
         known = True
         pace: float | None = None
         for test in pending:
-            # Each look goes over every pending test; the memo keeps it to one lookup each.
-            if test in memo:
-                seconds = memo[test]
-            else:
-                seconds = self.predicted.get(f"{join_path(prefix, test.path)}::{test.name}")
-                memo[test] = seconds
+            seconds = self._prediction(test)
             if seconds is None:
                 known = False
                 if pace is None:
@@ -96,6 +90,31 @@ class Offer:
                 seconds = pace
             out.append(seconds)
         return out, known
+
+    def remaining(self, running: tuple[TestCase, float] | None) -> float:
+        """Predicted seconds until the test the slice is running ends.
+
+        :param running: that test (source-relative) and the seconds it has run, as the runner
+            plugin reported them; None between tests.
+        :returns: its prediction minus the seconds it has run; 0 between tests, for a test
+            without a prediction, and for one that has run past its prediction, since then
+            nothing tells how much longer it takes.
+        """
+        if running is None:
+            return 0.0
+        test, seconds = running
+        predicted = self._prediction(test)
+        return max(predicted - seconds, 0.0) if predicted is not None else 0.0
+
+    def _prediction(self, test: TestCase) -> float | None:
+        """The recorded prediction of a source-relative *test*, or None."""
+        # Each look goes over every pending test; the memo keeps it to one lookup each.
+        memo = self._memo
+        if test in memo:
+            return memo[test]
+        seconds = self.predicted.get(f"{join_path(self.spec.source, test.path)}::{test.name}")
+        memo[test] = seconds
+        return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +226,11 @@ class HandOver:
         """The predicted seconds of *offer*'s pending tests, or None when there is no use asking."""
         seen: list[float] = []
 
-        def look(pending: Sequence[TestCase], started: int) -> int:
+        def look(
+            pending: Sequence[TestCase],
+            started: int,
+            running: tuple[TestCase, float] | None = None,
+        ) -> int:
             seconds, known = offer.seconds(pending, started)
             total = sum(seconds)
             seen.append(total)
@@ -231,9 +254,13 @@ class HandOver:
     ) -> Tail | None:
         taken: list[float] = []
 
-        def cut(pending: Sequence[TestCase], started: int) -> int:
+        def cut(
+            pending: Sequence[TestCase],
+            started: int,
+            running: tuple[TestCase, float] | None = None,
+        ) -> int:
             seconds, _ = offer.seconds(pending, started)
-            k = tail_to_take(seconds, offer.startup)
+            k = tail_to_take(seconds, offer.startup, offer.remaining(running))
             taken.extend(seconds[len(seconds) - k :] if k else ())
             return k
 

@@ -15,7 +15,6 @@ first plugin that knows the runner answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
         Selection,
         SlicePlan,
         SliceResult,
+        TailChooser,
         TestCase,
         TestResult,
     )
@@ -190,17 +190,20 @@ def dagpar_runner_hands_over(spec: RunnerSpec) -> bool | None:
 
 @hookspec(firstresult=True)
 def dagpar_runner_hand_over(
-    spec: RunnerSpec, report_dir: Path, choose: Callable[[Sequence[TestCase], int], int]
+    spec: RunnerSpec, report_dir: Path, choose: TailChooser
 ) -> list[TestCase] | None:
     """Take tests from a running slice that its runner has not started yet.
 
     Called from an idle worker thread while the slice's runner command runs, possibly at the
     same moment as the runner starts its next test: the plugin must agree with the runner,
     under a lock both respect, on which tests the runner will still start, so that no test is
-    run twice or by neither. Under that lock it calls ``choose(pending, started)`` once, with
-    the tests the runner has not started (paths relative to ``spec.source``, in the order the
-    runner would run them) and how many it has started; ``choose`` returns how many tests to take
-    from the *end* of *pending* (0 takes nothing, and is how dagpar compares running slices).
+    run twice or by neither. Under that lock it calls ``choose(pending, started, running)`` once,
+    with the tests the runner has not started (paths relative to ``spec.source``, in the order
+    the runner would run them), how many it has started, and ``(test, seconds)``: the test it is
+    running and for how long, or None when it is between tests or cannot tell (the argument may
+    be left out). A slice is busy with that test before it gets to its pending ones; ``choose``
+    returns how many tests to take from the *end* of *pending* (0 takes nothing, and is how
+    dagpar compares running slices).
     The runner then skips those tests without reporting them, and dagpar runs them in a new
     slice (which may itself hand tests on).
 

@@ -17,7 +17,7 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "Attempt",
@@ -31,6 +31,7 @@ __all__ = [
     "SlicePlan",
     "SliceResult",
     "Status",
+    "TailChooser",
     "TestCase",
     "TestResult",
     "join_path",
@@ -406,6 +407,24 @@ REPORT_DIR = "{report_dir}"
 def sorted_results(results: Sequence[TestResult]) -> list[TestResult]:
     """Results in a stable report order: by path, then name."""
     return sorted(results, key=lambda r: (r.path, r.name))
+
+
+class TailChooser(Protocol):
+    """Decides how many unstarted tests an idle worker takes (``dagpar_runner_hand_over``).
+
+    A runner plugin calls it once, under the lock it shares with the runner, with the tests the
+    runner has not started (paths relative to the toolchain's source, in the order it would run
+    them), how many it has started, and, when it knows, the test it is running now with the
+    seconds since that test started. It returns how many tests to take from the end of
+    *pending*.
+    """
+
+    def __call__(
+        self,
+        pending: Sequence[TestCase],
+        started: int,
+        running: tuple[TestCase, float] | None = None,
+    ) -> int: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,7 +4,8 @@ The selection plugin (:mod:`dagpar_plugins.pytest_select`) publishes the run ord
 small claim file, one ASCII line ``<started> <limit>``, that both sides change only under
 ``flock``: the plugin counts each test as started before running it, unless the test sits at or
 beyond the limit, and :func:`hand_over` takes the tail of the unstarted tests by lowering the
-limit. A test is therefore run by pytest or taken, never both and never neither.
+limit. A test is therefore run by pytest or taken, never both and never neither. The progress
+file's size and time of change tell which test runs and since when.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from dagpar_cli.model import TestCase
+from dagpar_cli.model import TailChooser, TestCase
 
-from ._pytest_files import CLAIM_FILE, HANDOVER_KEY, ORDER_FILE, RUN_INFO_FILE
+from ._pytest_files import CLAIM_FILE, HANDOVER_KEY, ORDER_FILE, PROGRESS_FILE, RUN_INFO_FILE
 
 fcntl: ModuleType | None
 try:
@@ -133,14 +135,36 @@ def _read_claim(fd: int) -> tuple[int, int] | None:
         return None
 
 
-def hand_over(
-    report_dir: Path, choose: Callable[[Sequence[TestCase], int], int]
-) -> list[TestCase] | None:
+def _running(
+    report_dir: Path, order: Sequence[TestCase], started: int
+) -> tuple[TestCase, float] | None:
+    """The test pytest is running and the seconds since it started; None between tests.
+
+    The plugin appends to the progress file as each test finishes, and the next one starts right
+    after: while it holds one byte fewer than the tests started, the last started test runs,
+    since the file last changed (since the order was written, for the first test).
+    """
+    if not 1 <= started <= len(order):
+        return None
+    try:
+        progress = os.stat(report_dir / PROGRESS_FILE)
+        done = progress.st_size
+        if done != started - 1:
+            return None
+        # The empty progress file was made before collection; the order, once it settled.
+        since = progress.st_mtime if done else os.stat(report_dir / ORDER_FILE).st_mtime
+    except OSError:
+        return None
+    return order[started - 1], max(time.time() - since, 0.0)
+
+
+def hand_over(report_dir: Path, choose: TailChooser) -> list[TestCase] | None:
     """Take the tail that ``choose`` asks for from the tests pytest has not started.
 
     :param report_dir: the running slice's report directory.
-    :param choose: called once, under the lock, with the unstarted tests in run order and how
-        many tests pytest has started; returns how many to take from the end.
+    :param choose: called once, under the lock, with the unstarted tests in run order, how
+        many tests pytest has started and the test it is running (with its seconds so far);
+        returns how many to take from the end.
     :returns: the tests taken, source-relative and in run order; ``[]`` when ``choose`` took
         none, or was not called because pytest has not yet published its order (ask again);
         None when this run cannot hand tests over.
@@ -173,7 +197,8 @@ def hand_over(
         started = min(max(claim[0], 0), len(order))
         end = claim[1] if 0 <= claim[1] <= len(order) else len(order)
         pending = order[started:end]
-        count = min(max(int(choose(pending, started)), 0), len(pending))
+        running = _running(report_dir, order, started)
+        count = min(max(int(choose(pending, started, running)), 0), len(pending))
         if count == 0:
             return []
         data = f"{claim[0]} {end - count}\n".encode("ascii")

@@ -60,8 +60,10 @@ Handing over (:func:`dagpar_runner_hands_over`, :func:`dagpar_runner_hand_over`)
     as started before running it, unless it lies at or beyond the limit: then pytest neither runs
     nor reports it (no JUnit entry, no progress), and says at the end of its output how many it
     gave up. ``dagpar_runner_hand_over`` passes the tests in between to ``choose`` and lowers the
-    limit by as many as it takes from the end; it answers ``[]`` without calling ``choose`` until
-    pytest has written its run information and order. As a test tears down, pytest settles the
+    limit by as many as it takes from the end; it names the running test too, with the seconds
+    since the progress file last grew (pytest starts a test as the one before it is counted
+    there). It answers ``[]`` without calling ``choose`` until pytest has written its run
+    information and order. As a test tears down, pytest settles the
     next one the same way; when that one was taken, it tears every fixture down there and then,
     as after its last test, so that a teardown error is reported against the test. When pytest
     stops (``-x``, or the session ends) the limit drops to what has started: nothing more can be
@@ -79,12 +81,19 @@ import json
 import os
 import posixpath
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagpar_cli.errors import ExecutionError
-from dagpar_cli.model import REPORT_DIR, RunnerCommand, RunnerSpec, Selection, TestCase
+from dagpar_cli.model import (
+    REPORT_DIR,
+    RunnerCommand,
+    RunnerSpec,
+    Selection,
+    TailChooser,
+    TestCase,
+)
 from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
 
 from ._pytest_collect import COLLECTION_ERROR, parse_collect_output
@@ -268,7 +277,7 @@ def dagpar_runner_hands_over(spec: RunnerSpec) -> bool | None:
 
 @hookimpl
 def dagpar_runner_hand_over(
-    spec: RunnerSpec, report_dir: Path, choose: Callable[[Sequence[TestCase], int], int]
+    spec: RunnerSpec, report_dir: Path, choose: TailChooser
 ) -> list[TestCase] | None:
     """Take the unstarted tail ``choose`` asks for from a running slice; see the module doc."""
     if spec.name != NAME:

@@ -257,3 +257,66 @@ def test_a_slice_runs_new_files_first_then_the_longest(
     ran = [line.split()[0] for line in handover_log.read_text().splitlines()]
     files = "dbca" if hand_over else "abcd"
     assert ran == [f"test_{f}_{i}" for f in files for i in range(2)]
+
+
+_BEHIND_A_LONG_TEST = """
+import os
+import time
+
+
+def _log(event, name):
+    with open(os.environ["HANDOVER_LOG"], "a") as log:
+        log.write(f"{event} {name} {os.getpid()} {time.time()}\\n")
+
+
+def test_long():
+    _log("start", "test_long")
+    time.sleep(8)
+    _log("end", "test_long")
+
+
+def test_next():
+    _log("start", "test_next")
+    time.sleep(2)
+    _log("end", "test_next")
+"""
+
+
+def test_a_test_waiting_behind_a_long_running_one_is_taken(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    handover_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Recorded: test_long 8 s, then test_next 2 s in one slice; test_b 9 s in the other.
+    # Today test_b is quick, and its worker comes free while test_long has most of its 8 s to
+    # go. Moving the one test behind it costs a start-up (a few seconds at most, even on a
+    # loaded machine) but ends it seconds sooner.
+    ws = make_workspace(
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+            "tests/test_a.py": _BEHIND_A_LONG_TEST,
+            "tests/test_b.py": "import os\nimport time\n\n\ndef test_b():\n"
+            '    time.sleep(float(os.environ.get("B_SECONDS", "9")))\n',
+        }
+    )
+    monkeypatch.setenv("DAGPAR_NO_HANDOVER", "1")
+    assert dagpar_run("check", "-C", ws, "-j", "2").exit_code == 0
+    monkeypatch.delenv("DAGPAR_NO_HANDOVER")
+    monkeypatch.setenv("B_SECONDS", "0.2")
+    handover_log.unlink()
+
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
+
+    assert result.exit_code == 0, result
+    events = {(event, name): (pid, float(when)) for event, name, pid, when in
+              (line.split() for line in handover_log.read_text().splitlines())}  # fmt: skip
+    assert sorted(events) == sorted(
+        (event, name) for event in ("start", "end") for name in ("test_long", "test_next")
+    )
+    # test_next ran in another pytest, while test_long was still running.
+    assert events["start", "test_next"][0] != events["start", "test_long"][0]
+    assert events["start", "test_next"][1] < events["end", "test_long"][1]
+    assert "handed 1 unstarted test" in result.stderr
+    (check,) = result.json()["checks"]
+    assert sorted(t["name"] for t in check["tests"]) == ["test_b", "test_long", "test_next"]

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,15 @@ import pytest
 from dagpar_plugins._pytest_files import ORDER_FILE, RUN_INFO_FILE
 
 from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import REPORT_DIR, RunnerSpec, Selection, Status, TestCase, TestResult
+from dagpar_cli.model import (
+    REPORT_DIR,
+    RunnerSpec,
+    Selection,
+    Status,
+    TailChooser,
+    TestCase,
+    TestResult,
+)
 from dagpar_cli.runners import LocalRunnerHost
 
 PYTEST = (sys.executable, "-m", "pytest")
@@ -167,7 +175,7 @@ class Slice:
         )
         return cls(spec, report_dir, proc, log, gate, reached)
 
-    def hand_over(self, choose: Callable[[Sequence[TestCase], int], int]) -> list[TestCase] | None:
+    def hand_over(self, choose: TailChooser) -> list[TestCase] | None:
         return plugin.dagpar_runner_hand_over(
             spec=self.spec, report_dir=self.report_dir, choose=choose
         )
@@ -203,9 +211,17 @@ class Choose:
 
     take: int
     calls: list[tuple[list[TestCase], int]] = field(default_factory=list)
+    #: The running test and its seconds so far, per call.
+    running: list[tuple[TestCase, float] | None] = field(default_factory=list)
 
-    def __call__(self, pending: Sequence[TestCase], started: int) -> int:
+    def __call__(
+        self,
+        pending: Sequence[TestCase],
+        started: int,
+        running: tuple[TestCase, float] | None = None,
+    ) -> int:
         self.calls.append((list(pending), started))
+        self.running.append(running)
         return self.take
 
 
@@ -272,13 +288,37 @@ def test_a_taken_tail_is_run_by_the_next_slice_and_nowhere_else(tmp_path: Path) 
     assert second.executed == [nodeid(t) for t in listed]
 
 
+def test_the_running_test_is_named_with_the_seconds_it_has_run(tmp_path: Path) -> None:
+    spec = gated_project(tmp_path / "ws", 3)
+    running = start_and_reach_the_gate(spec, tmp_path)
+    time.sleep(0.5)
+    choose = Choose(take=0)
+    assert running.hand_over(choose) == []
+    running.open_gate()
+    ran = running.wait()
+    order = running.order()
+    (now,) = choose.running
+    assert now is not None
+    test, seconds = now
+    # The gate test started before the wait above and was still running when dagpar asked.
+    assert test == order[0]
+    assert 0.5 <= seconds < PATIENCE
+    assert ran.tests == order
+    # Once it has ended, nothing is running: the slice is between tests or done.
+    later = Choose(take=0)
+    assert running.hand_over(later) == []
+    assert later.running in ([], [None])
+
+
 def test_hand_overs_racing_the_runner_lose_and_repeat_nothing(tmp_path: Path) -> None:
     spec = gated_project(tmp_path / "ws", 200)
     running = start_and_reach_the_gate(spec, tmp_path)
     answers: list[list[TestCase] | None] = []
     offers: list[int] = []
 
-    def take_one(pending: Sequence[TestCase], started: int) -> int:
+    def take_one(
+        pending: Sequence[TestCase], started: int, running: tuple[TestCase, float] | None = None
+    ) -> int:
         offers.append(started)
         return 1
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -173,10 +175,8 @@ def test_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
         is None
     )
     assert plugin.dagpar_runner_hands_over(spec=spec) is None
-    assert (
-        plugin.dagpar_runner_hand_over(spec=spec, report_dir=tmp_path, choose=lambda p, s: 1)
-        is None
-    )
+    choose = Recorder(1)
+    assert plugin.dagpar_runner_hand_over(spec=spec, report_dir=tmp_path, choose=choose) is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -229,9 +229,16 @@ class Recorder:
     def __init__(self, take: int) -> None:
         self.take = take
         self.calls: list[tuple[list[TestCase], int]] = []
+        self.running: list[tuple[TestCase, float] | None] = []
 
-    def __call__(self, pending: Sequence[TestCase], started: int) -> int:
+    def __call__(
+        self,
+        pending: Sequence[TestCase],
+        started: int,
+        running: tuple[TestCase, float] | None = None,
+    ) -> int:
         self.calls.append((list(pending), started))
+        self.running.append(running)
         return self.take
 
 
@@ -291,6 +298,35 @@ def test_hand_over_takes_from_between_started_and_the_limit(tmp_path: Path) -> N
     assert (tmp_path / _pytest_files.CLAIM_FILE).read_text(encoding="ascii") == "2 3\n"
 
 
+def test_hand_over_names_the_running_test_from_the_progress_file(tmp_path: Path) -> None:
+    order = [["tests/test_a.py", f"test_{n}"] for n in range(4)]
+    spec = _running(tmp_path, order, "2 -1\n")
+    progress = tmp_path / _pytest_files.PROGRESS_FILE
+    # One test finished 5 s ago, and the second (started: 2) has run since.
+    progress.write_bytes(b".")
+    five_ago = time.time() - 5
+    os.utime(progress, (five_ago, five_ago))
+    choose = Recorder(0)
+    assert _hand_over(spec, tmp_path, choose) == []
+    ((test, seconds),) = choose.running  # type: ignore[misc]
+    assert test == TestCase("tests/test_a.py", "test_1")
+    assert 5 <= seconds < 60
+    # The second test has finished too and the third is not counted yet: between tests.
+    progress.write_bytes(b"..")
+    assert _hand_over(spec, tmp_path, choose) == []
+    assert choose.running[-1] is None
+    # Nothing finished yet: the first test has run since the order was written.
+    order_file = tmp_path / _pytest_files.ORDER_FILE
+    progress.write_bytes(b"")
+    (tmp_path / _pytest_files.CLAIM_FILE).write_text("1 -1\n", encoding="ascii")
+    two_ago = time.time() - 2
+    os.utime(order_file, (two_ago, two_ago))
+    assert _hand_over(spec, tmp_path, choose) == []
+    last = choose.running[-1]
+    assert last is not None and last[0] == TestCase("tests/test_a.py", "test_0")
+    assert 2 <= last[1] < 5
+
+
 def test_a_rewritten_order_is_read_afresh(tmp_path: Path) -> None:
     spec = _running(tmp_path, [["a.py", "test_old"]])
     assert _hand_over(spec, tmp_path, Recorder(1)) == [TestCase("a.py", "test_old")]
@@ -304,7 +340,9 @@ def test_a_failing_choose_leaves_the_claim_unlocked_and_unchanged(tmp_path: Path
 
     spec = _running(tmp_path, [["a.py", "test_a"]])
 
-    def broken(pending: Sequence[TestCase], started: int) -> int:
+    def broken(
+        pending: Sequence[TestCase], started: int, running: tuple[TestCase, float] | None = None
+    ) -> int:
         raise RuntimeError("choose broke")
 
     with pytest.raises(RuntimeError, match="choose broke"):
