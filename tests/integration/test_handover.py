@@ -282,29 +282,35 @@ def test_next():
 """
 
 
+_HISTORY = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="3">
+<testcase classname="tests.test_a" name="test_long" file="tests/test_a.py" time="30"/>
+<testcase classname="tests.test_a" name="test_next" file="tests/test_a.py" time="3"/>
+<testcase classname="tests.test_b" name="test_b" file="tests/test_b.py" time="33"/>
+</testsuite></testsuites>
+"""
+
+
 def test_a_test_waiting_behind_a_long_running_one_is_taken(
     make_workspace: Callable[[Mapping[str, str]], Path],
     dagpar_run: Callable[..., DagparResult],
     handover_log: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    # Recorded: test_long 8 s, then test_next 2 s in one slice; test_b 9 s in the other.
-    # Today test_b is quick, and its worker comes free while test_long has most of its 8 s to
-    # go. Moving the one test behind it costs a start-up (a few seconds at most, even on a
-    # loaded machine) but ends it seconds sooner.
+    # Recorded: test_long 30 s, then test_next 3 s in one slice; test_b 33 s in the other.
+    # Today test_b is quick, and its worker comes free while test_long has most of its
+    # predicted time to go: moving the one test behind it ends it far sooner than waiting.
     ws = make_workspace(
         {
             "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
             "tests/test_a.py": _BEHIND_A_LONG_TEST,
-            "tests/test_b.py": "import os\nimport time\n\n\ndef test_b():\n"
-            '    time.sleep(float(os.environ.get("B_SECONDS", "9")))\n',
+            "tests/test_b.py": "def test_b():\n    pass\n",
         }
     )
-    monkeypatch.setenv("DAGPAR_NO_HANDOVER", "1")
-    assert dagpar_run("check", "-C", ws, "-j", "2").exit_code == 0
-    monkeypatch.delenv("DAGPAR_NO_HANDOVER")
-    monkeypatch.setenv("B_SECONDS", "0.2")
-    handover_log.unlink()
+    history = tmp_path / "history.xml"
+    history.write_text(_HISTORY, encoding="utf-8")
+    imported = dagpar_run("timings", "import", "--instance", "pytest", "-C", ws, history)
+    assert imported.exit_code == 0, imported
 
     result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
 
@@ -315,7 +321,7 @@ def test_a_test_waiting_behind_a_long_running_one_is_taken(
         (event, name) for event in ("start", "end") for name in ("test_long", "test_next")
     )
     # test_next ran in another pytest, while test_long was still running.
-    assert events["start", "test_next"][0] != events["start", "test_long"][0]
+    assert events["start", "test_next"][0] != events["start", "test_long"][0], (events, result)
     assert events["start", "test_next"][1] < events["end", "test_long"][1]
     assert "handed 1 unstarted test" in result.stderr
     (check,) = result.json()["checks"]
