@@ -6,6 +6,7 @@ Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
   reason when the tool is missing, and fails instead when ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
 - ``dagpar_run``: runs the ``dagpar`` CLI in-process and returns its exit code and output;
 - ``make_workspace``: writes a workspace (``dagpar.yaml``, toolchain files, tests) from a dict;
+- :class:`TailRecorder`, a ``choose`` to call a runner plugin's ``dagpar_runner_hand_over`` with;
 - an autouse fixture that keeps the user's environment (CI shard variables, ``OTEL_*``) out.
 """
 
@@ -17,14 +18,23 @@ import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["REQUIRE_TOOLS_ENV", "DagparResult", "chromium_binary", "tool_missing", "write_tree"]
+from dagpar_cli.model import TestCase
+
+__all__ = [
+    "REQUIRE_TOOLS_ENV",
+    "DagparResult",
+    "TailRecorder",
+    "chromium_binary",
+    "tool_missing",
+    "write_tree",
+]
 
 #: When set to 1, a test whose tool is missing fails instead of skipping.
 REQUIRE_TOOLS_ENV = "DAGPAR_REQUIRE_TOOLS"
@@ -129,6 +139,29 @@ def dagpar_run() -> Callable[..., DagparResult]:
         return DagparResult(result.exit_code, result.stdout, result.stderr)
 
     return run
+
+
+@dataclass
+class TailRecorder:
+    """A ``choose`` for ``dagpar_runner_hand_over`` that takes a fixed count and records its calls.
+
+    Each call appends ``(pending, started)`` to :attr:`calls` and the running test (with its
+    seconds so far, or None) to :attr:`running`.
+    """
+
+    take: int
+    calls: list[tuple[list[TestCase], int]] = field(default_factory=list)
+    running: list[tuple[TestCase, float] | None] = field(default_factory=list)
+
+    def __call__(
+        self,
+        pending: Sequence[TestCase],
+        started: int,
+        running: tuple[TestCase, float] | None = None,
+    ) -> int:
+        self.calls.append((list(pending), started))
+        self.running.append(running)
+        return self.take
 
 
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:

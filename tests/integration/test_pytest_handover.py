@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
@@ -37,6 +37,7 @@ from dagpar_cli.model import (
     TestResult,
 )
 from dagpar_cli.runners import LocalRunnerHost
+from dagpar_cli.testing import TailRecorder
 
 PYTEST = (sys.executable, "-m", "pytest")
 # The machine's third-party pytest plugins only slow the runs down (xdist is loaded by name).
@@ -205,26 +206,6 @@ class Slice:
         return [TestCase(path, name) for path, name in data]
 
 
-@dataclass
-class Choose:
-    """A ``choose`` that takes a fixed count and records what it was offered."""
-
-    take: int
-    calls: list[tuple[list[TestCase], int]] = field(default_factory=list)
-    #: The running test and its seconds so far, per call.
-    running: list[tuple[TestCase, float] | None] = field(default_factory=list)
-
-    def __call__(
-        self,
-        pending: Sequence[TestCase],
-        started: int,
-        running: tuple[TestCase, float] | None = None,
-    ) -> int:
-        self.calls.append((list(pending), started))
-        self.running.append(running)
-        return self.take
-
-
 def everything(spec: RunnerSpec) -> list[TestCase]:
     """The toolchain's tests as dagpar lists them."""
     listed = plugin.dagpar_runner_collect(
@@ -258,7 +239,7 @@ def test_a_taken_tail_is_run_by_the_next_slice_and_nowhere_else(tmp_path: Path) 
     spec = gated_project(tmp_path / "ws", 10)
     listed = everything(spec)
     running = start_and_reach_the_gate(spec, tmp_path)
-    choose = Choose(take=4)
+    choose = TailRecorder(take=4)
     taken = running.hand_over(choose)
     running.open_gate()
     ran = running.wait()
@@ -292,7 +273,7 @@ def test_the_running_test_is_named_with_the_seconds_it_has_run(tmp_path: Path) -
     spec = gated_project(tmp_path / "ws", 3)
     running = start_and_reach_the_gate(spec, tmp_path)
     time.sleep(0.5)
-    choose = Choose(take=0)
+    choose = TailRecorder(take=0)
     assert running.hand_over(choose) == []
     running.open_gate()
     ran = running.wait()
@@ -305,7 +286,7 @@ def test_the_running_test_is_named_with_the_seconds_it_has_run(tmp_path: Path) -
     assert 0.5 <= seconds < PATIENCE
     assert ran.tests == order
     # Once it has ended, nothing is running: the slice is between tests or done.
-    later = Choose(take=0)
+    later = TailRecorder(take=0)
     assert running.hand_over(later) == []
     assert later.running in ([], [None])
 
@@ -359,7 +340,7 @@ def test_after_the_run_nothing_is_left_to_take(tmp_path: Path) -> None:
     running = start_and_reach_the_gate(spec, tmp_path)
     running.open_gate()
     ran = running.wait()
-    choose = Choose(take=2)
+    choose = TailRecorder(take=2)
     assert running.hand_over(choose) == []
     assert choose.calls == [([], 4)]
     assert len(ran.results) == 4
@@ -380,7 +361,7 @@ def test_a_run_stopped_early_hands_nothing_over(tmp_path: Path) -> None:
     running = start_and_reach_the_gate(spec, tmp_path)
     running.open_gate()
     wait_for(running.gate.with_name("gate.finishing"), running.proc)
-    choose = Choose(take=1)
+    choose = TailRecorder(take=1)
     assert running.hand_over(choose) == []
     # test_zz_after never started and never will, yet it is not there to take.
     assert choose.calls == [([], 4)]
@@ -395,9 +376,9 @@ def test_a_run_stopped_early_hands_nothing_over(tmp_path: Path) -> None:
 def test_choosing_none_takes_nothing(tmp_path: Path) -> None:
     spec = gated_project(tmp_path / "ws", 5)
     running = start_and_reach_the_gate(spec, tmp_path)
-    choose = Choose(take=0)
+    choose = TailRecorder(take=0)
     assert running.hand_over(choose) == []
-    assert running.hand_over(Choose(take=-3)) == []  # clamped
+    assert running.hand_over(TailRecorder(take=-3)) == []  # clamped
     running.open_gate()
     ran = running.wait()
     assert ran.tests == running.order()
@@ -409,8 +390,8 @@ def test_choosing_none_takes_nothing(tmp_path: Path) -> None:
 def test_taking_more_than_is_pending_takes_what_there_is(tmp_path: Path) -> None:
     spec = gated_project(tmp_path / "ws", 3)
     running = start_and_reach_the_gate(spec, tmp_path)
-    taken = running.hand_over(Choose(take=99))
-    assert running.hand_over(Choose(take=99)) == []  # nothing is left
+    taken = running.hand_over(TailRecorder(take=99))
+    assert running.hand_over(TailRecorder(take=99)) == []  # nothing is left
     running.open_gate()
     ran = running.wait()
     assert taken == running.order()[1:]
@@ -432,7 +413,7 @@ def test_a_taken_next_test_tears_session_fixtures_down_with_the_last_run_test(
     )
     spec = gated_project(tmp_path / "ws", 0, extra)
     running = start_and_reach_the_gate(spec, tmp_path)
-    assert running.hand_over(Choose(take=1)) == [
+    assert running.hand_over(TailRecorder(take=1)) == [
         TestCase("tests/test_gated.py", "test_uses_shared_too")
     ]
     running.open_gate()
@@ -452,7 +433,7 @@ def test_under_xdist_nothing_is_handed_over(tmp_path: Path) -> None:
     running = start_and_reach_the_gate(spec, tmp_path)
     info = json.loads((running.report_dir / RUN_INFO_FILE).read_text(encoding="utf-8"))
     assert info["handover"] is False
-    choose = Choose(take=2)
+    choose = TailRecorder(take=2)
     assert running.hand_over(choose) is None
     running.open_gate()
     ran = running.wait()
@@ -467,7 +448,7 @@ def test_xdist_turned_off_by_zero_processes_still_hands_over(tmp_path: Path) -> 
     spec = RunnerSpec(**{**_fields(spec), "args": ("-p", "xdist.plugin", "-n", "0")})
     assert plugin.dagpar_runner_hands_over(spec=spec) is True
     running = start_and_reach_the_gate(spec, tmp_path)
-    taken = running.hand_over(Choose(take=2))
+    taken = running.hand_over(TailRecorder(take=2))
     running.open_gate()
     ran = running.wait()
     assert taken == running.order()[-2:]
@@ -497,7 +478,7 @@ def test_other_pytest_versions_hand_over(python: str, tmp_path: Path) -> None:
     spec = gated_project(tmp_path / "ws", 3, extra)
     spec = RunnerSpec(**{**_fields(spec), "command": (python, "-m", "pytest")})
     running = start_and_reach_the_gate(spec, tmp_path)
-    taken = running.hand_over(Choose(take=1))
+    taken = running.hand_over(TailRecorder(take=1))
     running.open_gate()
     ran = running.wait()
     assert taken == [TestCase("tests/test_gated.py", "test_uses_shared_too")]

@@ -32,6 +32,7 @@ from dagpar_cli.model import (
     TestResult,
 )
 from dagpar_cli.pluginmanager import ToolchainRegistry
+from dagpar_cli.testing import TailRecorder
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 RECORDED = DATA / "pytest"
@@ -175,7 +176,7 @@ def test_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
         is None
     )
     assert plugin.dagpar_runner_hands_over(spec=spec) is None
-    choose = Recorder(1)
+    choose = TailRecorder(1)
     assert plugin.dagpar_runner_hand_over(spec=spec, report_dir=tmp_path, choose=choose) is None
 
 
@@ -223,25 +224,6 @@ def test_hands_over_unless_the_arguments_turn_xdist_on(
     assert plugin.dagpar_runner_hands_over(spec=suite_spec(args=args)) is hands_over
 
 
-class Recorder:
-    """A ``choose`` that takes a fixed count and records what it was offered."""
-
-    def __init__(self, take: int) -> None:
-        self.take = take
-        self.calls: list[tuple[list[TestCase], int]] = []
-        self.running: list[tuple[TestCase, float] | None] = []
-
-    def __call__(
-        self,
-        pending: Sequence[TestCase],
-        started: int,
-        running: tuple[TestCase, float] | None = None,
-    ) -> int:
-        self.calls.append((list(pending), started))
-        self.running.append(running)
-        return self.take
-
-
 def _running(report_dir: Path, order: list[list[str]], claim: str = "0 -1\n") -> RunnerSpec:
     """Files as the selection plugin writes them in a run that can hand over."""
     report_dir.mkdir(exist_ok=True)
@@ -252,12 +234,12 @@ def _running(report_dir: Path, order: list[list[str]], claim: str = "0 -1\n") ->
     return suite_spec()
 
 
-def _hand_over(spec: RunnerSpec, report_dir: Path, choose: Recorder) -> list[TestCase] | None:
+def _hand_over(spec: RunnerSpec, report_dir: Path, choose: TailRecorder) -> list[TestCase] | None:
     return plugin.dagpar_runner_hand_over(spec=spec, report_dir=report_dir, choose=choose)
 
 
 def test_hand_over_asks_again_until_pytest_publishes_its_order(tmp_path: Path) -> None:
-    choose = Recorder(1)
+    choose = TailRecorder(1)
     # Not started yet: no run information.
     assert _hand_over(suite_spec(), tmp_path, choose) == []
     # Started, still collecting: no order yet.
@@ -280,7 +262,7 @@ def test_hand_over_asks_again_until_pytest_publishes_its_order(tmp_path: Path) -
 def test_a_run_that_cannot_hand_over_answers_none(tmp_path: Path, info: str, claim: str) -> None:
     spec = _running(tmp_path, [["tests/test_a.py", "test_a"]], claim)
     (tmp_path / _pytest_files.RUN_INFO_FILE).write_text(info, encoding="utf-8")
-    choose = Recorder(1)
+    choose = TailRecorder(1)
     assert _hand_over(spec, tmp_path, choose) is None
     assert choose.calls == []
     assert (tmp_path / _pytest_files.CLAIM_FILE).read_text(encoding="utf-8") == claim  # untouched
@@ -289,7 +271,7 @@ def test_a_run_that_cannot_hand_over_answers_none(tmp_path: Path, info: str, cla
 def test_hand_over_takes_from_between_started_and_the_limit(tmp_path: Path) -> None:
     order = [["tests/test_a.py", f"test_{n}"] for n in range(6)]
     spec = _running(tmp_path, order, "2 5\n")
-    choose = Recorder(2)
+    choose = TailRecorder(2)
     assert _hand_over(spec, tmp_path, choose) == [
         TestCase("tests/test_a.py", "test_3"),
         TestCase("tests/test_a.py", "test_4"),
@@ -306,7 +288,7 @@ def test_hand_over_names_the_running_test_from_the_progress_file(tmp_path: Path)
     progress.write_bytes(b".")
     five_ago = time.time() - 5
     os.utime(progress, (five_ago, five_ago))
-    choose = Recorder(0)
+    choose = TailRecorder(0)
     assert _hand_over(spec, tmp_path, choose) == []
     ((test, seconds),) = choose.running  # type: ignore[misc]
     assert test == TestCase("tests/test_a.py", "test_1")
@@ -329,10 +311,10 @@ def test_hand_over_names_the_running_test_from_the_progress_file(tmp_path: Path)
 
 def test_a_rewritten_order_is_read_afresh(tmp_path: Path) -> None:
     spec = _running(tmp_path, [["a.py", "test_old"]])
-    assert _hand_over(spec, tmp_path, Recorder(1)) == [TestCase("a.py", "test_old")]
+    assert _hand_over(spec, tmp_path, TailRecorder(1)) == [TestCase("a.py", "test_old")]
     # The directory is reused by another run: the cached order must not be.
     _running(tmp_path, [["b.py", "test_new"], ["b.py", "test_newer"]])
-    assert _hand_over(spec, tmp_path, Recorder(1)) == [TestCase("b.py", "test_newer")]
+    assert _hand_over(spec, tmp_path, TailRecorder(1)) == [TestCase("b.py", "test_newer")]
 
 
 def test_a_failing_choose_leaves_the_claim_unlocked_and_unchanged(tmp_path: Path) -> None:
