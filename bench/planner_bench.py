@@ -81,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dagpar_cli.model import Item
 from dagpar_cli.planning.api import PlanRequest
 from dagpar_cli.planning.greedy import GreedyPlanner
-from dagpar_cli.planning.handover import tail_to_take
+from dagpar_cli.planning.handover import running_rest, tail_to_take
 
 DATA = Path(__file__).resolve().parent / "data"
 SLICES = (2, 4, 8, 16, 64)
@@ -402,7 +402,7 @@ def simulate_handover(case: Case, slices: Slices) -> HandOver:
             # What the engine learns from the runner: the test the victim runs, and for how long.
             rest = 0.0
             if pos[victim] > first[victim]:
-                rest = max(preds[b][pos[victim] - 1] - (now - since[victim]), 0.0)
+                rest = running_rest(preds[b][pos[victim] - 1], now - since[victim])
             take = tail_to_take(preds[b][pos[victim] : cut], startup, rest)
             if take == 0:
                 blocker = victim

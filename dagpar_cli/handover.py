@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagpar_cli.model import RunnerSpec, TestCase, join_path
-from dagpar_cli.planning.handover import MIN_STARTUPS, tail_to_take
+from dagpar_cli.planning.handover import MIN_STARTUPS, running_rest, tail_to_take
 
 if TYPE_CHECKING:
     import pluggy
@@ -96,15 +96,13 @@ class Offer:
 
         :param running: that test (source-relative) and the seconds it has run, as the runner
             plugin reported them; None between tests.
-        :returns: its prediction minus the seconds it has run; 0 between tests, for a test
-            without a prediction, and for one that has run past its prediction, since then
-            nothing tells how much longer it takes.
+        :returns: :func:`~dagpar_cli.planning.handover.running_rest` of its prediction; 0
+            between tests.
         """
         if running is None:
             return 0.0
         test, seconds = running
-        predicted = self._prediction(test)
-        return max(predicted - seconds, 0.0) if predicted is not None else 0.0
+        return running_rest(self._prediction(test), seconds)
 
     def _prediction(self, test: TestCase) -> float | None:
         """The recorded prediction of a source-relative *test*, or None."""

@@ -15,13 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["MIN_STARTUPS", "tail_to_take"]
+__all__ = ["MIN_STARTUPS", "running_rest", "tail_to_take"]
 
 #: A tail is taken only when its predicted seconds exceed this many slice start-ups, a margin
 #: for start-ups and predictions that turn out longer than measured. On the planner benchmark
 #: every lower margin did better (2: worst 1.41 on lognormal-5000 with a 1.5 s start-up and
 #: 64 workers; 1: 1.28; 0.5: 1.22; 0: 1.22), so the margin is small.
 MIN_STARTUPS = 0.5
+
+
+def running_rest(predicted: float | None, elapsed: float) -> float:
+    """Predicted seconds the test a slice is running still needs (``running`` of the cut).
+
+    Its prediction less the *elapsed* seconds it has run; 0 without a prediction, and once it
+    has run past its prediction, since nothing then tells how much longer it takes.
+    """
+    return max(predicted - elapsed, 0.0) if predicted is not None else 0.0
 
 
 def tail_to_take(pending: Sequence[float], startup: float, running: float = 0.0) -> int:

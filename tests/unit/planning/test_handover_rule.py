@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dagpar_cli.planning.handover import MIN_STARTUPS, tail_to_take
+from dagpar_cli.planning.handover import MIN_STARTUPS, running_rest, tail_to_take
 
 
 def _ends(pending: list[float], startup: float, k: int, running: float = 0.0) -> float:
@@ -65,3 +65,10 @@ def test_the_cut_is_the_best_tail(seed: int) -> None:
     else:
         assert sum(pending[len(pending) - k :]) > MIN_STARTUPS * startup
         assert ends[k] == pytest.approx(min(ends))
+
+
+def test_a_running_test_counts_what_its_prediction_leaves() -> None:
+    assert running_rest(10.0, 4.0) == 6.0
+    # Past its prediction, or without one, nothing tells how much longer it runs.
+    assert running_rest(10.0, 12.0) == 0.0
+    assert running_rest(None, 3.0) == 0.0
