@@ -29,7 +29,7 @@ settled its order) its unstarted items are *pending* and can be taken; the item 
 Whenever a worker is free and no planned slice waits, it looks at the running slices past their
 start-up with pending items, picks the one with the most predicted pending seconds (ties: the lowest
 slice number, handed-over slices numbered after the planned ones as they are made), and asks
-:func:`dagpar_cli.planning.handover.tail_to_take` (the engine's own rule) how many items to take
+:func:`dagpar_cli.planning.tail_rule.tail_to_take` (the engine's own rule) how many items to take
 from the end of its pending list, predicted as the planner was told (recorded seconds, the estimate
 for unknown items), after the predicted rest of the item the victim is running (its prediction
 less the time it has run, at least 0). If the answer is positive, the worker starts a new slice
@@ -81,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dagpar_cli.model import Item
 from dagpar_cli.planning.api import PlanRequest
 from dagpar_cli.planning.greedy import GreedyPlanner
-from dagpar_cli.planning.handover import running_rest, tail_to_take
+from dagpar_cli.planning.tail_rule import running_rest, tail_to_take
 
 DATA = Path(__file__).resolve().parent / "data"
 SLICES = (2, 4, 8, 16, 64)
@@ -339,7 +339,7 @@ def simulate_handover(case: Case, slices: Slices) -> HandOver:
     a worker is free and no planned slice waits, it picks the stealable slice with the most
     predicted pending seconds (ties: the lowest slice number; handed-over slices are numbered
     after the planned ones, as they are created) and asks
-    :func:`~dagpar_cli.planning.handover.tail_to_take` how many tests to take from the end of its
+    :func:`~dagpar_cli.planning.tail_rule.tail_to_take` how many tests to take from the end of its
     pending list, predicted as the planner was told (:func:`predictions`). A positive answer
     moves that tail to a new slice the worker starts at once (start-up, then the tail in the
     order it had in its victim; stealable in its turn); 0 means the worker takes nothing for now.

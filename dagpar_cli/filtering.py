@@ -52,7 +52,7 @@ from itertools import chain, compress, repeat
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, TestCase
 
-__all__ = ["Filter", "Selector", "parse_selector"]
+__all__ = ["Filter", "Narrowed", "Selector", "parse_selector"]
 
 #: A predicate over a path or a name; truthy when it matches. Matchers are C-level callables
 #: (``str.__eq__``, ``Pattern.fullmatch``) where possible, so that ``map`` over 50,000 names
@@ -287,6 +287,17 @@ class _Compiled:
     subtest: tuple[_Matcher, str] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Narrowed:
+    """What :meth:`Filter.narrow` kept of a split call."""
+
+    items: list[Item]
+    #: The kept items' tests, by item key.
+    tests_of: dict[str, list[TestCase]]
+    #: Whether some kept item runs only some of its listed tests.
+    narrowed: bool
+
+
 class Filter:
     """The ``--filter`` selectors of a run, applied per toolchain instance.
 
@@ -504,6 +515,64 @@ class Filter:
         return selected, deselected
 
     # -- bookkeeping ----------------------------------------------------------------------------
+
+    def narrow(
+        self,
+        instance: str,
+        items: Sequence[Item],
+        tests_of: dict[str, list[TestCase]],
+        *,
+        by_test: bool,
+        subtests: bool = False,
+        modify: Callable[[list[TestCase]], None] = lambda tests: None,
+        deselected: Callable[[list[TestCase]], None] = lambda tests: None,
+    ) -> Narrowed:
+        """Stage 4 for one split call: the items, and their tests, that the run selects.
+
+        The one path for every split call, with or without selectors: the filter selects,
+        then *modify* may reorder or deselect the selected tests in place (the
+        ``dagpar_modify_tests`` hook), and what it leaves is what runs.
+
+        :param instance: the toolchain instance.
+        :param tests_of: each item's listed tests (workspace-relative), by item key.
+        :param by_test: whether a runner lists the items' tests (else items are selected whole,
+            by path, and *modify* is not called).
+        :param subtests: whether name patterns may reach below a listed test (Go subtests).
+        :param modify: called with the selected tests, to change in place.
+        :param deselected: called with the tests the filter deselected, when there are any.
+        """
+        if not by_test:
+            if self.is_empty:
+                return Narrowed(list(items), tests_of, False)
+            chosen_items, _ = self.select_items(instance, items)
+            return Narrowed(list(chosen_items), tests_of, False)
+        everything = [t for item in items for t in tests_of.get(item.key, ())]
+        selected, dropped = self.select_tests(instance, everything, subtests=subtests)
+        modify(selected)
+        if dropped:
+            deselected(list(dropped))
+        chosen = {t.id for t in selected}
+        known = {t.id for t in everything}
+        # Tests the filter made up (a Go subtest ``TestX/sub``) belong to their path's whole item.
+        extra: dict[str, list[TestCase]] = {}
+        for t in selected:
+            if t.id not in known:
+                extra.setdefault(t.path, []).append(t)
+        kept: list[Item] = []
+        kept_tests: dict[str, list[TestCase]] = {}
+        narrowed = False
+        for item in items:
+            listed = tests_of.get(item.key, [])
+            mine = [t for t in listed if t.id in chosen]
+            if item.name is None:
+                mine += extra.get(item.path, [])
+            if not mine:
+                continue
+            if len(mine) != len(listed) or (item.name is None and item.path in extra):
+                narrowed = True
+            kept.append(item)
+            kept_tests[item.key] = mine
+        return Narrowed(kept, kept_tests, narrowed)
 
     def hits(self, selector: Selector) -> int:
         """How many tests or items *selector* matched so far, over every instance.

@@ -15,6 +15,7 @@ first plugin that knows the runner answers.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import click
 
     from dagpar_cli.execution.api import Executor, Outcome
+    from dagpar_cli.execution.scheduler.api import Scheduler
     from dagpar_cli.model import (
         CheckResult,
         RunnerCommand,
@@ -293,7 +295,7 @@ def dagpar_make_planner(session: Session) -> Planner | None:
     """Choose the planner that cuts split calls into slices.
 
     The built-in timing-driven planner is ``trylast``; a plugin returning a planner replaces it.
-    The engine starts a plan's slices in the order of their ``index``, so a planner also
+    The scheduler starts a plan's slices in the order of their ``index``, so a planner also
     decides which slices start first when there are more slices than workers.
 
     :param session: the run's session (its timing store holds the history).
@@ -319,6 +321,46 @@ def dagpar_make_executor(session: Session) -> Executor | None:
     :returns: an :class:`~dagpar_cli.execution.api.Executor`, or None to let others choose.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def dagpar_make_scheduler(session: Session, executor: Executor, workers: int) -> Scheduler | None:
+    """Choose how slices get onto the workers, once per run.
+
+    The built-in implementation is ``trylast``: a
+    :class:`~dagpar_cli.execution.scheduler.tail_stealing.TailStealingScheduler` (idle workers
+    take the unstarted tail of running slices) where the executor shares the slices' report
+    directories live (``shares_mounts``) and ``DAGPAR_NO_HANDOVER`` is not ``1``, else a
+    :class:`~dagpar_cli.execution.scheduler.static.StaticScheduler`.
+
+    :param session: the run's session.
+    :param executor: the run's executor.
+    :param workers: how many slices may run at once (``-j``, the configuration, or the
+        executor's capacity).
+    :returns: a :class:`~dagpar_cli.execution.scheduler.api.Scheduler`, or None to let others
+        choose.
+
+    .. versionadded:: 0.2
+    """
+
+
+@hookspec(firstresult=True)
+def dagpar_task_span(
+    check: str, slice: SlicePlan, item: str
+) -> AbstractContextManager[object] | None:
+    """Open a trace span around one item's work, for ``dag.parallel.task(item)``.
+
+    Called from the slice's thread; the span should be a child of the slice's. The built-in
+    OpenTelemetry reporter answers while tracing is on.
+
+    :param check: the check.
+    :param slice: the plan of the slice doing the work.
+    :param item: the item's :attr:`~dagpar_cli.model.Item.key`.
+    :returns: a context manager entered around the work (an exception escaping it marks the
+        item failed), or None when nothing traces.
+
+    .. versionadded:: 0.2
     """
 
 

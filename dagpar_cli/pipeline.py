@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,7 +27,6 @@ import pluggy
 from dagpar_cli.callchain import call_chain, parse_chain, resolve_chain
 from dagpar_cli.config import Config, RunOptions, load_config
 from dagpar_cli.discovery import Toolchain, discover
-from dagpar_cli.engine import Engine
 from dagpar_cli.errors import (
     DagparError,
     ExitCode,
@@ -35,11 +34,15 @@ from dagpar_cli.errors import (
     UsageError,
 )
 from dagpar_cli.execution.api import Executor
+from dagpar_cli.execution.scheduler.api import Scheduler
 from dagpar_cli.filtering import Filter
 from dagpar_cli.model import CheckResult, RunResult
+from dagpar_cli.planning.api import Planner
 from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.runtime.orchestrator import Orchestrator
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
+from dagpar_cli.timings import TimingStore
 
 __all__ = ["CheckSpec", "exit_code_for", "open_session", "run_call", "run_checks", "select_checks"]
 
@@ -174,73 +177,166 @@ def _bound(obj: Any, function: str) -> Callable[[], Any]:
 def _execute(
     session: Session, bodies: Sequence[tuple[str, Toolchain, Callable[[], Any]]]
 ) -> RunResult:
-    """Stages 4 to 8 for a set of calls: filter, plan, execute, collect, report."""
-    pm = session.pm
-    options = session.options
-    flt = Filter.parse(options.filters)
-    flt.check_instances(
-        {tc.instance for _, tc, _ in bodies} | {tc.instance for tc in session.config.toolchains}
-    )
-    session.stash["runner_of"] = {tc.instance: _runner_of(tc) for _, tc, _ in bodies}
-    _open_timings(session)
-    run: RunResult | None = None
+    """Stages 4 to 8 for a set of calls, as named steps run in order.
+
+    Stages 4 to 7 (list, filter, plan, schedule, collect) happen for each split call inside the
+    :class:`~dagpar_cli.runtime.orchestrator.Orchestrator`, when toolchain code calls a
+    ``+parallel`` function; :func:`_run_calls` starts that code.
+    """
+    run = _Run(session=session, bodies=tuple(bodies))
     exit_code = ExitCode.INTERNAL_ERROR
-    executor: Executor | None = None
-    engine: Engine | None = None
     try:
-        pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
-        executor = pm.hook.dagpar_make_executor(session=session)
-        if executor is None:
-            raise UsageError(
-                f"no executor named {session.executor_name!r}; use --executor local or docker"
-            )
-        # Ask the executor for its capacity up front: an engine that cannot be reached fails
-        # the run here, as one line, rather than as an error in every check.
-        executor.capacity()
-        planner = pm.hook.dagpar_make_planner(session=session)
-        engine = Engine(session=session, executor=executor, planner=planner, filter=flt)
-        results, interrupted = _run_concurrently(engine, bodies)
-        chosen = [r for r in results if not _selected_nothing(r, flt.is_empty)]
-        if not chosen and not interrupted:
-            raise NothingSelectedError(_filter_matched_nothing(flt, engine, options.filters))
-        run = RunResult(
-            checks=tuple(chosen),
-            seconds=time.monotonic() - session.started,
-            predicted_seconds=max(
-                (p.predicted_wall_seconds for c in chosen for p in c.plans), default=0.0
-            ),
-            interrupted=interrupted,
-            shard=options.shard,
-        )
-        exit_code = exit_code_for(run)
-        if not options.dry_run:
-            pm.hook.dagpar_report(run=run, session=session)
-        return run
+        for step in _STEPS:
+            step(run)
+        assert run.result is not None
+        exit_code = exit_code_for(run.result)
+        return run.result
     except DagparError as exc:
         exit_code = exc.exit_code
         raise
     finally:
-        try:
-            pm.hook.dagpar_sessionfinish(run=run, exitcode=int(exit_code))
-        finally:
-            if engine is not None:
-                engine.close()
-            if executor is not None:
-                executor.close()
-            if session.timings is not None:
-                session.timings.close()
+        _finish(run, exit_code)
 
 
-def _open_timings(session: Session) -> None:
-    try:
-        from dagpar_cli.timings import TimingStore
-    except ImportError:  # the store is optional for planning; count splits work without it
-        return
+@dataclass(slots=True)
+class _Run:
+    """What the steps of :func:`_execute` build, one after the other."""
+
+    session: Session
+    bodies: tuple[tuple[str, Toolchain, Callable[[], Any]], ...]
+    filter: Filter = field(default_factory=Filter)
+    executor: Executor | None = None
+    planner: Planner | None = None
+    scheduler: Scheduler | None = None
+    orchestrator: Orchestrator | None = None
+    results: list[CheckResult] = field(default_factory=list)
+    interrupted: bool = False
+    result: RunResult | None = None
+
+
+def _parse_filter(run: _Run) -> None:
+    """Stage 4's input: the ``--filter`` selectors, checked against the configured instances."""
+    session = run.session
+    run.filter = Filter.parse(session.options.filters)
+    run.filter.check_instances(
+        {tc.instance for _, tc, _ in run.bodies} | {tc.instance for tc in session.config.toolchains}
+    )
+    session.stash["runner_of"] = {tc.instance: _runner_of(tc) for _, tc, _ in run.bodies}
+
+
+def _open_timings(run: _Run) -> None:
+    """Stage 5's history: the timing store (a read-only checkout plans without it)."""
+    session = run.session
     try:
         session.timings = TimingStore.open(session.config.workspace)
     except OSError as exc:
-        # A read-only checkout: plan without history rather than fail.
         print(f"dagpar: warning: running without the timing store: {exc}", file=sys.stderr)
+
+
+def _configure(run: _Run) -> None:
+    """Let every plugin set up for the run (reporters open their outputs)."""
+    run.session.pm.hook.dagpar_configure.call_historic(kwargs={"session": run.session})
+
+
+def _make_executor(run: _Run) -> None:
+    """Stage 6's place: the executor, asked for its capacity up front."""
+    session = run.session
+    run.executor = session.pm.hook.dagpar_make_executor(session=session)
+    if run.executor is None:
+        raise UsageError(
+            f"no executor named {session.executor_name!r}; use --executor local or docker"
+        )
+    # An engine that cannot be reached fails the run here, as one line, rather than as an
+    # error in every check.
+    run.executor.capacity()
+
+
+def _make_planner_and_scheduler(run: _Run) -> None:
+    """Stage 5's planner and stage 6's scheduler, as the plugins choose them."""
+    session, executor = run.session, run.executor
+    assert executor is not None
+    run.planner = session.pm.hook.dagpar_make_planner(session=session)
+    run.scheduler = session.pm.hook.dagpar_make_scheduler(
+        session=session, executor=executor, workers=_workers(session, executor)
+    )
+    assert run.scheduler is not None  # the built-in implementation always answers
+    run.orchestrator = Orchestrator(
+        session=session,
+        executor=executor,
+        scheduler=run.scheduler,
+        planner=run.planner,
+        filter=run.filter,
+    )
+
+
+def _run_calls(run: _Run) -> None:
+    """Stages 4 to 7: run every call; its split calls list, filter, plan, schedule, collect."""
+    assert run.orchestrator is not None
+    run.results, run.interrupted = _run_concurrently(run.orchestrator, run.bodies)
+
+
+def _merge(run: _Run) -> None:
+    """Stage 7's end: the run's result from every check that selected something."""
+    session, flt = run.session, run.filter
+    assert run.orchestrator is not None
+    chosen = [r for r in run.results if not _selected_nothing(r, flt.is_empty)]
+    if not chosen and not run.interrupted:
+        raise NothingSelectedError(
+            _filter_matched_nothing(flt, run.orchestrator, session.options.filters)
+        )
+    run.result = RunResult(
+        checks=tuple(chosen),
+        seconds=time.monotonic() - session.started,
+        predicted_seconds=max(
+            (p.predicted_wall_seconds for c in chosen for p in c.plans), default=0.0
+        ),
+        interrupted=run.interrupted,
+        shard=session.options.shard,
+    )
+
+
+def _report(run: _Run) -> None:
+    """Stage 8: every reporter writes its output (not for a dry run)."""
+    if not run.session.options.dry_run:
+        run.session.pm.hook.dagpar_report(run=run.result, session=run.session)
+
+
+#: Stages 4 to 8, in order.
+_STEPS: tuple[Callable[[_Run], None], ...] = (
+    _parse_filter,
+    _open_timings,
+    _configure,
+    _make_executor,
+    _make_planner_and_scheduler,
+    _run_calls,
+    _merge,
+    _report,
+)
+
+
+def _finish(run: _Run, exit_code: ExitCode) -> None:
+    """Tell the plugins the run ended, then release everything the steps opened."""
+    session = run.session
+    try:
+        session.pm.hook.dagpar_sessionfinish(run=run.result, exitcode=int(exit_code))
+    finally:
+        if run.orchestrator is not None:
+            run.orchestrator.close()
+        elif run.scheduler is not None:
+            run.scheduler.close()
+        if run.executor is not None:
+            run.executor.close()
+        if session.timings is not None:
+            session.timings.close()
+
+
+def _workers(session: Session, executor: Executor) -> int:
+    """How many slices run at once: ``-j``, else the configuration's, else the executor's."""
+    if session.options.parallelism:
+        return session.options.parallelism
+    if session.config.parallelism:
+        return session.config.parallelism
+    return max(1, executor.capacity())
 
 
 def _runner_of(tc: Toolchain) -> str:
@@ -259,7 +355,7 @@ def _selected_nothing(result: CheckResult, no_filter: bool) -> bool:
 
 
 def _run_concurrently(
-    engine: Engine, bodies: Sequence[tuple[str, Toolchain, Callable[[], Any]]]
+    orchestrator: Orchestrator, bodies: Sequence[tuple[str, Toolchain, Callable[[], Any]]]
 ) -> tuple[list[CheckResult], bool]:
     """Run every call in its own thread; Ctrl-C or SIGTERM cancels them all.
 
@@ -269,27 +365,27 @@ def _run_concurrently(
     pool = ThreadPoolExecutor(max_workers=max(1, len(bodies)), thread_name_prefix="dagpar-check")
     futures: list[Future[tuple[CheckResult, Any]]] = []
     interrupted = False
-    with _interrupts_raise(engine):
+    with _interrupts_raise(orchestrator):
         try:
             for name, toolchain, body in bodies:
-                futures.append(pool.submit(engine.run_call, name, toolchain, body))
+                futures.append(pool.submit(orchestrator.run_call, name, toolchain, body))
             pending = set(futures)
             while pending:
                 _, pending = wait(pending, timeout=0.2)
         except KeyboardInterrupt:
             interrupted = True
-            engine.cancel("interrupted")
+            orchestrator.cancel("interrupted")
             wait(futures)
         finally:
             pool.shutdown(wait=True)
     results = [f.result()[0] for f in futures]
-    if engine.cancelled.is_set() and engine.cancel_reason == "interrupted":
+    if orchestrator.interrupted:
         interrupted = True
     return results, interrupted
 
 
 @contextmanager
-def _interrupts_raise(engine: Engine) -> Iterator[None]:
+def _interrupts_raise(orchestrator: Orchestrator) -> Iterator[None]:
     """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread; a second one forces exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -301,7 +397,7 @@ def _interrupts_raise(engine: Engine) -> Iterator[None]:
         if count["n"] == 1:
             raise KeyboardInterrupt
         # A second interrupt: the user does not want to wait for clean-up.
-        engine.executor.kill_all()
+        orchestrator.executor.kill_all()
         os._exit(int(ExitCode.INTERRUPTED))
 
     old_int = signal.signal(signal.SIGINT, handler)
@@ -333,8 +429,8 @@ def _nothing_to_run(config: Config, toolchains: Sequence[Toolchain]) -> str:
     return "no +check function in the configured toolchains: mark one with  # +check"
 
 
-def _filter_matched_nothing(flt: Filter, engine: Engine, texts: Sequence[str]) -> str:
-    close = flt.closest(sorted(engine.candidates))
+def _filter_matched_nothing(flt: Filter, orchestrator: Orchestrator, texts: Sequence[str]) -> str:
+    close = flt.closest(sorted(orchestrator.candidates))
     shown = ", ".join(close) or "none"
     given = " ".join(f"--filter {t!r}" for t in texts)
     return f"{given or 'the filter'} matched no test; closest paths: {shown}"

@@ -29,6 +29,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dagpar_cli.execution.local",
     "dagpar_cli.execution.docker",
     "dagpar_cli.planning.greedy",
+    "dagpar_cli.execution.scheduler",
     "dagpar_cli.reporting.junit",
     "dagpar_cli.reporting.html",
     "dagpar_cli.reporting.progress",

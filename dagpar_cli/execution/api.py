@@ -12,19 +12,27 @@ paths inside the container, where each :class:`Mount` appears at its ``target``.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from dagpar_cli.errors import TestsFailedError
+
+if TYPE_CHECKING:
+    from dagpar_cli.sdk.directory import Directory
 
 __all__ = [
+    "ExecFailedError",
     "ExecRequest",
     "ExecSession",
     "Executor",
     "Mount",
     "Outcome",
+    "PipelineResult",
     "SessionSpec",
+    "shares_mounts",
 ]
 
 
@@ -165,3 +173,31 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release the executor (connections, leftover resources)."""
+
+
+def shares_mounts(place: Executor | ExecSession) -> bool:
+    """Whether *place* declares that its mounted host directories are the host's own, live.
+
+    The capability is optional in both Protocols (a plugin's executor may leave it out), so
+    this is the one place that reads it, with a default of False.
+    """
+    return bool(getattr(place, "shares_mounts", False))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineResult:
+    """What running a pipeline produced: one outcome per exec, and copied-out directories."""
+
+    outcomes: tuple[Outcome, ...]
+    directories: dict[str, Directory]
+
+
+class ExecFailedError(TestsFailedError):
+    """A ``with_exec`` command exited non-zero (and the pipeline expected success)."""
+
+    def __init__(self, argv: Sequence[str], outcome: Outcome) -> None:
+        tail = (outcome.stderr or outcome.stdout).strip().splitlines()[-20:]
+        message = f"command failed with exit code {outcome.exit_code}: {' '.join(argv)}"
+        super().__init__(message, ["\n".join(tail)] if tail else [])
+        self.argv = tuple(argv)
+        self.outcome = outcome

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
     from dagpar_cli.session import Session
 
-__all__ = ["JsonLinesExporter", "OtelReporter", "dagpar_configure", "task_span", "traces_file"]
+__all__ = ["JsonLinesExporter", "OtelReporter", "dagpar_configure", "traces_file"]
 
 log = logging.getLogger("dagpar.otel")
 
@@ -81,11 +81,6 @@ _CASE_STATUS = {
 }
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-
-#: The reporter of the run in progress, for :func:`task_span` (None when tracing is off).
-_active: OtelReporter | None = None
-_active_lock = threading.Lock()
-
 
 #: Bytes kept of a message in a span status or event (collectors cap attribute sizes).
 MESSAGE_LIMIT = 4096
@@ -424,7 +419,7 @@ class OtelReporter:
 
     @hookimpl
     def dagpar_slice_started(self, check: str, slice: SlicePlan, total: int, field: str) -> None:
-        """Start (or complete) the slice's span; remember it for :func:`task_span`."""
+        """Start (or complete) the slice's span; remember it for :meth:`task`."""
         opened = self._slice_span(check, slice)
         opened.span.set_attribute("dagpar.slice.total", total)
         if field:
@@ -488,7 +483,6 @@ class OtelReporter:
     @hookimpl
     def dagpar_sessionfinish(self, run: RunResult | None, exitcode: int) -> None:
         """End every open span, then the run's; flush and shut the exporters down."""
-        global _active
         try:
             with self._lock:
                 slices = list(self._slices.values())
@@ -530,9 +524,6 @@ class OtelReporter:
                 self.run_span.set_status(Status(StatusCode.ERROR, f"exit code {exitcode}"))
             self.run_span.end()
         finally:
-            with _active_lock:
-                if _active is self:
-                    _active = None
             try:
                 self._close_provider()
             finally:
@@ -568,9 +559,19 @@ class OtelReporter:
 
     # ---------------------------------------------------------------- tasks
 
+    @hookimpl
+    def dagpar_task_span(
+        self, check: str, slice: SlicePlan, item: str
+    ) -> AbstractContextManager[Span]:
+        """The span of one item's work: :meth:`task`, entered by the slice's thread."""
+        return self.task(item)
+
     @contextmanager
     def task(self, item_key: str) -> Iterator[Span]:
-        """A span for work on one item, under the current slice's span (see :func:`task_span`)."""
+        """A span for work on one item, under the current slice's span (``dag.parallel.task``).
+
+        An exception escaping the block is recorded on the span and marks it failed.
+        """
         current: _OpenSlice | None = getattr(self._local, "current", None)
         parent = current.span if current is not None else self.run_span
         item_key = _safe(item_key)
@@ -625,29 +626,6 @@ class _ItemIndex:
         return self.whole.get(test.path)
 
 
-@contextmanager
-def task_span(item_key: str) -> Iterator[Span | None]:
-    """A span for one item's work, under the current slice's span; a no-op without tracing.
-
-    What ``dag.parallel.task(item)`` uses, for toolchains that loop over their items::
-
-        with task_span("src/a.test.ts"):
-            lint("src/a.test.ts")
-
-    An exception escaping the block is recorded on the span and marks it failed.
-
-    :param item_key: the item's :attr:`~dagpar_cli.model.Item.key`.
-    :returns: a context manager yielding the span, or None when tracing is off.
-    """
-    with _active_lock:
-        reporter = _active
-    if reporter is None:
-        yield None
-        return
-    with reporter.task(item_key) as span:
-        yield span
-
-
 def _incoming_context() -> Any:
     """The trace dagpar was started in (``TRACEPARENT`` of a traced CI job), if any."""
     carrier: Mapping[str, str] = {
@@ -667,7 +645,6 @@ def dagpar_configure(session: Session) -> None:
 
     :param session: the run's session.
     """
-    global _active
     if _truthy(os.environ.get("OTEL_SDK_DISABLED")):
         return
     made = _make_provider(session.config.workspace, session.run_id)
@@ -691,6 +668,4 @@ def dagpar_configure(session: Session) -> None:
         provider=provider, run_span=run_span, run_id=session.run_id, pm=session.pm, remote=remote
     )
     session.stash["otel"] = reporter
-    with _active_lock:
-        _active = reporter
     session.pm.register(reporter, name=f"dagpar-otel-{session.run_id}")

@@ -292,7 +292,7 @@ class ProgressView:
         if key is not None and key[0] == check:
             return self._running.get(key)
         # Reported from a thread of the toolchain's own: the engine knows the slice.
-        from dagpar_cli.engine import current_slice
+        from dagpar_cli.runtime.context import current_slice
 
         ctx = current_slice()
         if ctx is not None:

@@ -15,24 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dagpar_cli.errors import TestsFailedError
+from dagpar_cli.execution.api import ExecFailedError, PipelineResult
+from dagpar_cli.runtime.context import run_pipeline
 
 if TYPE_CHECKING:
-    from dagpar_cli.execution.api import Outcome
     from dagpar_cli.sdk.directory import Directory
 
 __all__ = ["Container", "ExecFailedError", "PipelineResult"]
-
-
-class ExecFailedError(TestsFailedError):
-    """A ``with_exec`` command exited non-zero (and the pipeline expected success)."""
-
-    def __init__(self, argv: Sequence[str], outcome: Outcome) -> None:
-        tail = (outcome.stderr or outcome.stdout).strip().splitlines()[-20:]
-        message = f"command failed with exit code {outcome.exit_code}: {' '.join(argv)}"
-        super().__init__(message, ["\n".join(tail)] if tail else [])
-        self.argv = tuple(argv)
-        self.outcome = outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +35,6 @@ class _DirMount:
     target: str
     directory: Directory
     writable: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PipelineResult:
-    """What running a pipeline produced: one outcome per exec, and copied-out directories."""
-
-    outcomes: tuple[Outcome, ...]
-    directories: dict[str, Directory]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,8 +90,6 @@ class Container:
 
     def run(self, *, copy_out: Sequence[str] = ()) -> PipelineResult:
         """Run every command now and return what happened (used by the other terminals)."""
-        from dagpar_cli.engine import run_pipeline
-
         return run_pipeline(self, copy_out=tuple(copy_out))
 
     def sync(self) -> Container:

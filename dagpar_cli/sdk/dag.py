@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from dagpar_cli.model import Status, TestResult
+from dagpar_cli.runtime.context import current_call, current_slice
 from dagpar_cli.sdk.container import Container
 from dagpar_cli.sdk.directory import Directory
 
@@ -41,8 +42,6 @@ class Parallel:
                 with dag.parallel.task(path):
                     lint(path)
         """
-        from dagpar_cli.engine import current_slice
-
         ctx = current_slice()
         selector = (item,) if isinstance(item, str) else tuple(item)
         match = None
@@ -52,12 +51,9 @@ class Parallel:
                 raise ValueError(f"dag.parallel.task: {item!r} is not an item of this slice")
         start = time.monotonic()
         status, message = Status.PASSED, ""
-        span = _task_span(match.key) if match is not None else None
+        span = ctx.call.runtime.task_span(ctx, match.key) if ctx and match else nullcontext()
         try:
-            if span is not None:
-                with span:
-                    yield
-            else:
+            with span:
                 yield
         except BaseException as exc:
             status, message = Status.FAILED, f"{type(exc).__name__}: {exc}"
@@ -78,15 +74,6 @@ class Parallel:
                 )
 
 
-def _task_span(key: str):  # type: ignore[no-untyped-def]
-    """The OpenTelemetry span for one item, when the OTel reporter is loaded."""
-    try:
-        from dagpar_cli.reporting.otel import task_span
-    except ImportError:
-        return None
-    return task_span(key)
-
-
 class Dag:
     """The object toolchains build on: ``dag.container()``, ``dag.directory()``,
     ``dag.parallel.task(item)`` and ``dag.current_slice()``."""
@@ -99,19 +86,15 @@ class Dag:
 
     def directory(self) -> Directory:
         """A new empty directory on the host, for a pipeline to write results into."""
-        from dagpar_cli.engine import current_call
-
         call = current_call()
         if call is not None:
-            return Directory(call.engine.new_dir("directory"))
+            return Directory(call.runtime.new_dir("directory"))
         import tempfile
 
         return Directory(Path(tempfile.mkdtemp(prefix="dagpar-dir-")))
 
     def current_slice(self) -> SliceInfo | None:
         """The slice this code runs in, or None outside a split call."""
-        from dagpar_cli.engine import current_slice
-
         ctx = current_slice()
         if ctx is None:
             return None

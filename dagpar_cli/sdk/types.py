@@ -325,11 +325,11 @@ def _make_object_type(cls: type[T], runner: str | None) -> type[T]:
 
 
 def _dispatching(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """Wrap a ``+parallel`` method so that calling it goes through the engine."""
+    """Wrap a ``+parallel`` method so that calling it goes through the run's runtime."""
 
     @functools.wraps(fn)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        from dagpar_cli.engine import dispatch
+        from dagpar_cli.runtime.context import dispatch
 
         return dispatch(self, name, fn, args, kwargs)
 

@@ -209,7 +209,9 @@ def _drive(
         envs[plan.index] = env
         hook.dagpar_slice_started(check=CHECK, slice=plan, total=len(PLANS), field="Tests.tests")
         for item in plan.items:
-            with otel.task_span(item.key) as span:
+            span_of = hook.dagpar_task_span(check=CHECK, slice=plan, item=item.key)
+            assert span_of is not None
+            with span_of as span:
                 assert span is not None
                 threading.Event().wait(0.02)  # some work on the item
         result = SliceResult(
@@ -368,8 +370,7 @@ def test_disabled_sdk_records_and_exports_nothing(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
     session = _session(tmp_path)
     assert session.pm.hook.dagpar_slice_env(check=CHECK, slice=PLANS[0]) == []
-    with otel.task_span("a.py") as span:
-        assert span is None
+    assert session.pm.hook.dagpar_task_span(check=CHECK, slice=PLANS[0], item="a.py") is None
     session.pm.hook.dagpar_sessionfinish(run=None, exitcode=0)
     assert receiver.spans == []
     assert not (tmp_path / ".dagpar").exists()
@@ -396,8 +397,7 @@ def test_an_unfinished_run_still_ends_its_spans(tmp_path: Path, tracing: Receive
     assert spans[f"slice 1 of {CHECK}"].status == 2
     assert spans["dagpar run"].attributes["dagpar.exit_code"] == 130
     # The reporter is gone: a later run's task spans do not attach to it.
-    with otel.task_span("a.py") as span:
-        assert span is None
+    assert hook.dagpar_task_span(check=CHECK, slice=PLANS[0], item="a.py") is None
     assert not session.pm.get_plugins() - {otel}
 
 

@@ -7,8 +7,8 @@ slices end sooner and the tail is worth more than :data:`MIN_STARTUPS` start-ups
 the two slices are predicted to end soonest: the victim finishes the test it is running and then
 the front of its pending tests, the new slice starts up and runs the back.
 
-The engine and ``bench/planner_bench.py`` share this rule, so the benchmark scores what the
-executor does.
+The tail-stealing scheduler and ``bench/planner_bench.py`` share this rule, so the benchmark
+scores what dagpar does.
 """
 
 from __future__ import annotations

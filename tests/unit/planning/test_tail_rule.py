@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dagpar_cli.planning.handover import MIN_STARTUPS, running_rest, tail_to_take
+from dagpar_cli.planning.tail_rule import MIN_STARTUPS, running_rest, tail_to_take
 
 
 def _ends(pending: list[float], startup: float, k: int, running: float = 0.0) -> float:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dagpar_cli.engine import SliceContext
     from dagpar_cli.model import RunnerSpec
+    from dagpar_cli.runtime.context import SliceContext
 
 __all__ = ["POLL_SECONDS", "ProgressPoller"]
 

@@ -10,7 +10,7 @@ import pluggy
 
 from dagpar_cli import hookimpl, hookspecs
 from dagpar_cli.model import RunnerSpec, SlicePlan
-from dagpar_cli.slice_progress import ProgressPoller
+from dagpar_cli.runtime.progress_poller import ProgressPoller
 
 
 class Runner:

@@ -1,37 +1,41 @@
-"""Idle workers taking over the unstarted tests of running slices (the engine's side).
+"""The tail-stealing strategy: idle workers take over the unstarted tests of running slices.
 
 A static plan ends when its slowest slice ends; with new tests and drifting durations that slice
-is often far behind the others. When the runner can stop at a test boundary
-(``dagpar_runner_hand_over``) and the slice's report directory is shared live with it, a worker
-that has no slice left to start takes the back part of the running slice with the most predicted
-work left and runs it as a new slice. The rule for how much to take is
-:func:`dagpar_cli.planning.handover.tail_to_take`; it counts the predicted rest of the test the
+is often far behind the others. When the runner can stop at a test boundary (its
+``release_tail``) and the slice's report directory is shared live with it, a worker that has no
+slice left to start takes the back part of the running slice with the most predicted work left
+and runs it as a new slice of the same split call. The rule for how much to take is
+:func:`dagpar_cli.planning.tail_rule.tail_to_take`; it counts the predicted rest of the test the
 slice is running, which the runner plugin names with the seconds it has run.
 
-:class:`HandOver` keeps the running slices that may give tests up (:meth:`HandOver.offering`,
-entered by :func:`dagpar_cli.runners.run_tests` while the runner command runs) and lets one idle
-worker at a time look for a tail to take (:meth:`HandOver.find`). An offer is closed, under its
-own lock, as soon as its runner command ends; a tail is taken only under that lock, so the
-engine knows for certain which tests a finished slice gave up.
+A slice opens an :class:`Offer` while its runner command runs
+(:meth:`TailStealingScheduler.offering`, entered by :func:`dagpar_cli.sdk.runner.run_tests`);
+one idle worker at a time looks for a tail to take. An offer is closed, under its own lock, as
+soon as its runner command ends; a tail is taken only under that lock, so the orchestrator knows
+for certain which tests a finished slice gave up.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
-from dagpar_cli.model import RunnerSpec, TestCase, join_path
-from dagpar_cli.planning.handover import MIN_STARTUPS, running_rest, tail_to_take
+from dagpar_cli.execution.scheduler.api import Outcome, SplitJob
+from dagpar_cli.execution.scheduler.static import StaticScheduler
+from dagpar_cli.model import Item, RunnerSpec, SlicePlan, TailChooser, TestCase, join_path
+from dagpar_cli.planning.tail_rule import MIN_STARTUPS, running_rest, tail_to_take
 
 if TYPE_CHECKING:
     import pluggy
 
-__all__ = ["HandOver", "Offer", "Tail"]
+    from dagpar_cli.runtime.context import SliceContext
+
+__all__ = ["Offer", "Tail", "TailStealingScheduler"]
 
 #: Seconds between two looks at running slices while none has a tail worth taking.
 POLL_SECONDS = 0.25
@@ -41,10 +45,10 @@ POLL_SECONDS = 0.25
 class Offer:
     """A running slice whose runner may hand over the tests it has not started."""
 
-    #: The split call the slice belongs to (the engine's ``_SplitCall``).
-    split: Any
-    #: The slice's :class:`~dagpar_cli.engine.SliceContext`.
-    ctx: Any
+    #: The split call the slice belongs to.
+    job: SplitJob
+    #: The running slice.
+    ctx: SliceContext
     spec: RunnerSpec
     report_dir: Path
     #: ``time.monotonic()`` when the runner command started.
@@ -63,13 +67,12 @@ class Offer:
     @property
     def predicted(self) -> dict[str, float]:
         """Predicted seconds per workspace-relative test id (empty: no history)."""
-        predicted: dict[str, float] = self.split.predicted
-        return predicted
+        return self.job.predicted
 
     @property
     def startup(self) -> float:
         """Predicted start-up seconds of a slice of this runner."""
-        return float(self.split.startup)
+        return self.job.startup
 
     def seconds(self, pending: Sequence[TestCase], started: int) -> tuple[list[float], bool]:
         """Predicted seconds of each pending test (source-relative), and whether all are known.
@@ -96,7 +99,7 @@ class Offer:
 
         :param running: that test (source-relative) and the seconds it has run, as the runner
             plugin reported them; None between tests.
-        :returns: :func:`~dagpar_cli.planning.handover.running_rest` of its prediction; 0
+        :returns: :func:`~dagpar_cli.planning.tail_rule.running_rest` of its prediction; 0
             between tests.
         """
         if running is None:
@@ -128,90 +131,145 @@ class Tail:
     seconds: tuple[float, ...]
 
 
-class HandOver:
-    """The running slices that may hand tests over, and the search for a tail to take.
+class TailStealingScheduler(StaticScheduler):
+    """Runs planned slices like :class:`StaticScheduler`; a worker with no slice left to start
+    takes the unstarted tail of a running slice instead of sitting idle.
 
-    :param hook: the plugin manager's hook relay (``dagpar_runner_hand_over``).
+    :param workers: how many slices run at once.
+    :param hook: the plugin manager's hook relay (``dagpar_slice_handed_over``).
+    :param runners: asks a runner whether it can hand over, and to release a tail.
     """
 
-    def __init__(self, hook: pluggy.HookRelay) -> None:
+    def __init__(self, workers: int, *, hook: pluggy.HookRelay, runners: TailRunners) -> None:
+        super().__init__(workers)
         self._hook = hook
+        self._runners = runners
         self._offers: list[Offer] = []
-        self._lock = threading.Lock()
+        self._offers_lock = threading.Lock()
         #: One idle worker looks at a time; the others wait for it.
         self._scout = threading.Lock()
         #: Set whenever an offer opens, so a waiting scout looks again at once.
         self._changed = threading.Event()
         #: Slices that will offer once their runner command starts (by ``id`` of the context).
         self._coming: set[int] = set()
+        #: Set when the run is cancelled: idle workers stop looking.
+        self.stopped = threading.Event()
 
-    def expect(self, ctx: Any) -> None:
-        """A slice that may offer has started: idle workers keep looking until it has."""
-        with self._lock:
-            self._coming.add(id(ctx))
+    def hands_over(self, spec: RunnerSpec | None, nested: bool) -> bool:
+        """Where the runner can stop at a test boundary and ``[file, test]`` selectors can name
+        the tests it gives up."""
+        return spec is not None and nested and self._runners.supports_handover(spec)
 
-    def withdraw(self, ctx: Any) -> None:
-        """The slice *ctx* has ended (whether or not it offered)."""
-        with self._lock:
-            self._coming.discard(id(ctx))
+    # ---------------------------------------------------------------- the split call's side
+
+    def _started(self, job: SplitJob) -> None:
+        if job.hands_over:
+            # Workers the plan leaves without a slice wait for tails to take from the start.
+            for _ in range(self.workers - len(job.plan.slices)):
+                self.submit(_look_for_tails)
+
+    def _finished(self, job: SplitJob) -> list[Outcome]:
+        return job.tails.close()
 
     @contextmanager
-    def offering(
-        self,
-        *,
-        split: Any,
-        ctx: Any,
-        spec: RunnerSpec,
-        report_dir: Path,
-    ) -> Iterator[Offer]:
-        """Let idle workers take tests from this slice while its runner command runs."""
+    def attend(self, slice: SliceContext) -> Iterator[object]:
+        """While a slice that may offer runs, idle workers keep looking until it has offered."""
+        expected = slice.job is not None and slice.job.hands_over and not slice.job.tails.closed
+        if expected:
+            with self._offers_lock:
+                self._coming.add(id(slice))
+        try:
+            yield None
+        finally:
+            with self._offers_lock:
+                self._coming.discard(id(slice))
+
+    @contextmanager
+    def offering(self, slice: SliceContext, spec: RunnerSpec, report_dir: Path) -> Iterator[object]:
+        """Let idle workers take tests from *slice* while its runner command runs.
+
+        A no-op unless the slice's split call hands tails over and has not yet collected its
+        slices (a rerun slice gives nothing away).
+        """
+        job = slice.job
+        if job is None or not job.hands_over or job.tails.closed:
+            yield None
+            return
         offer = Offer(
-            split=split,
-            ctx=ctx,
-            spec=spec,
-            report_dir=report_dir,
-            started=time.monotonic(),
+            job=job, ctx=slice, spec=spec, report_dir=report_dir, started=time.monotonic()
         )
-        with self._lock:
+        with self._offers_lock:
             self._offers.append(offer)
-            self._coming.discard(id(ctx))
+            self._coming.discard(id(slice))
         self._changed.set()
         try:
             yield offer
         finally:
             with offer.lock:
                 offer.closed = True
-            with self._lock:
+            with self._offers_lock:
                 self._offers.remove(offer)
+
+    def cancel(self) -> None:
+        """Idle workers stop looking for tails."""
+        self.stopped.set()
+
+    # ---------------------------------------------------------------- the idle worker's side
+
+    def _idle(self) -> None:
+        """While no slice waits to start, take tails of running slices."""
+        while not self.stopped.is_set() and self.queued == 0 and self.busy():
+            tail = self.find()
+            if tail is not None:
+                self._run_tail(tail)
+
+    def _run_tail(self, tail: Tail) -> None:
+        """Run the tests *tail* took from a running slice as a new slice of the same split."""
+        victim = tail.offer.ctx
+        job = tail.offer.job
+        try:
+            index = job.tails.new_index()
+            pairs = zip(tail.selectors, tail.tests, strict=True)
+            items = tuple(Item((path, name), t.path) for (path, name), t in pairs)
+            sp = SlicePlan(
+                index=index,
+                items=items,
+                predicted_seconds=job.startup + sum(tail.seconds),
+                tests=tail.tests,
+            )
+            self._hook.dagpar_slice_handed_over(
+                check=job.check, slice=victim.plan, tests=list(tail.tests), to=sp
+            )
+            result, value = job.context.copy().run(job.run_slice, sp, index, True)
+            job.tails.add((sp, result, value))
+        finally:
+            job.tails.release()
 
     def busy(self) -> bool:
         """Whether some running slice may still hand tests over."""
-        with self._lock:
+        with self._offers_lock:
             return bool(self._coming) or any(not o.settled and not o.refused for o in self._offers)
 
-    def find(
-        self, reserve: Callable[[Offer], None], release: Callable[[Offer], None]
-    ) -> Tail | None:
+    def find(self) -> Tail | None:
         """Take the tail worth most from the running slices, or return None (look again later).
 
         Only one caller looks at a time; others wait for it (at most :data:`POLL_SECONDS`) and
-        return None. *reserve* is called, under the chosen slice's lock, before the runner is
-        asked to give tests up (the split call must then wait for the new slice); *release* if
-        it gave none.
+        return None. The split call of the chosen slice is told, under that slice's lock,
+        before the runner is asked to give tests up (it must then wait for the new slice).
         """
         if not self._scout.acquire(timeout=POLL_SECONDS):
             return None
         try:
             self._changed.clear()
             best: tuple[float, Offer] | None = None
-            with self._lock:
+            with self._offers_lock:
                 offers = [o for o in self._offers if not o.settled and not o.refused]
             for offer in offers:
                 work = self._peek(offer)
                 if work is not None and (best is None or work > best[0]):
                     best = (work, offer)
             if best is not None:
-                tail = self._take(best[1], reserve, release)
+                tail = self._take(best[1])
                 if tail is not None:
                     return tail
             # Nothing to take now: wait for a new offer or for the running ones to move on.
@@ -237,19 +295,15 @@ class HandOver:
             return 0
 
         with offer.lock:
-            if offer.closed or not getattr(offer.ctx, "shares_mounts", False):
+            if offer.closed or not offer.ctx.shares_mounts:
                 return None
-            answer = self._hook.dagpar_runner_hand_over(
-                spec=offer.spec, report_dir=offer.report_dir, choose=look
-            )
+            answer = self._runners.release_tail(offer.spec, offer.report_dir, look)
         if answer is None:
             offer.refused = True
             return None
         return seen[0] if seen and not offer.settled else None
 
-    def _take(
-        self, offer: Offer, reserve: Callable[[Offer], None], release: Callable[[Offer], None]
-    ) -> Tail | None:
+    def _take(self, offer: Offer) -> Tail | None:
         taken: list[float] = []
 
         def cut(
@@ -265,12 +319,10 @@ class HandOver:
         with offer.lock:
             if offer.closed:
                 return None
-            reserve(offer)
-            answer = self._hook.dagpar_runner_hand_over(
-                spec=offer.spec, report_dir=offer.report_dir, choose=cut
-            )
+            offer.job.tails.reserve()
+            answer = self._runners.release_tail(offer.spec, offer.report_dir, cut)
             if not answer:
-                release(offer)
+                offer.job.tails.release()
                 return None
             prefix = offer.spec.source
             tests = tuple(TestCase(join_path(prefix, t.path), t.name) for t in answer)
@@ -285,3 +337,19 @@ class HandOver:
             selectors=tuple((t.path, t.name) for t in answer),
             seconds=tuple(taken),
         )
+
+
+class TailRunners(Protocol):
+    """What the scheduler asks of runner plugins."""
+
+    def supports_handover(self, spec: RunnerSpec) -> bool:
+        """Whether the runner of *spec* can stop at a test boundary and give tests up."""
+
+    def release_tail(
+        self, spec: RunnerSpec, report_dir: Path, choose: TailChooser
+    ) -> list[TestCase] | None:
+        """Ask the running runner to give up the tests *choose* picks (None: it cannot)."""
+
+
+def _look_for_tails() -> None:
+    """A pool task that only makes its worker look for tails to take."""

@@ -1,0 +1,39 @@
+"""The fallback planner: a balanced split by item count, when no planner plugin answers."""
+
+from __future__ import annotations
+
+from dagpar_cli.model import Item, Plan, SlicePlan
+from dagpar_cli.planning.api import PlanRequest
+
+__all__ = ["CountPlanner"]
+
+
+class CountPlanner:
+    """Cuts the items into ``workers`` consecutive runs of nearly equal length.
+
+    What dagpar plans with when every planner plugin is disabled (``DAGPAR_DISABLED_PLUGINS``)
+    or none answers ``dagpar_make_planner``.
+    """
+
+    name = "count"
+
+    def plan(self, request: PlanRequest) -> Plan:
+        """One slice per worker (fewer with fewer items), in the items' order."""
+        items = request.items
+        n = max(1, min(request.workers, len(items)))
+        buckets: list[list[Item]] = [[] for _ in range(n)]
+        for i, item in enumerate(items):
+            buckets[i * n // len(items)].append(item)
+        slices = tuple(
+            SlicePlan(
+                index=i + 1,
+                items=tuple(b),
+                predicted_seconds=request.startup_seconds
+                + sum(request.predictions.get(it.key, 0.0) for it in b),
+                tests=tuple(t for it in b for t in request.tests.get(it.key, ())),
+            )
+            for i, b in enumerate(buckets)
+            if b
+        )
+        wall = max((s.predicted_seconds for s in slices), default=0.0)
+        return Plan(slices=slices, predicted_wall_seconds=wall, workers=n, planner=self.name)

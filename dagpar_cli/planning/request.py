@@ -1,0 +1,143 @@
+"""Stage 5's input and output around the planner: the request from history, the run order after.
+
+:func:`plan_split` builds a :class:`~dagpar_cli.planning.api.PlanRequest` for one split call
+from the timing store (predictions, measured start-up, the tests of whole items so a long file
+can be cut), asks the planner, and, where running slices hand their tails over, orders each
+slice's items so that what is left to hand over late is short work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dagpar_cli.model import Item, Plan, TestCase
+from dagpar_cli.planning.api import Planner, PlanRequest
+from dagpar_cli.planning.count import CountPlanner
+
+if TYPE_CHECKING:
+    from dagpar_cli.timings import TimingStore
+
+__all__ = ["DEFAULT_STARTUP", "OVERSLICE", "PlannedSplit", "longest_first", "plan_split"]
+
+#: At most this many slices per worker (see :attr:`PlanRequest.max_slices`).
+OVERSLICE = 4
+
+#: Start-up seconds assumed for a slice before any was measured, per executor.
+DEFAULT_STARTUP = {"local": 0.3, "docker": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSplit:
+    """A split call's plan, with what its scheduler needs to hand tails over."""
+
+    plan: Plan
+    #: Predicted seconds per test id (empty without history or hand-over).
+    predicted: dict[str, float]
+    #: Predicted start-up seconds of one slice.
+    startup: float
+
+
+def plan_split(
+    *,
+    check: str,
+    instance: str,
+    items: Sequence[Item],
+    tests_of: dict[str, list[TestCase]],
+    runner: str | None,
+    nested: bool,
+    hands_over: bool,
+    workers: int,
+    executor: str,
+    store: TimingStore | None,
+    planner: Planner | None,
+    shard: tuple[int, int] | None,
+) -> PlannedSplit:
+    """Cut one split call into slices.
+
+    :param check: the check (``instance:function``).
+    :param instance: the toolchain instance the timings are kept under.
+    :param tests_of: each item's tests (workspace-relative), by item key.
+    :param runner: the runner plugin's name, or None.
+    :param nested: whether items are ``[file, test]`` selectors, so a file can be cut.
+    :param hands_over: whether running slices hand unstarted tests to idle workers.
+    :param executor: the executor's name (start-up defaults and history are per executor).
+    :param planner: the planner the plugins chose (None: :class:`CountPlanner`).
+    """
+    predictions: dict[str, float] = {}
+    estimated: frozenset[str] = frozenset()
+    spread: float | None = None
+    has_history = False
+    startup = DEFAULT_STARTUP.get(executor, 0.5)
+    finer: dict[str, list[tuple[Item, float]]] = {}
+    per_test: dict[str, float] = {}
+    if store is not None:
+        prediction = store.predict_detailed(instance, items, tests_of)
+        predictions, has_history = prediction.seconds, prediction.has_history
+        estimated, spread = prediction.estimated, prediction.spread
+        measured = store.startup_seconds(runner or "custom", executor)
+        if measured is not None:
+            startup = measured
+        if nested and has_history:
+            # Tests of whole items, so the planner can cut an item too long for one slice.
+            splittable = [
+                item for item in items if item.name is None and len(tests_of.get(item.key, ())) > 1
+            ]
+            wanted = items if hands_over else splittable
+            per_test = store.predict_tests(
+                instance, [t for item in wanted for t in tests_of.get(item.key, ())]
+            )
+            for item in splittable:
+                finer[item.key] = [
+                    (Item((item.selector[0], t.name), item.path), per_test.get(t.id, 0.0))
+                    for t in tests_of[item.key]
+                ]
+    request = PlanRequest(
+        check=check,
+        items=tuple(items),
+        predictions=predictions,
+        has_history=has_history,
+        workers=workers,
+        # More, smaller slices than workers let free workers pick up the tail when the
+        # predictions are off; the planner cuts them only when that pays for the start-up.
+        # Without history there is nothing to weigh: one slice per worker, split by count.
+        # Where running slices hand their tails to free workers, that does the same job
+        # better, and each extra slice would only cost one more start-up.
+        max_slices=OVERSLICE * workers if has_history and not hands_over else workers,
+        startup_seconds=startup,
+        finer=finer,
+        tests=tests_of,
+        shard=shard,
+        estimated=estimated,
+        spread=spread,
+    )
+    plan = (planner or CountPlanner()).plan(request)
+    if not hands_over:
+        return PlannedSplit(plan, {}, startup)
+    # A file the planner cut into its tests has them as items: they go by their own times.
+    seconds = {**per_test, **predictions}
+    return PlannedSplit(longest_first(plan, seconds, estimated), per_test, startup)
+
+
+def longest_first(plan: Plan, seconds: Mapping[str, float], estimated: frozenset[str]) -> Plan:
+    """*plan* with each slice's items in the order they should run where tails are handed over.
+
+    Unknown items first, then the longest: a surprise shows early, and what a slice has left
+    when a worker comes free is short tests, which it can give away in even parts. Ties keep
+    the plan's order, and a slice's tests follow its items.
+    """
+
+    def rank(item: Item) -> tuple[bool, float]:
+        return item.key not in estimated, -seconds.get(item.key, 0.0)
+
+    slices = []
+    for sp in plan.slices:
+        items = tuple(sorted(sp.items, key=rank))
+        first: dict[str, int] = {}
+        for position, item in enumerate(items):
+            first.setdefault(item.path, position)
+        tests = tuple(sorted(sp.tests, key=lambda t: first.get(t.path, len(items))))
+        slices.append(dataclasses.replace(sp, items=items, tests=tests))
+    return dataclasses.replace(plan, slices=tuple(slices))
