@@ -1,4 +1,4 @@
-"""The engine on real subprocesses: slices run concurrently, keep order, merge results."""
+"""Split calls on real subprocesses: slices run concurrently, keep order, merge results."""
 
 from __future__ import annotations
 
