@@ -52,7 +52,7 @@ from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResul
 from dagpar_cli.model import Status as TestStatus
 from dagpar_cli.pluginmanager import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
-from dagpar_cli.timings import STATE_DIR, state_dir
+from dagpar_cli.statedir import STATE_DIR, state_dir
 
 if TYPE_CHECKING:
     import pluggy
@@ -241,7 +241,7 @@ def _make_provider(
     outputs = 0
     remote: _Interruptible | None = None
     try:
-        # The timing store's helper makes .dagpar/ with its .gitignore and CACHEDIR.TAG.
+        # state_dir makes .dagpar/ with its .gitignore and CACHEDIR.TAG.
         (state_dir(workspace) / "traces").mkdir(exist_ok=True)
         exporter = JsonLinesExporter(traces_file(workspace, run_id))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
