@@ -40,6 +40,7 @@ from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
+from dagpar_cli.timings import TimingStore
 
 __all__ = ["CheckSpec", "exit_code_for", "open_session", "run_call", "run_checks", "select_checks"]
 
@@ -181,7 +182,7 @@ def _execute(
     flt.check_instances(
         {tc.instance for _, tc, _ in bodies} | {tc.instance for tc in session.config.toolchains}
     )
-    session.stash["runner_of"] = {tc.instance: _runner_of(tc) for _, tc, _ in bodies}
+    session.runner_of = {tc.instance: _runner_of(tc) for _, tc, _ in bodies}
     _open_timings(session)
     run: RunResult | None = None
     exit_code = ExitCode.INTERNAL_ERROR
@@ -232,10 +233,6 @@ def _execute(
 
 
 def _open_timings(session: Session) -> None:
-    try:
-        from dagpar_cli.timings import TimingStore
-    except ImportError:  # the store is optional for planning; count splits work without it
-        return
     try:
         session.timings = TimingStore.open(session.config.workspace)
     except OSError as exc:

@@ -1,4 +1,14 @@
-"""Reading JUnit XML written by any tool into dagpar test ids, for ``dagpar timings import``.
+"""Samples in and out of the timing store: from a run, from JUnit XML, to and from JSON exports.
+
+Everything the store holds is a *sample* row ``(instance, kind, key, run_id, ordinal, seconds,
+recorded)``; this module makes those rows and checks foreign ones, and the store persists them.
+
+- :class:`SampleRecorder` turns a finished run's results into rows.
+- :func:`export_document` and :func:`export_rows` are the ``dagpar timings export``/``merge``
+  format, a CI artifact: rows from elsewhere are validated one by one, since an export from
+  another machine may hold anything.
+- :func:`read_junit` reads JUnit XML written by any tool into dagpar test ids, for ``dagpar
+  timings import``.
 
 JUnit XML has no single dialect, so each ``testcase`` is mapped to a workspace-relative
 ``path::name`` with whatever it carries, best evidence first:
@@ -22,14 +32,46 @@ import os
 import posixpath
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from dagpar_cli.model import Status
+from dagpar_cli.errors import UsageError
+from dagpar_cli.model import RunResult, Status, TestResult
+from dagpar_cli.timings.predict import outermost
 
-__all__ = ["ImportedCase", "JunitFile", "read_junit"]
+__all__ = [
+    "EXPORT_FORMAT",
+    "ITEM",
+    "SCHEMA_VERSION",
+    "STARTUP",
+    "TEST",
+    "ImportedCase",
+    "JunitFile",
+    "Sample",
+    "SampleRecorder",
+    "TimingsFormatError",
+    "export_document",
+    "export_rows",
+    "junit_samples",
+    "read_junit",
+    "run_samples",
+]
+
+#: The schema the store reads and writes, which is also the export format's version.
+SCHEMA_VERSION = 1
+#: The ``export_json`` format marker.
+EXPORT_FORMAT = "dagpar-timings"
+
+# Sample kinds: per test id, per whole item (file or package), per slice start-up.
+TEST = "test"
+ITEM = "item"
+STARTUP = "startup"
+
+#: One sample: ``(instance, kind, key, run_id, ordinal, seconds, recorded)``.
+Sample = tuple[str, str, str, str, int, float, float]
 
 #: Directories never searched for test files.
 _SKIP_DIRS = frozenset({"node_modules", "__pycache__", "target", "build", "dist", "vendor"})
@@ -265,3 +307,177 @@ def _module_of(go_mod: Path) -> str | None:
         if len(words) == 2 and words[0] == "module":
             return words[1].strip('"')
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# samples and exports
+
+
+class TimingsFormatError(UsageError, ValueError):
+    """A timings export or JUnit file that cannot be imported; a :class:`ValueError` too."""
+
+
+def export_document(rows: Iterable[Sequence[Any]], keep: int) -> dict[str, Any]:
+    """The ``dagpar timings export`` document of *rows* (every kept sample).
+
+    :param rows: the samples, in the order they are to be written.
+    :param keep: the samples the exporting store keeps per key.
+    """
+    return {
+        "format": EXPORT_FORMAT,
+        "version": SCHEMA_VERSION,
+        "keep": keep,
+        "samples": [list(r) for r in rows],
+    }
+
+
+def export_rows(data: Mapping[str, Any]) -> list[Sample]:
+    """The samples of an :func:`export_document`, each one checked.
+
+    :param data: the exported document.
+    :raises TimingsFormatError: when *data* is not a dagpar timings export.
+    """
+    if data.get("format") != EXPORT_FORMAT or data.get("version") != SCHEMA_VERSION:
+        raise TimingsFormatError(
+            f"not a dagpar timings export (format {data.get('format')!r}, "
+            f"version {data.get('version')!r}; expected {EXPORT_FORMAT!r} {SCHEMA_VERSION})"
+        )
+    samples = data.get("samples", [])
+    if not isinstance(samples, list):
+        raise TimingsFormatError("not a dagpar timings export (samples is not a list)")
+    return [_sample_row(sample) for sample in samples]
+
+
+def _sample_row(sample: object) -> Sample:
+    """One exported sample as a database row; an export from elsewhere may hold anything."""
+    if not isinstance(sample, list) or len(sample) != 7:
+        raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
+    instance, kind, key, run_id, ordinal, seconds, recorded = sample
+    if kind not in (TEST, ITEM, STARTUP):
+        raise TimingsFormatError(f"unknown sample kind {kind!r:.40} in timings export")
+    duration, moment = _finite(seconds), _finite(recorded)
+    if (
+        isinstance(instance, str)
+        and isinstance(kind, str)
+        and isinstance(key, str)
+        and isinstance(run_id, str)
+        and all(_encodable(text) for text in (instance, key, run_id))
+        and isinstance(ordinal, int)
+        and not isinstance(ordinal, bool)
+        and 0 <= ordinal < 2**63  # SQLite's INTEGER
+        and duration is not None
+        and duration >= 0
+        and moment is not None
+    ):
+        return (instance, kind, key, run_id, ordinal, duration, moment)
+    raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
+
+
+def _finite(value: object) -> float | None:
+    """*value* as a finite float; None for anything else (NaN is stored as NULL by SQLite)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _encodable(text: str) -> bool:
+    # A lone surrogate (JSON "\ud800") cannot be stored as SQLite text.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class SampleRecorder:
+    """Collects the sample rows of one run, numbering repeated keys.
+
+    :param run_id: identifies the run's samples (merges deduplicate on it).
+    :param recorded: the run's wall-clock time (the last samples by it are kept).
+    """
+
+    def __init__(self, run_id: str, recorded: float) -> None:
+        self.run_id = run_id
+        self.recorded = recorded
+        self.rows: list[Sample] = []
+        self._seen: dict[tuple[str, str, str], int] = defaultdict(int)
+
+    def add(self, instance: str, kind: str, key: str, seconds: float) -> None:
+        """One sample of *key*; a key added again in the same run gets the next ordinal."""
+        if not math.isfinite(seconds):
+            seconds = 0.0  # a sum that overflowed; NaN would be stored as NULL
+        where = (instance, kind, key)
+        ordinal = self._seen[where]
+        self._seen[where] += 1
+        self.rows.append(
+            (instance, kind, key, self.run_id, ordinal, max(0.0, seconds), self.recorded)
+        )
+
+    def results(self, instance: str, results: Iterable[TestResult], whole: set[str]) -> None:
+        """Samples for tests, and totals for the paths in *whole* that reported no error."""
+        totals: dict[str, float] = defaultdict(float)
+        broken: set[str] = set()
+        results = list(results)
+        outer = {id(r) for r in outermost(results)}
+        for r in results:
+            if r.status is Status.ERROR:
+                broken.add(r.path)
+                continue
+            self.add(instance, TEST, r.id, r.seconds)
+            if id(r) in outer:
+                totals[r.path] += r.seconds
+        for path in sorted(set(totals) & whole - broken):
+            self.add(instance, ITEM, path, totals[path])
+
+
+def junit_samples(cases: JunitFile, instance: str) -> list[Sample]:
+    """The samples of an imported JUnit file, as if its tests had run in one dagpar run.
+
+    The run id is derived from the file's content, so importing one file twice adds nothing.
+
+    :param cases: the file's test cases (:func:`read_junit`).
+    :param instance: the toolchain instance the tests belong to.
+    """
+    recorder = SampleRecorder(f"junit:{cases.digest}", cases.recorded)
+    results = [
+        TestResult(path=c.path, name=c.name, status=c.status, seconds=c.seconds) for c in cases
+    ]
+    recorder.results(instance, results, {r.path for r in results})
+    return recorder.rows
+
+
+def run_samples(
+    run: RunResult, *, runner_of: Mapping[str, str], executor: str, run_id: str, recorded: float
+) -> list[Sample]:
+    """The samples of a finished run (see :meth:`TimingStore.record
+    <dagpar_cli.timings.store.TimingStore.record>` for which).
+
+    :param run: the merged result.
+    :param runner_of: the runner plugin per toolchain instance.
+    :param executor: the executor the run used.
+    :param run_id: identifies the run's samples.
+    :param recorded: the run's wall-clock time.
+    """
+    recorder = SampleRecorder(run_id, recorded)
+    for check in run.checks:
+        instance = check.name.split(":", 1)[0]
+        runner = runner_of.get(instance, "custom")
+        if check.slices:
+            for sl in check.slices:
+                if sl.infrastructure_error:
+                    continue
+                whole = {item.path for item in sl.items if item.name is None}
+                recorder.results(instance, sl.results, whole)
+                if sl.results:
+                    spent = math.fsum(
+                        r.seconds + math.fsum(a.seconds for a in r.attempts)
+                        for r in outermost(sl.results)
+                    )
+                    recorder.add(runner, STARTUP, executor, max(0.0, sl.seconds - spent))
+        elif not check.infrastructure_error:
+            recorder.results(instance, check.results, {r.path for r in check.results})
+    return recorder.rows
