@@ -7,9 +7,7 @@ errors to exit codes.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 import signal
 import sys
 import threading
@@ -17,16 +15,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pluggy
 
-from dagpar_cli.callchain import call_chain, parse_chain, resolve_chain
-from dagpar_cli.config import Config, RunOptions, load_config
-from dagpar_cli.discovery import Toolchain, discover
+from dagpar_cli.callchain import CheckSpec, call_chain, parse_chain, resolve_chain, select_checks
+from dagpar_cli.config import Config, RunOptions
+from dagpar_cli.config.loader import load_config
+from dagpar_cli.discovery import Toolchain, detect_toolchains, discover
 from dagpar_cli.engine import Engine
 from dagpar_cli.errors import (
     DagparError,
@@ -42,70 +40,88 @@ from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
 from dagpar_cli.timings import TimingStore
 
-__all__ = ["CheckSpec", "exit_code_for", "open_session", "run_call", "run_checks", "select_checks"]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSpec:
-    """A check to run: ``instance:function`` on a toolchain."""
-
-    name: str
-    toolchain: Toolchain
-    function: str
+__all__ = [
+    "CheckSpec",
+    "close_session",
+    "exit_code_for",
+    "open_session",
+    "run_call",
+    "run_checks",
+    "select_checks",
+    "session_scope",
+]
 
 
 def open_session(
     workspace: Path, options: RunOptions, *, pm: pluggy.PluginManager | None = None
 ) -> Session:
-    """Stage 1: load the configuration and build the session."""
+    """Stage 1: load the configuration, build the session, configure the plugins.
+
+    ``dagpar_configure`` fires here, before discovery: once the configuration and options are
+    known, for every command that opens a workspace (``check``, ``call``, ``functions``, ``check
+    -l``). Then, when the configuration lists no toolchains, they are detected (the first step
+    of discovery). A session opened here is closed by :func:`close_session`; :func:`session_scope`
+    pairs the two.
+
+    :param workspace: the workspace root (``-C/--workspace``).
+    :param options: the command line's options.
+    :param pm: the plugin manager; a new one when None.
+    :raises UsageError: *workspace* is not a directory.
+    :raises ConfigError: ``dagpar.yaml`` or a detected toolchain is invalid.
+    """
     if not workspace.is_dir():
         raise UsageError(f"workspace '{workspace}' does not exist (-C/--workspace)")
     pm = pm or get_plugin_manager()
     config = load_config(workspace.resolve(), pm)
-    return Session(config=config, options=options, pm=pm)
+    session = Session(config=config, options=options, pm=pm)
+    pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
+    try:
+        session.config = detect_toolchains(config, pm)
+    except BaseException as exc:
+        close_session(session, exit_code=_exit_code_of(exc))
+        raise
+    return session
 
 
-def select_checks(
-    toolchains: Sequence[Toolchain], patterns: Sequence[str], skip: Sequence[str]
-) -> list[CheckSpec]:
-    """Every ``+check`` whose name matches a pattern (all when none) and no ``--skip``.
+def close_session(
+    session: Session, run: RunResult | None = None, *, exit_code: ExitCode = ExitCode.OK
+) -> None:
+    """Fire ``dagpar_sessionfinish`` for *session*, once: later calls do nothing.
 
-    Patterns are doublestar globs on ``instance:function`` names; a bare instance name selects
-    all of its checks.
-
-    :raises NothingSelectedError: a pattern matched no check (with the names that exist).
+    :param session: a session from :func:`open_session`.
+    :param run: the merged result, None when nothing ran (a listing, or a failure before).
+    :param exit_code: the exit code dagpar is about to return.
     """
-    every = [
-        CheckSpec(f"{tc.instance}:{fn.kebab}", tc, fn.name)
-        for tc in toolchains
-        for fn in tc.main.functions
-        if fn.check
-    ]
-    names = [c.name for c in every]
-
-    def matches(pattern: str, name: str) -> bool:
-        if ":" not in pattern:
-            return _glob(pattern, name.split(":", 1)[0]) or _glob(pattern, name)
-        return _glob(pattern, name)
-
-    chosen = every
-    if patterns:
-        for pattern in patterns:
-            if not any(matches(pattern, n) for n in names):
-                import difflib
-
-                close = difflib.get_close_matches(pattern, names, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise NothingSelectedError(
-                    f"no check matches {pattern!r}{hint} (checks: {', '.join(names) or 'none'})"
-                )
-        chosen = [c for c in every if any(matches(p, c.name) for p in patterns)]
-    return [c for c in chosen if not any(matches(s, c.name) for s in skip)]
+    if session.finished:
+        return
+    session.finished = True
+    session.pm.hook.dagpar_sessionfinish(run=run, exitcode=int(exit_code))
 
 
-def _glob(pattern: str, name: str) -> bool:
-    regex = re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^:/]*").replace(r"\?", ".")
-    return re.fullmatch(regex, name) is not None or fnmatch.fnmatchcase(name, pattern)
+@contextmanager
+def session_scope(
+    workspace: Path, options: RunOptions, *, pm: pluggy.PluginManager | None = None
+) -> Iterator[Session]:
+    """:func:`open_session` for the ``with`` block, and :func:`close_session` after it.
+
+    A run closes its session itself, with its result; for a listing, or a failure before the
+    run, the session is closed here, with the exit code the error maps to.
+    """
+    session = open_session(workspace, options, pm=pm)
+    try:
+        yield session
+    except BaseException as exc:
+        close_session(session, exit_code=_exit_code_of(exc))
+        raise
+    close_session(session)
+
+
+def _exit_code_of(exc: BaseException) -> ExitCode:
+    if isinstance(exc, DagparError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    return ExitCode.INTERNAL_ERROR
 
 
 def run_checks(
@@ -189,7 +205,6 @@ def _execute(
     executor: Executor | None = None
     engine: Engine | None = None
     try:
-        pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
         executor = pm.hook.dagpar_make_executor(session=session)
         if executor is None:
             raise UsageError(
@@ -222,7 +237,7 @@ def _execute(
         raise
     finally:
         try:
-            pm.hook.dagpar_sessionfinish(run=run, exitcode=int(exit_code))
+            close_session(session, run, exit_code=exit_code)
         finally:
             if engine is not None:
                 engine.close()

@@ -43,6 +43,9 @@ class Session:
     runner_of: dict[str, str] = field(default_factory=dict)
     #: Per-plugin state, keyed by the plugin's own name.
     stash: dict[str, object] = field(default_factory=dict)
+    #: Whether ``dagpar_sessionfinish`` has fired (:func:`dagpar_cli.pipeline.close_session`
+    #: fires it once).
+    finished: bool = False
 
     @property
     def executor_name(self) -> str:

@@ -660,7 +660,7 @@ def _incoming_context() -> Any:
 
 @hookimpl
 def dagpar_configure(session: Session) -> None:
-    """Set up tracing for the run, unless ``OTEL_SDK_DISABLED`` is true.
+    """Set up tracing for the run, unless ``OTEL_SDK_DISABLED`` is true or nothing will run.
 
     Starts the run span (at the session's start) and registers an :class:`OtelReporter` with the
     session's plugin manager; it ends everything in ``dagpar_sessionfinish``.
@@ -668,7 +668,7 @@ def dagpar_configure(session: Session) -> None:
     :param session: the run's session.
     """
     global _active
-    if _truthy(os.environ.get("OTEL_SDK_DISABLED")):
+    if _truthy(os.environ.get("OTEL_SDK_DISABLED")) or session.options.list_only:
         return
     made = _make_provider(session.config.workspace, session.run_id)
     if made is None:
