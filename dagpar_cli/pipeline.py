@@ -38,7 +38,7 @@ from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
-from dagpar_cli.timings import TimingStore
+from dagpar_cli.timings.store import TimingStore
 
 __all__ = [
     "CheckSpec",

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from dagpar_cli.config import Config, RunOptions
-    from dagpar_cli.timings import TimingStore
+    from dagpar_cli.timings.store import TimingStore
 
 __all__ = ["Session"]
 
