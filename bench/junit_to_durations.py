@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dagpar_cli.junit_import import read_junit
+from dagpar_cli.timings.transfer import read_junit
 
 
 def main(argv: list[str]) -> int:

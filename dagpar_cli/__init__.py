@@ -9,13 +9,12 @@ Plugins import :data:`hookimpl`.
 
 from __future__ import annotations
 
+from dagpar_cli._version import __version__ as __version__
 from dagpar_cli.errors import DagparError, ExitCode, TestsFailedError
 from dagpar_cli.model import Item, Status, TestCase, TestResult
 from dagpar_cli.pluginmanager import hookimpl
 from dagpar_cli.sdk import Container, Directory, check, dag, field, object_type, parallel
 from dagpar_cli.sdk.runner import collect_items, run_tests
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Container",

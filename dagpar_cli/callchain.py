@@ -1,25 +1,110 @@
-"""Stage 3: call chains — ``dagpar call INSTANCE FUNCTION [--arg V]... [FUNCTION ...]``.
+"""Stage 3: what to call — the checks a ``dagpar check`` selects, or a ``dagpar call`` chain.
 
-A chain is parsed and checked against the toolchain's type definitions *before* anything runs,
-so a misspelt second function fails at once; then each step is called on the previous step's
-result. Arguments are kebab-case flags; list arguments repeat the flag or take commas.
+Checks are named ``instance:function`` and selected by patterns in dagpar's one glob dialect
+(:func:`dagpar_cli.filtering.translate_glob`, shared with ``--filter``): ``*`` and ``?`` never
+cross ``:`` or ``/``, ``**`` crosses both, ``[...]`` is a class. A pattern without ``:`` may also
+name an instance, selecting all of its checks (``back*`` selects ``backend:unit`` and
+``backend:lint``).
+
+A chain (``dagpar call INSTANCE FUNCTION [--arg V]... [FUNCTION ...]``) is parsed and checked
+against the toolchain's type definitions *before* anything runs, so a misspelt second function
+fails at once; then each step is called on the previous step's result. Arguments are kebab-case
+flags; list arguments repeat the flag or take commas.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagpar_cli.errors import UsageError
+from dagpar_cli.discovery import Toolchain
+from dagpar_cli.errors import NothingSelectedError, UsageError
+from dagpar_cli.filtering import translate_glob
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.sdk.types import FieldDef, FunctionDef, TypeDef, typedef_of
 
-__all__ = ["Step", "call_chain", "parse_chain", "resolve_chain"]
+__all__ = [
+    "CheckSpec",
+    "Step",
+    "call_chain",
+    "check_pattern",
+    "parse_chain",
+    "resolve_chain",
+    "select_checks",
+]
+
+#: What ``*`` and ``?`` of a check pattern never cross: the instance's ``:`` and a ``/``.
+CHECK_SEPARATORS = ":/"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """A check to run: ``instance:function`` on a toolchain."""
+
+    #: The check's name, ``instance:function-name``.
+    name: str
+    #: The toolchain instance it belongs to.
+    toolchain: Toolchain
+    #: The Python name of the ``+check`` function on the toolchain's main class.
+    function: str
+
+
+def select_checks(
+    toolchains: Sequence[Toolchain], patterns: Sequence[str], skip: Sequence[str]
+) -> list[CheckSpec]:
+    """Every ``+check`` whose name matches a pattern (all when none) and no ``--skip``.
+
+    Patterns are globs on ``instance:function`` names (see the module docstring); a pattern
+    without ``:`` also matches an instance name, selecting all of its checks.
+
+    :param toolchains: the discovered toolchains, in configuration order.
+    :param patterns: the patterns given on the command line; none selects every check.
+    :param skip: ``--skip`` patterns; what they match is left out.
+    :returns: the selected checks, in toolchain and function order.
+    :raises NothingSelectedError: a pattern matched no check (with the names that exist).
+    """
+    every = [
+        CheckSpec(f"{tc.instance}:{fn.kebab}", tc, fn.name)
+        for tc in toolchains
+        for fn in tc.main.functions
+        if fn.check
+    ]
+    names = [c.name for c in every]
+    chosen = every
+    if patterns:
+        for pattern in patterns:
+            if not any(check_pattern(pattern)(n) for n in names):
+                close = difflib.get_close_matches(pattern, names, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise NothingSelectedError(
+                    f"no check matches {pattern!r}{hint} (checks: {', '.join(names) or 'none'})"
+                )
+        chosen = [c for c in every if any(check_pattern(p)(c.name) for p in patterns)]
+    return [c for c in chosen if not any(check_pattern(s)(c.name) for s in skip)]
+
+
+@functools.lru_cache(maxsize=256)
+def check_pattern(pattern: str) -> Callable[[str], bool]:
+    """A predicate: does *pattern* select the check named ``instance:function``?
+
+    :param pattern: a glob on check names; without ``:`` it also matches the instance alone.
+    """
+    regex = re.compile(translate_glob(pattern, separators=CHECK_SEPARATORS), re.DOTALL)
+    if ":" in pattern:
+        return lambda name: regex.fullmatch(name) is not None
+
+    def matches(name: str) -> bool:
+        instance = name.split(":", 1)[0]
+        return regex.fullmatch(instance) is not None or regex.fullmatch(name) is not None
+
+    return matches
 
 
 @dataclass(frozen=True, slots=True)

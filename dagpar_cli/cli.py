@@ -12,13 +12,17 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import pluggy
 
 from dagpar_cli.config import RunOptions
 from dagpar_cli.errors import DagparError, ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from pluggy import PluginManager
+
+    from dagpar_cli.model import RunResult
 
 __all__ = ["cli", "main"]
 
@@ -165,19 +169,22 @@ def cli() -> None:
 @click.argument("path", nargs=-1)
 @click.option("-C", "--workspace", type=click.Path(), default=".", help="The workspace root.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def functions(path: Sequence[str], workspace: str, debug: bool) -> None:
+@click.pass_obj
+def functions(
+    pm: PluginManager | None, /, path: Sequence[str], workspace: str, debug: bool
+) -> None:
     """List toolchains, their functions and fields ([+parallel], [+check])."""
-    _run(debug, lambda: _functions(Path(workspace), list(path)))
+    _run(debug, lambda: _functions(pm, Path(workspace), list(path)))
 
 
-def _functions(workspace: Path, path: list[str]) -> int:
+def _functions(pm: PluginManager | None, workspace: Path, path: list[str]) -> int:
     from dagpar_cli.describe import describe
     from dagpar_cli.discovery import discover
-    from dagpar_cli.pipeline import open_session
+    from dagpar_cli.pipeline import session_scope
 
-    session = open_session(workspace, RunOptions(), pm=_plugin_manager)
-    toolchains = discover(session.config, session.pm)
-    click.echo(describe(toolchains, path))
+    with session_scope(workspace, RunOptions(list_only=True), pm=pm) as session:
+        toolchains = discover(session.config, session.pm)
+        click.echo(describe(toolchains, path))
     return 0
 
 
@@ -189,19 +196,24 @@ def _functions(workspace: Path, path: list[str]) -> int:
 @click.argument("chain", nargs=-1, type=click.UNPROCESSED)
 @click.option("-o", "--output", type=click.Path(), help="Export a Directory result here.")
 @shared_options
-def call(chain: Sequence[str], output: str | None, **params: Any) -> None:
+@click.pass_obj
+def call(
+    pm: PluginManager | None, /, chain: Sequence[str], output: str | None, **params: Any
+) -> None:
     """Call a chain: INSTANCE FUNCTION [--arg V]... [FUNCTION ...]."""
-    _run(params.get("debug", False), lambda: _call(list(chain), output, params))
+    _run(params.get("debug", False), lambda: _call(pm, list(chain), output, params))
 
 
-def _call(chain: list[str], output: str | None, params: dict[str, Any]) -> int:
-    from dagpar_cli.pipeline import exit_code_for, open_session, run_call
+def _call(
+    pm: PluginManager | None, chain: list[str], output: str | None, params: dict[str, Any]
+) -> int:
+    from dagpar_cli.pipeline import exit_code_for, run_call, session_scope
     from dagpar_cli.sdk.directory import Directory
 
     options = run_options(params)
-    session = open_session(Path(params["workspace"]), options, pm=_plugin_manager)
-    run, value = run_call(session, chain, export_to=Path(output) if output else None)
-    code = _print_run(run, options, session)
+    with session_scope(Path(params["workspace"]), options, pm=pm) as session:
+        run, value = run_call(session, chain, export_to=Path(output) if output else None)
+    code = _print_run(run, options)
     if options.dry_run or options.json:
         return code
     if isinstance(value, Path):
@@ -224,80 +236,62 @@ def _call(chain: list[str], output: str | None, params: dict[str, Any]) -> int:
 @click.option("--skip", multiple=True, metavar="PATTERN", help="Skip checks; repeatable.")
 @click.option("--failfast", is_flag=True, help="Stop at the first failure.")
 @shared_options
+@click.pass_obj
 def check(
-    patterns: Sequence[str], list_only: bool, skip: Sequence[str], failfast: bool, **params: Any
+    pm: PluginManager | None,
+    /,
+    patterns: Sequence[str],
+    list_only: bool,
+    skip: Sequence[str],
+    failfast: bool,
+    **params: Any,
 ) -> None:
     """Run every +check (or those matching PATTERN: instance:function globs)."""
     params["failfast"] = failfast
-    _run(params.get("debug", False), lambda: _check(list(patterns), list_only, list(skip), params))
+    _run(
+        params.get("debug", False),
+        lambda: _check(pm, list(patterns), list_only, list(skip), params),
+    )
 
 
-def _check(patterns: list[str], list_only: bool, skip: list[str], params: dict[str, Any]) -> int:
+def _check(
+    pm: PluginManager | None,
+    patterns: list[str],
+    list_only: bool,
+    skip: list[str],
+    params: dict[str, Any],
+) -> int:
+    from dagpar_cli.callchain import select_checks
     from dagpar_cli.discovery import discover
-    from dagpar_cli.pipeline import open_session, run_checks, select_checks
+    from dagpar_cli.pipeline import run_checks, session_scope
 
-    options = run_options(params)
-    session = open_session(Path(params["workspace"]), options, pm=_plugin_manager)
-    if list_only:
-        toolchains = discover(session.config, session.pm)
-        checks = select_checks(toolchains, patterns, skip)
+    options = dataclasses.replace(run_options(params), list_only=list_only)
+    with session_scope(Path(params["workspace"]), options, pm=pm) as session:
+        if not list_only:
+            run = run_checks(session, patterns, skip)
+            return _print_run(run, options)
+        checks = select_checks(discover(session.config, session.pm), patterns, skip)
         if options.json:
             click.echo(json.dumps({"checks": [c.name for c in checks]}))
         else:
             for c in checks:
                 click.echo(c.name)
-        return 0
-    run = run_checks(session, patterns, skip)
-    return _print_run(run, options, session)
+    return 0
 
 
-def _print_run(run: Any, options: RunOptions, session: Any) -> int:
+def _print_run(run: RunResult, options: RunOptions) -> int:
     """Print a run's plan (dry run) or result, and return its exit code."""
     from dagpar_cli.pipeline import exit_code_for
-    from dagpar_cli.reporting.summary import render_plan, render_summary
+    from dagpar_cli.reporting.plan import render_dry_run
+    from dagpar_cli.reporting.summary import render_result
 
-    color = _color()
     if options.dry_run:
-        if options.json:
-            click.echo(json.dumps(_plan_json(run), indent=2))
-        else:
-            for check_result in run.checks:
-                for plan in check_result.plans:
-                    click.echo(render_plan(check_result.name, plan))
+        click.echo(render_dry_run(run, as_json=options.json), nl=False)
         return 0
-    if options.json:
-        click.echo(json.dumps(run.to_json(), indent=2))
-        click.echo(render_summary(run, color=False, width=_width()), err=True)
-    else:
-        click.echo(render_summary(run, color=color, width=_width()))
+    output = render_result(run, as_json=options.json, color=_color(), width=_width())
+    click.echo(output.stdout, nl=False)
+    click.echo(output.stderr, nl=False, err=True)
     return int(exit_code_for(run))
-
-
-def _plan_json(run: Any) -> dict[str, Any]:
-    checks = []
-    for c in run.checks:
-        slices: list[dict[str, Any]] = []
-        wall = 0.0
-        for plan in c.plans:
-            offset = len(slices)
-            for s in plan.slices:
-                entry = s.to_json()
-                entry["index"] = s.index + offset
-                slices.append(entry)
-            wall += plan.predicted_wall_seconds
-        checks.append(
-            {
-                "name": c.name,
-                "slices": slices,
-                "predicted_wall_seconds": round(wall, 3),
-                "workers": max((p.workers for p in c.plans), default=0),
-                "planner": ",".join(sorted({p.planner for p in c.plans})),
-            }
-        )
-    data: dict[str, Any] = {"checks": checks}
-    if run.shard:
-        data["shard"] = f"{run.shard[0]}/{run.shard[1]}"
-    return data
 
 
 def _color() -> bool:
@@ -494,24 +488,23 @@ def _run(debug: bool, body: Callable[[], int]) -> None:
     raise SystemExit(code)
 
 
-#: The plugin manager :func:`main` built for plugins' subcommands, reused by the run itself
-#: (loading every entry point twice costs a noticeable part of a second).
-_plugin_manager: pluggy.PluginManager | None = None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (never raises SystemExit)."""
-    global _plugin_manager
+    """Run the CLI and return its exit code (never raises SystemExit).
+
+    The plugin manager is built once, before the arguments are parsed, so that plugins can add
+    subcommands (``dagpar_add_commands``); the commands receive it as click's context object
+    (loading every entry point twice would cost a noticeable part of a second).
+    """
     from dagpar_cli.pluginmanager import get_plugin_manager
 
     try:
-        _plugin_manager = get_plugin_manager()
-        _plugin_manager.hook.dagpar_add_commands(cli=cli)
+        pm = get_plugin_manager()
+        pm.hook.dagpar_add_commands(cli=cli)
     except DagparError as exc:
         click.echo(f"dagpar: error: {exc.message}", err=True)
         return int(exc.exit_code)
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="dagpar")
+        cli.main(args=list(argv) if argv is not None else None, prog_name="dagpar", obj=pm)
     except SystemExit as exc:
         code = exc.code
         if code is None:

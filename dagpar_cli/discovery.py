@@ -1,4 +1,7 @@
-"""Stage 2: toolchain discovery — load each configured toolchain and check its definitions.
+"""Stage 2: toolchain discovery — detect toolchains, load each one and check its definitions.
+
+Without toolchains in ``dagpar.yaml``, :func:`detect_toolchains` asks the plugins which suites
+the workspace holds (``dagpar_detect_toolchains``); :func:`discover` then loads every toolchain.
 
 A toolchain is a Python module; its main class is named after the module in PascalCase
 (``jest.py`` → ``Jest``, ``my_lint.py`` → ``MyLint``). Every ``@object_type`` class the module
@@ -8,26 +11,33 @@ its file:line.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.util
+import posixpath
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pluggy
 
 from dagpar_cli.config import Config, ToolchainConfig
+from dagpar_cli.config.loader import toolchain_entry, yaml_kind
 from dagpar_cli.errors import ConfigError, ToolchainError
 from dagpar_cli.pluginmanager import toolchain_registry
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.sdk.types import TypeDef, typedef_of
 
-__all__ = ["Toolchain", "discover", "main_class_name"]
+if TYPE_CHECKING:
+    from dagpar_cli.pluginmanager import ToolchainRegistry
+
+__all__ = ["Toolchain", "detect_toolchains", "discover", "main_class_name"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -208,3 +218,119 @@ def _display(path: Path, workspace: Path | None) -> str:
 def _config_file(workspace: Path) -> str | None:
     candidate = workspace / "dagpar.yaml"
     return str(candidate) if candidate.exists() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection
+
+
+def detect_toolchains(config: Config, pm: pluggy.PluginManager) -> Config:
+    """*config* with its toolchains detected, when it is to detect them (``Config.detect``).
+
+    Every plugin's ``dagpar_detect_toolchains`` is asked; the entries are validated as if they
+    stood in ``dagpar.yaml`` (errors say the entry was detected, and why), two plugins finding
+    the same suite give one toolchain, and clashing names are numbered (``pytest-2``) in an
+    order independent of the plugins', so every CI node names them alike.
+
+    :param config: the loaded configuration; returned as it is when it lists its toolchains.
+    :param pm: the plugin manager.
+    :raises ConfigError: a detected entry is invalid, or a plugin answered something else than
+        a list of mappings.
+    """
+    if not config.detect:
+        return config
+    return dataclasses.replace(config, toolchains=_detect(config.workspace, pm), detect=False)
+
+
+def _detect(root: Path, pm: pluggy.PluginManager) -> tuple[ToolchainConfig, ...]:
+    """Ask every plugin which toolchains *root* holds; no answer gives no toolchains.
+
+    Plugins answer in whatever order pluggy calls them, so the entries are sorted before names
+    are deduplicated: every run, on every CI node, gets the same instance names.
+    """
+    answers = pm.hook.dagpar_detect_toolchains(workspace=root)
+    entries: list[dict[str, Any]] = []
+    for answer in answers:
+        if not answer:
+            continue
+        for entry in answer:
+            if isinstance(entry, Mapping):
+                entries.append(dict(entry))
+            else:
+                kind = yaml_kind(entry)
+                raise ConfigError(
+                    f"a plugin's dagpar_detect_toolchains returned {kind}, not a mapping"
+                )
+
+    def sort_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+        return (
+            _instance_name(entry),
+            str(entry.get("source") or ""),
+            str(entry.get("use") or ""),
+            str(entry.get("why") or ""),
+        )
+
+    registry: ToolchainRegistry | None = None
+
+    def get_registry() -> ToolchainRegistry:
+        nonlocal registry
+        if registry is None:
+            registry = toolchain_registry(pm)
+        return registry
+
+    taken: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    result: list[ToolchainConfig] = []
+    for entry in sorted(entries, key=sort_key):
+        base = _instance_name(entry)
+        why = str(entry.pop("why", "") or "")
+        entry.pop("instance", None)
+        if entry.get("source") == "":
+            del entry["source"]  # the model's spelling of the root, which plugins may use
+        origin = f"detected: {why}" if why else "detected"
+
+        def fail(key: str, message: str, _why: str = origin) -> NoReturn:
+            raise ConfigError(f"{message} ({_why})", key=key)
+
+        config = toolchain_entry(
+            base,
+            entry,
+            key=f"toolchains.{base}",
+            origin=origin,
+            root=root,
+            registry=get_registry,
+            fail=fail,
+        )
+        identity = (config.use, config.source)
+        if identity in seen:
+            continue  # two plugins found the same suite
+        seen.add(identity)
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        if name != base:
+            config = ToolchainConfig(
+                instance=name,
+                use=config.use,
+                source=config.source,
+                image=config.image,
+                runner=config.runner,
+                args=config.args,
+                overrides=config.overrides,
+                origin=config.origin,
+            )
+        result.append(config)
+    return tuple(result)
+
+
+def _instance_name(entry: Mapping[str, Any]) -> str:
+    """The detected entry's instance name, made valid (detection must not break a run)."""
+    raw = str(entry.get("instance") or entry.get("use") or "toolchain")
+    if raw.endswith(".py"):
+        raw = posixpath.basename(raw)[: -len(".py")]
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-_")
+    if not name or not name[0].isalpha() or not name[0].isascii():
+        name = f"t-{name}" if name else "toolchain"
+    return name

@@ -52,7 +52,7 @@ from itertools import chain, compress, repeat
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, TestCase
 
-__all__ = ["Filter", "Narrowed", "Selector", "parse_selector"]
+__all__ = ["Filter", "Narrowed", "Selector", "parse_selector", "translate_glob"]
 
 #: A predicate over a path or a name; truthy when it matches. Matchers are C-level callables
 #: (``str.__eq__``, ``Pattern.fullmatch``) where possible, so that ``map`` over 50,000 names
@@ -157,7 +157,7 @@ def _normalise_path_glob(raw: str, fail: Callable[[str], UsageError]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _class(glob: str, start: int, *, path: bool) -> tuple[str, int]:
+def _class(glob: str, start: int, *, separators: str) -> tuple[str, int]:
     """Translate the ``[...]`` class opening at *start*; returns the regex and the index after."""
     i = start + 1
     negate = i < len(glob) and glob[i] in "!^"
@@ -182,16 +182,28 @@ def _class(glob: str, start: int, *, path: bool) -> tuple[str, int]:
             parts.append(re.escape(members[j]))
             j += 1
     body = "".join(parts)
+    seps = re.escape(separators)
     if negate:
-        # A negated class never matches the separator of a path.
-        return f"[^{body}{'/' if path else ''}]", close + 1
+        # A negated class never matches a separator.
+        return f"[^{body}{seps}]", close + 1
     if not body:
         return "(?!)", close + 1
-    return (f"(?!/)[{body}]" if path else f"[{body}]"), close + 1
+    return (f"(?![{seps}])[{body}]" if separators else f"[{body}]"), close + 1
 
 
-def _translate(glob: str, *, path: bool) -> str:
-    """The regex of one glob (a path segment's worth of rules when *path*)."""
+def translate_glob(glob: str, *, separators: str = "/") -> str:
+    """The regular expression (for ``fullmatch``) of *glob*, in dagpar's one glob dialect.
+
+    ``*`` matches any characters but a separator, ``?`` one character but a separator, and
+    ``[abc]``, ``[a-z]``, ``[!abc]`` one character of a class (never a separator); ``**``
+    matches anything, separators included. Without separators, ``*`` and ``**`` are alike.
+    ``--filter`` path globs separate on ``/`` (and add the rules of whole segments on top);
+    check patterns (``dagpar check 'backend:*'``) separate on ``:`` and ``/``.
+
+    :param glob: the pattern.
+    :param separators: the characters that only ``**`` crosses.
+    """
+    one = f"[^{re.escape(separators)}]" if separators else "."
     out: list[str] = []
     i = 0
     while i < len(glob):
@@ -201,18 +213,23 @@ def _translate(glob: str, *, path: bool) -> str:
                 out.append(".*")
                 i += 2
             else:
-                out.append("[^/]*" if path else ".*")
+                out.append(one + "*")
                 i += 1
         elif char == "?":
-            out.append("[^/]" if path else ".")
+            out.append(one)
             i += 1
         elif char == "[":
-            regex, i = _class(glob, i, path=path)
+            regex, i = _class(glob, i, separators=separators)
             out.append(regex)
         else:
             out.append(re.escape(char))
             i += 1
     return "".join(out)
+
+
+def _translate(glob: str, *, path: bool) -> str:
+    """The regex of one glob (a path segment's worth of rules when *path*)."""
+    return translate_glob(glob, separators="/" if path else "")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -70,10 +70,16 @@ def dagpar_add_commands(cli: click.Group) -> None:
 def dagpar_configure(session: Session) -> None:
     """Perform set-up once the configuration and options are known.
 
+    Called before discovery (toolchains detected, loaded and checked), for every command that
+    opens a workspace: ``check``, ``call``, ``functions`` and ``check -l``; the last two run
+    nothing (``session.options.list_only``). ``dagpar_sessionfinish`` always follows.
+
     Historic: a plugin registered later is still called. Reporters register themselves here
     when their option is set (``--junit-xml``, ``--report-html``, ``OTEL_*``).
 
-    :param session: the run's session (configuration, options, plugin manager, timing store).
+    :param session: the run's session (configuration, options, plugin manager); toolchains
+        that dagpar detects are not in ``session.config`` yet, and the timing store is opened
+        afterwards, for a run only.
 
     .. versionadded:: 0.1
     """
@@ -482,7 +488,8 @@ def dagpar_report(run: RunResult, session: Session) -> None:
 def dagpar_sessionfinish(run: RunResult | None, exitcode: int) -> None:
     """The run is over; flush and release resources.
 
-    :param run: the merged result, None when the run failed before executing.
+    :param run: the merged result, None when the run failed before executing or nothing was
+        to run (``functions``, ``check -l``).
     :param exitcode: the exit code dagpar is about to return.
 
     .. versionadded:: 0.1

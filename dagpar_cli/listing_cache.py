@@ -34,13 +34,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
 
+from dagpar_cli._fs import write_atomic
+from dagpar_cli._version import __version__
 from dagpar_cli.model import RunnerSpec, TestCase
+from dagpar_cli.statedir import STATE_DIR, state_dir
 
 __all__ = [
     "DISABLE_ENV",
@@ -310,8 +312,6 @@ class ListingCache:
     @property
     def directory(self) -> Path:
         """``<workspace>/.dagpar/listings``; not created until an entry is stored."""
-        from dagpar_cli.timings import STATE_DIR
-
         return self.workspace / STATE_DIR / LISTINGS_DIR
 
     def key(
@@ -335,7 +335,7 @@ class ListingCache:
             ``dagpar_runner_installed``); None when it cannot tell.
         """
         if version is None:
-            from dagpar_cli import __version__ as version
+            version = __version__
         parts: dict[str, object] = {
             "format": FORMAT,
             "dagpar": version,
@@ -380,24 +380,15 @@ class ListingCache:
             "tests": [[t.path, t.name] for t in tests],
         }
         try:
-            from dagpar_cli.timings import state_dir
-
             state_dir(self.workspace)  # the .gitignore and CACHEDIR.TAG come with it
             self.directory.mkdir(exist_ok=True)
-            # A temporary file renamed into place: a concurrent reader sees the old entry or the
-            # new one, never a half-written file.
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-            try:
-                os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep a shared CI cache from others
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(entry, out, ensure_ascii=False)
-                os.replace(tmp, self.directory / key.file_name)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            # Renamed into place: a concurrent reader sees the old entry or the new one, never a
+            # half-written file. 0644, not the umask's: a shared CI cache is read by others.
+            write_atomic(
+                self.directory / key.file_name,
+                json.dumps(entry, ensure_ascii=False),
+                mode=0o644,
+            )
         except OSError:
             pass  # a read-only checkout: the next run lists again, which is all a miss costs
 

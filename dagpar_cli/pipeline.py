@@ -7,9 +7,7 @@ errors to exit codes.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 import signal
 import sys
 import threading
@@ -24,9 +22,10 @@ from typing import Any
 
 import pluggy
 
-from dagpar_cli.callchain import call_chain, parse_chain, resolve_chain
-from dagpar_cli.config import Config, RunOptions, load_config
-from dagpar_cli.discovery import Toolchain, discover
+from dagpar_cli.callchain import CheckSpec, call_chain, parse_chain, resolve_chain, select_checks
+from dagpar_cli.config import Config, RunOptions
+from dagpar_cli.config.loader import load_config
+from dagpar_cli.discovery import Toolchain, detect_toolchains, discover
 from dagpar_cli.errors import (
     DagparError,
     ExitCode,
@@ -42,72 +41,90 @@ from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.runtime.orchestrator import Orchestrator
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
-from dagpar_cli.timings import TimingStore
+from dagpar_cli.timings.store import TimingStore
 
-__all__ = ["CheckSpec", "exit_code_for", "open_session", "run_call", "run_checks", "select_checks"]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSpec:
-    """A check to run: ``instance:function`` on a toolchain."""
-
-    name: str
-    toolchain: Toolchain
-    function: str
+__all__ = [
+    "CheckSpec",
+    "close_session",
+    "exit_code_for",
+    "open_session",
+    "run_call",
+    "run_checks",
+    "select_checks",
+    "session_scope",
+]
 
 
 def open_session(
     workspace: Path, options: RunOptions, *, pm: pluggy.PluginManager | None = None
 ) -> Session:
-    """Stage 1: load the configuration and build the session."""
+    """Stage 1: load the configuration, build the session, configure the plugins.
+
+    ``dagpar_configure`` fires here, before discovery: once the configuration and options are
+    known, for every command that opens a workspace (``check``, ``call``, ``functions``, ``check
+    -l``). Then, when the configuration lists no toolchains, they are detected (the first step
+    of discovery). A session opened here is closed by :func:`close_session`; :func:`session_scope`
+    pairs the two.
+
+    :param workspace: the workspace root (``-C/--workspace``).
+    :param options: the command line's options.
+    :param pm: the plugin manager; a new one when None.
+    :raises UsageError: *workspace* is not a directory.
+    :raises ConfigError: ``dagpar.yaml`` or a detected toolchain is invalid.
+    """
     if not workspace.is_dir():
         raise UsageError(f"workspace '{workspace}' does not exist (-C/--workspace)")
     pm = pm or get_plugin_manager()
     config = load_config(workspace.resolve(), pm)
-    return Session(config=config, options=options, pm=pm)
+    session = Session(config=config, options=options, pm=pm)
+    pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
+    try:
+        session.config = detect_toolchains(config, pm)
+    except BaseException as exc:
+        close_session(session, exit_code=_exit_code_of(exc))
+        raise
+    return session
 
 
-def select_checks(
-    toolchains: Sequence[Toolchain], patterns: Sequence[str], skip: Sequence[str]
-) -> list[CheckSpec]:
-    """Every ``+check`` whose name matches a pattern (all when none) and no ``--skip``.
+def close_session(
+    session: Session, run: RunResult | None = None, *, exit_code: ExitCode = ExitCode.OK
+) -> None:
+    """Fire ``dagpar_sessionfinish`` for *session*, once: later calls do nothing.
 
-    Patterns are doublestar globs on ``instance:function`` names; a bare instance name selects
-    all of its checks.
-
-    :raises NothingSelectedError: a pattern matched no check (with the names that exist).
+    :param session: a session from :func:`open_session`.
+    :param run: the merged result, None when nothing ran (a listing, or a failure before).
+    :param exit_code: the exit code dagpar is about to return.
     """
-    every = [
-        CheckSpec(f"{tc.instance}:{fn.kebab}", tc, fn.name)
-        for tc in toolchains
-        for fn in tc.main.functions
-        if fn.check
-    ]
-    names = [c.name for c in every]
-
-    def matches(pattern: str, name: str) -> bool:
-        if ":" not in pattern:
-            return _glob(pattern, name.split(":", 1)[0]) or _glob(pattern, name)
-        return _glob(pattern, name)
-
-    chosen = every
-    if patterns:
-        for pattern in patterns:
-            if not any(matches(pattern, n) for n in names):
-                import difflib
-
-                close = difflib.get_close_matches(pattern, names, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise NothingSelectedError(
-                    f"no check matches {pattern!r}{hint} (checks: {', '.join(names) or 'none'})"
-                )
-        chosen = [c for c in every if any(matches(p, c.name) for p in patterns)]
-    return [c for c in chosen if not any(matches(s, c.name) for s in skip)]
+    if session.finished:
+        return
+    session.finished = True
+    session.pm.hook.dagpar_sessionfinish(run=run, exitcode=int(exit_code))
 
 
-def _glob(pattern: str, name: str) -> bool:
-    regex = re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^:/]*").replace(r"\?", ".")
-    return re.fullmatch(regex, name) is not None or fnmatch.fnmatchcase(name, pattern)
+@contextmanager
+def session_scope(
+    workspace: Path, options: RunOptions, *, pm: pluggy.PluginManager | None = None
+) -> Iterator[Session]:
+    """:func:`open_session` for the ``with`` block, and :func:`close_session` after it.
+
+    A run closes its session itself, with its result; for a listing, or a failure before the
+    run, the session is closed here, with the exit code the error maps to.
+    """
+    session = open_session(workspace, options, pm=pm)
+    try:
+        yield session
+    except BaseException as exc:
+        close_session(session, exit_code=_exit_code_of(exc))
+        raise
+    close_session(session)
+
+
+def _exit_code_of(exc: BaseException) -> ExitCode:
+    if isinstance(exc, DagparError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    return ExitCode.INTERNAL_ERROR
 
 
 def run_checks(
@@ -221,7 +238,7 @@ def _parse_filter(run: _Run) -> None:
     run.filter.check_instances(
         {tc.instance for _, tc, _ in run.bodies} | {tc.instance for tc in session.config.toolchains}
     )
-    session.stash["runner_of"] = {tc.instance: _runner_of(tc) for _, tc, _ in run.bodies}
+    session.runner_of = {tc.instance: _runner_of(tc) for _, tc, _ in run.bodies}
 
 
 def _open_timings(run: _Run) -> None:
@@ -231,11 +248,6 @@ def _open_timings(run: _Run) -> None:
         session.timings = TimingStore.open(session.config.workspace)
     except OSError as exc:
         print(f"dagpar: warning: running without the timing store: {exc}", file=sys.stderr)
-
-
-def _configure(run: _Run) -> None:
-    """Let every plugin set up for the run (reporters open their outputs)."""
-    run.session.pm.hook.dagpar_configure.call_historic(kwargs={"session": run.session})
 
 
 def _make_executor(run: _Run) -> None:
@@ -305,7 +317,6 @@ def _report(run: _Run) -> None:
 _STEPS: tuple[Callable[[_Run], None], ...] = (
     _parse_filter,
     _open_timings,
-    _configure,
     _make_executor,
     _make_planner_and_scheduler,
     _run_calls,
@@ -318,7 +329,7 @@ def _finish(run: _Run, exit_code: ExitCode) -> None:
     """Tell the plugins the run ended, then release everything the steps opened."""
     session = run.session
     try:
-        session.pm.hook.dagpar_sessionfinish(run=run.result, exitcode=int(exit_code))
+        close_session(session, run.result, exit_code=exit_code)
     finally:
         if run.orchestrator is not None:
             run.orchestrator.close()

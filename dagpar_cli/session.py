@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from dagpar_cli.config import Config, RunOptions
-    from dagpar_cli.timings import TimingStore
+    from dagpar_cli.timings.store import TimingStore
 
 __all__ = ["Session"]
 
@@ -38,8 +38,14 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     #: ``time.time()`` at the start of the run (for wall-clock timestamps in reports).
     started_wall: float = field(default_factory=time.time)
+    #: The runner plugin of each toolchain instance the run calls (``pytest``, ``go``,
+    #: ``custom`` for a toolchain without one); the timing store keys start-up costs by it.
+    runner_of: dict[str, str] = field(default_factory=dict)
     #: Per-plugin state, keyed by the plugin's own name.
     stash: dict[str, object] = field(default_factory=dict)
+    #: Whether ``dagpar_sessionfinish`` has fired (:func:`dagpar_cli.pipeline.close_session`
+    #: fires it once).
+    finished: bool = False
 
     @property
     def executor_name(self) -> str:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dagpar_cli._fs import write_atomic
 from dagpar_cli.model import CheckResult, RunResult, SliceResult, Status, TestResult
 from dagpar_cli.pluginmanager import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
@@ -519,9 +519,7 @@ def write_html(run: RunResult, path: Path, *, started_wall: float | None = None)
     """
     text = render_html(run, started_wall=started_wall)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text, encoding="utf-8", errors="replace")
-    os.replace(partial, path)
+    write_atomic(path, text, errors="replace")
 
 
 @hookimpl

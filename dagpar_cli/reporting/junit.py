@@ -21,7 +21,6 @@ well-formed XML and valid against the JUnit schema whatever the tests printed.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -30,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from dagpar_cli._fs import write_atomic
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Attempt, CheckResult, RunResult, Status, TestResult, sorted_results
 from dagpar_cli.pluginmanager import hookimpl
@@ -233,9 +233,7 @@ def write_junit(run: RunResult, path: Path, *, started_wall: float | None = None
     """
     data = render_junit(run, started_wall=started_wall)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    write_atomic(path, data)
 
 
 @hookimpl

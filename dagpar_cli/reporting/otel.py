@@ -52,7 +52,7 @@ from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResul
 from dagpar_cli.model import Status as TestStatus
 from dagpar_cli.pluginmanager import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
-from dagpar_cli.timings import STATE_DIR, state_dir
+from dagpar_cli.statedir import STATE_DIR, state_dir
 
 if TYPE_CHECKING:
     import pluggy
@@ -236,7 +236,7 @@ def _make_provider(
     outputs = 0
     remote: _Interruptible | None = None
     try:
-        # The timing store's helper makes .dagpar/ with its .gitignore and CACHEDIR.TAG.
+        # state_dir makes .dagpar/ with its .gitignore and CACHEDIR.TAG.
         (state_dir(workspace) / "traces").mkdir(exist_ok=True)
         exporter = JsonLinesExporter(traces_file(workspace, run_id))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -638,14 +638,14 @@ def _incoming_context() -> Any:
 
 @hookimpl
 def dagpar_configure(session: Session) -> None:
-    """Set up tracing for the run, unless ``OTEL_SDK_DISABLED`` is true.
+    """Set up tracing for the run, unless ``OTEL_SDK_DISABLED`` is true or nothing will run.
 
     Starts the run span (at the session's start) and registers an :class:`OtelReporter` with the
     session's plugin manager; it ends everything in ``dagpar_sessionfinish``.
 
     :param session: the run's session.
     """
-    if _truthy(os.environ.get("OTEL_SDK_DISABLED")):
+    if _truthy(os.environ.get("OTEL_SDK_DISABLED")) or session.options.list_only:
         return
     made = _make_provider(session.config.workspace, session.run_id)
     if made is None:

@@ -449,7 +449,8 @@ def _fit(line: str, width: int) -> str:
 @hookimpl
 def dagpar_configure(session: Session) -> None:
     """Register the progress view for a real run (not a dry run), on standard error."""
-    if session.options.dry_run or session.pm.has_plugin(PLUGIN_NAME):
+    options = session.options
+    if options.dry_run or options.list_only or session.pm.has_plugin(PLUGIN_NAME):
         return
     stream = sys.stderr
     view = ProgressView(

@@ -11,6 +11,7 @@ coloured (``color=False`` for ``NO_COLOR``, ``--json`` and non-terminals).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from dagpar_cli.model import CheckResult, Plan, RunResult, SliceResult, Status, 
 from dagpar_cli.reporting._text import clean_text
 from dagpar_cli.reporting.counts import Counts
 
-__all__ = ["format_seconds", "render_plan", "render_summary"]
+__all__ = ["RunOutput", "format_seconds", "render_plan", "render_result", "render_summary"]
 
 #: Lines of a failure's details shown under its message.
 DETAIL_LINES = 12
@@ -357,3 +358,32 @@ def render_plan(check: str, plan: Plan) -> str:
     tail = f" ({', '.join(extra)})" if extra else ""
     lines.append(f"  predicted wall time: {format_seconds(plan.predicted_wall_seconds)}{tail}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutput:
+    """What the CLI prints when a run ends, per stream; each text ends with a newline."""
+
+    #: For standard output.
+    stdout: str
+    #: For standard error (empty: nothing).
+    stderr: str = ""
+
+
+def render_result(run: RunResult, *, as_json: bool, color: bool, width: int) -> RunOutput:
+    """The end of a run that ran: the summary, or with ``--json`` the result document.
+
+    With ``--json`` standard output holds only the JSON (``RunResult.to_json``), so that it can
+    be piped, and the summary goes to standard error, uncoloured.
+
+    :param run: the merged result.
+    :param as_json: ``--json``.
+    :param color: colour the summary (a terminal that wants it; never with *as_json*).
+    :param width: the terminal's width in columns.
+    """
+    if as_json:
+        return RunOutput(
+            stdout=json.dumps(run.to_json(), indent=2) + "\n",
+            stderr=render_summary(run, color=False, width=width) + "\n",
+        )
+    return RunOutput(stdout=render_summary(run, color=color, width=width) + "\n")

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dagpar_cli import hookspecs
-from dagpar_cli._configfile import loads
-from dagpar_cli.config import Config, load_config
+from dagpar_cli.config import Config
+from dagpar_cli.config.loader import load_config, loads
+from dagpar_cli.discovery import detect_toolchains
 from dagpar_cli.errors import DagparError, UsageError
 from dagpar_cli.filtering import Filter, parse_selector
 from dagpar_cli.model import Item, TestCase
@@ -69,7 +70,7 @@ def pm() -> pluggy.PluginManager:
 def load_text(workspace: Path, pm: pluggy.PluginManager, text: str) -> Config | DagparError:
     # In memory: the same validation as load_config without a file write per example.
     try:
-        return loads(text, workspace, pm)
+        return detect_toolchains(loads(text, workspace, pm), pm)
     except DagparError as exc:
         assert str(exc), "a handled error must say something"
         assert "\n" not in str(exc).strip() or "YAML" in str(exc)
@@ -179,7 +180,7 @@ def test_any_text_as_dagpar_yaml(workspace: Path, pm: pluggy.PluginManager, text
 def test_any_bytes_in_the_file(workspace: Path, pm: pluggy.PluginManager, content: bytes) -> None:
     (workspace / "dagpar.yaml").write_bytes(content)
     try:
-        load_config(workspace, pm)
+        detect_toolchains(load_config(workspace, pm), pm)
     except DagparError as exc:
         assert str(exc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -15,7 +16,13 @@ from dagpar_cli.model import (
     TestCase,
     TestResult,
 )
-from dagpar_cli.reporting.summary import format_seconds, render_plan, render_summary
+from dagpar_cli.reporting.summary import (
+    RunOutput,
+    format_seconds,
+    render_plan,
+    render_result,
+    render_summary,
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -207,3 +214,14 @@ def test_render_plan_lists_slices_items_and_predictions() -> None:
         "    api/tests/test_b.py::test_c",
         "  predicted wall time: 1.30s (start-up 0.20s per slice, planner greedy)",
     ]
+
+
+def test_render_result_puts_the_summary_on_stdout_or_json_there_and_the_summary_on_stderr(
+    sample_run: RunResult,
+) -> None:
+    text = render_result(sample_run, as_json=False, color=True, width=100)
+    assert text == RunOutput(stdout=render_summary(sample_run, color=True, width=100) + "\n")
+    machine = render_result(sample_run, as_json=True, color=True, width=100)
+    assert json.loads(machine.stdout) == sample_run.to_json()
+    assert machine.stdout.endswith("\n")
+    assert machine.stderr == render_summary(sample_run, color=False, width=100) + "\n"

@@ -1,59 +1,17 @@
-"""Reading ``dagpar.yaml`` (and detecting toolchains without one) into a Config."""
+"""Reading ``dagpar.yaml`` into a Config: strict validation, errors with the key path."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pluggy
 import pytest
+from config_fakes import FakeToolchains, plugin_manager  # type: ignore[import-not-found]
 
-from dagpar_cli import hookspecs
-from dagpar_cli.config import Config, DockerEngine, ToolchainConfig, load_config
-from dagpar_cli.errors import ConfigError, ToolchainError, UsageError
-from dagpar_cli.pluginmanager import hookimpl
-
-#: Toolchain names the fake plugin registers; unlike the real ones so they never clash.
-FAKE_TOOLCHAINS = {"pytool": "fake_toolchains.pytool", "jsrun": "fake_toolchains.jsrun"}
-
-
-class FakeToolchains:
-    """Registers fake built-in toolchains and answers detection with canned entries."""
-
-    def __init__(self, detected: list[dict[str, Any]] | None = None) -> None:
-        self.detected = detected
-        self.detect_calls: list[Path] = []
-
-    @hookimpl
-    def dagpar_register_toolchains(self, registry: Any) -> None:
-        for name, module in FAKE_TOOLCHAINS.items():
-            registry.add(name, module)
-
-    @hookimpl
-    def dagpar_detect_toolchains(self, workspace: Path) -> list[dict[str, Any]] | None:
-        self.detect_calls.append(workspace)
-        return self.detected
-
-
-def bare_plugin_manager() -> pluggy.PluginManager:
-    """A plugin manager with dagpar's hook specs and no plugins at all."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    return pm
-
-
-def plugin_manager(*plugins: object) -> pluggy.PluginManager:
-    """The real plugin manager with *plugins* added; a bare one while built-ins are missing."""
-    try:
-        from dagpar_cli.pluginmanager import get_plugin_manager
-
-        pm = get_plugin_manager()
-    except (ImportError, AttributeError, ToolchainError):
-        pm = bare_plugin_manager()
-    for plugin in plugins:
-        pm.register(plugin)
-    return pm
+from dagpar_cli.config import Config, DockerEngine, ToolchainConfig
+from dagpar_cli.config.loader import load_config
+from dagpar_cli.errors import ConfigError, UsageError
 
 
 @pytest.fixture
@@ -523,124 +481,6 @@ def test_workspace_that_is_a_file(tmp_path: Path, pm: pluggy.PluginManager) -> N
 # ---------------------------------------------------------------------------------------------
 
 
-def detected(config: Config) -> list[ToolchainConfig]:
-    """The toolchains the fake plugins detected (real plugins may add their own)."""
-    return [t for t in config.toolchains if "fake:" in t.origin]
-
-
-@pytest.fixture
-def detect_ws(ws: Path) -> Iterator[Path]:
-    for name in ("web", "api", "svc"):
-        (ws / name).mkdir()
-    yield ws
-
-
-def test_detection_without_a_file(detect_ws: Path) -> None:
-    one = FakeToolchains(
-        [{"instance": "jsrun", "use": "jsrun", "source": "web", "why": "fake: web/package.json"}]
-    )
-    two = FakeToolchains(
-        [
-            {
-                "instance": "pytool",
-                "use": "pytool",
-                "source": "api",
-                "why": "fake: api/pyproject.toml",
-                "image": "py",
-            }
-        ]
-    )
-    config = load_config(detect_ws, plugin_manager(one, two))
-    assert config.file is None
-    assert config.parallelism is None and config.executor == "local"
-    assert detected(config) == [
-        ToolchainConfig(
-            instance="jsrun", use="jsrun", source="web", origin="detected: fake: web/package.json"
-        ),
-        ToolchainConfig(
-            instance="pytool",
-            use="pytool",
-            source="api",
-            image="py",
-            origin="detected: fake: api/pyproject.toml",
-        ),
-    ]
-    assert one.detect_calls == [detect_ws.resolve()]
-
-
-def test_detection_dedupes_names_whatever_the_plugin_order(detect_ws: Path) -> None:
-    entries = [
-        {"instance": "pytool", "use": "pytool", "source": "svc", "why": "fake: svc/tests"},
-        {"instance": "pytool", "use": "pytool", "source": "api", "why": "fake: api/tests"},
-        {"instance": "pytool", "use": "pytool", "source": "", "why": "fake: conftest.py"},
-    ]
-    orders = []
-    for permutation in (entries, entries[::-1], [entries[1], entries[0], entries[2]]):
-        plugins = [FakeToolchains([e]) for e in permutation]
-        config = load_config(detect_ws, plugin_manager(*plugins))
-        orders.append([(t.instance, t.source) for t in detected(config)])
-    assert orders[0] == [("pytool", ""), ("pytool-2", "api"), ("pytool-3", "svc")]
-    assert orders[0] == orders[1] == orders[2]
-
-
-def test_detection_drops_an_entry_two_plugins_both_found(detect_ws: Path) -> None:
-    entry = {"instance": "jsrun", "use": "jsrun", "source": "web", "why": "fake: web/package.json"}
-    config = load_config(
-        detect_ws, plugin_manager(FakeToolchains([entry]), FakeToolchains([dict(entry)]))
-    )
-    assert [t.instance for t in detected(config)] == ["jsrun"]
-
-
-def test_detected_instance_names_are_made_valid(detect_ws: Path) -> None:
-    entries = [
-        {"instance": "my pkg", "use": "jsrun", "source": "web", "why": "fake: a"},
-        {"use": "pytool", "why": "fake: b"},
-        {"instance": "9lives", "use": "pytool", "source": "api", "why": "fake: c"},
-    ]
-    config = load_config(detect_ws, plugin_manager(FakeToolchains(entries)))
-    assert sorted(t.instance for t in detected(config)) == ["my-pkg", "pytool", "t-9lives"]
-
-
-def test_no_detection_gives_no_toolchains(detect_ws: Path) -> None:
-    pm = bare_plugin_manager()
-    pm.register(FakeToolchains(None))
-    pm.register(FakeToolchains([]))
-    config = load_config(detect_ws, pm)
-    assert config == Config(workspace=detect_ws.resolve(), file=None, toolchains=())
-
-
-def test_file_without_toolchains_key_detects(detect_ws: Path) -> None:
-    entry = {"instance": "jsrun", "use": "jsrun", "source": "web", "why": "fake: web/package.json"}
-    (detect_ws / "dagpar.yaml").write_text("executor: docker\nparallelism: 3\n")
-    config = load_config(detect_ws, plugin_manager(FakeToolchains([entry])))
-    assert config.file == detect_ws / "dagpar.yaml"
-    assert (config.executor, config.parallelism) == ("docker", 3)
-    assert [t.instance for t in detected(config)] == ["jsrun"]
-
-
-def test_explicit_empty_toolchains_does_not_detect(detect_ws: Path) -> None:
-    plugin = FakeToolchains([{"instance": "jsrun", "use": "jsrun", "why": "fake: x"}])
-    (detect_ws / "dagpar.yaml").write_text("toolchains: {}\n")
-    config = load_config(detect_ws, plugin_manager(plugin))
-    assert config.toolchains == ()
-    assert plugin.detect_calls == []
-
-
-def test_bad_detected_entry_says_it_was_detected(detect_ws: Path) -> None:
-    entry = {
-        "instance": "jsrun",
-        "use": "jsrun",
-        "source": "gone",
-        "why": "fake: gone/package.json",
-    }
-    with pytest.raises(ConfigError) as info:
-        load_config(detect_ws, plugin_manager(FakeToolchains([entry])))
-    assert str(info.value) == (
-        "toolchains.jsrun.source: directory 'gone' does not exist "
-        "(detected: fake: gone/package.json)"
-    )
-
-
 def test_real_plugin_manager_is_used_when_available(ws: Path) -> None:
     # Whatever the installed plugins detect, loading a file naming the fake toolchains works
     # through the same plugin manager the CLI builds.
@@ -665,3 +505,24 @@ def test_unreadable_file(
     monkeypatch.setattr(Path, "read_text", denied)
     with pytest.raises(ConfigError, match="cannot be read"):
         load_config(ws, pm)
+
+
+def test_a_file_without_toolchains_leaves_them_to_detection(
+    ws: Path, pm: pluggy.PluginManager
+) -> None:
+    (ws / "dagpar.yaml").write_text("executor: docker\n")
+    config = load_config(ws, pm)
+    assert config.detect and config.toolchains == ()
+    (ws / "dagpar.yaml").write_text("toolchains: {}\n")
+    assert not load_config(ws, pm).detect
+    (ws / "dagpar.yaml").unlink()
+    assert load_config(ws, pm) == Config(
+        workspace=ws.resolve(), file=None, toolchains=(), detect=True
+    )
+
+
+def test_loading_asks_no_plugin_to_detect(
+    ws: Path, fake: FakeToolchains, pm: pluggy.PluginManager
+) -> None:
+    load_config(ws, pm)
+    assert fake.detect_calls == []

@@ -1,15 +1,15 @@
-"""Reading ``dagpar.yaml`` into a :class:`~dagpar_cli.config.Config`, or detecting toolchains.
+"""Stage 1: reading ``dagpar.yaml`` into a :class:`~dagpar_cli.config.Config`.
 
-The public entry point is :func:`dagpar_cli.config.load_config`; this module holds the parsing so
-that ``config.py`` stays a page of types. Validation is strict and explains itself: every problem
-raises :class:`~dagpar_cli.errors.ConfigError` naming the file and the dotted key path, says what
-was expected and what was found, and suggests the closest known key when a name is misspelt.
+Validation is strict and explains itself: every problem raises
+:class:`~dagpar_cli.errors.ConfigError` naming the file and the dotted key path, says what was
+expected and what was found, and suggests the closest known key when a name is misspelt.
 
 Layout rules (DESIGN.md §3):
 
 - ``toolchains`` maps instance names to entries; an entry may be empty (``go:``) for all defaults.
-  When the key is absent (or null), toolchains are detected as if there were no file, so a file
-  holding only ``executor: docker`` still finds the workspace's suites.
+  When the key is absent (or null), the configuration says the toolchains are to be detected
+  (``Config.detect``), as if there were no file, so a file holding only ``executor: docker``
+  still finds the workspace's suites; discovery does the detecting.
 - ``executor`` is ``local``, ``docker``, or ``{docker: {engines: [...]}}``.
 - ``parallelism`` is ``auto`` or a positive integer.
 """
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from dagpar_cli.config import CONFIG_FILE, Config, DockerEngine, ToolchainConfig
+from dagpar_cli.config.model import CONFIG_FILE, Config, DockerEngine, ToolchainConfig
 from dagpar_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from dagpar_cli.pluginmanager import ToolchainRegistry
 
-__all__ = ["INSTANCE_NAME", "load", "loads", "parse_yaml"]
+__all__ = ["INSTANCE_NAME", "load_config", "loads", "parse_yaml", "toolchain_entry", "yaml_kind"]
 
 #: What a toolchain instance name looks like (it is typed on the command line as ``NAME:check``).
 INSTANCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -50,13 +50,13 @@ _ENGINE_KEYS = ("url", "slots")
 _WRONG_NAMES = ("dagpar.yml", "Dagpar.yaml", ".dagpar.yaml")
 
 
-def load(workspace: Path, pm: pluggy.PluginManager) -> Config:
-    """Read ``dagpar.yaml`` at *workspace*, or detect toolchains when there is none.
+def load_config(workspace: Path, pm: pluggy.PluginManager) -> Config:
+    """Read ``dagpar.yaml`` at *workspace*; without one, a configuration of defaults.
 
     :param workspace: the workspace root, as the user gave it (``-C/--workspace``).
-    :param pm: the plugin manager: its toolchain registry validates ``use:`` names and its
-        ``dagpar_detect_toolchains`` hook finds toolchains when the file does not list any.
-    :returns: the validated configuration; ``toolchains`` is empty when nothing was detected.
+    :param pm: the plugin manager: its toolchain registry validates ``use:`` names.
+    :returns: the validated configuration; ``Config.detect`` says when the file lists no
+        toolchains (or there is none), for :func:`dagpar_cli.discovery.detect_toolchains`.
     :raises UsageError: when *workspace* is not a directory.
     :raises ConfigError: at the first problem, naming the file and the key path.
     """
@@ -76,7 +76,7 @@ def load(workspace: Path, pm: pluggy.PluginManager) -> Config:
                     f"dagpar reads {CONFIG_FILE}, not {wrong}: rename the file",
                     file=str(workspace / wrong),
                 )
-        return Config(workspace=root, file=None, toolchains=_detect(root, pm))
+        return Config(workspace=root, file=None, toolchains=(), detect=True)
     return loads(_read_text(path), workspace, pm, file=path)
 
 
@@ -87,7 +87,7 @@ def loads(
 
     :param text: the YAML document.
     :param workspace: the workspace root that relative paths in *text* refer to.
-    :param pm: the plugin manager, as for :func:`load`.
+    :param pm: the plugin manager, as for :func:`load_config`.
     :param file: the file *text* came from (for messages and ``Config.file``); defaults to
         ``dagpar.yaml`` in *workspace*.
     :raises ConfigError: at the first problem, naming the file and the key path.
@@ -182,8 +182,8 @@ def parse_yaml(text: str, file: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _kind(value: Any) -> str:
-    """How an error message names the YAML type of *value*."""
+def yaml_kind(value: Any) -> str:
+    """How an error message names the YAML type of *value* (``a string``, ``a list``...)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -225,7 +225,7 @@ class _Parser:
         raise ConfigError(message, key=key, file=str(self.file))
 
     def expect(self, key: str, value: Any, expected: str) -> NoReturn:
-        self.fail(key, f"expected {expected}, got {_kind(value)}")
+        self.fail(key, f"expected {expected}, got {yaml_kind(value)}")
 
     def mapping(self, key: str, value: Any, known: tuple[str, ...] | None) -> dict[str, Any]:
         """*value* as a mapping with string keys, each one of *known* when given."""
@@ -234,7 +234,7 @@ class _Parser:
         for k in value:
             where = f"{key}.{_key_text(k)}" if key else _key_text(k)
             if not isinstance(k, str):
-                self.fail(where, f"keys must be strings, got {_kind(k)}")
+                self.fail(where, f"keys must be strings, got {yaml_kind(k)}")
             if known is not None and k not in known:
                 self.fail(
                     where,
@@ -244,24 +244,23 @@ class _Parser:
         return dict(value)
 
     def config(self, data: Any) -> Config:
+        """The configuration of the parsed document *data*."""
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            self.fail("", f"expected a mapping at the top level, got {_kind(data)}")
+            self.fail("", f"expected a mapping at the top level, got {yaml_kind(data)}")
         top = self.mapping("", data, _TOP_KEYS)
         executor, engines = self.executor(top.get("executor"))
         parallelism = self.parallelism(top.get("parallelism"))
-        if top.get("toolchains") is None:
-            toolchains = _detect(self.root, self.pm)
-        else:
-            toolchains = self.toolchains(top["toolchains"])
+        detect = top.get("toolchains") is None
         return Config(
             workspace=self.root,
             file=self.file,
-            toolchains=toolchains,
+            toolchains=() if detect else self.toolchains(top["toolchains"]),
             executor=executor,
             engines=engines,
             parallelism=parallelism,
+            detect=detect,
         )
 
     # -- executor / parallelism -----------------------------------------------------------------
@@ -339,7 +338,7 @@ class _Parser:
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int):
             expected = "'auto' or a positive integer" if allow_auto else "a positive integer"
-            got = repr(value) if isinstance(value, str) else _kind(value)
+            got = repr(value) if isinstance(value, str) else yaml_kind(value)
             self.fail(key, f"expected {expected}, got {got}")
         if value < 1:
             self.fail(key, f"expected a positive integer, got {value}")
@@ -358,7 +357,7 @@ class _Parser:
                     "invalid instance name: use a letter followed by letters, digits, '-' or '_'",
                 )
             result.append(
-                _entry(
+                toolchain_entry(
                     instance,
                     entry,
                     key=key,
@@ -381,7 +380,7 @@ class _Parser:
 _Fail = Callable[[str, str], NoReturn]
 
 
-def _entry(
+def toolchain_entry(
     instance: str,
     value: Any,
     *,
@@ -389,18 +388,27 @@ def _entry(
     origin: str,
     root: Path,
     registry: Callable[[], ToolchainRegistry],
-    fail: _Fail,
+    fail: Callable[[str, str], NoReturn],
 ) -> ToolchainConfig:
-    """Validate one toolchain entry (from the file or from detection)."""
+    """Validate one toolchain entry, from the file or from detection.
+
+    :param instance: the instance name.
+    :param value: the entry as parsed (a mapping, or None for all defaults).
+    :param key: its key path, for messages (``toolchains.frontend``).
+    :param origin: where it came from (:attr:`ToolchainConfig.origin`).
+    :param root: the workspace root that ``source`` and ``use`` paths are relative to.
+    :param registry: returns the toolchain registry (called only for a ``use:`` name).
+    :param fail: raises the error for a key path and a message.
+    """
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
         hint = f" such as {{use: {value}}}" if isinstance(value, str) else ""
-        fail(key, f"expected a mapping{hint}, got {_kind(value)}")
+        fail(key, f"expected a mapping{hint}, got {yaml_kind(value)}")
     overrides: dict[str, Any] = {}
     for k, v in value.items():
         if not isinstance(k, str):
-            fail(f"{key}.{_key_text(k)}", f"keys must be strings, got {_kind(k)}")
+            fail(f"{key}.{_key_text(k)}", f"keys must be strings, got {yaml_kind(k)}")
         if k not in _ENTRY_KEYS:
             overrides[k] = _override(f"{key}.{k}", v, fail)
     use = _use(f"{key}.use", value.get("use"), instance, root, registry, fail)
@@ -409,7 +417,7 @@ def _entry(
     if image is not None and (not isinstance(image, str) or not image.strip()):
         if isinstance(image, str):
             fail(f"{key}.image", "empty image name")
-        fail(f"{key}.image", f"expected a string, got {_kind(image)}")
+        fail(f"{key}.image", f"expected a string, got {yaml_kind(image)}")
     runner = _argv(f"{key}.runner", value.get("runner"), fail)
     if runner is not None and not runner:
         fail(f"{key}.runner", "empty command: give the program that starts the runner")
@@ -435,7 +443,7 @@ def _use(
     fail: _Fail,
 ) -> str:
     if value is not None and not isinstance(value, str):
-        fail(key, f"expected a string, got {_kind(value)}")
+        fail(key, f"expected a string, got {yaml_kind(value)}")
     name: str = instance if value is None else value
     if name.endswith(".py"):
         path = _inside(key, name, root, fail, what="file")
@@ -457,7 +465,7 @@ def _source(key: str, value: Any, root: Path, fail: _Fail) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        fail(key, f"expected a string, got {_kind(value)}")
+        fail(key, f"expected a string, got {yaml_kind(value)}")
     path = _inside(key, value, root, fail, what="directory")
     if path and not _is(root / path, "dir"):
         if _is(root / path, "exists"):
@@ -515,12 +523,12 @@ def _argv(key: str, value: Any, fail: _Fail) -> tuple[str, ...] | None:
         except ValueError as exc:
             fail(key, f"cannot split {value!r} like a shell would: {exc}")
     if not isinstance(value, list):
-        fail(key, f"expected a string or a list of strings, got {_kind(value)}")
+        fail(key, f"expected a string or a list of strings, got {yaml_kind(value)}")
     words: list[str] = []
     for i, word in enumerate(value):
         # Numbers are accepted because YAML turns `[-n, 4]` into a string and an int.
         if isinstance(word, bool) or not isinstance(word, str | int | float):
-            fail(f"{key}[{i}]", f"expected a string, got {_kind(word)}")
+            fail(f"{key}[{i}]", f"expected a string, got {yaml_kind(word)}")
         words.append(str(word))
     return tuple(words)
 
@@ -536,107 +544,8 @@ def _override(key: str, value: Any, fail: _Fail) -> Any:
         for i, item in enumerate(value):
             if item is not None and not isinstance(item, _SCALARS):
                 fail(
-                    f"{key}[{i}]", f"expected a scalar (string, number, boolean), got {_kind(item)}"
+                    f"{key}[{i}]",
+                    f"expected a scalar (string, number, boolean), got {yaml_kind(item)}",
                 )
         return list(value)
-    fail(key, f"expected a scalar or a list of scalars, got {_kind(value)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Detection
-# ---------------------------------------------------------------------------------------------
-
-
-def _detect(root: Path, pm: pluggy.PluginManager) -> tuple[ToolchainConfig, ...]:
-    """Ask every plugin which toolchains *root* holds; no answer gives no toolchains.
-
-    Plugins answer in whatever order pluggy calls them, so the entries are sorted before names
-    are deduplicated: every run, on every CI node, gets the same instance names.
-    """
-    answers = pm.hook.dagpar_detect_toolchains(workspace=root)
-    entries: list[dict[str, Any]] = []
-    for answer in answers:
-        if not answer:
-            continue
-        for entry in answer:
-            if isinstance(entry, Mapping):
-                entries.append(dict(entry))
-            else:
-                raise ConfigError(
-                    f"a plugin's dagpar_detect_toolchains returned {_kind(entry)}, not a mapping"
-                )
-
-    def sort_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
-        return (
-            _instance_name(entry),
-            str(entry.get("source") or ""),
-            str(entry.get("use") or ""),
-            str(entry.get("why") or ""),
-        )
-
-    registry: ToolchainRegistry | None = None
-
-    def get_registry() -> ToolchainRegistry:
-        nonlocal registry
-        if registry is None:
-            from dagpar_cli.pluginmanager import toolchain_registry
-
-            registry = toolchain_registry(pm)
-        return registry
-
-    taken: set[str] = set()
-    seen: set[tuple[str, str]] = set()
-    result: list[ToolchainConfig] = []
-    for entry in sorted(entries, key=sort_key):
-        base = _instance_name(entry)
-        why = str(entry.pop("why", "") or "")
-        entry.pop("instance", None)
-        if entry.get("source") == "":
-            del entry["source"]  # the model's spelling of the root, which plugins may use
-        origin = f"detected: {why}" if why else "detected"
-
-        def fail(key: str, message: str, _why: str = origin) -> NoReturn:
-            raise ConfigError(f"{message} ({_why})", key=key)
-
-        config = _entry(
-            base,
-            entry,
-            key=f"toolchains.{base}",
-            origin=origin,
-            root=root,
-            registry=get_registry,
-            fail=fail,
-        )
-        identity = (config.use, config.source)
-        if identity in seen:
-            continue  # two plugins found the same suite
-        seen.add(identity)
-        name, n = base, 1
-        while name in taken:
-            n += 1
-            name = f"{base}-{n}"
-        taken.add(name)
-        if name != base:
-            config = ToolchainConfig(
-                instance=name,
-                use=config.use,
-                source=config.source,
-                image=config.image,
-                runner=config.runner,
-                args=config.args,
-                overrides=config.overrides,
-                origin=config.origin,
-            )
-        result.append(config)
-    return tuple(result)
-
-
-def _instance_name(entry: Mapping[str, Any]) -> str:
-    """The detected entry's instance name, made valid (detection must not break a run)."""
-    raw = str(entry.get("instance") or entry.get("use") or "toolchain")
-    if raw.endswith(".py"):
-        raw = posixpath.basename(raw)[: -len(".py")]
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-_")
-    if not name or not name[0].isalpha() or not name[0].isascii():
-        name = f"t-{name}" if name else "toolchain"
-    return name
+    fail(key, f"expected a scalar or a list of scalars, got {yaml_kind(value)}")

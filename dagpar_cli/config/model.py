@@ -1,8 +1,8 @@
 """Stage 1: configuration — ``dagpar.yaml`` and the command line, as typed values.
 
-``load_config`` reads ``dagpar.yaml`` (or detects toolchains when there is none) into a
-:class:`Config`; the CLI turns its options into :class:`RunOptions`. Every error names the file
-and the key path (``toolchains.frontend.source: directory 'web' does not exist``).
+:mod:`dagpar_cli.config.loader` reads ``dagpar.yaml`` into a :class:`Config`; the CLI turns its
+options into :class:`RunOptions`. When the file lists no toolchains (or there is no file),
+discovery detects them (:func:`dagpar_cli.discovery.detect_toolchains`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import pluggy
-
-__all__ = ["Config", "DockerEngine", "RunOptions", "ToolchainConfig", "load_config"]
+__all__ = ["CONFIG_FILE", "Config", "DockerEngine", "RunOptions", "ToolchainConfig"]
 
 #: The configuration file's name at the workspace root.
 CONFIG_FILE = "dagpar.yaml"
@@ -69,6 +66,9 @@ class Config:
     engines: tuple[DockerEngine, ...] = ()
     #: Slices at once; None means auto (CPU count, or the engines' slots).
     parallelism: int | None = None
+    #: Whether the toolchains are still to be detected: there is no file, or it has no
+    #: ``toolchains:`` key. :func:`~dagpar_cli.discovery.detect_toolchains` fills them in.
+    detect: bool = False
 
     def toolchain(self, instance: str) -> ToolchainConfig | None:
         """The instance named *instance*, if configured."""
@@ -105,15 +105,6 @@ class RunOptions:
     failfast: bool = False
     #: ``--debug``: tracebacks for handled errors too.
     debug: bool = False
-
-
-def load_config(workspace: Path, pm: pluggy.PluginManager) -> Config:
-    """Read ``dagpar.yaml`` at *workspace*, or detect toolchains when there is none.
-
-    :param workspace: the workspace root.
-    :param pm: the plugin manager (its ``dagpar_detect_toolchains`` and toolchain registry).
-    :raises ConfigError: with the file and key path of the first problem.
-    """
-    from dagpar_cli._configfile import load
-
-    return load(workspace, pm)
+    #: ``check -l`` or ``functions``: the session lists what exists and runs nothing, so
+    #: reporters stay off.
+    list_only: bool = False

@@ -3,77 +3,61 @@
 History lives in SQLite at ``<workspace>/.dagpar/timings.sqlite`` (WAL mode, so two dagpar runs in
 one workspace can read and write at once). For every ``(instance, key)`` the store keeps the last
 :data:`KEEP` samples, where a key is a test id (``path::name``) or an item path; the estimate is
-their median, so one slow run moves nothing. Unknown tests are estimated from their siblings: the
-same file's other tests, then the same directory (and its parents), then the whole instance.
-Per ``(runner, executor)`` it also keeps the measured start-up cost of one slice.
+their median, so one slow run moves nothing (:mod:`~dagpar_cli.timings.predict` turns estimates
+into predictions). Per ``(runner, executor)`` it also keeps the measured start-up cost of one
+slice.
 
 A corrupt database is renamed aside with a :class:`TimingStoreWarning` and rebuilt: timings are
 an optimisation, never a reason for a run to fail.
-
-The store is a plugin too: its ``dagpar_report`` records every finished run that was not a dry run.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import posixpath
 import sqlite3
 import threading
 import time
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from dagpar_cli.errors import UsageError
-from dagpar_cli.model import Item, RunResult, Status, TestCase, TestResult
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.model import Item, RunResult, Status, TestCase
+from dagpar_cli.statedir import state_dir
+from dagpar_cli.timings.predict import (
+    Prediction,
+    predict_items,
+    predict_tests,
+    robust_estimate,
+    split_test_id,
+)
+from dagpar_cli.timings.transfer import (
+    ITEM,
+    SCHEMA_VERSION,
+    STARTUP,
+    TEST,
+    Sample,
+    TimingsFormatError,
+    export_document,
+    export_rows,
+    junit_samples,
+    read_junit,
+    run_samples,
+)
 
-if TYPE_CHECKING:
-    from dagpar_cli.session import Session
+__all__ = ["BUSY_SECONDS", "DB_NAME", "KEEP", "TimingRow", "TimingStore", "TimingStoreWarning"]
 
-__all__ = [
-    "KEEP",
-    "Prediction",
-    "TimingRow",
-    "TimingStore",
-    "TimingStoreWarning",
-    "TimingsFormatError",
-    "dagpar_report",
-    "state_dir",
-]
-
-#: The workspace directory dagpar keeps its state in.
-STATE_DIR = ".dagpar"
-#: The database's file name inside :data:`STATE_DIR`.
+#: The database's file name inside the state directory.
 DB_NAME = "timings.sqlite"
 #: Samples kept per ``(instance, key)``.
 KEEP = 10
-#: The schema this code reads and writes; an older file is rebuilt.
-SCHEMA_VERSION = 1
-#: The ``export_json`` format marker.
-EXPORT_FORMAT = "dagpar-timings"
 #: Seconds a writer waits for another dagpar run's transaction before giving up.
 BUSY_SECONDS = 30.0
-#: Estimates when nothing at all is known about an instance's tests or items.
-DEFAULT_TEST_SECONDS = 0.1
-DEFAULT_ITEM_SECONDS = 1.0
-
-# Sample kinds: per test id, per whole item (file or package), per slice start-up.
-TEST = "test"
-ITEM = "item"
-STARTUP = "startup"
-
-_CACHEDIR_TAG = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
-    "# This file is a cache directory tag created by dagpar.\n"
-    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,56 +85,8 @@ CREATE TABLE IF NOT EXISTS estimates (
 _T = TypeVar("_T")
 
 
-class TimingsFormatError(UsageError, ValueError):
-    """A timings export or JUnit file that cannot be imported; a :class:`ValueError` too."""
-
-
 class TimingStoreWarning(UserWarning):
     """The timing store had to be set aside or could not be updated; the run goes on."""
-
-
-def state_dir(workspace: Path) -> Path:
-    """``<workspace>/.dagpar``, created with a ``.gitignore`` and a ``CACHEDIR.TAG``.
-
-    :param workspace: the workspace root.
-    """
-    path = workspace / STATE_DIR
-    path.mkdir(parents=True, exist_ok=True)
-    ignore = path / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("# Created by dagpar.\n*\n", encoding="utf-8")
-    tag = path / "CACHEDIR.TAG"
-    if not tag.exists():
-        tag.write_text(_CACHEDIR_TAG, encoding="utf-8")
-    return path
-
-
-def robust_estimate(samples: Sequence[float]) -> tuple[float, float]:
-    """The median of *samples* and their relative spread (scaled median absolute deviation).
-
-    :returns: ``(median, spread)``; spread is 0 for fewer than three samples.
-    """
-    ordered = sorted(samples)
-    median = _median(ordered)
-    if len(ordered) < 3 or median <= 0:
-        return median, 0.0
-    mad = _median(sorted(abs(s - median) for s in ordered))
-    # 1.4826 * MAD estimates a standard deviation without letting an outlier in.
-    return median, 1.4826 * mad / median
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """Everything :meth:`TimingStore.predict_detailed` knows about one split call's items."""
-
-    #: Predicted seconds per ``Item.key``, for every item.
-    seconds: dict[str, float]
-    #: Keys whose prediction is an estimate from siblings rather than from their own history.
-    estimated: frozenset[str]
-    #: Whether the instance had any history at all.
-    has_history: bool
-    #: Typical relative run-to-run deviation of the instance's measured tests (None: unknown).
-    spread: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,49 +255,21 @@ class TimingStore:
 
         An item ``[file]`` is the sum of its tests' estimates when its tests are listed and at
         least one of them is known; otherwise the file's recorded total; otherwise an estimate
-        from sibling items. A finer item ``[file, test]`` is its test's estimate.
+        from sibling items. A finer item ``[file, test]`` is its test's estimate
+        (:func:`~dagpar_cli.timings.predict.predict_items`).
 
         :param instance: the toolchain instance.
         :param items: the items of one split call.
         :param tests: the tests each item selects, per ``Item.key``.
         """
         estimates = self._guarded(lambda conn: self._estimates(conn, instance))
-        known_tests = {k: v[0] for k, v in estimates[TEST].items()}
-        known_items = {k: v[0] for k, v in estimates[ITEM].items()}
-        has_history = bool(known_tests or known_items)
-        test_guess = _SiblingEstimator(known_tests, DEFAULT_TEST_SECONDS, by_test_id=True)
-        item_guess = _SiblingEstimator(known_items, DEFAULT_ITEM_SECONDS, by_test_id=False)
-        seconds: dict[str, float] = {}
-        estimated: set[str] = set()
-        for item in items:
-            key = item.key
-            if item.name is not None:
-                value = known_tests.get(key)
-                if value is None:
-                    value = test_guess.estimate(key)
-                    estimated.add(key)
-                seconds[key] = value
-                continue
-            listed = _outermost(tests.get(key, ()))
-            own = [known_tests[t.id] for t in listed if t.id in known_tests]
-            if own:
-                missing = [t for t in listed if t.id not in known_tests]
-                seconds[key] = math.fsum(own) + math.fsum(
-                    test_guess.estimate(t.id) for t in missing
-                )
-                if missing and len(missing) * 2 >= len(listed):
-                    estimated.add(key)
-            elif key in known_items:
-                seconds[key] = known_items[key]
-            elif listed and known_tests:
-                seconds[key] = math.fsum(test_guess.estimate(t.id) for t in listed)
-                estimated.add(key)
-            else:
-                seconds[key] = item_guess.estimate(key)
-                estimated.add(key)
-        spreads = sorted(v[1] for v in estimates[TEST].values() if v[2] >= 3)
-        spread = _median(spreads) if spreads else None
-        return Prediction(seconds, frozenset(estimated), has_history, spread)
+        return predict_items(
+            {k: v[0] for k, v in estimates[TEST].items()},
+            {k: v[0] for k, v in estimates[ITEM].items()},
+            items,
+            tests,
+            spreads=(v[1] for v in estimates[TEST].values() if v[2] >= 3),
+        )
 
     def predict(
         self,
@@ -383,9 +291,7 @@ class TimingStore:
         :param tests: the tests.
         """
         estimates = self._guarded(lambda conn: self._estimates(conn, instance))
-        known = {k: v[0] for k, v in estimates[TEST].items()}
-        guess = _SiblingEstimator(known, DEFAULT_TEST_SECONDS, by_test_id=True)
-        return {t.id: known[t.id] if t.id in known else guess.estimate(t.id) for t in tests}
+        return predict_tests({k: v[0] for k, v in estimates[TEST].items()}, tests)
 
     def startup_seconds(self, runner: str, executor: str) -> float | None:
         """The measured start-up seconds of one slice of *runner* on *executor*, if known.
@@ -421,7 +327,7 @@ class TimingStore:
         whole: dict[tuple[str, str], tuple[float, int]] = {}
         for inst, kind, key, seconds, count in self._guarded(query):
             if kind == TEST:
-                where = (inst, _split_test_id(key)[0])
+                where = (inst, split_test_id(key)[0])
                 totals[where].append(seconds)
                 counts[where] = max(counts[where], count)
             else:
@@ -460,27 +366,17 @@ class TimingStore:
         :param executor: the executor the run used.
         :param run_id: identifies the run's samples (merges deduplicate on it); random if None.
         """
-        recorder = _Recorder(run_id or uuid.uuid4().hex, time.time())
-        for check in run.checks:
-            instance = check.name.split(":", 1)[0]
-            runner = runner_of.get(instance, "custom")
-            if check.slices:
-                for sl in check.slices:
-                    if sl.infrastructure_error:
-                        continue
-                    whole = {item.path for item in sl.items if item.name is None}
-                    recorder.results(instance, sl.results, whole)
-                    if sl.results:
-                        spent = math.fsum(
-                            r.seconds + math.fsum(a.seconds for a in r.attempts)
-                            for r in _outermost(sl.results)
-                        )
-                        recorder.add(runner, STARTUP, executor, max(0.0, sl.seconds - spent))
-            elif not check.infrastructure_error:
-                recorder.results(instance, check.results, {r.path for r in check.results})
-        self._write(recorder.rows)
+        self._write(
+            run_samples(
+                run,
+                runner_of=runner_of,
+                executor=executor,
+                run_id=run_id or uuid.uuid4().hex,
+                recorded=time.time(),
+            )
+        )
 
-    def _write(self, rows: Sequence[tuple[str, str, str, str, int, float, float]]) -> None:
+    def _write(self, rows: Sequence[Sample]) -> None:
         """Insert samples (the smaller of duplicates wins), keep the last ``keep``, re-estimate."""
         if not rows:
             return
@@ -543,12 +439,7 @@ class TimingStore:
                 )
             )
         )
-        return {
-            "format": EXPORT_FORMAT,
-            "version": SCHEMA_VERSION,
-            "keep": self.keep,
-            "samples": [list(r) for r in rows],
-        }
+        return export_document(rows, self.keep)
 
     def merge_json(self, data: Mapping[str, Any]) -> None:
         """Merge an :meth:`export_json` document into this store.
@@ -560,15 +451,7 @@ class TimingStore:
         :param data: the exported document.
         :raises TimingsFormatError: when *data* is not a dagpar timings export.
         """
-        if data.get("format") != EXPORT_FORMAT or data.get("version") != SCHEMA_VERSION:
-            raise TimingsFormatError(
-                f"not a dagpar timings export (format {data.get('format')!r}, "
-                f"version {data.get('version')!r}; expected {EXPORT_FORMAT!r} {SCHEMA_VERSION})"
-            )
-        samples = data.get("samples", [])
-        if not isinstance(samples, list):
-            raise TimingsFormatError("not a dagpar timings export (samples is not a list)")
-        self._write([_sample_row(sample) for sample in samples])
+        self._write(export_rows(data))
 
     def import_junit(self, path: Path, instance: str) -> int:
         """Import durations from a JUnit XML file written by any tool.
@@ -582,8 +465,6 @@ class TimingStore:
         :returns: how many test samples the file held.
         :raises TimingsFormatError: when the file is not JUnit XML.
         """
-        from dagpar_cli.junit_import import read_junit
-
         workspace = self.path.parent.parent
         names = self._guarded(
             lambda conn: [
@@ -598,185 +479,12 @@ class TimingStore:
             cases = read_junit(path, workspace, known_test_ids=names)
         except ValueError as exc:
             raise TimingsFormatError(str(exc)) from None
-        recorder = _Recorder(f"junit:{cases.digest}", cases.recorded)
-        results = [
-            TestResult(path=c.path, name=c.name, status=c.status, seconds=c.seconds) for c in cases
-        ]
-        recorder.results(instance, results, {r.path for r in results})
-        self._write(recorder.rows)
+        self._write(junit_samples(cases, instance))
         return sum(1 for c in cases if c.status is not Status.ERROR)
 
 
 # ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def _sample_row(sample: object) -> tuple[str, str, str, str, int, float, float]:
-    """One exported sample as a database row; an export from elsewhere may hold anything."""
-    if not isinstance(sample, list) or len(sample) != 7:
-        raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
-    instance, kind, key, run_id, ordinal, seconds, recorded = sample
-    if kind not in (TEST, ITEM, STARTUP):
-        raise TimingsFormatError(f"unknown sample kind {kind!r:.40} in timings export")
-    duration, moment = _finite(seconds), _finite(recorded)
-    if (
-        isinstance(instance, str)
-        and isinstance(kind, str)
-        and isinstance(key, str)
-        and isinstance(run_id, str)
-        and all(_encodable(text) for text in (instance, key, run_id))
-        and isinstance(ordinal, int)
-        and not isinstance(ordinal, bool)
-        and 0 <= ordinal < 2**63  # SQLite's INTEGER
-        and duration is not None
-        and duration >= 0
-        and moment is not None
-    ):
-        return (instance, kind, key, run_id, ordinal, duration, moment)
-    raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
-
-
-def _finite(value: object) -> float | None:
-    """*value* as a finite float; None for anything else (NaN is stored as NULL by SQLite)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _encodable(text: str) -> bool:
-    # A lone surrogate (JSON "\ud800") cannot be stored as SQLite text.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-class _Recorder:
-    """Collects sample rows of one run, numbering repeated keys."""
-
-    def __init__(self, run_id: str, recorded: float) -> None:
-        self.run_id = run_id
-        self.recorded = recorded
-        self.rows: list[tuple[str, str, str, str, int, float, float]] = []
-        self._seen: dict[tuple[str, str, str], int] = defaultdict(int)
-
-    def add(self, instance: str, kind: str, key: str, seconds: float) -> None:
-        if not math.isfinite(seconds):
-            seconds = 0.0  # a sum that overflowed; NaN would be stored as NULL
-        where = (instance, kind, key)
-        ordinal = self._seen[where]
-        self._seen[where] += 1
-        self.rows.append(
-            (instance, kind, key, self.run_id, ordinal, max(0.0, seconds), self.recorded)
-        )
-
-    def results(self, instance: str, results: Iterable[TestResult], whole: set[str]) -> None:
-        """Samples for tests, and totals for the paths in *whole* that reported no error."""
-        totals: dict[str, float] = defaultdict(float)
-        broken: set[str] = set()
-        results = list(results)
-        outer = {id(r) for r in _outermost(results)}
-        for r in results:
-            if r.status is Status.ERROR:
-                broken.add(r.path)
-                continue
-            self.add(instance, TEST, r.id, r.seconds)
-            if id(r) in outer:
-                totals[r.path] += r.seconds
-        for path in sorted(set(totals) & whole - broken):
-            self.add(instance, ITEM, path, totals[path])
-
-
-class _SiblingEstimator:
-    """Estimates unknown keys from the medians of known neighbours: file, directories, all."""
-
-    def __init__(self, known: Mapping[str, float], default: float, *, by_test_id: bool) -> None:
-        self._by_test_id = by_test_id
-        self._default = default
-        groups: dict[str, list[float]] = defaultdict(list)
-        every: list[float] = []
-        for key, seconds in known.items():
-            path = _split_test_id(key)[0] if by_test_id else key
-            if by_test_id:
-                groups["f:" + path].append(seconds)
-            for directory in _ancestors(path):
-                groups["d:" + directory].append(seconds)
-            every.append(seconds)
-        self._groups = groups
-        self._all = _median(sorted(every)) if every else None
-        self._cache: dict[str, float] = {}
-
-    def _median_of(self, group: str) -> float | None:
-        if group not in self._cache:
-            values = self._groups.get(group)
-            if not values:
-                return None
-            self._cache[group] = _median(sorted(values))
-        return self._cache[group]
-
-    def estimate(self, key: str) -> float:
-        """The best sibling-based guess for *key* (a test id or an item path)."""
-        path = _split_test_id(key)[0] if self._by_test_id else key
-        if self._by_test_id:
-            same_file = self._median_of("f:" + path)
-            if same_file is not None:
-                return same_file
-        for directory in _ancestors(path):
-            near = self._median_of("d:" + directory)
-            if near is not None:
-                return near
-        return self._all if self._all is not None else self._default
-
-
-_Named = TypeVar("_Named", TestCase, TestResult)
-
-
-def _outermost(tests: Iterable[_Named]) -> list[_Named]:
-    """*tests* without the subtests of listed tests (Go's ``TestA/sub`` when ``TestA`` is there).
-
-    A parent test's time already includes its subtests', so sums must count it once.
-    """
-    tests = list(tests)
-    names = {(t.path, t.name) for t in tests}
-    return [t for t in tests if "/" not in t.name or not _has_parent(t.path, t.name, names)]
-
-
-def _has_parent(path: str, name: str, names: set[tuple[str, str]]) -> bool:
-    while "/" in name:
-        name = name.rsplit("/", 1)[0]
-        if (path, name) in names:
-            return True
-    return False
-
-
-def _ancestors(path: str) -> Iterator[str]:
-    """The directories containing *path*, nearest first, ending with ``""`` (the root)."""
-    directory = posixpath.dirname(path)
-    while directory:
-        yield directory
-        parent = posixpath.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    yield ""
-
-
-def _split_test_id(test_id: str) -> tuple[str, str]:
-    path, _, name = test_id.partition("::")
-    return path, name
-
-
-def _median(ordered: Sequence[float]) -> float:
-    n = len(ordered)
-    if n == 0:
-        return 0.0
-    mid = n // 2
-    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+# SQLite helpers
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
@@ -825,75 +533,3 @@ class _transaction:
             self._conn.execute("COMMIT")
         else:
             self._conn.execute("ROLLBACK")
-
-
-# ---------------------------------------------------------------------------------------------
-# the plugin
-
-
-@hookimpl
-def dagpar_report(run: RunResult, session: Session) -> None:
-    """Record a finished run into the session's timing store (not for dry runs).
-
-    :param run: the merged result.
-    :param session: the run's session; ``stash["runner_of"]`` maps instances to runners.
-    """
-    store = session.timings
-    if store is None or session.options.dry_run:
-        return
-    runner_of = session.stash.get("runner_of", {})
-    if not isinstance(runner_of, Mapping):
-        runner_of = {}
-    try:
-        if run.shard is not None:
-            shard_export(run, session, runner_of)
-            return
-        store.record(
-            run, runner_of=runner_of, executor=session.executor_name, run_id=session.run_id
-        )
-    except (sqlite3.Error, UnicodeError) as exc:
-        # A store that cannot be written (read-only checkout, full disk) costs a warning only.
-        warnings.warn(f"could not update the timing store: {exc}", TimingStoreWarning, stacklevel=2)
-
-
-def shard_file(workspace: Path, shard: tuple[int, int]) -> Path:
-    """Where a sharded run leaves its new samples: ``.dagpar/timings-shard-I-of-N.json``."""
-    return state_dir(workspace) / f"timings-shard-{shard[0]}-of-{shard[1]}.json"
-
-
-def shard_export(run: RunResult, session: Session, runner_of: Mapping[str, str]) -> Path:
-    """Write a sharded run's samples to its own export file instead of the store.
-
-    Every CI node must plan from the *same* store, so a node never changes the store it planned
-    from (nodes that share a workspace, one after another, would otherwise plan differently);
-    ``dagpar timings merge .dagpar/timings-shard-*.json`` folds the nodes' files in afterwards.
-
-    :returns: the file written.
-    """
-    import json
-    import tempfile
-
-    assert run.shard is not None
-    target = shard_file(session.config.workspace, run.shard)
-    with (
-        tempfile.TemporaryDirectory(prefix="dagpar-shard-") as scratch,
-        TimingStore(Path(scratch) / DB_NAME) as scratch_store,
-    ):
-        scratch_store.record(
-            run, runner_of=runner_of, executor=session.executor_name, run_id=session.run_id
-        )
-        data = scratch_store.export_json()
-    if target.exists():
-        # A retried job: keep what the earlier attempt recorded too (merging is idempotent).
-        with (
-            tempfile.TemporaryDirectory(prefix="dagpar-shard-") as scratch,
-            TimingStore(Path(scratch) / DB_NAME) as both,
-        ):
-            try:
-                both.merge_json(json.loads(target.read_text(encoding="utf-8")))
-            except (ValueError, TypeError, OSError):
-                pass  # an unreadable earlier file is replaced by this run's samples
-            both.merge_json(data)
-            data = both.export_json()
-    target.write_text(json.dumps(data, sort_keys=True) + "\n", encoding="utf-8")
-    return target

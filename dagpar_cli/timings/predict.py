@@ -1,0 +1,214 @@
+"""Predicting durations from the timing store's estimates: the maths, without the database.
+
+Every kept key has an estimate, the median of its last samples (:func:`robust_estimate`). An item
+``[file]`` is predicted as the sum of its tests when they are listed and at least one is known,
+else the file's recorded total; a key without history is estimated from its siblings
+(:class:`SiblingEstimator`): the same file's other tests, then the same directory and its parents,
+then the whole instance.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from dagpar_cli.model import Item, TestCase, TestResult
+
+__all__ = [
+    "DEFAULT_ITEM_SECONDS",
+    "DEFAULT_TEST_SECONDS",
+    "Prediction",
+    "SiblingEstimator",
+    "outermost",
+    "predict_items",
+    "predict_tests",
+    "robust_estimate",
+]
+
+#: Estimates when nothing at all is known about an instance's tests or items.
+DEFAULT_TEST_SECONDS = 0.1
+DEFAULT_ITEM_SECONDS = 1.0
+
+
+def robust_estimate(samples: Sequence[float]) -> tuple[float, float]:
+    """The median of *samples* and their relative spread (scaled median absolute deviation).
+
+    :returns: ``(median, spread)``; spread is 0 for fewer than three samples.
+    """
+    ordered = sorted(samples)
+    middle = median(ordered)
+    if len(ordered) < 3 or middle <= 0:
+        return middle, 0.0
+    mad = median(sorted(abs(s - middle) for s in ordered))
+    # 1.4826 * MAD estimates a standard deviation without letting an outlier in.
+    return middle, 1.4826 * mad / middle
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Everything :meth:`TimingStore.predict_detailed` knows about one split call's items."""
+
+    #: Predicted seconds per ``Item.key``, for every item.
+    seconds: dict[str, float]
+    #: Keys whose prediction is an estimate from siblings rather than from their own history.
+    estimated: frozenset[str]
+    #: Whether the instance had any history at all.
+    has_history: bool
+    #: Typical relative run-to-run deviation of the instance's measured tests (None: unknown).
+    spread: float | None
+
+
+def predict_items(
+    known_tests: Mapping[str, float],
+    known_items: Mapping[str, float],
+    items: Sequence[Item],
+    tests: Mapping[str, Sequence[TestCase]],
+    spreads: Iterable[float] = (),
+) -> Prediction:
+    """Predicted seconds for every item, which of them are estimates, and the spread.
+
+    An item ``[file]`` is the sum of its tests' estimates when its tests are listed and at
+    least one of them is known; otherwise the file's recorded total; otherwise an estimate
+    from sibling items. A finer item ``[file, test]`` is its test's estimate.
+
+    :param known_tests: the estimate per known test id.
+    :param known_items: the estimate per known whole item (file or package).
+    :param items: the items of one split call.
+    :param tests: the tests each item selects, per ``Item.key``.
+    :param spreads: the relative spreads of the tests with enough samples to have one.
+    """
+    has_history = bool(known_tests or known_items)
+    test_guess = SiblingEstimator(known_tests, DEFAULT_TEST_SECONDS, by_test_id=True)
+    item_guess = SiblingEstimator(known_items, DEFAULT_ITEM_SECONDS, by_test_id=False)
+    seconds: dict[str, float] = {}
+    estimated: set[str] = set()
+    for item in items:
+        key = item.key
+        if item.name is not None:
+            value = known_tests.get(key)
+            if value is None:
+                value = test_guess.estimate(key)
+                estimated.add(key)
+            seconds[key] = value
+            continue
+        listed = outermost(tests.get(key, ()))
+        own = [known_tests[t.id] for t in listed if t.id in known_tests]
+        if own:
+            missing = [t for t in listed if t.id not in known_tests]
+            seconds[key] = math.fsum(own) + math.fsum(test_guess.estimate(t.id) for t in missing)
+            if missing and len(missing) * 2 >= len(listed):
+                estimated.add(key)
+        elif key in known_items:
+            seconds[key] = known_items[key]
+        elif listed and known_tests:
+            seconds[key] = math.fsum(test_guess.estimate(t.id) for t in listed)
+            estimated.add(key)
+        else:
+            seconds[key] = item_guess.estimate(key)
+            estimated.add(key)
+    ordered = sorted(spreads)
+    spread = median(ordered) if ordered else None
+    return Prediction(seconds, frozenset(estimated), has_history, spread)
+
+
+def predict_tests(known: Mapping[str, float], tests: Sequence[TestCase]) -> dict[str, float]:
+    """Predicted seconds per test id, unknown tests estimated from their siblings.
+
+    :param known: the estimate per known test id.
+    :param tests: the tests.
+    """
+    guess = SiblingEstimator(known, DEFAULT_TEST_SECONDS, by_test_id=True)
+    return {t.id: known[t.id] if t.id in known else guess.estimate(t.id) for t in tests}
+
+
+class SiblingEstimator:
+    """Estimates unknown keys from the medians of known neighbours: file, directories, all."""
+
+    def __init__(self, known: Mapping[str, float], default: float, *, by_test_id: bool) -> None:
+        self._by_test_id = by_test_id
+        self._default = default
+        groups: dict[str, list[float]] = defaultdict(list)
+        every: list[float] = []
+        for key, seconds in known.items():
+            path = split_test_id(key)[0] if by_test_id else key
+            if by_test_id:
+                groups["f:" + path].append(seconds)
+            for directory in ancestors(path):
+                groups["d:" + directory].append(seconds)
+            every.append(seconds)
+        self._groups = groups
+        self._all = median(sorted(every)) if every else None
+        self._cache: dict[str, float] = {}
+
+    def _median_of(self, group: str) -> float | None:
+        if group not in self._cache:
+            values = self._groups.get(group)
+            if not values:
+                return None
+            self._cache[group] = median(sorted(values))
+        return self._cache[group]
+
+    def estimate(self, key: str) -> float:
+        """The best sibling-based guess for *key* (a test id or an item path)."""
+        path = split_test_id(key)[0] if self._by_test_id else key
+        if self._by_test_id:
+            same_file = self._median_of("f:" + path)
+            if same_file is not None:
+                return same_file
+        for directory in ancestors(path):
+            near = self._median_of("d:" + directory)
+            if near is not None:
+                return near
+        return self._all if self._all is not None else self._default
+
+
+_Named = TypeVar("_Named", TestCase, TestResult)
+
+
+def outermost(tests: Iterable[_Named]) -> list[_Named]:
+    """*tests* without the subtests of listed tests (Go's ``TestA/sub`` when ``TestA`` is there).
+
+    A parent test's time already includes its subtests', so sums must count it once.
+    """
+    tests = list(tests)
+    names = {(t.path, t.name) for t in tests}
+    return [t for t in tests if "/" not in t.name or not _has_parent(t.path, t.name, names)]
+
+
+def _has_parent(path: str, name: str, names: set[tuple[str, str]]) -> bool:
+    while "/" in name:
+        name = name.rsplit("/", 1)[0]
+        if (path, name) in names:
+            return True
+    return False
+
+
+def ancestors(path: str) -> Iterator[str]:
+    """The directories containing *path*, nearest first, ending with ``""`` (the root)."""
+    directory = posixpath.dirname(path)
+    while directory:
+        yield directory
+        parent = posixpath.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    yield ""
+
+
+def split_test_id(test_id: str) -> tuple[str, str]:
+    """``(path, name)`` of a test id ``path::name``."""
+    path, _, name = test_id.partition("::")
+    return path, name
+
+
+def median(ordered: Sequence[float]) -> float:
+    """The median of the sorted *ordered* (0 when empty)."""
+    n = len(ordered)
+    if n == 0:
+        return 0.0
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
