@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagpar_plugins import _jest_command, jest
+from dagpar_plugins import jest
+from dagpar_plugins.jest import command as _jest_command
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins._pytest_files import ORDER_FILE, RUN_INFO_FILE
+from dagpar_plugins.pytest.files import ORDER_FILE, RUN_INFO_FILE
 
 from dagpar_cli.execution.api import Outcome
 from dagpar_cli.model import (

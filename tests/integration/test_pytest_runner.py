@@ -22,7 +22,7 @@ from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins._pytest_collect import COLLECTION_ERROR
+from dagpar_plugins.pytest.collect import COLLECTION_ERROR
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome

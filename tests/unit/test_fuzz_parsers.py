@@ -28,16 +28,16 @@ import pytest
 from dagpar_plugins import go as go_plugin
 from dagpar_plugins import jest as jest_plugin
 from dagpar_plugins import pytest as pytest_plugin
-from dagpar_plugins._go_source import builds_here, scan_test_source
-from dagpar_plugins._pytest_collect import parse_collect_output
-from dagpar_plugins._pytest_paths import RootdirMap
-from dagpar_plugins._pytest_report import REPORT_FILE, parse_report
-from dagpar_plugins.pytest_select import (
+from dagpar_plugins.go.source import builds_here, scan_test_source
+from dagpar_plugins.pytest.collect import parse_collect_output
+from dagpar_plugins.pytest.paths import RootdirMap
+from dagpar_plugins.pytest.pytest_select import (
     NAME_PROPERTY,
     PATH_PROPERTY,
     RUN_INFO_FILE,
     SELECTION_FILE,
 )
+from dagpar_plugins.pytest.report import REPORT_FILE, parse_report
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

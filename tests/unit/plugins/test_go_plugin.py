@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from dagpar_plugins import go
-from dagpar_plugins._go_report import (
+from dagpar_plugins.go.report import (
     PACKAGE_PLACEHOLDER,
     compiler_output,
     read_events,
     rewrite_subtest_name,
 )
-from dagpar_plugins._go_source import builds_here, is_test_name, scan_test_source
+from dagpar_plugins.go.source import builds_here, is_test_name, scan_test_source
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from dagpar_plugins import jest
-from dagpar_plugins._jest_command import JestRun, escape_name, name_pattern, plan_runs
-from dagpar_plugins._jest_report import ReportError, report_from_stdout
+from dagpar_plugins.jest.command import JestRun, escape_name, name_pattern, plan_runs
+from dagpar_plugins.jest.report import ReportError, report_from_stdout
 from hypothesis import given
 from hypothesis import strategies as st
 

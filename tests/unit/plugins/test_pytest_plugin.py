@@ -15,10 +15,11 @@ from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins import _pytest_files, pytest_select
-from dagpar_plugins._pytest_collect import COLLECTION_ERROR, parse_collect_output
-from dagpar_plugins._pytest_files import PLUGIN_MODULE, SELECTION_FILE
-from dagpar_plugins._pytest_paths import RootdirMap
+from dagpar_plugins.pytest import files as _pytest_files
+from dagpar_plugins.pytest import pytest_select
+from dagpar_plugins.pytest.collect import COLLECTION_ERROR, parse_collect_output
+from dagpar_plugins.pytest.files import PLUGIN_MODULE, SELECTION_FILE
+from dagpar_plugins.pytest.paths import RootdirMap
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome

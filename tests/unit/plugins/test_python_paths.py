@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins._python_paths import import_paths, interpreter_of
+from dagpar_plugins.pytest.interpreter import import_paths, interpreter_of
 
 from dagpar_cli.model import RunnerSpec
 

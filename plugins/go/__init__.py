@@ -42,7 +42,7 @@ from dagpar_cli.errors import ExecutionError
 from dagpar_cli.model import RunnerCommand, RunnerSpec, Selection, TestCase, TestResult
 from dagpar_cli.pluginmanager import hookimpl
 
-from ._go_report import (
+from .report import (
     PACKAGE_PLACEHOLDER,
     GoStream,
     compiler_output,
@@ -50,7 +50,7 @@ from ._go_report import (
     read_events,
     rewrite_subtest_name,
 )
-from ._go_source import builds_here, scan_test_files
+from .source import builds_here, scan_test_files
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Outcome

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from dagpar_cli.model import Selection
 
-from ._jest_report import SUITE_FAILED
+from .report import SUITE_FAILED
 
 __all__ = [
     "MAX_COMMAND_BYTES",

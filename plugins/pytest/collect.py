@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dagpar_cli.model import TestCase
 
-from ._pytest_paths import RootdirMap, path_exists
+from .paths import RootdirMap, path_exists
 
 __all__ = ["COLLECTION_ERROR", "parse_collect_output"]
 

@@ -26,7 +26,7 @@ Listing
 Running
     ``jest --ci --json --watchAll=false --no-bail --outputFile={report_dir}/jest-K.json
     [args] --runTestsByPath [--testNamePattern=^(?:a|b)$] ./file...`` (see
-    :mod:`dagpar_plugins._jest_command` for when one slice needs several runs). Exit codes 0
+    :mod:`dagpar_plugins.jest.command` for when one slice needs several runs). Exit codes 0
     and 1 (a test failed) mean Jest ran; a missing report gives error results. Next to each
     report, ``jest-K.selection.json`` records what the run was asked for, so that parsing reports
     exactly the selected tests even though Jest also lists the ones its name filter skipped.
@@ -57,9 +57,9 @@ from dagpar_cli.model import (
 from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
 from dagpar_cli.runners import RunnerHost
 
-from . import _jest_command
-from ._jest_command import JestRun, path_arg, plan_runs
-from ._jest_report import (
+from . import command as _jest_command
+from .command import JestRun, path_arg, plan_runs
+from .report import (
     SUITE_FAILED,
     AssertionReport,
     FileReport,

@@ -33,7 +33,7 @@ Running (:func:`dagpar_runner_command`)
     selection never goes on the command line: it is written to
     ``{report_dir}/dagpar_pytest_select.json`` (``RunnerCommand.files``, names relative to the
     report directory) and read by the small plugin ``{report_dir}/dagpar_pytest_select.py``
-    (:mod:`dagpar_plugins.pytest_select`, for pytest >= 6) that keeps exactly the selected
+    (:mod:`dagpar_plugins.pytest.pytest_select`, for pytest >= 6) that keeps exactly the selected
     node ids and never imports unselected files. No path goes on the command line either: pytest
     starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
     ``conftest.py`` is broken is reported as that directory's collection error, as listed.
@@ -71,7 +71,7 @@ Handing over (:func:`dagpar_runner_hands_over`, :func:`dagpar_runner_hand_over`)
 
 Parsing (:func:`dagpar_runner_parse`)
     ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
-    exactly as listed (see :mod:`dagpar_plugins._pytest_report`); ``[]`` when pytest wrote no
+    exactly as listed (see :mod:`dagpar_plugins.pytest.report`); ``[]`` when pytest wrote no
     report.
 """
 
@@ -96,19 +96,19 @@ from dagpar_cli.model import (
 )
 from dagpar_cli.pluginmanager import ToolchainRegistry, hookimpl
 
-from ._pytest_collect import COLLECTION_ERROR, parse_collect_output
-from ._pytest_detect import detect
-from ._pytest_files import (
+from .collect import COLLECTION_ERROR, parse_collect_output
+from .detect import detect
+from .files import (
     PLUGIN_MODULE,
     PROGRESS_FILE,
     REPORT_FILE,
     SELECTION_FILE,
     plugin_source,
 )
-from ._pytest_handover import can_lock, distributes, hand_over
-from ._pytest_paths import RootdirMap
-from ._pytest_report import parse_report
-from ._python_paths import import_paths, interpreter_of
+from .handover import can_lock, distributes, hand_over
+from .interpreter import import_paths, interpreter_of
+from .paths import RootdirMap
+from .report import parse_report
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Outcome

@@ -53,7 +53,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no hand-over
     fcntl = None  # type: ignore[assignment]
 
-# These names repeat those of dagpar_plugins._pytest_files (this file must stand alone).
+# These names repeat those of dagpar_plugins.pytest.files (this file must stand alone).
 #: The module name the runner command loads with ``-p``.
 MODULE = "dagpar_pytest_select"
 #: The selection file, next to this module: ``{"paths": [...], "tests": [[path, name], ...]}``,
