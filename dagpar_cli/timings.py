@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, RunResult, Status, TestCase, TestResult
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
     from dagpar_cli.session import Session
