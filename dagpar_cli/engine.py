@@ -66,9 +66,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CallContext", "Engine", "SliceContext", "current_call", "current_slice", "dispatch"]
 
-#: Runners whose filters may name subtests the listing does not know (``TestX/sub``).
-SUBTEST_RUNNERS = frozenset({"go"})
-
 #: At most this many slices per worker (see :attr:`PlanRequest.max_slices`).
 OVERSLICE = 4
 
@@ -322,9 +319,11 @@ class Engine:
         #: Item paths the filter saw, for "did you mean" when it matched nothing.
         self.candidates: set[str] = set()
         #: Follows running slices' runners for live progress (None outside a dagpar run).
-        self.progress = ProgressPoller(session.pm.hook) if session is not None else None
+        self.progress = (
+            ProgressPoller(session.pm.hook, session.runners) if session is not None else None
+        )
         #: Running slices that may give their unstarted tests to idle workers.
-        self.handover = HandOver(session.pm.hook) if session is not None else None
+        self.handover = HandOver(session.runners) if session is not None else None
         #: Slice tasks submitted to the pool and not yet started (idle workers help only at 0).
         self._queued = 0
 
@@ -667,7 +666,7 @@ class Engine:
         if not getattr(self.executor, "shares_mounts", False):
             return False
         spec = self.runner_spec(toolchain, runner, directory)
-        return bool(self.session.pm.hook.dagpar_runner_hands_over(spec=spec))
+        return self.session.runners.get(runner).can_hand_over(spec)
 
     def _rerun_failed(
         self, split: _SplitCall, plan: Plan, merged: list[TestResult], retries: int
@@ -776,14 +775,11 @@ class Engine:
         """Ask the runner plugin for the listing (no cache)."""
         assert self.session is not None
         host = EngineRunnerHost(self, toolchain, spec)
-        listed = self.session.pm.hook.dagpar_runner_collect(spec=spec, host=host)
-        if listed is None:
-            raise ExecutionError(
-                f"no runner plugin named {runner!r} is installed "
-                f"(toolchain {toolchain.config.instance!r}); "
-                "install the plugin that provides it"
-            )
-        return list(listed)
+        try:
+            runner_plugin = self.session.runners.get(runner)
+        except ExecutionError as exc:
+            raise ExecutionError(f"toolchain {toolchain.config.instance!r}: {exc}") from None
+        return list(runner_plugin.collect(spec, host))
 
     def _listing_key(self, toolchain: Toolchain, spec: RunnerSpec) -> ListingKey | None:
         """The listing cache's key for *spec*, or None when the cache is off."""
@@ -799,7 +795,7 @@ class Engine:
         installed = None
         if spec.executor == "local":
             # Inside a container the image holds what is installed, and it is in the key.
-            installed = self.session.pm.hook.dagpar_runner_installed(spec=spec)
+            installed = self.session.runners.get(spec.name).installed(spec)
         return self._listings.key(
             spec,
             image=toolchain.config.image,
@@ -825,7 +821,8 @@ class Engine:
         seen = {r.id for r in reported}
         unreported = frozenset(expected - seen)
         split.unreported[sp.index] = unreported
-        if not unreported and all(_listed(r, expected, runner) for r in reported):
+        subtests = self.session is not None and self.session.runners.get(runner).has_subtests
+        if not unreported and all(_listed(r, expected, subtests) for r in reported):
             return
         split.disagreed.add(sp.index)
         cache_key = self._listing_keys.get((runner, str(directory.host_path)))
@@ -870,7 +867,7 @@ class Engine:
             moved = test.under(split.prefix)
             source_path.setdefault(moved.id, test.path)
             by_path.setdefault(moved.path, []).append(moved)
-        subtests = runner in SUBTEST_RUNNERS
+        subtests = self.session is not None and self.session.runners.get(runner).has_subtests
         should: dict[str, TestCase] = {}
         for item in items:
             if item.name is None:
@@ -983,10 +980,12 @@ class Engine:
             selected_items, _ = self.filter.select_items(instance, items)
             return list(selected_items), tests_of, False
         everything = [t for item in items for t in tests_of.get(item.key, [])]
-        # Only Go names subtests the listing cannot know; elsewhere a '/' in a name pattern is
-        # just a character of the test's name.
+        # Only a runner with sub-tests (Go) names tests the listing cannot know; elsewhere a '/'
+        # in a name pattern is just a character of the test's name.
         selected, deselected = self.filter.select_tests(
-            instance, everything, subtests=runner in SUBTEST_RUNNERS
+            instance,
+            everything,
+            subtests=runner is not None and self.session.runners.get(runner).has_subtests,
         )
         selected = list(selected)
         hook.dagpar_modify_tests(check=call.name, tests=selected, session=self.session)
@@ -1493,11 +1492,14 @@ def _fill_missing(
     return results
 
 
-def _listed(result: TestResult, expected: set[str], runner: str) -> bool:
-    """Whether the reported *result* is one of the *expected* test ids (or a subtest of one)."""
+def _listed(result: TestResult, expected: set[str], subtests: bool) -> bool:
+    """Whether the reported *result* is one of the *expected* test ids (or a subtest of one).
+
+    :param subtests: whether the runner reports sub-tests (``Runner.has_subtests``).
+    """
     if result.id in expected:
         return True
-    if runner in SUBTEST_RUNNERS and "/" in result.name:
+    if subtests and "/" in result.name:
         # Go reports subtests (``TestX/sub``) that its listing, of top-level tests, cannot know.
         return f"{result.path}::{result.name.split('/', 1)[0]}" in expected
     return False

@@ -29,7 +29,7 @@ from dagpar_cli.model import RunnerSpec, TestCase, join_path
 from dagpar_cli.planning.handover import MIN_STARTUPS, running_rest, tail_to_take
 
 if TYPE_CHECKING:
-    import pluggy
+    from dagpar_cli.registry import RunnerRegistry
 
 __all__ = ["HandOver", "Offer", "Tail"]
 
@@ -131,11 +131,11 @@ class Tail:
 class HandOver:
     """The running slices that may hand tests over, and the search for a tail to take.
 
-    :param hook: the plugin manager's hook relay (``dagpar_runner_hand_over``).
+    :param runners: the run's runners (``Runner.hand_over_tail``).
     """
 
-    def __init__(self, hook: pluggy.HookRelay) -> None:
-        self._hook = hook
+    def __init__(self, runners: RunnerRegistry) -> None:
+        self._runners = runners
         self._offers: list[Offer] = []
         self._lock = threading.Lock()
         #: One idle worker looks at a time; the others wait for it.
@@ -239,8 +239,8 @@ class HandOver:
         with offer.lock:
             if offer.closed or not getattr(offer.ctx, "shares_mounts", False):
                 return None
-            answer = self._hook.dagpar_runner_hand_over(
-                spec=offer.spec, report_dir=offer.report_dir, choose=look
+            answer = self._runners.get(offer.spec.name).hand_over_tail(
+                offer.spec, offer.report_dir, look
             )
         if answer is None:
             offer.refused = True
@@ -266,8 +266,8 @@ class HandOver:
             if offer.closed:
                 return None
             reserve(offer)
-            answer = self._hook.dagpar_runner_hand_over(
-                spec=offer.spec, report_dir=offer.report_dir, choose=cut
+            answer = self._runners.get(offer.spec.name).hand_over_tail(
+                offer.spec, offer.report_dir, cut
             )
             if not answer:
                 release(offer)

@@ -38,6 +38,7 @@ from dagpar_cli.execution.api import Executor
 from dagpar_cli.filtering import Filter
 from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.registry import build_runner_registry
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
 
@@ -61,7 +62,7 @@ def open_session(
         raise UsageError(f"workspace '{workspace}' does not exist (-C/--workspace)")
     pm = pm or get_plugin_manager()
     config = load_config(workspace.resolve(), pm)
-    return Session(config=config, options=options, pm=pm)
+    return Session(config=config, options=options, pm=pm, runners=build_runner_registry(pm))
 
 
 def select_checks(

@@ -24,31 +24,15 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Protocol
 
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import REPORT_DIR, Selection, TestCase
+from dagpar_cli.model import Selection, TestCase
+from dagpar_cli.runner_api import REPORT_DIR_PLACEHOLDER as REPORT_DIR
+from dagpar_cli.runner_api import RunnerHost as RunnerHost
 from dagpar_cli.sdk.directory import Directory
 
 __all__ = ["LocalRunnerHost", "RunnerHost", "collect_items", "run_tests"]
-
-
-class RunnerHost(Protocol):
-    """Runs a runner's helper commands (listing) where the slices will run."""
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        """Run *argv* in the toolchain's source directory and wait for it.
-
-        Never raises for a failing command; a command that cannot start gives an outcome with
-        ``not_started`` set and the reason in ``stderr``.
-        """
 
 
 class LocalRunnerHost:
@@ -147,7 +131,7 @@ def run_tests(
         raise DagparError("run_tests() runs tests only while dagpar runs a toolchain")
     engine = call.engine
     assert engine.session is not None
-    hook = engine.session.pm.hook
+    runner_plugin = engine.session.runners.get(runner)
     slice_ctx = current_slice()
     spec = engine.runner_spec(call.toolchain, runner, workspace)
     selectors = tuple((i,) if isinstance(i, str) else tuple(i) for i in items)
@@ -159,9 +143,7 @@ def run_tests(
     # order (unknown and long first), so that the tail holds short tests.
     in_order = slice_ctx is not None and slice_ctx.split is not None and slice_ctx.split.handover
     selection = Selection(items=selectors, tests=tests, in_order=in_order)
-    commands = hook.dagpar_runner_command(spec=spec, selection=selection)
-    if commands is None:
-        raise ExecutionError(f"no runner plugin named {runner!r} is installed")
+    commands = runner_plugin.command(spec, selection)
     report_dir = (
         slice_ctx.report_dir if slice_ctx is not None else engine.new_dir(f"{runner}-report")
     )
@@ -216,7 +198,7 @@ def run_tests(
         stderr="".join(o.stderr for o in outcomes),
         seconds=sum(o.seconds for o in outcomes),
     )
-    parsed = hook.dagpar_runner_parse(spec=spec, report_dir=report_dir, outcome=combined) or []
+    parsed = runner_plugin.parse(spec, report_dir, combined)
     results = [r.under(prefix) for r in parsed]
     if slice_ctx is not None:
         slice_ctx.report(results)

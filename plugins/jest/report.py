@@ -15,9 +15,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+from dagpar_cli import Outcome, RunnerSpec, Status, TestCase, TestResult
 
 __all__ = [
     "SUITE_FAILED",
@@ -27,14 +30,18 @@ __all__ = [
     "first_line",
     "load_report",
     "parse_report",
+    "parse_reports",
     "report_from_stdout",
     "strip_ansi",
     "test_name",
+    "tests_of",
 ]
 
 #: The name dagpar gives a test file that Jest could not load: it stands for the whole file, so
 #: that a broken file is listed, selected, run and reported as an error instead of vanishing.
 SUITE_FAILED = "(test suite failed to run)"
+
+_REPORT = re.compile(r"^jest-(\d+)\.json$")
 
 #: Jest's aggregated report always starts with this key (``formatTestResults``).
 _REPORT_START = '{"numFailedTestSuites"'
@@ -198,3 +205,271 @@ def report_from_stdout(stdout: str) -> list[FileReport]:
     except RecursionError:
         raise ReportError("Jest's --json report is invalid (JSON nested too deeply)") from None
     return parse_report(data)
+
+
+# ------------------------------------------------------------------------------------------
+# paths
+# ------------------------------------------------------------------------------------------
+
+
+def _relative_paths(
+    paths: Iterable[str], spec: RunnerSpec, known: Iterable[str] = ()
+) -> dict[str, str]:
+    """Jest's absolute *paths*, each relative to the source directory.
+
+    Jest may report real paths (symlinks resolved), or, when it runs in a container, paths under
+    wherever the container mounts the source. A path under neither form of the source directory
+    loses the same number of leading parts as the others: the number under which the most paths
+    name a *known* file or a file of the source directory on the host (so a stray
+    ``web/__tests__/a.test.js`` in the source cannot capture ``/app/web/__tests__/a.test.js``).
+    A path that matches nothing stays as Jest wrote it, visible rather than guessed.
+    """
+    roots = [spec.source_dir.as_posix(), spec.source_dir.resolve().as_posix()]
+    known_set = set(known)
+
+    def exists(candidate: str) -> bool:
+        try:
+            return candidate in known_set or (spec.source_dir / candidate).is_file()
+        except OSError:  # a name the OS rejects: a part over 255 bytes
+            return False
+
+    mapped: dict[str, str] = {}
+    foreign: list[tuple[str, tuple[str, ...]]] = []
+    for path in paths:
+        pure = PurePosixPath(path)
+        for root in roots:
+            if pure.is_relative_to(root):
+                mapped[path] = pure.relative_to(root).as_posix()
+                break
+        else:
+            foreign.append((path, pure.parts))
+    if foreign:
+        depth = max(len(parts) for _, parts in foreign)
+        hits = {
+            drop: sum(1 for _, parts in foreign if exists("/".join(parts[drop:])))
+            for drop in range(1, depth)
+        }
+        best = max(hits, key=lambda drop: (hits[drop], -drop)) if hits else 1
+        for path, parts in foreign:
+            candidate = "/".join(parts[best:])
+            if not exists(candidate):
+                found = (
+                    c for c in ("/".join(parts[d:]) for d in range(1, len(parts))) if exists(c)
+                )
+                candidate = next(found, path)
+            mapped[path] = candidate
+    return mapped
+
+
+def tests_of(files: list[FileReport], spec: RunnerSpec) -> list[TestCase]:
+    """The tests of a listing run, files by path, tests in definition order, names unique."""
+    cases: list[TestCase] = []
+    relative = _relative_paths((f.path for f in files), spec)
+    for path, report in sorted(((relative[f.path], f) for f in files), key=lambda pf: pf[0]):
+        if report.failed_to_run:
+            cases.append(TestCase(path, SUITE_FAILED))
+            continue
+        seen: set[str] = set()
+        for test in report.tests:
+            if test.name not in seen:
+                seen.add(test.name)
+                cases.append(TestCase(path, test.name))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------
+# a slice's results
+# ------------------------------------------------------------------------------------------
+
+_STATUSES = {
+    "passed": Status.PASSED,
+    "failed": Status.FAILED,
+    "pending": Status.SKIPPED,
+    "skipped": Status.SKIPPED,
+    "disabled": Status.SKIPPED,
+    "todo": Status.SKIPPED,
+}
+
+
+_SUITE_HEADERS = ("Test suite failed to run",)
+
+
+def _suite_message(text: str) -> str:
+    """The one line that says why a file failed to run.
+
+    For a file Jest cannot parse, the first line is a generic "Jest encountered an unexpected
+    token" and the real cause (``SyntaxError: file: Unexpected token (5:0)``) follows
+    ``Details:``; prefer it.
+    """
+    _, details, after = text.partition("\n    Details:\n")
+    return first_line(after if details else text, skip=_SUITE_HEADERS) or "test file failed"
+
+
+def _merge(path: str, name: str, tests: list[AssertionReport], file_error: str) -> TestResult:
+    """One result for the tests of one file that share a name (usually exactly one)."""
+    seconds = sum(t.seconds for t in tests)
+    statuses = [_STATUSES.get(t.status) for t in tests]
+    unknown = [t.status for t, s in zip(tests, statuses, strict=True) if s is None]
+    if unknown:
+        return TestResult(
+            path=path,
+            name=name,
+            status=Status.ERROR,
+            seconds=seconds,
+            message=f"Jest reported an unknown status {unknown[0]!r}",
+        )
+    failing = [t for t in tests if t.status == "failed"]
+    if failing:
+        details = "\n\n".join(f for t in failing for f in t.failures)
+        return TestResult(
+            path=path,
+            name=name,
+            status=Status.FAILED,
+            seconds=seconds,
+            message=first_line(details) or "failed",
+            details=details,
+        )
+    if Status.PASSED in statuses:
+        if file_error:
+            # The tests passed but the file failed (an error after them, e.g. an unhandled
+            # rejection): Jest fails the run, so must dagpar.
+            return TestResult(
+                path=path,
+                name=name,
+                status=Status.ERROR,
+                seconds=seconds,
+                message=_suite_message(file_error),
+                details=file_error,
+            )
+        return TestResult(path=path, name=name, status=Status.PASSED, seconds=seconds)
+    todo = any(t.status == "todo" for t in tests)
+    return TestResult(
+        path=path,
+        name=name,
+        status=Status.SKIPPED,
+        seconds=seconds,
+        message="todo" if todo else "",
+    )
+
+
+def _errors(
+    path: str, names: list[str] | None, message: str, details: str = "", seconds: float = 0.0
+) -> list[TestResult]:
+    """Error results for a file that did not run: its wanted tests, or the file itself."""
+    return [
+        TestResult(
+            path=path,
+            name=name,
+            status=Status.ERROR,
+            seconds=seconds,
+            message=message,
+            details=details,
+        )
+        for name in (names if names else [SUITE_FAILED])
+    ]
+
+
+def _wanted(report_dir: Path, index: str) -> dict[str, list[str] | None] | None:
+    """What run *index* was asked for (path → names or None), or None when unknown."""
+    manifest = report_dir / f"jest-{index}.selection.json"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        wanted = {entry["path"]: entry["names"] for entry in data["files"]}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    for path, names in wanted.items():
+        # Only what run_args wrote counts: a path, and a list of names or null.
+        if not isinstance(path, str) or not (
+            names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names))
+        ):
+            return None
+    return wanted
+
+
+def _file_results(report: FileReport, path: str, names: list[str] | None) -> list[TestResult]:
+    """The results of one file of one report, restricted to *names* when given."""
+    if report.failed_to_run:
+        message = _suite_message(report.message)
+        return _errors(path, names, message, report.message, report.seconds)
+    wanted = set(names) if names is not None else None
+    by_name: dict[str, list[AssertionReport]] = {}
+    for test in report.tests:
+        # Tests outside the wanted names were skipped by the name filter, not by the project.
+        if wanted is None or test.name in wanted:
+            by_name.setdefault(test.name, []).append(test)
+    file_error = report.message if report.status == "failed" else ""
+    if file_error and any(t.status == "failed" for t in report.tests):
+        file_error = ""  # the message is the formatted test failures themselves
+    results = [_merge(path, name, tests, file_error) for name, tests in by_name.items()]
+    for name in sorted((wanted or set()) - set(by_name)):
+        results.append(
+            TestResult(
+                path=path,
+                name=name,
+                status=Status.ERROR,
+                message="Jest did not report this test (renamed or removed since it was listed?)",
+            )
+        )
+    return results
+
+
+def _parse_one(
+    report_dir: Path, index: str, spec: RunnerSpec, outcome: Outcome
+) -> list[TestResult]:
+    report_file = report_dir / f"jest-{index}.json"
+    wanted = _wanted(report_dir, index)
+    try:
+        files = load_report(report_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        reason = f"Jest wrote no report {report_file.name} (exit {outcome.exit_code})"
+        tail = outcome.stderr.strip()
+        last = tail.splitlines()[-1].strip() if tail else ""
+        reason = f"{reason}: {last}" if last else reason
+    except (OSError, UnicodeDecodeError, ReportError) as exc:
+        reason = f"Jest's report {report_file.name} is unreadable: {exc}"
+        tail = outcome.stderr.strip()
+    else:
+        return _results(files, wanted, spec)
+    if wanted is None:
+        return _errors(report_file.name, None, reason, tail)
+    return [r for path, names in wanted.items() for r in _errors(path, names, reason, tail)]
+
+
+def _results(
+    files: list[FileReport], wanted: dict[str, list[str] | None] | None, spec: RunnerSpec
+) -> list[TestResult]:
+    """The results of one parsed report, restricted to what its run was asked for."""
+    results: list[TestResult] = []
+    reported: set[str] = set()
+    relative = _relative_paths((f.path for f in files), spec, wanted or ())
+    for report in files:
+        path = relative[report.path]
+        reported.add(path)
+        names = wanted.get(path) if wanted is not None else None
+        results.extend(_file_results(report, path, names))
+    for path, names in (wanted or {}).items():
+        if path not in reported:
+            results.extend(
+                _errors(path, names, "Jest did not run this file (not a test file for Jest?)")
+            )
+    return results
+
+
+def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
+    """Read every ``jest-K.json`` of the slice into per-test results.
+
+    A run that wrote no report (Jest crashed, bad configuration) yields error results for what it
+    was asked to run, with the end of Jest's output as the message.
+    """
+    indexes: set[str] = set()
+    if report_dir.is_dir():
+        for entry in report_dir.iterdir():
+            match = _REPORT.match(entry.name)
+            if match:
+                indexes.add(match.group(1))
+            elif entry.name.endswith(".selection.json") and entry.name.startswith("jest-"):
+                indexes.add(entry.name[len("jest-") : -len(".selection.json")])
+    results: list[TestResult] = []
+    for index in sorted(indexes, key=lambda i: (len(i), i)):
+        results.extend(_parse_one(report_dir, index, spec, outcome))
+    return results

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from dagpar_cli.model import TailChooser, TestCase
+from dagpar_cli import TailChooser, TestCase
 
 from .files import CLAIM_FILE, HANDOVER_KEY, ORDER_FILE, PROGRESS_FILE, RUN_INFO_FILE
 

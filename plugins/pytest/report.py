@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagpar_cli.model import Status, TestResult
+from dagpar_cli import Status, TestResult
 
 from .collect import COLLECTION_ERROR
 from .files import (
