@@ -6,11 +6,15 @@ A plugin is a module or object with functions named like the specs below, decora
     [project.entry-points.dagpar]
     myrunner = "myrunner_dagpar.plugin"
 
-The built-in Go, Jest and pytest runners register exactly that way.
+The built-in Go, Jest and pytest runners register exactly that way: each registers one
+:class:`~dagpar_cli.runner_api.Runner` from :func:`dagpar_register_runners`, and dagpar asks the
+runner registered under a toolchain's runner name (see :mod:`dagpar_cli.plugin` for a quick
+start).
 
-Runner hooks take a :class:`~dagpar_cli.model.RunnerSpec` and are ``firstresult``: an
-implementation answers ``None`` for a runner that is not its own (check ``spec.name``), so the
-first plugin that knows the runner answers.
+The ``dagpar_runner_*`` hooks are how runners were served before they were registered objects.
+They still work, for one more minor version, and warn (``DeprecationWarning``) when a plugin
+implements them: each is ``firstresult``, and an implementation answers ``None`` for a runner
+that is not its own (check ``spec.name``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+# PROJECT is re-exported: code written before dagpar_cli.plugin existed reads it from here.
+from dagpar_cli.plugin import PROJECT as PROJECT
+from dagpar_cli.plugin import hookspec
 
 if TYPE_CHECKING:
     import click
@@ -28,25 +34,31 @@ if TYPE_CHECKING:
     from dagpar_cli.execution.scheduler.api import Scheduler
     from dagpar_cli.model import (
         CheckResult,
-        RunnerCommand,
-        RunnerSpec,
         RunResult,
-        Selection,
         SlicePlan,
         SliceResult,
-        TailChooser,
         TestCase,
         TestResult,
     )
     from dagpar_cli.planning.api import Planner
-    from dagpar_cli.pluginmanager import ToolchainRegistry
-    from dagpar_cli.runners import RunnerHost
+    from dagpar_cli.registry import RunnerRegistry, ToolchainRegistry
+    from dagpar_cli.runner_api import (
+        RunnerCommand,
+        RunnerHost,
+        RunnerSpec,
+        Selection,
+        TailChooser,
+    )
     from dagpar_cli.session import Session
 
-#: The pluggy project name; also the entry-point group plugins register under.
-PROJECT = "dagpar"
 
-hookspec = pluggy.HookspecMarker(PROJECT)
+def _deprecated(hook: str, method: str) -> DeprecationWarning:
+    """The warning pluggy gives when a plugin implements a deprecated runner hook."""
+    return DeprecationWarning(
+        f"{hook} is deprecated and will be removed in the next minor version of dagpar: "
+        f"implement {method} on a dagpar_cli.Runner subclass and register an instance from "
+        "dagpar_register_runners(registry)"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,6 +114,21 @@ def dagpar_register_toolchains(registry: ToolchainRegistry) -> None:
 
 
 @hookspec
+def dagpar_register_runners(registry: RunnerRegistry) -> None:
+    """Register runners: the test runners toolchains name (``@object_type(runner="pytest")``).
+
+    Every implementation is called, once per run, before anything is listed; dagpar then asks
+    the runner registered under a toolchain's runner name, and no other.
+
+    :param registry: call ``registry.add(runner)`` with an instance of a
+        :class:`~dagpar_cli.runner_api.Runner` subclass; a name registered twice (by different
+        classes) is an error.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
 def dagpar_detect_toolchains(workspace: Path) -> list[dict[str, Any]] | None:
     """Detect toolchains in a workspace that has no ``dagpar.yaml``.
 
@@ -116,11 +143,11 @@ def dagpar_detect_toolchains(workspace: Path) -> list[dict[str, Any]] | None:
 
 
 # --------------------------------------------------------------------------------------------
-# runners: list, compile, parse
+# runners (deprecated: register a Runner with dagpar_register_runners instead)
 # --------------------------------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl=_deprecated("dagpar_runner_collect", "Runner.collect"))
 def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] | None:
     """List every test of the source tree, without running any.
 
@@ -135,10 +162,12 @@ def dagpar_runner_collect(spec: RunnerSpec, host: RunnerHost) -> list[TestCase] 
         to fix it).
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.1
+        Implement :meth:`~dagpar_cli.runner_api.Runner.collect` instead.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl=_deprecated("dagpar_runner_installed", "Runner.installed"))
 def dagpar_runner_installed(spec: RunnerSpec) -> list[str] | None:
     """Name the places outside the workspace whose installed packages can change the listing.
 
@@ -157,10 +186,12 @@ def dagpar_runner_installed(spec: RunnerSpec) -> list[str] | None:
         cannot tell (the key is then the tree alone).
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.1
+        Implement :meth:`~dagpar_cli.runner_api.Runner.installed` instead.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl=_deprecated("dagpar_runner_progress", "Runner.progress"))
 def dagpar_runner_progress(spec: RunnerSpec, report_dir: Path) -> int | None:
     """How many tests the runner of a running slice has finished so far (live progress).
 
@@ -175,10 +206,14 @@ def dagpar_runner_progress(spec: RunnerSpec, report_dir: Path) -> int | None:
         runner cannot tell while it runs.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.1
+        Implement :meth:`~dagpar_cli.runner_api.Runner.progress` instead.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(
+    firstresult=True, warn_on_impl=_deprecated("dagpar_runner_hands_over", "Runner.can_hand_over")
+)
 def dagpar_runner_hands_over(spec: RunnerSpec) -> bool | None:
     """Whether a running slice of this runner can hand tests it has not started to another slice.
 
@@ -193,10 +228,14 @@ def dagpar_runner_hands_over(spec: RunnerSpec) -> bool | None:
         names another plugin's runner.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.1
+        Implement :meth:`~dagpar_cli.runner_api.Runner.can_hand_over` instead.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(
+    firstresult=True, warn_on_impl=_deprecated("dagpar_runner_hand_over", "Runner.hand_over_tail")
+)
 def dagpar_runner_hand_over(
     spec: RunnerSpec, report_dir: Path, choose: TailChooser
 ) -> list[TestCase] | None:
@@ -224,10 +263,12 @@ def dagpar_runner_hand_over(
         cannot hand tests over.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.1
+        Implement :meth:`~dagpar_cli.runner_api.Runner.hand_over_tail` instead.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl=_deprecated("dagpar_runner_command", "Runner.command"))
 def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand] | None:
     """Compile a slice's selection into the runner's own command lines.
 
@@ -243,10 +284,12 @@ def dagpar_runner_command(spec: RunnerSpec, selection: Selection) -> list[Runner
     :returns: the commands, or None for another plugin's runner.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.1
+        Implement :meth:`~dagpar_cli.runner_api.Runner.command` instead.
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(firstresult=True, warn_on_impl=_deprecated("dagpar_runner_parse", "Runner.parse"))
 def dagpar_runner_parse(
     spec: RunnerSpec, report_dir: Path, outcome: Outcome
 ) -> list[TestResult] | None:
@@ -260,6 +303,8 @@ def dagpar_runner_parse(
         plugin's runner.
 
     .. versionadded:: 0.1
+    .. deprecated:: 0.1
+        Implement :meth:`~dagpar_cli.runner_api.Runner.parse` instead.
     """
 
 

@@ -41,7 +41,8 @@ from typing import Final, final
 
 from dagpar_cli._fs import write_atomic
 from dagpar_cli._version import __version__
-from dagpar_cli.model import RunnerSpec, TestCase
+from dagpar_cli.model import TestCase
+from dagpar_cli.runner_api import RunnerSpec
 from dagpar_cli.statedir import STATE_DIR, state_dir
 
 __all__ = [

@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import enum
 import posixpath
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Protocol
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+# The runner contract types lived here before they got a module of their own; they are still
+# importable from here.
+from dagpar_cli.runner_api import (
+    REPORT_DIR_PLACEHOLDER,
+    RunnerCommand,
+    RunnerSpec,
+    Selection,
+    TailChooser,
+)
 
 __all__ = [
+    "REPORT_DIR_PLACEHOLDER",
     "Attempt",
     "CheckResult",
     "Item",
@@ -353,93 +364,18 @@ class RunResult:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunnerSpec:
-    """Which runner a toolchain uses and where: the argument of every runner hook."""
-
-    #: Runner plugin name: ``pytest``, ``jest``, ``go``, or a third party's.
-    name: str
-    #: The workspace root on the host.
-    workspace: Path
-    #: The toolchain's source directory relative to the workspace (``""`` for the root).
-    source: str = ""
-    #: The ``runner:`` override from ``dagpar.yaml``: the command that starts the runner.
-    command: tuple[str, ...] | None = None
-    #: Extra runner arguments from ``dagpar.yaml`` (``args:``), appended to every run.
-    args: tuple[str, ...] = ()
-    #: The executor the commands run on (``local``, ``docker``): a runner found on the host is
-    #: no use inside an image.
-    executor: str = "local"
-
-    @property
-    def source_dir(self) -> Path:
-        """The source directory on the host."""
-        return self.workspace / self.source if self.source else self.workspace
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunnerCommand:
-    """A command a runner plugin compiled for one slice's selection.
-
-    Paths inside ``argv`` and ``files`` that refer to the report directory use the literal
-    :data:`REPORT_DIR` placeholder ``{report_dir}``; the engine substitutes where the executor
-    mounts it, so the same command serves a subprocess and a container.
-    """
-
-    #: The command line, run in the toolchain's source directory.
-    argv: tuple[str, ...]
-    #: Extra environment variables.
-    env: Mapping[str, str] = field(default_factory=dict)
-    #: Files to write into the report directory before the run (argument files, configs).
-    files: Mapping[str, str] = field(default_factory=dict)
-    #: Exit codes that mean "ran, some tests failed" rather than "runner broke".
-    ok_exit_codes: frozenset[int] = frozenset({0, 1})
-    #: A file name in the report directory that receives the command's standard output, for
-    #: runners that print their machine-readable report there (``go test -json``); None leaves
-    #: the output in :attr:`~dagpar_cli.execution.api.Outcome.stdout` only.
-    stdout_file: str | None = None
-
-
-#: The placeholder for the per-slice report directory in :class:`RunnerCommand`.
-REPORT_DIR = "{report_dir}"
-
-
 def sorted_results(results: Sequence[TestResult]) -> list[TestResult]:
     """Results in a stable report order: by path, then name."""
     return sorted(results, key=lambda r: (r.path, r.name))
 
 
-class TailChooser(Protocol):
-    """Decides how many unstarted tests an idle worker takes (``dagpar_runner_hand_over``).
-
-    A runner plugin calls it once, under the lock it shares with the runner, with the tests the
-    runner has not started (paths relative to the toolchain's source, in the order it would run
-    them), how many it has started, and, when it knows, the test it is running now with the
-    seconds since that test started. It returns how many tests to take from the end of
-    *pending*.
-    """
-
-    def __call__(
-        self,
-        pending: Sequence[TestCase],
-        started: int,
-        running: tuple[TestCase, float] | None = None,
-    ) -> int: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Selection:
-    """What one slice asks its runner to run, in the runner plugin's terms.
-
-    Paths are relative to the toolchain's source directory.
-    """
-
-    #: The slice's items as the toolchain's field holds them (``("a.py",)``, ``("pkg", "TestX")``).
-    items: tuple[tuple[str, ...], ...]
-    #: When not None, exactly these tests must run (the filter narrowed the items); when None,
-    #: everything the items select.
-    tests: tuple[TestCase, ...] | None = None
-    #: Whether the order of ``items`` matters: the runner should run their files (or packages)
-    #: in that order, keeping its own order inside each, where it can. dagpar asks for it when
-    #: idle workers may take a slice's unstarted tail, which should then hold short tests.
-    in_order: bool = False
+def __getattr__(name: str) -> str:
+    # ``REPORT_DIR`` was renamed: it is a placeholder, not a directory.
+    if name == "REPORT_DIR":
+        warnings.warn(
+            "dagpar_cli.model.REPORT_DIR is deprecated; use dagpar_cli.REPORT_DIR_PLACEHOLDER",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return REPORT_DIR_PLACEHOLDER
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,6 +38,7 @@ from dagpar_cli.filtering import Filter
 from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.planning.api import Planner
 from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.registry import build_runner_registry
 from dagpar_cli.runtime.orchestrator import Orchestrator
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.session import Session
@@ -76,7 +77,7 @@ def open_session(
         raise UsageError(f"workspace '{workspace}' does not exist (-C/--workspace)")
     pm = pm or get_plugin_manager()
     config = load_config(workspace.resolve(), pm)
-    session = Session(config=config, options=options, pm=pm)
+    session = Session(config=config, options=options, pm=pm, runners=build_runner_registry(pm))
     pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
     try:
         session.config = detect_toolchains(config, pm)

@@ -1,4 +1,4 @@
-"""Building the plugin manager, and the registry of built-in toolchains.
+"""Building the plugin manager.
 
 Order matters and follows pluggy's and tox's practice: hook specifications first, then the
 blocklist from ``DAGPAR_DISABLED_PLUGINS``, then every ``dagpar`` entry point (the built-in runners
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pluggy
@@ -18,11 +18,16 @@ from pluggy import HookImpl, Result
 
 from dagpar_cli import hookspecs
 from dagpar_cli.errors import ToolchainError
+from dagpar_cli.plugin import PROJECT
 
-__all__ = ["BUILTIN_PLUGINS", "ToolchainRegistry", "get_plugin_manager", "hookimpl"]
+# Re-exported for code written before the markers and registries had modules of their own;
+# new code imports hookimpl from dagpar_cli (or dagpar_cli.plugin) and the registries from
+# dagpar_cli.registry.
+from dagpar_cli.plugin import hookimpl as hookimpl
+from dagpar_cli.registry import ToolchainRegistry as ToolchainRegistry
+from dagpar_cli.registry import toolchain_registry as toolchain_registry
 
-#: Marks a hook implementation: ``@hookimpl def dagpar_runner_collect(spec, host): ...``.
-hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
+__all__ = ["BUILTIN_PLUGINS", "get_plugin_manager"]
 
 #: Core plugins registered after the entry points (executors, planner, reporters).
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -46,33 +51,6 @@ PLUGINS_ENV = "DAGPAR_PLUGINS"
 TRACE_ENV = "DAGPAR_TRACE_PLUGINS"
 
 
-class ToolchainRegistry:
-    """Maps a built-in toolchain name (``use: NAME``) to the module that defines it."""
-
-    def __init__(self) -> None:
-        self._modules: dict[str, str] = {}
-
-    def add(self, name: str, module: str) -> None:
-        """Register *module* (an importable name) as toolchain *name*.
-
-        :raises ToolchainError: when *name* is registered twice by different modules.
-        """
-        known = self._modules.get(name)
-        if known is not None and known != module:
-            raise ToolchainError(
-                f"toolchain {name!r} is registered twice, by {known} and by {module}; "
-                f"disable one with {DISABLE_ENV}"
-            )
-        self._modules[name] = module
-
-    def get(self, name: str) -> str | None:
-        """The module registered as *name*, if any."""
-        return self._modules.get(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._modules))
-
-
 def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginManager:
     """Build the plugin manager with every hook spec, entry-point plugin and core plugin.
 
@@ -80,11 +58,11 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
     """
     import importlib
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in filter(None, (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))):
         pm.set_blocked(name)
-    pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    pm.load_setuptools_entrypoints(PROJECT)
     for module_name in BUILTIN_PLUGINS:
         if pm.is_blocked(module_name):
             continue
@@ -121,10 +99,3 @@ def _trace_after(
 ) -> None:
     result = outcome.get_result() if outcome.exception is None else outcome.exception
     print(f"[dagpar hook] {hook_name} -> {result!r:.200}", file=sys.stderr)
-
-
-def toolchain_registry(pm: pluggy.PluginManager) -> ToolchainRegistry:
-    """Collect every plugin's built-in toolchains."""
-    registry = ToolchainRegistry()
-    pm.hook.dagpar_register_toolchains(registry=registry)
-    return registry

@@ -11,28 +11,11 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
 
 from dagpar_cli.execution.api import Outcome
+from dagpar_cli.runner_api import RunnerHost as RunnerHost
 
 __all__ = ["LocalRunnerHost", "RunnerHost"]
-
-
-class RunnerHost(Protocol):
-    """Runs a runner's helper commands (listing) where the slices will run."""
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        """Run *argv* in the toolchain's source directory and wait for it.
-
-        Never raises for a failing command; a command that cannot start gives an outcome with
-        ``not_started`` set and the reason in ``stderr``.
-        """
 
 
 class LocalRunnerHost:

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dagpar_cli.registry import RunnerRegistry
+
 if TYPE_CHECKING:
     import pluggy
 
@@ -30,6 +32,9 @@ class Session:
     options: RunOptions
     #: The plugin manager (``session.pm.hook.dagpar_...``).
     pm: pluggy.PluginManager
+    #: The runners the plugins registered (``session.runners.get(spec.name).collect(...)``);
+    #: built by the pipeline, empty in a session built by hand.
+    runners: RunnerRegistry = field(default_factory=RunnerRegistry)
     #: The timing store (opened lazily by the pipeline; None for a dry run without history).
     timings: TimingStore | None = None
     #: A unique id of this run (container labels, trace attributes).

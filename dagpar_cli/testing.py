@@ -6,7 +6,9 @@ Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
   reason when the tool is missing, and fails instead when ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
 - ``dagpar_run``: runs the ``dagpar`` CLI in-process and returns its exit code and output;
 - ``make_workspace``: writes a workspace (``dagpar.yaml``, toolchain files, tests) from a dict;
-- :class:`TailRecorder`, a ``choose`` to call a runner plugin's ``dagpar_runner_hand_over`` with;
+- :class:`TailRecorder`, a ``choose`` to call a runner's ``hand_over_tail`` with;
+- :class:`FakeRunnerHost` and :func:`run_runner_commands`, for a runner plugin's own tests (see
+  *Runner plugins* below);
 - an autouse fixture that keeps the user's environment (CI shard variables, ``OTEL_*``) out.
 """
 
@@ -18,6 +20,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +28,17 @@ from typing import Any
 
 import pytest
 
-from dagpar_cli.model import TestCase
+from dagpar_cli import REPORT_DIR_PLACEHOLDER, Outcome, RunnerCommand, RunnerSpec, TestCase
 
 __all__ = [
     "REQUIRE_TOOLS_ENV",
     "DagparResult",
+    "FakeRunnerHost",
+    "HostCall",
+    "RunnerRun",
     "TailRecorder",
     "chromium_binary",
+    "run_runner_commands",
     "tool_missing",
     "write_tree",
 ]
@@ -143,7 +150,7 @@ def dagpar_run() -> Callable[..., DagparResult]:
 
 @dataclass
 class TailRecorder:
-    """A ``choose`` for ``dagpar_runner_hand_over`` that takes a fixed count and records its calls.
+    """A ``choose`` for ``Runner.hand_over_tail`` that takes a fixed count and records its calls.
 
     Each call appends ``(pending, started)`` to :attr:`calls` and the running test (with its
     seconds so far, or None) to :attr:`running`.
@@ -183,3 +190,145 @@ def make_workspace(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
         return write_tree(tmp_path / f"ws{counter['n']}", files)
 
     return make
+
+
+# --------------------------------------------------------------------------------------------
+# Runner plugins: a fake host for listing, and running compiled commands as the engine does
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HostCall:
+    """One command a :class:`FakeRunnerHost` was asked to run."""
+
+    argv: list[str]
+    env: dict[str, str]
+    timeout: float | None
+
+
+class FakeRunnerHost:
+    """A :class:`~dagpar_cli.RunnerHost` that answers with a canned outcome and records calls.
+
+    For unit tests of ``Runner.collect`` against recorded runner output::
+
+        host = FakeRunnerHost(Outcome(exit_code=0, stdout=recorded))
+        tests = MyRunner().collect(spec, host)
+        assert host.argv[:2] == ["myrunner", "--list"]
+
+    :param outcome: what every command returns (exit code 0 and no output by default).
+    :param answer: computes the outcome from the command line instead, for runners that list in
+        more than one command.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome | None = None,
+        *,
+        answer: Callable[[Sequence[str]], Outcome] | None = None,
+    ) -> None:
+        self.outcome = outcome if outcome is not None else Outcome(exit_code=0)
+        self._answer = answer
+        #: Every command run so far, in order.
+        self.calls: list[HostCall] = []
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line of the last call (``[]`` before the first)."""
+        return self.calls[-1].argv if self.calls else []
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        """Record the call and return the canned outcome."""
+        self.calls.append(HostCall(list(argv), dict(env or {}), timeout))
+        return self._answer(argv) if self._answer is not None else self.outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerRun:
+    """What :func:`run_runner_commands` did: one outcome per command, in order."""
+
+    outcomes: list[Outcome]
+
+    @property
+    def combined(self) -> Outcome:
+        """The outcomes combined as the engine passes them to ``Runner.parse``."""
+        return Outcome(
+            exit_code=max((o.exit_code for o in self.outcomes), default=0),
+            stdout="".join(o.stdout for o in self.outcomes),
+            stderr="".join(o.stderr for o in self.outcomes),
+            seconds=sum(o.seconds for o in self.outcomes),
+        )
+
+
+def run_runner_commands(
+    commands: Sequence[RunnerCommand],
+    spec: RunnerSpec,
+    report_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+    check: bool = True,
+) -> RunnerRun:
+    """Run a runner's compiled commands as the engine does on the local executor.
+
+    Substitutes :data:`~dagpar_cli.REPORT_DIR_PLACEHOLDER` with *report_dir* in every command's
+    ``files`` (names and contents), ``env`` and ``argv``; writes the files; runs the commands one
+    after another in ``spec.source_dir`` with the caller's environment plus the command's (plus
+    *env*); and writes ``stdout_file``. Parse the result with
+    ``runner.parse(spec, report_dir, run.combined)``.
+
+    :param commands: what ``Runner.command`` returned.
+    :param spec: the runner spec the commands were compiled for.
+    :param report_dir: the slice's report directory (created when missing).
+    :param env: more environment variables for every command.
+    :param timeout: seconds each command may take.
+    :param check: fail (``AssertionError``, with the command's output) when a command exits
+        with a code outside its ``ok_exit_codes``.
+    """
+    report_dir.mkdir(parents=True, exist_ok=True)
+    where = str(report_dir.resolve())
+
+    def sub(value: str) -> str:
+        return value.replace(REPORT_DIR_PLACEHOLDER, where)
+
+    outcomes: list[Outcome] = []
+    for command in commands:
+        for name, content in command.files.items():
+            target = report_dir / name.replace(REPORT_DIR_PLACEHOLDER, "").lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(sub(content), encoding="utf-8")
+        full_env = {**os.environ, **{k: sub(v) for k, v in command.env.items()}, **(env or {})}
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sub(a) for a in command.argv],
+            cwd=spec.source_dir,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if check:
+            assert proc.returncode in command.ok_exit_codes, (
+                f"{command.argv[0]} exited with {proc.returncode}:\n"
+                f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
+        if command.stdout_file:
+            stdout_name = command.stdout_file.replace(REPORT_DIR_PLACEHOLDER, "").lstrip("/")
+            stdout_path = report_dir / stdout_name
+            stdout_path.write_text(proc.stdout, encoding="utf-8")
+        outcomes.append(
+            Outcome(
+                exit_code=proc.returncode,
+                stdout=proc.stdout,
+                stderr=proc.stderr,
+                seconds=time.monotonic() - start,
+            )
+        )
+    return RunnerRun(outcomes)

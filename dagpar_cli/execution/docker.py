@@ -37,7 +37,7 @@ from dagpar_cli.execution.docker_engines import (
     parse_engine,
 )
 from dagpar_cli.execution.tarextract import UnsafeArchiveError, extract_stripped
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
     from dagpar_cli.session import Session

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Outcome, SessionSpec
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 from dagpar_cli.session import Session
 
 __all__ = ["LocalExecutor", "LocalSession"]

@@ -20,7 +20,7 @@ from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning import partition
 from dagpar_cli.planning.api import PlanRequest
 from dagpar_cli.planning.dispatch import FactorPool, Guesses, expected_wall_seconds, wall_seconds
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
     from dagpar_cli.session import Session

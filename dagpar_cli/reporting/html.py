@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from dagpar_cli._fs import write_atomic
 from dagpar_cli.model import CheckResult, RunResult, SliceResult, Status, TestResult
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
 from dagpar_cli.reporting.counts import Counts
 

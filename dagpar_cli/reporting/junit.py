@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli._fs import write_atomic
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Attempt, CheckResult, RunResult, Status, TestResult, sorted_results
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
 
 if TYPE_CHECKING:

@@ -50,7 +50,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResult, TestResult
 from dagpar_cli.model import Status as TestStatus
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
 from dagpar_cli.statedir import STATE_DIR, state_dir
 

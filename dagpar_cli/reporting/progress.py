@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from dagpar_cli.model import SlicePlan, SliceResult, Status, TestCase, TestResult
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text
 
 if TYPE_CHECKING:

@@ -24,9 +24,10 @@ from dagpar_cli.model import SlicePlan, TestCase, TestResult
 
 if TYPE_CHECKING:
     from dagpar_cli.discovery import Toolchain
-    from dagpar_cli.execution.api import Outcome, PipelineResult
+    from dagpar_cli.execution.api import PipelineResult
     from dagpar_cli.execution.scheduler.api import SplitJob
-    from dagpar_cli.model import Plan, RunnerCommand, RunnerSpec, Selection, SliceResult
+    from dagpar_cli.model import Plan, SliceResult
+    from dagpar_cli.runner_api import Runner, RunnerSpec
     from dagpar_cli.sdk.container import Container
     from dagpar_cli.sdk.directory import Directory
 
@@ -77,13 +78,8 @@ class Runtime(Protocol):
     def runner_spec(self, call: CallContext, runner: str, directory: Directory) -> RunnerSpec:
         """The :class:`~dagpar_cli.model.RunnerSpec` of *runner* on *directory*."""
 
-    def runner_commands(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
-        """The commands that run *selection* (the runner plugin's answer)."""
-
-    def parse_report(
-        self, spec: RunnerSpec, report_dir: Path, outcome: Outcome
-    ) -> list[TestResult]:
-        """Per-test results from what the runner commands left in *report_dir*."""
+    def runner(self, call: CallContext, name: str) -> Runner:
+        """The registered runner *name* (it compiles commands and parses reports)."""
 
     def running(
         self, slice: SliceContext, spec: RunnerSpec, report_dir: Path

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING
 
 from dagpar_cli.errors import DagparError, ExecutionError
 from dagpar_cli.listing_cache import ListingCache, ListingKey, cache_disabled
-from dagpar_cli.model import Item, Plan, RunnerSpec, SlicePlan, SliceResult, TestCase, TestResult
+from dagpar_cli.model import Item, Plan, SlicePlan, SliceResult, TestCase, TestResult
+from dagpar_cli.runner_api import RunnerSpec
 
 if TYPE_CHECKING:
     from dagpar_cli.discovery import Toolchain
     from dagpar_cli.filtering import Filter
-    from dagpar_cli.runners import RunnerHost
+    from dagpar_cli.runner_api import RunnerHost
     from dagpar_cli.sdk.directory import Directory
     from dagpar_cli.session import Session
 
@@ -39,7 +40,7 @@ class Lister:
 
     :param session: the run's session.
     :param executor: the executor's name (part of a runner spec).
-    :param host_for: a :class:`~dagpar_cli.runners.RunnerHost` that runs a listing's commands
+    :param host_for: a :class:`~dagpar_cli.runner_api.RunnerHost` that runs a listing's commands
         where the slices will run.
     :param cancelled: whether the run was cancelled (then slices tell nothing of the listing).
     """
@@ -151,14 +152,11 @@ class Lister:
     def _list(self, toolchain: Toolchain, spec: RunnerSpec) -> list[TestCase]:
         """Ask the runner plugin for the listing (no cache)."""
         host = self._host_for(toolchain, spec)
-        listed = self.session.pm.hook.dagpar_runner_collect(spec=spec, host=host)
-        if listed is None:
-            raise ExecutionError(
-                f"no runner plugin named {spec.name!r} is installed "
-                f"(toolchain {toolchain.config.instance!r}); "
-                "install the plugin that provides it"
-            )
-        return list(listed)
+        try:
+            runner = self.session.runners.get(spec.name)
+        except ExecutionError as exc:
+            raise ExecutionError(f"toolchain {toolchain.config.instance!r}: {exc}") from None
+        return list(runner.collect(spec, host))
 
     def _key(self, toolchain: Toolchain, spec: RunnerSpec) -> ListingKey | None:
         """The listing cache's key for *spec*, or None when the cache is off."""
@@ -174,7 +172,7 @@ class Lister:
         installed = None
         if spec.executor == "local":
             # Inside a container the image holds what is installed, and it is in the key.
-            installed = session.pm.hook.dagpar_runner_installed(spec=spec)
+            installed = session.runners.get(spec.name).installed(spec)
         return self._cache.key(
             spec,
             image=toolchain.config.image,

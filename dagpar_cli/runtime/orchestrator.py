@@ -38,9 +38,6 @@ from dagpar_cli.execution.scheduler.api import SplitJob, TailSlices
 from dagpar_cli.model import (
     CheckResult,
     Item,
-    RunnerCommand,
-    RunnerSpec,
-    Selection,
     SlicePlan,
     SliceResult,
     TestCase,
@@ -48,6 +45,7 @@ from dagpar_cli.model import (
     join_path,
 )
 from dagpar_cli.planning.request import plan_split
+from dagpar_cli.runner_api import RunnerSpec
 from dagpar_cli.runtime import collect
 from dagpar_cli.runtime.context import (
     CallContext,
@@ -71,12 +69,10 @@ if TYPE_CHECKING:
     from dagpar_cli.execution.scheduler.api import Scheduler
     from dagpar_cli.filtering import Filter
     from dagpar_cli.planning.api import Planner
+    from dagpar_cli.runner_api import Runner
     from dagpar_cli.session import Session
 
 __all__ = ["Orchestrator"]
-
-#: Runners whose filters may name subtests the listing does not know (``TestX/sub``).
-SUBTEST_RUNNERS = frozenset({"go"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,7 +133,7 @@ class Orchestrator:
         #: Item paths the filter saw, for "did you mean" when it matched nothing.
         self.candidates: set[str] = set()
         #: Follows running slices' runners for live progress.
-        self.progress = ProgressPoller(session.pm.hook)
+        self.progress = ProgressPoller(session.pm.hook, session.runners)
         self.lister = Lister(session, executor.name, self._runner_host, self.cancelled.is_set)
         self.pipelines = PipelineRunner(executor, self.new_dir, self._cancel_state)
 
@@ -254,6 +250,8 @@ class Orchestrator:
         runner = typedef.runner
         directory = _first_directory(receiver)
         prefix = directory.rel or "" if directory is not None else ""
+        # Go's filters may name subtests (``TestX/sub``) that its listing cannot know.
+        subtests = runner is not None and self.runner(call, runner).has_subtests
         listing = spec = None
         if runner is not None and directory is not None:
             spec = self.lister.spec(call.toolchain, runner, directory)
@@ -263,7 +261,7 @@ class Orchestrator:
                 directory,
                 prefix=prefix,
                 nested=pfield.nested,
-                subtests=runner in SUBTEST_RUNNERS,
+                subtests=subtests,
             )
 
         # itemize
@@ -282,7 +280,7 @@ class Orchestrator:
             items,
             tests_of,
             by_test=runner is not None,
-            subtests=runner in SUBTEST_RUNNERS,
+            subtests=subtests,
             modify=lambda tests: hook.dagpar_modify_tests(
                 check=call.name, tests=tests, session=self.session
             ),
@@ -535,21 +533,16 @@ class Orchestrator:
         """The :class:`RunnerSpec` of *runner* on *directory* under *call*'s toolchain."""
         return self.lister.spec(call.toolchain, runner, directory)
 
-    def runner_commands(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
-        """The runner plugin's commands for *selection*."""
-        commands = self.session.pm.hook.dagpar_runner_command(spec=spec, selection=selection)
-        if commands is None:
-            raise ExecutionError(f"no runner plugin named {spec.name!r} is installed")
-        return list(commands)
+    def runner(self, call: CallContext, name: str) -> Runner:
+        """The registered runner *name*.
 
-    def parse_report(
-        self, spec: RunnerSpec, report_dir: Path, outcome: Outcome
-    ) -> list[TestResult]:
-        """The runner plugin's per-test results (source-relative)."""
-        parsed = self.session.pm.hook.dagpar_runner_parse(
-            spec=spec, report_dir=report_dir, outcome=outcome
-        )
-        return list(parsed or [])
+        :raises ExecutionError: no plugin provides it (naming the toolchain and the runners
+            that are installed).
+        """
+        try:
+            return self.session.runners.get(name)
+        except ExecutionError as exc:
+            raise ExecutionError(f"toolchain {call.toolchain.config.instance!r}: {exc}") from None
 
     @contextmanager
     def running(self, slice: SliceContext, spec: RunnerSpec, report_dir: Path) -> Iterator[None]:

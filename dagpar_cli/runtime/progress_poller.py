@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dagpar_cli.model import RunnerSpec
+    from dagpar_cli.registry import RunnerRegistry
+    from dagpar_cli.runner_api import RunnerSpec
     from dagpar_cli.runtime.context import SliceContext
 
 __all__ = ["POLL_SECONDS", "ProgressPoller"]
@@ -37,10 +38,12 @@ class ProgressPoller:
     """Asks the runner plugins how far each watched slice has got, and passes growth on.
 
     :param hook: the plugin manager's hook relay.
+    :param runners: the run's runners (``Runner.progress``).
     """
 
-    def __init__(self, hook: Any) -> None:
+    def __init__(self, hook: Any, runners: RunnerRegistry) -> None:
         self._hook = hook
+        self._runners = runners
         self._watched: dict[int, _Watched] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,7 +89,7 @@ class ProgressPoller:
         for entry in watched:
             ctx = entry.slice
             try:
-                done = self._hook.dagpar_runner_progress(spec=entry.spec, report_dir=ctx.report_dir)
+                done = self._runners.get(entry.spec.name).progress(entry.spec, ctx.report_dir)
             except Exception:  # a plugin's bug costs the live count, never the run
                 done = None
             if done is None or done <= entry.done:

@@ -24,7 +24,9 @@ from contextlib import AbstractContextManager, nullcontext
 
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import REPORT_DIR, Selection, TestCase
+from dagpar_cli.model import TestCase
+from dagpar_cli.runner_api import REPORT_DIR_PLACEHOLDER as REPORT_DIR
+from dagpar_cli.runner_api import Selection
 from dagpar_cli.runtime.context import current_call, current_slice
 from dagpar_cli.sdk.container import Container
 from dagpar_cli.sdk.directory import Directory
@@ -70,6 +72,7 @@ def run_tests(
     if call is None:
         raise DagparError("run_tests() runs tests only while dagpar runs a toolchain")
     runtime = call.runtime
+    runner_plugin = runtime.runner(call, runner)
     slice_ctx = current_slice()
     spec = runtime.runner_spec(call, runner, workspace)
     selectors = tuple((i,) if isinstance(i, str) else tuple(i) for i in items)
@@ -81,7 +84,7 @@ def run_tests(
     # order (unknown and long first), so that the tail holds short tests.
     in_order = slice_ctx is not None and slice_ctx.in_order
     selection = Selection(items=selectors, tests=tests, in_order=in_order)
-    commands = runtime.runner_commands(spec, selection)
+    commands = runner_plugin.command(spec, selection)
     report_dir = (
         slice_ctx.report_dir if slice_ctx is not None else runtime.new_dir(f"{runner}-report")
     )
@@ -129,7 +132,7 @@ def run_tests(
         stderr="".join(o.stderr for o in outcomes),
         seconds=sum(o.seconds for o in outcomes),
     )
-    results = [r.under(prefix) for r in runtime.parse_report(spec, report_dir, combined)]
+    results = [r.under(prefix) for r in runner_plugin.parse(spec, report_dir, combined)]
     if slice_ctx is not None:
         slice_ctx.report(results)
     else:

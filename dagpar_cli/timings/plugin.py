@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from dagpar_cli._fs import write_atomic
 from dagpar_cli.model import RunResult
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 from dagpar_cli.statedir import state_dir
 from dagpar_cli.timings.store import DB_NAME, TimingStore, TimingStoreWarning
 

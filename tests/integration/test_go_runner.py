@@ -18,9 +18,16 @@ from pathlib import Path
 import pytest
 from dagpar_plugins import go
 
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import REPORT_DIR, RunnerSpec, Selection, Status, TestCase, TestResult
+from dagpar_cli import (
+    Outcome,
+    RunnerSpec,
+    Selection,
+    Status,
+    TestCase,
+    TestResult,
+)
 from dagpar_cli.runners import LocalRunnerHost
+from dagpar_cli.testing import run_runner_commands
 
 pytestmark = pytest.mark.go
 
@@ -92,29 +99,9 @@ def run_selection(
     kwargs = {} if max_chars is None else {"max_chars": max_chars}
     commands = go.compile_commands(spec, selection, **kwargs)
     report_dir.mkdir(parents=True)
-    outcomes: list[Outcome] = []
-    for command in commands:
-        for name, content in command.files.items():
-            (report_dir / name).write_text(content, encoding="utf-8")
-        argv = [a.replace(REPORT_DIR, str(report_dir)) for a in command.argv]
-        proc = subprocess.run(
-            argv,
-            cwd=spec.source_dir,
-            env={**os.environ, **command.env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert proc.returncode in command.ok_exit_codes, proc.stderr
-        assert command.stdout_file is not None
-        (report_dir / command.stdout_file).write_text(proc.stdout, encoding="utf-8")
-        outcomes.append(Outcome(exit_code=proc.returncode, stdout=proc.stdout, stderr=proc.stderr))
-    combined = Outcome(
-        exit_code=max(o.exit_code for o in outcomes),
-        stderr="".join(o.stderr for o in outcomes),
-    )
-    results = go.parse_reports(spec, report_dir, combined)
+    assert all(command.stdout_file is not None for command in commands)
+    run = run_runner_commands(commands, spec, report_dir, timeout=300)
+    results = go.parse_reports(spec, report_dir, run.combined)
     ran: set[tuple[str, str]] = set()
     for command in commands:
         assert command.stdout_file is not None
@@ -408,8 +395,9 @@ def test_workspace_without_go_mod_says_how_to_fix_it(tmp_path: Path) -> None:
         go.collect_tests(spec, LocalRunnerHost(tmp_path))
 
 
-def test_hooks_dispatch_to_the_go_plugin_through_the_plugin_manager(tmp_path: Path) -> None:
-    from dagpar_cli.pluginmanager import get_plugin_manager, toolchain_registry
+def test_the_go_runner_is_found_through_the_plugin_manager(tmp_path: Path) -> None:
+    from dagpar_cli.pluginmanager import get_plugin_manager
+    from dagpar_cli.registry import build_runner_registry, toolchain_registry
 
     pm = get_plugin_manager()
     hook = pm.hook
@@ -417,28 +405,14 @@ def test_hooks_dispatch_to_the_go_plugin_through_the_plugin_manager(tmp_path: Pa
     assert toolchain_registry(pm).get("go") == "dagpar_toolchains.go"
     detected = [e for entries in hook.dagpar_detect_toolchains(workspace=PROJECT) for e in entries]
     assert {"instance": "go", "use": "go", "source": ".", "why": "go.mod"} in detected
-    tests = hook.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(PROJECT))
+    runner = build_runner_registry(pm).get("go")
+    tests = runner.collect(spec, LocalRunnerHost(PROJECT))
     assert TestCase("store", "TestPutMany") in tests
     selection = Selection(items=(("store", "TestPutMany"),))
-    commands = hook.dagpar_runner_command(spec=spec, selection=selection)
+    commands = runner.command(spec, selection)
     report_dir = tmp_path / "report"
-    report_dir.mkdir()
-    for command in commands:
-        for name, content in command.files.items():
-            (report_dir / name).write_text(content)
-        proc = subprocess.run(
-            list(command.argv),
-            cwd=PROJECT,
-            env={**os.environ, **command.env},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert command.stdout_file is not None
-        (report_dir / command.stdout_file).write_text(proc.stdout)
-    results = hook.dagpar_runner_parse(
-        spec=spec, report_dir=report_dir, outcome=Outcome(exit_code=0)
-    )
+    run_runner_commands(commands, spec, report_dir, check=False)
+    results = runner.parse(spec, report_dir, Outcome(exit_code=0))
     assert [(r.path, r.name, r.status) for r in results] == [
         ("store", "TestPutMany", Status.PASSED)
     ]

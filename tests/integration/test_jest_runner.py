@@ -23,18 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagpar_plugins import _jest_command, jest
+from dagpar_plugins import jest
+from dagpar_plugins.jest import command as _jest_command
 
-from dagpar_cli.errors import ExecutionError
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import REPORT_DIR, RunnerCommand, RunnerSpec, Selection, Status, TestCase
+from dagpar_cli import (
+    ExecutionError,
+    RunnerCommand,
+    RunnerSpec,
+    Selection,
+    Status,
+    TestCase,
+)
 from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.registry import build_runner_registry
 from dagpar_cli.runners import LocalRunnerHost
-from dagpar_cli.testing import JEST_DEPS
+from dagpar_cli.testing import JEST_DEPS, run_runner_commands
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "projects" / "jest-hostile"
+RUNNER = jest.JestRunner()
 REGEX = "__tests__/regex.test.js"
 SAME_A = "__tests__/same-a.test.js"
 SAME_B = "__tests__/same-b.test.js"
@@ -80,7 +88,7 @@ def spec(workspace: Path) -> RunnerSpec:
 
 @pytest.fixture(scope="module")
 def listing(spec: RunnerSpec) -> list[TestCase]:
-    tests = jest.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(spec.source_dir))
+    tests = RUNNER.collect(spec=spec, host=LocalRunnerHost(spec.source_dir))
     assert tests is not None
     return tests
 
@@ -124,25 +132,10 @@ class Ran:
 
 
 def _run(spec: RunnerSpec, selection: Selection, report_dir: Path) -> Ran:
-    commands = jest.dagpar_runner_command(spec=spec, selection=selection)
+    commands = RUNNER.command(spec=spec, selection=selection)
     assert commands is not None
     report_dir.mkdir(parents=True)
-    outcome = Outcome(exit_code=0)
-    for command in commands:
-        for name, text in command.files.items():
-            (report_dir / name).write_text(text, encoding="utf-8")
-        argv = [a.replace(REPORT_DIR, str(report_dir)) for a in command.argv]
-        proc = subprocess.run(
-            argv,
-            cwd=spec.source_dir,
-            env={**os.environ, **command.env},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert proc.returncode in command.ok_exit_codes, proc.stderr
-        outcome = Outcome(exit_code=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+    outcome = run_runner_commands(commands, spec, report_dir, timeout=300).combined
     executed: Counter[Key] = Counter()
     files: set[str] = set()
     for report in sorted(report_dir.glob("jest-*.json")):
@@ -154,7 +147,7 @@ def _run(spec: RunnerSpec, selection: Selection, report_dir: Path) -> Ran:
             for a in entry["assertionResults"]:
                 if a["status"] in ("passed", "failed"):
                     executed[(path, " ".join([*a["ancestorTitles"], a["title"]]))] += 1
-    parsed = jest.dagpar_runner_parse(spec=spec, report_dir=report_dir, outcome=outcome)
+    parsed = RUNNER.parse(spec=spec, report_dir=report_dir, outcome=outcome)
     assert parsed is not None
     results = {r.id: r.status for r in parsed}
     assert len(results) == len(parsed), "a test was reported twice"
@@ -321,7 +314,7 @@ def test_listing_equals_jests_own_run(listing: list[TestCase], truth: Truth) -> 
 def test_listing_runs_no_test_body_and_no_hook(spec: RunnerSpec, tmp_path: Path) -> None:
     marker = tmp_path / "ran.txt"
     host = LocalRunnerHost(spec.source_dir, env={"JEST_HOSTILE_MARKER": str(marker)})
-    tests = jest.dagpar_runner_collect(spec=spec, host=host)
+    tests = RUNNER.collect(spec=spec, host=host)
     assert tests is not None and TestCase(SIDE, "records that it ran") in tests
     assert not marker.exists()
     # The marker does work: running the file writes it.
@@ -337,11 +330,11 @@ def test_listing_runs_no_test_body_and_no_hook(spec: RunnerSpec, tmp_path: Path)
     assert marker.read_text(encoding="utf-8").split() == ["beforeAll", "body"]
 
 
-def test_the_plugin_answers_through_the_plugin_manager(spec: RunnerSpec) -> None:
-    pm = get_plugin_manager()
-    tests = pm.hook.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(spec.source_dir))
+def test_the_runner_is_found_through_the_plugin_manager(spec: RunnerSpec) -> None:
+    runner = build_runner_registry(get_plugin_manager()).get("jest")
+    tests = runner.collect(spec, LocalRunnerHost(spec.source_dir))
     assert TestCase(SAME_A, "x") in tests
-    commands = pm.hook.dagpar_runner_command(spec=spec, selection=Selection(items=((SAME_A,),)))
+    commands = runner.command(spec, Selection(items=((SAME_A,),)))
     assert commands[0].argv[0] == "./node_modules/.bin/jest"
 
 
@@ -349,4 +342,4 @@ def test_a_missing_jest_says_how_to_install_it(tmp_path: Path) -> None:
     (tmp_path / "web").mkdir()
     spec = RunnerSpec(name="jest", workspace=tmp_path, source="web")
     with pytest.raises(ExecutionError, match=r"run `npm ci` in web/"):
-        jest.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path / "web"))
+        RUNNER.collect(spec=spec, host=LocalRunnerHost(tmp_path / "web"))

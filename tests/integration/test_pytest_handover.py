@@ -1,8 +1,8 @@
 """Handing a running pytest slice's unstarted tests to another slice, against real pytest.
 
 Each test starts the slice's command exactly as dagpar compiles it, in its own report directory,
-and takes tests with ``dagpar_runner_hand_over`` from this process while pytest runs. Tests of the
-fixture project wait on files, so what pytest has reached is known without timing anything:
+and takes tests with ``PytestRunner.hand_over_tail`` from this process while pytest runs. Tests of
+the fixture project wait on files, so what pytest has reached is known without timing anything:
 
 - ``$REACHED`` appears when the first test starts, which then waits for ``$GATE``;
 - every test appends its node id to ``$RUN_LOG`` as it starts, i.e. what pytest really ran.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins._pytest_files import ORDER_FILE, RUN_INFO_FILE
+from dagpar_plugins.pytest.files import ORDER_FILE, RUN_INFO_FILE
 
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import (
-    REPORT_DIR,
+from dagpar_cli import (
+    REPORT_DIR_PLACEHOLDER,
+    Outcome,
     RunnerSpec,
     Selection,
     Status,
@@ -42,6 +42,7 @@ from dagpar_cli.testing import TailRecorder
 PYTEST = (sys.executable, "-m", "pytest")
 # The machine's third-party pytest plugins only slow the runs down (xdist is loaded by name).
 FAST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+RUNNER = plugin.PytestRunner()
 #: How long a test waits for a signal before it gives up (only reached when something broke).
 PATIENCE = 60.0
 
@@ -150,12 +151,12 @@ class Slice:
         fast: bool = True,
     ) -> Slice:
         report_dir.mkdir(parents=True)
-        commands = plugin.dagpar_runner_command(spec=spec, selection=selection)
+        commands = RUNNER.command(spec=spec, selection=selection)
         assert commands is not None and len(commands) == 1
         (command,) = commands
 
         def sub(value: str) -> str:
-            return value.replace(REPORT_DIR, str(report_dir))
+            return value.replace(REPORT_DIR_PLACEHOLDER, str(report_dir))
 
         for name, content in command.files.items():
             (report_dir / name).write_text(sub(content), encoding="utf-8")
@@ -177,9 +178,7 @@ class Slice:
         return cls(spec, report_dir, proc, log, gate, reached)
 
     def hand_over(self, choose: TailChooser) -> list[TestCase] | None:
-        return plugin.dagpar_runner_hand_over(
-            spec=self.spec, report_dir=self.report_dir, choose=choose
-        )
+        return RUNNER.hand_over_tail(spec=self.spec, report_dir=self.report_dir, choose=choose)
 
     def open_gate(self) -> None:
         self.gate.touch()
@@ -193,12 +192,10 @@ class Slice:
             raise
         assert self.proc.returncode in (0, 1), stdout[-3000:] + stderr
         outcome = Outcome(exit_code=self.proc.returncode, stdout=stdout, stderr=stderr)
-        results = plugin.dagpar_runner_parse(
-            spec=self.spec, report_dir=self.report_dir, outcome=outcome
-        )
+        results = RUNNER.parse(spec=self.spec, report_dir=self.report_dir, outcome=outcome)
         assert results is not None
         executed = self.log.read_text(encoding="utf-8").splitlines() if self.log.exists() else []
-        progress = plugin.dagpar_runner_progress(spec=self.spec, report_dir=self.report_dir)
+        progress = RUNNER.progress(spec=self.spec, report_dir=self.report_dir)
         return Ran(results, executed, progress, stdout, self.proc.returncode)
 
     def order(self) -> list[TestCase]:
@@ -208,7 +205,7 @@ class Slice:
 
 def everything(spec: RunnerSpec) -> list[TestCase]:
     """The toolchain's tests as dagpar lists them."""
-    listed = plugin.dagpar_runner_collect(
+    listed = RUNNER.collect(
         spec=spec, host=LocalRunnerHost(spec.source_dir, {**FAST, "RUN_LOG": os.devnull})
     )
     assert listed is not None
@@ -429,7 +426,7 @@ def test_a_taken_next_test_tears_session_fixtures_down_with_the_last_run_test(
 def test_under_xdist_nothing_is_handed_over(tmp_path: Path) -> None:
     spec = gated_project(tmp_path / "ws", 4)
     spec = RunnerSpec(**{**_fields(spec), "args": ("-p", "xdist.plugin", "-n", "2")})
-    assert plugin.dagpar_runner_hands_over(spec=spec) is False
+    assert RUNNER.can_hand_over(spec=spec) is False
     running = start_and_reach_the_gate(spec, tmp_path)
     info = json.loads((running.report_dir / RUN_INFO_FILE).read_text(encoding="utf-8"))
     assert info["handover"] is False
@@ -446,7 +443,7 @@ def test_under_xdist_nothing_is_handed_over(tmp_path: Path) -> None:
 def test_xdist_turned_off_by_zero_processes_still_hands_over(tmp_path: Path) -> None:
     spec = gated_project(tmp_path / "ws", 4)
     spec = RunnerSpec(**{**_fields(spec), "args": ("-p", "xdist.plugin", "-n", "0")})
-    assert plugin.dagpar_runner_hands_over(spec=spec) is True
+    assert RUNNER.can_hand_over(spec=spec) is True
     running = start_and_reach_the_gate(spec, tmp_path)
     taken = running.hand_over(TailRecorder(take=2))
     running.open_gate()

@@ -22,12 +22,19 @@ from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins._pytest_collect import COLLECTION_ERROR
+from dagpar_plugins.pytest.collect import COLLECTION_ERROR
 
-from dagpar_cli.errors import ExecutionError
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import REPORT_DIR, RunnerSpec, Selection, Status, TestCase, TestResult
+from dagpar_cli import (
+    REPORT_DIR_PLACEHOLDER,
+    ExecutionError,
+    RunnerSpec,
+    Selection,
+    Status,
+    TestCase,
+    TestResult,
+)
 from dagpar_cli.runners import LocalRunnerHost
+from dagpar_cli.testing import run_runner_commands
 
 PROJECT = Path(__file__).resolve().parents[1] / "data" / "projects" / "pytest-hostile"
 PYTEST = (sys.executable, "-m", "pytest")
@@ -37,6 +44,7 @@ NOT_EXECUTED = {"suite/check_classes.py::test_skipped"}
 # The machine's third-party pytest plugins (hypothesis, xdist...) only slow the many short runs
 # down; one test keeps them (`test_statuses_of_the_hostile_suite`).
 FAST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+RUNNER = plugin.PytestRunner()
 
 
 def independent_nodeids(cwd: Path, *args: str) -> list[str]:
@@ -85,35 +93,21 @@ def run_selection(
     """Run the plugin's commands like an executor would: substitute, write files, run, parse."""
     report_dir.mkdir(parents=True)
     log = report_dir / "ran.log"
-    commands = plugin.dagpar_runner_command(spec=spec, selection=selection)
+    commands = RUNNER.command(spec=spec, selection=selection)
     assert commands is not None
-    results: list[TestResult] = []
-    argv: tuple[str, ...] = ()
-    for command in commands:
-
-        def sub(value: str) -> str:
-            return value.replace(REPORT_DIR, str(report_dir))
-
-        for name, content in command.files.items():
-            # As the engine does: the placeholder is substituted in file contents too.
-            (report_dir / name).write_text(sub(content), encoding="utf-8")
-
-        env = {**os.environ, **{k: sub(v) for k, v in command.env.items()}}
-        env["HOSTILE_RUN_LOG"] = str(log)
-        if fast:
-            env.update(FAST)
-        argv = tuple(sub(a) for a in command.argv)
-        proc = subprocess.run(
-            argv, cwd=spec.source_dir, env=env, capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode in command.ok_exit_codes, proc.stdout[-3000:] + proc.stderr
-        outcome = Outcome(exit_code=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
-        parsed = plugin.dagpar_runner_parse(spec=spec, report_dir=report_dir, outcome=outcome)
-        assert parsed is not None
-        results.extend(parsed)
+    env = {"HOSTILE_RUN_LOG": str(log), **(FAST if fast else {})}
+    # As the engine does: the placeholder is substituted in file contents and env too.
+    run = run_runner_commands(commands, spec, report_dir, env=env)
+    results: list[TestResult] = RUNNER.parse(spec=spec, report_dir=report_dir, outcome=run.combined)
+    where = str(report_dir.resolve())
+    argv = (
+        tuple(a.replace(REPORT_DIR_PLACEHOLDER, where) for a in commands[-1].argv)
+        if commands
+        else ()
+    )
     executed = set(log.read_text(encoding="utf-8").splitlines()) if log.exists() else set()
     assert len({r.id for r in results}) == len(results), "a test was reported twice"
-    progress = plugin.dagpar_runner_progress(spec=spec, report_dir=report_dir)
+    progress = RUNNER.progress(spec=spec, report_dir=report_dir)
     return Ran(results=results, executed=executed, argv=argv, progress=progress)
 
 
@@ -130,9 +124,7 @@ def all_nodeids() -> list[str]:
 
 @pytest.fixture(scope="module")
 def collected(suite_spec: RunnerSpec) -> list[TestCase]:
-    tests = plugin.dagpar_runner_collect(
-        spec=suite_spec, host=LocalRunnerHost(PROJECT / "suite", FAST)
-    )
+    tests = RUNNER.collect(spec=suite_spec, host=LocalRunnerHost(PROJECT / "suite", FAST))
     assert tests is not None
     return tests
 
@@ -257,7 +249,7 @@ def test_collection_error_with_a_test_from_another_file(
 
 def test_source_at_the_rootdir(tmp_path: Path) -> None:
     spec = RunnerSpec(name="pytest", workspace=PROJECT, command=PYTEST)
-    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(PROJECT, FAST))
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(PROJECT, FAST))
     nodeids = independent_nodeids(PROJECT)
     assert collected is not None
     assert [t.id for t in collected[: len(nodeids)]] == nodeids
@@ -272,9 +264,7 @@ def test_user_args_narrow_collection_and_runs_alike(tmp_path: Path) -> None:
     spec = RunnerSpec(
         name="pytest", workspace=PROJECT, source="suite", command=PYTEST, args=("-k", "grid")
     )
-    collected = plugin.dagpar_runner_collect(
-        spec=spec, host=LocalRunnerHost(PROJECT / "suite", FAST)
-    )
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(PROJECT / "suite", FAST))
     assert collected is not None
     assert {t.id for t in collected} == {
         t.id
@@ -292,7 +282,7 @@ def test_user_exitfirst_and_verbose_do_not_cut_the_listing(
     spec = RunnerSpec(
         name="pytest", workspace=PROJECT, source="suite", command=PYTEST, args=("-x", "-vv")
     )
-    listed = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(PROJECT / "suite", FAST))
+    listed = RUNNER.collect(spec=spec, host=LocalRunnerHost(PROJECT / "suite", FAST))
     assert listed == collected
 
 
@@ -317,9 +307,7 @@ def test_a_broken_conftest_is_its_directory_s_collection_error(tmp_path: Path) -
     with (project / "suite" / "sub dir" / "conftest.py").open("a") as stream:
         stream.write("raise RuntimeError('conftest broke')\n")
     spec = RunnerSpec(name="pytest", workspace=project, source="suite", command=PYTEST)
-    collected = plugin.dagpar_runner_collect(
-        spec=spec, host=LocalRunnerHost(project / "suite", FAST)
-    )
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(project / "suite", FAST))
     assert collected is not None
     assert TestCase("sub dir", COLLECTION_ERROR) in collected
     assert not any(t.path.startswith("sub dir/") for t in collected)
@@ -354,7 +342,7 @@ def big_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.mark.slow
 def test_five_thousand_ids(big_project: Path, tmp_path: Path) -> None:
     spec = RunnerSpec(name="pytest", workspace=big_project, command=PYTEST)
-    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(big_project, FAST))
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(big_project, FAST))
     assert collected is not None and len(collected) == 6600
     # Every fifth id left out, so the selection is neither whole files nor contiguous.
     chosen = tuple(t for i, t in enumerate(collected) if i % 5 != 0)[:5000]
@@ -384,7 +372,7 @@ def test_packages_and_doctests(tmp_path: Path, import_mode: str) -> None:
         (tmp_path / name).write_text(content)
     args = ("--doctest-modules", f"--import-mode={import_mode}")
     spec = RunnerSpec(name="pytest", workspace=tmp_path, command=PYTEST, args=args)
-    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
     assert collected is not None
     # The doctest's name depends on the import mode (``calc.add`` or ``src.calc.add``).
     doctest = "src.calc.add" if import_mode == "importlib" else "calc.add"
@@ -412,7 +400,7 @@ def test_project_venv_python_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyP
     python.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
     spec = RunnerSpec(name="pytest", workspace=tmp_path, source="api")
-    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path / "api"))
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(tmp_path / "api"))
     assert collected == [TestCase("tests/test_x.py", "test_x")]
     assert marker.exists()
     ran = run_selection(spec, Selection(items=(("tests/test_x.py",),)), tmp_path / "r")
@@ -423,7 +411,7 @@ def test_project_venv_python_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_a_missing_runner_is_an_execution_error(tmp_path: Path) -> None:
     spec = RunnerSpec(name="pytest", workspace=tmp_path, command=("dagpar-no-such-pytest-binary",))
     with pytest.raises(ExecutionError, match="cannot start pytest"):
-        plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path))
+        RUNNER.collect(spec=spec, host=LocalRunnerHost(tmp_path))
 
 
 def test_a_venv_without_pytest_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -437,7 +425,7 @@ def test_a_venv_without_pytest_says_so(tmp_path: Path, monkeypatch: pytest.Monke
     python.chmod(0o755)
     spec = RunnerSpec(name="pytest", workspace=tmp_path)
     with pytest.raises(ExecutionError, match=r"\.venv/bin/python has no pytest"):
-        plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path))
+        RUNNER.collect(spec=spec, host=LocalRunnerHost(tmp_path))
 
 
 def test_path_args_without_configuration(tmp_path: Path) -> None:
@@ -448,7 +436,7 @@ def test_path_args_without_configuration(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("def test_one():\n    pass\n\n\ndef test_two():\n    pass\n")
     spec = RunnerSpec(name="pytest", workspace=tmp_path, command=PYTEST, args=("tests/unit",))
-    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
     assert collected is not None
     assert {t.id for t in collected} == {
         f"tests/unit/{f}::{n}"
@@ -472,7 +460,7 @@ def test_other_pytest_versions(python: str, tmp_path: Path) -> None:
     spec = RunnerSpec(
         name="pytest", workspace=PROJECT, source="suite", command=(python, "-m", "pytest")
     )
-    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(PROJECT / "suite"))
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(PROJECT / "suite"))
     assert collected is not None and len(collected) == 35
     hostile = tuple(t for t in collected if "[" in t.name or "Inner" in t.name)[::2]
     for n, selection in enumerate(
@@ -506,7 +494,7 @@ def test_random_hostile_ids_round_trip(tmp_path: Path, seed: int) -> None:
         encoding="utf-8",
     )
     spec = RunnerSpec(name="pytest", workspace=tmp_path, command=PYTEST)
-    collected = plugin.dagpar_runner_collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
+    collected = RUNNER.collect(spec=spec, host=LocalRunnerHost(tmp_path, FAST))
     assert collected is not None
     assert [t.id for t in collected] == independent_nodeids(tmp_path)
     assert len(collected) == len(ids)

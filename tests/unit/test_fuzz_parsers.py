@@ -25,27 +25,30 @@ from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
 import pytest
-from dagpar_plugins import go as go_plugin
-from dagpar_plugins import jest as jest_plugin
-from dagpar_plugins import pytest as pytest_plugin
-from dagpar_plugins._go_source import builds_here, scan_test_source
-from dagpar_plugins._pytest_collect import parse_collect_output
-from dagpar_plugins._pytest_paths import RootdirMap
-from dagpar_plugins._pytest_report import REPORT_FILE, parse_report
-from dagpar_plugins.pytest_select import (
+from dagpar_plugins.go import GoRunner
+from dagpar_plugins.go.source import builds_here, scan_test_source
+from dagpar_plugins.jest import JestRunner
+from dagpar_plugins.pytest import PytestRunner
+from dagpar_plugins.pytest.collect import parse_collect_output
+from dagpar_plugins.pytest.paths import RootdirMap
+from dagpar_plugins.pytest.pytest_select import (
     NAME_PROPERTY,
     PATH_PROPERTY,
     RUN_INFO_FILE,
     SELECTION_FILE,
 )
+from dagpar_plugins.pytest.report import REPORT_FILE, parse_report
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dagpar_cli.errors import DagparError
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import RunnerSpec, Status, TestCase, TestResult
+from dagpar_cli import DagparError, Outcome, RunnerSpec, Status, TestCase, TestResult
 from dagpar_cli.reporting.junit import merge_junit
+from dagpar_cli.testing import FakeRunnerHost
 from dagpar_cli.timings import EXPORT_FORMAT, ITEM, SCHEMA_VERSION, STARTUP, TEST, TimingStore
+
+PYTEST_RUNNER = PytestRunner()
+JEST_RUNNER = JestRunner()
+GO_RUNNER = GoRunner()
 
 FUZZ = settings(
     max_examples=1000,
@@ -91,22 +94,6 @@ def workspace() -> Iterator[Path]:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_text(text, encoding="utf-8")
         yield root
-
-
-class FakeHost:
-    """A :class:`~dagpar_cli.runners.RunnerHost` that answers every command with one outcome."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        return self.outcome
 
 
 def write(directory: Path, files: Mapping[str, bytes | None]) -> None:
@@ -553,7 +540,7 @@ def test_pytest_report(
         report_dir = Path(tmp)
         write(report_dir, {REPORT_FILE: report, RUN_INFO_FILE: run_info, SELECTION_FILE: selection})
         results = handled(
-            lambda: pytest_plugin.dagpar_runner_parse(
+            lambda: PYTEST_RUNNER.parse(
                 spec=spec, report_dir=report_dir, outcome=Outcome(exit_code=1)
             )
         )
@@ -623,8 +610,8 @@ def test_pytest_collect_output(
     spec = RunnerSpec(
         name="pytest", workspace=workspace, source=source, command=("pytest",), args=tuple(args)
     )
-    host = FakeHost(Outcome(exit_code=exit_code, stdout=stdout, stderr=stderr))
-    tests = handled(lambda: pytest_plugin.dagpar_runner_collect(spec=spec, host=host))
+    host = FakeRunnerHost(Outcome(exit_code=exit_code, stdout=stdout, stderr=stderr))
+    tests = handled(lambda: PYTEST_RUNNER.collect(spec=spec, host=host))
     if not isinstance(tests, DagparError):
         check_tests(tests)
     listed = parse_collect_output(stdout, RootdirMap(spec.source_dir, spec.args))
@@ -760,7 +747,7 @@ def jest_report(name: str, duration: object = 1) -> str:
 def test_jest_listing(workspace: Path, stdout: str, exit_code: int, stderr: str) -> None:
     spec = RunnerSpec(name="jest", workspace=workspace, command=("jest",))
     outcome = Outcome(exit_code=exit_code, stdout=in_workspace(stdout, workspace), stderr=stderr)
-    tests = handled(lambda: jest_plugin.dagpar_runner_collect(spec=spec, host=FakeHost(outcome)))
+    tests = handled(lambda: JEST_RUNNER.collect(spec=spec, host=FakeRunnerHost(outcome)))
     if not isinstance(tests, DagparError):
         check_tests(tests)
 
@@ -806,9 +793,7 @@ def test_jest_reports(
         write(report_dir, {k: v.replace(WS.encode(), ws) if v else v for k, v in files.items()})
         outcome = Outcome(exit_code=exit_code, stderr=stderr)
         results = handled(
-            lambda: jest_plugin.dagpar_runner_parse(
-                spec=spec, report_dir=report_dir, outcome=outcome
-            )
+            lambda: JEST_RUNNER.parse(spec=spec, report_dir=report_dir, outcome=outcome)
         )
         if not isinstance(results, DagparError):
             check_results(results)
@@ -890,7 +875,7 @@ def go_list(*records: dict[str, Any]) -> str:
 def test_go_list(workspace: Path, stdout: str, exit_code: int, stderr: str) -> None:
     spec = RunnerSpec(name="go", workspace=workspace, command=("go",))
     outcome = Outcome(exit_code=exit_code, stdout=in_workspace(stdout, workspace), stderr=stderr)
-    tests = handled(lambda: go_plugin.dagpar_runner_collect(spec=spec, host=FakeHost(outcome)))
+    tests = handled(lambda: GO_RUNNER.collect(spec=spec, host=FakeRunnerHost(outcome)))
     if not isinstance(tests, DagparError):
         check_tests(tests)
 
@@ -1031,7 +1016,7 @@ def test_go_test_json(
         write(report_dir, {"go-1.json": report, "go-1.selection.json": manifest})
         outcome = Outcome(exit_code=1, stderr=stderr, timed_out=timed_out)
         results = handled(
-            lambda: go_plugin.dagpar_runner_parse(spec=spec, report_dir=report_dir, outcome=outcome)
+            lambda: GO_RUNNER.parse(spec=spec, report_dir=report_dir, outcome=outcome)
         )
         if not isinstance(results, DagparError):
             check_results(results)

@@ -20,7 +20,11 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
     found = set()
     for init in ROOT.glob("*/**/__init__.py"):
         rel = init.parent.relative_to(ROOT)
-        if rel.parts[0] in ("tests", "examples", "bench", "build") or "egg-info" in rel.parts[0]:
+        top_dir = rel.parts[0]
+        # Hidden directories (a virtual environment in .venv) are no part of the source tree.
+        if top_dir in ("tests", "examples", "bench", "build") or top_dir.startswith("."):
+            continue
+        if "egg-info" in top_dir:
             continue
         top = mapped.get(rel.parts[0], rel.parts[0])
         found.add(".".join((top, *rel.parts[1:])))

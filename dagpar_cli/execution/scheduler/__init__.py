@@ -8,18 +8,16 @@ dagpar, unless ``DAGPAR_NO_HANDOVER=1``; the static strategy otherwise.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagpar_cli.execution.api import shares_mounts
 from dagpar_cli.execution.scheduler.api import Scheduler
 from dagpar_cli.execution.scheduler.static import StaticScheduler
 from dagpar_cli.execution.scheduler.tail_stealing import TailStealingScheduler
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Executor
-    from dagpar_cli.model import RunnerSpec, TailChooser, TestCase
     from dagpar_cli.session import Session
 
 __all__ = ["NO_HANDOVER_ENV", "StaticScheduler", "TailStealingScheduler", "dagpar_make_scheduler"]
@@ -39,22 +37,4 @@ def dagpar_make_scheduler(session: Session, executor: Executor, workers: int) ->
     """
     if os.environ.get(NO_HANDOVER_ENV) == "1" or not shares_mounts(executor):
         return StaticScheduler(workers)
-    return TailStealingScheduler(workers, hook=session.pm.hook, runners=_RunnerPlugins(session))
-
-
-class _RunnerPlugins:
-    """The runner plugins, as the tail-stealing scheduler asks them."""
-
-    def __init__(self, session: Session) -> None:
-        self._hook = session.pm.hook
-
-    def supports_handover(self, spec: RunnerSpec) -> bool:
-        return bool(self._hook.dagpar_runner_hands_over(spec=spec))
-
-    def release_tail(
-        self, spec: RunnerSpec, report_dir: Path, choose: TailChooser
-    ) -> list[TestCase] | None:
-        answer: list[TestCase] | None = self._hook.dagpar_runner_hand_over(
-            spec=spec, report_dir=report_dir, choose=choose
-        )
-        return answer
+    return TailStealingScheduler(workers, hook=session.pm.hook, runners=session.runners)

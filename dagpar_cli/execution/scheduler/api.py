@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from dagpar_cli.model import Plan, RunnerSpec, SlicePlan, SliceResult
+    from dagpar_cli.model import Plan, SlicePlan, SliceResult
+    from dagpar_cli.runner_api import RunnerSpec
     from dagpar_cli.runtime.context import SliceContext
 
 __all__ = ["Outcome", "RunSlice", "Scheduler", "SplitJob", "TailSlices"]

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from dagpar_cli.execution.scheduler.api import Outcome, SplitJob
 
 if TYPE_CHECKING:
-    from dagpar_cli.model import RunnerSpec, SlicePlan, SliceResult
+    from dagpar_cli.model import SlicePlan, SliceResult
+    from dagpar_cli.runner_api import RunnerSpec
     from dagpar_cli.runtime.context import SliceContext
 
 __all__ = ["StaticScheduler"]

@@ -2,7 +2,7 @@
 
 A static plan ends when its slowest slice ends; with new tests and drifting durations that slice
 is often far behind the others. When the runner can stop at a test boundary (its
-``release_tail``) and the slice's report directory is shared live with it, a worker that has no
+``hand_over_tail``) and the slice's report directory is shared live with it, a worker that has no
 slice left to start takes the back part of the running slice with the most predicted work left
 and runs it as a new slice of the same split call. The rule for how much to take is
 :func:`dagpar_cli.planning.tail_rule.tail_to_take`; it counts the predicted rest of the test the
@@ -23,16 +23,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from dagpar_cli.execution.scheduler.api import Outcome, SplitJob
 from dagpar_cli.execution.scheduler.static import StaticScheduler
-from dagpar_cli.model import Item, RunnerSpec, SlicePlan, TailChooser, TestCase, join_path
+from dagpar_cli.model import Item, SlicePlan, TestCase, join_path
 from dagpar_cli.planning.tail_rule import MIN_STARTUPS, running_rest, tail_to_take
+from dagpar_cli.runner_api import RunnerSpec
 
 if TYPE_CHECKING:
     import pluggy
 
+    from dagpar_cli.registry import RunnerRegistry
     from dagpar_cli.runtime.context import SliceContext
 
 __all__ = ["Offer", "Tail", "TailStealingScheduler"]
@@ -137,10 +139,10 @@ class TailStealingScheduler(StaticScheduler):
 
     :param workers: how many slices run at once.
     :param hook: the plugin manager's hook relay (``dagpar_slice_handed_over``).
-    :param runners: asks a runner whether it can hand over, and to release a tail.
+    :param runners: the run's runners (``Runner.can_hand_over``, ``Runner.hand_over_tail``).
     """
 
-    def __init__(self, workers: int, *, hook: pluggy.HookRelay, runners: TailRunners) -> None:
+    def __init__(self, workers: int, *, hook: pluggy.HookRelay, runners: RunnerRegistry) -> None:
         super().__init__(workers)
         self._hook = hook
         self._runners = runners
@@ -158,7 +160,7 @@ class TailStealingScheduler(StaticScheduler):
     def hands_over(self, spec: RunnerSpec | None, nested: bool) -> bool:
         """Where the runner can stop at a test boundary and ``[file, test]`` selectors can name
         the tests it gives up."""
-        return spec is not None and nested and self._runners.supports_handover(spec)
+        return spec is not None and nested and self._runners.get(spec.name).can_hand_over(spec)
 
     # ---------------------------------------------------------------- the split call's side
 
@@ -297,7 +299,9 @@ class TailStealingScheduler(StaticScheduler):
         with offer.lock:
             if offer.closed or not offer.ctx.shares_mounts:
                 return None
-            answer = self._runners.release_tail(offer.spec, offer.report_dir, look)
+            answer = self._runners.get(offer.spec.name).hand_over_tail(
+                offer.spec, offer.report_dir, look
+            )
         if answer is None:
             offer.refused = True
             return None
@@ -320,7 +324,9 @@ class TailStealingScheduler(StaticScheduler):
             if offer.closed:
                 return None
             offer.job.tails.reserve()
-            answer = self._runners.release_tail(offer.spec, offer.report_dir, cut)
+            answer = self._runners.get(offer.spec.name).hand_over_tail(
+                offer.spec, offer.report_dir, cut
+            )
             if not answer:
                 offer.job.tails.release()
                 return None
@@ -337,18 +343,6 @@ class TailStealingScheduler(StaticScheduler):
             selectors=tuple((t.path, t.name) for t in answer),
             seconds=tuple(taken),
         )
-
-
-class TailRunners(Protocol):
-    """What the scheduler asks of runner plugins."""
-
-    def supports_handover(self, spec: RunnerSpec) -> bool:
-        """Whether the runner of *spec* can stop at a test boundary and give tests up."""
-
-    def release_tail(
-        self, spec: RunnerSpec, report_dir: Path, choose: TailChooser
-    ) -> list[TestCase] | None:
-        """Ask the running runner to give up the tests *choose* picks (None: it cannot)."""
 
 
 def _look_for_tails() -> None:

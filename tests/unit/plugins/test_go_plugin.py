@@ -11,51 +11,43 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from dagpar_plugins import go
-from dagpar_plugins._go_report import (
+from dagpar_plugins.go.report import (
     PACKAGE_PLACEHOLDER,
     compiler_output,
     read_events,
     rewrite_subtest_name,
 )
-from dagpar_plugins._go_source import builds_here, is_test_name, scan_test_source
+from dagpar_plugins.go.source import builds_here, is_test_name, scan_test_source
 
-from dagpar_cli.errors import ExecutionError
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import RunnerCommand, RunnerSpec, Selection, Status, TestCase, TestResult
-from dagpar_cli.pluginmanager import ToolchainRegistry
+from dagpar_cli import (
+    ExecutionError,
+    Outcome,
+    RunnerCommand,
+    RunnerRegistry,
+    RunnerSpec,
+    Selection,
+    Status,
+    TestCase,
+    TestResult,
+    ToolchainRegistry,
+)
+from dagpar_cli.testing import FakeRunnerHost
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 RECORDED = DATA / "go"
 PROJECT = DATA / "projects" / "go-hostile"
 MODULE = "example.com/hostile"
+RUNNER = go.GoRunner()
 
 
 @pytest.fixture
 def spec() -> RunnerSpec:
     return RunnerSpec(name="go", workspace=PROJECT)
-
-
-class FakeHost:
-    """A RunnerHost that answers with a canned outcome and remembers what it was asked."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        self.calls: list[tuple[list[str], dict[str, str]]] = []
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        self.calls.append((list(argv), dict(env or {})))
-        return self.outcome
 
 
 # ------------------------------------------------------------------------------------------
@@ -107,13 +99,15 @@ def test_detects_nothing_without_go_mod(tmp_path: Path) -> None:
     assert go.dagpar_detect_toolchains(tmp_path) == []
 
 
-def test_runner_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
-    other = RunnerSpec(name="jest", workspace=tmp_path)
-    host = FakeHost(Outcome(exit_code=0))
-    assert go.dagpar_runner_collect(spec=other, host=host) is None
-    assert go.dagpar_runner_command(spec=other, selection=Selection(items=(("a",),))) is None
-    assert go.dagpar_runner_parse(spec=other, report_dir=tmp_path, outcome=host.outcome) is None
-    assert host.calls == []
+def test_registers_one_runner_named_go_that_has_subtests() -> None:
+    # dagpar asks a runner about its own name only: the plugin answers for no other runner.
+    registry = RunnerRegistry()
+    go.dagpar_register_runners(registry=registry)
+    assert registry.names() == ["go"]
+    runner = registry.get("go")
+    assert isinstance(runner, go.GoRunner)
+    assert runner.has_subtests
+    assert not runner.can_hand_over(RunnerSpec(name="go", workspace=PROJECT))
 
 
 # ------------------------------------------------------------------------------------------
@@ -122,10 +116,10 @@ def test_runner_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
 
 
 def test_collect_reads_packages_from_go_list_and_tests_from_sources(spec: RunnerSpec) -> None:
-    host = FakeHost(Outcome(exit_code=0, stdout=(RECORDED / "list.json").read_text()))
-    tests = go.dagpar_runner_collect(spec=spec, host=host)
+    host = FakeRunnerHost(Outcome(exit_code=0, stdout=(RECORDED / "list.json").read_text()))
+    tests = RUNNER.collect(spec=spec, host=host)
     assert tests is not None
-    argv, env = host.calls[0]
+    argv, env = host.calls[0].argv, host.calls[0].env
     assert argv == ["go", "list", "-e", "-json", ".", "./..."]
     assert env["GOTOOLCHAIN"] == "local"
     by_package: dict[str, list[str]] = {}
@@ -147,9 +141,9 @@ def test_collect_reads_packages_from_go_list_and_tests_from_sources(spec: Runner
 
 def test_collect_uses_the_runner_override(spec: RunnerSpec) -> None:
     custom = RunnerSpec(name="go", workspace=PROJECT, command=("/opt/go1.22/bin/go",))
-    host = FakeHost(Outcome(exit_code=0, stdout=""))
+    host = FakeRunnerHost(Outcome(exit_code=0, stdout=""))
     assert go.collect_tests(custom, host) == []
-    assert host.calls[0][0][0] == "/opt/go1.22/bin/go"
+    assert host.calls[0].argv[0] == "/opt/go1.22/bin/go"
 
 
 def test_collect_lists_a_placeholder_for_a_package_that_does_not_load(tmp_path: Path) -> None:
@@ -163,13 +157,13 @@ def test_collect_lists_a_placeholder_for_a_package_that_does_not_load(tmp_path: 
             "Error": {"Err": "import cycle not allowed"},
         },
     ]
-    host = FakeHost(Outcome(exit_code=0, stdout="\n".join(json.dumps(r) for r in records)))
+    host = FakeRunnerHost(Outcome(exit_code=0, stdout="\n".join(json.dumps(r) for r in records)))
     tests = go.collect_tests(RunnerSpec(name="go", workspace=tmp_path), host)
     assert tests == [TestCase("bad", PACKAGE_PLACEHOLDER)]
 
 
 def test_missing_go_is_an_execution_error_with_the_fix(spec: RunnerSpec) -> None:
-    host = FakeHost(Outcome(exit_code=127, stderr="No such file", not_started=True))
+    host = FakeRunnerHost(Outcome(exit_code=127, stderr="No such file", not_started=True))
     with pytest.raises(ExecutionError) as info:
         go.collect_tests(spec, host)
     message = str(info.value)
@@ -180,7 +174,7 @@ def test_missing_go_is_an_execution_error_with_the_fix(spec: RunnerSpec) -> None
 def test_no_go_mod_is_an_execution_error_with_the_fix(spec: RunnerSpec) -> None:
     stderr = (RECORDED / "list-no-go-mod.stderr").read_text()
     with pytest.raises(ExecutionError, match=r"go mod init"):
-        go.collect_tests(spec, FakeHost(Outcome(exit_code=1, stderr=stderr)))
+        go.collect_tests(spec, FakeRunnerHost(Outcome(exit_code=1, stderr=stderr)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -465,9 +459,7 @@ def test_parse_a_whole_module_run(spec: RunnerSpec, tmp_path: Path) -> None:
     report_dir = _report_dir(tmp_path, "all.json", [(p, None) for p in ALL_PACKAGES])
     stderr = (RECORDED / "all.stderr").read_text()
     results = _by_id(
-        go.dagpar_runner_parse(
-            spec=spec, report_dir=report_dir, outcome=Outcome(exit_code=2, stderr=stderr)
-        )
+        RUNNER.parse(spec=spec, report_dir=report_dir, outcome=Outcome(exit_code=2, stderr=stderr))
     )
     statuses = {k: r.status for k, r in results.items()}
     assert statuses == {

@@ -19,17 +19,27 @@ from pathlib import Path
 
 import pytest
 from dagpar_plugins import jest
-from dagpar_plugins._jest_command import JestRun, escape_name, name_pattern, plan_runs
-from dagpar_plugins._jest_report import ReportError, report_from_stdout
+from dagpar_plugins.jest.command import JestRun, escape_name, name_pattern, plan_runs
+from dagpar_plugins.jest.report import ReportError, report_from_stdout
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dagpar_cli.errors import ExecutionError
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import REPORT_DIR, RunnerSpec, Selection, Status, TestCase, TestResult
-from dagpar_cli.pluginmanager import ToolchainRegistry
+from dagpar_cli import (
+    REPORT_DIR_PLACEHOLDER,
+    ExecutionError,
+    Outcome,
+    RunnerRegistry,
+    RunnerSpec,
+    Selection,
+    Status,
+    TestCase,
+    TestResult,
+    ToolchainRegistry,
+)
+from dagpar_cli.testing import FakeRunnerHost
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "jest"
+RUNNER = jest.JestRunner()
 SPEC = RunnerSpec(name="jest", workspace=Path("/workspace"), source="web", command=("jest",))
 REGEX = "__tests__/regex.test.js"
 SAME_A = "__tests__/same-a.test.js"
@@ -51,24 +61,6 @@ HOSTILE_NAMES = [
     "a/b",
     "",
 ]
-
-
-class FakeHost:
-    """A :class:`~dagpar_cli.runners.RunnerHost` that answers with a canned outcome."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        self.calls: list[list[str]] = []
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        self.calls.append(list(argv))
-        return self.outcome
 
 
 def _js_regex(pattern: str) -> re.Pattern[str]:
@@ -211,7 +203,7 @@ def test_long_selections_are_cut_under_the_limit_and_run_each_test_once() -> Non
     selection = Selection(
         items=tuple((f,) for f in files), tests=tuple(TestCase(f, n) for f, n in sorted(wanted))
     )
-    commands = jest.dagpar_runner_command(spec=SPEC, selection=selection)
+    commands = RUNNER.command(spec=SPEC, selection=selection)
     assert commands is not None and len(commands) > 1
     for command in commands:
         assert sum(len(a.encode()) + 1 for a in command.argv) <= 100_000
@@ -239,7 +231,7 @@ def test_command_form() -> None:
     selection = Selection(
         items=((SPACE,), (SAME_A,)), tests=(TestCase(SAME_A, "x"), TestCase(SPACE, "x"))
     )
-    commands = jest.dagpar_runner_command(spec=spec, selection=selection)
+    commands = RUNNER.command(spec=spec, selection=selection)
     assert commands is not None
     (command,) = commands
     assert command.argv == (
@@ -249,7 +241,7 @@ def test_command_form() -> None:
         "--json",
         "--watchAll=false",
         "--no-bail",
-        f"--outputFile={REPORT_DIR}/jest-1.json",
+        f"--outputFile={REPORT_DIR_PLACEHOLDER}/jest-1.json",
         "--maxWorkers=2",
         "--runTestsByPath",
         "--testNamePattern=^(?:x)$",
@@ -266,24 +258,24 @@ def test_each_command_writes_its_own_report() -> None:
         items=((SAME_A,), (SAME_B,), (REGEX,)),
         tests=(TestCase(SAME_A, "x"), TestCase(SAME_B, "y"), TestCase(REGEX, "add")),
     )
-    commands = jest.dagpar_runner_command(spec=SPEC, selection=selection)
+    commands = RUNNER.command(spec=SPEC, selection=selection)
     assert commands is not None and len(commands) == 3
     outputs = [a for c in commands for a in c.argv if a.startswith("--outputFile=")]
-    assert outputs == [f"--outputFile={REPORT_DIR}/jest-{i}.json" for i in (1, 2, 3)]
+    assert outputs == [f"--outputFile={REPORT_DIR_PLACEHOLDER}/jest-{i}.json" for i in (1, 2, 3)]
     assert [sorted(c.files) for c in commands] == [[f"jest-{i}.selection.json"] for i in (1, 2, 3)]
 
 
 def test_a_name_holding_the_report_dir_placeholder_survives_substitution() -> None:
-    name = f"writes to {REPORT_DIR} literally"
+    name = f"writes to {REPORT_DIR_PLACEHOLDER} literally"
     selection = Selection(items=((SAME_A,),), tests=(TestCase(SAME_A, name),))
-    commands = jest.dagpar_runner_command(spec=SPEC, selection=selection)
+    commands = RUNNER.command(spec=SPEC, selection=selection)
     assert commands is not None
     (command,) = commands
     # What the engine does to every file it writes for a command.
-    text = command.files["jest-1.selection.json"].replace(REPORT_DIR, "/tmp/reports")
+    text = command.files["jest-1.selection.json"].replace(REPORT_DIR_PLACEHOLDER, "/tmp/reports")
     assert json.loads(text) == {"files": [{"path": SAME_A, "names": [name]}]}
     pattern = next(a for a in command.argv if a.startswith("--testNamePattern="))
-    assert REPORT_DIR not in pattern
+    assert REPORT_DIR_PLACEHOLDER not in pattern
 
 
 def test_jest_is_found_in_the_nearest_node_modules(tmp_path: Path) -> None:
@@ -305,7 +297,7 @@ def test_jest_above_the_workspace_is_not_used(tmp_path: Path) -> None:
     (tmp_path / "ws" / "web").mkdir(parents=True)
     spec = RunnerSpec(name="jest", workspace=tmp_path / "ws", source="web")
     with pytest.raises(ExecutionError) as info:
-        jest.dagpar_runner_command(spec=spec, selection=Selection(items=(("a.test.js",),)))
+        RUNNER.command(spec=spec, selection=Selection(items=(("a.test.js",),)))
     assert "run `npm ci` in web/" in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -320,10 +312,11 @@ def _listing_stdout(noise: str = "") -> str:
 
 
 def test_collect_lists_every_test_once_without_running_any() -> None:
-    host = FakeHost(Outcome(exit_code=1, stdout=_listing_stdout()))
-    tests = jest.dagpar_runner_collect(spec=SPEC, host=host)
+    host = FakeRunnerHost(Outcome(exit_code=1, stdout=_listing_stdout()))
+    tests = RUNNER.collect(spec=SPEC, host=host)
     assert tests is not None
-    (argv,) = host.calls
+    (call,) = host.calls
+    argv = call.argv
     assert "--testNamePattern=(?!)" in argv and "--json" in argv and "--ci" in argv
     assert [t.path for t in tests] == sorted(t.path for t in tests)
     assert len({t.id for t in tests}) == len(tests)
@@ -341,8 +334,8 @@ def test_collect_lists_every_test_once_without_running_any() -> None:
 
 def test_collect_finds_the_report_behind_printed_noise() -> None:
     noisy = '{"numFailedTestSuites" oops\nprinted by a test file\n'
-    host = FakeHost(Outcome(exit_code=0, stdout=_listing_stdout(noisy)))
-    tests = jest.dagpar_runner_collect(spec=SPEC, host=host)
+    host = FakeRunnerHost(Outcome(exit_code=0, stdout=_listing_stdout(noisy)))
+    tests = RUNNER.collect(spec=SPEC, host=host)
     assert tests is not None and len(tests) == 32
 
 
@@ -357,7 +350,7 @@ def test_collect_finds_the_report_behind_printed_noise() -> None:
 )
 def test_collect_failures_are_execution_errors(outcome: Outcome, expected: str) -> None:
     with pytest.raises(ExecutionError, match=re.escape(expected)):
-        jest.dagpar_runner_collect(spec=SPEC, host=FakeHost(outcome))
+        RUNNER.collect(spec=SPEC, host=FakeRunnerHost(outcome))
 
 
 def test_report_from_stdout_rejects_other_json() -> None:
@@ -372,7 +365,7 @@ def test_report_from_stdout_rejects_other_json() -> None:
 
 def test_parse_a_whole_run(tmp_path: Path) -> None:
     shutil.copy(DATA / "run-all.json", tmp_path / "jest-1.json")
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
     by_id = _by_id(results)
     assert len(by_id) == 32
@@ -412,7 +405,7 @@ def test_parse_reports_only_the_wanted_tests_of_a_narrowed_run(tmp_path: Path) -
             THROWS: ["defined before the throw"],
         },
     )
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
     statuses = {r.id: r.status for r in results}
     assert statuses == {
@@ -435,7 +428,7 @@ def test_parse_merges_duplicate_names_failing_if_any_failed(tmp_path: Path) -> N
     twice[1]["failureMessages"] = ["Error: second twice broke\n    at x.js:1"]
     twice[0]["duration"], twice[1]["duration"] = 5, 7
     (tmp_path / "jest-1.json").write_text(json.dumps(data), encoding="utf-8")
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
     merged = _by_id(results)[f"{DUP}::twice"]
     assert (merged.status, merged.message) == (Status.FAILED, "Error: second twice broke")
@@ -448,7 +441,7 @@ def test_parse_passing_tests_of_a_failed_file_are_errors(tmp_path: Path) -> None
     same_a["status"] = "failed"
     same_a["message"] = "  ● Test suite failed to run\n\n    late unhandled rejection\n"
     (tmp_path / "jest-1.json").write_text(json.dumps(data), encoding="utf-8")
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
     mine = [r for r in results if r.path == SAME_A]
     assert {(r.status, r.message) for r in mine} == {(Status.ERROR, "late unhandled rejection")}
@@ -462,7 +455,7 @@ def test_parse_passing_tests_of_a_failed_file_are_errors(tmp_path: Path) -> None
 def test_parse_a_malformed_report_gives_errors_not_exceptions(tmp_path: Path, text: str) -> None:
     (tmp_path / "jest-1.json").write_text(text, encoding="utf-8", errors="surrogateescape")
     _manifest(tmp_path, 1, {SAME_A: ["x"], REGEX: None})
-    results = jest.dagpar_runner_parse(
+    results = RUNNER.parse(
         spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1, stderr="boom\nJest died")
     )
     assert results is not None
@@ -476,7 +469,7 @@ def test_parse_a_malformed_report_gives_errors_not_exceptions(tmp_path: Path, te
 def test_parse_a_missing_report_gives_errors(tmp_path: Path) -> None:
     _manifest(tmp_path, 2, {SAME_B: ["y"], BROKEN: None})
     crashed = Outcome(exit_code=1, stderr="● Validation Error:\n\n  Unknown option bogus\n")
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=crashed)
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=crashed)
     assert results is not None
     assert [(r.id, r.status) for r in results] == [
         (f"{SAME_B}::y", Status.ERROR),
@@ -489,7 +482,7 @@ def test_parse_a_missing_report_gives_errors(tmp_path: Path) -> None:
 def test_parse_a_file_jest_did_not_run_gives_errors(tmp_path: Path) -> None:
     shutil.copy(DATA / "run-narrowed.json", tmp_path / "jest-1.json")
     _manifest(tmp_path, 1, {SAME_A: ["x"], "__tests__/gone.test.js": ["x"]})
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
     gone = _by_id(results)["__tests__/gone.test.js::x"]
     assert gone.status is Status.ERROR and "did not run this file" in gone.message
@@ -501,7 +494,7 @@ def test_parse_maps_container_paths_through_the_selection(tmp_path: Path) -> Non
         text.replace("/workspace/web/", "/mnt/src/web/"), encoding="utf-8"
     )
     _manifest(tmp_path, 1, {SAME_A: ["x"]})
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
     assert [(r.id, r.status) for r in results if r.path == SAME_A] == [
         (f"{SAME_A}::x", Status.PASSED)
@@ -521,7 +514,7 @@ def test_parse_drops_a_case_variant_the_name_filter_could_not_exclude(tmp_path: 
     data["testResults"][0]["assertionResults"].append({**x, "title": "X", "fullName": "X"})
     (tmp_path / "jest-1.json").write_text(json.dumps(data), encoding="utf-8")
     _manifest(tmp_path, 1, {SAME_A: ["X"]})
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=0))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=0))
     assert results is not None
     assert [(r.id, r.status) for r in results] == [(f"{SAME_A}::X", Status.PASSED)]
 
@@ -532,9 +525,7 @@ def test_collect_maps_container_paths_to_files_on_the_host(tmp_path: Path) -> No
         (tmp_path / "web" / path).touch()
     stdout = _subset("list.json", SAME_A, SAME_B).replace("/workspace/web/", "/app/web/")
     spec = RunnerSpec(name="jest", workspace=tmp_path, source="web", command=("jest",))
-    tests = jest.dagpar_runner_collect(
-        spec=spec, host=FakeHost(Outcome(exit_code=0, stdout=stdout))
-    )
+    tests = RUNNER.collect(spec=spec, host=FakeRunnerHost(Outcome(exit_code=0, stdout=stdout)))
     assert tests is not None
     assert {t.path for t in tests} == {SAME_A, SAME_B}
 
@@ -544,7 +535,7 @@ def test_parse_reads_every_report_of_the_slice(tmp_path: Path) -> None:
     _manifest(tmp_path, 1, {SAME_A: ["x"]})
     (tmp_path / "jest-10.json").write_text(_subset("run-all.json", SAME_B, SPACE), "utf-8")
     _manifest(tmp_path, 10, {SAME_B: ["y"], SPACE: None})
-    results = jest.dagpar_runner_parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=0))
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=0))
     assert results is not None
     assert sorted(r.id for r in results) == sorted(
         [
@@ -567,14 +558,17 @@ def test_registers_the_jest_toolchain() -> None:
     assert registry.get("jest") == "dagpar_toolchains.jest"
 
 
-def test_other_runners_are_not_answered(tmp_path: Path) -> None:
-    other = RunnerSpec(name="pytest", workspace=tmp_path)
-    assert jest.dagpar_runner_collect(spec=other, host=FakeHost(Outcome(exit_code=0))) is None
-    assert jest.dagpar_runner_command(spec=other, selection=Selection(items=(("a",),))) is None
-    assert (
-        jest.dagpar_runner_parse(spec=other, report_dir=tmp_path, outcome=Outcome(exit_code=0))
-        is None
-    )
+def test_registers_one_runner_named_jest(tmp_path: Path) -> None:
+    # dagpar asks a runner about its own name only: the plugin answers for no other runner.
+    registry = RunnerRegistry()
+    jest.dagpar_register_runners(registry=registry)
+    assert registry.names() == ["jest"]
+    runner = registry.get("jest")
+    assert isinstance(runner, jest.JestRunner)
+    assert not runner.has_subtests
+    spec = RunnerSpec(name="jest", workspace=tmp_path)
+    assert not runner.can_hand_over(spec)
+    assert runner.progress(spec, tmp_path) is None
 
 
 def _write(path: Path, text: str) -> None:

@@ -9,35 +9,38 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins import _pytest_files, pytest_select
-from dagpar_plugins._pytest_collect import COLLECTION_ERROR, parse_collect_output
-from dagpar_plugins._pytest_files import PLUGIN_MODULE, SELECTION_FILE
-from dagpar_plugins._pytest_paths import RootdirMap
+from dagpar_plugins.pytest import files as _pytest_files
+from dagpar_plugins.pytest import pytest_select
+from dagpar_plugins.pytest.collect import COLLECTION_ERROR, parse_collect_output
+from dagpar_plugins.pytest.files import PLUGIN_MODULE, SELECTION_FILE
+from dagpar_plugins.pytest.paths import RootdirMap
 
-from dagpar_cli.errors import ExecutionError
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.model import (
-    REPORT_DIR,
+from dagpar_cli import (
+    REPORT_DIR_PLACEHOLDER,
+    ExecutionError,
+    Outcome,
     RunnerCommand,
+    RunnerRegistry,
     RunnerSpec,
     Selection,
     Status,
     TestCase,
     TestResult,
+    ToolchainRegistry,
 )
-from dagpar_cli.pluginmanager import ToolchainRegistry
-from dagpar_cli.testing import TailRecorder
+from dagpar_cli.testing import FakeRunnerHost, TailRecorder
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 RECORDED = DATA / "pytest"
 PROJECT = DATA / "projects" / "pytest-hostile"
 SUITE = PROJECT / "suite"
+RUNNER = plugin.PytestRunner()
 
 # What `pytest --collect-only` lists in the hostile suite, source-relative (spot checks).
 EXPECTED_SAMPLE = {
@@ -50,24 +53,6 @@ EXPECTED_SAMPLE = {
     TestCase("check_broken.py", COLLECTION_ERROR),
     TestCase("check_import_error.py", COLLECTION_ERROR),
 }
-
-
-class FakeHost:
-    """A RunnerHost that answers with a canned outcome and records the command."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        self.argv: list[str] = []
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        self.argv = list(argv)
-        return self.outcome
 
 
 def suite_spec(**kwargs: object) -> RunnerSpec:
@@ -132,9 +117,9 @@ def test_collect_ignores_stray_lines_and_sections() -> None:
 
 def test_collect_hook_builds_the_listing_command_and_parses_it() -> None:
     stdout = (RECORDED / "collect-suite-rootdir-above.txt").read_text(encoding="utf-8")
-    host = FakeHost(Outcome(exit_code=2, stdout=stdout))
+    host = FakeRunnerHost(Outcome(exit_code=2, stdout=stdout))
     spec = suite_spec(args=("-m", "not slow"))
-    tests = plugin.dagpar_runner_collect(spec=spec, host=host)
+    tests = RUNNER.collect(spec=spec, host=host)
     assert tests == recorded_tests()
     assert host.argv[:3] == ["pytest", "-m", "not slow"]
     assert "--collect-only" in host.argv and "--verbosity=-1" in host.argv
@@ -145,7 +130,7 @@ def test_collect_hook_builds_the_listing_command_and_parses_it() -> None:
 
 def test_collect_of_an_empty_tree_is_empty() -> None:
     outcome = Outcome(exit_code=5, stdout="\nno tests collected in 0.01s\n")
-    assert plugin.dagpar_runner_collect(spec=suite_spec(), host=FakeHost(outcome)) == []
+    assert RUNNER.collect(spec=suite_spec(), host=FakeRunnerHost(outcome)) == []
 
 
 @pytest.mark.parametrize(
@@ -164,20 +149,17 @@ def test_collect_of_an_empty_tree_is_empty() -> None:
 )
 def test_collect_failures_raise_execution_errors(outcome: Outcome, expected: str) -> None:
     with pytest.raises(ExecutionError, match=expected):
-        plugin.dagpar_runner_collect(spec=suite_spec(), host=FakeHost(outcome))
+        RUNNER.collect(spec=suite_spec(), host=FakeRunnerHost(outcome))
 
 
-def test_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
-    spec = RunnerSpec(name="jest", workspace=tmp_path)
-    assert plugin.dagpar_runner_collect(spec=spec, host=FakeHost(Outcome(exit_code=0))) is None
-    assert plugin.dagpar_runner_command(spec=spec, selection=Selection(items=(("a",),))) is None
-    assert (
-        plugin.dagpar_runner_parse(spec=spec, report_dir=tmp_path, outcome=Outcome(exit_code=0))
-        is None
-    )
-    assert plugin.dagpar_runner_hands_over(spec=spec) is None
-    choose = TailRecorder(1)
-    assert plugin.dagpar_runner_hand_over(spec=spec, report_dir=tmp_path, choose=choose) is None
+def test_registers_one_runner_named_pytest() -> None:
+    # dagpar asks a runner about its own name only: the plugin answers for no other runner.
+    registry = RunnerRegistry()
+    plugin.dagpar_register_runners(registry=registry)
+    assert registry.names() == ["pytest"]
+    runner = registry.get("pytest")
+    assert isinstance(runner, plugin.PytestRunner)
+    assert not runner.has_subtests  # a "/" in a pytest name is part of the name
 
 
 # ------------------------------------------------------------------------------------------
@@ -221,7 +203,7 @@ def test_hooks_answer_none_for_other_runners(tmp_path: Path) -> None:
 def test_hands_over_unless_the_arguments_turn_xdist_on(
     args: tuple[str, ...], hands_over: bool
 ) -> None:
-    assert plugin.dagpar_runner_hands_over(spec=suite_spec(args=args)) is hands_over
+    assert RUNNER.can_hand_over(spec=suite_spec(args=args)) is hands_over
 
 
 def _running(report_dir: Path, order: list[list[str]], claim: str = "0 -1\n") -> RunnerSpec:
@@ -235,7 +217,7 @@ def _running(report_dir: Path, order: list[list[str]], claim: str = "0 -1\n") ->
 
 
 def _hand_over(spec: RunnerSpec, report_dir: Path, choose: TailRecorder) -> list[TestCase] | None:
-    return plugin.dagpar_runner_hand_over(spec=spec, report_dir=report_dir, choose=choose)
+    return RUNNER.hand_over_tail(spec=spec, report_dir=report_dir, choose=choose)
 
 
 def test_hand_over_asks_again_until_pytest_publishes_its_order(tmp_path: Path) -> None:
@@ -328,7 +310,7 @@ def test_a_failing_choose_leaves_the_claim_unlocked_and_unchanged(tmp_path: Path
         raise RuntimeError("choose broke")
 
     with pytest.raises(RuntimeError, match="choose broke"):
-        plugin.dagpar_runner_hand_over(spec=spec, report_dir=tmp_path, choose=broken)
+        RUNNER.hand_over_tail(spec=spec, report_dir=tmp_path, choose=broken)
     with (tmp_path / _pytest_files.CLAIM_FILE).open("rb") as stream:
         fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still locked
         assert stream.read() == b"0 -1\n"
@@ -397,7 +379,7 @@ def test_command_for_whole_files_and_single_tests() -> None:
             ("check_names.py",),
         )
     )
-    [command] = plugin.dagpar_runner_command(spec=suite_spec(), selection=selection) or []
+    [command] = RUNNER.command(spec=suite_spec(), selection=selection) or []
     assert _data(command) == {
         "paths": ["check_names.py"],
         "tests": [["sub dir/check_sub.py", "test_sub[a::b::c]"]],
@@ -406,12 +388,12 @@ def test_command_for_whole_files_and_single_tests() -> None:
     assert argv[0] == "pytest"
     # No paths either: pytest starts as the listing did, the plugin narrows what it collects.
     assert argv[-1] == "--color=no" and not any(a.endswith(".py") for a in argv)
-    assert f"--junit-xml={REPORT_DIR}/pytest-junit.xml" in argv
+    assert f"--junit-xml={REPORT_DIR_PLACEHOLDER}/pytest-junit.xml" in argv
     assert ("-p", "no:cacheprovider") in itertools.pairwise(argv)
     assert ("-p", PLUGIN_MODULE) in itertools.pairwise(argv)
     assert ("-o", "junit_family=xunit1") in itertools.pairwise(argv)
     assert not any("test_sub" in arg for arg in argv)  # ids travel in the file, not argv
-    assert command.env["PYTHONPATH"].split(":")[0] == REPORT_DIR
+    assert command.env["PYTHONPATH"].split(":")[0] == REPORT_DIR_PLACEHOLDER
     plugin_source = command.files[f"{PLUGIN_MODULE}.py"]
     assert "def pytest_collection_modifyitems" in plugin_source
 
@@ -423,7 +405,7 @@ def test_command_with_exact_tests_ignores_the_items() -> None:
         TestCase("check_broken.py", COLLECTION_ERROR),
     )
     selection = Selection(items=(("check_names.py",), ("check_classes.py",)), tests=tests)
-    [command] = plugin.dagpar_runner_command(spec=suite_spec(), selection=selection) or []
+    [command] = RUNNER.command(spec=suite_spec(), selection=selection) or []
     assert (
         _data(command)
         == {
@@ -438,38 +420,38 @@ def test_files_survive_the_engine_substituting_the_placeholder() -> None:
     # The engine replaces {report_dir} in file contents; a test id holding it must not change.
     hostile = TestCase("check_names.py", "test_hostile[{report_dir}]")
     selection = Selection(items=(), tests=(hostile,))
-    [command] = plugin.dagpar_runner_command(suite_spec(), selection) or []
+    [command] = RUNNER.command(suite_spec(), selection) or []
     for content in command.files.values():
-        assert REPORT_DIR not in content
+        assert REPORT_DIR_PLACEHOLDER not in content
     assert _data(command)["tests"] == [[hostile.path, hostile.name]]
 
 
 def test_command_appends_user_args_before_its_own_options() -> None:
     spec = suite_spec(args=("-x", "--junit-xml=mine.xml"))
-    [command] = plugin.dagpar_runner_command(spec, Selection(items=(("a.py",),))) or []
+    [command] = RUNNER.command(spec, Selection(items=(("a.py",),))) or []
     # Later options win in pytest's parser: dagpar's report path must come after the user's.
     assert command.argv.index("--junit-xml=mine.xml") < command.argv.index(
-        f"--junit-xml={REPORT_DIR}/pytest-junit.xml"
+        f"--junit-xml={REPORT_DIR_PLACEHOLDER}/pytest-junit.xml"
     )
 
 
 def test_command_of_an_empty_selection_is_nothing() -> None:
-    assert plugin.dagpar_runner_command(suite_spec(), Selection(items=())) == []
-    assert plugin.dagpar_runner_command(suite_spec(), Selection(items=(), tests=())) == []
+    assert RUNNER.command(suite_spec(), Selection(items=())) == []
+    assert RUNNER.command(suite_spec(), Selection(items=(), tests=())) == []
 
 
 def test_twenty_thousand_ids_stay_off_the_command_line() -> None:
     tests = tuple(TestCase(f"tests/test_{i % 7}.py", f"test_x[{i} a b]") for i in range(20_000))
-    [command] = plugin.dagpar_runner_command(suite_spec(), Selection(items=(), tests=tests)) or []
+    [command] = RUNNER.command(suite_spec(), Selection(items=(), tests=tests)) or []
     assert sum(len(a) for a in command.argv) < 2_000
     data = _data(command)
     assert len(data["tests"]) == 20_000  # type: ignore[arg-type]
 
 
 def test_the_command_line_does_not_grow_with_the_selection() -> None:
-    one = plugin.dagpar_runner_command(suite_spec(), Selection(items=(("a.py",),))) or []
+    one = RUNNER.command(suite_spec(), Selection(items=(("a.py",),))) or []
     items = tuple((f"tests/deep/module_{i:05d}/test_file_{i:05d}.py",) for i in range(2_000))
-    many = plugin.dagpar_runner_command(suite_spec(), Selection(items=items)) or []
+    many = RUNNER.command(suite_spec(), Selection(items=items)) or []
     assert many[0].argv == one[0].argv
     assert len(_data(many[0])["paths"]) == 2_000  # type: ignore[arg-type]
 
@@ -487,7 +469,7 @@ def report_dir(tmp_path: Path) -> Path:
 
 
 def _parse(report_dir: Path) -> dict[str, TestResult]:
-    results = plugin.dagpar_runner_parse(suite_spec(), report_dir, Outcome(exit_code=1)) or []
+    results = RUNNER.parse(suite_spec(), report_dir, Outcome(exit_code=1)) or []
     by_id = {r.id: r for r in results}
     assert len(by_id) == len(results), "every test is reported once"
     return by_id
@@ -532,7 +514,7 @@ def test_parse_without_the_plugin_maps_classnames_back_to_node_ids(tmp_path: Pat
 
 
 def test_parse_without_a_report_returns_nothing(tmp_path: Path) -> None:
-    assert plugin.dagpar_runner_parse(suite_spec(), tmp_path, Outcome(exit_code=-11)) == []
+    assert RUNNER.parse(suite_spec(), tmp_path, Outcome(exit_code=-11)) == []
 
 
 def test_parse_a_truncated_report_keeps_what_it_can_and_names_the_problem(
@@ -553,7 +535,7 @@ def test_parse_a_truncated_report_keeps_what_it_can_and_names_the_problem(
 @pytest.mark.parametrize("content", [b"", b"not xml at all <<<", b"\x00\xff\xfe", b"<a><b></a>"])
 def test_parse_garbage_never_raises(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "pytest-junit.xml").write_bytes(content)
-    assert plugin.dagpar_runner_parse(suite_spec(), tmp_path, Outcome(exit_code=1)) == []
+    assert RUNNER.parse(suite_spec(), tmp_path, Outcome(exit_code=1)) == []
 
 
 # ------------------------------------------------------------------------------------------
@@ -652,7 +634,7 @@ def test_parse_maps_collection_errors_through_a_symlinked_workspace(tmp_path: Pa
         "</testcase></testsuite></testsuites>"
     )
     spec = RunnerSpec(name="pytest", workspace=tmp_path / "link" / "ws", source="suite")
-    [result] = plugin.dagpar_runner_parse(spec, report_dir, Outcome(exit_code=1)) or []
+    [result] = RUNNER.parse(spec, report_dir, Outcome(exit_code=1)) or []
     assert (result.path, result.name, result.status) == (
         "test_bad.py",
         COLLECTION_ERROR,

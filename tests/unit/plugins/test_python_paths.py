@@ -9,9 +9,12 @@ from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
 import pytest
-from dagpar_plugins._python_paths import import_paths, interpreter_of
+from dagpar_plugins.jest import JestRunner
+from dagpar_plugins.pytest.interpreter import import_paths, interpreter_of
 
-from dagpar_cli.model import RunnerSpec
+from dagpar_cli import RunnerSpec
+
+RUNNER = plugin.PytestRunner()
 
 
 def script(path: Path, text: str) -> Path:
@@ -91,5 +94,6 @@ def test_the_hook_names_the_virtual_environments_packages(
     spec = RunnerSpec(name="pytest", workspace=tmp_path / "ws")
     spec.workspace.mkdir()
     assert plugin.find_pytest(spec) == (str(python), "-m", "pytest")
-    assert plugin.dagpar_runner_installed(spec) == import_paths(sys.executable, spec.workspace)
-    assert plugin.dagpar_runner_installed(RunnerSpec(name="jest", workspace=tmp_path)) is None
+    assert RUNNER.installed(spec) == import_paths(sys.executable, spec.workspace)
+    # Runners that load nothing from outside the workspace keep the default: they cannot tell.
+    assert JestRunner().installed(RunnerSpec(name="jest", workspace=tmp_path)) is None

@@ -1,4 +1,4 @@
-"""The progress poller: asks runner plugins how far running slices are, passes on only growth."""
+"""The progress poller: asks runners how far running slices are, passes on only growth."""
 
 from __future__ import annotations
 
@@ -8,23 +8,51 @@ from typing import Any
 
 import pluggy
 
-from dagpar_cli import hookimpl, hookspecs
-from dagpar_cli.model import RunnerSpec, SlicePlan
+from dagpar_cli import (
+    Outcome,
+    Runner,
+    RunnerCommand,
+    RunnerHost,
+    RunnerRegistry,
+    RunnerSpec,
+    Selection,
+    TestCase,
+    TestResult,
+    hookimpl,
+    hookspecs,
+)
+from dagpar_cli.model import SlicePlan
 from dagpar_cli.runtime.progress_poller import ProgressPoller
 
 
-class Runner:
-    """A runner plugin whose answers are scripted, one per question."""
+class ScriptedRunner(Runner):
+    """A runner whose progress answers are scripted, one per question."""
+
+    name = "pytest"
 
     def __init__(self, answers: list[int | Exception | None]) -> None:
         self.answers = answers
 
-    @hookimpl
-    def dagpar_runner_progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
+    def progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    def collect(self, spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
+        raise NotImplementedError
+
+    def command(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
+        raise NotImplementedError
+
+    def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
+        raise NotImplementedError
+
+
+def registry(runner: Runner) -> RunnerRegistry:
+    runners = RunnerRegistry()
+    runners.add(runner)
+    return runners
 
 
 class Listener:
@@ -52,8 +80,8 @@ def running_slice(tmp_path: Path, index: int = 3) -> Any:
 
 def test_only_growth_is_passed_on_and_a_broken_plugin_costs_nothing(tmp_path: Path) -> None:
     listener = Listener()
-    runner = Runner([0, 2, 2, None, RuntimeError("plugin bug"), 1, 5])
-    poller = ProgressPoller(manager(runner, listener).hook)
+    runner = ScriptedRunner([0, 2, 2, None, RuntimeError("plugin bug"), 1, 5])
+    poller = ProgressPoller(manager(listener).hook, registry(runner))
     ctx = running_slice(tmp_path)
     spec = RunnerSpec(name="pytest", workspace=tmp_path)
     with poller.following(ctx, spec):
@@ -66,8 +94,8 @@ def test_only_growth_is_passed_on_and_a_broken_plugin_costs_nothing(tmp_path: Pa
 
 
 def test_nothing_is_followed_when_no_plugin_listens(tmp_path: Path) -> None:
-    runner = Runner([1])
-    poller = ProgressPoller(manager(runner).hook)
+    runner = ScriptedRunner([1])
+    poller = ProgressPoller(manager().hook, registry(runner))
     assert not poller.wanted
     with poller.following(running_slice(tmp_path), RunnerSpec(name="pytest", workspace=tmp_path)):
         poller.poll()

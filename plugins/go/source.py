@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import os
 import platform
+import posixpath
 import re
 import sys
 import unicodedata
@@ -26,11 +27,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dagpar_cli import RunnerSpec
+
 __all__ = [
     "TestFunctions",
     "builds_here",
     "host_build_tags",
+    "import_path_of",
     "is_test_name",
+    "module_of",
+    "path_of",
     "scan_test_files",
     "scan_test_source",
 ]
@@ -438,3 +444,50 @@ def builds_here(path: Path, source: str, tags: frozenset[str] | None = None) -> 
         if plus:
             plus_lines.append(plus.group(1))
     return all(_plus_build(line, tags) for line in plus_lines)
+
+
+# ------------------------------------------------------------------------------------------
+# the module: import paths of package directories
+# ------------------------------------------------------------------------------------------
+
+
+def module_of(spec: RunnerSpec) -> tuple[str, str] | None:
+    """The module path of the ``go.mod`` at or above the source, and the source's place in it."""
+    directory = spec.source_dir.resolve()
+    for candidate in (directory, *directory.parents):
+        go_mod = candidate / "go.mod"
+        if go_mod.is_file():
+            try:
+                text = go_mod.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+            match = re.search(r'^\s*module\s+"?([^\s"]+)"?', text, re.MULTILINE)
+            if match is None:
+                return None
+            return match.group(1), directory.relative_to(candidate).as_posix()
+    return None
+
+
+def import_path_of(module: tuple[str, str] | None, path: str) -> str:
+    """The import path of package directory *path* in *module* (see :func:`module_of`).
+
+    ``""`` when there is no go.mod to derive it from.
+    """
+    if module is None:
+        return ""
+    module_path, inside = module
+    rel = posixpath.normpath(posixpath.join(inside, path))
+    return module_path if rel == "." else f"{module_path}/{rel}"
+
+
+def path_of(module: tuple[str, str] | None, import_path: str) -> str:
+    """The package directory of *import_path* in *module*; the import path itself outside it."""
+    if module is None:
+        return import_path
+    module_path, inside = module
+    base = posixpath.normpath(posixpath.join(module_path, inside))
+    if import_path == base:
+        return "."
+    if import_path.startswith(base + "/"):
+        return import_path[len(base) + 1 :]
+    return import_path

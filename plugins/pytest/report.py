@@ -1,7 +1,7 @@
 """Reading pytest's JUnit XML report into dagpar's per-test results.
 
 Each ``testcase`` of a slice's run carries ``dagpar.path``/``dagpar.name`` properties that the
-selection plugin (:mod:`dagpar_plugins.pytest_select`) attached, so names round-trip exactly.
+selection plugin (:mod:`dagpar_plugins.pytest.pytest_select`) attached, so names round-trip exactly.
 Test cases without them (collection errors, or a report written without the plugin) fall back to
 the ``file`` attribute of ``junit_family=xunit1`` and JUnit's dotted ``classname``.
 
@@ -27,17 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagpar_cli.model import Status, TestResult
+from dagpar_cli import Status, TestResult
 
-from ._pytest_collect import COLLECTION_ERROR
-from ._pytest_files import (
+from .collect import COLLECTION_ERROR
+from .files import (
     NAME_PROPERTY,
     PATH_PROPERTY,
     REPORT_FILE,
     RUN_INFO_FILE,
     SELECTION_FILE,
 )
-from ._pytest_paths import RootdirMap
+from .paths import RootdirMap
 
 __all__ = ["parse_report"]
 

@@ -15,21 +15,26 @@ has a test ``foo`` runs both; the parser reports only the selected one.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from dagpar_cli.model import Selection
+from dagpar_cli import REPORT_DIR_PLACEHOLDER, ExecutionError, RunnerCommand, RunnerSpec, Selection
 
-from ._jest_report import SUITE_FAILED
+from .report import SUITE_FAILED
 
 __all__ = [
     "MAX_COMMAND_BYTES",
     "JestRun",
+    "collect_args",
+    "compile_commands",
     "escape_name",
+    "find_jest",
     "name_pattern",
     "path_arg",
     "plan_runs",
+    "run_args",
 ]
 
 #: Budget for one command line, in bytes. Linux refuses a single argument over 128 KiB
@@ -37,6 +42,12 @@ __all__ = [
 #: included); staying well under the first keeps the name pattern legal and leaves room for
 #: a large environment.
 MAX_COMMAND_BYTES = 100_000
+
+#: A name pattern no test name can match (an empty negative look-ahead always fails).
+_MATCH_NOTHING = "(?!)"
+#: Arguments every Jest invocation gets: no watch mode, no interactive snapshot writing, and
+#: every selected test runs even when the project's configuration says ``bail``.
+_COMMON = ("--ci", "--json", "--watchAll=false", "--no-bail")
 
 # Every character with a meaning in a JavaScript regular expression outside a class. Jest builds
 # the pattern with `new RegExp(pattern, "i")` (no "u" flag), where escaping these is always valid.
@@ -171,3 +182,79 @@ def plan_runs(
             for files in _chunks(paths, file_budget, _path_size):
                 runs.append(JestRun(files=files, names=chunk))
     return runs
+
+
+def find_jest(spec: RunnerSpec) -> tuple[str, ...]:
+    """The command that starts Jest for *spec*, relative to its source directory.
+
+    :raises ExecutionError: when there is no override and no ``node_modules/.bin/jest`` in the
+        source directory or above it up to the workspace root.
+    """
+    if spec.command:
+        return tuple(spec.command)
+    source = spec.source_dir
+    directories = [source, *source.parents]
+    try:
+        depth_limit = len(source.relative_to(spec.workspace).parts)
+    except ValueError:
+        depth_limit = 0  # a source outside the workspace: look only in the source itself
+    for depth, directory in enumerate(directories[: depth_limit + 1]):
+        if (directory / "node_modules" / ".bin" / "jest").exists():
+            return (("../" * depth or "./") + "node_modules/.bin/jest",)
+    where = spec.source or "."
+    raise ExecutionError(
+        f"Jest is not installed for {where}: no node_modules/.bin/jest there or above it up to "
+        f"the workspace root; run `npm ci` in {where}/ (or set this toolchain's `runner:`)"
+    )
+
+
+def collect_args(spec: RunnerSpec) -> list[str]:
+    """The listing command: a run whose name pattern matches nothing, report on stdout."""
+    return [
+        *find_jest(spec),
+        *_COMMON,
+        "--silent",
+        "--coverage=false",
+        "--passWithNoTests",
+        # A file that opens a server at import time must not keep the listing waiting.
+        "--forceExit",
+        *spec.args,
+        f"--testNamePattern={_MATCH_NOTHING}",
+    ]
+
+
+def run_args(spec: RunnerSpec, run: JestRun, index: int) -> list[str]:
+    """The command line of one Jest run, writing ``{report_dir}/jest-<index>.json``."""
+    argv = [
+        *find_jest(spec),
+        *_COMMON,
+        f"--outputFile={REPORT_DIR_PLACEHOLDER}/jest-{index}.json",
+        *spec.args,
+        "--runTestsByPath",
+    ]
+    if run.pattern is not None:
+        argv.append(f"--testNamePattern={run.pattern}")
+    argv.extend(path_arg(p) for p in run.files)
+    return argv
+
+
+def compile_commands(spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
+    """The Jest runs that execute exactly *selection* (see :func:`plan_runs`)."""
+    fixed = run_args(spec, JestRun(files=()), 0)
+    commands: list[RunnerCommand] = []
+    # The budget is read at call time, so that a test can lower it to exercise batching.
+    runs = plan_runs(selection, fixed_args=fixed, limit=MAX_COMMAND_BYTES)
+    for index, run in enumerate(runs, start=1):
+        wanted = {"files": [{"path": p, "names": run.names} for p in run.files]}
+        # The engine substitutes {report_dir} in file contents too; a test named with that text
+        # keeps it when its "{" is a JSON escape.
+        text = json.dumps(wanted, ensure_ascii=False).replace(
+            REPORT_DIR_PLACEHOLDER, "\\u007b" + REPORT_DIR_PLACEHOLDER[1:]
+        )
+        commands.append(
+            RunnerCommand(
+                argv=tuple(run_args(spec, run, index)),
+                files={f"jest-{index}.selection.json": text},
+            )
+        )
+    return commands

@@ -1,9 +1,13 @@
-"""Where the project's Python loads packages from, for the listing cache's key.
+"""Finding the project's pytest, and where its Python loads packages from.
 
-A pytest listing depends on what is installed: a test module that skips itself when a package is
-missing lists no tests until the package is installed. Inside the workspace the listing cache
-sees installs (it stamps a ``.venv``'s ``site-packages``); this module finds the places outside
-it, by asking the interpreter that runs pytest for its ``sys.path``.
+:func:`find_pytest` finds the command that starts pytest the way a user runs it (see *Finding
+pytest* in the package doc).
+
+For the listing cache's key: a pytest listing depends on what is installed (a test module that
+skips itself when a package is missing lists no tests until the package is installed). Inside
+the workspace the listing cache sees installs (it stamps a ``.venv``'s ``site-packages``);
+:func:`import_paths` finds the places outside it, by asking the interpreter that runs pytest for
+its ``sys.path``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["import_paths", "interpreter_of"]
+from dagpar_cli import ExecutionError, RunnerSpec
+
+__all__ = ["find_pytest", "import_paths", "interpreter_of"]
 
 #: Seconds the interpreter may take to print its ``sys.path``.
 QUERY_TIMEOUT = 30.0
@@ -29,6 +35,47 @@ _QUERY = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
 # One query per interpreter, working directory and PYTHONPATH per dagpar run. The directory
 # counts: Python makes relative PYTHONPATH entries absolute against it.
 _answers: dict[tuple[str, int, str, str | None], list[str] | None] = {}
+
+
+def _venv_python(venv: Path) -> Path | None:
+    for candidate in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_pytest(spec: RunnerSpec) -> tuple[str, ...]:
+    """The command that starts the project's pytest, found the way a user runs it.
+
+    :param spec: the runner spec (``command`` overrides the search).
+    :raises ExecutionError: when no pytest can be found.
+    """
+    if spec.command:
+        return tuple(spec.command)
+    source_dir = spec.source_dir
+    for venv in (source_dir / ".venv", spec.workspace / ".venv"):
+        python = _venv_python(venv)
+        if python is not None:
+            # Relative to the source directory (the command's working directory), so the same
+            # command works in a container that mounts the workspace elsewhere.
+            rel = os.path.relpath(python, source_dir).replace(os.sep, "/")
+            return (rel, "-m", "pytest")
+    if spec.executor != "local":
+        # The host's virtual environment and PATH mean nothing inside the image: use its Python.
+        return ("python", "-m", "pytest")
+    virtual_env = os.environ.get("VIRTUAL_ENV")
+    if virtual_env:
+        python = _venv_python(Path(virtual_env))
+        if python is not None:
+            return (str(python), "-m", "pytest")
+    if shutil.which("pytest"):
+        return ("pytest",)
+    where = spec.source or "."
+    raise ExecutionError(
+        f"pytest not found for {where!r}: create {where}/.venv with pytest installed, "
+        "activate a virtual environment that has it, put pytest on PATH, "
+        "or set `runner:` for this toolchain in dagpar.yaml"
+    )
 
 
 def interpreter_of(command: Sequence[str], cwd: Path) -> str | None:

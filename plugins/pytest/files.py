@@ -1,6 +1,6 @@
 """The files a pytest slice shares with the selection plugin, named in one place.
 
-dagpar itself never imports :mod:`dagpar_plugins.pytest_select`: that module imports pytest,
+dagpar itself never imports :mod:`dagpar_plugins.pytest.pytest_select`: that module imports pytest,
 which dagpar's own environment need not have (dagpar is often installed with pipx). It only
 reads its source to drop it into the report directory; the plugin repeats these names, and a
 unit test keeps both sides equal.

@@ -19,8 +19,12 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from dagpar_cli.model import Status, TestResult
+from dagpar_cli import Outcome, RunnerSpec, Status, TestResult
+
+from .source import builds_here, import_path_of, module_of, path_of, scan_test_files
 
 __all__ = [
     "PACKAGE_PLACEHOLDER",
@@ -29,6 +33,7 @@ __all__ = [
     "GoTestRun",
     "compiler_output",
     "package_results",
+    "parse_reports",
     "read_events",
     "rewrite_subtest_name",
 ]
@@ -462,3 +467,125 @@ def _result(
         message=f"go test did not run it: no test of that name in {path}",
         details=package_output,
     )
+
+
+# ------------------------------------------------------------------------------------------
+# a slice's results
+# ------------------------------------------------------------------------------------------
+
+_MANIFEST_NAME = re.compile(r"^go-(\d+)\.selection\.json$")
+_REPORT_NAME = re.compile(r"^go-(\d+)\.json$")
+
+
+def _load_manifests(report_dir: Path) -> list[dict[str, Any]]:
+    manifests: list[tuple[int, dict[str, Any]]] = []
+    try:
+        entries = list(report_dir.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        match = _MANIFEST_NAME.match(entry.name)
+        if match is None:
+            continue
+        try:
+            data = json.loads(entry.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(data, dict):
+            manifests.append((int(match.group(1)), data))
+    return [data for _, data in sorted(manifests, key=lambda m: m[0])]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        return ""
+
+
+def _scanner(spec: RunnerSpec, path: str) -> Callable[[], list[str]]:
+    """Lists a package's tests from its sources, for when its test binary never listed them."""
+
+    def scan() -> list[str]:
+        internal: list[Path] = []
+        external: list[Path] = []
+        try:
+            files = sorted((spec.source_dir / path).glob("*_test.go"))
+        except OSError:
+            return []
+        for file in files:
+            if file.name.startswith((".", "_")):
+                continue  # go ignores these
+            text = _read(file)
+            if not builds_here(file, text):
+                continue
+            package = re.search(r"^\s*package\s+(\w+)", text, re.MULTILINE)
+            external_test = bool(package and package.group(1).endswith("_test"))
+            (external if external_test else internal).append(file)
+        # go list's order: internal test files first, then the external test package's.
+        return scan_test_files([*internal, *external]).names
+
+    return scan
+
+
+def _find_run(stream: GoStream, import_path: str, path: str) -> str | None:
+    """The import path under which *stream* reports the package in directory *path*."""
+    if import_path:
+        return import_path if import_path in stream.packages else None
+    # No go.mod to derive it from: the import path ends with the directory.
+    for candidate in stream.packages:
+        if path != "." and (candidate == path or candidate.endswith("/" + path)):
+            return candidate
+    return None
+
+
+def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
+    """Read every ``go-K.json`` report of a slice into results, one per selected test.
+
+    :param spec: the runner and its source directory.
+    :param report_dir: the host directory the commands' ``{report_dir}`` pointed at.
+    :param outcome: the commands' combined outcome; its standard error holds compiler errors.
+    """
+    compiler = compiler_output(outcome.stderr)
+    stderr = outcome.stderr
+    timed_out = outcome.timed_out or bool(outcome.killed)
+    manifests = _load_manifests(report_dir)
+    module = module_of(spec)
+    results: list[TestResult] = []
+    if not manifests:
+        # Reports without manifests: every package the streams name, whole.
+        for entry in sorted(report_dir.glob("go-*.json")):
+            if _REPORT_NAME.match(entry.name):
+                manifests.append({"report": entry.name, "packages": None})
+    for manifest in manifests:
+        report = manifest.get("report")
+        text = _read(report_dir / report) if isinstance(report, str) else ""
+        stream = read_events(text)
+        packages = manifest.get("packages")
+        if not isinstance(packages, list):
+            packages = [
+                {"path": path_of(module, p), "import_path": p, "tests": None}
+                for p in stream.packages
+            ]
+        for entry in packages:
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                continue
+            path = entry["path"]
+            import_path = entry.get("import_path")
+            import_path = import_path if isinstance(import_path, str) and import_path else ""
+            import_path = import_path or import_path_of(module, path)
+            names = entry.get("tests")
+            selected = [n for n in names if isinstance(n, str)] if isinstance(names, list) else None
+            key = _find_run(stream, import_path, path)
+            results.extend(
+                package_results(
+                    path,
+                    stream.packages.get(key) if key is not None else None,
+                    selected,
+                    scanned=_scanner(spec, path),
+                    compiler=compiler.get(key or import_path, ""),
+                    stderr=stderr,
+                    timed_out=timed_out,
+                )
+            )
+    return results

@@ -1,7 +1,7 @@
 """dagpar's side of taking tests a running pytest slice has not started.
 
-The selection plugin (:mod:`dagpar_plugins.pytest_select`) publishes the run order and keeps a
-small claim file, one ASCII line ``<started> <limit>``, that both sides change only under
+The selection plugin (:mod:`dagpar_plugins.pytest.pytest_select`) publishes the run order and
+keeps a small claim file, one ASCII line ``<started> <limit>``, that both sides change only under
 ``flock``: the plugin counts each test as started before running it, unless the test sits at or
 beyond the limit, and :func:`hand_over` takes the tail of the unstarted tests by lowering the
 limit. A test is therefore run by pytest or taken, never both and never neither. The progress
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from dagpar_cli.model import TailChooser, TestCase
+from dagpar_cli import TailChooser, TestCase
 
-from ._pytest_files import CLAIM_FILE, HANDOVER_KEY, ORDER_FILE, PROGRESS_FILE, RUN_INFO_FILE
+from .files import CLAIM_FILE, HANDOVER_KEY, ORDER_FILE, PROGRESS_FILE, RUN_INFO_FILE
 
 fcntl: ModuleType | None
 try:

@@ -1,4 +1,4 @@
-"""Reading ``pytest --collect-only`` output into dagpar's test list.
+"""Listing tests with ``pytest --collect-only``, and reading its output into dagpar's test list.
 
 The listing is the flat ``-q`` form (``--verbosity=-1``): one node id per line, then sections
 (``ERRORS``, ``short test summary info``, warnings). A file that fails to import lists no tests;
@@ -13,11 +13,19 @@ import os
 import re
 from pathlib import Path
 
-from dagpar_cli.model import TestCase
+from dagpar_cli import ExecutionError, RunnerHost, RunnerSpec, TestCase
 
-from ._pytest_paths import RootdirMap, path_exists
+from .interpreter import find_pytest
+from .paths import RootdirMap, path_exists
 
-__all__ = ["COLLECTION_ERROR", "parse_collect_output"]
+__all__ = ["COLLECTION_ERROR", "COLLECT_TIMEOUT", "list_tests", "parse_collect_output"]
+
+#: Seconds the listing may take before it counts as hung.
+COLLECT_TIMEOUT = 600.0
+
+# pytest exit codes (pytest.ExitCode): OK, INTERRUPTED (collection errors; the listing is still
+# printed), NO_TESTS_COLLECTED.
+_EXIT_OK, _EXIT_INTERRUPTED, _EXIT_NO_TESTS = 0, 2, 5
 
 #: The name of the stand-in test for a file (or directory) that pytest could not collect.
 COLLECTION_ERROR = "<collection error>"
@@ -75,3 +83,48 @@ def parse_collect_output(stdout: str, rootdirs: RootdirMap) -> list[TestCase]:
             seen.add(path)
             tests.append(TestCase(path=path, name=COLLECTION_ERROR))
     return tests
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)
+
+
+def list_tests(spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
+    """List every test of the source tree with ``pytest --collect-only`` (see the package doc).
+
+    :raises ExecutionError: when pytest cannot start, hangs, or fails without listing anything.
+    """
+    argv = (
+        *find_pytest(spec),
+        *spec.args,
+        "--collect-only",
+        # After the user's arguments, so that theirs cannot change the listing's form
+        # (``-v``), stop it at the first broken file (``-x``), or colour it.
+        "--verbosity=-1",
+        "--maxfail=0",
+        "-p",
+        "no:cacheprovider",
+        "--color=no",
+        "-rfE",
+    )
+    outcome = host.run(argv, timeout=COLLECT_TIMEOUT)
+    command = " ".join(argv)
+    if outcome.not_started:
+        raise ExecutionError(
+            f"cannot start pytest ({command}): {_tail(outcome.stderr, 1)}; "
+            "install pytest or set `runner:` for this toolchain in dagpar.yaml"
+        )
+    if outcome.timed_out:
+        raise ExecutionError(f"listing tests timed out after {COLLECT_TIMEOUT:.0f}s: {command}")
+    tests = parse_collect_output(outcome.stdout, RootdirMap(spec.source_dir, spec.args))
+    code = outcome.exit_code
+    if code in (_EXIT_OK, _EXIT_NO_TESTS) or (code == _EXIT_INTERRUPTED and tests):
+        return tests
+    if "No module named pytest" in outcome.stderr:
+        raise ExecutionError(
+            f"{argv[0]} has no pytest: install pytest into that environment, "
+            "or set `runner:` for this toolchain in dagpar.yaml"
+        )
+    detail = _tail(outcome.stderr) or _tail(outcome.stdout)
+    raise ExecutionError(f"listing tests failed (pytest exit code {code}): {command}: {detail}")

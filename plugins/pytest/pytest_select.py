@@ -3,8 +3,9 @@
 dagpar's pytest runner does not put node ids on the command line: a slice may select tens of
 thousands of tests, and pytest's own parsing of ``file::name`` arguments has changed between
 versions (``::`` inside a parametrize id, for one). Instead
-:func:`dagpar_plugins.pytest.dagpar_runner_command` writes this file as ``dagpar_pytest_select.py``
-next to a JSON selection, puts the report directory on ``PYTHONPATH`` and loads it with ``-p``.
+:func:`dagpar_plugins.pytest.command.compile_command` writes this file as
+``dagpar_pytest_select.py`` next to a JSON selection, puts the report directory on
+``PYTHONPATH`` and loads it with ``-p``.
 
 Inside the project's own interpreter it then
 
@@ -12,7 +13,7 @@ Inside the project's own interpreter it then
   an unselected broken file cannot fail the slice;
 - deselects every collected item that is not selected, comparing the file (relative to the
   invocation directory, the toolchain's source) and the node id after the file part, which is
-  exactly the form ``dagpar_runner_collect`` lists;
+  exactly the form the runner's listing (``PytestRunner.collect``) gives;
 - runs whole files in the order the selection's ``"order"`` gives, when it gives one;
 - tags every kept item with ``dagpar.path`` and ``dagpar.name`` JUnit properties, so the report
   names tests exactly as they were collected whatever pytest's rootdir or JUnit name mangling;
@@ -53,7 +54,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no hand-over
     fcntl = None  # type: ignore[assignment]
 
-# These names repeat those of dagpar_plugins._pytest_files (this file must stand alone).
+# These names repeat those of dagpar_plugins.pytest.files (this file must stand alone).
 #: The module name the runner command loads with ``-p``.
 MODULE = "dagpar_pytest_select"
 #: The selection file, next to this module: ``{"paths": [...], "tests": [[path, name], ...]}``,
