@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 from dagpar_plugins import _jest_command, jest
+from projects import JEST_DEPS  # type: ignore[import-not-found]
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome
 from dagpar_cli.model import REPORT_DIR, RunnerCommand, RunnerSpec, Selection, Status, TestCase
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.runners import LocalRunnerHost
-from dagpar_cli.testing import JEST_DEPS
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
