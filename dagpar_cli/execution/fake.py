@@ -207,6 +207,20 @@ class FakeExecutor:
         """Every command line run, in the order they started."""
         return [c.argv for c in self.calls]
 
+    def simulated_wall_seconds(self) -> float:
+        """The wall time the commands would have taken: the most simulated seconds any one
+        thread spent in them.
+
+        dagpar runs each worker's slices one after another in one thread, so this is the busiest
+        worker's share; it compares runs at different ``-j`` without real sleeps. Threads take
+        slices as they come free, so give commands a little real duration (*time_scale*) when
+        the share of each worker matters.
+        """
+        busy: dict[str, float] = {}
+        for call in self.calls:
+            busy[call.thread] = busy.get(call.thread, 0.0) + call.outcome.seconds
+        return max(busy.values(), default=0.0)
+
     @property
     def killed(self) -> bool:
         """Whether :meth:`kill_all` was called."""

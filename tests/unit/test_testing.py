@@ -112,6 +112,23 @@ def test_a_closed_session_starts_nothing() -> None:
     assert session.run(request("true")).killed == "stopped before it started"
 
 
+def test_the_simulated_wall_time_is_the_busiest_threads_share() -> None:
+    fake = FakeExecutor().on("sleep", lambda r: Outcome(exit_code=0, seconds=float(r.argv[1])))
+    assert fake.simulated_wall_seconds() == 0.0
+
+    def worker(*naps: str) -> None:
+        session = fake.open(SPEC)
+        for nap in naps:
+            session.run(request("sleep", nap))
+
+    threads = [threading.Thread(target=worker, args=a) for a in (("1", "2"), ("4",), ("0.5",))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert fake.simulated_wall_seconds() == 4.0
+
+
 def test_capacity_and_an_unavailable_executor() -> None:
     assert FakeExecutor().capacity() == 2
     assert FakeExecutor(capacity=7).capacity() == 7
@@ -278,3 +295,21 @@ def test_a_failing_command_on_the_fake_fails_the_check(
     assert result.exit_code == 1, result
     (only,) = result.json()["checks"][0]["slices"]
     assert only["error"] == "command failed with exit code 2: sleep 30"
+
+
+def test_more_workers_shorten_the_simulated_wall_time(
+    napper: Path, fake_executor: FakeExecutor, dagpar_run: Callable[..., DagparResult]
+) -> None:
+    # What tests/unit/test_engine.py measures with real sleeps, in a fraction of the time.
+    fake_executor.on("sleep", lambda r: Outcome(exit_code=0, seconds=float(r.argv[1])))
+    fake_executor.time_scale = 0.003  # 30 simulated seconds: 90 ms, so that slices overlap
+    wall = {}
+    for j in ("1", "4"):
+        fake_executor.reset()
+        fake_executor.slots = None  # take -j again
+        result = dagpar_run("check", "-C", napper, "-j", j)
+        assert result.exit_code == 0, result
+        wall[j] = fake_executor.simulated_wall_seconds()
+        assert fake_executor.max_running == int(j)
+    assert wall["1"] == 8 * 30.0
+    assert wall["4"] / wall["1"] < 0.45, wall
