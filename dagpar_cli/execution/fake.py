@@ -251,7 +251,7 @@ class FakeExecutor:
         """Count the close; the executor stays usable (a test may run dagpar again)."""
         self.closed += 1
 
-    def plugin(self) -> object:
+    def plugin(self) -> FakeExecutorPlugin:
         """A plugin whose ``dagpar_make_executor`` returns this executor, whatever the name.
 
         Register it with the plugin manager (``get_plugin_manager(extra_plugins=(p,))``); for the

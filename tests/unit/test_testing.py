@@ -129,6 +129,23 @@ def test_the_simulated_wall_time_is_the_busiest_threads_share() -> None:
     assert fake.simulated_wall_seconds() == 4.0
 
 
+def test_the_plugin_makes_dagpar_use_the_fake_whatever_the_executor(tmp_path: Path) -> None:
+    from dagpar_cli.config import Config, RunOptions
+    from dagpar_cli.pluginmanager import get_plugin_manager
+    from dagpar_cli.session import Session
+
+    fake, fixed = FakeExecutor(), FakeExecutor(capacity=3)
+    config = Config(workspace=tmp_path, file=None, toolchains=(), parallelism=6)
+    for executor, options, capacity in (
+        (fake, RunOptions(executor="docker"), 6),
+        (fixed, RunOptions(parallelism=2), 3),
+    ):
+        pm = get_plugin_manager(extra_plugins=(executor.plugin(),))
+        session = Session(config=config, options=options, pm=pm)
+        assert pm.hook.dagpar_make_executor(session=session) is executor
+        assert executor.capacity() == capacity
+
+
 def test_capacity_and_an_unavailable_executor() -> None:
     assert FakeExecutor().capacity() == 2
     assert FakeExecutor(capacity=7).capacity() == 7
