@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from dagpar_cli.testing import (
     DagparResult,
     FakeExecutor,
     skip_missing_tool,
+    write_tree,
 )
 
 
@@ -330,3 +332,50 @@ def test_more_workers_shorten_the_simulated_wall_time(
         assert fake_executor.max_running == int(j)
     assert wall["1"] == 8 * 30.0
     assert wall["4"] / wall["1"] < 0.45, wall
+
+
+SMALLEST_FIRST = """
+from __future__ import annotations
+from dagpar_cli import hookimpl
+from dagpar_cli.model import Plan, SlicePlan
+
+class SmallestFirst:
+    name = "smallest-first"
+
+    def plan(self, request):
+        slices = tuple(
+            SlicePlan(index=i + 1, items=(item,), predicted_seconds=float(i + 1), tests=())
+            for i, item in enumerate(request.items)
+        )
+        return Plan(slices=slices, predicted_wall_seconds=0.0, workers=request.workers)
+
+@hookimpl(tryfirst=True)
+def dagpar_make_planner(session):
+    return SmallestFirst()
+"""
+
+
+def test_the_order_slices_start_in_shows_in_the_calls(
+    napper: Path,
+    fake_executor: FakeExecutor,
+    dagpar_run: Callable[..., DagparResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_tree(tmp_path / "plugins", {"smallest_first_kit.py": SMALLEST_FIRST})
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    # Added to the variable the fixture set, not in place of it.
+    monkeypatch.setenv("DAGPAR_PLUGINS", os.environ["DAGPAR_PLUGINS"] + ",smallest_first_kit")
+    fake_executor.on("sleep")
+    napper.joinpath("dagpar.yaml").write_text(
+        "toolchains:\n  napper: {use: ci/napper.py, count: 4}\n"
+    )
+    result = dagpar_run("check", "-C", napper, "-j", "1")
+    assert result.exit_code == 0, result
+    assert [c.spec.labels["dagpar.slice"] for c in fake_executor.calls] == [
+        "1/4",
+        "2/4",
+        "3/4",
+        "4/4",
+    ]
+    assert fake_executor.max_running == 1
