@@ -133,6 +133,8 @@ class FakeExecutor:
         self.where = where
         self.shares_mounts = shares_mounts
         self.slots = capacity
+        #: ``-j`` (or ``parallelism:``) of the latest run made through :meth:`plugin`.
+        self._run_parallelism: int | None = None
         self.default = default
         self.time_scale = time_scale
         self.max_sleep = max_sleep
@@ -229,10 +231,10 @@ class FakeExecutor:
     # ------------------------------------------------------------------ the Executor contract
 
     def capacity(self) -> int:
-        """*capacity*, else 2."""
+        """*capacity*, else the latest run's ``-j`` (or ``parallelism:``), else 2."""
         if self.unavailable:
             raise ExecutionError(self.unavailable)
-        return self.slots or 2
+        return self.slots or self._run_parallelism or 2
 
     def open(self, spec: SessionSpec) -> FakeSession:
         """A new session for *spec*, recorded in :attr:`sessions`."""
@@ -460,6 +462,5 @@ class FakeExecutorPlugin:
         executor = self.current()
         if executor is None:
             return None
-        if executor.slots is None:
-            executor.slots = session.options.parallelism or session.config.parallelism
+        executor._run_parallelism = session.options.parallelism or session.config.parallelism
         return executor

@@ -325,7 +325,6 @@ def test_more_workers_shorten_the_simulated_wall_time(
     wall = {}
     for j in ("1", "4"):
         fake_executor.reset()
-        fake_executor.slots = None  # take -j again
         result = dagpar_run("check", "-C", napper, "-j", j)
         assert result.exit_code == 0, result
         wall[j] = fake_executor.simulated_wall_seconds()
