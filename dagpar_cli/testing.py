@@ -9,7 +9,13 @@ Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
 - :class:`TailRecorder`, a ``choose`` to call a runner's ``hand_over_tail`` with;
 - :class:`FakeRunnerHost` and :func:`run_runner_commands`, for a runner plugin's own tests (see
   *Runner plugins* below);
+- :class:`FakeExecutor`, an in-memory executor answering commands with scripted outcomes, and the
+  ``fake_executor`` fixture that puts one behind ``dagpar_run``;
 - an autouse fixture that keeps the user's environment (CI shard variables, ``OTEL_*``) out.
+
+The checks behind the tool markers look only at ``PATH`` and the Docker engine; a project that
+needs more before a tool counts as present (dagpar's own suite wants its Jest install) adds a
+``pytest_runtest_setup`` of its own and calls :func:`skip_missing_tool`.
 """
 
 from __future__ import annotations
@@ -24,30 +30,40 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from dagpar_cli import REPORT_DIR_PLACEHOLDER, Outcome, RunnerCommand, RunnerSpec, TestCase
+from dagpar_cli.execution.fake import (
+    FakeCall,
+    FakeExecutor,
+    FakeExecutorPlugin,
+    FakeSession,
+)
+
+#: The variable ``fake_executor`` adds its plugin to (``dagpar_cli.pluginmanager.PLUGINS_ENV``).
+PLUGINS_ENV = "DAGPAR_PLUGINS"
 
 __all__ = [
     "REQUIRE_TOOLS_ENV",
     "DagparResult",
+    "FakeCall",
+    "FakeExecutor",
     "FakeRunnerHost",
+    "FakeSession",
     "HostCall",
     "RunnerRun",
     "TailRecorder",
     "chromium_binary",
     "run_runner_commands",
+    "skip_missing_tool",
     "tool_missing",
     "write_tree",
 ]
 
 #: When set to 1, a test whose tool is missing fails instead of skipping.
 REQUIRE_TOOLS_ENV = "DAGPAR_REQUIRE_TOOLS"
-
-#: Where the test suite's shared Jest install lives (``npm ci`` there installs it).
-JEST_DEPS = Path(__file__).resolve().parent.parent / "tests" / "data" / "jest-deps"
 
 
 @functools.cache
@@ -56,11 +72,7 @@ def tool_missing(tool: str) -> str | None:
     if tool == "go":
         return None if shutil.which("go") else "the go toolchain is not on PATH"
     if tool == "node":
-        if not shutil.which("node"):
-            return "node is not on PATH"
-        if not (JEST_DEPS / "node_modules" / ".bin" / "jest").exists():
-            return f"Jest is not installed: run `npm ci --prefix {JEST_DEPS}`"
-        return None
+        return None if shutil.which("node") else "node is not on PATH"
     if tool == "docker":
         if not shutil.which("docker"):
             return "the docker client is not on PATH"
@@ -95,11 +107,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if item.get_closest_marker(tool) is None:
             continue
         reason = tool_missing(tool)
-        if reason is None:
-            continue
-        if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
-            pytest.fail(f"{tool} is required here ({REQUIRE_TOOLS_ENV}=1): {reason}")
-        pytest.skip(reason)
+        if reason is not None:
+            skip_missing_tool(tool, reason)
+
+
+def skip_missing_tool(tool: str, reason: str) -> NoReturn:
+    """Skip the running test because *tool* is missing, or fail it under ``DAGPAR_REQUIRE_TOOLS=1``.
+
+    :param tool: the marker's name (``node``).
+    :param reason: what is missing and how to install it.
+    """
+    if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
+        pytest.fail(f"{tool} is required here ({REQUIRE_TOOLS_ENV}=1): {reason}")
+    pytest.skip(reason)
 
 
 #: Variables that would change dagpar's behaviour if they leaked in from the developer's shell.
@@ -332,3 +352,42 @@ def run_runner_commands(
             )
         )
     return RunnerRun(outcomes)
+
+
+# --------------------------------------------------------------------------------------------
+# FakeExecutor: the executor contract in memory (dagpar_cli.execution.fake), behind dagpar_run
+# --------------------------------------------------------------------------------------------
+
+#: The executor of the running ``fake_executor`` fixture.
+_installed_executor: FakeExecutor | None = None
+
+
+class InstalledFakeExecutor(FakeExecutorPlugin):
+    """The plugin the ``fake_executor`` fixture names in ``DAGPAR_PLUGINS``: it answers with
+    the fixture's executor."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def current(self) -> FakeExecutor | None:
+        """The running fixture's executor, if any."""
+        return _installed_executor
+
+
+@pytest.fixture
+def fake_executor(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeExecutor]:
+    """A :class:`FakeExecutor` every ``dagpar_run`` of the test runs its slices on.
+
+    It is loaded through ``DAGPAR_PLUGINS``: a test that sets that variable itself should add
+    to it (``f"{os.environ['DAGPAR_PLUGINS']},myplugin"``) rather than replace it.
+    """
+    global _installed_executor
+    executor = FakeExecutor()
+    spec = f"{__name__}:{InstalledFakeExecutor.__name__}"
+    current = os.environ.get(PLUGINS_ENV, "")
+    monkeypatch.setenv(PLUGINS_ENV, f"{current},{spec}" if current else spec)
+    _installed_executor = executor
+    try:
+        yield executor
+    finally:
+        _installed_executor = None

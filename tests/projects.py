@@ -1,13 +1,15 @@
-"""The hostile fixture projects of ``tests/data/projects``, laid out as one workspace."""
+"""Where this repository keeps its test projects: the hostile fixture projects of
+``tests/data/projects`` (laid out as one workspace) and the suite's shared Jest install."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from dagpar_cli.testing import JEST_DEPS
-
 DATA = Path(__file__).resolve().parent / "data" / "projects"
+
+#: The test suite's shared Jest install (``npm ci --prefix tests/data/jest-deps`` installs it).
+JEST_DEPS = Path(__file__).resolve().parent / "data" / "jest-deps"
 
 
 def three_runner_workspace(root: Path) -> Path:

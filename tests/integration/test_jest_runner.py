@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from dagpar_plugins import jest
 from dagpar_plugins.jest import command as _jest_command
+from projects import JEST_DEPS  # type: ignore[import-not-found]
 
 from dagpar_cli import (
     ExecutionError,
@@ -37,7 +38,7 @@ from dagpar_cli import (
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.registry import build_runner_registry
 from dagpar_cli.runners import LocalRunnerHost
-from dagpar_cli.testing import JEST_DEPS, run_runner_commands
+from dagpar_cli.testing import run_runner_commands
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from projects import JEST_DEPS  # type: ignore[import-not-found]
 
-from dagpar_cli.testing import JEST_DEPS, DagparResult
+from dagpar_cli.testing import DagparResult
 
 COUNTING_CONFTEST = """
     import os

@@ -1,170 +1,174 @@
-"""Stage 2: detecting toolchains in a workspace whose configuration lists none."""
+"""Toolchain discovery: each configured toolchain is loaded and checked before anything runs, and
+every problem names the file and line (or the ``dagpar.yaml`` key) to fix."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pluggy
 import pytest
-from config_fakes import (  # type: ignore[import-not-found]
-    FakeToolchains,
-    bare_plugin_manager,
-    plugin_manager,
-)
 
+from dagpar_cli import Directory
 from dagpar_cli.config import Config, ToolchainConfig
-from dagpar_cli.config.loader import load_config
-from dagpar_cli.discovery import detect_toolchains
-from dagpar_cli.errors import ConfigError
-from dagpar_cli.pluginmanager import hookimpl
+from dagpar_cli.discovery import discover, main_class_name
+from dagpar_cli.errors import ConfigError, ToolchainError
+from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.testing import write_tree
+
+LINT = """
+from __future__ import annotations
+from dagpar_cli import Directory, check, field, object_type
+
+@object_type
+class Helper:
+    name: str = "helper"
+
+@object_type
+class MyLint:
+    source: Directory
+    image: str = "python:3.12"
+    strict: bool = False
+    files: list[str] = field(default_factory=list)
+
+    @check
+    def lint(self) -> None:
+        pass
+
+    @check
+    def format_check(self) -> None:
+        pass
+
+    def helper(self) -> Helper:
+        return Helper()
+"""
 
 
-@pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
+@pytest.fixture(scope="module")
+def pm() -> pluggy.PluginManager:
+    return get_plugin_manager()
 
 
-def load_and_detect(workspace: Path, pm: pluggy.PluginManager) -> Config:
-    """Stage 1 then detection, as the pipeline opens a session."""
-    return detect_toolchains(load_config(workspace, pm), pm)
+def config(workspace: Path, *entries: ToolchainConfig) -> Config:
+    return Config(workspace=workspace, file=workspace / "dagpar.yaml", toolchains=entries)
 
 
-def detected(config: Config) -> list[ToolchainConfig]:
-    """The toolchains the fake plugins detected (real plugins may add their own)."""
-    return [t for t in config.toolchains if "fake:" in t.origin]
+def entry(instance: str = "lint", use: str = "ci/my_lint.py", **kwargs: object) -> ToolchainConfig:
+    return ToolchainConfig(instance=instance, use=use, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def detect_ws(ws: Path) -> Iterator[Path]:
-    for name in ("web", "api", "svc"):
-        (ws / name).mkdir()
-    yield ws
+@pytest.mark.parametrize(
+    ("module", "main"),
+    [("jest", "Jest"), ("my_lint", "MyLint"), ("my-lint", "MyLint"), ("pkg.go_vet", "GoVet")],
+)
+def test_the_main_class_is_the_module_name_in_pascal_case(module: str, main: str) -> None:
+    assert main_class_name(module) == main
 
 
-def test_detection_without_a_file(detect_ws: Path) -> None:
-    one = FakeToolchains(
-        [{"instance": "jsrun", "use": "jsrun", "source": "web", "why": "fake: web/package.json"}]
-    )
-    two = FakeToolchains(
-        [
-            {
-                "instance": "pytool",
-                "use": "pytool",
-                "source": "api",
-                "why": "fake: api/pyproject.toml",
-                "image": "py",
-            }
-        ]
-    )
-    config = load_and_detect(detect_ws, plugin_manager(one, two))
-    assert config.file is None
-    assert config.parallelism is None and config.executor == "local"
-    assert detected(config) == [
-        ToolchainConfig(
-            instance="jsrun", use="jsrun", source="web", origin="detected: fake: web/package.json"
-        ),
-        ToolchainConfig(
-            instance="pytool",
-            use="pytool",
-            source="api",
-            image="py",
-            origin="detected: fake: api/pyproject.toml",
-        ),
-    ]
-    assert one.detect_calls == [detect_ws.resolve()]
+def test_a_toolchain_file_is_loaded_with_its_types_and_checks(
+    tmp_path: Path, pm: pluggy.PluginManager
+) -> None:
+    write_tree(tmp_path, {"ci/my_lint.py": LINT})
+    (toolchain,) = discover(config(tmp_path, entry()), pm)
+    assert toolchain.instance == "lint"
+    assert toolchain.main.name == "MyLint"
+    assert sorted(toolchain.types) == ["Helper", "MyLint"]
+    assert toolchain.checks() == ["lint:lint", "lint:format-check"]
+    assert toolchain.origin == "ci/my_lint.py"
 
 
-def test_detection_dedupes_names_whatever_the_plugin_order(detect_ws: Path) -> None:
-    entries = [
-        {"instance": "pytool", "use": "pytool", "source": "svc", "why": "fake: svc/tests"},
-        {"instance": "pytool", "use": "pytool", "source": "api", "why": "fake: api/tests"},
-        {"instance": "pytool", "use": "pytool", "source": "", "why": "fake: conftest.py"},
-    ]
-    orders = []
-    for permutation in (entries, entries[::-1], [entries[1], entries[0], entries[2]]):
-        plugins = [FakeToolchains([e]) for e in permutation]
-        config = load_and_detect(detect_ws, plugin_manager(*plugins))
-        orders.append([(t.instance, t.source) for t in detected(config)])
-    assert orders[0] == [("pytool", ""), ("pytool-2", "api"), ("pytool-3", "svc")]
-    assert orders[0] == orders[1] == orders[2]
+def test_a_built_in_toolchain_is_found_by_name(tmp_path: Path, pm: pluggy.PluginManager) -> None:
+    (toolchain,) = discover(config(tmp_path, entry("api", "pytest")), pm)
+    assert toolchain.origin == "pytest"
+    assert toolchain.main.name == "Pytest"
+    assert toolchain.checks()  # a built-in toolchain has at least one check
 
 
-def test_detection_drops_an_entry_two_plugins_both_found(detect_ws: Path) -> None:
-    entry = {"instance": "jsrun", "use": "jsrun", "source": "web", "why": "fake: web/package.json"}
-    config = load_and_detect(
-        detect_ws, plugin_manager(FakeToolchains([entry]), FakeToolchains([dict(entry)]))
-    )
-    assert [t.instance for t in detected(config)] == ["jsrun"]
+def test_instantiate_fills_directories_image_and_overrides(
+    tmp_path: Path, pm: pluggy.PluginManager
+) -> None:
+    write_tree(tmp_path, {"ci/my_lint.py": LINT, "web/x.txt": "x"})
+    tc = entry(source="web", image="node:22", overrides={"strict": True, "files": ["a.py"]})
+    (toolchain,) = discover(config(tmp_path, tc), pm)
+    obj = toolchain.instantiate(tmp_path)
+    assert obj.source == Directory((tmp_path / "web").resolve(), "web")
+    assert obj.image == "node:22"
+    assert obj.strict is True
+    assert obj.files == ["a.py"]
 
 
-def test_detected_instance_names_are_made_valid(detect_ws: Path) -> None:
-    entries = [
-        {"instance": "my pkg", "use": "jsrun", "source": "web", "why": "fake: a"},
-        {"use": "pytool", "why": "fake: b"},
-        {"instance": "9lives", "use": "pytool", "source": "api", "why": "fake: c"},
-    ]
-    config = load_and_detect(detect_ws, plugin_manager(FakeToolchains(entries)))
-    assert sorted(t.instance for t in detected(config)) == ["my-pkg", "pytool", "t-9lives"]
-
-
-def test_no_detection_gives_no_toolchains(detect_ws: Path) -> None:
-    pm = bare_plugin_manager()
-    pm.register(FakeToolchains(None))
-    pm.register(FakeToolchains([]))
-    config = load_and_detect(detect_ws, pm)
-    assert config == Config(workspace=detect_ws.resolve(), file=None, toolchains=())
-
-
-def test_file_without_toolchains_key_detects(detect_ws: Path) -> None:
-    entry = {"instance": "jsrun", "use": "jsrun", "source": "web", "why": "fake: web/package.json"}
-    (detect_ws / "dagpar.yaml").write_text("executor: docker\nparallelism: 3\n")
-    config = load_and_detect(detect_ws, plugin_manager(FakeToolchains([entry])))
-    assert config.file == detect_ws / "dagpar.yaml"
-    assert (config.executor, config.parallelism) == ("docker", 3)
-    assert [t.instance for t in detected(config)] == ["jsrun"]
-
-
-def test_explicit_empty_toolchains_does_not_detect(detect_ws: Path) -> None:
-    plugin = FakeToolchains([{"instance": "jsrun", "use": "jsrun", "why": "fake: x"}])
-    (detect_ws / "dagpar.yaml").write_text("toolchains: {}\n")
-    config = load_and_detect(detect_ws, plugin_manager(plugin))
-    assert config.toolchains == ()
-    assert plugin.detect_calls == []
-
-
-def test_bad_detected_entry_says_it_was_detected(detect_ws: Path) -> None:
-    entry = {
-        "instance": "jsrun",
-        "use": "jsrun",
-        "source": "gone",
-        "why": "fake: gone/package.json",
-    }
+def test_an_override_naming_no_field_is_a_config_error_with_its_key(
+    tmp_path: Path, pm: pluggy.PluginManager
+) -> None:
+    write_tree(tmp_path, {"ci/my_lint.py": LINT, "dagpar.yaml": ""})
+    (toolchain,) = discover(config(tmp_path, entry(overrides={"strikt": True})), pm)
     with pytest.raises(ConfigError) as info:
-        load_and_detect(detect_ws, plugin_manager(FakeToolchains([entry])))
-    assert str(info.value) == (
-        "toolchains.jsrun.source: directory 'gone' does not exist "
-        "(detected: fake: gone/package.json)"
+        toolchain.instantiate(tmp_path)
+    assert info.value.key == "toolchains.lint.strikt"
+    assert "has no field 'strikt'; did you mean 'strict'?" in info.value.message
+    assert info.value.file == str(tmp_path / "dagpar.yaml")
+
+
+def test_a_required_field_without_a_value_is_a_config_error(
+    tmp_path: Path, pm: pluggy.PluginManager
+) -> None:
+    write_tree(
+        tmp_path,
+        {
+            "ci/needs.py": """
+                from dagpar_cli import object_type
+
+                @object_type
+                class Needs:
+                    token: str
+            """
+        },
     )
+    (toolchain,) = discover(config(tmp_path, entry("n", "ci/needs.py")), pm)
+    with pytest.raises(ConfigError, match="needs a value for 'token'") as info:
+        toolchain.instantiate(tmp_path)
+    assert info.value.key == "toolchains.n.token"
 
 
-def test_a_configuration_that_lists_its_toolchains_is_returned_as_it_is(ws: Path) -> None:
-    plugin = FakeToolchains([{"instance": "jsrun", "use": "jsrun", "why": "fake: x"}])
-    pm = plugin_manager(plugin)
-    config = Config(workspace=ws, file=None, toolchains=())
-    assert detect_toolchains(config, pm) is config
-    assert plugin.detect_calls == []
+@pytest.mark.parametrize(
+    ("source", "message", "line"),
+    [
+        ("def broken(:\n    pass\n", "syntax error", 1),
+        ("import os\n\nraise RuntimeError('boom')\n", "RuntimeError: boom", 3),
+        (
+            "from dagpar_cli import object_type\n\n@object_type\nclass Other:\n    x: int = 1\n",
+            "has no main class MyLint (the file's name in PascalCase); found: Other",
+            None,
+        ),
+        (
+            "from dagpar_cli import object_type\n\n@object_type\nclass MyLint:\n"
+            "    # +paralel\n    def run(self) -> None:\n        pass\n",
+            "unknown pragma '+paralel'; did you mean '+parallel'?",
+            5,
+        ),
+    ],
+)
+def test_a_broken_toolchain_fails_discovery_with_file_and_line(
+    tmp_path: Path, pm: pluggy.PluginManager, source: str, message: str, line: int | None
+) -> None:
+    write_tree(tmp_path, {"ci/my_lint.py": source})
+    with pytest.raises(ToolchainError) as info:
+        discover(config(tmp_path, entry()), pm)
+    assert message in info.value.message
+    assert info.value.file is not None and info.value.file.endswith("my_lint.py")
+    assert info.value.line == line
 
 
-def test_a_plugin_answering_nonsense_is_named(ws: Path) -> None:
-    class Nonsense:
-        @hookimpl
-        def dagpar_detect_toolchains(self, workspace: Path) -> list[object]:
-            return ["jest"]
+def test_a_missing_toolchain_file_names_the_key_to_fix(
+    tmp_path: Path, pm: pluggy.PluginManager
+) -> None:
+    with pytest.raises(ToolchainError, match=r"toolchain file not found \(toolchains.lint.use\)"):
+        discover(config(tmp_path, entry(use="ci/nowhere.py")), pm)
 
-    pm = bare_plugin_manager()
-    pm.register(Nonsense())
-    with pytest.raises(ConfigError, match="returned a string, not a mapping"):
-        load_and_detect(ws, pm)
+
+def test_two_instances_of_one_file_are_independent(
+    tmp_path: Path, pm: pluggy.PluginManager
+) -> None:
+    write_tree(tmp_path, {"ci/my_lint.py": LINT})
+    a, b = discover(config(tmp_path, entry("a"), entry("b")), pm)
+    assert a.module is not b.module
+    assert (a.checks(), b.checks()) == (["a:lint", "a:format-check"], ["b:lint", "b:format-check"])

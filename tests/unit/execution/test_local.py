@@ -1,0 +1,201 @@
+"""The ``local`` executor: commands are subprocesses in their own process group, and stopping one
+(timeout, interrupt, end of session) stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dagpar_cli.config import Config, RunOptions
+from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Outcome, SessionSpec
+from dagpar_cli.execution.local import LocalExecutor
+from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.session import Session
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+
+SPEC = SessionSpec(label="check#1", env={"FROM_SESSION": "s", "BOTH": "session"})
+
+
+def sh(script: str, cwd: Path | str = "/", **kwargs: object) -> ExecRequest:
+    return ExecRequest(argv=("sh", "-c", script), cwd=str(cwd), **kwargs)  # type: ignore[arg-type]
+
+
+def gone(pid: int, within: float = 5.0) -> bool:
+    """Whether process *pid* ended (or is a zombie nobody reaped yet) within *within* seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def executor() -> LocalExecutor:
+    return LocalExecutor()
+
+
+def test_the_local_executor_keeps_the_executor_protocols(executor: LocalExecutor) -> None:
+    assert isinstance(executor, Executor)
+    with executor.open(SPEC) as session:
+        assert isinstance(session, ExecSession)
+        assert session.where == "local"
+
+
+def test_a_command_runs_in_its_directory_with_the_session_and_request_environment(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    request = ExecRequest(
+        argv=("sh", "-c", 'pwd; echo "$FROM_SESSION $BOTH"; echo oops >&2; exit 3'),
+        cwd=str(tmp_path),
+        env={"BOTH": "request"},
+    )
+    with executor.open(SPEC) as session:
+        outcome = session.run(request)
+    assert outcome.exit_code == 3 and not outcome.ok
+    assert outcome.stdout.splitlines() == [str(tmp_path), "s request"]
+    assert outcome.stderr == "oops\n"
+    assert outcome.seconds > 0
+    assert not (outcome.timed_out or outcome.not_started or outcome.killed)
+
+
+def test_output_that_is_not_utf8_is_decoded_with_replacement(executor: LocalExecutor) -> None:
+    with executor.open(SPEC) as session:
+        outcome = session.run(sh(r"printf 'caf\351'"))
+    assert outcome.ok and outcome.stdout == "caf\ufffd"
+
+
+def test_a_missing_command_did_not_start(executor: LocalExecutor, tmp_path: Path) -> None:
+    with executor.open(SPEC) as session:
+        outcome = session.run(ExecRequest(argv=("no-such-command-xyz",), cwd=str(tmp_path)))
+    assert outcome.not_started and outcome.exit_code == 127
+    assert outcome.stderr == "no-such-command-xyz: command not found"
+
+
+def test_a_file_that_is_not_executable_did_not_start(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    with executor.open(SPEC) as session:
+        outcome = session.run(ExecRequest(argv=(str(script),), cwd=str(tmp_path)))
+    assert outcome.not_started and outcome.exit_code == 126
+
+
+def test_a_missing_working_directory_did_not_start(executor: LocalExecutor, tmp_path: Path) -> None:
+    with executor.open(SPEC) as session:
+        outcome = session.run(ExecRequest(argv=("true",), cwd=str(tmp_path / "gone")))
+    assert outcome.not_started
+    assert "command not found" not in outcome.stderr
+
+
+def test_a_timeout_kills_the_command_and_everything_it_started(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    start = time.monotonic()
+    with executor.open(SPEC) as session:
+        outcome = session.run(
+            sh(f"sleep 30 & echo $! > {pids}; sleep 30", cwd=tmp_path, timeout=0.3)
+        )
+    assert time.monotonic() - start < 10
+    assert outcome.timed_out and not outcome.ok
+    assert gone(int(pids.read_text()))
+
+
+def test_children_left_behind_by_a_finished_command_are_stopped(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    with executor.open(SPEC) as session:
+        outcome = session.run(sh("sleep 30 >/dev/null 2>&1 & echo $!"))
+    assert outcome.ok
+    assert gone(int(outcome.stdout))
+
+
+def started(marker: Path) -> None:
+    """Wait until the command that touches *marker* has started."""
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_kill_all_interrupts_running_commands_and_starts_no_more(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    session = executor.open(SPEC)
+    outcomes: list[Outcome] = []
+    marker = tmp_path / "started"
+    worker = threading.Thread(
+        target=lambda: outcomes.append(session.run(sh(f"touch {marker}; sleep 30")))
+    )
+    worker.start()
+    started(marker)
+    executor.kill_all()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert outcomes[0].killed == "interrupted" and not outcomes[0].ok
+    later = executor.open(SPEC).run(sh("echo never"))
+    assert later.killed == "stopped before it started" and later.stdout == ""
+
+
+def test_closing_a_session_stops_its_command(executor: LocalExecutor, tmp_path: Path) -> None:
+    session = executor.open(SPEC)
+    outcomes: list[Outcome] = []
+    marker = tmp_path / "started"
+    worker = threading.Thread(
+        target=lambda: outcomes.append(session.run(sh(f"touch {marker}; sleep 30")))
+    )
+    worker.start()
+    started(marker)
+    session.close()
+    session.close()  # idempotent
+    worker.join(10)
+    assert not worker.is_alive()
+    assert outcomes[0].exit_code != 0
+    assert session.run(sh("echo never")).killed == "stopped before it started"
+
+
+def test_paths_are_host_paths_and_copy_out_copies_the_directory(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    source = tmp_path / "out"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "a.txt").write_text("a")
+    (source / "link").symlink_to("sub/a.txt")
+    with executor.open(SPEC) as session:
+        assert session.path(source) == str(source)
+        session.copy_out(str(source), tmp_path / "copy")
+        with pytest.raises(FileNotFoundError):
+            session.copy_out(str(tmp_path / "missing"), tmp_path / "nothing")
+    assert (tmp_path / "copy" / "sub" / "a.txt").read_text() == "a"
+    assert os.readlink(tmp_path / "copy" / "link") == "sub/a.txt"
+
+
+def test_capacity_is_the_slots_given_or_the_usable_cpus() -> None:
+    assert LocalExecutor(3).capacity() == 3
+    assert LocalExecutor().capacity() >= 1
+
+
+def test_the_plugin_makes_the_local_executor_only_for_local(tmp_path: Path) -> None:
+    pm = get_plugin_manager()
+    config = Config(workspace=tmp_path, file=None, toolchains=(), parallelism=5)
+
+    def made(options: RunOptions) -> object:
+        return pm.hook.dagpar_make_executor(session=Session(config=config, options=options, pm=pm))
+
+    local = made(RunOptions())
+    assert isinstance(local, LocalExecutor) and local.capacity() == 5
+    j2 = made(RunOptions(parallelism=2))
+    assert isinstance(j2, LocalExecutor) and j2.capacity() == 2
+    assert not isinstance(made(RunOptions(executor="docker")), LocalExecutor)
