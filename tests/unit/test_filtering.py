@@ -434,6 +434,67 @@ def test_items_with_finer_selectors_match_names() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Narrowing one split call (Filter.narrow)
+# ---------------------------------------------------------------------------------------------
+
+WHOLE_A = Item(("tests/test_a.py",), "api/tests/test_a.py")
+WHOLE_B = Item(("tests/test_b.py",), "api/tests/test_b.py")
+A1, A2 = TestCase(WHOLE_A.path, "test_one"), TestCase(WHOLE_A.path, "test_two")
+B1 = TestCase(WHOLE_B.path, "test_three")
+LISTED = {WHOLE_A.key: [A1, A2], WHOLE_B.key: [B1]}
+
+
+class Hooks:
+    """Records what narrow tells the ``dagpar_modify_tests``/``dagpar_deselected`` callbacks."""
+
+    def __init__(self, drop: Sequence[TestCase] = ()) -> None:
+        self.drop = set(drop)
+        self.modified: list[list[TestCase]] = []
+        self.deselected: list[list[TestCase]] = []
+
+    def modify(self, tests: list[TestCase]) -> None:
+        self.modified.append(list(tests))
+        tests[:] = [t for t in tests if t not in self.drop]
+
+    def record_deselected(self, tests: list[TestCase]) -> None:
+        self.deselected.append(list(tests))
+
+
+def narrow(selectors: Sequence[str], hooks: Hooks, **kwargs: Any) -> filtering.Narrowed:
+    return Filter.parse(selectors).narrow(
+        "api",
+        [WHOLE_A, WHOLE_B],
+        LISTED,
+        by_test=True,
+        modify=hooks.modify,
+        deselected=hooks.record_deselected,
+        **kwargs,
+    )
+
+
+def test_narrow_keeps_items_whose_runner_lists_no_tests_when_nothing_is_filtered() -> None:
+    # A directory item, or a file the runner lists nothing for: with no selector there is
+    # nothing to select it by, and it runs as given (the runner reports what it finds).
+    directory = Item(("tests/unit",), "api/tests/unit")
+    hooks = Hooks()
+    kept = Filter.parse([]).narrow(
+        "api",
+        [directory, WHOLE_B],
+        {directory.key: [], WHOLE_B.key: [B1]},
+        by_test=True,
+        modify=hooks.modify,
+    )
+    assert kept.items == [directory, WHOLE_B]
+    assert kept.tests_of == {directory.key: [], WHOLE_B.key: [B1]}
+    assert not kept.narrowed
+    # A selector selects tests, and such an item has none to select.
+    kept = Filter.parse(["api"]).narrow(
+        "api", [directory, WHOLE_B], {directory.key: [], WHOLE_B.key: [B1]}, by_test=True
+    )
+    assert kept.items == [WHOLE_B]
+
+
+# ---------------------------------------------------------------------------------------------
 # Bookkeeping and suggestions
 # ---------------------------------------------------------------------------------------------
 
