@@ -8,6 +8,7 @@ it as a new slice of the same split call.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -232,6 +233,27 @@ def test_an_idle_worker_takes_the_tail_of_a_running_slice_and_runs_it(world: Wor
     assert victim.handed == list(tail)
     assert victim.handed_seconds == pytest.approx(5.0)
     assert job.tails.closed
+
+
+def test_a_worker_the_plan_leaves_without_a_slice_waits_for_a_tail_to_take(world: World) -> None:
+    # One slice for two workers: the other worker has only tails to look for, and the slice
+    # reaches its runner a while after its worker started it (directories, hooks, set-up).
+    scheduler = world.scheduler
+
+    def run_slice(sp: SlicePlan, total: int, narrowed: bool) -> tuple[SliceResult, Any]:
+        ctx = world.slice(sp, job)
+        if sp.index == 1:
+            while scheduler.queued:  # both workers have started their task
+                time.sleep(0.001)
+            time.sleep(0.03)
+            with scheduler.attend(ctx), scheduler.offering(ctx, world.spec, world.tmp_path):
+                assert world.runners.gave.wait(5), "the idle worker gave up before the offer"
+        return SliceResult(index=sp.index, items=sp.items, results=(), seconds=0.0), None
+
+    job = job_of(planned(1), [1.0] * 10, run_slice=run_slice)
+    outcomes = scheduler.run(job)
+    assert [sp.index for sp, _, _ in outcomes] == [1, 2]
+    assert [len(sp.tests) for sp, _, _ in outcomes] == [10, 5]
 
 
 # ---------------------------------------------------------------------------------------------
