@@ -548,7 +548,8 @@ class Filter:
 
         The one path for every split call, with or without selectors: the filter selects,
         then *modify* may reorder or deselect the selected tests in place (the
-        ``dagpar_modify_tests`` hook), and what it leaves is what runs.
+        ``dagpar_modify_tests`` hook), and what it leaves is what runs. Without selectors, an
+        item the runner lists no test of is kept whole (there is nothing to select it by).
 
         :param instance: the toolchain instance.
         :param tests_of: each item's listed tests (workspace-relative), by item key.
@@ -580,6 +581,12 @@ class Filter:
         narrowed = False
         for item in items:
             listed = tests_of.get(item.key, [])
+            if not listed and self.is_empty:
+                # Nothing to select it by (a directory item, a file the runner lists no test
+                # in): without selectors it runs as given, and its runner reports what it finds.
+                kept.append(item)
+                kept_tests[item.key] = []
+                continue
             mine = [t for t in listed if t.id in chosen]
             if item.name is None:
                 mine += extra.get(item.path, [])

@@ -434,6 +434,151 @@ def test_items_with_finer_selectors_match_names() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Narrowing one split call (Filter.narrow)
+# ---------------------------------------------------------------------------------------------
+
+WHOLE_A = Item(("tests/test_a.py",), "api/tests/test_a.py")
+WHOLE_B = Item(("tests/test_b.py",), "api/tests/test_b.py")
+A1, A2 = TestCase(WHOLE_A.path, "test_one"), TestCase(WHOLE_A.path, "test_two")
+B1 = TestCase(WHOLE_B.path, "test_three")
+LISTED = {WHOLE_A.key: [A1, A2], WHOLE_B.key: [B1]}
+
+
+class Hooks:
+    """Records what narrow tells the ``dagpar_modify_tests``/``dagpar_deselected`` callbacks."""
+
+    def __init__(self, drop: Sequence[TestCase] = ()) -> None:
+        self.drop = set(drop)
+        self.modified: list[list[TestCase]] = []
+        self.deselected: list[list[TestCase]] = []
+
+    def modify(self, tests: list[TestCase]) -> None:
+        self.modified.append(list(tests))
+        tests[:] = [t for t in tests if t not in self.drop]
+
+    def record_deselected(self, tests: list[TestCase]) -> None:
+        self.deselected.append(list(tests))
+
+
+def narrow(selectors: Sequence[str], hooks: Hooks, **kwargs: Any) -> filtering.Narrowed:
+    return Filter.parse(selectors).narrow(
+        "api",
+        [WHOLE_A, WHOLE_B],
+        LISTED,
+        by_test=True,
+        modify=hooks.modify,
+        deselected=hooks.record_deselected,
+        **kwargs,
+    )
+
+
+def test_narrow_without_selectors_keeps_everything_and_asks_the_modify_hook() -> None:
+    hooks = Hooks()
+    kept = narrow([], hooks)
+    assert hooks.modified == [[A1, A2, B1]]
+    assert hooks.deselected == []
+    assert kept.items == [WHOLE_A, WHOLE_B]
+    assert kept.tests_of == LISTED
+    assert not kept.narrowed
+
+
+@pytest.mark.parametrize("selectors", [[], ["api"]], ids=["no-filter", "filter"])
+def test_narrow_honours_what_the_modify_hook_deselects(selectors: list[str]) -> None:
+    # Dropping a file's only test drops the file; dropping one of two narrows the file.
+    kept = narrow(selectors, Hooks(drop=[B1]))
+    assert kept.items == [WHOLE_A]
+    assert kept.tests_of == {WHOLE_A.key: [A1, A2]}
+    assert not kept.narrowed
+    kept = narrow(selectors, Hooks(drop=[A2]))
+    assert kept.items == [WHOLE_A, WHOLE_B]
+    assert kept.tests_of == {WHOLE_A.key: [A1], WHOLE_B.key: [B1]}
+    assert kept.narrowed
+
+
+def test_narrow_with_selectors_shows_the_hook_only_what_they_selected() -> None:
+    hooks = Hooks()
+    kept = narrow(["::test_t*"], hooks)
+    assert hooks.modified == [[A2, B1]]
+    assert hooks.deselected == [[A1]]
+    assert kept.items == [WHOLE_A, WHOLE_B]
+    assert kept.tests_of == {WHOLE_A.key: [A2], WHOLE_B.key: [B1]}
+    assert kept.narrowed
+    # The hook can deselect further what the filter selected.
+    kept = narrow(["::test_t*"], Hooks(drop=[A2]))
+    assert kept.items == [WHOLE_B]
+    assert not kept.narrowed
+
+
+def test_narrow_selecting_nothing_keeps_no_item() -> None:
+    hooks = Hooks()
+    kept = narrow(["nowhere"], hooks)
+    assert kept.items == []
+    assert kept.tests_of == {}
+    assert hooks.modified == [[]]
+    assert hooks.deselected == [[A1, A2, B1]]
+
+
+def test_narrow_keeps_items_whose_runner_lists_no_tests_when_nothing_is_filtered() -> None:
+    # A directory item, or a file the runner lists nothing for: with no selector there is
+    # nothing to select it by, and it runs as given (the runner reports what it finds).
+    directory = Item(("tests/unit",), "api/tests/unit")
+    hooks = Hooks()
+    kept = Filter.parse([]).narrow(
+        "api",
+        [directory, WHOLE_B],
+        {directory.key: [], WHOLE_B.key: [B1]},
+        by_test=True,
+        modify=hooks.modify,
+    )
+    assert kept.items == [directory, WHOLE_B]
+    assert kept.tests_of == {directory.key: [], WHOLE_B.key: [B1]}
+    assert not kept.narrowed
+    # A selector selects tests, and such an item has none to select.
+    kept = Filter.parse(["api"]).narrow(
+        "api", [directory, WHOLE_B], {directory.key: [], WHOLE_B.key: [B1]}, by_test=True
+    )
+    assert kept.items == [WHOLE_B]
+
+
+def test_made_up_subtests_belong_to_the_whole_item() -> None:
+    # A Go filter may name a subtest the listing of top-level tests cannot know.
+    pkg = Item(("store",), "svc/store")
+    listed = {pkg.key: [TestCase("svc/store", "TestPut"), TestCase("svc/store", "TestGet")]}
+    hooks = Hooks()
+    kept = Filter.parse(["svc/store::TestPut/empty"]).narrow(
+        "go", [pkg], listed, by_test=True, subtests=True, modify=hooks.modify
+    )
+    assert hooks.modified == [[TestCase("svc/store", "TestPut/empty")]]
+    assert kept.items == [pkg]
+    assert kept.tests_of == {pkg.key: [TestCase("svc/store", "TestPut/empty")]}
+    assert kept.narrowed
+
+
+def test_made_up_subtests_of_a_listed_test_with_its_parent_narrow_the_item() -> None:
+    pkg = Item(("store",), "svc/store")
+    put, get = TestCase("svc/store", "TestPut"), TestCase("svc/store", "TestGet")
+    kept = Filter.parse(["svc/store::TestGet", "svc/store::TestPut/empty"]).narrow(
+        "go", [pkg], {pkg.key: [put, get]}, by_test=True, subtests=True
+    )
+    # Both listed tests are still there, and one made-up subtest on top: not the whole item.
+    assert kept.tests_of == {pkg.key: [get, TestCase("svc/store", "TestPut/empty")]}
+    assert kept.narrowed
+
+
+def test_narrow_without_a_listing_selects_items_by_path_and_skips_the_hook() -> None:
+    hooks = Hooks()
+    kept = Filter.parse(["web/src"]).narrow(
+        "lint", ITEMS, {}, by_test=False, modify=hooks.modify, deselected=hooks.record_deselected
+    )
+    assert kept.items == ITEMS[:2]
+    assert not kept.narrowed
+    assert hooks.modified == [] and hooks.deselected == []
+    kept = Filter.parse([]).narrow("lint", ITEMS, {}, by_test=False, modify=hooks.modify)
+    assert kept.items == ITEMS
+    assert hooks.modified == []
+
+
+# ---------------------------------------------------------------------------------------------
 # Bookkeeping and suggestions
 # ---------------------------------------------------------------------------------------------
 

@@ -154,6 +154,9 @@ class TailStealingScheduler(StaticScheduler):
         self._changed = threading.Event()
         #: Slices that will offer once their runner command starts (by ``id`` of the context).
         self._coming: set[int] = set()
+        #: Per split call that hands over (by ``id``), its planned slices that have not yet
+        #: reached :meth:`attend`: a worker starts a slice well before that (set-up, hooks).
+        self._unstarted: dict[int, set[int]] = {}
         #: Set when the run is cancelled: idle workers stop looking.
         self.stopped = threading.Event()
 
@@ -163,6 +166,19 @@ class TailStealingScheduler(StaticScheduler):
         return spec is not None and nested and self._runners.get(spec.name).can_hand_over(spec)
 
     # ---------------------------------------------------------------- the split call's side
+
+    def run(self, job: SplitJob) -> list[Outcome]:
+        """Run *job* like :meth:`StaticScheduler.run`, idle workers taking tails meanwhile."""
+        if job.hands_over:
+            # Until each planned slice says whether it will offer, "no offer yet" is not "none":
+            # a worker left without a slice must keep looking, not leave.
+            with self._offers_lock:
+                self._unstarted[id(job)] = {sp.index for sp in job.plan.slices}
+        try:
+            return super().run(job)
+        finally:
+            with self._offers_lock:
+                self._unstarted.pop(id(job), None)
 
     def _started(self, job: SplitJob) -> None:
         if job.hands_over:
@@ -176,10 +192,15 @@ class TailStealingScheduler(StaticScheduler):
     @contextmanager
     def attend(self, slice: SliceContext) -> Iterator[object]:
         """While a slice that may offer runs, idle workers keep looking until it has offered."""
-        expected = slice.job is not None and slice.job.hands_over and not slice.job.tails.closed
-        if expected:
-            with self._offers_lock:
+        job = slice.job
+        expected = job is not None and job.hands_over and not job.tails.closed
+        with self._offers_lock:
+            if expected:
                 self._coming.add(id(slice))
+            if job is not None:
+                unstarted = self._unstarted.get(id(job))
+                if unstarted is not None:
+                    unstarted.discard(slice.plan.index)
         try:
             yield None
         finally:
@@ -250,7 +271,11 @@ class TailStealingScheduler(StaticScheduler):
     def busy(self) -> bool:
         """Whether some running slice may still hand tests over."""
         with self._offers_lock:
-            return bool(self._coming) or any(not o.settled and not o.refused for o in self._offers)
+            return (
+                bool(self._coming)
+                or any(self._unstarted.values())
+                or any(not o.settled and not o.refused for o in self._offers)
+            )
 
     def find(self) -> Tail | None:
         """Take the tail worth most from the running slices, or return None (look again later).

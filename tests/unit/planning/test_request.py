@@ -1,0 +1,230 @@
+"""The plan request on its own: what the planner is asked, and the run order after it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+
+from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
+from dagpar_cli.planning.api import PlanRequest
+from dagpar_cli.planning.request import (
+    DEFAULT_STARTUP,
+    OVERSLICE,
+    PlannedSplit,
+    longest_first,
+    plan_split,
+)
+from dagpar_cli.timings import Prediction
+
+if TYPE_CHECKING:
+    from dagpar_cli.timings import TimingStore
+
+A = Item(("tests/test_a.py",), "api/tests/test_a.py")
+B = Item(("tests/test_b.py",), "api/tests/test_b.py")
+C = Item(("tests/test_c.py", "test_c"), "api/tests/test_c.py")
+A1, A2 = TestCase(A.path, "test_one"), TestCase(A.path, "test_two")
+B1 = TestCase(B.path, "test_b")
+C1 = TestCase(C.path, "test_c")
+TESTS = {A.key: [A1, A2], B.key: [B1], C.key: [C1]}
+
+
+class Store:
+    """A timing store with fixed answers, recording what it was asked."""
+
+    def __init__(
+        self,
+        items: Mapping[str, float],
+        tests: Mapping[str, float],
+        *,
+        startup: float | None = 0.7,
+        estimated: frozenset[str] = frozenset(),
+    ) -> None:
+        self.items = dict(items)
+        self.tests = dict(tests)
+        self.startup = startup
+        self.estimated = estimated
+        self.asked_startup: list[tuple[str, str]] = []
+        self.asked_tests: list[list[TestCase]] = []
+
+    def predict_detailed(
+        self, instance: str, items: Sequence[Item], tests: Mapping[str, Sequence[TestCase]]
+    ) -> Prediction:
+        assert instance == "api"
+        return Prediction(
+            {i.key: self.items[i.key] for i in items if i.key in self.items},
+            self.estimated,
+            bool(self.items),
+            0.1,
+        )
+
+    def startup_seconds(self, runner: str, executor: str) -> float | None:
+        self.asked_startup.append((runner, executor))
+        return self.startup
+
+    def predict_tests(self, instance: str, tests: Sequence[TestCase]) -> dict[str, float]:
+        self.asked_tests.append(list(tests))
+        return {t.id: self.tests.get(t.id, 0.0) for t in tests}
+
+
+class Planner:
+    """Keeps the request and plans one slice per item, in the items' order."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.requests: list[PlanRequest] = []
+
+    def plan(self, request: PlanRequest) -> Plan:
+        self.requests.append(request)
+        slices = tuple(
+            SlicePlan(
+                index=i,
+                items=(item,),
+                predicted_seconds=request.predictions.get(item.key, 0.0),
+                tests=tuple(request.tests.get(item.key, ())),
+            )
+            for i, item in enumerate(request.items, start=1)
+        )
+        return Plan(slices=slices, predicted_wall_seconds=1.0, workers=request.workers)
+
+
+def split(store: Store | None, planner: Any = None, **kw: Any) -> PlannedSplit:
+    options: dict[str, Any] = {
+        "check": "api:test",
+        "instance": "api",
+        "items": [A, B, C],
+        "tests_of": TESTS,
+        "runner": "pytest",
+        "nested": True,
+        "hands_over": False,
+        "workers": 3,
+        "executor": "local",
+        "store": cast("TimingStore | None", store),
+        "planner": planner,
+        "shard": None,
+    }
+    options.update(kw)
+    return plan_split(**options)
+
+
+HISTORY = {A.key: 5.0, B.key: 1.0, C.key: 2.0}
+PER_TEST = {A1.id: 4.0, A2.id: 1.0, B1.id: 1.0, C1.id: 2.0}
+
+
+def test_without_history_the_planner_gets_one_slice_per_worker_and_the_default_startup() -> None:
+    planner = Planner()
+    planned = split(None, planner, executor="docker", shard=(1, 2))
+    (request,) = planner.requests
+    assert request.check == "api:test"
+    assert request.items == (A, B, C)
+    assert request.tests == TESTS
+    assert (request.has_history, request.predictions, request.finer) == (False, {}, {})
+    assert request.max_slices == request.workers == 3
+    assert request.startup_seconds == DEFAULT_STARTUP["docker"] == planned.startup
+    assert request.shard == (1, 2)
+    assert planned.predicted == {}
+
+
+def test_an_executor_without_a_default_assumes_half_a_second() -> None:
+    assert split(None, executor="elsewhere").startup == 0.5
+
+
+def test_with_history_more_slices_than_workers_may_be_cut_and_long_files_split() -> None:
+    store = Store(HISTORY, PER_TEST, estimated=frozenset({C.key}))
+    planner = Planner()
+    planned = split(store, planner)
+    (request,) = planner.requests
+    assert request.has_history
+    assert request.predictions == HISTORY
+    assert request.estimated == frozenset({C.key})
+    assert request.spread == 0.1
+    assert request.max_slices == OVERSLICE * 3
+    assert request.startup_seconds == 0.7 == planned.startup
+    assert store.asked_startup == [("pytest", "local")]
+    # Only a whole file with more than one test can be cut into its tests.
+    assert request.finer == {
+        A.key: [
+            (Item(("tests/test_a.py", "test_one"), A.path), 4.0),
+            (Item(("tests/test_a.py", "test_two"), A.path), 1.0),
+        ]
+    }
+    # Without hand-over the slices keep the planner's order, and no test times are needed.
+    assert planned.plan == Planner().plan(request)
+    assert planned.predicted == {}
+
+
+def test_a_flat_field_cannot_be_cut_finer() -> None:
+    planner = Planner()
+    split(Store(HISTORY, PER_TEST), planner, nested=False)
+    assert planner.requests[0].finer == {}
+
+
+def test_an_unmeasured_startup_keeps_the_default() -> None:
+    assert split(Store(HISTORY, PER_TEST, startup=None)).startup == DEFAULT_STARTUP["local"]
+
+
+def test_without_a_planner_the_count_planner_cuts_by_count() -> None:
+    planned = split(None, workers=2)
+    assert planned.plan.planner == "count"
+    assert [sp.items for sp in planned.plan.slices] == [(A, B), (C,)]
+
+
+def test_with_hand_over_one_slice_per_worker_longest_first_and_test_times_kept() -> None:
+    store = Store(HISTORY, PER_TEST)
+
+    class OneSlice(Planner):
+        def plan(self, request: PlanRequest) -> Plan:
+            self.requests.append(request)
+            sp = SlicePlan(
+                index=1,
+                items=request.items,
+                predicted_seconds=8.0,
+                tests=(A1, A2, B1, C1),
+            )
+            return Plan(slices=(sp,), predicted_wall_seconds=8.0, workers=request.workers)
+
+    planner = OneSlice()
+    planned = split(store, planner, items=[B, C, A], hands_over=True)
+    (request,) = planner.requests
+    assert request.max_slices == 3
+    # Every test's time, so a running slice's tail can be weighed.
+    assert store.asked_tests == [[B1, C1, A1, A2]]
+    assert planned.predicted == {t: PER_TEST[t] for t in (B1.id, C1.id, A1.id, A2.id)}
+    (sp,) = planned.plan.slices
+    assert sp.items == (A, C, B)
+    assert sp.tests == (A1, A2, C1, B1)
+
+
+def test_longest_first_puts_estimated_items_first_then_the_longest() -> None:
+    d = Item(("tests/test_d.py",), "api/tests/test_d.py")
+    d1 = TestCase(d.path, "test_d")
+    plan = Plan(
+        slices=(
+            SlicePlan(index=1, items=(A, B, d), predicted_seconds=9.0, tests=(A1, A2, B1, d1)),
+            SlicePlan(index=2, items=(C,), predicted_seconds=2.0, tests=(C1,)),
+        ),
+        predicted_wall_seconds=9.0,
+        workers=2,
+    )
+    seconds = {A.key: 1.0, B.key: 3.0, d.key: 1.0, C.key: 2.0}
+    ordered = longest_first(plan, seconds, frozenset({d.key}))
+    first, second = ordered.slices
+    # d has only an estimate: it runs first, where a surprise shows early; A and (the
+    # longer) B follow, longest first; a tie would keep the plan's order.
+    assert first.items == (d, B, A)
+    assert first.tests == (d1, B1, A1, A2)
+    assert second == plan.slices[1]
+    assert (first.index, first.predicted_seconds) == (1, 9.0)
+
+
+@pytest.mark.parametrize("estimated", [frozenset(), frozenset({A.key, B.key})])
+def test_longest_first_breaks_ties_by_the_plan_order(estimated: frozenset[str]) -> None:
+    plan = Plan(
+        slices=(SlicePlan(index=1, items=(A, B), predicted_seconds=2.0, tests=(A1, B1)),),
+        predicted_wall_seconds=2.0,
+        workers=1,
+    )
+    ordered = longest_first(plan, {A.key: 1.0, B.key: 1.0}, estimated)
+    assert ordered.slices[0].items == (A, B)
