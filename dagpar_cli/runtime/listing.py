@@ -25,7 +25,7 @@ from dagpar_cli.runner_api import RunnerSpec
 if TYPE_CHECKING:
     from dagpar_cli.discovery import Toolchain
     from dagpar_cli.filtering import Filter
-    from dagpar_cli.runner_api import RunnerHost
+    from dagpar_cli.runner_api import Runner, RunnerHost
     from dagpar_cli.sdk.directory import Directory
     from dagpar_cli.session import Session
 
@@ -152,11 +152,14 @@ class Lister:
     def _list(self, toolchain: Toolchain, spec: RunnerSpec) -> list[TestCase]:
         """Ask the runner plugin for the listing (no cache)."""
         host = self._host_for(toolchain, spec)
+        return list(self._runner(toolchain, spec).collect(spec, host))
+
+    def _runner(self, toolchain: Toolchain, spec: RunnerSpec) -> Runner:
+        """The registered runner of *spec*, or an error naming the toolchain that asked."""
         try:
-            runner = self.session.runners.get(spec.name)
+            return self.session.runners.get(spec.name)
         except ExecutionError as exc:
             raise ExecutionError(f"toolchain {toolchain.config.instance!r}: {exc}") from None
-        return list(runner.collect(spec, host))
 
     def _key(self, toolchain: Toolchain, spec: RunnerSpec) -> ListingKey | None:
         """The listing cache's key for *spec*, or None when the cache is off."""
@@ -172,7 +175,7 @@ class Lister:
         installed = None
         if spec.executor == "local":
             # Inside a container the image holds what is installed, and it is in the key.
-            installed = session.runners.get(spec.name).installed(spec)
+            installed = self._runner(toolchain, spec).installed(spec)
         return self._cache.key(
             spec,
             image=toolchain.config.image,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.scheduler.api import Outcome, SplitJob
 from dagpar_cli.execution.scheduler.static import StaticScheduler
 from dagpar_cli.model import Item, SlicePlan, TestCase, join_path
@@ -163,7 +164,13 @@ class TailStealingScheduler(StaticScheduler):
     def hands_over(self, spec: RunnerSpec | None, nested: bool) -> bool:
         """Where the runner can stop at a test boundary and ``[file, test]`` selectors can name
         the tests it gives up."""
-        return spec is not None and nested and self._runners.get(spec.name).can_hand_over(spec)
+        if spec is None or not nested:
+            return False
+        try:
+            runner = self._runners.get(spec.name)
+        except ExecutionError:
+            return False  # listing it fails the split call, with the installed runners' names
+        return runner.can_hand_over(spec)
 
     # ---------------------------------------------------------------- the split call's side
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, cast
 import pluggy
 import pytest
 
-from dagpar_cli import hookimpl, hookspecs
+import dagpar_cli
+from dagpar_cli import RunnerCommand, RunnerRegistry, Selection, hookspecs
 from dagpar_cli.config import Config, RunOptions, ToolchainConfig
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome
@@ -34,7 +35,7 @@ from dagpar_cli.testing import write_tree
 
 if TYPE_CHECKING:
     from dagpar_cli.discovery import Toolchain
-    from dagpar_cli.runners import RunnerHost
+    from dagpar_cli.runner_api import RunnerHost
 
 RUNNER = "fake"
 CHECK = "api:test"
@@ -52,22 +53,27 @@ def listed(name: str) -> TestCase:
     return TestCase(WHOLE.path, name)
 
 
-class Runner:
-    """A runner plugin whose listing is whatever :attr:`tests` holds when it is asked."""
+class Runner(dagpar_cli.Runner):
+    """A runner whose listing is whatever :attr:`tests` holds when it is asked."""
+
+    name = RUNNER
 
     def __init__(self, tests: Sequence[TestCase]) -> None:
         self.tests = list(tests)
         self.asked: list[tuple[RunnerSpec, object]] = []
         self.fail = False
 
-    @hookimpl
-    def dagpar_runner_collect(self, spec: RunnerSpec, host: RunnerHost) -> list[TestCase] | None:
-        if spec.name != RUNNER:
-            return None
+    def collect(self, spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
         self.asked.append((spec, host))
         if self.fail:
             raise ExecutionError("the listing broke")
         return list(self.tests)
+
+    def command(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
+        raise AssertionError("the listing stage compiles no command")
+
+    def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
+        raise AssertionError("the listing stage parses no report")
 
 
 class Host:
@@ -93,9 +99,10 @@ class World:
         self.runner = runner
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
-        pm.register(runner)
+        runners = RunnerRegistry()
+        runners.add(runner)
         config = Config(workspace=self.workspace, file=None, toolchains=())
-        self.session = Session(config=config, options=RunOptions(), pm=pm)
+        self.session = Session(config=config, options=RunOptions(), pm=pm, runners=runners)
         self.toolchain = cast(
             "Toolchain",
             SimpleNamespace(
@@ -174,12 +181,12 @@ def test_the_cache_can_be_turned_off(world: World, monkeypatch: pytest.MonkeyPat
 
 
 def test_a_runner_no_plugin_provides_is_an_error_naming_it(world: World) -> None:
-    world.session.pm.unregister(world.runner)
+    world.session.runners = RunnerRegistry()
     with pytest.raises(ExecutionError) as info:
         world.lister().tests(world.toolchain, RUNNER, world.directory)
     assert info.value.message == (
-        "no runner plugin named 'fake' is installed (toolchain 'api'); "
-        "install the plugin that provides it"
+        "toolchain 'api': no runner plugin named 'fake' is installed (installed runners: none); "
+        "install the plugin that provides it, or fix the toolchain's runner name"
     )
 
 

@@ -7,7 +7,18 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from dagpar_cli import hookimpl, hookspecs
+import dagpar_cli
+from dagpar_cli import (
+    Outcome,
+    RunnerCommand,
+    RunnerHost,
+    RunnerRegistry,
+    Selection,
+    TestCase,
+    TestResult,
+    hookimpl,
+    hookspecs,
+)
 from dagpar_cli.config import Config, RunOptions
 from dagpar_cli.execution import scheduler as schedulers
 from dagpar_cli.execution.api import ExecSession, SessionSpec
@@ -21,6 +32,7 @@ from dagpar_cli.execution.scheduler import (
 from dagpar_cli.execution.scheduler.api import Scheduler
 from dagpar_cli.model import RunnerSpec
 from dagpar_cli.pluginmanager import get_plugin_manager
+from dagpar_cli.registry import build_runner_registry
 from dagpar_cli.session import Session
 
 
@@ -42,18 +54,36 @@ class RemoteExecutor:
         pass
 
 
+class FakeRunner(dagpar_cli.Runner):
+    """A runner that can hand tests over."""
+
+    name = "fake"
+
+    def can_hand_over(self, spec: RunnerSpec) -> bool:
+        return True
+
+    def collect(self, spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
+        raise AssertionError("nothing is listed here")
+
+    def command(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
+        raise AssertionError("nothing runs here")
+
+    def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
+        raise AssertionError("nothing runs here")
+
+
 class Runner:
-    """A runner plugin that can hand tests over."""
+    """The plugin that registers :class:`FakeRunner`."""
 
     @hookimpl
-    def dagpar_runner_hands_over(self, spec: RunnerSpec) -> bool | None:
-        return True if spec.name == "fake" else None
+    def dagpar_register_runners(self, registry: RunnerRegistry) -> None:
+        registry.add(FakeRunner())
 
 
 def session(tmp_path: Path, *plugins: object) -> Session:
     pm = get_plugin_manager(extra_plugins=plugins)
     config = Config(workspace=tmp_path, file=None, toolchains=())
-    return Session(config=config, options=RunOptions(), pm=pm)
+    return Session(config=config, options=RunOptions(), pm=pm, runners=build_runner_registry(pm))
 
 
 def choose(session: Session, executor: object, workers: int = 3) -> Scheduler:
