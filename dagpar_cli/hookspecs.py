@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
     from dagpar_cli.planning.api import Planner
     from dagpar_cli.registry import RunnerRegistry, ToolchainRegistry
+    from dagpar_cli.run_context import RunContext
     from dagpar_cli.runner_api import (
         RunnerCommand,
         RunnerHost,
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
         Selection,
         TailChooser,
     )
-    from dagpar_cli.session import Session
 
 
 def _deprecated(hook: str, method: str) -> DeprecationWarning:
@@ -79,7 +79,7 @@ def dagpar_add_commands(cli: click.Group) -> None:
 
 
 @hookspec(historic=True)
-def dagpar_configure(session: Session) -> None:
+def dagpar_configure(session: RunContext) -> None:
     """Perform set-up once the configuration and options are known.
 
     Called before discovery (toolchains detected, loaded and checked), for every command that
@@ -314,7 +314,7 @@ def dagpar_runner_parse(
 
 
 @hookspec
-def dagpar_modify_tests(check: str, tests: list[TestCase], session: Session) -> None:
+def dagpar_modify_tests(check: str, tests: list[TestCase], session: RunContext) -> None:
     """Reorder or deselect tests in place after ``--filter`` was applied.
 
     :param check: the check (``instance:function``) whose split call is being planned.
@@ -342,7 +342,7 @@ def dagpar_deselected(check: str, tests: list[TestCase]) -> None:
 
 
 @hookspec(firstresult=True)
-def dagpar_make_planner(session: Session) -> Planner | None:
+def dagpar_make_planner(session: RunContext) -> Planner | None:
     """Choose the planner that cuts split calls into slices.
 
     The built-in timing-driven planner is ``trylast``; a plugin returning a planner replaces it.
@@ -362,7 +362,7 @@ def dagpar_make_planner(session: Session) -> Planner | None:
 
 
 @hookspec(firstresult=True)
-def dagpar_make_executor(session: Session) -> Executor | None:
+def dagpar_make_executor(session: RunContext) -> Executor | None:
     """Create the executor slices run on, once per run.
 
     The built-in ``local`` and ``docker`` executors answer when ``--executor`` (or the
@@ -376,7 +376,9 @@ def dagpar_make_executor(session: Session) -> Executor | None:
 
 
 @hookspec(firstresult=True)
-def dagpar_make_scheduler(session: Session, executor: Executor, workers: int) -> Scheduler | None:
+def dagpar_make_scheduler(
+    session: RunContext, executor: Executor, workers: int
+) -> Scheduler | None:
     """Choose how slices get onto the workers, once per run.
 
     The built-in implementation is ``trylast``: a
@@ -516,7 +518,7 @@ def dagpar_check_finished(result: CheckResult) -> None:
 
 
 @hookspec
-def dagpar_report(run: RunResult, session: Session) -> None:
+def dagpar_report(run: RunResult, session: RunContext) -> None:
     """Write reports of a finished (or interrupted) run: JUnit, HTML, traces, timings.
 
     Called even when slices crashed or the run was interrupted, so every selected test is

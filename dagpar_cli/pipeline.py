@@ -39,9 +39,9 @@ from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.planning.api import Planner
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.registry import build_runner_registry
+from dagpar_cli.run_context import RunContext
 from dagpar_cli.runtime.orchestrator import Orchestrator
 from dagpar_cli.sdk.directory import Directory
-from dagpar_cli.session import Session
 from dagpar_cli.timings.store import TimingStore
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
 
 def open_session(
     workspace: Path, options: RunOptions, *, pm: pluggy.PluginManager | None = None
-) -> Session:
+) -> RunContext:
     """Stage 1: load the configuration, build the session, configure the plugins.
 
     ``dagpar_configure`` fires here, before discovery: once the configuration and options are
@@ -77,7 +77,7 @@ def open_session(
         raise UsageError(f"workspace '{workspace}' does not exist (-C/--workspace)")
     pm = pm or get_plugin_manager()
     config = load_config(workspace.resolve(), pm)
-    session = Session(config=config, options=options, pm=pm, runners=build_runner_registry(pm))
+    session = RunContext(config=config, options=options, pm=pm, runners=build_runner_registry(pm))
     pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
     try:
         session.config = detect_toolchains(config, pm)
@@ -88,7 +88,7 @@ def open_session(
 
 
 def close_session(
-    session: Session, run: RunResult | None = None, *, exit_code: ExitCode = ExitCode.OK
+    session: RunContext, run: RunResult | None = None, *, exit_code: ExitCode = ExitCode.OK
 ) -> None:
     """Fire ``dagpar_sessionfinish`` for *session*, once: later calls do nothing.
 
@@ -105,7 +105,7 @@ def close_session(
 @contextmanager
 def session_scope(
     workspace: Path, options: RunOptions, *, pm: pluggy.PluginManager | None = None
-) -> Iterator[Session]:
+) -> Iterator[RunContext]:
     """:func:`open_session` for the ``with`` block, and :func:`close_session` after it.
 
     A run closes its session itself, with its result; for a listing, or a failure before the
@@ -129,7 +129,7 @@ def _exit_code_of(exc: BaseException) -> ExitCode:
 
 
 def run_checks(
-    session: Session,
+    session: RunContext,
     patterns: Sequence[str] = (),
     skip: Sequence[str] = (),
 ) -> RunResult:
@@ -149,7 +149,7 @@ def run_checks(
 
 
 def run_call(
-    session: Session, tokens: Sequence[str], *, export_to: Path | None = None
+    session: RunContext, tokens: Sequence[str], *, export_to: Path | None = None
 ) -> tuple[RunResult, Any]:
     """Run one ``dagpar call`` chain; returns the result and the chain's value.
 
@@ -193,7 +193,7 @@ def _bound(obj: Any, function: str) -> Callable[[], Any]:
 
 
 def _execute(
-    session: Session, bodies: Sequence[tuple[str, Toolchain, Callable[[], Any]]]
+    session: RunContext, bodies: Sequence[tuple[str, Toolchain, Callable[[], Any]]]
 ) -> RunResult:
     """Stages 4 to 8 for a set of calls, as named steps run in order.
 
@@ -220,7 +220,7 @@ def _execute(
 class _Run:
     """What the steps of :func:`_execute` build, one after the other."""
 
-    session: Session
+    session: RunContext
     bodies: tuple[tuple[str, Toolchain, Callable[[], Any]], ...]
     filter: Filter = field(default_factory=Filter)
     executor: Executor | None = None
@@ -342,7 +342,7 @@ def _finish(run: _Run, exit_code: ExitCode) -> None:
             session.timings.close()
 
 
-def _workers(session: Session, executor: Executor) -> int:
+def _workers(session: RunContext, executor: Executor) -> int:
     """How many slices run at once: ``-j``, else the configuration's, else the executor's."""
     if session.options.parallelism:
         return session.options.parallelism

@@ -1,70 +1,29 @@
-"""The runner-host contract, and a host that runs a runner's helper commands here.
+"""Deprecated: the runner-host contract is :class:`dagpar_cli.RunnerHost`, and the host that
+runs a runner's commands here, for a plugin's tests, is :class:`dagpar_cli.testing.LocalRunnerHost`.
 
-A runner plugin lists tests by running commands (``pytest --collect-only``, ``go test -list``)
-through a :class:`RunnerHost`, so that the listing runs where the slices will run.
+The old imports keep working, with a warning, for one minor version.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import warnings
+from typing import Any
 
-from dagpar_cli.execution.api import Outcome
-from dagpar_cli.runner_api import RunnerHost as RunnerHost
+__all__: list[str] = []
 
-__all__ = ["LocalRunnerHost", "RunnerHost"]
-
-
-class LocalRunnerHost:
-    """A :class:`RunnerHost` that runs commands as host subprocesses in *cwd*."""
-
-    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None) -> None:
-        self.cwd = cwd
-        self.env = dict(env or {})
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        """Run *argv* in ``self.cwd``; see :meth:`RunnerHost.run`."""
-        full_env = {**os.environ, **self.env, **(env or {})}
-        start = time.monotonic()
-        try:
-            proc = subprocess.run(
-                list(argv),
-                cwd=self.cwd,
-                env=full_env,
-                capture_output=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except FileNotFoundError as exc:
-            return Outcome(exit_code=127, stderr=str(exc), not_started=True)
-        except PermissionError as exc:
-            return Outcome(exit_code=126, stderr=str(exc), not_started=True)
-        except subprocess.TimeoutExpired as exc:
-            return Outcome(
-                exit_code=-9,
-                stdout=_text(exc.stdout),
-                stderr=_text(exc.stderr),
-                seconds=time.monotonic() - start,
-                timed_out=True,
-            )
-        return Outcome(
-            exit_code=proc.returncode,
-            stdout=_text(proc.stdout),
-            stderr=_text(proc.stderr),
-            seconds=time.monotonic() - start,
-        )
+_MOVED = {
+    "RunnerHost": ("dagpar_cli.runner_api", "dagpar_cli.RunnerHost"),
+    "LocalRunnerHost": ("dagpar_cli.testing", "dagpar_cli.testing.LocalRunnerHost"),
+}
 
 
-def _text(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    return data if isinstance(data, str) else data.decode("utf-8", "replace")
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, new = _MOVED[name]
+    warnings.warn(
+        f"dagpar_cli.runners.{name} is deprecated; use {new}", DeprecationWarning, stacklevel=2
+    )
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

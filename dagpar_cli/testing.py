@@ -7,8 +7,8 @@ Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
 - ``dagpar_run``: runs the ``dagpar`` CLI in-process and returns its exit code and output;
 - ``make_workspace``: writes a workspace (``dagpar.yaml``, toolchain files, tests) from a dict;
 - :class:`TailRecorder`, a ``choose`` to call a runner's ``hand_over_tail`` with;
-- :class:`FakeRunnerHost` and :func:`run_runner_commands`, for a runner plugin's own tests (see
-  *Runner plugins* below);
+- :class:`FakeRunnerHost`, :class:`LocalRunnerHost` and :func:`run_runner_commands`, for a
+  runner plugin's own tests (see *Runner plugins* below);
 - :class:`FakeExecutor`, an in-memory executor answering commands with scripted outcomes, and the
   ``fake_executor`` fixture that puts one behind ``dagpar_run``;
 - an autouse fixture that keeps the user's environment (CI shard variables, ``OTEL_*``) out.
@@ -53,6 +53,7 @@ __all__ = [
     "FakeRunnerHost",
     "FakeSession",
     "HostCall",
+    "LocalRunnerHost",
     "RunnerRun",
     "TailRecorder",
     "chromium_binary",
@@ -215,6 +216,58 @@ def make_workspace(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
 # --------------------------------------------------------------------------------------------
 # Runner plugins: a fake host for listing, and running compiled commands as the engine does
 # --------------------------------------------------------------------------------------------
+
+
+class LocalRunnerHost:
+    """A :class:`RunnerHost` that runs commands as host subprocesses in *cwd*."""
+
+    def __init__(self, cwd: Path, env: Mapping[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.env = dict(env or {})
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        """Run *argv* in ``self.cwd``; see :meth:`RunnerHost.run`."""
+        full_env = {**os.environ, **self.env, **(env or {})}
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(
+                list(argv),
+                cwd=self.cwd,
+                env=full_env,
+                capture_output=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except FileNotFoundError as exc:
+            return Outcome(exit_code=127, stderr=str(exc), not_started=True)
+        except PermissionError as exc:
+            return Outcome(exit_code=126, stderr=str(exc), not_started=True)
+        except subprocess.TimeoutExpired as exc:
+            return Outcome(
+                exit_code=-9,
+                stdout=_text(exc.stdout),
+                stderr=_text(exc.stderr),
+                seconds=time.monotonic() - start,
+                timed_out=True,
+            )
+        return Outcome(
+            exit_code=proc.returncode,
+            stdout=_text(proc.stdout),
+            stderr=_text(proc.stderr),
+            seconds=time.monotonic() - start,
+        )
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)

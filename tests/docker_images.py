@@ -26,7 +26,7 @@ from typing import Any
 
 from dagpar_cli.execution.api import Executor, Mount
 from dagpar_cli.pluginmanager import hookimpl
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 __all__ = [
     "BASE_IMAGE",
@@ -327,7 +327,7 @@ class ToolchainDockerPlugin:
     """
 
     @hookimpl(tryfirst=True)
-    def dagpar_make_executor(self, session: Session) -> Executor | None:
+    def dagpar_make_executor(self, session: RunContext) -> Executor | None:
         """The docker executor with :func:`toolchain_mounts` and :func:`toolchain_env` added."""
         from dagpar_cli.execution.docker import DockerExecutor, configured_engines
 

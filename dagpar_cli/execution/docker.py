@@ -40,7 +40,7 @@ from dagpar_cli.execution.tarextract import UnsafeArchiveError, extract_stripped
 from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = [
     "RUN_LABEL",
@@ -52,7 +52,7 @@ __all__ = [
     "dagpar_make_executor",
 ]
 
-#: Container label carrying the run id (``Session.run_id``).
+#: Container label carrying the run id (``RunContext.run_id``).
 RUN_LABEL = "dagpar.run"
 #: Container label carrying the slice's label (``check-name#3``).
 SLICE_LABEL = "dagpar.slice"
@@ -683,7 +683,7 @@ def cleanup_run(run_id: str, engines: Iterable[DockerEngine] = ()) -> int:
     return removed
 
 
-def configured_engines(session: Session) -> tuple[DockerEngine, ...]:
+def configured_engines(session: RunContext) -> tuple[DockerEngine, ...]:
     """The run's endpoints: ``--engine`` values if given, else ``engines:`` from dagpar.yaml."""
     if session.options.engines:
         return tuple(parse_engine(text) for text in session.options.engines)
@@ -691,7 +691,7 @@ def configured_engines(session: Session) -> tuple[DockerEngine, ...]:
 
 
 @hookimpl
-def dagpar_make_executor(session: Session) -> DockerExecutor | None:
+def dagpar_make_executor(session: RunContext) -> DockerExecutor | None:
     """The docker executor when the run asks for it (``--executor docker`` or ``executor:``)."""
     if session.executor_name != "docker":
         return None

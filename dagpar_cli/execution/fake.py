@@ -25,7 +25,7 @@ from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import ExecRequest, Outcome, SessionSpec
 
 if TYPE_CHECKING:
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["FakeCall", "FakeExecutor", "FakeExecutorPlugin", "FakeSession"]
 
@@ -456,7 +456,7 @@ class FakeExecutorPlugin:
         return self.executor
 
     @hookimpl(tryfirst=True)
-    def dagpar_make_executor(self, session: Session) -> FakeExecutor | None:
+    def dagpar_make_executor(self, session: RunContext) -> FakeExecutor | None:
         """The fake executor, for any executor name; without a capacity of its own it takes
         ``-j`` (or ``parallelism:``)."""
         executor = self.current()

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Outcome, SessionSpec
 from dagpar_cli.plugin import hookimpl
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 __all__ = ["LocalExecutor", "LocalSession"]
 
@@ -184,7 +184,7 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> Non
 
 
 @hookimpl(trylast=True)
-def dagpar_make_executor(session: Session) -> LocalExecutor | None:
+def dagpar_make_executor(session: RunContext) -> LocalExecutor | None:
     """The local executor, for ``--executor local`` (the default)."""
     if session.executor_name != "local":
         return None

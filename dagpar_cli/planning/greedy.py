@@ -23,7 +23,7 @@ from dagpar_cli.planning.dispatch import FactorPool, Guesses, expected_wall_seco
 from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["GreedyPlanner", "dagpar_make_planner"]
 
@@ -654,7 +654,7 @@ def _finer_tests(
 
 
 @hookimpl(trylast=True)
-def dagpar_make_planner(session: Session) -> GreedyPlanner:
+def dagpar_make_planner(session: RunContext) -> GreedyPlanner:
     """The built-in planner, unless a plugin chose another.
 
     :param session: the run's session (unused: the history arrives in each request).

@@ -30,7 +30,7 @@ from dagpar_cli.reporting._text import clean_text, truncate
 from dagpar_cli.reporting.counts import Counts
 
 if TYPE_CHECKING:
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["dagpar_report", "render_html", "write_html"]
 
@@ -523,7 +523,7 @@ def write_html(run: RunResult, path: Path, *, started_wall: float | None = None)
 
 
 @hookimpl
-def dagpar_report(run: RunResult, session: Session) -> None:
+def dagpar_report(run: RunResult, session: RunContext) -> None:
     """Write ``--report-html`` when it was given.
 
     :param run: the merged result.

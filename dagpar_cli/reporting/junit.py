@@ -36,7 +36,7 @@ from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
 
 if TYPE_CHECKING:
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = [
     "classname_for",
@@ -237,7 +237,7 @@ def write_junit(run: RunResult, path: Path, *, started_wall: float | None = None
 
 
 @hookimpl
-def dagpar_report(run: RunResult, session: Session) -> None:
+def dagpar_report(run: RunResult, session: RunContext) -> None:
     """Write ``--junit-xml`` when it was given.
 
     :param run: the merged result.

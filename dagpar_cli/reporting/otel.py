@@ -57,7 +57,7 @@ from dagpar_cli.statedir import STATE_DIR, state_dir
 if TYPE_CHECKING:
     import pluggy
 
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["JsonLinesExporter", "OtelReporter", "dagpar_configure", "traces_file"]
 
@@ -104,7 +104,7 @@ def traces_file(workspace: Path, run_id: str) -> Path:
     """Where the spans of run *run_id* are recorded: ``.dagpar/traces/<run_id>.jsonl``.
 
     :param workspace: the workspace root.
-    :param run_id: the run's id (:attr:`Session.run_id <dagpar_cli.session.Session.run_id>`).
+    :param run_id: the run's id (:attr:`~dagpar_cli.run_context.RunContext.run_id`).
     """
     return workspace / STATE_DIR / "traces" / f"{run_id}.jsonl"
 
@@ -637,7 +637,7 @@ def _incoming_context() -> Any:
 
 
 @hookimpl
-def dagpar_configure(session: Session) -> None:
+def dagpar_configure(session: RunContext) -> None:
     """Set up tracing for the run, unless ``OTEL_SDK_DISABLED`` is true or nothing will run.
 
     Starts the run span (at the session's start) and registers an :class:`OtelReporter` with the

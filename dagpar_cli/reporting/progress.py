@@ -33,7 +33,7 @@ from dagpar_cli.reporting._text import clean_text
 
 if TYPE_CHECKING:
     from dagpar_cli.model import RunResult
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["PLUGIN_NAME", "ProgressView", "dagpar_configure", "wants_live_view"]
 
@@ -447,7 +447,7 @@ def _fit(line: str, width: int) -> str:
 
 
 @hookimpl
-def dagpar_configure(session: Session) -> None:
+def dagpar_configure(session: RunContext) -> None:
     """Register the progress view for a real run (not a dry run), on standard error."""
     options = session.options
     if options.dry_run or options.list_only or session.pm.has_plugin(PLUGIN_NAME):

@@ -25,9 +25,9 @@ from dagpar_cli.runner_api import RunnerSpec
 if TYPE_CHECKING:
     from dagpar_cli.discovery import Toolchain
     from dagpar_cli.filtering import Filter
+    from dagpar_cli.run_context import RunContext
     from dagpar_cli.runner_api import Runner, RunnerHost
     from dagpar_cli.sdk.directory import Directory
-    from dagpar_cli.session import Session
 
 __all__ = ["Lister", "ListingCheck", "listed"]
 
@@ -47,7 +47,7 @@ class Lister:
 
     def __init__(
         self,
-        session: Session,
+        session: RunContext,
         executor: str,
         host_for: Callable[[Toolchain, RunnerSpec], RunnerHost],
         cancelled: Callable[[], bool],

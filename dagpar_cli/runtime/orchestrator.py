@@ -69,8 +69,8 @@ if TYPE_CHECKING:
     from dagpar_cli.execution.scheduler.api import Scheduler
     from dagpar_cli.filtering import Filter
     from dagpar_cli.planning.api import Planner
+    from dagpar_cli.run_context import RunContext
     from dagpar_cli.runner_api import Runner
-    from dagpar_cli.session import Session
 
 __all__ = ["Orchestrator"]
 
@@ -113,7 +113,7 @@ class Orchestrator:
     def __init__(
         self,
         *,
-        session: Session,
+        session: RunContext,
         executor: Executor,
         scheduler: Scheduler,
         planner: Planner | None,
@@ -568,7 +568,7 @@ class Orchestrator:
 
 
 class _ExecutorRunnerHost:
-    """A :class:`~dagpar_cli.runners.RunnerHost` that runs listings on the run's executor."""
+    """A :class:`~dagpar_cli.runner_api.RunnerHost` that runs listings on the run's executor."""
 
     def __init__(self, orchestrator: Orchestrator, spec: RunnerSpec) -> None:
         self.orchestrator = orchestrator

@@ -21,17 +21,17 @@ from dagpar_cli.statedir import state_dir
 from dagpar_cli.timings.store import DB_NAME, TimingStore, TimingStoreWarning
 
 if TYPE_CHECKING:
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["dagpar_report", "shard_export", "shard_file"]
 
 
 @hookimpl
-def dagpar_report(run: RunResult, session: Session) -> None:
+def dagpar_report(run: RunResult, session: RunContext) -> None:
     """Record a finished run into the session's timing store (not for dry runs).
 
     :param run: the merged result.
-    :param session: the run's session; :attr:`~dagpar_cli.session.Session.runner_of` names
+    :param session: the run's session; :attr:`~dagpar_cli.run_context.RunContext.runner_of` names
         each instance's runner.
     """
     store = session.timings
@@ -55,7 +55,7 @@ def shard_file(workspace: Path, shard: tuple[int, int]) -> Path:
     return state_dir(workspace) / f"timings-shard-{shard[0]}-of-{shard[1]}.json"
 
 
-def shard_export(run: RunResult, session: Session, runner_of: Mapping[str, str]) -> Path:
+def shard_export(run: RunResult, session: RunContext, runner_of: Mapping[str, str]) -> Path:
     """Write a sharded run's samples to its own export file instead of the store.
 
     Every CI node must plan from the *same* store, so a node never changes the store it planned

@@ -33,7 +33,7 @@ from dagpar_cli.execution.docker import (
     cleanup_run,
     dagpar_make_executor,
 )
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 pytestmark = pytest.mark.docker
 
@@ -507,9 +507,9 @@ def test_copied_mounts_for_engines_without_our_filesystem(
         executor.close()
 
 
-def _session(executor_name: str, engines: tuple[str, ...] = ()) -> Session:
+def _session(executor_name: str, engines: tuple[str, ...] = ()) -> RunContext:
     config = Config(workspace=Path.cwd(), file=None, toolchains=(), executor="local")
-    return Session(
+    return RunContext(
         config=config,
         options=RunOptions(executor=executor_name, engines=engines),
         pm=pluggy.PluginManager("dagpar"),

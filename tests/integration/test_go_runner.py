@@ -26,8 +26,7 @@ from dagpar_cli import (
     TestCase,
     TestResult,
 )
-from dagpar_cli.runners import LocalRunnerHost
-from dagpar_cli.testing import run_runner_commands
+from dagpar_cli.testing import LocalRunnerHost, run_runner_commands
 
 pytestmark = pytest.mark.go
 

@@ -37,8 +37,7 @@ from dagpar_cli import (
 )
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.registry import build_runner_registry
-from dagpar_cli.runners import LocalRunnerHost
-from dagpar_cli.testing import run_runner_commands
+from dagpar_cli.testing import LocalRunnerHost, run_runner_commands
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

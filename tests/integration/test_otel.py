@@ -45,7 +45,7 @@ from dagpar_cli.model import (
     TestResult,
 )
 from dagpar_cli.reporting import otel
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 
 @dataclass
@@ -148,12 +148,12 @@ def tracing(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Receiver:
     return receiver
 
 
-def _session(workspace: Path) -> Session:
+def _session(workspace: Path) -> RunContext:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(otel)
     config = Config(workspace=workspace, file=None, toolchains=())
-    session = Session(config=config, options=RunOptions(), pm=pm)
+    session = RunContext(config=config, options=RunOptions(), pm=pm)
     pm.hook.dagpar_configure.call_historic(kwargs={"session": session})
     return session
 
@@ -193,7 +193,7 @@ CHECK = "backend:test"
 
 
 def _drive(
-    session: Session, *, announce: bool = True
+    session: RunContext, *, announce: bool = True
 ) -> tuple[RunResult, dict[int, dict[str, str]]]:
     """Run the hooks of a two-slice check as the engine does, slices in worker threads.
 

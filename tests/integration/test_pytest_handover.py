@@ -36,8 +36,7 @@ from dagpar_cli import (
     TestCase,
     TestResult,
 )
-from dagpar_cli.runners import LocalRunnerHost
-from dagpar_cli.testing import TailRecorder
+from dagpar_cli.testing import LocalRunnerHost, TailRecorder
 
 PYTEST = (sys.executable, "-m", "pytest")
 # The machine's third-party pytest plugins only slow the runs down (xdist is loaded by name).

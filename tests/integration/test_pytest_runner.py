@@ -33,8 +33,7 @@ from dagpar_cli import (
     TestCase,
     TestResult,
 )
-from dagpar_cli.runners import LocalRunnerHost
-from dagpar_cli.testing import run_runner_commands
+from dagpar_cli.testing import LocalRunnerHost, run_runner_commands
 
 PROJECT = Path(__file__).resolve().parents[1] / "data" / "projects" / "pytest-hostile"
 PYTEST = (sys.executable, "-m", "pytest")

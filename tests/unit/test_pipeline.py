@@ -16,7 +16,7 @@ from dagpar_cli.errors import ExitCode, ToolchainError
 from dagpar_cli.model import RunResult
 from dagpar_cli.pipeline import close_session, open_session, session_scope
 from dagpar_cli.pluginmanager import get_plugin_manager, hookimpl
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 from dagpar_cli.testing import write_tree
 
 LINT = """
@@ -41,7 +41,7 @@ class Recorder:
         self.calls: list[tuple[str, Any]] = []
 
     @hookimpl
-    def dagpar_configure(self, session: Session) -> None:
+    def dagpar_configure(self, session: RunContext) -> None:
         self.calls.append(("configure", session.options.list_only))
 
     @hookimpl

@@ -132,10 +132,10 @@ def test_the_built_in_runners_register_like_any_plugin_and_declare_sub_tests() -
 
 def test_a_session_built_by_hand_has_an_empty_registry(tmp_path: Path) -> None:
     from dagpar_cli.config import Config, RunOptions
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
     config = Config(workspace=tmp_path, file=None, toolchains=(), executor="local")
-    session = Session(config=config, options=RunOptions(), pm=pluggy.PluginManager("dagpar"))
+    session = RunContext(config=config, options=RunOptions(), pm=pluggy.PluginManager("dagpar"))
     assert session.runners.names() == []
 
 

@@ -134,7 +134,7 @@ def test_the_simulated_wall_time_is_the_busiest_threads_share() -> None:
 def test_the_plugin_makes_dagpar_use_the_fake_whatever_the_executor(tmp_path: Path) -> None:
     from dagpar_cli.config import Config, RunOptions
     from dagpar_cli.pluginmanager import get_plugin_manager
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
     fake, fixed = FakeExecutor(), FakeExecutor(capacity=3)
     config = Config(workspace=tmp_path, file=None, toolchains=(), parallelism=6)
@@ -143,7 +143,7 @@ def test_the_plugin_makes_dagpar_use_the_fake_whatever_the_executor(tmp_path: Pa
         (fixed, RunOptions(parallelism=2), 3),
     ):
         pm = get_plugin_manager(extra_plugins=(executor.plugin(),))
-        session = Session(config=config, options=options, pm=pm)
+        session = RunContext(config=config, options=options, pm=pm)
         assert pm.hook.dagpar_make_executor(session=session) is executor
         assert executor.capacity() == capacity
 

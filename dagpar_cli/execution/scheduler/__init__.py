@@ -18,7 +18,7 @@ from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Executor
-    from dagpar_cli.session import Session
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["NO_HANDOVER_ENV", "StaticScheduler", "TailStealingScheduler", "dagpar_make_scheduler"]
 
@@ -28,7 +28,7 @@ NO_HANDOVER_ENV = "DAGPAR_NO_HANDOVER"
 
 
 @hookimpl(trylast=True)
-def dagpar_make_scheduler(session: Session, executor: Executor, workers: int) -> Scheduler:
+def dagpar_make_scheduler(session: RunContext, executor: Executor, workers: int) -> Scheduler:
     """Tail stealing where the executor shares mounts live and it is not turned off; else static.
 
     :param session: the run's session.

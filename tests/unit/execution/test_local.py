@@ -15,7 +15,7 @@ from dagpar_cli.config import Config, RunOptions
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Outcome, SessionSpec
 from dagpar_cli.execution.local import LocalExecutor
 from dagpar_cli.pluginmanager import get_plugin_manager
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -192,7 +192,9 @@ def test_the_plugin_makes_the_local_executor_only_for_local(tmp_path: Path) -> N
     config = Config(workspace=tmp_path, file=None, toolchains=(), parallelism=5)
 
     def made(options: RunOptions) -> object:
-        return pm.hook.dagpar_make_executor(session=Session(config=config, options=options, pm=pm))
+        return pm.hook.dagpar_make_executor(
+            session=RunContext(config=config, options=options, pm=pm)
+        )
 
     local = made(RunOptions())
     assert isinstance(local, LocalExecutor) and local.capacity() == 5

@@ -18,7 +18,7 @@ from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Attempt, CheckResult, RunResult, Status, TestResult
 from dagpar_cli.reporting import junit
 from dagpar_cli.reporting.junit import classname_for, merge_junit, render_junit, write_junit
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 
 def _parse(data: bytes) -> etree._Element:
@@ -348,12 +348,12 @@ def test_merge_accepts_a_bare_testsuite_root(tmp_path: Path) -> None:
     assert [c.get("name") for c in _parse(data).iter("testcase")] == ["y"]
 
 
-def _session(junit_xml: Path | None) -> Session:
+def _session(junit_xml: Path | None) -> RunContext:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(junit)
     config = Config(workspace=Path("."), file=None, toolchains=())
-    return Session(config=config, options=RunOptions(junit_xml=junit_xml), pm=pm)
+    return RunContext(config=config, options=RunOptions(junit_xml=junit_xml), pm=pm)
 
 
 def test_report_hook_writes_the_file_only_when_asked(tmp_path: Path, sample_run: RunResult) -> None:

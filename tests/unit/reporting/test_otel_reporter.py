@@ -26,7 +26,7 @@ from dagpar_cli.model import (
     TestResult,
 )
 from dagpar_cli.reporting.otel import OtelReporter, dagpar_configure, traces_file
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 CHECK = "api:test"
 ITEMS = (Item(("tests/test_a.py",), "tests/test_a.py"), Item(("pkg", "TestX"), "pkg"))
@@ -207,9 +207,9 @@ def plugins(pm: pluggy.PluginManager) -> list[object]:
     return [plugin for _, plugin in pm.list_name_plugin()]
 
 
-def session(workspace: Path, pm: pluggy.PluginManager) -> Session:
+def session(workspace: Path, pm: pluggy.PluginManager) -> RunContext:
     config = Config(workspace=workspace, file=None, toolchains=())
-    return Session(config=config, options=RunOptions(), pm=pm)
+    return RunContext(config=config, options=RunOptions(), pm=pm)
 
 
 def test_configure_records_the_run_under_dot_dagpar_unless_disabled(

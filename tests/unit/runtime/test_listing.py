@@ -27,10 +27,10 @@ from dagpar_cli.model import (
     TestCase,
     TestResult,
 )
+from dagpar_cli.run_context import RunContext
 from dagpar_cli.runtime.collect import fill_missing
 from dagpar_cli.runtime.listing import Lister, ListingCheck
 from dagpar_cli.sdk.directory import Directory
-from dagpar_cli.session import Session
 from dagpar_cli.testing import write_tree
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class World:
         runners = RunnerRegistry()
         runners.add(runner)
         config = Config(workspace=self.workspace, file=None, toolchains=())
-        self.session = Session(config=config, options=RunOptions(), pm=pm, runners=runners)
+        self.session = RunContext(config=config, options=RunOptions(), pm=pm, runners=runners)
         self.toolchain = cast(
             "Toolchain",
             SimpleNamespace(

@@ -10,13 +10,13 @@ from timing_runs import result, run_of  # type: ignore[import-not-found]
 
 from dagpar_cli.config import Config, RunOptions
 from dagpar_cli.model import TestCase
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 from dagpar_cli.timings import TimingStore, dagpar_report
 
 
-def session_for(tmp_path: Path, store: TimingStore | None, *, dry_run: bool) -> Session:
+def session_for(tmp_path: Path, store: TimingStore | None, *, dry_run: bool) -> RunContext:
     config = Config(workspace=tmp_path, file=None, toolchains=())
-    session = Session(
+    session = RunContext(
         config=config,
         options=RunOptions(dry_run=dry_run, executor="docker"),
         pm=pluggy.PluginManager("dagpar"),

@@ -33,7 +33,7 @@ from dagpar_cli.execution.scheduler.api import Scheduler
 from dagpar_cli.model import RunnerSpec
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.registry import build_runner_registry
-from dagpar_cli.session import Session
+from dagpar_cli.run_context import RunContext
 
 
 class RemoteExecutor:
@@ -80,13 +80,13 @@ class Runner:
         registry.add(FakeRunner())
 
 
-def session(tmp_path: Path, *plugins: object) -> Session:
+def session(tmp_path: Path, *plugins: object) -> RunContext:
     pm = get_plugin_manager(extra_plugins=plugins)
     config = Config(workspace=tmp_path, file=None, toolchains=())
-    return Session(config=config, options=RunOptions(), pm=pm, runners=build_runner_registry(pm))
+    return RunContext(config=config, options=RunOptions(), pm=pm, runners=build_runner_registry(pm))
 
 
-def choose(session: Session, executor: object, workers: int = 3) -> Scheduler:
+def choose(session: RunContext, executor: object, workers: int = 3) -> Scheduler:
     chosen: Scheduler = session.pm.hook.dagpar_make_scheduler(
         session=session, executor=executor, workers=workers
     )
@@ -128,7 +128,7 @@ def test_a_plugin_scheduler_wins_over_the_default(tmp_path: Path) -> None:
     class Choice:
         @hookimpl
         def dagpar_make_scheduler(
-            self, session: Session, executor: object, workers: int
+            self, session: RunContext, executor: object, workers: int
         ) -> Scheduler | None:
             return mine
 
