@@ -36,7 +36,7 @@ from dagpar_cli import (
 )
 from dagpar_cli.testing import FakeRunnerHost, TailRecorder
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 RECORDED = DATA / "pytest"
 PROJECT = DATA / "projects" / "pytest-hostile"
 SUITE = PROJECT / "suite"

@@ -38,7 +38,7 @@ from dagpar_cli import (
 )
 from dagpar_cli.testing import FakeRunnerHost
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 RECORDED = DATA / "go"
 PROJECT = DATA / "projects" / "go-hostile"
 MODULE = "example.com/hostile"

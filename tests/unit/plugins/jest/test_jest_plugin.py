@@ -38,7 +38,7 @@ from dagpar_cli import (
 )
 from dagpar_cli.testing import FakeRunnerHost
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "jest"
+DATA = Path(__file__).resolve().parents[3] / "data" / "jest"
 RUNNER = jest.JestRunner()
 SPEC = RunnerSpec(name="jest", workspace=Path("/workspace"), source="web", command=("jest",))
 REGEX = "__tests__/regex.test.js"
