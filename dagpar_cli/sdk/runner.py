@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
+from dagpar_cli import untrusted
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import Outcome
 from dagpar_cli.model import TestCase
@@ -100,9 +102,12 @@ def run_tests(
     with running:
         for command in commands:
             for name, content in command.files.items():
-                target = report_dir / name.replace(REPORT_DIR, "").lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(content.replace(REPORT_DIR, report_path), encoding="utf-8")
+                # The container of an earlier command may have planted links here.
+                _write_report_file(
+                    report_dir,
+                    name.replace(REPORT_DIR, "").lstrip("/"),
+                    content.replace(REPORT_DIR, report_path),
+                )
             container = (
                 Container()
                 .from_(image or "")
@@ -117,8 +122,8 @@ def run_tests(
             outcomes.append(outcome)
             stdout_file = getattr(command, "stdout_file", None)
             if stdout_file:
-                (report_dir / stdout_file.replace(REPORT_DIR, "").lstrip("/")).write_text(
-                    outcome.stdout, encoding="utf-8"
+                _write_report_file(
+                    report_dir, stdout_file.replace(REPORT_DIR, "").lstrip("/"), outcome.stdout
                 )
             if outcome.exit_code not in command.ok_exit_codes:
                 tail = (outcome.stderr.strip() or outcome.stdout.strip()).splitlines()[-3:]
@@ -145,6 +150,15 @@ def run_tests(
         raise TestsFailedError(broken[0], broken[1:])
     if bad:
         raise TestsFailedError(f"{bad} of {len(results)} tests failed")
+
+
+def _write_report_file(report_dir: Path, name: str, text: str) -> None:
+    """Write *name* in the container-writable *report_dir* without following what a test left
+    there (:mod:`dagpar_cli.untrusted`); a failure is the slice's execution error."""
+    try:
+        untrusted.write_text(report_dir, name, text)
+    except OSError as exc:
+        raise ExecutionError(f"cannot write {report_dir / name}: {exc}") from None
 
 
 def _strip_prefix(path: str, prefix: str) -> str:

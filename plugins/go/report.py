@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagpar_cli import Outcome, RunnerSpec, Status, TestResult
+from dagpar_cli import Outcome, RunnerSpec, Status, TestResult, untrusted
 
 from .source import builds_here, import_path_of, module_of, path_of, scan_test_files
 
@@ -488,7 +488,7 @@ def _load_manifests(report_dir: Path) -> list[dict[str, Any]]:
         if match is None:
             continue
         try:
-            data = json.loads(entry.read_text(encoding="utf-8"))
+            data = json.loads(untrusted.read_text(report_dir, entry.name))
         except (OSError, ValueError, RecursionError):
             continue
         if isinstance(data, dict):
@@ -500,6 +500,14 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except (OSError, ValueError):  # ValueError: a NUL in the name
+        return ""
+
+
+def _read_report(report_dir: Path, name: str) -> str:
+    """A report the container wrote, "" when missing or not a regular file (never followed)."""
+    try:
+        return untrusted.read_text(report_dir, name, errors="replace")
+    except OSError:
         return ""
 
 
@@ -554,12 +562,12 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
     results: list[TestResult] = []
     if not manifests:
         # Reports without manifests: every package the streams name, whole.
-        for entry in sorted(report_dir.glob("go-*.json")):
-            if _REPORT_NAME.match(entry.name):
-                manifests.append({"report": entry.name, "packages": None})
+        for name in sorted(untrusted.list_names(report_dir)):
+            if _REPORT_NAME.match(name):
+                manifests.append({"report": name, "packages": None})
     for manifest in manifests:
         report = manifest.get("report")
-        text = _read(report_dir / report) if isinstance(report, str) else ""
+        text = _read_report(report_dir, report) if isinstance(report, str) else ""
         stream = read_events(text)
         packages = manifest.get("packages")
         if not isinstance(packages, list):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from dagpar_cli import Outcome, RunnerSpec, Status, TestCase, TestResult
+from dagpar_cli import Outcome, RunnerSpec, Status, TestCase, TestResult, untrusted
 
 __all__ = [
     "SUITE_FAILED",
@@ -371,9 +371,8 @@ def _errors(
 
 def _wanted(report_dir: Path, index: str) -> dict[str, list[str] | None] | None:
     """What run *index* was asked for (path → names or None), or None when unknown."""
-    manifest = report_dir / f"jest-{index}.selection.json"
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = json.loads(untrusted.read_text(report_dir, f"jest-{index}.selection.json"))
         wanted = {entry["path"]: entry["names"] for entry in data["files"]}
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
@@ -419,7 +418,7 @@ def _parse_one(
     report_file = report_dir / f"jest-{index}.json"
     wanted = _wanted(report_dir, index)
     try:
-        files = load_report(report_file.read_text(encoding="utf-8"))
+        files = load_report(untrusted.read_text(report_dir, report_file.name))
     except FileNotFoundError:
         reason = f"Jest wrote no report {report_file.name} (exit {outcome.exit_code})"
         tail = outcome.stderr.strip()

@@ -78,7 +78,6 @@ Parsing (:meth:`PytestRunner.parse`)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +95,7 @@ from dagpar_cli import (
     TestResult,
     ToolchainRegistry,
     hookimpl,
+    untrusted,
 )
 
 from .collect import COLLECTION_ERROR, list_tests
@@ -141,7 +141,7 @@ class PytestRunner(Runner):
     def progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
         """Tests finished so far: the size of the selection plugin's progress file."""
         try:
-            return os.stat(report_dir / PROGRESS_FILE).st_size
+            return untrusted.lstat(report_dir, PROGRESS_FILE).st_size
         except OSError:
             return 0  # pytest has not started a test yet
 

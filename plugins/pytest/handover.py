@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from dagpar_cli import TailChooser, TestCase
+from dagpar_cli import TailChooser, TestCase, untrusted
 
 from .files import CLAIM_FILE, HANDOVER_KEY, ORDER_FILE, PROGRESS_FILE, RUN_INFO_FILE
 
@@ -95,9 +95,8 @@ def distributes(args: Sequence[str]) -> bool:
 
 def _read_order(report_dir: Path) -> list[TestCase] | None:
     """The run order pytest published, [] before it has; None when it is unreadable."""
-    path = report_dir / ORDER_FILE
     try:
-        with path.open("rb") as stream:
+        with untrusted.open_binary(report_dir, ORDER_FILE) as stream:
             status = os.fstat(stream.fileno())
             identity = (status.st_ino, status.st_mtime_ns, status.st_size)
             with _orders_lock:
@@ -147,12 +146,12 @@ def _running(
     if not 1 <= started <= len(order):
         return None
     try:
-        progress = os.stat(report_dir / PROGRESS_FILE)
+        progress = untrusted.lstat(report_dir, PROGRESS_FILE)
         done = progress.st_size
         if done != started - 1:
             return None
         # The empty progress file was made before collection; the order, once it settled.
-        since = progress.st_mtime if done else os.stat(report_dir / ORDER_FILE).st_mtime
+        since = progress.st_mtime if done else untrusted.lstat(report_dir, ORDER_FILE).st_mtime
     except OSError:
         return None
     return order[started - 1], max(time.time() - since, 0.0)
@@ -172,7 +171,7 @@ def hand_over(report_dir: Path, choose: TailChooser) -> list[TestCase] | None:
     if fcntl is None:
         return None
     try:
-        info = json.loads((report_dir / RUN_INFO_FILE).read_text(encoding="utf-8"))
+        info = json.loads(untrusted.read_text(report_dir, RUN_INFO_FILE))
     except FileNotFoundError:
         return []  # pytest has not started yet
     except (OSError, ValueError, RecursionError):
@@ -184,7 +183,8 @@ def hand_over(report_dir: Path, choose: TailChooser) -> list[TestCase] | None:
         # [] while pytest collects; an order that is [] for good ends with the run anyway.
         return order
     try:
-        fd = os.open(report_dir / CLAIM_FILE, os.O_RDWR)
+        # The claim is written back: never through a link the container planted.
+        fd = untrusted.open_rdwr(report_dir, CLAIM_FILE)
     except FileNotFoundError:
         return []
     except OSError:

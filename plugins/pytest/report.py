@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagpar_cli import Status, TestResult
+from dagpar_cli import Status, TestResult, untrusted
 
 from .collect import COLLECTION_ERROR
 from .files import (
@@ -106,7 +106,7 @@ def _fallback_id(case: ET.Element, rootdirs: RootdirMap) -> tuple[str, str] | No
 def _load_rootdirs(report_dir: Path, source_dir: Path, args: tuple[str, ...]) -> RootdirMap:
     rootdir: Path | None = None
     try:
-        info = json.loads((report_dir / RUN_INFO_FILE).read_text(encoding="utf-8"))
+        info = json.loads(untrusted.read_text(report_dir, RUN_INFO_FILE))
         # The recorded paths are where the run happened (a container, maybe): keep only how the
         # rootdir sits relative to the invocation directory.
         rel = posixpath.relpath(info["rootdir"], info["invocation_dir"])
@@ -117,7 +117,7 @@ def _load_rootdirs(report_dir: Path, source_dir: Path, args: tuple[str, ...]) ->
     return RootdirMap(source_dir, args, rootdir=rootdir)
 
 
-def _iter_cases(report: Path) -> tuple[list[ET.Element], str]:
+def _iter_cases(report_dir: Path, name: str) -> tuple[list[ET.Element], str]:
     """Every complete ``testcase`` element of *report*, and the parse error ("" when none).
 
     A pull parser keeps the test cases before a malformed spot (a report cut short by a crash).
@@ -125,7 +125,7 @@ def _iter_cases(report: Path) -> tuple[list[ET.Element], str]:
     cases: list[ET.Element] = []
     parser: ET.XMLPullParser[Any] = ET.XMLPullParser(events=("end",))
     try:
-        with report.open("rb") as stream:
+        with untrusted.open_binary(report_dir, name) as stream:
             for chunk in iter(lambda: stream.read(1 << 16), b""):
                 parser.feed(chunk)
                 cases.extend(_cases(parser.read_events()))
@@ -152,7 +152,7 @@ def _cases(events: Iterator[tuple[Any, ...]]) -> Iterator[ET.Element]:
 def _selected_tests(report_dir: Path) -> list[tuple[str, str]]:
     """The tests the slice named explicitly (for reporting a malformed report against them)."""
     try:
-        data = json.loads((report_dir / SELECTION_FILE).read_text(encoding="utf-8"))
+        data = json.loads(untrusted.read_text(report_dir, SELECTION_FILE))
         return [(str(path), str(name)) for path, name in data.get("tests", [])]
     except (OSError, ValueError, TypeError, AttributeError, RecursionError):
         return []
@@ -168,9 +168,19 @@ def parse_report(
     :param args: the user's extra pytest arguments (they may move pytest's rootdir).
     """
     report = report_dir / REPORT_FILE
-    if not report.is_file():
+    try:
+        # The report directory is the container's to write: a link there is not followed.
+        untrusted.regular(report_dir, REPORT_FILE)
+    except FileNotFoundError:
         return []
-    cases, problem = _iter_cases(report)
+    except OSError as exc:
+        message = f"pytest's JUnit report cannot be read: {exc}"
+        selected = _selected_tests(report_dir) or [(REPORT_FILE, "report")]
+        return [
+            TestResult(path=path, name=name, status=Status.ERROR, message=message)
+            for path, name in selected
+        ]
+    cases, problem = _iter_cases(report_dir, REPORT_FILE)
     rootdirs = _load_rootdirs(report_dir, source_dir, args)
     merged: dict[tuple[str, str], _Partial] = {}
     for case in cases:

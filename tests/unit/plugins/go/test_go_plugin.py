@@ -765,3 +765,19 @@ def test_a_panic_leaves_paused_parallel_tests_unfinished(tmp_path: Path) -> None
     paused = results["p::TestParallelA"]
     assert paused.status is Status.ERROR
     assert paused.message.startswith("did not finish: panic: boom")
+
+
+def test_parse_reads_no_report_or_manifest_through_a_planted_link(
+    spec: RunnerSpec, tmp_path: Path
+) -> None:
+    # The report directory is the container's to write: links there point at host files.
+    report_dir = _report_dir(tmp_path, "subtests.json", [("names", ["TestSubtests/with space"])])
+    host = tmp_path / "host"
+    host.mkdir()
+    (report_dir / "go-1.json").rename(host / "go-1.json")
+    (report_dir / "go-1.json").symlink_to(host / "go-1.json")
+    results = _by_id(go.parse_reports(spec, report_dir, Outcome(exit_code=0)))
+    assert results["names::TestSubtests/with space"].status is Status.ERROR
+    (report_dir / "go-1.selection.json").rename(host / "go-1.selection.json")
+    (report_dir / "go-1.selection.json").symlink_to(host / "go-1.selection.json")
+    assert go.parse_reports(spec, report_dir, Outcome(exit_code=0)) == []

@@ -604,3 +604,18 @@ def test_detects_every_kind_of_jest_project_with_unique_names(tmp_path: Path) ->
 def test_detects_nothing_without_jest(tmp_path: Path) -> None:
     _write(tmp_path / "package.json", '{"devDependencies": {"mocha": "^10"}}')
     assert jest.dagpar_detect_toolchains(workspace=tmp_path) == []
+
+
+def test_parse_reads_no_report_through_a_planted_link(tmp_path: Path) -> None:
+    # The report directory is the container's to write: a link there points at a host file.
+    host = tmp_path / "host.json"
+    shutil.copy(DATA / "run-all.json", host)
+    report_dir = tmp_path / "reports"
+    report_dir.mkdir()
+    (report_dir / "jest-1.json").symlink_to(host)
+    (result,) = RUNNER.parse(spec=SPEC, report_dir=report_dir, outcome=Outcome(exit_code=0)) or []
+    assert result.status is Status.ERROR
+    assert result.message == (
+        f"Jest's report jest-1.json is unreadable: {report_dir / 'jest-1.json'} is a symbolic "
+        "link, not a regular file; dagpar does not follow it"
+    )

@@ -18,7 +18,15 @@ import pytest
 from dagpar_plugins.pytest import files as _pytest_files
 from dagpar_plugins.pytest import pytest_select
 from dagpar_plugins.pytest.collect import COLLECTION_ERROR, parse_collect_output
-from dagpar_plugins.pytest.files import PLUGIN_MODULE, SELECTION_FILE
+from dagpar_plugins.pytest.files import (
+    CLAIM_FILE,
+    HANDOVER_KEY,
+    ORDER_FILE,
+    PLUGIN_MODULE,
+    RUN_INFO_FILE,
+    SELECTION_FILE,
+)
+from dagpar_plugins.pytest.handover import hand_over
 from dagpar_plugins.pytest.paths import RootdirMap
 
 from dagpar_cli import (
@@ -661,3 +669,45 @@ def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
     assert pytest_select.PATH_PROPERTY == _pytest_files.PATH_PROPERTY
     assert pytest_select.NAME_PROPERTY == _pytest_files.NAME_PROPERTY
     assert _pytest_files.plugin_source() == Path(pytest_select.__file__).read_text("utf-8")
+
+
+def test_parse_does_not_follow_a_report_a_container_replaced_with_a_link(tmp_path: Path) -> None:
+    # A test in a container may replace the report with a link to a host file: dagpar reads
+    # nothing through it, and says why instead of reporting the host file's contents.
+    host = tmp_path / "host"
+    host.mkdir()
+    shutil.copy(RECORDED / "junit-with-plugin.xml", host / "stolen.xml")
+    report_dir = tmp_path / "reports"
+    report_dir.mkdir()
+    (report_dir / "pytest-junit.xml").symlink_to(host / "stolen.xml")
+    (report_dir / "dagpar_pytest_run.json").symlink_to(host / "stolen.xml")
+    selected = [["check_names.py", "test_plain"]]
+    (report_dir / SELECTION_FILE).write_text(json.dumps({"paths": [], "tests": selected}))
+    (result,) = RUNNER.parse(suite_spec(), report_dir, Outcome(exit_code=0)) or []
+    assert result.id == "check_names.py::test_plain"
+    assert result.status is Status.ERROR
+    assert result.message == (
+        f"pytest's JUnit report cannot be read: {report_dir / 'pytest-junit.xml'} is a "
+        "symbolic link, not a regular file; dagpar does not follow it"
+    )
+    (report_dir / SELECTION_FILE).unlink()
+    (whole,) = RUNNER.parse(suite_spec(), report_dir, Outcome(exit_code=0)) or []
+    assert (whole.path, whole.status) == ("pytest-junit.xml", Status.ERROR)
+
+
+def test_hand_over_never_writes_a_claim_through_a_planted_link(tmp_path: Path) -> None:
+    host = tmp_path / "host-file"
+    host.write_text("0 3\n")
+    report_dir = tmp_path / "reports"
+    report_dir.mkdir()
+    (report_dir / RUN_INFO_FILE).write_text(json.dumps({HANDOVER_KEY: True}))
+    (report_dir / ORDER_FILE).write_text(json.dumps([["t.py", "a"], ["t.py", "b"], ["t.py", "c"]]))
+    (report_dir / CLAIM_FILE).symlink_to(host)
+    assert hand_over(report_dir, lambda pending, started, running: 1) is None
+    assert host.read_text() == "0 3\n"
+    # The same claim as a real file hands the last test over.
+    (report_dir / CLAIM_FILE).unlink()
+    (report_dir / CLAIM_FILE).write_text("0 3\n")
+    taken = hand_over(report_dir, lambda pending, started, running: 1)
+    assert [t.id for t in taken or []] == ["t.py::c"]
+    assert (report_dir / CLAIM_FILE).read_text() == "0 2\n"

@@ -1,0 +1,243 @@
+"""Files in a directory that a container can write to, handled without following its links.
+
+A slice's report directory is bind-mounted writable into the container its tests run in, and
+dagpar (often root, in CI) writes into it and reads reports from it afterwards. A test in the
+container may replace any name there with a symbolic link to a host path, or with a FIFO, a
+device or a directory, and may keep doing so while dagpar works (a background process outlives
+the test command). So every access to such a directory goes through these helpers:
+
+- the directory itself (*root*) is dagpar's and trusted; every name below it is walked one
+  component at a time with ``O_NOFOLLOW`` relative to an open directory, so no link, in the last
+  component or in a directory on the way, is ever followed;
+- writing removes whatever entry has the name (without following it) and creates the file
+  exclusively (``O_CREAT | O_EXCL``), retrying if the container plants a new entry between;
+- reading opens only regular files: a link, a FIFO, a device or a directory is an
+  :class:`UntrustedFileError` (an ``OSError``, so a reader that treats an unreadable report as
+  missing keeps doing so), whose message says what was found instead of a file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+__all__ = [
+    "UntrustedFileError",
+    "is_file",
+    "list_names",
+    "lstat",
+    "open_binary",
+    "open_rdwr",
+    "read_bytes",
+    "read_text",
+    "regular",
+    "write_text",
+]
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CREATE_TRIES = 20
+
+
+class UntrustedFileError(OSError):
+    """A name in a container-writable directory is not the regular file dagpar expected."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _parts(name: str) -> list[str]:
+    parts = [p for p in PurePosixPath(name).parts if p not in ("", ".", "/")]
+    if not parts or ".." in parts:
+        raise UntrustedFileError(errno.EINVAL, f"{name!r} is not a file name below the directory")
+    return parts
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _refuse(root: Path, name: str, mode: int) -> UntrustedFileError:
+    return UntrustedFileError(
+        errno.ELOOP if stat.S_ISLNK(mode) else errno.EINVAL,
+        f"{root / name} is {_kind(mode)}, not a regular file; dagpar does not follow it",
+    )
+
+
+@contextmanager
+def _parent(root: Path, parts: list[str], *, create: bool) -> Iterator[int]:
+    """An open descriptor of the directory holding ``parts[-1]``, reached without links."""
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        for index, part in enumerate(parts[:-1]):
+            if create:
+                try:
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            try:
+                child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    where = "/".join(parts[: index + 1])
+                    mode = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+                    raise _refuse(root, where, mode) from None
+                raise
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def lstat(root: Path, name: str) -> os.stat_result:
+    """The status of the entry *name* below *root* itself (a link is not followed)."""
+    parts = _parts(name)
+    with _parent(root, parts, create=False) as fd:
+        return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+
+
+def regular(root: Path, name: str) -> os.stat_result:
+    """The status of *name* below *root*, which must be a regular file itself.
+
+    :raises FileNotFoundError: when there is no such entry.
+    :raises UntrustedFileError: when it is a link, FIFO, device or directory.
+    """
+    status = lstat(root, name)
+    if not stat.S_ISREG(status.st_mode):
+        raise _refuse(root, name, status.st_mode)
+    return status
+
+
+def is_file(root: Path, name: str) -> bool:
+    """Whether *name* below *root* is a regular file (not a link to one)."""
+    try:
+        return stat.S_ISREG(lstat(root, name).st_mode)
+    except OSError:
+        return False
+
+
+def list_names(root: Path) -> list[str]:
+    """The names of the regular files directly in *root* (links and the rest left out)."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    return [n for n in names if is_file(root, n)]
+
+
+def _open_regular(root: Path, name: str, flags: int) -> int:
+    parts = _parts(name)
+    with _parent(root, parts, create=False) as parent:
+        before = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+        if not stat.S_ISREG(before.st_mode):
+            raise _refuse(root, name, before.st_mode)
+        # O_NONBLOCK: a FIFO swapped in after the check must not hang the open.
+        fd = os.open(parts[-1], flags | _NOFOLLOW | _NONBLOCK | _CLOEXEC, dir_fd=parent)
+    try:
+        after = os.fstat(fd)
+        if not stat.S_ISREG(after.st_mode):
+            raise _refuse(root, name, after.st_mode)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_binary(root: Path, name: str) -> BinaryIO:
+    """*name* below *root* opened for reading in binary mode, if it is a regular file.
+
+    :raises UntrustedFileError: when the name is a link, FIFO, device or directory, or a
+        directory on the way is a link.
+    :raises FileNotFoundError: when there is no such entry.
+    """
+    return os.fdopen(_open_regular(root, name, os.O_RDONLY), "rb")
+
+
+def read_bytes(root: Path, name: str) -> bytes:
+    """The contents of the regular file *name* below *root* (see :func:`open_binary`)."""
+    with open_binary(root, name) as stream:
+        return stream.read()
+
+
+def read_text(root: Path, name: str, *, errors: str = "strict") -> str:
+    """The UTF-8 text of the regular file *name* below *root* (see :func:`open_binary`)."""
+    return read_bytes(root, name).decode("utf-8", errors=errors)
+
+
+def open_rdwr(root: Path, name: str) -> int:
+    """A read-write descriptor of the existing regular file *name* below *root* (the caller
+    closes it); raises like :func:`open_binary`."""
+    return _open_regular(root, name, os.O_RDWR)
+
+
+def write_text(root: Path, name: str, text: str) -> None:
+    """Write *text* (UTF-8) to a new file *name* below *root*, creating directories on the way.
+
+    Whatever entry had the name (a file, a planted link, FIFO or empty directory) is removed
+    without being followed, and the file is created exclusively, so the bytes land in a file
+    dagpar made and nowhere else.
+
+    :raises UntrustedFileError: when a directory on the way is a link, or a non-empty directory
+        has the name, or the name keeps being taken.
+    """
+    parts = _parts(name)
+    data = text.encode("utf-8")
+    with _parent(root, parts, create=True) as parent:
+        leaf = parts[-1]
+        for _ in range(_CREATE_TRIES):
+            try:
+                fd = os.open(
+                    leaf,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
+                    0o666,
+                    dir_fd=parent,
+                )
+            except FileExistsError:
+                _remove(root, name, parent, leaf)
+                continue
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+            return
+    raise UntrustedFileError(errno.EEXIST, f"{root / name} keeps being replaced; not written")
+
+
+def _remove(root: Path, name: str, parent: int, leaf: str) -> None:
+    try:
+        os.unlink(leaf, dir_fd=parent)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        _rmdir(root, name, parent, leaf)
+    except PermissionError:
+        # Linux answers EISDIR, others EPERM, for unlink() of a directory.
+        if not stat.S_ISDIR(os.stat(leaf, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise
+        _rmdir(root, name, parent, leaf)
+
+
+def _rmdir(root: Path, name: str, parent: int, leaf: str) -> None:
+    try:
+        os.rmdir(leaf, dir_fd=parent)
+    except OSError as exc:
+        raise UntrustedFileError(
+            exc.errno, f"{root / name} is a directory dagpar cannot replace: {exc.strerror}"
+        ) from None

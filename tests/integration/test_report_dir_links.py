@@ -1,0 +1,133 @@
+"""A test that plants links in its report directory reaches no host file through dagpar.
+
+The slice's report directory is writable by the tests (bind-mounted into their container), and
+dagpar writes a Go slice's report (``go-1.json``, the runner's standard output) into it after the
+runner ends and reads the selection manifest (``go-1.selection.json``) back. The Go test below
+replaces both names with links to host files it cannot reach itself: a "secret" dagpar would
+overwrite and a forged manifest dagpar would read. The host files stay as they were, and the
+slice reports the test that really ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagpar_cli.testing import DagparResult, write_tree
+
+pytestmark = pytest.mark.go
+
+TESTS = Path(__file__).resolve().parents[1]
+
+PLANT = """package leak
+
+import (
+\t"os"
+\t"path/filepath"
+\t"testing"
+)
+
+func TestPlant(t *testing.T) {
+\tfound, _ := filepath.Glob(filepath.Join(@TMP@, "dagpar-*", "*", "go-1.selection.json"))
+\tif len(found) != 1 {
+\t\tt.Fatalf("report directories: %v", found)
+\t}
+\tdir := filepath.Dir(found[0])
+\tif err := os.Symlink(@SECRET@, filepath.Join(dir, "go-1.json")); err != nil {
+\t\tt.Fatal(err)
+\t}
+\tif err := os.Remove(found[0]); err != nil {
+\t\tt.Fatal(err)
+\t}
+\tif err := os.Symlink(@FORGED@, found[0]); err != nil {
+\t\tt.Fatal(err)
+\t}
+}
+"""
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text)  # a JSON string of a plain path is a Go string literal
+
+
+def _planting_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image: str | None
+) -> tuple[Path, Path, Path]:
+    # dagpar's per-run directories go to a temp directory of this test alone, so the Go test
+    # finds its own report directory and no other run's.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    host = tmp_path / "host"
+    host.mkdir()
+    secret = host / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/sh\n")
+    forged = host / "manifest.json"
+    forged.write_text(
+        json.dumps(
+            {
+                "report": "go-1.json",
+                "packages": [
+                    {"path": ".", "import_path": "example.com/leak", "tests": ["TestFromHost"]}
+                ],
+            }
+        )
+    )
+    source = PLANT.replace("@TMP@", _go_quote(str(private)))
+    source = source.replace("@SECRET@", _go_quote(str(secret)))
+    source = source.replace("@FORGED@", _go_quote(str(forged)))
+    config = "toolchains:\n  leak:\n    use: go\n    source: .\n"
+    if image:
+        config += f"    image: {image}\n"
+    ws = write_tree(
+        tmp_path / "ws",
+        {
+            "dagpar.yaml": config,
+            "go.mod": "module example.com/leak\n\ngo 1.19\n",
+            "plant_test.go": source,
+        },
+    )
+    return ws, secret, forged
+
+
+def _check_nothing_leaked(run: DagparResult, secret: Path, forged: Path) -> None:
+    assert secret.read_text() == "root:x:0:0:root:/root:/bin/sh\n"
+    assert json.loads(forged.read_text())["packages"][0]["tests"] == ["TestFromHost"]
+    assert run.exit_code == 0, run
+    (check,) = run.json()["checks"]
+    assert {t["id"]: t["status"] for t in check["tests"]} == {".::TestPlant": "passed"}
+
+
+def test_links_planted_by_a_local_test_are_not_followed(
+    dagpar_run: Callable[..., DagparResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, secret, forged = _planting_workspace(tmp_path, monkeypatch, image=None)
+    run = dagpar_run("check", "-C", ws, "--json")
+    _check_nothing_leaked(run, secret, forged)
+
+
+@pytest.mark.docker
+def test_links_planted_inside_a_container_reach_no_host_file(
+    dagpar_run: Callable[..., DagparResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import docker
+    from docker_images import ensure_base_image  # type: ignore[import-not-found]
+
+    client: Any = docker.from_env()
+    try:
+        ensure_base_image(client)
+    finally:
+        client.close()
+    monkeypatch.setenv("DAGPAR_PLUGINS", "docker_images:ToolchainDockerPlugin")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    )
+    ws, secret, forged = _planting_workspace(tmp_path, monkeypatch, image="dagpar-test/base:latest")
+    run = dagpar_run("check", "-C", ws, "--executor", "docker", "--json")
+    _check_nothing_leaked(run, secret, forged)
