@@ -4,6 +4,13 @@
 a member named ``../x`` or ``/etc/x``, or a link pointing out of the target, is rejected (the whole
 copy fails naming the member) rather than silently skipped. Devices and FIFOs are skipped; modes
 keep their permission bits only (no set-uid).
+
+Links are judged by where they lead on the real filesystem, not by their text: ``d -> .`` makes
+``d/d/d/../../..`` climb out although it looks balanced. So every member's place, every symbolic
+link's target and every hard link's source is resolved (``realpath``) against the tree as it has
+been built so far, and must stay inside the target. A later member can change where an earlier
+link leads (by becoming a link on its way), so every link is checked again once the archive is
+done; one that now leaves the target is removed and the copy fails naming it.
 """
 
 from __future__ import annotations
@@ -59,13 +66,20 @@ def _strip(name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts[1:])
 
 
+def _resolved_inside(root: Path, path: Path) -> bool:
+    """Whether *path*, resolved through the links already on disk, stays inside *root*."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
+
+
 def _check_symlink(root: Path, dest: Path, linkname: str, name: str) -> None:
-    target = PurePosixPath(linkname)
-    if target.is_absolute():
+    if PurePosixPath(linkname).is_absolute() or not _resolved_inside(root, dest.parent / linkname):
         raise UnsafeArchiveError(f"archive member {name!r} links outside the target: {linkname}")
-    resolved = Path(os.path.normpath(dest.parent / target))
-    if not resolved.is_relative_to(root):
-        raise UnsafeArchiveError(f"archive member {name!r} links outside the target: {linkname}")
+
+
+def _replace(dest: Path) -> None:
+    """Make room for a new entry at *dest*, never writing through a link already there."""
+    if dest.is_symlink() or dest.is_file():
+        dest.unlink()
 
 
 def extract_stripped(chunks: Iterable[bytes], target: Path) -> int:
@@ -83,48 +97,82 @@ def extract_stripped(chunks: Iterable[bytes], target: Path) -> int:
     root = Path(os.path.realpath(target))
     fileobj = _ChunkReader(chunks)
     written = 0
-    with tarfile.open(fileobj=fileobj, mode="r|") as tar:  # type: ignore[call-overload]
-        for member in tar:
-            relative = _strip(member.name)
-            if relative is None:
-                continue
-            dest = _inside(root, relative)
-            # A symlinked parent directory written earlier must not redirect this member.
-            parent = Path(os.path.realpath(dest.parent))
-            if not parent.is_relative_to(root):
-                raise UnsafeArchiveError(
-                    f"archive member {member.name!r} is below a link leaving the target"
-                )
-            if member.isdir():
-                dest.mkdir(parents=True, exist_ok=True)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if member.issym():
-                _check_symlink(root, dest, member.linkname, member.name)
-                if dest.is_symlink() or dest.exists():
-                    dest.unlink()
-                dest.symlink_to(member.linkname)
-            elif member.islnk():
-                source = _strip(member.linkname)
-                if source is None:
-                    raise UnsafeArchiveError(f"archive member {member.name!r} links a directory")
-                source_path = _inside(root, source)
-                if not source_path.is_file():
-                    raise UnsafeArchiveError(
-                        f"archive member {member.name!r} links outside the target: "
-                        f"{member.linkname}"
-                    )
-                shutil.copyfile(source_path, dest)
-            elif member.isreg():
-                extracted = tar.extractfile(member)
-                if extracted is None:  # pragma: no cover - isreg() members always have data
-                    continue
-                if dest.is_symlink():
-                    dest.unlink()
-                with dest.open("wb") as out:
-                    shutil.copyfileobj(extracted, out)
-                dest.chmod(member.mode & 0o777 | 0o600)
-            else:
-                continue
-            written += 1
+    links: dict[Path, tuple[str, str]] = {}
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                written += _extract_member(tar, member, root, links)
+    except BaseException:
+        _remove_escaping(root, links)
+        raise
+    escaping = _remove_escaping(root, links)
+    if escaping is not None:
+        name, linkname = escaping
+        raise UnsafeArchiveError(f"archive member {name!r} links outside the target: {linkname}")
     return written
+
+
+def _extract_member(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    root: Path,
+    links: dict[Path, tuple[str, str]],
+) -> int:
+    """Extract one member below *root*; how many files it wrote (0 or 1). Symbolic links made
+    are recorded in *links* (destination → member name and link text)."""
+    relative = _strip(member.name)
+    if relative is None:
+        return 0
+    dest = _inside(root, relative)
+    # A link written earlier must not redirect this member out of the target.
+    if not _resolved_inside(root, dest.parent) or (
+        member.isdir() and dest.is_symlink() and not _resolved_inside(root, dest)
+    ):
+        raise UnsafeArchiveError(
+            f"archive member {member.name!r} is below a link leaving the target"
+        )
+    if member.isdir():
+        dest.mkdir(parents=True, exist_ok=True)
+        return 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if member.issym():
+        _check_symlink(root, dest, member.linkname, member.name)
+        _replace(dest)
+        dest.symlink_to(member.linkname)
+        links[dest] = (member.name, member.linkname)
+        return 1
+    if member.islnk():
+        source = _strip(member.linkname)
+        if source is None:
+            raise UnsafeArchiveError(f"archive member {member.name!r} links a directory")
+        # Resolved: the source's path may run through links the archive made.
+        source_path = Path(os.path.realpath(_inside(root, source)))
+        if not source_path.is_relative_to(root) or not source_path.is_file():
+            raise UnsafeArchiveError(
+                f"archive member {member.name!r} links outside the target: {member.linkname}"
+            )
+        _replace(dest)
+        shutil.copyfile(source_path, dest)
+    elif member.isreg():
+        extracted = tar.extractfile(member)
+        if extracted is None:  # pragma: no cover - isreg() members always have data
+            return 0
+        _replace(dest)
+        with dest.open("xb") as out:
+            shutil.copyfileobj(extracted, out)
+        dest.chmod(member.mode & 0o777 | 0o600)
+    else:
+        return 0
+    links.pop(dest, None)
+    return 1
+
+
+def _remove_escaping(root: Path, links: dict[Path, tuple[str, str]]) -> tuple[str, str] | None:
+    """Remove every link that later members made lead out of the target; the first one's
+    member name and link text, or None when all stay inside."""
+    first: tuple[str, str] | None = None
+    for dest, (name, linkname) in links.items():
+        if dest.is_symlink() and not _resolved_inside(root, dest):
+            dest.unlink()
+            first = first or (name, linkname)
+    return first
