@@ -55,7 +55,7 @@ class UntrustedFileError(OSError):
 
 def _parts(name: str) -> list[str]:
     parts = [p for p in PurePosixPath(name).parts if p not in ("", ".", "/")]
-    if not parts or ".." in parts:
+    if not parts or ".." in parts or "\0" in name:
         raise UntrustedFileError(errno.EINVAL, f"{name!r} is not a file name below the directory")
     return parts
 

@@ -123,3 +123,11 @@ def test_regular_files_read_as_usual(reports: Path) -> None:
     assert untrusted.read_text(reports, "sub/b.txt", errors="replace") == "\ufffdx"
     assert untrusted.list_names(reports) == ["a.json"]
     assert untrusted.lstat(reports, "a.json").st_size == 12
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/../b", "nul\0byte"])
+def test_names_that_are_not_below_the_directory_are_refused(reports: Path, name: str) -> None:
+    with pytest.raises(UntrustedFileError, match="is not a file name below the directory"):
+        untrusted.read_text(reports, name)
+    with pytest.raises(UntrustedFileError, match="is not a file name below the directory"):
+        untrusted.write_text(reports, name, "x")
