@@ -1,11 +1,14 @@
-"""A test that plants links in its report directory reaches no host file through dagpar.
+"""Links a container makes reach no host file through dagpar.
 
-The slice's report directory is writable by the tests (bind-mounted into their container), and
-dagpar writes a Go slice's report (``go-1.json``, the runner's standard output) into it after the
-runner ends and reads the selection manifest (``go-1.selection.json``) back. The Go test below
-replaces both names with links to host files it cannot reach itself: a "secret" dagpar would
-overwrite and a forged manifest dagpar would read. The host files stay as they were, and the
-slice reports the test that really ran.
+Report directories: the slice's report directory is writable by its tests (bind-mounted into
+their container), and dagpar writes a Go slice's report (``go-1.json``, the runner's standard
+output) into it after the runner ends and reads the selection manifest (``go-1.selection.json``)
+back. The Go test below replaces both names with links to host files it cannot reach itself: a
+"secret" dagpar would overwrite and a forged manifest dagpar would read. The host files stay as
+they were, and the slice reports the test that really ran.
+
+Directory results: a container's ``/out`` holding ``d -> .`` and ``f -> d/d/.../../..`` (a link
+that reads as staying inside but leads to ``/``) is refused when copied out, naming the link.
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from typing import Any
 import pytest
 
 from dagpar_cli.testing import DagparResult, write_tree
-
-pytestmark = pytest.mark.go
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,21 @@ func TestPlant(t *testing.T) {
 \t}
 }
 """
+
+
+def _use_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import docker
+    from docker_images import ensure_base_image  # type: ignore[import-not-found]
+
+    client: Any = docker.from_env()
+    try:
+        ensure_base_image(client)
+    finally:
+        client.close()
+    monkeypatch.setenv("DAGPAR_PLUGINS", "docker_images:ToolchainDockerPlugin")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    )
 
 
 def _go_quote(text: str) -> str:
@@ -104,6 +120,7 @@ def _check_nothing_leaked(run: DagparResult, secret: Path, forged: Path) -> None
     assert {t["id"]: t["status"] for t in check["tests"]} == {".::TestPlant": "passed"}
 
 
+@pytest.mark.go
 def test_links_planted_by_a_local_test_are_not_followed(
     dagpar_run: Callable[..., DagparResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,22 +129,45 @@ def test_links_planted_by_a_local_test_are_not_followed(
     _check_nothing_leaked(run, secret, forged)
 
 
+@pytest.mark.go
 @pytest.mark.docker
 def test_links_planted_inside_a_container_reach_no_host_file(
     dagpar_run: Callable[..., DagparResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import docker
-    from docker_images import ensure_base_image  # type: ignore[import-not-found]
-
-    client: Any = docker.from_env()
-    try:
-        ensure_base_image(client)
-    finally:
-        client.close()
-    monkeypatch.setenv("DAGPAR_PLUGINS", "docker_images:ToolchainDockerPlugin")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    )
+    _use_docker(monkeypatch)
     ws, secret, forged = _planting_workspace(tmp_path, monkeypatch, image="dagpar-test/base:latest")
     run = dagpar_run("check", "-C", ws, "--executor", "docker", "--json")
     _check_nothing_leaked(run, secret, forged)
+
+
+CLIMB = "/".join(["d"] * 40 + [".."] * 40)
+
+LINKS = f"""
+from __future__ import annotations
+from dagpar_cli import Directory, dag, object_type
+
+@object_type
+class Links:
+    source: Directory
+
+    def build(self) -> Directory:
+        script = "mkdir /out && cd /out && echo kept > kept && ln -s . d && ln -s {CLIMB} f"
+        ctr = dag.container().from_("dagpar-test/base:latest").with_exec(["sh", "-c", script])
+        return ctr.directory("/out")
+"""
+
+
+@pytest.mark.docker
+def test_a_directory_result_linking_out_through_a_dot_link_is_refused(
+    dagpar_run: Callable[..., DagparResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use_docker(monkeypatch)
+    ws = write_tree(
+        tmp_path / "ws",
+        {"dagpar.yaml": "toolchains:\n  links: {use: links.py}\n", "links.py": LINKS},
+    )
+    out = tmp_path / "out"
+    run = dagpar_run("call", "-C", ws, "--executor", "docker", "links", "build", "-o", out)
+    assert run.exit_code == 4, run.stdout + run.stderr  # the copy out failed: execution
+    assert "copying /out out: archive member 'out/f' links outside" in run.stdout
+    assert not (out / "f").is_symlink()
