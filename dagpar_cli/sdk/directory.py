@@ -67,7 +67,22 @@ class Directory:
         return (self.host_path / path).exists()
 
     def export(self, target: Path) -> Path:
-        """Copy this directory's contents to *target* (created; existing files overwritten)."""
+        """Copy this directory's contents to *target* (created; existing files overwritten).
+
+        Links are copied as links, so each must resolve inside this directory: a container
+        may have written the directory, and ``d -> .`` with ``f -> d/d/../../..`` leads out.
+
+        :raises TestsFailedError: naming a link that resolves outside this directory.
+        """
+        root = Path(os.path.realpath(self.host_path))
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in (*dirnames, *filenames):
+                path = Path(dirpath, name)
+                if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
+                    rel = path.relative_to(root).as_posix()
+                    raise TestsFailedError(
+                        f"{self} holds a link leading outside it: {rel} -> {os.readlink(path)}"
+                    )
         target.mkdir(parents=True, exist_ok=True)
         shutil.copytree(self.host_path, target, dirs_exist_ok=True, symlinks=True)
         return target

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dagpar_cli import Directory
+from dagpar_cli.errors import TestsFailedError
 from dagpar_cli.testing import DagparResult, write_tree
 
 
@@ -52,6 +53,21 @@ def test_export_copies_the_contents_over_what_is_there(source: Directory, tmp_pa
     assert source.export(target) == target
     assert (target / "src" / "app.py").read_text() == "print('app')\n"
     assert (target / "kept.txt").read_text() == "kept"
+
+
+def test_export_refuses_a_link_that_climbs_out_through_a_dot_link(tmp_path: Path) -> None:
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / "kept").write_text("kept")
+    (made / "d").symlink_to(".")
+    (made / "inside").symlink_to("d/d/kept")
+    (made / "f").symlink_to("d/d/d/../../..")  # reads as balanced; really made's parent
+    with pytest.raises(TestsFailedError, match=r"holds a link leading outside it: f -> d/d/d/"):
+        Directory(made).export(tmp_path / "out")
+    assert not (tmp_path / "out" / "f").is_symlink()
+    (made / "f").unlink()
+    out = Directory(made).export(tmp_path / "out")
+    assert (out / "inside").read_text() == "kept"
 
 
 def test_a_directory_shows_as_its_workspace_path_or_its_host_path(tmp_path: Path) -> None:
