@@ -71,13 +71,17 @@ def _kind(mode: int) -> str:
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "of an unknown kind"
 
 
 def _refuse(root: Path, name: str, mode: int) -> UntrustedFileError:
+    if stat.S_ISLNK(mode):
+        return UntrustedFileError(
+            errno.ELOOP,
+            f"{root / name} is a symbolic link, not a regular file; dagpar does not follow it",
+        )
     return UntrustedFileError(
-        errno.ELOOP if stat.S_ISLNK(mode) else errno.EINVAL,
-        f"{root / name} is {_kind(mode)}, not a regular file; dagpar does not follow it",
+        errno.EINVAL, f"{root / name} is {_kind(mode)}, not a regular file; dagpar does not open it"
     )
 
 
@@ -98,6 +102,10 @@ def _parent(root: Path, parts: list[str], *, create: bool) -> Iterator[int]:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     where = "/".join(parts[: index + 1])
                     mode = os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode
+                    if stat.S_ISREG(mode):
+                        raise UntrustedFileError(
+                            errno.ENOTDIR, f"{root / where} is a file, not a directory"
+                        ) from None
                     raise _refuse(root, where, mode) from None
                 raise
             os.close(fd)

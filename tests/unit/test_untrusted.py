@@ -97,6 +97,11 @@ def test_reading_refuses_fifos_without_hanging_and_names_outside_the_directory(
     os.mkfifo(reports / "fifo")
     with pytest.raises(UntrustedFileError, match="is a FIFO"):
         untrusted.read_text(reports, "fifo")
+    with pytest.raises(UntrustedFileError, match="fifo is a FIFO, not a regular file; dagpar does"):
+        untrusted.read_text(reports, "fifo/below")
+    (reports / "file").write_text("x")
+    with pytest.raises(UntrustedFileError, match="file is a file, not a directory"):
+        untrusted.write_text(reports, "file/below", "y")
     with pytest.raises(UntrustedFileError, match="not a file name below"):
         untrusted.read_text(reports, "../secret")
     with pytest.raises(FileNotFoundError):
