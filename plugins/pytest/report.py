@@ -118,7 +118,8 @@ def _load_rootdirs(report_dir: Path, source_dir: Path, args: tuple[str, ...]) ->
 
 
 def _iter_cases(report_dir: Path, name: str) -> tuple[list[ET.Element], str]:
-    """Every complete ``testcase`` element of *report*, and the parse error ("" when none).
+    """Every complete ``testcase`` element of the report *name* in *report_dir* (read without
+    following links), and the parse error ("" when none).
 
     A pull parser keeps the test cases before a malformed spot (a report cut short by a crash).
     """
