@@ -30,6 +30,7 @@ import pluggy
 from dagpar_cli.config import Config, ToolchainConfig
 from dagpar_cli.config.loader import toolchain_entry, yaml_kind
 from dagpar_cli.errors import ConfigError, ToolchainError
+from dagpar_cli.interrupts import SignalInterrupt
 from dagpar_cli.pluginmanager import toolchain_registry
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.sdk.types import TypeDef, typedef_of
@@ -133,10 +134,11 @@ def discover(config: Config, pm: pluggy.PluginManager) -> list[Toolchain]:
 def _import_builtin(module_name: str, tc: ToolchainConfig) -> ModuleType:
     try:
         return importlib.import_module(module_name)
-    except Exception as exc:
+    except SignalInterrupt:
+        raise
+    except BaseException as exc:
         raise ToolchainError(
-            f"built-in toolchain {tc.use!r} ({module_name}) failed to import: "
-            f"{type(exc).__name__}: {exc}"
+            f"built-in toolchain {tc.use!r} ({module_name}) failed to import: {_describe(exc)}"
         ) from exc
 
 
@@ -162,13 +164,23 @@ def _import_file(path: Path, tc: ToolchainConfig, workspace: Path) -> ModuleType
         raise ToolchainError(
             f"syntax error: {exc.msg}", file=display, line=exc.lineno or None
         ) from exc
-    except Exception as exc:
+    except SignalInterrupt:
+        del sys.modules[name]
+        raise
+    except BaseException as exc:  # even SystemExit: a toolchain never decides dagpar's exit
         del sys.modules[name]
         line = _line_in(exc, path)
         raise ToolchainError(
-            f"importing the toolchain failed: {type(exc).__name__}: {exc}", file=display, line=line
+            f"importing the toolchain failed: {_describe(exc)}", file=display, line=line
         ) from exc
     return module
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}); a toolchain must not exit"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _line_in(exc: BaseException, path: Path) -> int | None:
