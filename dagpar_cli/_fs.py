@@ -90,8 +90,8 @@ def unwritable_reason(path: Path) -> str | None:
     """
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        st = None
+    except (FileNotFoundError, NotADirectoryError):
+        st = None  # the walk below names what is in the way
     except OSError as exc:
         return exc.strerror or str(exc)
     if st is not None and stat.S_ISDIR(st.st_mode):
