@@ -29,7 +29,7 @@ import pluggy
 
 from dagpar_cli.config import Config, ToolchainConfig
 from dagpar_cli.config.loader import toolchain_entry, yaml_kind
-from dagpar_cli.errors import ConfigError, ToolchainError
+from dagpar_cli.errors import ConfigError, DagparError, ToolchainError
 from dagpar_cli.interrupts import SignalInterrupt
 from dagpar_cli.pluginmanager import toolchain_registry
 from dagpar_cli.sdk.directory import Directory
@@ -70,6 +70,7 @@ class Toolchain:
         overrides (and ``image``, when the class has such a field).
 
         :raises ConfigError: an override names no field, or a required field has no value.
+        :raises ToolchainError: the class's own code raised (even ``SystemExit``).
         """
         cfg = self.config
         source_dir = (workspace / cfg.source) if cfg.source else workspace
@@ -101,7 +102,18 @@ class Toolchain:
                     key=f"{key}.{f.name}",
                     file=_config_file(workspace),
                 )
-        return self.main.cls(**kwargs)
+        try:
+            return self.main.cls(**kwargs)
+        except (DagparError, SignalInterrupt):
+            raise
+        except BaseException as exc:  # its __post_init__: the toolchain's error, not dagpar's
+            file = getattr(self.module, "__file__", None)
+            line = _line_in(exc, Path(file).resolve()) if file else None
+            raise ToolchainError(
+                f"creating {self.main.name} failed: {_describe(exc)}",
+                file=_display(Path(file), workspace) if file else self.origin,
+                line=line,
+            ) from exc
 
 
 def main_class_name(module_name: str) -> str:

@@ -192,3 +192,32 @@ def test_an_early_interrupt_is_exit_130_and_one_line(
             proc.communicate()
     assert proc.returncode == 130, (proc.returncode, out, err)
     assert err.strip() == "dagpar: interrupted", err
+
+
+def test_a_main_class_that_exits_when_created_is_a_toolchain_error(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+) -> None:
+    ws = make_workspace(
+        {
+            "dagpar.yaml": "toolchains:\n  bad: {use: ci/bad.py}\n",
+            "ci/bad.py": """
+                import sys
+                from dagpar_cli import check, object_type
+
+                @object_type
+                class Bad:
+                    def __post_init__(self) -> None:
+                        sys.exit(0)
+
+                    @check
+                    def run(self) -> None:
+                        pass
+            """,
+        }
+    )
+    result = _dagpar("check", "-C", ws)
+    assert result.returncode == 2, result
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("dagpar: error: ci/bad.py:7: creating Bad failed: "), err
+    assert "sys.exit(0)" in err, err
