@@ -506,11 +506,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     subcommands (``dagpar_add_commands``); the commands receive it as click's context object
     (loading every entry point twice would cost a noticeable part of a second).
     """
-    from dagpar_cli.interrupts import handling
+    from dagpar_cli.interrupts import handling, received
 
     try:
         with handling():
-            return _main(argv)
+            code = _main(argv)
+            # However the interrupt was handled (click turns one while it parses into exit 1),
+            # an interrupted dagpar exits with 130.
+            return int(ExitCode.INTERRUPTED) if received() else code
     except KeyboardInterrupt:
         click.echo("dagpar: interrupted", err=True)
         return int(ExitCode.INTERRUPTED)

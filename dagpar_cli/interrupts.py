@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["INTERRUPTED_EXIT", "SignalInterrupt", "handling"]
+__all__ = ["INTERRUPTED_EXIT", "SignalInterrupt", "handling", "received"]
 
 #: The exit code of an interrupted run (``ExitCode.INTERRUPTED``; repeated here so that this
 #: module imports nothing of dagpar and can be installed before the rest loads).
@@ -56,6 +56,11 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         except Exception:  # exiting anyway: nothing better to do with it
             pass
     os._exit(INTERRUPTED_EXIT)
+
+
+def received() -> bool:
+    """Whether SIGINT or SIGTERM came since the outermost :func:`handling` block began."""
+    return _state.count > 0
 
 
 @contextmanager
