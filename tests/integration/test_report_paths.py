@@ -7,6 +7,7 @@ Every case runs the real command, ``python -m dagpar_cli``, in a subprocess.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -115,10 +116,45 @@ def test_a_device_is_written_in_place(
     assert stat.S_ISCHR(null.stat().st_mode)
 
 
+def _guarded_dev_null() -> list[str]:
+    """A command prefix under which replacing ``/dev/null`` fails instead of destroying it.
+
+    dagpar runs in its own mount namespace with ``/dev/null`` bind-mounted onto itself: writing
+    the device works as it does outside, while a rename onto it (what dagpar did before it wrote
+    devices in place) fails with EBUSY, and the machine's ``/dev/null`` survives either way.
+    """
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    probe = subprocess.run(
+        ["unshare", "-m", "mount", "--bind", "/dev/null", "/dev/null"], capture_output=True
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a mount namespace: {probe.stderr.decode().strip()}")
+    return ["unshare", "-m", "sh", "-c", 'mount --bind /dev/null /dev/null && exec "$@"', "sh"]
+
+
 def test_dev_null_stays_a_device(make_workspace: Callable[[Mapping[str, str]], Path]) -> None:
     ws = make_workspace(WORKSPACE)
     before = os.stat("/dev/null")
-    result = _dagpar(ws, "--junit-xml", "/dev/null", "--report-html", "/dev/null")
+    result = subprocess.run(
+        [
+            *_guarded_dev_null(),
+            sys.executable,
+            "-m",
+            "dagpar_cli",
+            "check",
+            "-C",
+            str(ws),
+            "--junit-xml",
+            "/dev/null",
+            "--report-html",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAN": str(ws / "ran")},
+        timeout=300,
+    )
     assert result.returncode == 0, result
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode)
