@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pluggy import PluginManager
 
     from dagpar_cli.model import RunResult
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["cli", "main"]
 
@@ -213,7 +214,7 @@ def _call(
     options = run_options(params)
     with session_scope(Path(params["workspace"]), options, pm=pm) as session:
         run, value = run_call(session, chain, export_to=Path(output) if output else None)
-    code = _print_run(run, options)
+    code = _print_run(run, options, session)
     if options.dry_run or options.json:
         return code
     if isinstance(value, Path):
@@ -269,7 +270,7 @@ def _check(
     with session_scope(Path(params["workspace"]), options, pm=pm) as session:
         if not list_only:
             run = run_checks(session, patterns, skip)
-            return _print_run(run, options)
+            return _print_run(run, options, session)
         checks = select_checks(discover(session.config, session.pm), patterns, skip)
         if options.json:
             click.echo(json.dumps({"checks": [c.name for c in checks]}))
@@ -279,9 +280,13 @@ def _check(
     return 0
 
 
-def _print_run(run: RunResult, options: RunOptions) -> int:
-    """Print a run's plan (dry run) or result, and return its exit code."""
+def _print_run(run: RunResult, options: RunOptions, session: RunContext) -> int:
+    """Print a run's plan (dry run) or result, and return its exit code.
+
+    A report that could not be written is one line after the summary (and exit 4).
+    """
     from dagpar_cli.pipeline import exit_code_for
+    from dagpar_cli.reporting import files
     from dagpar_cli.reporting.plan import render_dry_run
     from dagpar_cli.reporting.summary import render_result
 
@@ -291,7 +296,9 @@ def _print_run(run: RunResult, options: RunOptions) -> int:
     output = render_result(run, as_json=options.json, color=_color(), width=_width())
     click.echo(output.stdout, nl=False)
     click.echo(output.stderr, nl=False, err=True)
-    return int(exit_code_for(run))
+    for failure in files.failures(session):
+        click.echo(f"dagpar: error: {failure}", err=True)
+    return int(exit_code_for(run, session))
 
 
 def _color() -> bool:
@@ -475,7 +482,7 @@ def _run(debug: bool, body: Callable[[], int]) -> None:
         code = int(ExitCode.INTERRUPTED)
     except click.exceptions.Exit:
         raise
-    except Exception as exc:
+    except BaseException as exc:  # anything else, even a stray SystemExit: dagpar's exit code
         if debug:
             traceback.print_exc()
         else:
@@ -491,10 +498,28 @@ def _run(debug: bool, body: Callable[[], int]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises SystemExit).
 
+    SIGINT and SIGTERM are handled from the first moment (:mod:`dagpar_cli.interrupts`): an
+    interrupt while plugins load or a toolchain imports gives exit 130 and one line, like one
+    during the run.
+
     The plugin manager is built once, before the arguments are parsed, so that plugins can add
     subcommands (``dagpar_add_commands``); the commands receive it as click's context object
     (loading every entry point twice would cost a noticeable part of a second).
     """
+    from dagpar_cli.interrupts import handling, received
+
+    try:
+        with handling():
+            code = _main(argv)
+            # However the interrupt was handled (click turns one while it parses into exit 1),
+            # an interrupted dagpar exits with 130.
+            return int(ExitCode.INTERRUPTED) if received() else code
+    except KeyboardInterrupt:
+        click.echo("dagpar: interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from dagpar_cli.pluginmanager import get_plugin_manager
 
     try:

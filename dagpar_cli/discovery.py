@@ -29,7 +29,8 @@ import pluggy
 
 from dagpar_cli.config import Config, ToolchainConfig
 from dagpar_cli.config.loader import toolchain_entry, yaml_kind
-from dagpar_cli.errors import ConfigError, ToolchainError
+from dagpar_cli.errors import ConfigError, DagparError, ToolchainError
+from dagpar_cli.interrupts import SignalInterrupt
 from dagpar_cli.pluginmanager import toolchain_registry
 from dagpar_cli.sdk.directory import Directory
 from dagpar_cli.sdk.types import TypeDef, typedef_of
@@ -69,6 +70,7 @@ class Toolchain:
         overrides (and ``image``, when the class has such a field).
 
         :raises ConfigError: an override names no field, or a required field has no value.
+        :raises ToolchainError: the class's own code raised (even ``SystemExit``).
         """
         cfg = self.config
         source_dir = (workspace / cfg.source) if cfg.source else workspace
@@ -100,7 +102,18 @@ class Toolchain:
                     key=f"{key}.{f.name}",
                     file=_config_file(workspace),
                 )
-        return self.main.cls(**kwargs)
+        try:
+            return self.main.cls(**kwargs)
+        except (DagparError, SignalInterrupt):
+            raise
+        except BaseException as exc:  # its __post_init__: the toolchain's error, not dagpar's
+            file = getattr(self.module, "__file__", None)
+            line = _line_in(exc, Path(file).resolve()) if file else None
+            raise ToolchainError(
+                f"creating {self.main.name} failed: {_describe(exc)}",
+                file=_display(Path(file), workspace) if file else self.origin,
+                line=line,
+            ) from exc
 
 
 def main_class_name(module_name: str) -> str:
@@ -133,10 +146,11 @@ def discover(config: Config, pm: pluggy.PluginManager) -> list[Toolchain]:
 def _import_builtin(module_name: str, tc: ToolchainConfig) -> ModuleType:
     try:
         return importlib.import_module(module_name)
-    except Exception as exc:
+    except SignalInterrupt:
+        raise
+    except BaseException as exc:
         raise ToolchainError(
-            f"built-in toolchain {tc.use!r} ({module_name}) failed to import: "
-            f"{type(exc).__name__}: {exc}"
+            f"built-in toolchain {tc.use!r} ({module_name}) failed to import: {_describe(exc)}"
         ) from exc
 
 
@@ -162,13 +176,23 @@ def _import_file(path: Path, tc: ToolchainConfig, workspace: Path) -> ModuleType
         raise ToolchainError(
             f"syntax error: {exc.msg}", file=display, line=exc.lineno or None
         ) from exc
-    except Exception as exc:
+    except SignalInterrupt:
+        del sys.modules[name]
+        raise
+    except BaseException as exc:  # even SystemExit: a toolchain never decides dagpar's exit
         del sys.modules[name]
         line = _line_in(exc, path)
         raise ToolchainError(
-            f"importing the toolchain failed: {type(exc).__name__}: {exc}", file=display, line=line
+            f"importing the toolchain failed: {_describe(exc)}", file=display, line=line
         ) from exc
     return module
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}); a toolchain must not exit"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _line_in(exc: BaseException, path: Path) -> int | None:

@@ -7,21 +7,19 @@ errors to exit codes.
 
 from __future__ import annotations
 
-import os
-import signal
+import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pluggy
 
+from dagpar_cli import interrupts
 from dagpar_cli.callchain import CheckSpec, call_chain, parse_chain, resolve_chain, select_checks
 from dagpar_cli.config import Config, RunOptions
 from dagpar_cli.config.loader import load_config
@@ -39,10 +37,12 @@ from dagpar_cli.model import CheckResult, RunResult
 from dagpar_cli.planning.api import Planner
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.registry import build_runner_registry
+from dagpar_cli.reporting import files as report_files
 from dagpar_cli.run_context import RunContext
 from dagpar_cli.runtime.orchestrator import Orchestrator
 from dagpar_cli.sdk.directory import Directory
-from dagpar_cli.timings.store import TimingStore
+from dagpar_cli.statedir import STATE_DIR
+from dagpar_cli.timings.store import DB_NAME, TimingStore
 
 __all__ = [
     "CheckSpec",
@@ -207,7 +207,7 @@ def _execute(
         for step in _STEPS:
             step(run)
         assert run.result is not None
-        exit_code = exit_code_for(run.result)
+        exit_code = exit_code_for(run.result, session)
         return run.result
     except DagparError as exc:
         exit_code = exc.exit_code
@@ -232,6 +232,12 @@ class _Run:
     result: RunResult | None = None
 
 
+def _check_reports(run: _Run) -> None:
+    """Stage 8's files, checked before anything runs: a report dagpar cannot write is exit 2."""
+    if not run.session.options.dry_run:
+        report_files.check_paths(run.session.options)
+
+
 def _parse_filter(run: _Run) -> None:
     """Stage 4's input: the ``--filter`` selectors, checked against the configured instances."""
     session = run.session
@@ -243,12 +249,21 @@ def _parse_filter(run: _Run) -> None:
 
 
 def _open_timings(run: _Run) -> None:
-    """Stage 5's history: the timing store (a read-only checkout plans without it)."""
+    """Stage 5's history: the timing store (a read-only checkout plans without it).
+
+    A store that cannot be opened (a read-only file or checkout, a directory in its place) costs
+    one line of warning: the run is planned without history and records nothing.
+    """
     session = run.session
     try:
         session.timings = TimingStore.open(session.config.workspace)
-    except OSError as exc:
-        print(f"dagpar: warning: running without the timing store: {exc}", file=sys.stderr)
+    except (OSError, sqlite3.Error) as exc:
+        where = session.config.workspace / STATE_DIR / DB_NAME
+        reason = " ".join(str(exc).split())
+        print(
+            f"dagpar: warning: running without the timing store {where}: {reason}",
+            file=sys.stderr,
+        )
 
 
 def _make_executor(run: _Run) -> None:
@@ -316,6 +331,7 @@ def _report(run: _Run) -> None:
 
 #: Stages 4 to 8, in order.
 _STEPS: tuple[Callable[[_Run], None], ...] = (
+    _check_reports,
     _parse_filter,
     _open_timings,
     _make_executor,
@@ -396,36 +412,26 @@ def _run_concurrently(
     return results, interrupted
 
 
-@contextmanager
-def _interrupts_raise(orchestrator: Orchestrator) -> Iterator[None]:
-    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread; a second one forces exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    count = {"n": 0}
+def _interrupts_raise(orchestrator: Orchestrator) -> AbstractContextManager[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread; a second one forces exit.
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        count["n"] += 1
-        if count["n"] == 1:
-            raise KeyboardInterrupt
-        # A second interrupt: the user does not want to wait for clean-up.
-        orchestrator.executor.kill_all()
-        os._exit(int(ExitCode.INTERRUPTED))
-
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+    The ``dagpar`` command installed the handlers before anything ran; this adds what a second
+    interrupt must stop (and installs them when dagpar runs as a library).
+    """
+    return interrupts.handling(on_force=orchestrator.executor.kill_all)
 
 
-def exit_code_for(run: RunResult) -> ExitCode:
-    """The exit code of a finished run (DESIGN.md §4)."""
+def exit_code_for(run: RunResult, session: RunContext | None = None) -> ExitCode:
+    """The exit code of a finished run (DESIGN.md §4).
+
+    :param session: the run's session; a report it could not write makes the run's exit code
+        ``EXECUTION_FAILED`` (:func:`dagpar_cli.reporting.files.failures`).
+    """
     if run.interrupted:
         return ExitCode.INTERRUPTED
     if any(c.infrastructure_error for c in run.checks):
+        return ExitCode.EXECUTION_FAILED
+    if session is not None and report_files.failures(session):
         return ExitCode.EXECUTION_FAILED
     if not all(c.passed for c in run.checks):
         return ExitCode.TESTS_FAILED

@@ -23,11 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dagpar_cli._fs import write_atomic
+from dagpar_cli._fs import write_through
 from dagpar_cli.model import CheckResult, RunResult, SliceResult, Status, TestResult
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
 from dagpar_cli.reporting.counts import Counts
+from dagpar_cli.reporting.files import write_report
 
 if TYPE_CHECKING:
     from dagpar_cli.run_context import RunContext
@@ -511,15 +512,14 @@ def render_html(run: RunResult, *, started_wall: float | None = None, title: str
 def write_html(run: RunResult, path: Path, *, started_wall: float | None = None) -> None:
     """Write the HTML report of *run* to *path*, creating its parent directories.
 
-    Written next to its final name and renamed, so a reader never sees half a file.
+    Written next to its final name and renamed, so a reader never sees half a file; a link is
+    written through, a device or FIFO in place (:func:`~dagpar_cli._fs.write_through`).
 
     :param run: the merged result.
     :param path: the report file.
     :param started_wall: see :func:`render_html`.
     """
-    text = render_html(run, started_wall=started_wall)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text, errors="replace")
+    write_through(path, render_html(run, started_wall=started_wall), errors="replace")
 
 
 @hookimpl
@@ -531,4 +531,5 @@ def dagpar_report(run: RunResult, session: RunContext) -> None:
     """
     path = session.options.report_html
     if path is not None:
-        write_html(run, path, started_wall=session.started_wall or time.time())
+        text = render_html(run, started_wall=session.started_wall or time.time())
+        write_report(session, "--report-html", path, text, errors="replace")

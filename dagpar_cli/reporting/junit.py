@@ -29,11 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from dagpar_cli._fs import write_atomic
+from dagpar_cli._fs import write_through
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Attempt, CheckResult, RunResult, Status, TestResult, sorted_results
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
+from dagpar_cli.reporting.files import write_report
 
 if TYPE_CHECKING:
     from dagpar_cli.run_context import RunContext
@@ -225,15 +226,15 @@ def render_junit(run: RunResult, *, started_wall: float | None = None) -> bytes:
 def write_junit(run: RunResult, path: Path, *, started_wall: float | None = None) -> None:
     """Write *run* as JUnit XML to *path*, creating its parent directories.
 
-    The file is written next to its final name and renamed, so a reader never sees half a file.
+    The file is written next to its final name and renamed, so a reader never sees half a file;
+    a link is written through, a device or FIFO in place
+    (:func:`~dagpar_cli._fs.write_through`).
 
     :param run: the merged result.
     :param path: the report file.
     :param started_wall: see :func:`render_junit`.
     """
-    data = render_junit(run, started_wall=started_wall)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, data)
+    write_through(path, render_junit(run, started_wall=started_wall))
 
 
 @hookimpl
@@ -245,7 +246,8 @@ def dagpar_report(run: RunResult, session: RunContext) -> None:
     """
     path = session.options.junit_xml
     if path is not None:
-        write_junit(run, path, started_wall=session.started_wall)
+        data = render_junit(run, started_wall=session.started_wall)
+        write_report(session, "--junit-xml", path, data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import Outcome, PipelineResult
 from dagpar_cli.execution.container import PipelineRunner
 from dagpar_cli.execution.scheduler.api import SplitJob, TailSlices
+from dagpar_cli.interrupts import SignalInterrupt
 from dagpar_cli.model import (
     CheckResult,
     Item,
@@ -195,10 +196,11 @@ class Orchestrator:
         except TestsFailedError as exc:
             error = exc.message
             details = "\n".join(exc.errors)
-        except DagparError:
+        except (DagparError, SignalInterrupt):
             raise
-        except Exception as exc:  # the toolchain's own bug: the check fails, the run goes on
-            error = f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:  # the toolchain's own bug: the check fails, the run goes on
+            # Even SystemExit or KeyboardInterrupt: toolchain code never decides dagpar's exit.
+            error = _describe(exc)
             details = collect.short_traceback(exc)
         finally:
             leave_call(token)
@@ -441,8 +443,10 @@ class Orchestrator:
                 error, infra = exc.message, True
             except TestsFailedError as exc:
                 error = exc.message
-            except Exception as exc:  # the toolchain's own bug: this slice fails, the others stand
-                error = f"{type(exc).__name__}: {exc}"
+            except SignalInterrupt:
+                raise
+            except BaseException as exc:  # the toolchain's bug: this slice fails, others stand
+                error = _describe(exc)
             finally:
                 leave_slice(token)
         if ctx.handed:
@@ -610,6 +614,14 @@ def _item(value: Any, nested: bool, prefix: str, field_name: str) -> Item:
             )
         selector = (value,)
     return Item(selector, join_path(prefix, selector[0]))
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` for an exception toolchain code raised."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) raised by toolchain code"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} raised"
 
 
 def _first_directory(receiver: Any) -> Directory | None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,7 @@ from dagpar_cli._fs import write_atomic
 from dagpar_cli.model import RunResult
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.statedir import state_dir
-from dagpar_cli.timings.store import DB_NAME, TimingStore, TimingStoreWarning
+from dagpar_cli.timings.store import DB_NAME, TimingStore
 
 if TYPE_CHECKING:
     from dagpar_cli.run_context import RunContext
@@ -45,9 +45,10 @@ def dagpar_report(run: RunResult, session: RunContext) -> None:
         store.record(
             run, runner_of=runner_of, executor=session.executor_name, run_id=session.run_id
         )
-    except (sqlite3.Error, UnicodeError) as exc:
-        # A store that cannot be written (read-only checkout, full disk) costs a warning only.
-        warnings.warn(f"could not update the timing store: {exc}", TimingStoreWarning, stacklevel=2)
+    except (sqlite3.Error, UnicodeError, OSError) as exc:
+        # A store that cannot be written (read-only checkout, full disk) costs one line only.
+        reason = " ".join(str(exc).split())
+        print(f"dagpar: warning: could not update the timing store: {reason}", file=sys.stderr)
 
 
 def shard_file(workspace: Path, shard: tuple[int, int]) -> Path:

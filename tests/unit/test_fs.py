@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dagpar_cli._fs import write_atomic
+from dagpar_cli._fs import unwritable_reason, write_atomic, write_through
 
 
 def test_text_and_bytes_replace_the_file(tmp_path: Path) -> None:
@@ -75,3 +75,53 @@ def test_concurrent_writers_never_share_a_temporary(tmp_path: Path) -> None:
     assert errors == []
     assert len(set(target.read_text())) == 1
     assert os.listdir(tmp_path) == ["shared.json"]
+
+
+def test_write_through_keeps_a_link_and_writes_its_target(tmp_path: Path) -> None:
+    (tmp_path / "artifacts").mkdir()
+    link = tmp_path / "junit.xml"
+    link.symlink_to("artifacts/junit.xml")  # dangling until written
+    write_through(link, "<new/>")
+    assert link.is_symlink()
+    assert (tmp_path / "artifacts" / "junit.xml").read_text() == "<new/>"
+    write_through(link, "<newer/>")
+    assert link.is_symlink() and link.read_text() == "<newer/>"
+
+
+def test_write_through_writes_a_fifo_in_place(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_through(fifo, b"data")
+    reader.join(timeout=30)
+    assert got == [b"data"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_write_through_makes_missing_parents(tmp_path: Path) -> None:
+    write_through(tmp_path / "a" / "b" / "r.html", "x")
+    assert (tmp_path / "a" / "b" / "r.html").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("file.txt/sub/r.xml", "is not a directory"),
+        (".", "is a directory"),
+        ("/proc/dagpar-report.xml", "cannot create files in /proc"),
+    ],
+)
+def test_unwritable_reason_names_what_is_in_the_way(
+    tmp_path: Path, where: str, reason: str
+) -> None:
+    (tmp_path / "file.txt").write_text("")
+    found = unwritable_reason(tmp_path / where)
+    assert found is not None and reason in found, found
+
+
+def test_unwritable_reason_accepts_new_files_links_and_devices(tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to("missing/target.xml")
+    for path in (tmp_path / "new" / "r.xml", tmp_path / "link", Path("/dev/null")):
+        assert unwritable_reason(path) is None, path
