@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import traceback
@@ -83,9 +84,33 @@ def parse_parallelism(text: str | None) -> int | None:
     return value
 
 
+#: The longest ``--timeout`` accepted: a week. Anything longer is a typo or an overflow waiting
+#: to happen (``1e308`` seconds overflows the clocks that enforce it).
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+
+
+def check_timeout(value: float | None) -> float | None:
+    """``--timeout``: a positive, finite number of seconds, at most a week.
+
+    :raises UsageError: naming the flag and the range (``nan`` would time every slice out at
+        once, ``inf`` would overflow).
+    """
+    if value is None:
+        return None
+    if not math.isfinite(value) or value > MAX_TIMEOUT_SECONDS:
+        raise UsageError(
+            f"--timeout {value:g}: expected a positive number of seconds, "
+            f"at most {MAX_TIMEOUT_SECONDS} (7 days)"
+        )
+    if value <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    return value
+
+
 def run_options(params: dict[str, Any]) -> RunOptions:
     """Build :class:`RunOptions` from the shared options' values."""
-    shard = parse_shard(params["shard"]) if params.get("shard") else None
+    # An empty --shard is a CI variable that expanded to nothing, not "no shard".
+    shard = parse_shard(params["shard"]) if params.get("shard") is not None else None
     if shard is None:
         detected = detect_shard(os.environ)
         if detected is not None:
@@ -94,9 +119,7 @@ def run_options(params: dict[str, Any]) -> RunOptions:
     retries = params.get("retries") or 0
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
-    timeout = params.get("timeout")
-    if timeout is not None and timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
+    timeout = check_timeout(params.get("timeout"))
     return RunOptions(
         filters=tuple(params.get("filters") or ()),
         parallelism=parse_parallelism(params.get("parallelism")),
@@ -400,21 +423,35 @@ def timings_merge(files: Sequence[str], workspace: str, debug: bool) -> None:
 
 @timings.command("import", epilog="Example:  dagpar timings import --instance api junit.xml")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--instance", required=True, help="The toolchain instance the tests belong to.")
+@click.option(
+    "--instance",
+    help="The toolchain instance the tests belong to (default: the workspace's only one).",
+)
 @click.option("-C", "--workspace", type=click.Path(), default=".")
 @click.option("--debug", is_flag=True)
-def timings_import(files: Sequence[str], instance: str, workspace: str, debug: bool) -> None:
+@click.pass_obj
+def timings_import(
+    pm: PluginManager | None,
+    /,
+    files: Sequence[str],
+    instance: str | None,
+    workspace: str,
+    debug: bool,
+) -> None:
     """Import JUnit XML written by any tool (pytest, jest-junit, gotestsum, Surefire)."""
 
     def body() -> int:
         from dagpar_cli.timings import TimingStore
+        from dagpar_cli.timings.transfer import import_instance
 
+        root = _existing(workspace)
+        chosen = import_instance(instance, _instances(root, pm))
         total = 0
-        with TimingStore.open(_existing(workspace)) as store:
+        with TimingStore.open(root) as store:
             for name in files:
                 if not Path(name).is_file():
                     raise UsageError(f"{name}: no such file")
-                total += store.import_junit(Path(name), instance)
+                total += store.import_junit(Path(name), chosen)
         click.echo(f"imported {total} sample(s)", err=True)
         return 0
 
@@ -451,6 +488,17 @@ def junit_merge(files: Sequence[str], output: str, debug: bool) -> None:
         return 0
 
     _run(debug, body)
+
+
+def _instances(workspace: Path, pm: PluginManager | None) -> list[str]:
+    """The workspace's toolchain instances, configured or detected (no toolchain is loaded)."""
+    from dagpar_cli.config.loader import load_config
+    from dagpar_cli.discovery import detect_toolchains
+    from dagpar_cli.pluginmanager import get_plugin_manager
+
+    pm = pm or get_plugin_manager()
+    config = detect_toolchains(load_config(workspace, pm), pm)
+    return [tc.instance for tc in config.toolchains]
 
 
 def _existing(workspace: str) -> Path:
