@@ -5,13 +5,14 @@ Nothing here decides how tests are split or run; see :mod:`dagpar_cli.pipeline`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -234,7 +235,10 @@ def _call(
     from dagpar_cli.sdk.directory import Directory
 
     options = run_options(params)
-    with session_scope(Path(params["workspace"]), options, pm=pm) as session:
+    with (
+        _stdout_to_stderr(options.json),
+        session_scope(Path(params["workspace"]), options, pm=pm) as session,
+    ):
         run, value = run_call(session, chain, export_to=Path(output) if output else None)
     code = _print_run(run, options)
     if options.dry_run or options.json:
@@ -289,17 +293,52 @@ def _check(
     from dagpar_cli.pipeline import run_checks, session_scope
 
     options = dataclasses.replace(run_options(params), list_only=list_only)
-    with session_scope(Path(params["workspace"]), options, pm=pm) as session:
+    with (
+        _stdout_to_stderr(options.json),
+        session_scope(Path(params["workspace"]), options, pm=pm) as session,
+    ):
         if not list_only:
             run = run_checks(session, patterns, skip)
-            return _print_run(run, options)
-        checks = select_checks(discover(session.config, session.pm), patterns, skip)
-        if options.json:
-            click.echo(json.dumps({"checks": [c.name for c in checks]}))
         else:
-            for c in checks:
-                click.echo(c.name)
+            checks = select_checks(discover(session.config, session.pm), patterns, skip)
+    if not list_only:
+        return _print_run(run, options)
+    if options.json:
+        click.echo(json.dumps({"checks": [c.name for c in checks]}))
+    else:
+        for c in checks:
+            click.echo(c.name)
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With ``--json``, send whatever is printed in the block to stderr.
+
+    Toolchain code runs in dagpar's process and may print at import, in a check, or from a
+    child process it starts itself; with ``--json``, stdout must carry the document alone, so
+    the block's output goes to stderr, at the file-descriptor level too, and the document is
+    printed after it.
+    """
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        real = sys.stdout.fileno() == 1
+    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is both
+        real = False  # not a real descriptor (an in-process runner): the Python level does
+    saved = os.dup(1) if real else None
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _print_run(run: RunResult, options: RunOptions) -> int:
