@@ -162,7 +162,13 @@ def shared_options(fn: F) -> F:
         click.option("--report-html", type=click.Path(dir_okay=False), help="HTML report."),
         click.option("--retries", type=int, default=0, help="Rerun failed tests N times."),
         click.option("--timeout", type=float, help="Per-slice timeout in seconds."),
-        click.option("--dry-run", is_flag=True, help="Print the plan; run nothing."),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Print the plan; run no test. Listing the tests still runs project code: "
+            "the toolchains' checks up to their split call, pytest's conftest.py and test "
+            "modules, Jest's test files.",
+        ),
         click.option("--json", "json_output", is_flag=True, help="Machine-readable stdout."),
         click.option(
             "-C", "--workspace", type=click.Path(), default=".", help="The workspace root."
