@@ -5,12 +5,14 @@ Nothing here decides how tests are split or run; see :mod:`dagpar_cli.pipeline`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,9 +86,33 @@ def parse_parallelism(text: str | None) -> int | None:
     return value
 
 
+#: The longest ``--timeout`` accepted: a week. Anything longer is a typo or an overflow waiting
+#: to happen (``1e308`` seconds overflows the clocks that enforce it).
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+
+
+def check_timeout(value: float | None) -> float | None:
+    """``--timeout``: a positive, finite number of seconds, at most a week.
+
+    :raises UsageError: naming the flag and the range (``nan`` would time every slice out at
+        once, ``inf`` would overflow).
+    """
+    if value is None:
+        return None
+    if not math.isfinite(value) or value > MAX_TIMEOUT_SECONDS:
+        raise UsageError(
+            f"--timeout {value:g}: expected a positive number of seconds, "
+            f"at most {MAX_TIMEOUT_SECONDS} (7 days)"
+        )
+    if value <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    return value
+
+
 def run_options(params: dict[str, Any]) -> RunOptions:
     """Build :class:`RunOptions` from the shared options' values."""
-    shard = parse_shard(params["shard"]) if params.get("shard") else None
+    # An empty --shard is a CI variable that expanded to nothing, not "no shard".
+    shard = parse_shard(params["shard"]) if params.get("shard") is not None else None
     if shard is None:
         detected = detect_shard(os.environ)
         if detected is not None:
@@ -95,9 +121,7 @@ def run_options(params: dict[str, Any]) -> RunOptions:
     retries = params.get("retries") or 0
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
-    timeout = params.get("timeout")
-    if timeout is not None and timeout <= 0:
-        raise UsageError("--timeout must be a positive number of seconds")
+    timeout = check_timeout(params.get("timeout"))
     return RunOptions(
         filters=tuple(params.get("filters") or ()),
         parallelism=parse_parallelism(params.get("parallelism")),
@@ -139,7 +163,13 @@ def shared_options(fn: F) -> F:
         click.option("--report-html", type=click.Path(dir_okay=False), help="HTML report."),
         click.option("--retries", type=int, default=0, help="Rerun failed tests N times."),
         click.option("--timeout", type=float, help="Per-slice timeout in seconds."),
-        click.option("--dry-run", is_flag=True, help="Print the plan; run nothing."),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Print the plan; run no test. Listing the tests still runs project code: "
+            "the toolchains' checks up to their split call, pytest's conftest.py and test "
+            "modules, Jest's test files.",
+        ),
         click.option("--json", "json_output", is_flag=True, help="Machine-readable stdout."),
         click.option(
             "-C", "--workspace", type=click.Path(), default=".", help="The workspace root."
@@ -212,7 +242,10 @@ def _call(
     from dagpar_cli.sdk.directory import Directory
 
     options = run_options(params)
-    with session_scope(Path(params["workspace"]), options, pm=pm) as session:
+    with (
+        _stdout_to_stderr(options.json),
+        session_scope(Path(params["workspace"]), options, pm=pm) as session,
+    ):
         run, value = run_call(session, chain, export_to=Path(output) if output else None)
     code = _print_run(run, options, session)
     if options.dry_run or options.json:
@@ -267,17 +300,52 @@ def _check(
     from dagpar_cli.pipeline import run_checks, session_scope
 
     options = dataclasses.replace(run_options(params), list_only=list_only)
-    with session_scope(Path(params["workspace"]), options, pm=pm) as session:
+    with (
+        _stdout_to_stderr(options.json),
+        session_scope(Path(params["workspace"]), options, pm=pm) as session,
+    ):
         if not list_only:
             run = run_checks(session, patterns, skip)
-            return _print_run(run, options, session)
-        checks = select_checks(discover(session.config, session.pm), patterns, skip)
-        if options.json:
-            click.echo(json.dumps({"checks": [c.name for c in checks]}))
         else:
-            for c in checks:
-                click.echo(c.name)
+            checks = select_checks(discover(session.config, session.pm), patterns, skip)
+    if not list_only:
+        return _print_run(run, options, session)
+    if options.json:
+        click.echo(json.dumps({"checks": [c.name for c in checks]}))
+    else:
+        for c in checks:
+            click.echo(c.name)
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With ``--json``, send whatever is printed in the block to stderr.
+
+    Toolchain code runs in dagpar's process and may print at import, in a check, or from a
+    child process it starts itself; with ``--json``, stdout must carry the document alone, so
+    the block's output goes to stderr, at the file-descriptor level too, and the document is
+    printed after it.
+    """
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        real = sys.stdout.fileno() == 1
+    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is both
+        real = False  # not a real descriptor (an in-process runner): the Python level does
+    saved = os.dup(1) if real else None
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _print_run(run: RunResult, options: RunOptions, session: RunContext) -> int:
@@ -407,21 +475,35 @@ def timings_merge(files: Sequence[str], workspace: str, debug: bool) -> None:
 
 @timings.command("import", epilog="Example:  dagpar timings import --instance api junit.xml")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--instance", required=True, help="The toolchain instance the tests belong to.")
+@click.option(
+    "--instance",
+    help="The toolchain instance the tests belong to (default: the workspace's only one).",
+)
 @click.option("-C", "--workspace", type=click.Path(), default=".")
 @click.option("--debug", is_flag=True)
-def timings_import(files: Sequence[str], instance: str, workspace: str, debug: bool) -> None:
+@click.pass_obj
+def timings_import(
+    pm: PluginManager | None,
+    /,
+    files: Sequence[str],
+    instance: str | None,
+    workspace: str,
+    debug: bool,
+) -> None:
     """Import JUnit XML written by any tool (pytest, jest-junit, gotestsum, Surefire)."""
 
     def body() -> int:
         from dagpar_cli.timings import TimingStore
+        from dagpar_cli.timings.transfer import import_instance
 
+        root = _existing(workspace)
+        chosen = import_instance(instance, _instances(root, pm))
         total = 0
-        with TimingStore.open(_existing(workspace)) as store:
+        with TimingStore.open(root) as store:
             for name in files:
                 if not Path(name).is_file():
                     raise UsageError(f"{name}: no such file")
-                total += store.import_junit(Path(name), instance)
+                total += store.import_junit(Path(name), chosen)
         click.echo(f"imported {total} sample(s)", err=True)
         return 0
 
@@ -458,6 +540,17 @@ def junit_merge(files: Sequence[str], output: str, debug: bool) -> None:
         return 0
 
     _run(debug, body)
+
+
+def _instances(workspace: Path, pm: PluginManager | None) -> list[str]:
+    """The workspace's toolchain instances, configured or detected (no toolchain is loaded)."""
+    from dagpar_cli.config.loader import load_config
+    from dagpar_cli.discovery import detect_toolchains
+    from dagpar_cli.pluginmanager import get_plugin_manager
+
+    pm = pm or get_plugin_manager()
+    config = detect_toolchains(load_config(workspace, pm), pm)
+    return [tc.instance for tc in config.toolchains]
 
 
 def _existing(workspace: str) -> Path:

@@ -67,12 +67,12 @@ def load_config(workspace: Path, pm: pluggy.PluginManager) -> Config:
     path = workspace / CONFIG_FILE
     if not path.is_file():
         if path.exists():
-            raise ConfigError("is not a file", file=str(path))
+            raise _error("is not a file", file=str(path))
         for wrong in _WRONG_NAMES:
             # A listing, not exists(): on a case-insensitive file system "Dagpar.yaml" would
             # otherwise find dagpar.yaml itself.
             if wrong in _listdir(workspace):
-                raise ConfigError(
+                raise _error(
                     f"dagpar reads {CONFIG_FILE}, not {wrong}: rename the file",
                     file=str(workspace / wrong),
                 )
@@ -94,6 +94,25 @@ def loads(
     """
     path = workspace / CONFIG_FILE if file is None else file
     return _Parser(workspace.resolve(), path, pm).config(parse_yaml(text, str(path)))
+
+
+def _printable(text: str) -> str:
+    """*text* with every character that is not printable escaped (``\\n``, ``\\x01``,
+    ``\\u2028``): a key or value from the file must not break the error's single line, nor
+    send escape sequences to the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
+
+
+def _error(message: str, *, key: str = "", file: str | None = None) -> ConfigError:
+    """The :class:`ConfigError` for *message*, every part of it printable on one line."""
+    return ConfigError(
+        _printable(message), key=_printable(key), file=None if file is None else _printable(file)
+    )
 
 
 def _listdir(directory: Path) -> set[str]:
@@ -144,11 +163,11 @@ def _read_text(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise _error(
             f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot be read: {exc.strerror or exc}", file=str(path)) from None
+        raise _error(f"cannot be read: {exc.strerror or exc}", file=str(path)) from None
     return text
 
 
@@ -165,16 +184,27 @@ def parse_yaml(text: str, file: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else file
         problem = exc.problem or exc.context or "syntax error"
-        raise ConfigError(f"invalid YAML: {problem}", file=where) from None
+        raise _error(f"invalid YAML: {problem}", file=where) from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow carries a position, not a mark, and its text spans
+        # two lines: say where it is, as the other syntax errors do.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        what = (
+            f"unacceptable character #x{exc.character:04x}"
+            if isinstance(exc.character, int)
+            else "undecodable input"
+        )
+        where = f"{file}:{line}:{column}"
+        raise _error(f"invalid YAML: {what}: {exc.reason}", file=where) from None
     except yaml.YAMLError as exc:
-        # Reader errors (control characters, bad encodings) carry a position, not a mark.
-        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+        raise _error(f"invalid YAML: {exc}", file=file) from None
     except RecursionError:
-        raise ConfigError("invalid YAML: nested too deeply", file=file) from None
+        raise _error("invalid YAML: nested too deeply", file=file) from None
     except (ValueError, OverflowError) as exc:
         # The safe constructor raises these for values that look like timestamps but are not
         # dates (2024-13-45).
-        raise ConfigError(f"invalid YAML value: {exc}", file=file) from None
+        raise _error(f"invalid YAML value: {exc}", file=file) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +252,7 @@ class _Parser:
         self._registry: ToolchainRegistry | None = None
 
     def fail(self, key: str, message: str) -> NoReturn:
-        raise ConfigError(message, key=key, file=str(self.file))
+        raise _error(message, key=key, file=str(self.file))
 
     def expect(self, key: str, value: Any, expected: str) -> NoReturn:
         self.fail(key, f"expected {expected}, got {yaml_kind(value)}")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from dagpar_cli.config import DockerEngine
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import ExecRequest, Mount, Outcome, SessionSpec
+from dagpar_cli.execution.container_env import container_env
 from dagpar_cli.execution.docker_engines import (
     EngineHandle,
     default_engines,
@@ -131,7 +132,7 @@ class DockerSession:
             exec_id = api.exec_create(
                 self.container_id,
                 argv,
-                environment={**self._spec.env, **request.env},
+                environment=container_env(self._spec.env, request.env),
                 workdir=request.cwd,
                 stdout=True,
                 stderr=True,

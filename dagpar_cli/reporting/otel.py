@@ -12,7 +12,8 @@ Where spans go, decided once in ``dagpar_configure``:
   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set (every other standard ``OTEL_EXPORTER_OTLP_*``
   variable applies; ``OTEL_TRACES_EXPORTER=none`` turns it off);
 - always, as JSON lines, to ``<workspace>/.dagpar/traces/<run_id>.jsonl``, so that a run can be
-  inspected after the fact without a collector;
+  inspected after the fact without a collector; the last runs' traces are kept, within a size
+  cap (:mod:`~dagpar_cli.reporting.trace_retention`);
 - nowhere when ``OTEL_SDK_DISABLED=true``: no provider is set up at all.
 
 Each slice's commands get ``TRACEPARENT`` (W3C trace context) for the slice span, so a runner
@@ -52,6 +53,7 @@ from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResul
 from dagpar_cli.model import Status as TestStatus
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
+from dagpar_cli.reporting.trace_retention import TraceRetention, prune_traces
 from dagpar_cli.statedir import STATE_DIR, state_dir
 
 if TYPE_CHECKING:
@@ -287,6 +289,9 @@ class OtelReporter:
     run_id: str
     pm: pluggy.PluginManager | None = None
     remote: _Interruptible | None = None
+    #: This run's local trace, and how many older ones stay next to it.
+    record: Path | None = None
+    retention: TraceRetention | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _checks: dict[str, _OpenCheck] = field(default_factory=dict)
     _slices: dict[tuple[str, int, int], _OpenSlice] = field(default_factory=dict)
@@ -526,6 +531,8 @@ class OtelReporter:
         finally:
             try:
                 self._close_provider()
+                if self.record is not None and self.retention is not None:
+                    prune_traces(self.record.parent, self.retention, current=self.record)
             finally:
                 if self.pm is not None and self.pm.is_registered(self):
                     self.pm.unregister(self)
@@ -647,6 +654,7 @@ def dagpar_configure(session: RunContext) -> None:
     """
     if _truthy(os.environ.get("OTEL_SDK_DISABLED")) or session.options.list_only:
         return
+    retention = TraceRetention.from_env()  # a bad limit stops the run before it starts
     made = _make_provider(session.config.workspace, session.run_id)
     if made is None:
         return
@@ -665,7 +673,13 @@ def dagpar_configure(session: RunContext) -> None:
     if session.options.shard is not None:
         run_span.set_attribute("dagpar.shard", "{}/{}".format(*session.options.shard))
     reporter = OtelReporter(
-        provider=provider, run_span=run_span, run_id=session.run_id, pm=session.pm, remote=remote
+        provider=provider,
+        run_span=run_span,
+        run_id=session.run_id,
+        pm=session.pm,
+        remote=remote,
+        record=traces_file(session.config.workspace, session.run_id),
+        retention=retention,
     )
     session.stash["otel"] = reporter
     session.pm.register(reporter, name=f"dagpar-otel-{session.run_id}")

@@ -55,6 +55,7 @@ __all__ = [
     "TimingsFormatError",
     "export_document",
     "export_rows",
+    "import_instance",
     "junit_samples",
     "read_junit",
     "run_samples",
@@ -111,6 +112,34 @@ class JunitFile:
 
     def __len__(self) -> int:
         return len(self.cases)
+
+
+def import_instance(given: str | None, instances: Sequence[str]) -> str:
+    """The instance ``dagpar timings import`` files its samples under.
+
+    Samples under a name the workspace does not define would never be used to plan, so such a
+    name is refused; without a name, the workspace's only instance is meant.
+
+    :param given: ``--instance``, or None when it was left out.
+    :param instances: the workspace's toolchain instances (configured or detected).
+    :raises UsageError: naming ``--instance`` and the instances there are.
+    """
+    listing = ", ".join(sorted(instances)) if instances else "none"
+    if given is None:
+        if len(instances) == 1:
+            return instances[0]
+        if not instances:
+            raise UsageError(
+                "the workspace has no toolchain instances to import timings into "
+                "(define one under `toolchains:` in dagpar.yaml)"
+            )
+        raise UsageError(f"--instance is required: the workspace has several ({listing})")
+    if given not in instances:
+        raise UsageError(
+            f"--instance {given!r}: the workspace has no such toolchain instance "
+            f"(its instances: {listing})"
+        )
+    return given
 
 
 def read_junit(path: Path, workspace: Path, *, known_test_ids: Iterable[str] = ()) -> JunitFile:

@@ -526,3 +526,38 @@ def test_loading_asks_no_plugin_to_detect(
 ) -> None:
     load_config(ws, pm)
     assert fake.detect_calls == []
+
+
+CONTROL_CHARACTERS = {
+    "raw SOH in a value": 'executor: "lo\x01cal"\n',
+    "raw ESC in a plain value": "executor: lo\x1bcal\n",
+    "raw DEL": "toolchains:\n  pytool: {image: py\x7f}\n",
+    "newline in a key": 'toolchains:\n  "a\\nb": {}\n',
+    "SOH in an unknown key": '"zz\\x01": 1\n',
+    "line separator in a name": 'toolchains:\n  pytool: {use: "py\\u2028tool"}\n',
+    "NEL in a source": 'toolchains:\n  pytool: {source: "a\\x85b"}\n',
+    "carriage return in a file name": 'toolchains:\n  pytool: {use: "ci/\\rlint.py"}\n',
+    "ESC in a top-level key": '"\\e[31mred": 1\n',
+}
+
+
+@pytest.mark.parametrize("text", CONTROL_CHARACTERS.values(), ids=CONTROL_CHARACTERS.keys())
+def test_an_error_about_control_characters_is_one_printable_line(load: Load, text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, repr(message)
+    assert all(c.isprintable() for c in message), repr(message)
+
+
+def test_an_unacceptable_character_is_named_with_its_line_and_column(ws: Path, load: Load) -> None:
+    with pytest.raises(ConfigError) as info:
+        load('toolchains: {}\nexecutor: "lo\x01cal"\n')
+    assert str(info.value) == (
+        f"{ws / 'dagpar.yaml'}:2:14: invalid YAML: unacceptable character #x0001: "
+        "special characters are not allowed"
+    )
+
+
+def test_a_key_with_a_newline_is_shown_escaped(error: Callable[[str], str]) -> None:
+    assert error('toolchains:\n  "a\\nb": {}\n').startswith(r"toolchains.a\nb: invalid instance")

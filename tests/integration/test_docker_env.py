@@ -1,0 +1,76 @@
+"""What reaches a container's environment: the toolchain's variables, not the caller's.
+
+The pytest runner puts its selection plugin on ``PYTHONPATH`` and, for a local slice, keeps the
+caller's ``PYTHONPATH`` after it; a container must not get the caller's part (host paths, which
+may even name other code inside the image).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagpar_cli.testing import DagparResult, write_tree
+
+pytestmark = pytest.mark.docker
+
+TESTS = Path(__file__).resolve().parents[1]
+PLUGIN = "docker_images:ToolchainDockerPlugin"
+#: A directory on the caller's PYTHONPATH only.
+HOST_ONLY = "/nonexistent/dagpar-host-only"
+#: The host's first process: a container has its own (the engine's init).
+HOST_INIT = Path("/proc/1/comm").read_text(encoding="utf-8").strip()
+
+SUITE = {
+    "dagpar.yaml": (
+        "toolchains:\n  py: {use: pytest, source: ., image: 'dagpar-test/base:latest'}\n"
+    ),
+    "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+    "tests/test_env.py": f"""
+        import os
+
+        def test_the_callers_pythonpath_reaches_local_slices_only():
+            path = os.environ.get("PYTHONPATH", "")
+            with open("/proc/1/comm") as init:
+                in_container = init.read().strip() != {HOST_INIT!r}
+            assert ({HOST_ONLY!r} in path) is not in_container, (in_container, path)
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    import docker
+    from docker_images import ensure_base_image  # type: ignore[import-not-found]
+
+    c = docker.from_env()
+    ensure_base_image(c)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def in_docker(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGPAR_PLUGINS", PLUGIN)
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH"), HOST_ONLY])),
+    )
+
+
+@pytest.mark.usefixtures("in_docker")
+@pytest.mark.parametrize("executor", ["local", "docker"])
+def test_the_callers_pythonpath_stays_out_of_containers(
+    dagpar_run: Callable[..., DagparResult], tmp_path: Path, executor: str
+) -> None:
+    ws = write_tree(tmp_path / "ws", SUITE)
+    result = dagpar_run("check", "-C", ws, "--executor", executor, "--json")
+    assert result.exit_code == 0, str(result)
+    (check,) = result.json()["checks"]
+    assert [t["status"] for t in check["tests"]] == ["passed"], result
+    wheres = {s["where"] for s in check["slices"]}
+    assert all(w.startswith("docker@") for w in wheres) is (executor == "docker"), wheres
