@@ -46,6 +46,7 @@ class LocalSession:
 
     def run(self, request: ExecRequest) -> Outcome:
         """Run *request* as a subprocess in its own process group."""
+        self.executor._become_subreaper()
         token = uuid.uuid4().hex
         env = {**os.environ, **self.spec.env, **request.env, TOKEN_VARIABLE: token}
         start = time.monotonic()
@@ -141,10 +142,7 @@ class LocalExecutor:
         self.killed = threading.Event()
         self._live: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
-        # Orphans of the commands' descendants are re-parented to dagpar, not to init, so that
-        # they can be found and reaped (see :mod:`.reaper`).
-        SubreaperScope.acquire()
-        self._subreaper = True
+        self._subreaper = False
 
     def capacity(self) -> int:
         """``-j`` when given, else the CPUs this process may use."""
@@ -173,6 +171,15 @@ class LocalExecutor:
             release, self._subreaper = self._subreaper, False
         if release:
             SubreaperScope.release()
+
+    def _become_subreaper(self) -> None:
+        """Have orphans of the commands' descendants re-parented to dagpar, not to init, so that
+        they can be found and reaped (see :mod:`.reaper`); until :meth:`close`."""
+        with self._lock:
+            if self._subreaper:
+                return
+            self._subreaper = True
+        SubreaperScope.acquire()
 
     def _track(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:

@@ -55,6 +55,7 @@ class SubreaperScope:
     _lock = threading.Lock()
     _users = 0
     _set_by_us = False
+    _active = False
 
     @classmethod
     def acquire(cls) -> bool:
@@ -82,8 +83,6 @@ class SubreaperScope:
             if cls._users == 0 and cls._set_by_us:
                 _prctl(_PR_SET_CHILD_SUBREAPER, 0)
                 cls._set_by_us = cls._active = False
-
-    _active = False
 
     @classmethod
     def active(cls) -> bool:
