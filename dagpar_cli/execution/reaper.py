@@ -11,7 +11,10 @@ reaps those re-parented to dagpar. Processes of other commands carry other token
 machine's other processes are not dagpar's descendants: neither is touched.
 
 A process that both leaves the session and clears its environment cannot be told apart and
-escapes. Elsewhere than Linux (no ``/proc``, no subreaper) this module does nothing.
+escapes. One that ends by itself while its command still runs stays a zombie of dagpar's until
+dagpar exits: a zombie's environment cannot be read, and reaping a child that is not known to be
+the command's could take another part of dagpar's exit status. Elsewhere than Linux (no
+``/proc``, no subreaper) this module does nothing.
 """
 
 from __future__ import annotations

@@ -323,3 +323,21 @@ def test_kill_all_stops_the_processes_a_command_put_in_other_sessions(
     assert not worker.is_alive()
     assert reaped(escaped)
     executor.close()
+
+
+@linux_only
+def test_a_process_holding_the_output_open_does_not_keep_an_ended_command_waiting(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    # The escaped process keeps the command's stdout and stderr pipes open.
+    script = ESCAPE.replace("stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL", "")
+    pid_file = tmp_path / "escaped"
+    start = time.monotonic()
+    with executor.open(SPEC) as session:
+        outcome = session.run(
+            ExecRequest(argv=(sys.executable, "-c", script, str(pid_file)), cwd=str(tmp_path))
+        )
+    assert outcome.ok, outcome
+    assert time.monotonic() - start < 60
+    assert reaped(wait_for(pid_file))
+    executor.close()
