@@ -1,7 +1,9 @@
-"""No process a slice started outlives it, wherever it went: real pytest suites, real signals.
+"""No process a slice started outlives it, wherever it went: a real pytest suite, real processes.
 
 A test may start a process in a session of its own (``start_new_session=True``), out of reach of
-its slice's process group; on the docker executor a killed dagpar must not leave containers.
+its slice's process group. It must end with its slice, and not before: while one slice runs, what
+another slice left behind is gone and its own processes live. (The docker executor's leftovers
+are tested in ``test_docker_e2e.py``.)
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +128,16 @@ def test_the_keepalive_ends_when_the_heartbeat_stops(tmp_path: Path) -> None:
     script = command[0].replace("/tmp/.dagpar-heartbeat", f"{tmp_path}/beat")
     proc = subprocess.run([*entrypoint, script, command[1]], timeout=30)
     assert proc.returncode == 0
+
+
+def test_cleanup_names_an_unreachable_engine_in_one_line(dagpar_run: Any) -> None:
+    result = dagpar_run("cleanup", "--engine", "tcp://127.0.0.1:9")
+    assert result.exit_code == 4, result
+    assert result.stderr.count("\n") == 1
+    assert "docker engine tcp://127.0.0.1:9 is unreachable" in result.stderr
+
+
+def test_cleanup_refuses_an_empty_engine(dagpar_run: Any) -> None:
+    result = dagpar_run("cleanup", "--engine", "")
+    assert result.exit_code == 2, result
+    assert result.stderr.startswith("dagpar: error: --engine ''")
