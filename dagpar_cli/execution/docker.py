@@ -267,6 +267,8 @@ class DockerSession:
             return (
                 "container exited (exit 127): the image needs `sh` and `sleep` to keep it running"
             )
+        if code == 0:
+            return "container exited (exit 0): dagpar stopped renewing its keep-alive"
         return f"container exited unexpectedly (exit {code})"
 
     def _why_killed(self) -> str:

@@ -292,6 +292,7 @@ def renew(engine: EngineHandle, container_id: str, beat: int) -> None:
         api: Any = engine.connect()
         script = f'echo "$1" > {HEARTBEAT_FILE}'
         exec_id = api.exec_create(container_id, ["sh", "-c", script, "sh", str(beat)])["Id"]
-        engine.exec_api.exec_start(exec_id)
+        # Detached, on the client with a timeout: a stalled engine must not stall the heartbeat.
+        api.exec_start(exec_id, detach=True)
     except Exception:
         pass

@@ -419,6 +419,20 @@ def test_the_keepalive_ends_when_its_owner_stops_renewing_it(client: Any, run_id
         cleanup_run(run_id)
 
 
+def test_the_executor_renews_the_keepalive_while_a_command_runs(
+    executor: DockerExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagpar_cli.execution import docker as docker_module
+    from dagpar_cli.execution import docker_owner
+
+    # A keep-alive of 3 s renewed every 0.3 s: an 8 s command needs the renewals to finish.
+    monkeypatch.setattr(docker_module, "KEEPALIVE", docker_owner.keepalive_command(3))
+    monkeypatch.setattr(docker_owner, "RENEW_SECONDS", 0.3)
+    with executor.open(_spec()) as session:
+        outcome = session.run(_sh("sleep 8; echo done"))
+    assert outcome.ok and outcome.stdout == "done\n", outcome
+
+
 @pytest.fixture(scope="module", params=["dockerd", "relay"])
 def second_engine(request: pytest.FixtureRequest, client: Any) -> Iterator[SecondEngine]:
     """A second dockerd (where this machine allows one), and a TCP endpoint to the first."""
