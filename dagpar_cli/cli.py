@@ -542,6 +542,25 @@ def junit_merge(files: Sequence[str], output: str, debug: bool) -> None:
     _run(debug, body)
 
 
+@cli.command(epilog="Example:  dagpar cleanup --engine tcp://build-1:2376")
+@click.option(
+    "--engine", "engines", multiple=True, metavar="URL", help="Docker engine; repeatable."
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def cleanup(engines: Sequence[str], debug: bool) -> None:
+    """Remove containers left by a dagpar that is gone (killed, or expired elsewhere)."""
+
+    def body() -> int:
+        from dagpar_cli.execution.docker_engines import parse_engine
+        from dagpar_cli.execution.docker_owner import cleanup_abandoned
+
+        removed = cleanup_abandoned([parse_engine(text) for text in engines])
+        click.echo(f"dagpar: removed {removed} abandoned container{'s' * (removed != 1)}")
+        return 0
+
+    _run(debug, body)
+
+
 def _instances(workspace: Path, pm: PluginManager | None) -> list[str]:
     """The workspace's toolchain instances, configured or detected (no toolchain is loaded)."""
     from dagpar_cli.config.loader import load_config

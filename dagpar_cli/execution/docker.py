@@ -1,10 +1,12 @@
 """The ``docker`` executor: one container per slice, one ``docker exec`` per request.
 
-A session starts a container from the slice's image with its entrypoint replaced by
-``sleep infinity`` (under the engine's init, which reaps orphaned test processes), the slice's
-mounts and environment, and the labels ``dagpar.run`` and ``dagpar.slice``. Each request is an
-exec in it, so a slice pays the container start once, not per command. Nothing from the host's
-environment reaches the container: only the session's and the request's variables are passed.
+A session starts a container from the slice's image with its entrypoint replaced by a keep-alive
+loop (under the engine's init, which reaps orphaned test processes), the slice's mounts and
+environment, and the labels ``dagpar.run``, ``dagpar.slice`` and its owner's (see
+:mod:`.docker_owner`: the loop ends when this process stops renewing it, and a later run removes
+the containers of a dagpar that was killed). Each request is an exec in it, so a slice pays the
+container start once, not per command. Nothing from the host's environment reaches the
+container: only the session's and the request's variables are passed.
 
 Timeouts run the command under the image's ``timeout`` (which signals the whole process group);
 images without one fall back to removing the container when the limit passes. A request whose
@@ -12,7 +14,7 @@ process is OOM-killed, or whose container dies, returns an :class:`Outcome` with
 engine turns it into errors for the slice's tests.
 
 Containers are removed when their session closes, when the executor closes (also at interpreter exit
-as a last resort), by :meth:`DockerExecutor.kill_all`, and by :func:`cleanup_run`.
+as a last resort), by :meth:`DockerExecutor.kill_all`, and by :func:`.docker_owner.cleanup_run`.
 """
 
 from __future__ import annotations
@@ -33,9 +35,19 @@ from dagpar_cli.execution.api import ExecRequest, Mount, Outcome, SessionSpec
 from dagpar_cli.execution.container_env import container_env
 from dagpar_cli.execution.docker_engines import (
     EngineHandle,
+    copy_into,
     default_engines,
     engine_handles,
     parse_engine,
+)
+from dagpar_cli.execution.docker_owner import (
+    KEEPALIVE,
+    RUN_LABEL,
+    SLICE_LABEL,
+    Heartbeat,
+    Owner,
+    cleanup_run,
+    sweep_abandoned,
 )
 from dagpar_cli.execution.tarextract import UnsafeArchiveError, extract_stripped
 from dagpar_cli.plugin import hookimpl
@@ -53,16 +65,10 @@ __all__ = [
     "dagpar_make_executor",
 ]
 
-#: Container label carrying the run id (``RunContext.run_id``).
-RUN_LABEL = "dagpar.run"
-#: Container label carrying the slice's label (``check-name#3``).
-SLICE_LABEL = "dagpar.slice"
 #: Seconds between the timeout's SIGTERM and its SIGKILL, for runners that clean up on TERM.
 KILL_AFTER = 5
 #: Extra seconds the host waits past a request's timeout before it removes the container.
 WATCHDOG_GRACE = 15.0
-#: What keeps a session's container alive between requests.
-_KEEPALIVE = (["sleep"], ["infinity"])
 #: Exit statuses of coreutils/busybox ``timeout`` when it stopped the command.
 _TIMEOUT_STATUSES = (124, 137)
 #: Markers of a command that could not be started (docker's own, and ``timeout``'s).
@@ -259,7 +265,11 @@ class DockerSession:
         if state.get("OOMKilled"):
             return f"container OOM-killed (exit {code})"
         if code == 127:
-            return "container exited (exit 127): the image has no `sleep` to keep it running"
+            return (
+                "container exited (exit 127): the image needs `sh` and `sleep` to keep it running"
+            )
+        if code == 0:
+            return "container exited (exit 0): dagpar stopped renewing its keep-alive"
         return f"container exited unexpectedly (exit {code})"
 
     def _why_killed(self) -> str:
@@ -457,6 +467,9 @@ class DockerExecutor:
         self._timeout_probe: dict[tuple[str, str, str], bool] = {}
         self._killed = False
         self._closed = False
+        self._owner = Owner.current()
+        self._swept: set[str] = set()
+        self._heartbeat = Heartbeat(self._open_containers)
         atexit.register(self.close)
 
     @property
@@ -500,6 +513,7 @@ class DockerExecutor:
             engine.active += 1
         try:
             engine.ensure_image(image)
+            sweep_abandoned(engine, self._owner, self._swept)
             container_id = self._start(engine, spec)
         except BaseException:
             with self._lock:
@@ -509,11 +523,16 @@ class DockerExecutor:
         with self._lock:
             self._sessions[container_id] = session
             stopped = self._killed or self._closed
+        self._heartbeat.start()
         if stopped:
             # kill_all ran while this container started: it must not survive the run.
             session.close()
             raise ExecutionError(f"{spec.label}: the run was stopped; no new containers")
         return session
+
+    def _open_containers(self) -> list[tuple[EngineHandle, str]]:
+        with self._lock:
+            return [(s._engine, s.container_id) for s in self._sessions.values()]
 
     def _with_extras(self, spec: SessionSpec) -> SessionSpec:
         """*spec* with the executor's extra mounts and environment under its own."""
@@ -531,6 +550,7 @@ class DockerExecutor:
 
         api = engine.connect()
         labels = {**spec.labels, RUN_LABEL: self.run_id, SLICE_LABEL: spec.label}
+        labels.update(self._owner.labels())
         mounts = []
         if engine.bind_mounts:
             mounts = [
@@ -547,7 +567,7 @@ class DockerExecutor:
             memswap_limit=self.mem_limit,
             network_mode=self._network_mode,
         )
-        entrypoint, command = _KEEPALIVE
+        entrypoint, command = KEEPALIVE
         try:
             container = api.create_container(
                 spec.image,
@@ -575,7 +595,7 @@ class DockerExecutor:
             ) from exc
         try:
             if not engine.bind_mounts:
-                self._copy_in(api, container_id, spec.mounts)
+                copy_into(api, container_id, spec.mounts)
             api.start(container_id)
         except BaseException as exc:
             try:
@@ -589,18 +609,6 @@ class DockerExecutor:
                 ) from exc
             raise
         return container_id
-
-    @staticmethod
-    def _copy_in(api: Any, container_id: str, mounts: Sequence[Mount]) -> None:
-        """Copy each mount's source into the container (an engine without our filesystem)."""
-        import io
-        import tarfile
-
-        for mount in mounts:
-            buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w") as tar:
-                tar.add(str(mount.source), arcname=mount.target.lstrip("/"))
-            api.put_archive(container_id, "/", buffer.getvalue())
 
     def _image_has_timeout(
         self, engine: EngineHandle, session: DockerSession, spec: SessionSpec
@@ -629,6 +637,7 @@ class DockerExecutor:
         with self._lock:
             self._killed = True
             sessions = list(self._sessions.values())
+        self._heartbeat.stop()
         threads = [
             threading.Thread(target=s._kill, args=("interrupted",), daemon=True) for s in sessions
         ]
@@ -657,6 +666,7 @@ class DockerExecutor:
                 return
             self._closed = True
             sessions = list(self._sessions.values())
+        self._heartbeat.stop()
         atexit.unregister(self.close)
         for session in sessions:
             try:
@@ -667,21 +677,6 @@ class DockerExecutor:
             if engine.connected:
                 self._sweep(engine)
                 engine.close()
-
-
-def cleanup_run(run_id: str, engines: Iterable[DockerEngine] = ()) -> int:
-    """Remove every container labelled with *run_id* on *engines* (default: the default engine).
-
-    :returns: how many containers were removed.
-    :raises ExecutionError: when an engine is unreachable.
-    """
-    removed = 0
-    for engine in engine_handles(tuple(engines) or default_engines()):
-        try:
-            removed += engine.remove_labelled(f"{RUN_LABEL}={run_id}")
-        finally:
-            engine.close()
-    return removed
 
 
 def configured_engines(session: RunContext) -> tuple[DockerEngine, ...]:

@@ -12,18 +12,20 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from dagpar_cli.config import DockerEngine
 from dagpar_cli.errors import ExecutionError, UsageError
+from dagpar_cli.execution.api import Mount
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_SOCKET",
     "EngineHandle",
+    "copy_into",
     "default_engines",
     "parse_engine",
 ]
@@ -332,3 +334,15 @@ def engine_handles(engines: Iterable[DockerEngine]) -> list[EngineHandle]:
     for engine in engines:
         seen.setdefault(engine.url, EngineHandle(engine))
     return list(seen.values())
+
+
+def copy_into(api: Any, container_id: str, mounts: Sequence[Mount]) -> None:
+    """Copy each mount's source into the container (an engine without our filesystem)."""
+    import io
+    import tarfile
+
+    for mount in mounts:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(str(mount.source), arcname=mount.target.lstrip("/"))
+        api.put_archive(container_id, "/", buffer.getvalue())

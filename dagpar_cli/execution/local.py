@@ -2,7 +2,9 @@
 
 Every command starts in its own process group (session), so that a timeout, ``--failfast`` or
 Ctrl-C kills the runner *and everything it spawned* (xdist workers, Jest workers, ``go test``'s
-test binaries): no orphans. Mounts are the host directories themselves.
+test binaries): no orphans. What a command started in a session of its own is found by the
+token in its environment and killed when the command ends (see :mod:`.reaper`). Mounts are the
+host directories themselves.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Outcome, SessionSpec
+from dagpar_cli.execution.reaper import TOKEN_VARIABLE, SubreaperScope, kill_escaped
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.run_context import RunContext
 
@@ -42,7 +46,9 @@ class LocalSession:
 
     def run(self, request: ExecRequest) -> Outcome:
         """Run *request* as a subprocess in its own process group."""
-        env = {**os.environ, **self.spec.env, **request.env}
+        self.executor._become_subreaper()
+        token = uuid.uuid4().hex
+        env = {**os.environ, **self.spec.env, **request.env, TOKEN_VARIABLE: token}
         start = time.monotonic()
         with self._lock:
             if self._closed or self.executor.killed.is_set():
@@ -65,6 +71,10 @@ class LocalSession:
                 return Outcome(exit_code=126, stderr=str(exc), not_started=True)
             self._procs.add(proc)
             self.executor._track(proc)
+        # When the command ends, what it left behind goes too, at once: a process that holds
+        # the command's output pipes open would otherwise keep ``communicate`` waiting.
+        ender = threading.Thread(target=_end_of_command, args=(proc, token), daemon=True)
+        ender.start()
         timed_out = False
         try:
             out, err = proc.communicate(timeout=request.timeout)
@@ -78,6 +88,7 @@ class LocalSession:
             self.executor._untrack(proc)
             # The runner may have left children behind in its group; they go with it.
             _kill_group(proc, grace=0)
+            ender.join()
         killed = "interrupted" if self.executor.killed.is_set() else ""
         return Outcome(
             exit_code=proc.returncode,
@@ -131,6 +142,7 @@ class LocalExecutor:
         self.killed = threading.Event()
         self._live: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
+        self._subreaper = False
 
     def capacity(self) -> int:
         """``-j`` when given, else the CPUs this process may use."""
@@ -154,7 +166,20 @@ class LocalExecutor:
             _kill_group(proc, grace=0.5)
 
     def close(self) -> None:
-        """Nothing to release beyond what sessions close."""
+        """Stop being a subreaper (when no other executor needs it); idempotent."""
+        with self._lock:
+            release, self._subreaper = self._subreaper, False
+        if release:
+            SubreaperScope.release()
+
+    def _become_subreaper(self) -> None:
+        """Have orphans of the commands' descendants re-parented to dagpar, not to init, so that
+        they can be found and reaped (see :mod:`.reaper`); until :meth:`close`."""
+        with self._lock:
+            if self._subreaper:
+                return
+            self._subreaper = True
+        SubreaperScope.acquire()
 
     def _track(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
@@ -163,6 +188,13 @@ class LocalExecutor:
     def _untrack(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._live.discard(proc)
+
+
+def _end_of_command(proc: subprocess.Popen[bytes], token: str) -> None:
+    """Wait for *proc* to end, then kill its group and whatever it left in other sessions."""
+    proc.wait()
+    _kill_group(proc, grace=0)
+    kill_escaped(token, exclude=proc.pid)
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:

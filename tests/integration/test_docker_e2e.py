@@ -222,6 +222,46 @@ def test_sigint_during_a_docker_run_removes_every_container(
     assert error is not None and "interrupted" in error.get("message", "")
 
 
+def _of_workspace(client: Any, ws: Path) -> list[Any]:
+    """The dagpar containers that mount *ws* (other runs may share the engine)."""
+    return [
+        c
+        for c in _labelled(client)
+        if any(str(ws) in m.get("Source", "") for m in c.attrs.get("Mounts", []))
+    ]
+
+
+def test_the_next_run_removes_the_containers_of_a_killed_dagpar(
+    in_docker: None, tmp_path: Path, client: Any, dagpar_run: Callable[..., DagparResult]
+) -> None:
+    hang = {"tests/test_hang.py": "import time\n\ndef test_hangs():\n    time.sleep(300)\n"}
+    ws = _shop(tmp_path, **hang)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagpar_cli", "check", "backend:test", "-C", str(ws),
+         "--executor", "docker", "--filter", "tests/test_hang.py"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not any(c.status == "running" for c in _of_workspace(client, ws)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the slice's container never started"
+            time.sleep(0.2)
+        left = [c.id for c in _of_workspace(client, ws)]
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert left and proc.returncode == -signal.SIGKILL
+    result = dagpar_run(
+        "check", "backend:test", "-C", ws, "--executor", "docker", "--filter", "tests/test_cart.py"
+    )
+    assert result.exit_code == 0, result
+    remaining = {c.id for c in _labelled(client)}
+    assert remaining.isdisjoint(left), "a container of the killed run is still there"
+
+
 @pytest.mark.usefixtures("in_docker")
 def test_unreachable_engine_exits_4_naming_it(
     dagpar_run: Callable[..., DagparResult], tmp_path: Path

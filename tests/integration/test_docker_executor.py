@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -165,7 +166,7 @@ def test_timeout_kills_the_command_and_its_children(executor: DockerExecutor) ->
         assert outcome.seconds < 300 / 10
         left = session.run(_sh("cat /proc/[0-9]*/cmdline | tr '\\0' ' '"))
         assert "sleep 300" not in left.stdout
-        assert "sleep infinity" in left.stdout, "the session's container must still be alive"
+        assert "dagpar-keepalive" in left.stdout, "the session's container must still be alive"
         assert session.run(ExecRequest(argv=("true",), cwd="/")).ok
 
 
@@ -356,6 +357,80 @@ def test_cleanup_run_removes_leftover_containers(client: Any, run_id: str) -> No
     assert cleanup_run(run_id, [DockerEngine(url=DEFAULT_URL)]) == 1
     assert _labelled(client, run_id) == []
     assert cleanup_run(run_id) == 0
+
+
+def test_cleanup_removes_containers_whose_owner_is_gone_and_keeps_the_others(
+    client: Any, run_id: str, dagpar_run: Any
+) -> None:
+    from dagpar_cli.execution.docker_owner import Owner
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    me = Owner.current()
+    owners = {"gone": Owner(me.host, me.boot, gone.pid, ""), "alive": me}
+    containers = {
+        name: client.containers.create(
+            BASE_IMAGE,
+            entrypoint=["sleep"],
+            command=["infinity"],
+            labels={RUN_LABEL: run_id, **owner.labels()},
+        )
+        for name, owner in owners.items()
+    }
+    try:
+        for container in containers.values():
+            container.start()
+        result = dagpar_run("cleanup")
+        assert result.exit_code == 0, result
+        # Another run's killed dagpar may have left one on this engine as well.
+        assert re.search(r"removed [1-9]\d* abandoned container", result.stdout), result
+        assert [c.id for c in _labelled(client, run_id)] == [containers["alive"].id]
+    finally:
+        cleanup_run(run_id)
+
+
+def test_the_keepalive_ends_when_its_owner_stops_renewing_it(client: Any, run_id: str) -> None:
+    from dagpar_cli.execution.docker_engines import EngineHandle
+    from dagpar_cli.execution.docker_owner import keepalive_command, renew
+
+    entrypoint, command = keepalive_command(4)
+    container = client.containers.create(
+        BASE_IMAGE, entrypoint=entrypoint, command=command, labels={RUN_LABEL: run_id}
+    )
+    engine = EngineHandle(DockerEngine(url=DEFAULT_URL))
+    try:
+        container.start()
+        # Renewed again and again (far more often than every 4 s), it outlives its limit.
+        renewed_until, beat = time.monotonic() + 12, 0
+        while time.monotonic() < renewed_until:
+            beat += 1
+            renew(engine, container.id, beat)
+            container.reload()
+            assert container.status == "running", container.logs()
+            time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while container.status == "running":
+            assert time.monotonic() < deadline, "the keep-alive did not end by itself"
+            time.sleep(0.2)
+            container.reload()
+        assert container.attrs["State"]["ExitCode"] == 0
+    finally:
+        engine.close()
+        cleanup_run(run_id)
+
+
+def test_the_executor_renews_the_keepalive_while_a_command_runs(
+    executor: DockerExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagpar_cli.execution import docker as docker_module
+    from dagpar_cli.execution import docker_owner
+
+    # A keep-alive of 3 s renewed every 0.3 s: an 8 s command needs the renewals to finish.
+    monkeypatch.setattr(docker_module, "KEEPALIVE", docker_owner.keepalive_command(3))
+    monkeypatch.setattr(docker_owner, "RENEW_SECONDS", 0.3)
+    with executor.open(_spec()) as session:
+        outcome = session.run(_sh("sleep 8; echo done"))
+    assert outcome.ok and outcome.stdout == "done\n", outcome
 
 
 @pytest.fixture(scope="module", params=["dockerd", "relay"])

@@ -201,3 +201,143 @@ def test_the_plugin_makes_the_local_executor_only_for_local(tmp_path: Path) -> N
     j2 = made(RunOptions(parallelism=2))
     assert isinstance(j2, LocalExecutor) and j2.capacity() == 2
     assert not isinstance(made(RunOptions(executor="docker")), LocalExecutor)
+
+
+# A command that starts ``sleep 300`` in a session of its own (out of reach of its process
+# group), writes that process's pid to argv[1], and, given argv[2], waits until that file exists.
+ESCAPE = """
+import os, subprocess, sys, time
+child = subprocess.Popen(["sleep", "300"], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(child.pid))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+while len(sys.argv) > 2 and not os.path.exists(sys.argv[2]):
+    time.sleep(0.02)
+"""
+
+
+def escape(pid_file: Path, *release: Path, timeout: float | None = None) -> ExecRequest:
+    argv = (sys.executable, "-c", ESCAPE, str(pid_file), *map(str, release))
+    return ExecRequest(argv=argv, cwd=str(pid_file.parent), timeout=timeout)
+
+
+def reaped(pid: int, within: float = 10.0) -> bool:
+    """Whether *pid* is gone entirely (killed and reaped, not a zombie) within *within* s."""
+    deadline = time.monotonic() + within
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_for(path: Path, within: float = 30.0) -> int:
+    deadline = time.monotonic() + within
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+    return int(path.read_text())
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl")
+
+
+@linux_only
+def test_a_process_in_a_session_of_its_own_is_stopped_and_reaped_when_its_command_ends(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "escaped"
+    with executor.open(SPEC) as session:
+        outcome = session.run(escape(pid_file))
+        assert outcome.ok, outcome
+        assert reaped(wait_for(pid_file))
+    executor.close()
+
+
+@linux_only
+def test_a_process_in_a_session_of_its_own_is_stopped_when_its_command_times_out(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    pid_file, never = tmp_path / "escaped", tmp_path / "never"
+    start = time.monotonic()
+    with executor.open(SPEC) as session:
+        outcome = session.run(escape(pid_file, never, timeout=2))
+    assert outcome.timed_out
+    assert time.monotonic() - start < 20
+    assert reaped(wait_for(pid_file))
+    executor.close()
+
+
+@linux_only
+def test_each_command_stops_only_what_it_started_itself(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    import subprocess
+
+    # A process of the machine's own, in its own session, that no command started.
+    bystander = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    a_pid, b_pid, release = tmp_path / "a", tmp_path / "b", tmp_path / "release"
+    outcomes: list[Outcome] = []
+    try:
+        with executor.open(SPEC) as a, executor.open(SPEC) as b:
+            slice_b = threading.Thread(
+                target=lambda: outcomes.append(b.run(escape(b_pid, release)))
+            )
+            slice_b.start()
+            b_escaped = wait_for(b_pid)
+            assert a.run(escape(a_pid)).ok
+            assert reaped(wait_for(a_pid))
+            # B still runs: what B started lives on.
+            assert running(b_escaped)
+            release.write_text("")
+            slice_b.join(30)
+            assert outcomes and outcomes[0].ok, outcomes
+            assert reaped(b_escaped)
+        executor.close()
+        assert running(bystander.pid)
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@linux_only
+def test_kill_all_stops_the_processes_a_command_put_in_other_sessions(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    pid_file, never = tmp_path / "escaped", tmp_path / "never"
+    session = executor.open(SPEC)
+    worker = threading.Thread(target=session.run, args=(escape(pid_file, never),))
+    worker.start()
+    escaped = wait_for(pid_file)
+    executor.kill_all()
+    worker.join(20)
+    assert not worker.is_alive()
+    assert reaped(escaped)
+    executor.close()
+
+
+@linux_only
+def test_a_process_holding_the_output_open_does_not_keep_an_ended_command_waiting(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    # The escaped process keeps the command's stdout and stderr pipes open.
+    script = ESCAPE.replace("stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL", "")
+    pid_file = tmp_path / "escaped"
+    start = time.monotonic()
+    with executor.open(SPEC) as session:
+        outcome = session.run(
+            ExecRequest(argv=(sys.executable, "-c", script, str(pid_file)), cwd=str(tmp_path))
+        )
+    assert outcome.ok, outcome
+    assert time.monotonic() - start < 60
+    assert reaped(wait_for(pid_file))
+    executor.close()
