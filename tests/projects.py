@@ -11,6 +11,33 @@ DATA = Path(__file__).resolve().parent / "data" / "projects"
 #: The test suite's shared Jest install (``npm ci --prefix tests/data/jest-deps`` installs it).
 JEST_DEPS = Path(__file__).resolve().parent / "data" / "jest-deps"
 
+#: A minimal toolchain file (``ci/lint.py``): one ``+check`` that splits the workspace's ``*.txt``
+#: files and does nothing with them, for tests of what happens around a run.
+LINT_TOOLCHAIN = """
+    from __future__ import annotations
+    from dagpar_cli import Directory, check, field, object_type, parallel
+
+    @object_type
+    class Files:
+        workspace: Directory
+        files: list[str] = field(parallel=True)
+
+        @parallel
+        def run(self) -> None:
+            pass
+
+    @object_type
+    class Lint:
+        source: Directory
+
+        def files(self) -> Files:
+            return Files(workspace=self.source, files=self.source.glob("*.txt"))
+
+        @check
+        def all(self) -> None:
+            self.files().run()
+"""
+
 
 def three_runner_workspace(root: Path) -> Path:
     """Copy the pytest, Jest and Go fixtures into *root* as ``api/``, ``web/`` and ``svc/``.

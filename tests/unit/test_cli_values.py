@@ -12,33 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from projects import LINT_TOOLCHAIN as TOOLCHAIN  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult
-
-TOOLCHAIN = """
-    from __future__ import annotations
-    from dagpar_cli import Directory, check, field, object_type, parallel
-
-    @object_type
-    class Files:
-        workspace: Directory
-        files: list[str] = field(parallel=True)
-
-        @parallel
-        def run(self) -> None:
-            pass
-
-    @object_type
-    class Lint:
-        source: Directory
-
-        def files(self) -> Files:
-            return Files(workspace=self.source, files=self.source.glob("*.txt"))
-
-        @check
-        def all(self) -> None:
-            self.files().run()
-"""
 
 ONE = {"dagpar.yaml": "toolchains:\n  lint: {use: ci/lint.py}\n", "ci/lint.py": TOOLCHAIN}
 TWO = {

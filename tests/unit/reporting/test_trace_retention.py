@@ -7,36 +7,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from projects import LINT_TOOLCHAIN  # type: ignore[import-not-found]
 
 from dagpar_cli.reporting.trace_retention import TraceRetention, prune_traces
 from dagpar_cli.testing import DagparResult
 
 WORKSPACE = {
     "dagpar.yaml": "toolchains:\n  lint: {use: ci/lint.py}\n",
-    "ci/lint.py": """
-        from __future__ import annotations
-        from dagpar_cli import Directory, check, field, object_type, parallel
-
-        @object_type
-        class Files:
-            workspace: Directory
-            files: list[str] = field(parallel=True)
-
-            @parallel
-            def run(self) -> None:
-                pass
-
-        @object_type
-        class Lint:
-            source: Directory
-
-            def files(self) -> Files:
-                return Files(workspace=self.source, files=self.source.glob("*.txt"))
-
-            @check
-            def all(self) -> None:
-                self.files().run()
-    """,
+    "ci/lint.py": LINT_TOOLCHAIN,
     "a.txt": "a\n",
     "b.txt": "b\n",
 }
