@@ -10,6 +10,11 @@ Before Go 1.24, a package that does not build is not an event at all: ``go test`
 ``FAIL\\tpkg [build failed]`` (or ``[setup failed]``) line on standard output and the compiler's
 messages, headed ``# pkg``, on standard error. Both forms are understood here. Lines that are
 neither JSON events nor such a line are skipped: a test binary may print anything.
+
+A test may also print lines ``go test -json`` reads as events (a suite framework testing itself
+on a mock ``testing.T`` prints ``=== RUN`` and ``--- FAIL:`` lines). The verdicts here are those
+of ``go test``: a test that starts while another top-level test runs is that test's output, and
+a subtest cannot fail under a test that passed (see :func:`_verdict`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,13 @@ class GoPackageRun:
     #: Every output line with the test it belongs to (``""`` for the package), in stream order:
     #: parallel subtests interleave, and a test's details should read as go printed them.
     lines: list[tuple[str, str]] = field(default_factory=list)
+    #: Top-level tests running now: started or resumed, not paused or ended.
+    active: list[str] = field(default_factory=list)
+    #: Top-level names that are a test's printed output, not tests: ``go test -json`` reads
+    #: any ``=== RUN`` or ``--- FAIL:`` line a test prints as an event. Go runs top-level tests
+    #: one at a time (parallel ones resume only after the last sequential one ended), so a test
+    #: starting while another one runs is that one's output. Maps the name to the printing test.
+    printed: dict[str, str] = field(default_factory=dict)
 
     def test(self, name: str) -> GoTestRun:
         """The record of test *name*, created on first mention."""
@@ -159,6 +171,17 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
     test = event.get("Test")
     output = event.get("Output")
     if isinstance(test, str) and test:
+        host = _printed_by(pkg, test, action)
+        if host is not None:
+            if action == "output" and isinstance(output, str):
+                pkg.test(host).output.append(output)
+                pkg.lines.append((host, output))
+            return
+        if "/" not in test and action in ("run", "cont", "pause", "pass", "fail", "skip"):
+            # Once each, the last one to resume last: that is the test printing now.
+            pkg.active = [a for a in pkg.active if a != test]
+            if action in ("run", "cont"):
+                pkg.active.append(test)
         run = pkg.test(test)
         if action == "output" and isinstance(output, str):
             run.output.append(output)
@@ -178,6 +201,25 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
         pkg.elapsed = _number(event.get("Elapsed"))
         if event.get("FailedBuild"):
             pkg.build_failure = pkg.build_failure or "build failed"
+
+
+def _printed_by(pkg: GoPackageRun, test: str, action: str) -> str | None:
+    """The test that printed this event's line, or None when the event is go's own."""
+    top = test.split("/", 1)[0]
+    if top in pkg.active:
+        return None
+    host = pkg.active[-1] if pkg.active else None
+    if action == "run" and (test == top or top not in pkg.tests):
+        if host is None:
+            pkg.printed.pop(top, None)  # a real test of that name starts now
+        else:
+            pkg.printed[top] = host
+    elif host is not None and top not in pkg.printed:
+        if top not in pkg.tests:  # go starts every test with a "run" event
+            pkg.printed[top] = host
+        elif action in ("pass", "fail", "skip"):
+            return host  # a verdict on a test that is not running, printed by one that is
+    return pkg.printed.get(top)
 
 
 def compiler_output(stderr: str) -> dict[str, str]:
@@ -387,6 +429,24 @@ def package_results(
     return results
 
 
+def _verdict(pkg: GoPackageRun, name: str) -> str:
+    """The action of test *name* as ``go test`` decides it; empty when it never ended.
+
+    A ``fail`` event can be a ``--- FAIL:`` line the test printed. Go fails every test above a
+    failed subtest and waits for its subtests to end, so a subtest that failed or never ended
+    under a test that passed or was skipped is printed output, and so is a top-level failure
+    in a package that passed.
+    """
+    test = pkg.tests.get(name)
+    action = test.action if test is not None else ""
+    if action not in ("fail", ""):
+        return action
+    parent = name.rpartition("/")[0]
+    if parent:
+        return "pass" if _verdict(pkg, parent) in ("pass", "skip") else action
+    return "pass" if action == "fail" and pkg.action == "pass" else action
+
+
 def _result(
     path: str,
     name: str,
@@ -418,11 +478,14 @@ def _result(
             details=output if status.is_bad else "",
         )
     test = run.tests.get(go_name)
-    if test is not None and test.action:
-        status = _STATUS[test.action]
+    verdict = _verdict(run, go_name) if test is not None else ""
+    if test is not None and verdict:
+        status = _STATUS[verdict]
         output = _output(run, go_name)
         runs = [
-            t for t in run.tests.values() if t.name == go_name or t.name.startswith(go_name + "/")
+            t
+            for t in subtree(run.tests.values(), go_name)
+            if t is test or _verdict(run, t.name) == "fail"
         ]
         message = ""
         if status is Status.FAILED:

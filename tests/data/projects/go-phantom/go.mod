@@ -1,0 +1,3 @@
+module example.com/phantom
+
+go 1.19
