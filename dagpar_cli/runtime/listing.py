@@ -67,8 +67,8 @@ class Lister:
         self._from_cache: set[tuple[str, str]] = set()
         #: Fresh listings taken because a cached one proved stale (at most one per key).
         self._relisted: dict[tuple[str, str], list[TestCase]] = {}
-        #: Per listing, its spec, the files its key covered, and its source's prefix: what the
-        #: run's end compares the tree with to learn what the run wrote.
+        #: Per listing, its spec and the files its key covered: what the end of a split call
+        #: compares the tree with to learn what the run wrote.
         self._before: dict[tuple[str, str], tuple[RunnerSpec, TreeSnapshot]] = {}
 
     def spec(self, toolchain: Toolchain, runner: str, directory: Directory) -> RunnerSpec:
