@@ -23,6 +23,16 @@ The key is made so that a stale listing is practically impossible:
   plugin names them (``dagpar_runner_installed``): the stamp of each, so that installing a
   package there lists afresh.
 
+What the tests write into the tree is no part of the key, or every run that writes coverage
+would list again. In a git repository, the files and directories git ignores are left out (one
+``git ls-files --others --ignored --directory``; without git, nothing is). And at the end of each
+run, the engine compares the tree with the :class:`TreeSnapshot` its key was taken from and
+:meth:`ListingCache.learn` remembers the files that appeared or changed in between, as exact
+files, in ``.dagpar/listing-outputs.json``; later keys leave them out. To keep a real change from
+hiding there, a file the listing read, a file named like a test, a runner's configuration and a
+lock file are never learned, a source file only inside a directory a run created, and no
+directory ever is: a test file added to ``coverage/`` later still counts.
+
 Entries are written to a temporary file and renamed into place, so two runs in one workspace
 never see half an entry; an unreadable or corrupt entry is a miss, never an error. The engine
 drops an entry when a run shows it was wrong (see :meth:`ListingCache.drop`), and
@@ -34,8 +44,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import subprocess
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, final
 
@@ -49,6 +61,7 @@ __all__ = [
     "DISABLE_ENV",
     "ListingCache",
     "ListingKey",
+    "TreeSnapshot",
     "cache_disabled",
     "fingerprint_tree",
     "installed_stamps",
@@ -87,6 +100,42 @@ VENV_DIRS: Final = frozenset({".venv", "venv", "env", ".env"})
 
 #: Inside a skipped ``node_modules``, the files a package manager rewrites on every install.
 _NODE_STAMPS: Final = (".package-lock.json", ".modules.yaml", ".yarn-state.yml", ".yarn-integrity")
+
+#: The learned outputs' file in the state directory, next to the cache's directory (see
+#: :meth:`ListingCache.learn`).
+OUTPUTS_FILE: Final = "listing-outputs.json"
+
+#: At most this many learned output files are kept.
+_MAX_OUTPUTS: Final = 100_000
+
+#: Files never learned as outputs: they configure a runner or say what is installed.
+_CONFIG_NAMES: Final = frozenset(
+    {
+        "conftest.py",
+        "pyproject.toml",
+        "setup.cfg",
+        "setup.py",
+        "tox.ini",
+        "pytest.ini",
+        "package.json",
+        "tsconfig.json",
+        ".babelrc",
+        "go.mod",
+        "go.sum",
+        "go.work",
+        "go.work.sum",
+        "dagpar.yaml",
+        "requirements.txt",
+    }
+)
+_CONFIG_PREFIXES: Final = ("jest.", "babel.config.", "vitest.", "requirements")
+_LOCK_SUFFIXES: Final = (".lock", "-lock.json", "-lock.yaml", ".lockb")
+#: Names of test files, as pytest, Jest and Go name them by default.
+_TEST_NAME: Final = re.compile(r"^test_.*\.py$|_test\.(py|go)$|[.-](test|spec)\.[cm]?[jt]sx?$")
+#: Source files: learned only inside a directory a run created.
+_SOURCE_SUFFIXES: Final = frozenset(
+    {".py", ".pyi", ".go", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".mts", ".cts"}
+)
 
 #: Environment variables that change what a runner lists, so they belong to the key.
 KEY_ENV: Final = (
@@ -132,7 +181,11 @@ class ListingKey:
 
 
 def fingerprint_tree(
-    root: Path, *, ancestors_up_to: Path | None = None, ignore: Iterable[Path] = ()
+    root: Path,
+    *,
+    ancestors_up_to: Path | None = None,
+    ignore: Iterable[Path] | _Ignored = (),
+    snapshot: TreeSnapshot | None = None,
 ) -> str:
     """A digest of the file tree under *root*: every file's relative path, size and ``mtime_ns``.
 
@@ -146,34 +199,60 @@ def fingerprint_tree(
         reaches down: ``conftest.py``, ``pyproject.toml``, ``go.work``).
     :param ignore: files left out wherever they are: the reports dagpar itself writes into the
         workspace (``--junit-xml``, ``--report-html``), which change on every run.
+    :param snapshot: filled with every file and directory the digest covers (absolute paths), so
+        that a run's end can tell what the run wrote.
     :returns: a hex digest; equal trees give equal digests.
     """
-    skip = _Ignored(ignore)
+    skip = ignore if isinstance(ignore, _Ignored) else _Ignored(ignore)
     digest = hashlib.blake2b(digest_size=20)
-    for line in _tree_lines(root, skip):
+    for line in _tree_lines(root, skip, snapshot):
         digest.update(line)
     if ancestors_up_to is not None:
-        for line in _ancestor_lines(root, ancestors_up_to, skip):
+        for line in _ancestor_lines(root, ancestors_up_to, skip, snapshot):
             digest.update(line)
     return digest.hexdigest()
 
 
-class _Ignored:
-    """A set of files to leave out, tested by name first so that a walk pays almost nothing."""
+@final
+@dataclass(slots=True)
+class TreeSnapshot:
+    """The files (``path -> (size, mtime_ns)``) and directories a fingerprint covered."""
 
-    def __init__(self, paths: Iterable[Path]) -> None:
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=set)
+
+
+class _Ignored:
+    """Files and directories to leave out, tested by name first so that a walk pays almost nothing.
+
+    :param paths: files left out wherever they are (compared by real path).
+    :param files: absolute paths of files left out (git's ignored files, learned outputs).
+    :param dirs: absolute paths of directories not walked (git's ignored directories).
+    """
+
+    def __init__(
+        self, paths: Iterable[Path], files: Iterable[str] = (), dirs: Iterable[str] = ()
+    ) -> None:
         self.real = {os.path.realpath(p) for p in paths}
         self.names = {os.path.basename(p) for p in self.real}
+        self.files = set(files)
+        self.dirs = set(dirs)
 
     def __call__(self, path: str, name: str) -> bool:
+        if path in self.files:
+            return True
         return name in self.names and os.path.realpath(path) in self.real
+
+    def dir(self, path: str) -> bool:
+        """Whether the directory *path* is left out (not walked)."""
+        return path in self.dirs
 
 
 def _stamp(rel: str, st: os.stat_result) -> bytes:
     return f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
 
 
-def _tree_lines(root: Path, skip: _Ignored) -> Iterator[bytes]:
+def _tree_lines(root: Path, skip: _Ignored, snapshot: TreeSnapshot | None) -> Iterator[bytes]:
     """One stamp per file under *root*, in a stable order."""
     seen: set[tuple[int, int]] = set()
     # An explicit stack rather than recursion: deep trees, and no os.walk (it stats twice).
@@ -188,6 +267,8 @@ def _tree_lines(root: Path, skip: _Ignored) -> Iterator[bytes]:
         if (st.st_dev, st.st_ino) in seen:
             continue  # a symlink loop, or a directory reached twice through links
         seen.add((st.st_dev, st.st_ino))
+        if snapshot is not None:
+            snapshot.dirs.add(path)
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -207,13 +288,19 @@ def _tree_lines(root: Path, skip: _Ignored) -> Iterator[bytes]:
                     name in VENV_DIRS and os.path.exists(os.path.join(entry.path, "pyvenv.cfg"))
                 ):
                     yield from _installed_stamps(entry.path, child)
+                elif skip.dir(entry.path):
+                    # An ignored directory may still hold what is installed (a venv, say).
+                    yield from _installed_stamps(entry.path, child)
                 else:
                     subdirs.append((entry.path, child))
                 continue
             if skip(entry.path, name):
                 continue
             try:
-                yield _stamp(child, entry.stat())
+                est = entry.stat()
+                if snapshot is not None:
+                    snapshot.files[entry.path] = (est.st_size, est.st_mtime_ns)
+                yield _stamp(child, est)
             except OSError:
                 yield f"{child}\0dangling\n".encode("utf-8", "surrogateescape")
         # Reversed onto the stack, so directories are visited in name order.
@@ -270,7 +357,9 @@ def installed_stamps(paths: Iterable[str], workspace: Path) -> list[str]:
     return sorted(stamps)
 
 
-def _ancestor_lines(root: Path, top: Path, skip: _Ignored) -> Iterator[bytes]:
+def _ancestor_lines(
+    root: Path, top: Path, skip: _Ignored, snapshot: TreeSnapshot | None
+) -> Iterator[bytes]:
     """Stamps of the files directly inside each directory from *root*'s parent up to *top*."""
     try:
         root_abs, top_abs = root.resolve(), top.resolve()
@@ -290,7 +379,10 @@ def _ancestor_lines(root: Path, top: Path, skip: _Ignored) -> Iterator[bytes]:
         for entry in entries:
             try:
                 if entry.is_file() and not skip(entry.path, entry.name):
-                    yield _stamp(f"{rel}/{entry.name}", entry.stat())
+                    est = entry.stat()
+                    if snapshot is not None:
+                        snapshot.files[entry.path] = (est.st_size, est.st_mtime_ns)
+                    yield _stamp(f"{rel}/{entry.name}", est)
             except OSError:
                 continue
         if current == top_abs:
@@ -324,6 +416,7 @@ class ListingCache:
         version: str | None = None,
         ignore: Iterable[Path] = (),
         installed: Iterable[str] | None = None,
+        snapshot: TreeSnapshot | None = None,
     ) -> ListingKey:
         """The key of *spec*'s listing as the source tree stands now.
 
@@ -334,6 +427,7 @@ class ListingCache:
         :param ignore: files of the tree that do not count (see :func:`fingerprint_tree`).
         :param installed: where the runner loads packages from outside the workspace (see
             ``dagpar_runner_installed``); None when it cannot tell.
+        :param snapshot: filled with the files the key covers (see :meth:`learn`).
         """
         if version is None:
             version = __version__
@@ -348,7 +442,10 @@ class ListingCache:
             "plugins": sorted(set(plugins)),
             "env": {name: os.environ.get(name) for name in KEY_ENV},
             "tree": fingerprint_tree(
-                spec.source_dir, ancestors_up_to=spec.workspace, ignore=ignore
+                spec.source_dir,
+                ancestors_up_to=spec.workspace,
+                ignore=self.ignored(ignore),
+                snapshot=snapshot,
             ),
             "installed": (
                 None if installed is None else installed_stamps(installed, spec.workspace)
@@ -356,6 +453,84 @@ class ListingCache:
         }
         text = json.dumps(parts, sort_keys=True)
         return ListingKey(spec.name, spec.source, hashlib.sha256(text.encode()).hexdigest())
+
+    def ignored(self, ignore: Iterable[Path] = ()) -> _Ignored:
+        """What a key leaves out: *ignore*, what git ignores, and the outputs runs have written."""
+        roots = {os.path.abspath(self.workspace), os.path.realpath(self.workspace)}
+        learned = self._outputs().get("files", [])
+        files = {os.path.join(r, rel) for r in roots for rel in learned}
+        dirs: set[str] = set()
+        for rel in _git_ignored(self.workspace):
+            target = dirs if rel.endswith("/") else files
+            target.update(os.path.join(r, rel.rstrip("/")) for r in roots)
+        return _Ignored(ignore, files, dirs)
+
+    def snapshot(self, spec: RunnerSpec, ignore: Iterable[Path] = ()) -> TreeSnapshot:
+        """The files and directories *spec*'s key covers as the tree stands now."""
+        snap = TreeSnapshot()
+        fingerprint_tree(
+            spec.source_dir,
+            ancestors_up_to=spec.workspace,
+            ignore=self.ignored(ignore),
+            snapshot=snap,
+        )
+        return snap
+
+    def learn(self, before: TreeSnapshot, after: TreeSnapshot, read: Iterable[str] = ()) -> None:
+        """Remember the files a run wrote into the tree, so that later keys leave them out.
+
+        What is learned is narrow, so that no real change hides behind it: exact files, never
+        directories (a test file added later to an output directory still counts); never a file
+        the listing read (*read*, workspace-relative), nor one whose name says it is a test or
+        the runner's configuration or a lock file; a source file (``.py``, ``.js``...) only
+        inside a directory a run created (an HTML coverage report's scripts).
+
+        :param before: the tree when the run took its key.
+        :param after: the tree at the run's end.
+        """
+        ws = [os.path.abspath(self.workspace) + os.sep, os.path.realpath(self.workspace) + os.sep]
+
+        def rel(path: str) -> str | None:
+            for root in ws:
+                if path.startswith(root):
+                    return path[len(root) :].replace(os.sep, "/")
+            return None
+
+        stored = self._outputs()
+        created = {r for d in after.dirs - before.dirs if (r := rel(d))}
+        created_dirs = set(stored.get("dirs", [])) | created
+        read_set = set(read)
+        written: set[str] = set()
+        for path, stamp in after.files.items():
+            if before.files.get(path) == stamp:
+                continue
+            name = rel(path)
+            if name is not None and name not in read_set and _may_be_output(name, created_dirs):
+                written.add(name)
+        if not written and not created:
+            return
+        files = {f for f in stored.get("files", []) if (self.workspace / f).exists()} | written
+        dirs = {d for d in created_dirs if (self.workspace / d).is_dir()}
+        entry = {"format": FORMAT, "files": sorted(files)[:_MAX_OUTPUTS], "dirs": sorted(dirs)}
+        try:
+            write_atomic(state_dir(self.workspace) / OUTPUTS_FILE, json.dumps(entry), mode=0o644)
+        except OSError:
+            pass
+
+    def _outputs(self) -> dict[str, list[str]]:
+        """The learned outputs (``files``, ``dirs``: workspace-relative); empty if unreadable."""
+        try:
+            path = self.workspace / STATE_DIR / OUTPUTS_FILE
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return {}
+        return {
+            k: [v for v in data.get(k, []) if isinstance(v, str)]
+            for k in ("files", "dirs")
+            if isinstance(data.get(k), list)
+        }
 
     def load(self, key: ListingKey) -> list[TestCase] | None:
         """The stored listing for *key*, or None (no entry, another key, unreadable, corrupt)."""
@@ -412,6 +587,43 @@ class ListingCache:
         except OSError:
             return False
         return True
+
+
+def _git_ignored(workspace: Path) -> list[str]:
+    """What git ignores under *workspace* (workspace-relative; directories end in ``/``).
+
+    Empty when git is missing or *workspace* is not in a repository: then nothing is ignored.
+    ``--directory`` keeps the answer short: an ignored directory is one line, not its files.
+    """
+    try:
+        out = subprocess.run(
+            [
+                *("git", "-C", os.fspath(workspace), "ls-files", "-z"),
+                *("--others", "--ignored", "--exclude-standard", "--directory"),
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    names = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return [n for n in names if n and not n.startswith("../")]
+
+
+def _may_be_output(rel: str, created_dirs: set[str]) -> bool:
+    """Whether a file a run wrote may be learned as an output (see :meth:`ListingCache.learn`)."""
+    parts = rel.split("/")
+    name = parts[-1]
+    if name in _CONFIG_NAMES or name.startswith(_CONFIG_PREFIXES) or name.endswith(_LOCK_SUFFIXES):
+        return False
+    if "__tests__" in parts or _TEST_NAME.search(name):
+        return False
+    if os.path.splitext(name)[1] in _SOURCE_SUFFIXES:
+        return any("/".join(parts[:i]) in created_dirs for i in range(1, len(parts)))
+    return True
 
 
 def _tests_from_json(raw: object) -> list[TestCase]:

@@ -15,10 +15,11 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagpar_cli.errors import DagparError, ExecutionError
-from dagpar_cli.listing_cache import ListingCache, ListingKey, cache_disabled
+from dagpar_cli.listing_cache import ListingCache, ListingKey, TreeSnapshot, cache_disabled
 from dagpar_cli.model import Item, Plan, SlicePlan, SliceResult, TestCase, TestResult
 from dagpar_cli.runner_api import RunnerSpec
 
@@ -66,6 +67,9 @@ class Lister:
         self._from_cache: set[tuple[str, str]] = set()
         #: Fresh listings taken because a cached one proved stale (at most one per key).
         self._relisted: dict[tuple[str, str], list[TestCase]] = {}
+        #: Per listing, its spec and the files its key covered: what the end of a split call
+        #: compares the tree with to learn what the run wrote.
+        self._before: dict[tuple[str, str], tuple[RunnerSpec, TreeSnapshot]] = {}
 
     def spec(self, toolchain: Toolchain, runner: str, directory: Directory) -> RunnerSpec:
         """The :class:`RunnerSpec` for *runner* on *directory* under *toolchain*'s config."""
@@ -85,7 +89,10 @@ class Lister:
         with self._lock_of(key):
             if key not in self._listed:
                 spec = self.spec(toolchain, runner, directory)
-                cache_key = self._key(toolchain, spec)
+                snapshot = TreeSnapshot()
+                cache_key = self._key(toolchain, spec, snapshot)
+                if cache_key is not None:
+                    self._before[key] = (spec, snapshot)
                 listed = self._cache.load(cache_key) if cache_key else None
                 if listed is not None:
                     self._from_cache.add(key)
@@ -161,7 +168,32 @@ class Lister:
         except ExecutionError as exc:
             raise ExecutionError(f"toolchain {toolchain.config.instance!r}: {exc}") from None
 
-    def _key(self, toolchain: Toolchain, spec: RunnerSpec) -> ListingKey | None:
+    def learn_outputs(self, key: tuple[str, str]) -> None:
+        """Remember what the run wrote into *key*'s source tree since its key was taken.
+
+        Called when a split call's slices have ended; the listing cache leaves those files out
+        of later keys, so that tests writing coverage, snapshots or logs into the tree do not
+        make every run list again.
+        """
+        with self._lock_of(key):
+            before = self._before.get(key)
+            listed = self._listed.get(key)
+            if before is None or listed is None:
+                return
+            spec, snapshot = before
+            after = self._cache.snapshot(spec, self._reports())
+            prefix = f"{spec.source}/" if spec.source else ""
+            read = {f"{prefix}{t.path}" for t in listed}
+            self._cache.learn(snapshot, after, read)
+
+    def _reports(self) -> list[Path]:
+        """The run's own reports: they land in the workspace as often as not; they are no tests."""
+        options = self.session.options
+        return [p for p in (options.junit_xml, options.report_html) if p is not None]
+
+    def _key(
+        self, toolchain: Toolchain, spec: RunnerSpec, snapshot: TreeSnapshot | None = None
+    ) -> ListingKey | None:
         """The listing cache's key for *spec*, or None when the cache is off."""
         if cache_disabled():
             return None
@@ -169,9 +201,7 @@ class Lister:
         plugins = [
             f"{dist.project_name}=={dist.version}" for _, dist in session.pm.list_plugin_distinfo()
         ]
-        options = session.options
-        # The run's own reports land in the workspace as often as not; they are no tests.
-        reports = [p for p in (options.junit_xml, options.report_html) if p is not None]
+        reports = self._reports()
         installed = None
         if spec.executor == "local":
             # Inside a container the image holds what is installed, and it is in the key.
@@ -182,6 +212,7 @@ class Lister:
             plugins=plugins,
             ignore=reports,
             installed=installed,
+            snapshot=snapshot,
         )
 
     def _drop(self, key: tuple[str, str]) -> None:
@@ -267,6 +298,7 @@ class ListingCheck:
             includes it (so ``--retries`` can rerun its failures too).
         """
         lister = self.lister
+        lister.learn_outputs(self._key)
         if not self.disagreed or lister._cancelled() or self._key not in lister._from_cache:
             return slice_results, plan
         fresh = lister._relist(self.toolchain, self.runner, self.directory)

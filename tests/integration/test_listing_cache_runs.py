@@ -383,3 +383,149 @@ def test_jest_second_run_does_not_list(
     fourth = check(dagpar_run, ws)
     assert listings(listing_log) == 2
     assert reported(fourth)["web/src/new.test.js::new"] == 1
+
+
+WRITING_TEST = """
+    import os
+    import uuid
+    from pathlib import Path
+
+    def test_writes_outputs_into_the_tree():
+        root = Path(__file__).resolve().parents[1]
+        (root / ".coverage").write_text(uuid.uuid4().hex)
+        (root / f".coverage.{uuid.uuid4().hex}").write_text("data")
+        report = root / "coverage" / "lcov-report"
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "index.html").write_text(uuid.uuid4().hex)
+        (report / "sorter.js").write_text(uuid.uuid4().hex)
+        (root / "tests" / "__snapshots__").mkdir(exist_ok=True)
+        (root / "tests" / "__snapshots__" / "out.snap").write_text(uuid.uuid4().hex)
+"""
+
+WRITING_SUITE = {**SUITE, "tests/test_writes.py": WRITING_TEST}
+WRITING_ALL = {*ALL, "tests/test_writes.py::test_writes_outputs_into_the_tree"}
+
+
+def git_init(ws: Path, ignore: str) -> None:
+    (ws / ".gitignore").write_text(ignore)
+    for argv in (["init", "-q"], ["add", "-A"]):
+        subprocess.run(["git", "-C", str(ws), *argv], check=True, capture_output=True)
+
+
+def test_outputs_a_run_writes_into_the_tree_do_not_list_again(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(WRITING_SUITE)
+    first = check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    second = check(dagpar_run, ws)
+    third = check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    for run in (first, second, third):
+        assert reported(run) == Counter(WRITING_ALL)
+    assert (ws / "coverage" / "lcov-report" / "index.html").exists()
+
+
+def test_outputs_git_ignores_never_count(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(WRITING_SUITE)
+    git_init(ws, ".coverage*\ncoverage/\n__snapshots__/\nbuild.log\n")
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    # Written between runs, not by one: only .gitignore can tell it is no test.
+    (ws / "build.log").write_text("built\n")
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+
+
+@pytest.mark.parametrize("in_git", [False, True], ids=["plain", "git"])
+@pytest.mark.parametrize(
+    "new_test", ["tests/test_delta.py", "coverage/test_delta.py", "coverage/lcov-report/x_test.py"]
+)
+def test_a_test_file_added_after_a_writing_run_lists_afresh(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+    in_git: bool,
+    new_test: str,
+) -> None:
+    ws = make_workspace(
+        {**WRITING_SUITE, "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["."]\n'}
+    )
+    if in_git:
+        git_init(ws, ".coverage*\n")
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    (ws / new_test).write_text("def test_d():\n    pass\n")
+    run = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(run)[f"{new_test}::test_d"] == 1
+    # A test file removed lists afresh too.
+    (ws / new_test).unlink()
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 3
+
+
+def test_a_new_directory_of_tests_after_a_writing_run_lists_afresh(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+) -> None:
+    ws = make_workspace(WRITING_SUITE)
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    (ws / "tests" / "more").mkdir()
+    (ws / "tests" / "more" / "test_more.py").write_text("def test_m():\n    pass\n")
+    run = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(run)["tests/more/test_more.py::test_m"] == 1
+
+
+@pytest.mark.node
+def test_jest_collect_coverage_does_not_list_again(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    listing_log: Path,
+    tmp_path: Path,
+) -> None:
+    wrapper = tmp_path / "bin" / "jest-logged"
+    wrapper.parent.mkdir()
+    wrapper.write_text(JEST_WRAPPER.format(jest=JEST_DEPS / "node_modules" / ".bin" / "jest"))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    ws = make_workspace(
+        {
+            "dagpar.yaml": f"toolchains:\n  web: {{use: jest, source: web, runner: {wrapper}}}\n",
+            "web/package.json": (
+                '{"name": "web", "private": true, "jest": {"collectCoverage": true,'
+                ' "coverageReporters": ["json", "lcov", "text"]}}\n'
+            ),
+            "web/src/sum.js": "module.exports = (a, b) => a + b;\n",
+            "web/src/sum.test.js": """
+                const sum = require("./sum");
+                test("adds", () => expect(sum(1, 1)).toBe(2));
+            """,
+            "web/src/other.test.js": """
+                test("other", () => {});
+            """,
+        }
+    )
+    (ws / "web" / "node_modules").symlink_to(JEST_DEPS / "node_modules")
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    assert (ws / "web" / "coverage").is_dir()
+    check(dagpar_run, ws)
+    check(dagpar_run, ws)
+    assert listings(listing_log) == 1
+    (ws / "web" / "coverage" / "late.test.js").write_text('test("late", () => {});\n')
+    (ws / "web" / "src" / "new.test.js").write_text('test("new", () => {});\n')
+    run = check(dagpar_run, ws)
+    assert listings(listing_log) == 2
+    assert reported(run)["web/src/new.test.js::new"] == 1

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from dagpar_cli.listing_cache import DISABLE_ENV, ListingCache, cache_disabled, fingerprint_tree
+from dagpar_cli.listing_cache import (
+    DISABLE_ENV,
+    ListingCache,
+    TreeSnapshot,
+    cache_disabled,
+    fingerprint_tree,
+)
 from dagpar_cli.model import RunnerSpec, TestCase
 from dagpar_cli.testing import write_tree
 
@@ -328,3 +335,121 @@ def test_ignored_files_do_not_count(workspace: Path) -> None:
     top.write_text("<html/>")
     assert cache.key(spec(workspace), ignore=[report, top]).digest == before
     assert cache.key(spec(workspace)).digest != before
+
+
+def git(workspace: Path, *argv: str) -> None:
+    subprocess.run(["git", "-C", str(workspace), *argv], check=True, capture_output=True)
+
+
+def test_what_git_ignores_does_not_count(workspace: Path) -> None:
+    (workspace / ".gitignore").write_text("coverage/\n*.log\n")
+    git(workspace, "init", "-q")
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace)).digest
+    (workspace / "api" / "coverage").mkdir()
+    (workspace / "api" / "coverage" / "lcov.info").write_text("TN:\n")
+    (workspace / "api" / "run.log").write_text("ran\n")
+    (workspace / "run.log").write_text("ran\n")
+    assert cache.key(spec(workspace)).digest == before
+    (workspace / "api" / "tests" / "test_b.py").write_text("def test_b():\n    pass\n")
+    assert cache.key(spec(workspace)).digest != before
+
+
+def test_a_venv_git_ignores_still_stamps_what_is_installed(workspace: Path) -> None:
+    site = workspace / "api" / "myenv" / "lib" / "python3.12" / "site-packages"
+    site.mkdir(parents=True)
+    (workspace / "api" / "myenv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (workspace / ".gitignore").write_text("myenv/\n")
+    git(workspace, "init", "-q")
+    cache = ListingCache(workspace)
+    before = cache.key(spec(workspace)).digest
+    (site / "pkg").mkdir()
+    bump(site)
+    assert cache.key(spec(workspace)).digest != before
+
+
+def run_writing(workspace: Path, cache: ListingCache, write: dict[str, str]) -> str:
+    """Take a key, write *write* as a run would, learn it; the key the run took."""
+    before = TreeSnapshot()
+    digest = cache.key(spec(workspace), snapshot=before).digest
+    for rel, text in write.items():
+        path = workspace / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        bump(path)
+    cache.learn(before, cache.snapshot(spec(workspace)), read={"api/tests/test_a.py"})
+    return digest
+
+
+OUTPUTS = {
+    "api/.coverage": "data",
+    "api/coverage/lcov-report/index.html": "<html/>",
+    "api/coverage/lcov-report/sorter.js": "x",
+    "api/tests/__snapshots__/a.snap": "snap",
+    ".coverage": "data",  # in a parent directory of the source
+}
+
+
+def test_what_a_run_wrote_does_not_count_afterwards(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    first = run_writing(workspace, cache, OUTPUTS)
+    assert cache.key(spec(workspace)).digest == first
+    # Rewritten by the next run: still not counted.
+    assert run_writing(workspace, cache, {k: v + "!" for k, v in OUTPUTS.items()}) == first
+    assert cache.key(spec(workspace)).digest == first
+
+
+@pytest.mark.parametrize(
+    "added",
+    [
+        "api/coverage/notes.txt",  # an output directory learns no files it did not write
+        "api/coverage/lcov-report/test_x.py",
+        "api/coverage/test_late.py",
+        "api/tests/__snapshots__/helper.py",
+        "api/tests/test_b.py",
+    ],
+)
+def test_a_file_added_after_a_run_still_counts(workspace: Path, added: str) -> None:
+    cache = ListingCache(workspace)
+    first = run_writing(workspace, cache, OUTPUTS)
+    (workspace / added).write_text("def test_x():\n    pass\n")
+    assert cache.key(spec(workspace)).digest != first
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "api/tests/test_a.py",  # the listing read it
+        "api/tests/test_new.py",  # named like a test
+        "api/src/sum.test.js",
+        "api/tests/__tests__/x.js",
+        "api/tests/helper.py",  # source, outside a directory the run created
+        "api/conftest.py",
+        "api/pyproject.toml",
+        "api/package.json",
+        "api/jest.config.js",
+        "api/package-lock.json",
+        "api/poetry.lock",
+    ],
+)
+def test_what_a_run_writes_is_never_learned_when_a_listing_may_read_it(
+    workspace: Path, written: str
+) -> None:
+    cache = ListingCache(workspace)
+    first = run_writing(workspace, cache, {written: "def test_z():\n    pass\n"})
+    assert cache.key(spec(workspace)).digest != first
+
+
+def test_a_learned_output_removed_does_not_count(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    run_writing(workspace, cache, {"api/.coverage": "data"})
+    key = cache.key(spec(workspace)).digest
+    (workspace / "api" / ".coverage").unlink()
+    assert cache.key(spec(workspace)).digest == key
+
+
+def test_a_corrupt_outputs_file_learns_nothing(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    first = run_writing(workspace, cache, {"api/.coverage": "data"})
+    (workspace / ".dagpar" / "listing-outputs.json").write_text("{not json")
+    assert cache.key(spec(workspace)).digest != first
