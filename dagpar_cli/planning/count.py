@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagpar_cli.model import Item, Plan, SlicePlan
 from dagpar_cli.planning.api import PlanRequest
+from dagpar_cli.planning.dispatch import pays_to_split
 
 __all__ = ["CountPlanner"]
 
@@ -18,9 +19,17 @@ class CountPlanner:
     name = "count"
 
     def plan(self, request: PlanRequest) -> Plan:
-        """One slice per worker (fewer with fewer items), in the items' order."""
+        """One slice per worker (fewer with fewer items), in the items' order.
+
+        With history, one slice when the predicted work is too small to pay for the start-ups
+        of more (:func:`~dagpar_cli.planning.dispatch.pays_to_split`).
+        """
         items = request.items
         n = max(1, min(request.workers, len(items)))
+        if request.has_history and not pays_to_split(
+            [request.predictions.get(it.key, 0.0) for it in items], n, request.startup_seconds
+        ):
+            n = 1
         buckets: list[list[Item]] = [[] for _ in range(n)]
         for i, item in enumerate(items):
             buckets[i * n // len(items)].append(item)

@@ -19,7 +19,13 @@ from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning import partition
 from dagpar_cli.planning.api import PlanRequest
-from dagpar_cli.planning.dispatch import FactorPool, Guesses, expected_wall_seconds, wall_seconds
+from dagpar_cli.planning.dispatch import (
+    FactorPool,
+    Guesses,
+    expected_wall_seconds,
+    pays_to_split,
+    wall_seconds,
+)
 from dagpar_cli.plugin import hookimpl
 
 if TYPE_CHECKING:
@@ -141,7 +147,10 @@ class GreedyPlanner:
        its finer selectors (``request.finer``), their predictions scaled to the item's.
     3. **Shards.** With ``request.shard = (i, n)`` all pieces are first partitioned into ``n``
        buckets, numbered heaviest first (ties by name), and only bucket ``i`` is sliced further.
-    4. **Candidate shapes.** The fewest slices whose ideal largest slice is within
+    4. **Small work.** With history, when no cut can take more predicted work off the longest
+       slice than a start-up (:func:`~dagpar_cli.planning.dispatch.pays_to_split`), the
+       items run whole in one slice: extra start-ups would cost more than they save.
+    5. **Candidate shapes.** The fewest slices whose ideal largest slice is within
        :attr:`tolerance` of the best possible, one more, and ``workers``; and, when
        ``max_slices`` allows and the predictions are uncertain enough to matter, over-sliced
        shapes: one or more extra waves of equal slices; a wave of big slices followed by
@@ -152,7 +161,7 @@ class GreedyPlanner:
        (and any measured piece too long for a later slice), then the measured work in equal
        waves, in big and small ones, or in waves that halve, so an estimate that runs far
        longer than expected holds up one worker while the others share out everything else.
-    5. **Choice.** Each shape is partitioned and scored by replaying the executor's
+    6. **Choice.** Each shape is partitioned and scored by replaying the executor's
        longest-first dispatch over a fixed set of draws of the true durations: measured pieces
        off by ``request.spread`` (what the timing store saw between runs; :attr:`known_spread`
        when unknown), estimated ones each turning out like a measured test drawn at random,
@@ -160,10 +169,10 @@ class GreedyPlanner:
        one slice may hide the suite's slowest test). Start-ups are paid per slice in the replay. An
        over-sliced shape must beat the others by :data:`OVERSLICING_MARGIN`. Near ties go to
        fewer slices, or, with estimates in play, to more.
-    6. **Balance.** Longest processing time first; on small problems also the Karmarkar-Karp
+    7. **Balance.** Longest processing time first; on small problems also the Karmarkar-Karp
        differencing method, keeping the smaller largest slice; then moves and swaps between the
        largest slice and the others, within a budget of comparisons proportional to the pieces.
-    7. **Order.** Slices are numbered in the order they should start: heaviest first (ties by
+    8. **Order.** Slices are numbered in the order they should start: heaviest first (ties by
        their smallest item name), or an over-sliced shape's own order; items inside a slice
        keep the parent order. ``predicted_seconds`` is the slice's start-up plus
        its pieces' expected seconds.
@@ -212,7 +221,7 @@ class GreedyPlanner:
         max_slices = max(1, request.max_slices if request.max_slices is not None else workers)
         parallel = min(workers, max_slices)
         startup = max(0.0, request.startup_seconds)
-        units = self._units(request)
+        units = whole = self._units(request)
         if request.shard is not None:
             index, total = request.shard
             if not 1 <= index <= total:
@@ -225,6 +234,12 @@ class GreedyPlanner:
             units = units.take(buckets[index - 1] if index <= len(buckets) else [])
         else:
             units = self._split(units, request, parallel)
+        if units and request.has_history and not pays_to_split(units.weights, parallel, startup):
+            # Small work: no cut saves what an extra slice's start-up costs, so one slice runs
+            # it, its items whole.
+            if request.shard is None:
+                units = whole
+            return self._build(units, [list(range(len(units)))], workers, startup)
         bins, in_order = self._choose(units, workers, max_slices, startup) if units else ([], False)
         return self._build(units, bins, workers, startup, in_order)
 

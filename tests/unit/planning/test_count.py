@@ -51,3 +51,26 @@ def test_no_items_is_an_empty_plan() -> None:
     plan = CountPlanner().plan(PlanRequest(check="api:test", items=(), workers=4))
     assert plan.slices == ()
     assert plan.predicted_wall_seconds == 0.0
+
+
+def test_with_history_small_work_is_one_slice() -> None:
+    some = items(3)
+    small = PlanRequest(
+        check="api:test",
+        items=some,
+        workers=3,
+        predictions={it.key: 0.2 for it in some},
+        has_history=True,
+        startup_seconds=1.5,
+    )
+    plan = CountPlanner().plan(small)
+    assert [sp.items for sp in plan.slices] == [some]
+    large = PlanRequest(
+        check="api:test",
+        items=some,
+        workers=3,
+        predictions={it.key: 4.0 for it in some},
+        has_history=True,
+        startup_seconds=1.5,
+    )
+    assert len(CountPlanner().plan(large).slices) == 3

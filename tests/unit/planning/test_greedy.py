@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, TestCase
 from dagpar_cli.planning.api import Planner, PlanRequest
+from dagpar_cli.planning.count import CountPlanner
 from dagpar_cli.planning.dispatch import wall_seconds
 from dagpar_cli.planning.greedy import GreedyPlanner, dagpar_make_planner
 
@@ -360,3 +361,82 @@ def test_a_measured_test_too_long_for_later_slices_starts_in_the_first_wave() ->
     first = {item.key for s in plan.slices[:workers] for item in s.items}
     assert new <= first
     assert giant in first
+
+
+def one_file(
+    seconds: float, tests: int = 6
+) -> tuple[Item, dict[str, list[TestCase]], dict[str, object]]:
+    """One selected file of *tests* equal tests, *seconds* in all, with its finer selectors."""
+    path = "tests/test_one.py"
+    item = Item((path,), path)
+    cases = [TestCase(path, f"test_{n}") for n in range(tests)]
+    finer = {item.key: [(Item((path, t.name), path), seconds / tests) for t in cases]}
+    return item, {item.key: cases}, {"finer": finer, "tests": {item.key: cases}}
+
+
+def test_a_small_file_with_a_large_startup_runs_in_one_slice() -> None:
+    # 0.3 s of tests against a 2 s start-up: any cut saves less than the start-up it costs.
+    item, tests, extra = one_file(0.3)
+    plan = GreedyPlanner().plan(
+        request_for([item], {item.key: 0.3}, workers=4, startup_seconds=2.0, **extra)
+    )
+    assert len(plan.slices) == 1
+    # Kept whole: one selector, not six.
+    assert plan.slices[0].items == (item,)
+    assert list(plan.slices[0].tests) == tests[item.key]
+    assert plan.predicted_wall_seconds == pytest.approx(2.3)
+
+
+def test_a_large_file_is_still_cut_into_several_slices() -> None:
+    item, _, extra = one_file(30.0)
+    plan = GreedyPlanner().plan(
+        request_for([item], {item.key: 30.0}, workers=4, startup_seconds=2.0, **extra)
+    )
+    assert len(plan.slices) == 4
+
+
+def test_a_few_small_files_are_not_spread_over_the_workers() -> None:
+    items = items_of(3)
+    plan = GreedyPlanner().plan(
+        request_for(
+            items, {i.key: 0.2 for i in items}, workers=4, max_slices=16, startup_seconds=1.0
+        )
+    )
+    assert len(plan.slices) == 1
+    assert plan.slices[0].items == items
+    # Enough work to pay for the start-ups: one slice each.
+    plan = GreedyPlanner().plan(
+        request_for(
+            items, {i.key: 5.0 for i in items}, workers=4, max_slices=16, startup_seconds=1.0
+        )
+    )
+    assert len(plan.slices) == 3
+
+
+def test_one_dominant_piece_leaves_nothing_worth_a_second_slice() -> None:
+    # 10 s in one test and 0.5 s beside it: a second slice would save 0.5 s for 2 s of start-up.
+    items = items_of(2)
+    predictions = {items[0].key: 10.0, items[1].key: 0.5}
+    plan = GreedyPlanner().plan(request_for(items, predictions, workers=2, startup_seconds=2.0))
+    assert len(plan.slices) == 1
+
+
+def test_a_shard_bucket_of_small_work_runs_in_one_slice() -> None:
+    items = items_of(8)
+    predictions = {i.key: 0.1 for i in items}
+    for index in (1, 2):
+        plan = GreedyPlanner().plan(
+            request_for(items, predictions, workers=4, startup_seconds=1.0, shard=(index, 2))
+        )
+        assert len(plan.slices) == 1
+        assert len(plan.slices[0].items) == 4
+
+
+def test_one_selected_file_without_history_is_one_slice() -> None:
+    item, tests, _ = one_file(0.0)
+    request = PlanRequest(
+        check="api:test", items=(item,), workers=4, startup_seconds=0.3, tests=tests
+    )
+    for planner in (GreedyPlanner(), CountPlanner()):
+        plan = planner.plan(request)
+        assert [s.items for s in plan.slices] == [(item,)]

@@ -9,6 +9,7 @@ import pytest
 
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning.api import PlanRequest
+from dagpar_cli.planning.greedy import GreedyPlanner
 from dagpar_cli.planning.request import (
     DEFAULT_STARTUP,
     OVERSLICE,
@@ -228,3 +229,14 @@ def test_longest_first_breaks_ties_by_the_plan_order(estimated: frozenset[str]) 
     )
     ordered = longest_first(plan, {A.key: 1.0, B.key: 1.0}, estimated)
     assert ordered.slices[0].items == (A, B)
+
+
+def test_a_small_selected_file_with_history_is_planned_as_one_slice() -> None:
+    # A filter that kept one file: 0.5 s of tests against a measured 2 s start-up.
+    store = Store({A.key: 0.5}, {A1.id: 0.25, A2.id: 0.25}, startup=2.0)
+    planned = split(store, GreedyPlanner(), items=[A], workers=4)
+    assert [sp.items for sp in planned.plan.slices] == [(A,)]
+    # The same file at 20 s is cut into its tests, one slice each.
+    store = Store({A.key: 20.0}, {A1.id: 10.0, A2.id: 10.0}, startup=2.0)
+    planned = split(store, GreedyPlanner(), items=[A], workers=4)
+    assert len(planned.plan.slices) == 2

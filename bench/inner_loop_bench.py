@@ -1,0 +1,126 @@
+"""The inner loop: ``dagpar check --filter <one file>`` against the runner on that file alone.
+
+A developer editing one test runs that one file again and again. dagpar must cost little more
+than the runner itself there: with history, a file whose tests are quicker than a slice's
+start-up runs in one slice, not cut across the workers where every slice pays the start-up.
+
+For each runner (pytest; Jest where ``tests/data/jest-deps/node_modules`` holds Jest) the bench
+writes a small suite to a temporary directory, runs ``dagpar check`` on all of it twice (history
+and a listing cache), then alternates, ``--repeat`` times (default 5):
+
+- ``dagpar check --filter <one file>`` (``-j`` as given, default the CPUs);
+- the runner on that file alone (``pytest <file>``, ``jest <file>``).
+
+The machine may be shared, so each contender's median is printed with their difference and
+ratio, measured in the same run, plus the slices dagpar cut on its last run.
+
+Run: ``python bench/inner_loop_bench.py [--repeat N] [-j N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+JEST_MODULES = ROOT / "tests" / "data" / "jest-deps" / "node_modules"
+#: Files in each suite, tests per file, and seconds each test sleeps.
+FILES, TESTS, SLEEP = 6, 8, 0.02
+
+
+def write_pytest(root: Path) -> list[str]:
+    """A pytest suite under *root*; returns the command that runs one file with pytest."""
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    for k in range(FILES):
+        body = ["import time", ""]
+        for i in range(TESTS):
+            body += ["", f"def test_{k}_{i}():", f"    time.sleep({SLEEP})", ""]
+        (root / "tests" / f"test_file_{k}.py").write_text("\n".join(body))
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_file_0.py"]
+
+
+def write_jest(root: Path) -> list[str]:
+    """A Jest suite under *root* (a ``web`` project); returns the command for one file."""
+    web = root / "web"
+    (web / "tests").mkdir(parents=True)
+    (web / "package.json").write_text(
+        json.dumps({"name": "inner", "private": True, "jest": {"testEnvironment": "node"}})
+    )
+    (web / "node_modules").symlink_to(JEST_MODULES)
+    for k in range(FILES):
+        body = ["const sleep = (ms) => new Promise((r) => setTimeout(r, ms));", ""]
+        for i in range(TESTS):
+            body.append(f"test('t{k}_{i}', async () => {{ await sleep({int(SLEEP * 1000)}); }});")
+        (web / "tests" / f"file_{k}.test.js").write_text("\n".join(body) + "\n")
+    (root / "dagpar.yaml").write_text("toolchains:\n  web: {use: jest, source: web}\n")
+    return [str(web / "node_modules" / ".bin" / "jest"), "tests/file_0.test.js"]
+
+
+def run(argv: list[str], cwd: Path) -> tuple[float, str]:
+    """Run *argv*; its wall seconds and stdout (exits on a failure)."""
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr)[-2000:]
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{output}")
+    return seconds, proc.stdout
+
+
+def bench(
+    name: str, root: Path, runner: list[str], where: Path, selector: str, args: argparse.Namespace
+) -> None:
+    """Alternate dagpar and the runner (run in *where*) on one file of the suite at *root*."""
+    dagpar = [sys.executable, "-m", "dagpar_cli", "check", "-C", str(root)]
+    if args.parallelism:
+        dagpar += ["-j", str(args.parallelism)]
+    run(dagpar, root)  # history
+    run(dagpar, root)  # and a listing cache that matches the tree
+    one = [*dagpar, "--filter", selector, "--json"]
+    times: dict[str, list[float]] = {"dagpar": [], name: []}
+    slices = 0
+    for _ in range(args.repeat):
+        seconds, out = run(one, root)
+        times["dagpar"].append(seconds)
+        slices = sum(len(check["slices"]) for check in json.loads(out)["checks"])
+        times[name].append(run(runner, where)[0])
+    ours, theirs = statistics.median(times["dagpar"]), statistics.median(times[name])
+    print(
+        f"{name:<7} {ours:>10.2f} s {theirs:>10.2f} s {ours - theirs:>+10.2f} s "
+        f"{ours / theirs:>8.2f} {slices:>8}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("-j", "--parallelism", type=int, default=None)
+    args = parser.parse_args()
+    env_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env_path}"
+    print(f"one file of {TESTS} tests x {SLEEP} s; medians of {args.repeat}, alternated")
+    print(
+        f"{'runner':<7} {'dagpar':>12} {'runner alone':>12} {'difference':>12} {'ratio':>8} slices"
+    )
+    with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
+        root = Path(tmp) / "py"
+        bench("pytest", root, write_pytest(root), root, "tests/test_file_0.py", args)
+    if JEST_MODULES.is_dir():
+        with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
+            root = Path(tmp) / "js"
+            bench("jest", root, write_jest(root), root / "web", "web/tests/file_0.test.js", args)
+    else:
+        print(f"jest: skipped ({JEST_MODULES} is missing)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
