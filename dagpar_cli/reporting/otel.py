@@ -49,10 +49,11 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from dagpar_cli.model import CheckResult, Item, RunResult, SlicePlan, SliceResult, TestResult
+from dagpar_cli.model import CheckResult, RunResult, SlicePlan, SliceResult
 from dagpar_cli.model import Status as TestStatus
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
+from dagpar_cli.reporting.item_index import ItemIndex
 from dagpar_cli.reporting.trace_retention import TraceRetention, prune_traces
 from dagpar_cli.statedir import STATE_DIR, state_dir
 
@@ -368,7 +369,7 @@ class OtelReporter:
         # them so that every test span stays inside its slice.
         scale = min(1.0, available / reported) if reported > 0 else 1.0
         cursor = opened.start_ns
-        items = _ItemIndex(plan.items)
+        items = ItemIndex(plan.items)
         for test in ordered:
             duration = int(max(test.seconds, 0.0) * scale * 1e9)
             attributes = self._attrs(
@@ -609,28 +610,6 @@ def _finish_check(span: Span, result: CheckResult) -> None:
             else f"{failed} test{'' if failed == 1 else 's'} failed"
         )
         span.set_status(Status(StatusCode.ERROR, first))
-
-
-class _ItemIndex:
-    """Finds the item of a slice a reported test belongs to."""
-
-    def __init__(self, items: Sequence[Item]) -> None:
-        self.whole: dict[str, str] = {}
-        self.finer: dict[str, list[tuple[str, str]]] = {}
-        for item in items:
-            name = item.name
-            if name is None:
-                self.whole.setdefault(item.path, item.key)
-            else:
-                self.finer.setdefault(item.path, []).append((name, item.key))
-
-    def find(self, test: TestResult) -> str | None:
-        """The key of *test*'s item: a finer selector naming the test or its parent, else
-        the whole file or package."""
-        for name, key in self.finer.get(test.path, ()):
-            if test.name == name or test.name.startswith((f"{name}/", f"{name}::", f"{name} ")):
-                return key
-        return self.whole.get(test.path)
 
 
 def _incoming_context() -> Any:

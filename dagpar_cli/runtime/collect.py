@@ -139,10 +139,20 @@ def rerun_failed(
     """
     owner: dict[str, Item] = {}
     for sp in plan.slices:
+        # The slice's tests by file and by (file, name): each item looks only at its own, not
+        # at every test of the slice (a file cut into one item per test would be quadratic).
+        by_path: dict[str, list[TestCase]] = {}
+        by_name: dict[tuple[str, str], list[TestCase]] = {}
+        for test in sp.tests:
+            by_path.setdefault(test.path, []).append(test)
+            by_name.setdefault((test.path, test.name), []).append(test)
         for item in sp.items:
-            for test in sp.tests:
-                if test.path == item.path and (item.name is None or item.name == test.name):
-                    owner.setdefault(test.id, item)
+            name = item.name
+            selected = (
+                by_path.get(item.path, ()) if name is None else by_name.get((item.path, name), ())
+            )
+            for test in selected:
+                owner.setdefault(test.id, item)
             if runner is None:
                 name = function if item.name is None else f"{function}::{item.name}"
                 owner.setdefault(f"{item.path}::{name}", item)
@@ -153,14 +163,13 @@ def rerun_failed(
         failed = [r for r in final.values() if r.status.is_bad and r.id in owner]
         if not failed or cancelled():
             break
-        items: list[Item] = []
+        items: dict[Item, None] = {}  # an ordered set
         tests: list[TestCase] = []
         for r in failed:
             item = owner[r.id]
             if runner is not None and nested and item.name is None:
                 item = Item((item.selector[0], r.name), item.path)
-            if item not in items:
-                items.append(item)
+            items.setdefault(item)
             if runner is not None:
                 tests.append(TestCase(r.path, r.name))
         index += 1

@@ -118,15 +118,24 @@ class Lister:
         by_path: dict[str, list[TestCase]] = {}
         for test in self.tests(toolchain, runner, directory):
             by_path.setdefault(test.path, []).append(test.under(prefix))
+        # Per listed path, its tests by name, built when a finer item first asks: a file cut into
+        # one item per test would otherwise be scanned once per item.
+        by_name: dict[str, dict[str, list[TestCase]]] = {}
         tests_of: dict[str, list[TestCase]] = {}
         for item in items:
             source_path = item.selector[0]
             norm = os.path.normpath(source_path).replace(os.sep, "/")
-            in_path = by_path.get(norm, by_path.get(source_path, []))
+            where = norm if norm in by_path else source_path
+            in_path = by_path.get(where, [])
             if item.name is None:
                 tests_of[item.key] = list(in_path)
             else:
-                exact = [t for t in in_path if t.name == item.name]
+                named = by_name.get(where)
+                if named is None:
+                    named = by_name[where] = {}
+                    for test in in_path:
+                        named.setdefault(test.name, []).append(test)
+                exact = list(named.get(item.name, ()))
                 # A finer selector the listing does not know (a Go subtest) stands for itself.
                 tests_of[item.key] = exact or [TestCase(item.path, item.name)]
         return tests_of

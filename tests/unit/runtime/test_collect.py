@@ -266,6 +266,49 @@ def test_without_a_runner_a_failed_item_is_rerun_whole() -> None:
     assert final[0].status is Status.PASSED and final[0].flaky
 
 
+def test_of_two_items_selecting_a_failed_test_the_first_in_the_slice_reruns_it() -> None:
+    named = Item(("tests/test_a.py", "test_one"), FILE.path)
+    for items, expected in (((FILE, named), (FILE,)), ((named, FILE), (named,))):
+        plan = Plan(
+            slices=(SlicePlan(index=1, items=items, predicted_seconds=1.0, tests=(T1, T2)),),
+            predicted_wall_seconds=1.0,
+            workers=1,
+        )
+        run_slice = Reruns({"test_one": Status.PASSED})
+        rerun(plan, [result(T1, Status.FAILED)], run_slice, retries=1, nested=False)
+        ((sp, _, _),) = run_slice.calls
+        assert sp.items == expected
+
+
+def test_a_file_cut_into_one_item_per_test_is_not_scanned_per_test(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    count = 1000
+    items = tuple(Item(("tests/test_a.py", f"test_{i}"), FILE.path) for i in range(count))
+    tests = tuple(TestCase(FILE.path, f"test_{i}") for i in range(count))
+    plan = Plan(
+        slices=(SlicePlan(index=1, items=items, predicted_seconds=1.0, tests=tests),),
+        predicted_wall_seconds=1.0,
+        workers=1,
+    )
+    looks = 0
+    name_of = Item.name.fget  # type: ignore[attr-defined]
+
+    def counted(item: Item) -> str | None:
+        nonlocal looks
+        looks += 1
+        return name_of(item)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Item, "name", property(counted))
+    run_slice = Reruns({t.name: Status.PASSED for t in tests})
+    final, _ = rerun(plan, [result(t, Status.FAILED) for t in tests], run_slice, retries=1)
+    assert all(r.status is Status.PASSED and r.flaky for r in final)
+    ((sp, _, _),) = run_slice.calls
+    assert sp.items == items and sp.tests == tests
+    # Matching every item against every test of its slice looks at an item count**2 times.
+    assert looks <= 10 * count
+
+
 # ---------------------------------------------------------------------------------------------
 # raise_for_slices
 # ---------------------------------------------------------------------------------------------

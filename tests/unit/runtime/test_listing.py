@@ -208,6 +208,32 @@ def test_items_get_their_tests_from_the_listing_workspace_relative(world: World)
     }
 
 
+class _CountedName(str):
+    """A listed test's name that counts the comparisons made with it."""
+
+    compared = 0
+
+    __hash__ = str.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        _CountedName.compared += 1
+        return str.__eq__(self, other)
+
+
+def test_a_file_cut_into_one_item_per_test_is_not_scanned_per_item(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DISABLE_ENV, "1")
+    count = 1500
+    world.runner.tests = [source(_CountedName(f"test_{i}")) for i in range(count)]
+    items = [Item(("tests/test_a.py", f"test_{i}"), WHOLE.path) for i in range(count)]
+    _CountedName.compared = 0
+    tests_of = world.lister().tests_of_items(world.toolchain, RUNNER, world.directory, items, "api")
+    assert tests_of == {item.key: [listed(item.name or "")] for item in items}
+    # Comparing every item's name with every listed name of its file: about count**2 / 2.
+    assert _CountedName.compared <= 4 * count
+
+
 # ---------------------------------------------------------------------------------------------
 # ListingCheck: note and heal
 # ---------------------------------------------------------------------------------------------
