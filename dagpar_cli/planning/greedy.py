@@ -10,7 +10,7 @@ import heapq
 import math
 import operator
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import TYPE_CHECKING, NamedTuple
@@ -332,6 +332,11 @@ class GreedyPlanner:
                 )
                 continue
             total = sum(max(0.0, seconds) for _, seconds in finer)
+            # One look-up per finer item, not a scan of the file's tests: a file cut into its
+            # 20,000 tests would otherwise cost 20,000 x 20,000 comparisons.
+            by_name: dict[str, list[TestCase]] = {}
+            for test in units.tests[i]:
+                by_name.setdefault(test.name, []).append(test)
             for sub, seconds in finer:
                 # Scale the finer predictions to the item's own, the better-measured number.
                 share = max(0.0, seconds) / total if total > 0 else 1.0 / len(finer)
@@ -345,7 +350,7 @@ class GreedyPlanner:
                     units.seconds[i] * share,
                     spread,
                     f"{units.names[i]}\0{sub.key}",
-                    _finer_tests(sub, units.tests[i], request),
+                    _finer_tests(sub, units.tests[i], by_name, request),
                     guessed,
                 )
         return result
@@ -653,14 +658,20 @@ def _overslicing(
 
 
 def _finer_tests(
-    item: Item, parent_tests: Sequence[TestCase], request: PlanRequest
+    item: Item,
+    parent_tests: Sequence[TestCase],
+    by_name: Mapping[str, Sequence[TestCase]],
+    request: PlanRequest,
 ) -> Sequence[TestCase]:
-    """The tests a finer selector ``[file, test]`` selects: just that test."""
+    """The tests a finer selector ``[file, test]`` selects: just that test.
+
+    :param by_name: *parent_tests* by name.
+    """
     own = request.tests.get(item.key)
     if own is not None:
         return own
     name = item.name
-    matching = tuple(t for t in parent_tests if t.name == name)
+    matching = tuple(by_name.get(name, ())) if name is not None else ()
     if matching or not parent_tests or name is None:
         return matching
     # The runner listed the file's tests but not under this exact name (a parametrised
