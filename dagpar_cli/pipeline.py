@@ -298,9 +298,14 @@ def _make_planner_and_scheduler(run: _Run) -> None:
 
 
 def _run_calls(run: _Run) -> None:
-    """Stages 4 to 7: run every call; its split calls list, filter, plan, schedule, collect."""
+    """Stages 4 to 7: run every call; its split calls list, filter, plan, schedule, collect.
+
+    Then the listing cache learns what the run wrote into the trees it listed.
+    """
     assert run.orchestrator is not None
     run.results, run.interrupted = _run_concurrently(run.orchestrator, run.bodies)
+    if not run.session.options.dry_run:
+        run.orchestrator.lister.learn_outputs()
 
 
 def _merge(run: _Run) -> None:

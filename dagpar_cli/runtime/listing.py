@@ -177,23 +177,24 @@ class Lister:
         except ExecutionError as exc:
             raise ExecutionError(f"toolchain {toolchain.config.instance!r}: {exc}") from None
 
-    def learn_outputs(self, key: tuple[str, str]) -> None:
-        """Remember what the run wrote into *key*'s source tree since its key was taken.
+    def learn_outputs(self) -> None:
+        """Remember what the run wrote into each source tree it listed since its key was taken.
 
-        Called when a split call's slices have ended; the listing cache leaves those files out
-        of later keys, so that tests writing coverage, snapshots or logs into the tree do not
-        make every run list again.
+        Called once, when every call of the run has ended (reruns and repaired listings
+        included); the listing cache leaves those files out of later keys, so that tests
+        writing coverage, snapshots or logs into the tree do not make every run list again.
+        One walk of each tree per run, off the path of any split call.
         """
-        with self._lock_of(key):
-            before = self._before.get(key)
-            listed = self._listed.get(key)
-            if before is None or listed is None:
-                return
-            spec, snapshot = before
-            after = self._cache.snapshot(spec, self._reports())
-            prefix = f"{spec.source}/" if spec.source else ""
-            read = {f"{prefix}{t.path}" for t in listed}
-            self._cache.learn(snapshot, after, read)
+        for key in list(self._before):
+            with self._lock_of(key):
+                spec, snapshot = self._before[key]
+                listed = self._listed.get(key)
+                if listed is None:
+                    continue
+                after = self._cache.snapshot(spec, self._reports())
+                prefix = f"{spec.source}/" if spec.source else ""
+                read = {f"{prefix}{t.path}" for t in listed}
+                self._cache.learn(snapshot, after, read)
 
     def _reports(self) -> list[Path]:
         """The run's own reports: they land in the workspace as often as not; they are no tests."""
@@ -307,7 +308,6 @@ class ListingCheck:
             includes it (so ``--retries`` can rerun its failures too).
         """
         lister = self.lister
-        lister.learn_outputs(self._key)
         if not self.disagreed or lister._cancelled() or self._key not in lister._from_cache:
             return slice_results, plan
         fresh = lister._relist(self.toolchain, self.runner, self.directory)
