@@ -39,6 +39,30 @@ LINT_TOOLCHAIN = """
 """
 
 
+#: A planner plugin (write it to a module named in ``DAGPAR_PLUGINS``) that cuts one slice per
+#: item and numbers them so that predicted seconds grow with the number: slices then start
+#: smallest first, the opposite of dagpar's own order, which a test can see.
+SMALLEST_FIRST_PLANNER = """
+from __future__ import annotations
+from dagpar_cli import hookimpl
+from dagpar_cli.model import Plan, SlicePlan
+
+class SmallestFirst:
+    name = "smallest-first"
+
+    def plan(self, request):
+        slices = tuple(
+            SlicePlan(index=i + 1, items=(item,), predicted_seconds=float(i + 1), tests=())
+            for i, item in enumerate(request.items)
+        )
+        return Plan(slices=slices, predicted_wall_seconds=0.0, workers=request.workers)
+
+@hookimpl(tryfirst=True)
+def dagpar_make_planner(session):
+    return SmallestFirst()
+"""
+
+
 def three_runner_workspace(root: Path) -> Path:
     """Copy the pytest, Jest and Go fixtures into *root* as ``api/``, ``web/`` and ``svc/``.
 

@@ -92,6 +92,14 @@ def reported(run: dict[str, Any]) -> Counter[str]:
     return Counter(t["id"] for t in run["tests"])
 
 
+def logging_runner(path: Path, script: str) -> Path:
+    """Write *script*, a wrapper that logs each listing to ``LISTING_LOG``, as an executable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
 def edit_keeping_stamp(path: Path, old: str, new: str) -> None:
     """Edit *path* so that its size and mtime stay as they were: a change the key cannot see."""
     assert len(old) == len(new)
@@ -292,10 +300,7 @@ def test_go_second_run_does_not_list(
     listing_log: Path,
     tmp_path: Path,
 ) -> None:
-    wrapper = tmp_path / "bin" / "go-logged"
-    wrapper.parent.mkdir()
-    wrapper.write_text(GO_WRAPPER)
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    wrapper = logging_runner(tmp_path / "bin" / "go-logged", GO_WRAPPER)
     ws = make_workspace(
         {
             "dagpar.yaml": f"toolchains:\n  svc: {{use: go, source: svc, runner: {wrapper}}}\n",
@@ -343,6 +348,9 @@ case " $* " in *" --passWithNoTests "*) echo "$*" >> "$LISTING_LOG";; esac
 exec "{jest}" "$@"
 """
 
+#: :data:`JEST_WRAPPER` around the test suite's Jest install.
+JEST_LOGGED = JEST_WRAPPER.format(jest=JEST_DEPS / "node_modules" / ".bin" / "jest")
+
 
 @pytest.mark.node
 def test_jest_second_run_does_not_list(
@@ -351,10 +359,7 @@ def test_jest_second_run_does_not_list(
     listing_log: Path,
     tmp_path: Path,
 ) -> None:
-    wrapper = tmp_path / "bin" / "jest-logged"
-    wrapper.parent.mkdir()
-    wrapper.write_text(JEST_WRAPPER.format(jest=JEST_DEPS / "node_modules" / ".bin" / "jest"))
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    wrapper = logging_runner(tmp_path / "bin" / "jest-logged", JEST_LOGGED)
     ws = make_workspace(
         {
             "dagpar.yaml": f"toolchains:\n  web: {{use: jest, source: web, runner: {wrapper}}}\n",
@@ -496,10 +501,7 @@ def test_jest_collect_coverage_does_not_list_again(
     listing_log: Path,
     tmp_path: Path,
 ) -> None:
-    wrapper = tmp_path / "bin" / "jest-logged"
-    wrapper.parent.mkdir()
-    wrapper.write_text(JEST_WRAPPER.format(jest=JEST_DEPS / "node_modules" / ".bin" / "jest"))
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    wrapper = logging_runner(tmp_path / "bin" / "jest-logged", JEST_LOGGED)
     ws = make_workspace(
         {
             "dagpar.yaml": f"toolchains:\n  web: {{use: jest, source: web, runner: {wrapper}}}\n",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from projects import SMALLEST_FIRST_PLANNER as SMALLEST_FIRST  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult, write_tree
 
@@ -105,28 +106,6 @@ def test_slices_keep_parent_order_and_copy_other_fields(
     assert sorted(everything) == [f"nap{i:02d}-0" for i in range(7)]
     for s in seen:
         assert s["items"] == sorted(s["items"]), "a slice must keep the parent's order"
-
-
-SMALLEST_FIRST = """
-from __future__ import annotations
-from dagpar_cli.model import Plan, SlicePlan
-from dagpar_cli.pluginmanager import hookimpl
-
-class SmallestFirst:
-    name = "smallest-first"
-
-    def plan(self, request):
-        # One item per slice, numbered so that the predicted seconds grow with the number.
-        slices = tuple(
-            SlicePlan(index=i + 1, items=(item,), predicted_seconds=float(i + 1), tests=())
-            for i, item in enumerate(request.items)
-        )
-        return Plan(slices=slices, predicted_wall_seconds=0.0, workers=request.workers)
-
-@hookimpl(tryfirst=True)
-def dagpar_make_planner(session):
-    return SmallestFirst()
-"""
 
 
 def test_slices_start_in_the_order_the_planner_numbered_them(

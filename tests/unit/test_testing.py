@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from projects import SMALLEST_FIRST_PLANNER as SMALLEST_FIRST  # type: ignore[import-not-found]
 
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Mount, Outcome, SessionSpec
@@ -331,27 +332,6 @@ def test_more_workers_shorten_the_simulated_wall_time(
         assert fake_executor.max_running == int(j)
     assert wall["1"] == 8 * 30.0
     assert wall["4"] / wall["1"] < 0.45, wall
-
-
-SMALLEST_FIRST = """
-from __future__ import annotations
-from dagpar_cli import hookimpl
-from dagpar_cli.model import Plan, SlicePlan
-
-class SmallestFirst:
-    name = "smallest-first"
-
-    def plan(self, request):
-        slices = tuple(
-            SlicePlan(index=i + 1, items=(item,), predicted_seconds=float(i + 1), tests=())
-            for i, item in enumerate(request.items)
-        )
-        return Plan(slices=slices, predicted_wall_seconds=0.0, workers=request.workers)
-
-@hookimpl(tryfirst=True)
-def dagpar_make_planner(session):
-    return SmallestFirst()
-"""
 
 
 def test_the_order_slices_start_in_shows_in_the_calls(
