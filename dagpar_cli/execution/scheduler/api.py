@@ -26,10 +26,11 @@ if TYPE_CHECKING:
     from dagpar_cli.runner_api import RunnerSpec
     from dagpar_cli.runtime.context import SliceContext
 
-__all__ = ["Outcome", "RunSlice", "Scheduler", "SplitJob", "TailSlices"]
+__all__ = ["RunSlice", "Scheduler", "SliceOutcome", "SplitJob", "TailSlices"]
 
-#: What running one slice gives: its plan, its result and the function's return value.
-Outcome = tuple["SlicePlan", "SliceResult", Any]
+#: What running one slice gives: its plan, its result and the function's return value (not
+#: an executor's command :class:`~dagpar_cli.execution.api.Outcome`).
+SliceOutcome = tuple["SlicePlan", "SliceResult", Any]
 
 #: Runs one slice of a split call: ``(slice, total, narrowed) -> (result, value)``; never raises.
 RunSlice = Callable[["SlicePlan", int, bool], tuple["SliceResult", Any]]
@@ -44,7 +45,7 @@ class TailSlices:
         #: Set once the split call has collected its slices: later slices (reruns) do not offer.
         self.closed = False
         self._next_index = first_index
-        self._done: list[Outcome] = []
+        self._done: list[SliceOutcome] = []
 
     def reserve(self) -> None:
         """A tail is about to be taken: the split call must wait for its slice."""
@@ -63,12 +64,12 @@ class TailSlices:
             self._next_index += 1
             return self._next_index
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: SliceOutcome) -> None:
         """Keep a tail slice's outcome."""
         with self._cond:
             self._done.append(outcome)
 
-    def close(self) -> list[Outcome]:
+    def close(self) -> list[SliceOutcome]:
         """Wait until no tail slice runs, close, and return their outcomes by slice number."""
         with self._cond:
             while self._running:
@@ -112,7 +113,7 @@ class Scheduler(Protocol):
             can name the tests handed over.
         """
 
-    def run(self, job: SplitJob) -> list[Outcome]:
+    def run(self, job: SplitJob) -> list[SliceOutcome]:
         """Run every slice of *job*'s plan, and any cut from them; wait for all of them.
 
         :returns: every slice's outcome, by slice number.

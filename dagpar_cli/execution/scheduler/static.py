@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagpar_cli.execution.scheduler.api import Outcome, SplitJob
+from dagpar_cli.execution.scheduler.api import SliceOutcome, SplitJob
 
 if TYPE_CHECKING:
     from dagpar_cli.model import SlicePlan, SliceResult
@@ -40,7 +40,7 @@ class StaticScheduler:
         """Never: a slice runs everything it was planned with."""
         return False
 
-    def run(self, job: SplitJob) -> list[Outcome]:
+    def run(self, job: SplitJob) -> list[SliceOutcome]:
         """Run *job*'s planned slices; see :meth:`Scheduler.run`."""
         total = len(job.plan.slices)
         futures: list[tuple[SlicePlan, Future[tuple[SliceResult, Any]]]] = []
@@ -49,7 +49,7 @@ class StaticScheduler:
             self.submit(functools.partial(_slice_job, future, job, sp, total))
             futures.append((sp, future))
         self._started(job)
-        outcomes: list[Outcome] = [(sp, *future.result()) for sp, future in futures]
+        outcomes: list[SliceOutcome] = [(sp, *future.result()) for sp, future in futures]
         outcomes += self._finished(job)
         return sorted(outcomes, key=lambda o: o[0].index)
 
@@ -102,7 +102,7 @@ class StaticScheduler:
     def _started(self, job: SplitJob) -> None:
         """Every planned slice of *job* is submitted."""
 
-    def _finished(self, job: SplitJob) -> list[Outcome]:
+    def _finished(self, job: SplitJob) -> list[SliceOutcome]:
         """Every planned slice of *job* ended; more outcomes (slices cut from them)."""
         job.tails.closed = True
         return []

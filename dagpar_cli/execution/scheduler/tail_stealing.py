@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagpar_cli.errors import ExecutionError
-from dagpar_cli.execution.scheduler.api import Outcome, SplitJob
+from dagpar_cli.execution.scheduler.api import SliceOutcome, SplitJob
 from dagpar_cli.execution.scheduler.static import StaticScheduler
 from dagpar_cli.model import Item, SlicePlan, TestCase, join_path
 from dagpar_cli.planning.tail_rule import MIN_STARTUPS, running_rest, tail_to_take
@@ -174,7 +174,7 @@ class TailStealingScheduler(StaticScheduler):
 
     # ---------------------------------------------------------------- the split call's side
 
-    def run(self, job: SplitJob) -> list[Outcome]:
+    def run(self, job: SplitJob) -> list[SliceOutcome]:
         """Run *job* like :meth:`StaticScheduler.run`, idle workers taking tails meanwhile."""
         if job.hands_over:
             # Until each planned slice says whether it will offer, "no offer yet" is not "none":
@@ -193,7 +193,7 @@ class TailStealingScheduler(StaticScheduler):
             for _ in range(self.workers - len(job.plan.slices)):
                 self.submit(_look_for_tails)
 
-    def _finished(self, job: SplitJob) -> list[Outcome]:
+    def _finished(self, job: SplitJob) -> list[SliceOutcome]:
         return job.tails.close()
 
     @contextmanager
