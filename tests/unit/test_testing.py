@@ -241,6 +241,8 @@ def test_the_session_environment_is_visible_on_each_call() -> None:
 
 
 def test_skip_missing_tool_skips_or_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CI itself runs with the variable set; the laptop case needs it gone.
+    monkeypatch.delenv(REQUIRE_TOOLS_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception, match="go is not on PATH"):
         skip_missing_tool("go", "go is not on PATH")
     monkeypatch.setenv(REQUIRE_TOOLS_ENV, "1")
