@@ -25,6 +25,8 @@ from dagpar_cli.runner_api import (
     RunnerSpec,
     Selection,
     TailChooser,
+    TestEvent,
+    TestStream,
 )
 from dagpar_cli.sdk import Container, Directory, check, dag, field, object_type, parallel
 from dagpar_cli.sdk.runner import collect_items, run_tests
@@ -47,7 +49,9 @@ __all__ = [
     "Status",
     "TailChooser",
     "TestCase",
+    "TestEvent",
     "TestResult",
+    "TestStream",
     "TestsFailedError",
     "ToolchainRegistry",
     "check",

@@ -46,7 +46,15 @@ __all__ = [
     "TestCase",
     "TestResult",
     "join_path",
+    "test_id",
 ]
+
+
+def test_id(path: str, name: str, occurrence: int = 0) -> str:
+    """A test's identity: ``path::name``, and ``path::name::#N`` for the N-th (1-based) of
+    several tests that share path and name, from the second on."""
+    base = f"{path}::{name}"
+    return base if occurrence == 0 else f"{base}::#{occurrence + 1}"
 
 
 def join_path(prefix: str, path: str) -> str:
@@ -77,17 +85,22 @@ class TestCase:
     :param path: the file (pytest, Jest) or package directory (Go) the test lives in.
     :param name: the runner's own name: pytest ``Class::test[param]``, Jest ``"describe test"``
         (parts joined by one space), Go ``TestX`` or ``TestX/sub``.
+    :param occurrence: which of the tests that share *path* and *name* this is, counted from 0
+        in the runner's order. Jest runs every ``test("same", ...)`` a file registers, however
+        many share a name; each is a test of its own.
     """
 
     __test__ = False  # not a pytest test class
 
     path: str
     name: str
+    occurrence: int = 0
 
     @property
     def id(self) -> str:
-        """``path::name``, unique within one toolchain instance."""
-        return f"{self.path}::{self.name}"
+        """``path::name`` (``path::name::#2`` for a later test of the same name): unique within
+        one toolchain instance."""
+        return test_id(self.path, self.name, self.occurrence)
 
     def under(self, prefix: str) -> TestCase:
         """This test with its path moved under *prefix*."""
@@ -136,11 +149,22 @@ class TestResult:
     check: str = ""
     #: 1-based index of the slice that ran it, filled in by the engine (0 = not run in a slice).
     slice: int = 0
+    #: Which of the tests sharing ``path`` and ``name`` this is (see :class:`TestCase`).
+    occurrence: int = 0
+    #: Wall-clock time (``time.time()``) at which the final attempt started; None when the
+    #: runner did not say.
+    start: float | None = None
 
     @property
     def id(self) -> str:
-        """``path::name``, unique within one check."""
-        return f"{self.path}::{self.name}"
+        """``path::name`` (``path::name::#2`` for a later test of the same name): unique within
+        one check."""
+        return test_id(self.path, self.name, self.occurrence)
+
+    @property
+    def case(self) -> TestCase:
+        """The test this result is about."""
+        return TestCase(self.path, self.name, self.occurrence)
 
     @property
     def flaky(self) -> bool:
@@ -162,6 +186,10 @@ class TestResult:
             "status": self.status.value,
             "seconds": round(self.seconds, 6),
         }
+        if self.occurrence:
+            data["occurrence"] = self.occurrence
+        if self.start is not None:
+            data["start"] = round(self.start, 6)
         if self.message:
             data["message"] = self.message
         if self.attempts:

@@ -11,7 +11,9 @@ subclasses :class:`Runner`, declares what the runner can do (:attr:`Runner.has_s
 - :class:`Selection`: what one slice asks the runner to run;
 - :class:`RunnerCommand`: a command line the runner compiled for a selection, with
   :data:`REPORT_DIR_PLACEHOLDER` where the slice's report directory goes;
-- :class:`TailChooser`: decides how many unstarted tests an idle worker takes.
+- :class:`TailChooser`: decides how many unstarted tests an idle worker takes;
+- :class:`TestEvent` and :class:`TestStream`: what a running runner says about each test as it
+  starts and ends (:meth:`Runner.stream`).
 
 Paths a runner sees and returns are relative to the toolchain's source directory
 (``spec.source``); dagpar converts them to workspace-relative paths at the boundary. Everything
@@ -24,7 +26,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Outcome
@@ -38,6 +40,8 @@ __all__ = [
     "RunnerSpec",
     "Selection",
     "TailChooser",
+    "TestEvent",
+    "TestStream",
 ]
 
 #: The placeholder for the per-slice report directory in a :class:`RunnerCommand`'s ``argv``,
@@ -87,9 +91,10 @@ class RunnerCommand:
     files: Mapping[str, str] = field(default_factory=dict)
     #: Exit codes that mean "ran, some tests failed" rather than "runner broke".
     ok_exit_codes: frozenset[int] = frozenset({0, 1})
-    #: A file name in the report directory that receives the command's standard output, for
-    #: runners that print their machine-readable report there (``go test -json``); None leaves
-    #: the output in :attr:`~dagpar_cli.execution.api.Outcome.stdout` only.
+    #: A file name in the report directory that receives the command's standard output as the
+    #: command writes it, for runners that print their machine-readable report there
+    #: (``go test -json``); None leaves the output in
+    #: :attr:`~dagpar_cli.execution.api.Outcome.stdout` only.
     stdout_file: str | None = None
 
 
@@ -127,6 +132,44 @@ class TailChooser(Protocol):
         started: int,
         running: tuple[TestCase, float] | None = None,
     ) -> int: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestEvent:
+    """One thing a running runner said about one test: it started, or it ended.
+
+    Paths are relative to the toolchain's source directory, like everything a runner returns.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    #: ``"start"`` when the runner began the test, ``"end"`` when it reported its outcome.
+    kind: Literal["start", "end"]
+    #: The test, named (and numbered, :attr:`TestCase.occurrence`) as the listing names it.
+    test: TestCase
+    #: Wall-clock time (``time.time()``) of the event, as the runner saw it.
+    at: float
+    #: For ``"end"``: the test's outcome (with ``start`` set when known); None for ``"start"``.
+    result: TestResult | None = None
+
+
+class TestStream(Protocol):
+    """Reads a running slice's per-test events from what its runner writes, as it writes it.
+
+    dagpar opens one per slice (:meth:`Runner.stream`) before the runner's first command starts
+    and calls :meth:`poll` while the commands run (from one thread at a time) and once more after
+    the last one ends. The stream is what keeps the results of finished tests when the runner
+    dies, names the test that was running, and drives live progress; the runner's end-of-run
+    report (:meth:`Runner.parse`) stays the cross-check.
+    """
+
+    def poll(self) -> list[TestEvent]:
+        """The events written since the last call, in order.
+
+        Cheap when nothing is new (a ``stat``), tolerant of a half-written last line (it is
+        read on a later call) and of files that do not exist yet; never raises for what a test
+        wrote.
+        """
 
 
 class RunnerHost(Protocol):
@@ -210,6 +253,22 @@ class Runner(abc.ABC):
         :param report_dir: the slice's report directory on the host, as the runner writes it.
         :returns: the number of tests finished; None (the default) when the runner cannot tell
             while it runs.
+        """
+        return None
+
+    def stream(self, spec: RunnerSpec, report_dir: Path) -> TestStream | None:
+        """Open the per-test event stream of a slice whose commands write under *report_dir*.
+
+        A runner that streams makes its commands (:meth:`command`) write one record per test
+        start and end to files in the report directory as the tests run (pytest's injected
+        plugin, a Jest reporter, ``go test -json`` through :attr:`RunnerCommand.stdout_file`),
+        and returns here a reader of those files. Called once per slice, before the first
+        command starts, so the files may not exist yet.
+
+        :param spec: the runner and its source directory.
+        :param report_dir: the slice's report directory on the host.
+        :returns: the reader; None (the default) when the runner reports only at the end, in
+            which case a crash loses the slice's results and nothing resumes.
         """
         return None
 
