@@ -96,7 +96,7 @@ def test_docker_gives_the_same_junit_as_local(
     assert len(_junit(docker)) == 52
     wheres = {s["where"] for c in second.json()["checks"] for s in c["slices"]}
     assert wheres and all(w.startswith("docker@") for w in wheres), wheres
-    assert _labelled(client) == []
+    assert _of_workspace(client, ws) == []
 
 
 PROBE = """
@@ -154,7 +154,7 @@ def test_slices_really_run_in_containers_without_the_host_environment(
     assert {p.name: p.read_text() for p in out.iterdir()} == {
         n: "container clean\n" for n in "abcd"
     }
-    assert _labelled(client) == []
+    assert _of_workspace(client, ws) == []
 
 
 @pytest.mark.usefixtures("in_docker")
@@ -181,7 +181,7 @@ def test_two_engines_both_receive_slices(
     # Every test once, from exactly one slice.
     ids = [t["id"] for c in checks for t in c["tests"]]
     assert len(ids) == len(set(ids)) == sum(s["tests"] for c in checks for s in c["slices"]) > 0
-    assert _labelled(client) == []
+    assert _of_workspace(client, ws) == []
 
 
 def test_sigint_during_a_docker_run_removes_every_container(
@@ -205,7 +205,7 @@ def test_sigint_during_a_docker_run_removes_every_container(
         text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while len(_labelled(client)) < 3:
+    while len(_of_workspace(client, ws)) < 3:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the slices' containers never started"
         time.sleep(0.2)
@@ -213,7 +213,7 @@ def test_sigint_during_a_docker_run_removes_every_container(
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
-    assert _labelled(client) == []
+    assert _of_workspace(client, ws) == []
     cases = ET.parse(junit).getroot().findall(".//testcase")
     ids = [f"{c.get('file')}::{c.get('name')}" for c in cases]
     assert len(ids) == len(set(ids)) == 41
@@ -223,7 +223,8 @@ def test_sigint_during_a_docker_run_removes_every_container(
 
 
 def _of_workspace(client: Any, ws: Path) -> list[Any]:
-    """The dagpar containers that mount *ws* (other runs may share the engine)."""
+    """The dagpar containers that mount *ws*: other runs (tests in parallel, other users) may
+    share the engine, so a test counts only its own."""
     return [
         c
         for c in _labelled(client)
