@@ -1,0 +1,288 @@
+"""Runner parity: ``dagpar check -j N`` against what a user would run instead, per runner.
+
+For each of pytest, Jest (where ``tests/data/jest-deps/node_modules`` holds Jest) and Go (where
+``go`` is on PATH) the bench writes a generated suite with a heavy tail to a temporary directory:
+files (packages) that cost start-up and import or compile work, tests that burn CPU or wait, a few
+slow files. It runs ``dagpar check`` on it twice (timing history and a listing cache), times
+every file alone once with the runner's own report to split by hand, then alternates,
+``--repeat`` times (default 3):
+
+- ``dagpar check -j N``;
+- the runner's own parallel mode: ``pytest -n N``, ``jest -w N``, ``go test -p N ./...``;
+- a longest-first split by hand: the files dealt greedily (longest first, to the least loaded)
+  into N groups, run as N concurrent runner processes; wall time = the slowest.
+
+The machine may be shared, so only medians measured in the same run are printed, as ratios of
+dagpar to each baseline (below 1.00: dagpar is faster).
+
+Run: ``python bench/parity_bench.py [--repeat N] [-j N] [--only pytest,jest,go]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+JEST_MODULES = ROOT / "tests" / "data" / "jest-deps" / "node_modules"
+
+#: Per file: (tests, milliseconds of CPU work per test, milliseconds of waiting per test). A few
+#: slow files, a middle, and many quick ones: the shape of a real suite's duration histogram.
+SHAPE: list[tuple[int, int, int]] = [
+    (6, 200, 80),
+    (4, 300, 100),
+    (8, 100, 40),
+    *[(10, 40, 10)] * 6,
+    *[(6, 8, 4)] * 20,
+]
+
+
+# --------------------------------------------------------------------------------------------
+# suites
+# --------------------------------------------------------------------------------------------
+
+
+def write_pytest(root: Path) -> list[str]:
+    """A pytest suite under *root*; returns its test files (relative to *root*)."""
+    tests = root / "tests"
+    tests.mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    # A module every file imports, with import-time work, like an application package.
+    (tests / "helpers.py").write_text(
+        "import json, decimal, fractions, statistics\n"
+        "TABLE = [str(i) * 3 for i in range(20000)]\n"
+        "def burn(ms):\n"
+        "    import time\n"
+        "    end = time.process_time() + ms / 1000\n"
+        "    while time.process_time() < end:\n"
+        "        sum(range(500))\n"
+    )
+    (tests / "conftest.py").write_text(
+        "import sys, os\nsys.path.insert(0, os.path.dirname(__file__))\n"
+    )
+    files = []
+    for k, (count, cpu, wait) in enumerate(SHAPE):
+        body = ["import time", "from helpers import burn", ""]
+        for i in range(count):
+            body += [
+                "",
+                f"def test_{k}_{i}():",
+                f"    burn({cpu})",
+                f"    time.sleep({wait / 1000})",
+            ]
+        name = f"tests/test_f{k:02d}.py"
+        (root / name).write_text("\n".join(body) + "\n")
+        files.append(name)
+    return files
+
+
+def write_jest(root: Path) -> list[str]:
+    """A Jest suite under *root*; returns its test files (relative to *root*)."""
+    (root / "src").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "package.json").write_text(
+        json.dumps({"name": "parity", "private": True, "jest": {"testEnvironment": "node"}})
+    )
+    (root / "node_modules").symlink_to(JEST_MODULES)
+    # Application modules every test file requires: transform and module-registry work per file.
+    for m in range(4):
+        funcs = "\n".join(
+            f"exports.f{m}_{i} = function (x) {{ return x * {i} + {m}; }};" for i in range(300)
+        )
+        (root / "src" / f"mod{m}.js").write_text(funcs + "\n")
+    files = []
+    for k, (count, cpu, wait) in enumerate(SHAPE):
+        body = [
+            *(f"const m{m} = require('../src/mod{m}.js');" for m in range(4)),
+            "const sleep = (ms) => new Promise((r) => setTimeout(r, ms));",
+            "const burn = (ms) => { const end = Date.now() + ms; let s = 0;"
+            " while (Date.now() < end) { s += Math.sqrt(s + 1); } return s; };",
+        ]
+        for i in range(count):
+            body.append(f"test('t{k}_{i}', async () => {{ burn({cpu}); await sleep({wait}); }});")
+        name = f"tests/f{k:02d}.test.js"
+        (root / name).write_text("\n".join(body) + "\n")
+        files.append(name)
+    return files
+
+
+def write_go(root: Path) -> list[str]:
+    """A Go module under *root*; returns its packages (``./pNN``)."""
+    root.mkdir(parents=True)
+    (root / "go.mod").write_text("module example.com/parity\n\ngo 1.19\n")
+    packages = []
+    for k, (count, cpu, wait) in enumerate(SHAPE[:16]):
+        pkg = root / f"p{k:02d}"
+        pkg.mkdir()
+        # Code to compile: the build is part of what a Go suite costs.
+        funcs = "\n".join(f"func F{i}(x int) int {{ return x*{i} + {k} }}" for i in range(400))
+        (pkg / "code.go").write_text(f"package p{k:02d}\n\n{funcs}\n")
+        tests = [
+            f"package p{k:02d}",
+            "",
+            'import (\n\t"testing"\n\t"time"\n)',
+            "",
+            "func burn(ms int) int {\n\tend := time.Now().Add(time.Duration(ms) * time.Millisecond)"
+            "\n\ts := 0\n\tfor time.Now().Before(end) {\n\t\ts += F1(s) % 7\n\t}\n\treturn s\n}",
+        ]
+        for i in range(count):
+            tests.append(
+                f"\nfunc TestT{i}(t *testing.T) {{\n\tburn({cpu})\n"
+                f"\ttime.Sleep({wait} * time.Millisecond)\n}}"
+            )
+        (pkg / "code_test.go").write_text("\n".join(tests) + "\n")
+        packages.append(f"./p{k:02d}")
+    return packages
+
+
+# --------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Run *argv* in *cwd*; its wall seconds (exits on a failure)."""
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env, check=False)
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}"
+        )
+    return seconds
+
+
+def run_together(argvs: list[list[str]], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Run *argvs* concurrently; wall seconds until the last one ends."""
+    start = time.monotonic()
+    procs = [
+        subprocess.Popen(a, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for a in argvs
+    ]
+    for proc, argv in zip(procs, argvs, strict=True):
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode()[-3000:]}"
+            )
+    return time.monotonic() - start
+
+
+def longest_first(durations: dict[str, float], groups: int) -> list[list[str]]:
+    """Deal *durations*' files longest first to the least loaded of *groups* groups."""
+    loads = [0.0] * groups
+    out: list[list[str]] = [[] for _ in range(groups)]
+    for name, seconds in sorted(durations.items(), key=lambda kv: -kv[1]):
+        g = loads.index(min(loads))
+        out[g].append(name)
+        loads[g] += seconds
+    return [g for g in out if g]
+
+
+def file_durations(
+    files: list[str], one: Callable[[str], list[str]], cwd: Path, env: dict[str, str] | None
+) -> dict[str, float]:
+    """Each file's wall seconds run alone: what a hand split would be built from."""
+    return {f: run(one(f), cwd, env) for f in files}
+
+
+def bench(
+    name: str,
+    root: Path,
+    files: list[str],
+    parallel: list[str],
+    one: Callable[[list[str]], list[str]],
+    args: argparse.Namespace,
+    env: dict[str, str] | None = None,
+) -> tuple[str, float, float, float]:
+    """Alternate dagpar, the runner's parallel mode and a hand split on the suite at *root*."""
+    workers = args.parallelism
+    dagpar = [sys.executable, "-m", "dagpar_cli", "check", "-C", str(root), "-j", str(workers)]
+    run(dagpar, root, env)  # timing history
+    run(dagpar, root, env)  # and a listing cache that matches the tree
+    durations = file_durations(files, lambda f: one([f]), root, env)
+    groups = [one(g) for g in longest_first(durations, workers)]
+    times: dict[str, list[float]] = {"dagpar": [], "parallel": [], "hand": []}
+    for _ in range(args.repeat):
+        times["dagpar"].append(run(dagpar, root, env))
+        times["parallel"].append(run(parallel, root, env))
+        times["hand"].append(run_together(groups, root, env))
+    ours = statistics.median(times["dagpar"])
+    theirs = statistics.median(times["parallel"])
+    hand = statistics.median(times["hand"])
+    print(
+        f"{name:<7} {ours:>9.2f} s {theirs:>9.2f} s {hand:>9.2f} s "
+        f"{ours / theirs:>10.2f} {ours / hand:>10.2f}",
+        flush=True,
+    )
+    return name, ours, theirs, hand
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("-j", "--parallelism", type=int, default=2)
+    parser.add_argument("--only", default="pytest,jest,go")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    j = args.parallelism
+    print(f"-j {j}; medians of {args.repeat}, alternated; ratio < 1.00: dagpar is faster")
+    print(
+        f"{'runner':<7} {'dagpar':>11} {'parallel':>11} {'by hand':>11} "
+        f"{'÷ parallel':>10} {'÷ by hand':>10}"
+    )
+    with tempfile.TemporaryDirectory(prefix="dagpar-parity-") as tmp:
+        base = Path(tmp)
+        if "pytest" in wanted:
+            root = base / "py"
+            files = write_pytest(root)
+            pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+            bench("pytest", root, files, [*pytest, "-n", str(j)], lambda fs: [*pytest, *fs], args)
+        if "jest" in wanted:
+            if JEST_MODULES.is_dir():
+                root = base / "js"
+                files = write_jest(root)
+                jest = [str(JEST_MODULES / ".bin" / "jest"), "--ci"]
+                bench(
+                    "jest",
+                    root,
+                    files,
+                    [*jest, "-w", str(j)],
+                    lambda fs: [*jest, "-w", "1", *fs],
+                    args,
+                )
+            else:
+                print(f"jest: skipped ({JEST_MODULES} is missing)")
+        if "go" in wanted:
+            go = shutil.which("go")
+            if go:
+                root = base / "go"
+                packages = write_go(root)
+                env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off"}
+                gotest = [go, "test", "-count=1"]
+                bench(
+                    "go",
+                    root,
+                    packages,
+                    [*gotest, "-p", str(j), "./..."],
+                    lambda ps: [*gotest, "-p", "1", *ps],
+                    args,
+                    env,
+                )
+            else:
+                print("go: skipped (go is not on PATH)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
