@@ -39,6 +39,8 @@ def robust_estimate(samples: Sequence[float]) -> tuple[float, float]:
 
     :returns: ``(median, spread)``; spread is 0 for fewer than three samples.
     """
+    if len(samples) == 1:
+        return samples[0], 0.0  # most keys of a young store: no sort, no spread
     ordered = sorted(samples)
     middle = median(ordered)
     if len(ordered) < 3 or middle <= 0:

@@ -381,6 +381,10 @@ class TimingStore:
         if not rows:
             return
 
+        # The keys this write touches, each once, in a plain temporary table: the join below
+        # then looks each up in the samples' unique index, whatever the store's size.
+        touched = list(dict.fromkeys((r[0], r[1], r[2]) for r in rows))
+
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 conn.executemany(
@@ -392,35 +396,32 @@ class TimingStore:
                     rows,
                 )
                 conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS touched"
-                    " (instance TEXT, kind TEXT, key TEXT, PRIMARY KEY (instance, kind, key))"
+                    "CREATE TEMP TABLE IF NOT EXISTS touched (instance TEXT, kind TEXT, key TEXT)"
                 )
                 conn.execute("DELETE FROM temp.touched")
-                conn.executemany(
-                    "INSERT OR IGNORE INTO temp.touched VALUES (?, ?, ?)",
-                    ((r[0], r[1], r[2]) for r in rows),
-                )
-                conn.execute(
-                    "DELETE FROM samples WHERE rowid IN (SELECT id FROM ("
-                    " SELECT s.rowid AS id, ROW_NUMBER() OVER ("
-                    "  PARTITION BY s.instance, s.kind, s.key"
-                    "  ORDER BY s.recorded DESC, s.run_id DESC, s.ordinal DESC) AS rank"
-                    " FROM samples AS s JOIN temp.touched USING (instance, kind, key))"
-                    " WHERE rank > ?)",
-                    (self.keep,),
-                )
-                grouped: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-                for inst, kind, key, seconds in conn.execute(
-                    "SELECT s.instance, s.kind, s.key, s.seconds"
-                    " FROM samples AS s JOIN temp.touched USING (instance, kind, key)"
+                conn.executemany("INSERT INTO temp.touched VALUES (?, ?, ?)", touched)
+                grouped: dict[tuple[str, str, str], list[tuple[float, str, int, int, float]]]
+                grouped = defaultdict(list)
+                for inst, kind, key, recorded, run_id, ordinal, rowid, seconds in conn.execute(
+                    "SELECT s.instance, s.kind, s.key, s.recorded, s.run_id, s.ordinal, s.rowid,"
+                    " s.seconds FROM temp.touched AS t JOIN samples AS s"
+                    " ON s.instance = t.instance AND s.kind = t.kind AND s.key = t.key"
                 ):
-                    grouped[(inst, kind, key)].append(seconds)
+                    grouped[(inst, kind, key)].append((recorded, run_id, ordinal, rowid, seconds))
+                # Keep the last ``keep`` of each key, by a total order (recorded, run, ordinal),
+                # so that stores merging the same exports in any order keep the same samples.
+                dropped: list[tuple[int]] = []
+                estimates = []
+                for where, samples in grouped.items():
+                    if len(samples) > self.keep:
+                        samples.sort(reverse=True)
+                        dropped.extend((s[3],) for s in samples[self.keep :])
+                        del samples[self.keep :]
+                    values = [s[4] for s in samples]
+                    estimates.append((*where, *robust_estimate(values), len(values)))
+                conn.executemany("DELETE FROM samples WHERE rowid = ?", dropped)
                 conn.executemany(
-                    "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        (*where, *robust_estimate(values), len(values))
-                        for where, values in grouped.items()
-                    ),
+                    "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?)", estimates
                 )
                 conn.execute("DELETE FROM temp.touched")
 
