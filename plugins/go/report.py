@@ -40,7 +40,9 @@ __all__ = [
     "package_results",
     "parse_reports",
     "read_events",
+    "read_line",
     "rewrite_subtest_name",
+    "test_result",
 ]
 
 #: The test name dagpar lists for a package whose tests cannot be found because it does not
@@ -137,18 +139,25 @@ def read_events(text: str, stream: GoStream | None = None) -> GoStream:
     """
     stream = stream if stream is not None else GoStream()
     for line in text.splitlines():
-        if not line.startswith("{"):
-            failed = _BUILD_FAILED.match(line)
-            if failed:
-                stream.package(failed.group(1)).build_failure = failed.group(2)
-            continue
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(event, dict):
-            _apply(stream, event)
+        read_line(line, stream)
     return stream
+
+
+def read_line(line: str, stream: GoStream) -> dict[str, Any] | None:
+    """Fold one line of a ``go test -json`` output into *stream*; the event, if it was one."""
+    if not line.startswith("{"):
+        failed = _BUILD_FAILED.match(line)
+        if failed:
+            stream.package(failed.group(1)).build_failure = failed.group(2)
+        return None
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict):
+        return None
+    _apply(stream, event)
+    return event
 
 
 def _apply(stream: GoStream, event: dict[str, object]) -> None:
@@ -445,6 +454,12 @@ def _verdict(pkg: GoPackageRun, name: str) -> str:
     if parent:
         return "pass" if _verdict(pkg, parent) in ("pass", "skip") else action
     return "pass" if action == "fail" and pkg.action == "pass" else action
+
+
+def test_result(path: str, name: str, run: GoPackageRun) -> TestResult:
+    """The result of the selected test *name* (``TestX`` or ``TestX/sub name``) of package
+    directory *path*, from what the stream *run* says so far (as :func:`package_results`)."""
+    return _result(path, name, reported_name(name), run, None, False, "", False)
 
 
 def _result(
