@@ -14,7 +14,9 @@ neither JSON events nor such a line are skipped: a test binary may print anythin
 A test may also print lines ``go test -json`` reads as events (a suite framework testing itself
 on a mock ``testing.T`` prints ``=== RUN`` and ``--- FAIL:`` lines). The verdicts here are those
 of ``go test``: a test that starts while another top-level test runs is that test's output, and
-a subtest cannot fail under a test that passed (see :func:`_verdict`).
+a subtest cannot fail under a test that passed (see :func:`_verdict`). Of each top-level
+test's output the first and last :data:`OUTPUT_KEEP` characters are kept, with a line saying
+how much was cut between.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +32,11 @@ from typing import Any
 
 from dagpar_cli import Outcome, RunnerSpec, Status, TestResult, untrusted
 
+from .names import reported_name, rewrite_subtest_name
 from .source import builds_here, import_path_of, module_of, path_of, scan_test_files
 
 __all__ = [
+    "OUTPUT_KEEP",
     "PACKAGE_PLACEHOLDER",
     "GoPackageRun",
     "GoStream",
@@ -48,6 +53,10 @@ __all__ = [
 #: The test name dagpar lists for a package whose tests cannot be found because it does not
 #: even load (its build failure must still be reported against something).
 PACKAGE_PLACEHOLDER = "[package]"
+
+#: Characters of output kept of the start of each top-level test's output, and as many of its
+#: end: a test printing hundreds of megabytes must not take dagpar's memory with it.
+OUTPUT_KEEP = 1 << 20
 
 _BUILD_FAILED = re.compile(r"^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]\s*$")
 # "# pkg", or "# pkg_test [pkg.test]" for an external test package: the bracket names the
@@ -90,6 +99,10 @@ class GoPackageRun:
     lines: list[tuple[str, str]] = field(default_factory=list)
     #: Top-level tests running now: started or resumed, not paused or ended.
     active: list[str] = field(default_factory=list)
+    #: Characters of output kept so far per top-level test (its head, see :meth:`keep`).
+    kept: dict[str, int] = field(default_factory=dict)
+    #: Per top-level test past its head: its latest lines, until they are put back.
+    tails: dict[str, _Tail] = field(default_factory=dict)
     #: Top-level names that are a test's printed output, not tests: ``go test -json`` reads
     #: any ``=== RUN`` or ``--- FAIL:`` line a test prints as an event. Go runs top-level tests
     #: one at a time (parallel ones resume only after the last sequential one ended), so a test
@@ -102,6 +115,48 @@ class GoPackageRun:
         if run is None:
             run = self.tests[name] = GoTestRun(name)
         return run
+
+    def keep(self, test: str, output: str) -> None:
+        """Record an output line of *test*: of each top-level test (its subtests included) the
+        first :data:`OUTPUT_KEEP` characters and the last as many are kept, and what lies
+        between is counted (:meth:`flush` puts the end back, after a line saying so)."""
+        top = test.split("/", 1)[0]
+        used = self.kept.get(top, 0)
+        if used < OUTPUT_KEEP:
+            self.kept[top] = used + len(output)
+            self.test(test).output.append(output)
+            self.lines.append((test, output))
+        else:
+            self.tails.setdefault(top, _Tail()).add(test, output)
+
+    def flush(self, top: str | None = None) -> None:
+        """Append the kept end of the output of top-level test *top* (of every test: None)."""
+        for name in [top] if top is not None else list(self.tails):
+            tail = self.tails.pop(name, None)
+            if tail is None:
+                continue
+            if tail.cut:
+                tail.lines.appendleft((name, f"[... {tail.cut} characters of output cut ...]\n"))
+            for test, output in tail.lines:
+                self.test(test).output.append(output)
+                self.lines.append((test, output))
+
+
+@dataclass(slots=True)
+class _Tail:
+    """The latest output lines of a test past its kept head, and how much was dropped."""
+
+    lines: deque[tuple[str, str]] = field(default_factory=deque)
+    size: int = 0
+    cut: int = 0
+
+    def add(self, test: str, output: str) -> None:
+        self.lines.append((test, output))
+        self.size += len(output)
+        while self.size > OUTPUT_KEEP and len(self.lines) > 1:
+            _, dropped = self.lines.popleft()
+            self.size -= len(dropped)
+            self.cut += len(dropped)
 
 
 @dataclass(slots=True)
@@ -140,6 +195,8 @@ def read_events(text: str, stream: GoStream | None = None) -> GoStream:
     stream = stream if stream is not None else GoStream()
     for line in text.splitlines():
         read_line(line, stream)
+    for package in stream.packages.values():
+        package.flush()  # the ends of tests that never ended
     return stream
 
 
@@ -183,8 +240,7 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
         host = _printed_by(pkg, test, action)
         if host is not None:
             if action == "output" and isinstance(output, str):
-                pkg.test(host).output.append(output)
-                pkg.lines.append((host, output))
+                pkg.keep(host, output)
             return
         if "/" not in test and action in ("run", "cont", "pause", "pass", "fail", "skip"):
             # Once each, the last one to resume last: that is the test printing now.
@@ -193,9 +249,10 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
                 pkg.active.append(test)
         run = pkg.test(test)
         if action == "output" and isinstance(output, str):
-            run.output.append(output)
-            pkg.lines.append((test, output))
+            pkg.keep(test, output)
         elif action in ("pass", "fail", "skip"):
+            if "/" not in test:
+                pkg.flush(test)
             run.action = action
             run.elapsed = _number(event.get("Elapsed"))
         return
@@ -206,6 +263,7 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
         if failed and failed.group(1) == package:
             pkg.build_failure = failed.group(2)
     elif action in ("pass", "fail", "skip"):
+        pkg.flush()
         pkg.action = action
         pkg.elapsed = _number(event.get("Elapsed"))
         if event.get("FailedBuild"):
@@ -254,52 +312,6 @@ def subtree(runs: Iterable[GoTestRun], name: str) -> list[GoTestRun]:
     """The runs of test *name* and of every subtest below it, in stream order."""
     prefix = name + "/"
     return [r for r in runs if r.name == name or r.name.startswith(prefix)]
-
-
-def _is_space(char: str) -> bool:
-    # testing.isSpace: not Python's str.isspace (which also counts \x1c-\x1f, say).
-    code = ord(char)
-    if code < 0x2000:
-        return char in "\t\n\v\f\r \x85\xa0\u1680"
-    return code <= 0x200A or code in (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
-
-
-def rewrite_subtest_name(part: str) -> str:
-    """One subtest name as the testing package reports it (``testing.rewrite``).
-
-    Spaces become ``_`` and unprintable runes their Go escape; idempotent, so a name taken
-    from an earlier report stays as it is.
-
-    :param part: the argument of ``t.Run`` (one level, without ``/``).
-    """
-    out: list[str] = []
-    for char in part:
-        if _is_space(char):
-            out.append("_")
-        elif not char.isprintable():
-            out.append(_go_escape(char))
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _go_escape(char: str) -> str:
-    # strconv.QuoteRune without its quotes
-    code = ord(char)
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    if code < 0x80:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b"}
-
-
-def reported_name(name: str) -> str:
-    """The name go reports for the selected test *name*: ``TestX/a b`` → ``TestX/a_b``."""
-    top, *subs = name.split("/")
-    return "/".join([top, *(rewrite_subtest_name(s) for s in subs)])
 
 
 _LOG_LINE = re.compile(r"^\s+(\S+\.go:\d+: .*)$")
@@ -581,12 +593,18 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _read_report(report_dir: Path, name: str) -> str:
-    """A report the container wrote, "" when missing or not a regular file (never followed)."""
+def _read_report(report_dir: Path, name: str) -> GoStream:
+    """A report the container wrote, line by line (it may be large); nothing when missing or
+    not a regular file (never followed)."""
+    stream = GoStream()
     try:
-        return untrusted.read_text(report_dir, name, errors="replace")
+        with untrusted.open_binary(report_dir, name) as file:
+            for raw in file:
+                for line in raw.decode("utf-8", "replace").splitlines():
+                    read_line(line, stream)
     except OSError:
-        return ""
+        pass
+    return read_events("", stream)
 
 
 def _scanner(spec: RunnerSpec, path: str) -> Callable[[], list[str]]:
@@ -645,8 +663,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
                 manifests.append({"report": name, "packages": None})
     for manifest in manifests:
         report = manifest.get("report")
-        text = _read_report(report_dir, report) if isinstance(report, str) else ""
-        stream = read_events(text)
+        stream = _read_report(report_dir, report) if isinstance(report, str) else GoStream()
         packages = manifest.get("packages")
         if not isinstance(packages, list):
             packages = [

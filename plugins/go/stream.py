@@ -34,6 +34,7 @@ from typing import Any
 
 from dagpar_cli import RunnerSpec, TestCase, TestEvent, untrusted
 
+from .names import reported_name
 from .report import (
     PACKAGE_PLACEHOLDER,
     GoPackageRun,
@@ -41,7 +42,6 @@ from .report import (
     _scanner,
     package_results,
     read_line,
-    reported_name,
     test_result,
 )
 from .source import import_path_of, module_of, path_of

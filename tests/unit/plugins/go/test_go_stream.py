@@ -166,3 +166,28 @@ def test_the_stream_agrees_with_the_report(tmp_path: Path, recording: str) -> No
     for test_id, expected in parsed.items():
         if not expected.message.startswith(("did not finish", "did not run")):
             assert test_id in ended or expected.name == "[package]", test_id
+
+
+def test_a_test_printing_a_lot_keeps_its_head_and_tail_and_its_panic(
+    tmp_path: Path, report_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagpar_plugins.go import report
+
+    monkeypatch.setattr(report, "OUTPUT_KEEP", 100)
+    lines = [event("run", "TestFirst")]
+    lines += [event("output", "TestFirst", Output=f"line {i:04d}\n") for i in range(1000)]
+    lines += [event("output", "TestFirst", Output="panic: boom\n")]
+    lines += [event("fail", "TestFirst"), event("fail")]
+    data = b"".join(lines)
+    (report_dir / "go-1.json").write_bytes(data)
+    stream = GoTestStream(spec(tmp_path), report_dir)
+    end = next(e for e in stream.poll() if e.kind == "end")
+    (parsed,) = go.parse_reports(spec(tmp_path), report_dir, Outcome(exit_code=1))
+    for result in (end.result, parsed):
+        assert result is not None
+        assert result.message == "panic: boom"
+        details = result.details
+        assert details.startswith("line 0000\nline 0001\n")
+        assert details.endswith("line 0999\npanic: boom\n")
+        assert "characters of output cut ...]\n" in details
+        assert len(details) < 400
