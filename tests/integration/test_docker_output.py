@@ -3,6 +3,7 @@ live, and keeps only a bounded head and tail of it in memory."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
@@ -99,3 +100,83 @@ def test_a_planted_link_does_not_redirect_the_output_and_memory_stays_bounded(
     assert outcome.stdout == "HEAD.." + cut_marker(4996) + "..TAIL"
     assert outcome.stdout_cut == 4996
     assert outcome.stderr == "E1"
+
+
+GO_EXIT = Path(__file__).resolve().parents[1] / "data" / "projects" / "go-exit"
+
+
+@pytest.mark.go
+def test_go_in_a_container_streams_test_by_test_to_the_host(client: Any, tmp_path: Path) -> None:
+    """The report of ``go test -json`` run in a container reaches the host's report directory
+    as go writes it; the stream reads it there."""
+    from dagpar_plugins.go import GoRunner
+    from docker_images import toolchain_env, toolchain_mounts
+
+    from dagpar_cli import RunnerSpec, Selection, Status
+
+    workspace = Path(shutil.copytree(GO_EXIT, tmp_path / "ws"))
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    runner = GoRunner()
+    spec = RunnerSpec(name="go", workspace=workspace, executor="docker")
+    (command,) = runner.command(spec, Selection(items=(("exits",),)))
+    for name, content in command.files.items():
+        (reports / name).write_text(content)
+    stream = runner.stream(spec, reports)
+    assert stream is not None
+    executor = DockerExecutor(
+        run_id=f"test-{uuid.uuid4().hex[:10]}",
+        extra_mounts=toolchain_mounts(),
+        extra_env=toolchain_env(),
+    )
+    mounts = (
+        Mount(source=workspace, target="/ws"),
+        Mount(source=reports, target="/reports", read_only=False),
+    )
+    try:
+        with executor.open(SessionSpec(label="go#1", image=BASE_IMAGE, mounts=mounts)) as session:
+            assert command.stdout_file is not None
+            outcome = session.run(
+                ExecRequest(
+                    argv=command.argv,
+                    cwd="/ws",
+                    env=dict(command.env),
+                    timeout=300,
+                    stdout_file=OutputFile(reports, command.stdout_file),
+                )
+            )
+            events = stream.poll()
+    finally:
+        executor.close()
+    assert outcome.exit_code == 1, outcome
+    events += stream.poll()
+    assert [(e.kind, e.test.name) for e in events] == [
+        ("start", "TestFirst"),
+        ("end", "TestFirst"),
+        ("start", "TestExits"),
+    ]
+    assert events[1].result is not None and events[1].result.status is Status.PASSED
+
+
+def test_without_bind_mounts_the_output_file_survives_the_copy_back(
+    client: Any, tmp_path: Path
+) -> None:
+    """An engine that copies directories in and out: the host's output file stays as written,
+    next to what the container wrote into the directory itself."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    executor = DockerExecutor(run_id=f"test-{uuid.uuid4().hex[:10]}", bind_mounts=False)
+    try:
+        with executor.open(_spec(reports)) as session:
+            outcome = session.run(
+                ExecRequest(
+                    argv=("sh", "-c", "echo report; echo own > /reports/own.txt"),
+                    cwd="/",
+                    stdout_file=OutputFile(reports, "go-1.json"),
+                )
+            )
+    finally:
+        executor.close()
+    assert outcome.exit_code == 0, outcome
+    assert (reports / "go-1.json").read_text() == "report\n"
+    assert (reports / "own.txt").read_text() == "own\n"
