@@ -33,7 +33,7 @@ from typing import Any
 from dagpar_cli import Outcome, RunnerSpec, Status, TestResult, untrusted
 
 from .names import reported_name, rewrite_subtest_name
-from .source import builds_here, import_path_of, module_of, path_of, scan_test_files
+from .source import import_path_of, module_of, package_scanner, path_of
 
 __all__ = [
     "OUTPUT_KEEP",
@@ -97,6 +97,11 @@ class GoPackageRun:
     #: Every output line with the test it belongs to (``""`` for the package), in stream order:
     #: parallel subtests interleave, and a test's details should read as go printed them.
     lines: list[tuple[str, str]] = field(default_factory=list)
+    #: The same lines, by the top-level test they belong to (a test's details without a walk
+    #: through every other test's lines).
+    by_top: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: Every test and subtest, by its top-level test.
+    families: dict[str, list[GoTestRun]] = field(default_factory=dict)
     #: Top-level tests running now: started or resumed, not paused or ended.
     active: list[str] = field(default_factory=list)
     #: Characters of output kept so far per top-level test (its head, see :meth:`keep`).
@@ -114,6 +119,7 @@ class GoPackageRun:
         run = self.tests.get(name)
         if run is None:
             run = self.tests[name] = GoTestRun(name)
+            self.families.setdefault(name.split("/", 1)[0], []).append(run)
         return run
 
     def keep(self, test: str, output: str) -> None:
@@ -124,8 +130,7 @@ class GoPackageRun:
         used = self.kept.get(top, 0)
         if used < OUTPUT_KEEP:
             self.kept[top] = used + len(output)
-            self.test(test).output.append(output)
-            self.lines.append((test, output))
+            self._add(test, output)
         else:
             self.tails.setdefault(top, _Tail()).add(test, output)
 
@@ -138,8 +143,12 @@ class GoPackageRun:
             if tail.cut:
                 tail.lines.appendleft((name, f"[... {tail.cut} characters of output cut ...]\n"))
             for test, output in tail.lines:
-                self.test(test).output.append(output)
-                self.lines.append((test, output))
+                self._add(test, output)
+
+    def _add(self, test: str, output: str) -> None:
+        self.test(test).output.append(output)
+        self.lines.append((test, output))
+        self.by_top.setdefault(test.split("/", 1)[0], []).append((test, output))
 
 
 @dataclass(slots=True)
@@ -371,7 +380,8 @@ def _skip_message(run: GoTestRun) -> str:
 
 def _output(pkg: GoPackageRun, name: str) -> str:
     prefix = name + "/"
-    return "".join(o for t, o in pkg.lines if t == name or t.startswith(prefix))
+    lines = pkg.by_top.get(name.split("/", 1)[0], [])
+    return "".join(o for t, o in lines if t == name or t.startswith(prefix))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -511,7 +521,7 @@ def _result(
         output = _output(run, go_name)
         runs = [
             t
-            for t in subtree(run.tests.values(), go_name)
+            for t in subtree(run.families.get(go_name.split("/", 1)[0], []), go_name)
             if t is test or _verdict(run, t.name) == "fail"
         ]
         message = ""
@@ -586,13 +596,6 @@ def _load_manifests(report_dir: Path) -> list[dict[str, Any]]:
     return [data for _, data in sorted(manifests, key=lambda m: m[0])]
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except (OSError, ValueError):  # ValueError: a NUL in the name
-        return ""
-
-
 def _read_report(report_dir: Path, name: str) -> GoStream:
     """A report the container wrote, line by line (it may be large); nothing when missing or
     not a regular file (never followed)."""
@@ -605,31 +608,6 @@ def _read_report(report_dir: Path, name: str) -> GoStream:
     except OSError:
         pass
     return read_events("", stream)
-
-
-def _scanner(spec: RunnerSpec, path: str) -> Callable[[], list[str]]:
-    """Lists a package's tests from its sources, for when its test binary never listed them."""
-
-    def scan() -> list[str]:
-        internal: list[Path] = []
-        external: list[Path] = []
-        try:
-            files = sorted((spec.source_dir / path).glob("*_test.go"))
-        except OSError:
-            return []
-        for file in files:
-            if file.name.startswith((".", "_")):
-                continue  # go ignores these
-            text = _read(file)
-            if not builds_here(file, text):
-                continue
-            package = re.search(r"^\s*package\s+(\w+)", text, re.MULTILINE)
-            external_test = bool(package and package.group(1).endswith("_test"))
-            (external if external_test else internal).append(file)
-        # go list's order: internal test files first, then the external test package's.
-        return scan_test_files([*internal, *external]).names
-
-    return scan
 
 
 def _find_run(stream: GoStream, import_path: str, path: str) -> str | None:
@@ -685,7 +663,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
                     path,
                     stream.packages.get(key) if key is not None else None,
                     selected,
-                    scanned=_scanner(spec, path),
+                    scanned=package_scanner(spec, path),
                     compiler=compiler.get(key or import_path, ""),
                     stderr=stderr,
                     timed_out=timed_out,

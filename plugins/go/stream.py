@@ -39,12 +39,11 @@ from .report import (
     PACKAGE_PLACEHOLDER,
     GoPackageRun,
     GoStream,
-    _scanner,
     package_results,
     read_line,
     test_result,
 )
-from .source import import_path_of, module_of, path_of
+from .source import import_path_of, module_of, package_scanner, path_of
 
 __all__ = ["GoTestStream", "event_time"]
 
@@ -231,7 +230,7 @@ class GoTestStream:
                 package.path,
                 pkg,
                 package.selected,
-                scanned=_scanner(self.spec, package.path),
+                scanned=package_scanner(self.spec, package.path),
             )
             for result in results:
                 test = result.case
