@@ -89,6 +89,8 @@ class _Report:
     """One ``go-K.json`` being read."""
 
     name: str
+    #: The file read so far (device, inode): a new file of the name is read from its start.
+    file: tuple[int, int] = (0, 0)
     offset: int = 0
     partial: bytes = b""
     stream: GoStream = field(default_factory=GoStream)
@@ -126,9 +128,15 @@ class GoTestStream:
 
     def _poll(self, report: _Report) -> list[TestEvent]:
         try:
-            size = untrusted.regular(self.report_dir, report.name).st_size
+            status = untrusted.regular(self.report_dir, report.name)
         except OSError:
             return []
+        file = (status.st_dev, status.st_ino)
+        if report.offset and (file != report.file or status.st_size < report.offset):
+            # The command ran again (a new file, whose inode may be the old one's): new tests.
+            report = self._reports[report.name] = _Report(report.name)
+        report.file = file
+        size = status.st_size
         if size <= report.offset:
             return []
         events: list[TestEvent] = []

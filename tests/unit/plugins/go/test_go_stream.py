@@ -191,3 +191,15 @@ def test_a_test_printing_a_lot_keeps_its_head_and_tail_and_its_panic(
         assert details.endswith("line 0999\npanic: boom\n")
         assert "characters of output cut ...]\n" in details
         assert len(details) < 400
+
+
+def test_a_new_report_of_the_same_name_is_read_from_its_start(
+    tmp_path: Path, report_dir: Path
+) -> None:
+    stream = GoTestStream(spec(tmp_path), report_dir)
+    report = report_dir / "go-1.json"
+    report.write_bytes(event("run", "TestFirst") + event("pass", "TestFirst"))
+    assert [e.kind for e in stream.poll()] == ["start", "end"]
+    report.unlink()
+    report.write_bytes(event("run", "TestThird"))
+    assert [(e.kind, e.test.name) for e in stream.poll()] == [("start", "TestThird")]
