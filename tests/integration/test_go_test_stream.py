@@ -1,7 +1,8 @@
 """The Go runner's per-test stream on real ``go test -json`` runs.
 
 ``tests/data/projects/go-exit``: in package ``exits`` the second of four tests calls
-``os.Exit(3)``; in ``exitzero`` the second of three calls ``os.Exit(0)``.
+``os.Exit(3)``; in ``exitzero`` the second of three calls ``os.Exit(0)``; in ``waits`` the
+second of two waits for a file to appear.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,6 +138,47 @@ def test_a_package_that_does_not_build_ends_every_selected_test_as_an_error(
     assert all(m.startswith("build failed") for m in messages), messages
 
 
+def test_a_test_that_ended_is_seen_while_go_test_still_runs(
+    workspace: Path, tmp_path: Path
+) -> None:
+    spec = RunnerSpec(name="go", workspace=workspace)
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    go_on = tmp_path / "go-on"
+    (command,) = RUNNER.command(spec, Selection(items=(("waits",),)))
+    for name, content in command.files.items():
+        (report_dir / name).write_text(content)
+    stream = RUNNER.stream(spec, report_dir)
+    assert stream is not None and command.stdout_file is not None
+    request = ExecRequest(
+        argv=command.argv,
+        cwd=str(workspace),
+        env={**command.env, "DAGPAR_TEST_GO_ON": str(go_on)},
+        timeout=600,
+        stdout_file=OutputFile(report_dir, command.stdout_file),
+    )
+    executor = LocalExecutor()
+    events: list[TestEvent] = []
+    outcomes: list[object] = []
+    with executor.open(SessionSpec(label="go#1")) as session:
+        worker = threading.Thread(target=lambda: outcomes.append(session.run(request)))
+        worker.start()
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and starts(events) != ["TestDone", "TestWaits"]:
+                events.extend(stream.poll())
+                time.sleep(0.05)
+            assert worker.is_alive()
+            assert starts(events) == ["TestDone", "TestWaits"]
+            assert ends(events) == {"TestDone": Status.PASSED}
+        finally:
+            go_on.touch()
+            worker.join(300)
+    executor.close()
+    events.extend(stream.poll())
+    assert ends(events) == {"TestDone": Status.PASSED, "TestWaits": Status.PASSED}
+
+
 def _outcome() -> object:
     from dagpar_cli import Outcome
 
@@ -146,6 +190,7 @@ def test_dagpar_check_runs_the_tests_after_one_that_exits(
     workspace: Path, dagpar_run: Callable[..., DagparResult]
 ) -> None:
     shutil.rmtree(workspace / "exitzero")
+    shutil.rmtree(workspace / "waits")
     result = dagpar_run("check", "-C", workspace, "--json")
     statuses = {t["id"]: t["status"] for c in result.json()["checks"] for t in c["tests"]}
     assert statuses == {
