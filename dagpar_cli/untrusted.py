@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 __all__ = [
     "UntrustedFileError",
+    "create_binary",
     "is_file",
     "list_names",
     "lstat",
@@ -207,8 +208,18 @@ def write_text(root: Path, name: str, text: str) -> None:
     :raises UntrustedFileError: when a directory on the way is a link, or a non-empty directory
         has the name, or the name keeps being taken.
     """
+    with create_binary(root, name) as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def create_binary(root: Path, name: str) -> BinaryIO:
+    """A new, empty file *name* below *root*, open for unbuffered binary writing (the caller
+    closes it); made as :func:`write_text` makes its file, so that what is written to it
+    lands in a file dagpar made, whatever a container does to the name meanwhile.
+
+    :raises UntrustedFileError: like :func:`write_text`.
+    """
     parts = _parts(name)
-    data = text.encode("utf-8")
     with _parent(root, parts, create=True) as parent:
         leaf = parts[-1]
         for _ in range(_CREATE_TRIES):
@@ -222,9 +233,7 @@ def write_text(root: Path, name: str, text: str) -> None:
             except FileExistsError:
                 _remove(root, name, parent, leaf)
                 continue
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(data)
-            return
+            return os.fdopen(fd, "wb", buffering=0)
     raise UntrustedFileError(errno.EEXIST, f"{root / name} keeps being replaced; not written")
 
 

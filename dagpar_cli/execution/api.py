@@ -30,6 +30,7 @@ __all__ = [
     "Executor",
     "Mount",
     "Outcome",
+    "OutputFile",
     "PipelineResult",
     "SessionSpec",
     "shares_mounts",
@@ -64,6 +65,23 @@ class SessionSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """A host file that receives a command's standard output as the command writes it.
+
+    *root* is a host directory the command may write to as well (a slice's report directory,
+    mounted writable into its container); *name* is a path below it. The executor makes the
+    file afresh before the command starts, replacing whatever entry had the name without
+    following it (:func:`dagpar_cli.untrusted.create_binary`), and writes to it from the host
+    side only: a container never learns the path, nor can a link it planted redirect the bytes.
+    """
+
+    #: The directory, on the host (trusted: dagpar made it).
+    root: Path
+    #: The file's path below *root* (``go-1.json``).
+    name: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecRequest:
     """One command to run in a session."""
@@ -76,6 +94,14 @@ class ExecRequest:
     env: Mapping[str, str] = field(default_factory=dict)
     #: Seconds before the command is killed; None for no limit.
     timeout: float | None = None
+    #: Where the command's whole standard output goes as it arrives (a host file, written by
+    #: the host side); None keeps it in :attr:`Outcome.stdout` only.
+    stdout_file: OutputFile | None = None
+    #: Bytes of the start, and as many of the end, of each of standard output and standard
+    #: error that the outcome keeps in memory; the middle is dropped and counted
+    #: (:attr:`Outcome.stdout_cut`). None keeps everything.
+    #: :data:`dagpar_cli.execution.output.KEEP_OUTPUT` is the bound test runs ask for.
+    keep_output: int | None = None
 
     def shell(self) -> str:
         """The command as a copy-pasteable shell line (for logs and error messages)."""
@@ -88,9 +114,11 @@ class Outcome:
 
     #: The exit status; negative for a signal on POSIX (``-9``), 137 for an OOM-killed container.
     exit_code: int
-    #: Captured standard output (decoded as UTF-8 with replacement).
+    #: Captured standard output (decoded as UTF-8 with replacement). Under
+    #: :attr:`ExecRequest.keep_output`, its start and end, with a line
+    #: ``[... N bytes of output cut ...]`` where the middle was dropped.
     stdout: str = ""
-    #: Captured standard error.
+    #: Captured standard error (bounded the same way).
     stderr: str = ""
     #: Wall seconds.
     seconds: float = 0.0
@@ -100,6 +128,11 @@ class Outcome:
     not_started: bool = False
     #: Set when the session was killed (OOM, interrupt): a short cause.
     killed: str = ""
+    #: Bytes of standard output dropped from :attr:`stdout` (see
+    #: :attr:`ExecRequest.keep_output`); the request's ``stdout_file`` holds them all.
+    stdout_cut: int = 0
+    #: Bytes of standard error dropped from :attr:`stderr`.
+    stderr_cut: int = 0
 
     @property
     def ok(self) -> bool:
@@ -122,8 +155,12 @@ class ExecSession(Protocol):
     def run(self, request: ExecRequest) -> Outcome:
         """Run *request* to completion (or timeout) and return what it did.
 
+        Standard output goes to the request's ``stdout_file`` as it arrives, and the outcome
+        keeps no more of either output than its ``keep_output`` says.
+
         Never raises for a failing command; raises :class:`~dagpar_cli.errors.ExecutionError`
-        only when the session itself is gone (engine unreachable, container removed).
+        only when the session itself is gone (engine unreachable, container removed) or the
+        ``stdout_file`` cannot be made.
         """
 
     def path(self, host_path: Path) -> str:

@@ -5,11 +5,14 @@ directory, environment and commands. :class:`PipelineRunner` opens one executor 
 maps container paths to session paths (the local executor has no mount points: a path under a
 mount becomes the host path), runs the commands in order and turns what cannot be a test
 failure (a command that cannot start, a timeout, a kill) into one
-:class:`~dagpar_cli.errors.ExecutionError` line.
+:class:`~dagpar_cli.errors.ExecutionError` line. A command's ``redirect_stdout`` becomes the
+host file of a writable mount that the executor writes as the output arrives
+(:func:`output_file`).
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +25,7 @@ from dagpar_cli.execution.api import (
     Executor,
     Mount,
     Outcome,
+    OutputFile,
     PipelineResult,
     SessionSpec,
     shares_mounts,
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
     from dagpar_cli.runtime.context import SliceContext
     from dagpar_cli.sdk.container import Container
 
-__all__ = ["PipelineRunner", "raise_for_infrastructure"]
+__all__ = ["PipelineRunner", "output_file", "raise_for_infrastructure"]
 
 
 class PipelineRunner:
@@ -99,7 +103,11 @@ class PipelineRunner:
                 self._check_cancelled()
                 timeout = slice.remaining() if slice is not None else None
                 request = ExecRequest(
-                    argv=tuple(translate(a) for a in ex.argv), cwd=cwd, timeout=timeout
+                    argv=tuple(translate(a) for a in ex.argv),
+                    cwd=cwd,
+                    timeout=timeout,
+                    stdout_file=output_file(mounts, ex.redirect_stdout),
+                    keep_output=ex.keep_output,
                 )
                 outcome = session.run(request)
                 outcomes.append(outcome)
@@ -141,6 +149,29 @@ def raise_for_infrastructure(request: ExecRequest, outcome: Outcome, cancelled: 
         )
     if outcome.exit_code < 0:
         raise ExecutionError(f"killed by signal {-outcome.exit_code} running: {request.shell()}")
+
+
+def output_file(mounts: Sequence[Mount], path: str | None) -> OutputFile | None:
+    """Where on the host the container path *path* (``with_exec(redirect_stdout=...)``) is.
+
+    The executor writes the file from the host side, so it must lie in a writable mount.
+
+    :raises ExecutionError: when no writable mount holds *path*.
+    """
+    if path is None:
+        return None
+    path = posixpath.normpath(path)
+    for mount in sorted(mounts, key=lambda m: -len(m.target)):
+        target = mount.target.rstrip("/") or "/"
+        if path == target or not path.startswith(target.rstrip("/") + "/"):
+            continue
+        if mount.read_only:
+            break
+        return OutputFile(root=mount.source, name=path[len(target) :].lstrip("/"))
+    raise ExecutionError(
+        f"redirect_stdout={path!r} is not in a writable directory of the container; "
+        "mount one there with with_directory(..., writable=True)"
+    )
 
 
 def translator(session: ExecSession, mounts: Sequence[Mount]) -> Callable[[str], str]:

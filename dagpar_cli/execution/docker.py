@@ -8,6 +8,8 @@ the containers of a dagpar that was killed). Each request is an exec in it, so a
 container start once, not per command. Nothing from the host's environment reaches the
 container: only the session's and the request's variables are passed.
 
+Standard output streams to the request's ``stdout_file`` as it arrives, written by the host (the
+container never learns the path); only a bounded head and tail stay in memory (:mod:`.output`).
 Timeouts run the command under the image's ``timeout`` (which signals the whole process group);
 images without one fall back to removing the container when the limit passes. A request whose
 process is OOM-killed, or whose container dies, returns an :class:`Outcome` with ``killed`` set; the
@@ -35,10 +37,10 @@ from dagpar_cli.execution.api import ExecRequest, Mount, Outcome, SessionSpec
 from dagpar_cli.execution.container_env import container_env
 from dagpar_cli.execution.docker_engines import (
     EngineHandle,
+    configured_engines,
     copy_into,
     default_engines,
     engine_handles,
-    parse_engine,
 )
 from dagpar_cli.execution.docker_owner import (
     KEEPALIVE,
@@ -49,6 +51,7 @@ from dagpar_cli.execution.docker_owner import (
     cleanup_run,
     sweep_abandoned,
 )
+from dagpar_cli.execution.output import BoundedOutput, drain, open_output
 from dagpar_cli.execution.tarextract import UnsafeArchiveError, extract_stripped
 from dagpar_cli.plugin import hookimpl
 
@@ -73,10 +76,6 @@ WATCHDOG_GRACE = 15.0
 _TIMEOUT_STATUSES = (124, 137)
 #: Markers of a command that could not be started (docker's own, and ``timeout``'s).
 _NOT_STARTED_MARKERS = ("OCI runtime exec failed", "timeout: failed to run command", "exec failed")
-
-
-def _decode(data: bytes | None) -> str:
-    return data.decode("utf-8", "replace") if data else ""
 
 
 def _same_kernel() -> bool:
@@ -145,28 +144,28 @@ class DockerSession:
             )["Id"]
         except Exception as exc:
             return self._failed(exc, time.monotonic())
+        # The host writes the output file: the container never learns where it is.
+        sink = open_output(request.stdout_file)
+        out, err = BoundedOutput(request.keep_output), BoundedOutput(request.keep_output)
         started = time.monotonic()
         watchdog = self._watchdog(request.timeout, wrapped)
         try:
-            out, err = self._engine.exec_api.exec_start(exec_id, demux=True)
+            chunks = self._engine.exec_api.exec_start(exec_id, stream=True, demux=True)
+            drain(chunks, out, err, sink)
             code = api.exec_inspect(exec_id).get("ExitCode")
         except Exception as exc:
             return self._failed(exc, started)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            if sink is not None:
+                sink.close()
         seconds = time.monotonic() - started
-        stdout, stderr = _decode(out), _decode(err)
+        stdout, stderr = out.text(), err.text()
+        if sink is not None and sink.error:
+            stderr += f"\ndagpar: {sink.error}\n"
         if self._dead:
-            timed_out = self._dead.startswith("timed out")
-            return Outcome(
-                exit_code=137,
-                stdout=stdout,
-                stderr=stderr + f"{self._dead}\n",
-                seconds=seconds,
-                timed_out=timed_out,
-                killed="" if timed_out else self._dead,
-            )
+            return self._dead_outcome(seconds, stdout, stderr)
         exit_code = 137 if code is None else int(code)
         timed_out = (
             wrapped
@@ -191,6 +190,8 @@ class DockerSession:
             timed_out=timed_out,
             not_started=not_started,
             killed=killed,
+            stdout_cut=out.cut,
+            stderr_cut=err.cut,
         )
 
     def _timeout_available(self) -> bool:
@@ -227,14 +228,7 @@ class DockerSession:
         """The outcome of a request whose exec broke off: killed container, or engine gone."""
         seconds = time.monotonic() - started
         if self._dead:
-            timed_out = self._dead.startswith("timed out")
-            return Outcome(
-                exit_code=137,
-                stderr=f"{self._dead}\n",
-                seconds=seconds,
-                timed_out=timed_out,
-                killed="" if timed_out else self._dead,
-            )
+            return self._dead_outcome(seconds)
         state = self._container_state()
         if state is None:
             raise ExecutionError(
@@ -245,6 +239,19 @@ class DockerSession:
             self._dead = cause
             return Outcome(exit_code=137, stderr=f"{cause}\n", seconds=seconds, killed=cause)
         raise ExecutionError(f"{self.where}: exec failed in {self._spec.label}: {exc}") from exc
+
+    def _dead_outcome(self, seconds: float, stdout: str = "", stderr: str = "") -> Outcome:
+        """The outcome of a request whose container was removed under it (timeout, kill)."""
+        timed_out = self._dead.startswith("timed out")
+        killed = "" if timed_out else self._dead
+        return Outcome(
+            exit_code=137,
+            stdout=stdout,
+            stderr=stderr + f"{self._dead}\n",
+            seconds=seconds,
+            timed_out=timed_out,
+            killed=killed,
+        )
 
     def _container_state(self) -> dict[str, Any] | None:
         import docker.errors
@@ -677,13 +684,6 @@ class DockerExecutor:
             if engine.connected:
                 self._sweep(engine)
                 engine.close()
-
-
-def configured_engines(session: RunContext) -> tuple[DockerEngine, ...]:
-    """The run's endpoints: ``--engine`` values if given, else ``engines:`` from dagpar.yaml."""
-    if session.options.engines:
-        return tuple(parse_engine(text) for text in session.options.engines)
-    return tuple(session.config.engines)
 
 
 @hookimpl

@@ -14,17 +14,21 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from dagpar_cli.config import DockerEngine
 from dagpar_cli.errors import ExecutionError, UsageError
 from dagpar_cli.execution.api import Mount
 
+if TYPE_CHECKING:
+    from dagpar_cli.run_context import RunContext
+
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_SOCKET",
     "EngineHandle",
+    "configured_engines",
     "copy_into",
     "default_engines",
     "parse_engine",
@@ -346,3 +350,10 @@ def copy_into(api: Any, container_id: str, mounts: Sequence[Mount]) -> None:
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             tar.add(str(mount.source), arcname=mount.target.lstrip("/"))
         api.put_archive(container_id, "/", buffer.getvalue())
+
+
+def configured_engines(session: RunContext) -> tuple[DockerEngine, ...]:
+    """The run's endpoints: ``--engine`` values if given, else ``engines:`` from dagpar.yaml."""
+    if session.options.engines:
+        return tuple(parse_engine(text) for text in session.options.engines)
+    return tuple(session.config.engines)

@@ -18,8 +18,10 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from dagpar_cli.execution.api import ExecRequest, ExecSession, Outcome, SessionSpec
+from dagpar_cli.execution.output import CHUNK, BoundedOutput, OutputSink, open_output
 from dagpar_cli.execution.reaper import TOKEN_VARIABLE, SubreaperScope, kill_escaped
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.run_context import RunContext
@@ -45,13 +47,22 @@ class LocalSession:
         self._closed = False
 
     def run(self, request: ExecRequest) -> Outcome:
-        """Run *request* as a subprocess in its own process group."""
+        """Run *request* as a subprocess in its own process group.
+
+        Its output is read as it comes, by a thread per pipe: standard output into the
+        request's ``stdout_file`` and both into bounded memory (:mod:`.output`).
+        """
         self.executor._become_subreaper()
         token = uuid.uuid4().hex
         env = {**os.environ, **self.spec.env, **request.env, TOKEN_VARIABLE: token}
         start = time.monotonic()
         with self._lock:
             if self._closed or self.executor.killed.is_set():
+                return Outcome(exit_code=-9, killed="stopped before it started")
+        sink = open_output(request.stdout_file)
+        with self._lock:
+            if self._closed or self.executor.killed.is_set():
+                _close(sink)
                 return Outcome(exit_code=-9, killed="stopped before it started")
             try:
                 proc = subprocess.Popen(
@@ -64,24 +75,35 @@ class LocalSession:
                     start_new_session=True,
                 )
             except FileNotFoundError as exc:
+                _close(sink)
                 missing = exc.filename if exc.filename != request.cwd else None
                 why = f"{missing}: command not found" if missing else str(exc)
                 return Outcome(exit_code=127, stderr=why, not_started=True)
             except (PermissionError, NotADirectoryError) as exc:
+                _close(sink)
                 return Outcome(exit_code=126, stderr=str(exc), not_started=True)
             self._procs.add(proc)
             self.executor._track(proc)
+        out = BoundedOutput(request.keep_output)
+        err = BoundedOutput(request.keep_output)
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            threading.Thread(target=_pump, args=(proc.stdout, out, sink), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, err, None), daemon=True),
+        ]
+        for pump in pumps:
+            pump.start()
         # When the command ends, what it left behind goes too, at once: a process that holds
-        # the command's output pipes open would otherwise keep ``communicate`` waiting.
+        # the command's output pipes open would otherwise keep the pipes from ending.
         ender = threading.Thread(target=_end_of_command, args=(proc, token), daemon=True)
         ender.start()
         timed_out = False
         try:
-            out, err = proc.communicate(timeout=request.timeout)
+            proc.wait(timeout=request.timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(proc)
-            out, err = proc.communicate()
+            proc.wait()
         finally:
             with self._lock:
                 self._procs.discard(proc)
@@ -89,14 +111,22 @@ class LocalSession:
             # The runner may have left children behind in its group; they go with it.
             _kill_group(proc, grace=0)
             ender.join()
+            for pump in pumps:
+                pump.join()
+            _close(sink)
         killed = "interrupted" if self.executor.killed.is_set() else ""
+        stderr = err.text()
+        if sink is not None and sink.error:
+            stderr += f"\ndagpar: {sink.error}\n"
         return Outcome(
             exit_code=proc.returncode,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
+            stdout=out.text(),
+            stderr=stderr,
             seconds=time.monotonic() - start,
             timed_out=timed_out,
             killed=killed,
+            stdout_cut=out.cut,
+            stderr_cut=err.cut,
         )
 
     def path(self, host_path: Path) -> str:
@@ -188,6 +218,26 @@ class LocalExecutor:
     def _untrack(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._live.discard(proc)
+
+
+def _pump(pipe: IO[bytes], buffer: BoundedOutput, sink: OutputSink | None) -> None:
+    """Read *pipe* to its end into *buffer* (and *sink*), then close it."""
+    fd = pipe.fileno()
+    try:
+        while True:
+            data = os.read(fd, CHUNK)
+            if not data:
+                return
+            buffer.feed(data)
+            if sink is not None:
+                sink.write(data)
+    finally:
+        pipe.close()
+
+
+def _close(sink: OutputSink | None) -> None:
+    if sink is not None:
+        sink.close()
 
 
 def _end_of_command(proc: subprocess.Popen[bytes], token: str) -> None:

@@ -28,6 +28,8 @@ __all__ = ["Container", "ExecFailedError", "PipelineResult"]
 class _Exec:
     argv: tuple[str, ...]
     expect_success: bool
+    redirect_stdout: str | None = None
+    keep_output: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +78,34 @@ class Container:
         kept = tuple((k, v) for k, v in self.env if k != name)
         return replace(self, env=(*kept, (name, value)))
 
-    def with_exec(self, args: Sequence[str], *, expect: str = "success") -> Container:
+    def with_exec(
+        self,
+        args: Sequence[str],
+        *,
+        expect: str = "success",
+        redirect_stdout: str | None = None,
+        keep_output: int | None = None,
+    ) -> Container:
         """Add a command.
 
         :param args: the command line (no shell).
         :param expect: ``"success"`` (a non-zero exit fails the pipeline) or ``"any"``.
+        :param redirect_stdout: an absolute container path in a writable directory
+            (``with_directory(..., writable=True)``) that receives the command's whole standard
+            output as it is written; :meth:`stdout` still returns it (bounded by
+            *keep_output*).
+        :param keep_output: keep only this many bytes of the start and as many of the end of
+            each of standard output and standard error in memory (a line says how much was
+            cut between); None keeps everything.
         """
         if isinstance(args, str):
             raise TypeError("with_exec takes a list of arguments, not a string")
         if expect not in ("success", "any"):
             raise ValueError("expect must be 'success' or 'any'")
-        return replace(self, execs=(*self.execs, _Exec(tuple(args), expect == "success")))
+        if redirect_stdout is not None and not posixpath.isabs(redirect_stdout):
+            raise ValueError(f"redirect_stdout needs an absolute path, got {redirect_stdout!r}")
+        ex = _Exec(tuple(args), expect == "success", redirect_stdout, keep_output)
+        return replace(self, execs=(*self.execs, ex))
 
     def run(self, *, copy_out: Sequence[str] = ()) -> PipelineResult:
         """Run every command now and return what happened (used by the other terminals)."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from dagpar_cli import untrusted
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
 from dagpar_cli.execution.api import Outcome
+from dagpar_cli.execution.output import KEEP_OUTPUT
 from dagpar_cli.model import TestCase
 from dagpar_cli.runner_api import REPORT_DIR_PLACEHOLDER as REPORT_DIR
 from dagpar_cli.runner_api import Selection
@@ -118,13 +119,16 @@ def run_tests(
             for key, value in command.env.items():
                 container = container.with_env_variable(key, value.replace(REPORT_DIR, report_path))
             argv = [arg.replace(REPORT_DIR, report_path) for arg in command.argv]
-            outcome = container.with_exec(argv, expect="any").run().outcomes[-1]
-            outcomes.append(outcome)
+            # The executor writes the runner's standard output to its report file live.
             stdout_file = getattr(command, "stdout_file", None)
+            redirect = None
             if stdout_file:
-                _write_report_file(
-                    report_dir, stdout_file.replace(REPORT_DIR, "").lstrip("/"), outcome.stdout
-                )
+                redirect = f"{report_path}/{stdout_file.replace(REPORT_DIR, '').lstrip('/')}"
+            container = container.with_exec(
+                argv, expect="any", redirect_stdout=redirect, keep_output=KEEP_OUTPUT
+            )
+            outcome = container.run().outcomes[-1]
+            outcomes.append(outcome)
             if outcome.exit_code not in command.ok_exit_codes:
                 tail = (outcome.stderr.strip() or outcome.stdout.strip()).splitlines()[-3:]
                 broken.append(

@@ -20,9 +20,15 @@ Commands
     ``-count=1`` because a cached result replays an old run: its timings would mislead the
     planner, and a slice would not have run what it reports. Selections longer than
     :data:`MAX_COMMAND_CHARS` are batched into more commands.
-    Standard output is the report (:attr:`RunnerCommand.stdout_file` ``go-K.json``); a manifest
-    ``go-K.selection.json`` says which tests each package was asked for, so that a package that
-    fails to build reports its build failure against exactly those tests.
+    Standard output is the report (:attr:`RunnerCommand.stdout_file` ``go-K.json``, written as
+    go prints it); a manifest ``go-K.selection.json`` says which tests each package was asked
+    for, so that a package that fails to build reports its build failure against exactly those
+    tests.
+
+Streaming
+    :meth:`GoRunner.stream` reads the reports while go writes them (:mod:`.stream`): a test
+    starts at its ``run`` event and ends at its verdict, so a test binary that exits in a test
+    leaves that test open and the later ones unstarted, for dagpar to blame and to run again.
 
 Environment
     Go never downloads anything during a run: ``GOTOOLCHAIN=local`` always, and ``GOPROXY=off``
@@ -50,6 +56,7 @@ from dagpar_cli import (
     Selection,
     TestCase,
     TestResult,
+    TestStream,
     ToolchainRegistry,
     hookimpl,
 )
@@ -64,12 +71,14 @@ from .command import (
 )
 from .report import PACKAGE_PLACEHOLDER, parse_reports
 from .source import scan_test_files
+from .stream import GoTestStream
 
 __all__ = [
     "MAX_COMMAND_CHARS",
     "NAME",
     "PACKAGE_PLACEHOLDER",
     "GoRunner",
+    "GoTestStream",
     "collect_tests",
     "compile_commands",
     "dagpar_detect_toolchains",
@@ -107,6 +116,10 @@ class GoRunner(Runner):
     def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
         """Read a slice's ``go test -json`` reports: see :func:`parse_reports`."""
         return parse_reports(spec, report_dir, outcome)
+
+    def stream(self, spec: RunnerSpec, report_dir: Path) -> TestStream:
+        """Read a running slice's reports test by test: see :class:`GoTestStream`."""
+        return GoTestStream(spec, report_dir)
 
 
 # ------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ neither JSON events nor such a line are skipped: a test binary may print anythin
 A test may also print lines ``go test -json`` reads as events (a suite framework testing itself
 on a mock ``testing.T`` prints ``=== RUN`` and ``--- FAIL:`` lines). The verdicts here are those
 of ``go test``: a test that starts while another top-level test runs is that test's output, and
-a subtest cannot fail under a test that passed (see :func:`_verdict`).
+a subtest cannot fail under a test that passed (see :func:`_verdict`). Of each top-level
+test's output the first and last :data:`OUTPUT_KEEP` characters are kept, with a line saying
+how much was cut between.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +32,11 @@ from typing import Any
 
 from dagpar_cli import Outcome, RunnerSpec, Status, TestResult, untrusted
 
-from .source import builds_here, import_path_of, module_of, path_of, scan_test_files
+from .names import reported_name, rewrite_subtest_name
+from .source import import_path_of, module_of, package_scanner, path_of
 
 __all__ = [
+    "OUTPUT_KEEP",
     "PACKAGE_PLACEHOLDER",
     "GoPackageRun",
     "GoStream",
@@ -40,12 +45,18 @@ __all__ = [
     "package_results",
     "parse_reports",
     "read_events",
+    "read_line",
     "rewrite_subtest_name",
+    "test_result",
 ]
 
 #: The test name dagpar lists for a package whose tests cannot be found because it does not
 #: even load (its build failure must still be reported against something).
 PACKAGE_PLACEHOLDER = "[package]"
+
+#: Characters of output kept of the start of each top-level test's output, and as many of its
+#: end: a test printing hundreds of megabytes must not take dagpar's memory with it.
+OUTPUT_KEEP = 1 << 20
 
 _BUILD_FAILED = re.compile(r"^FAIL\s+(\S+)\s+\[(build failed|setup failed)\]\s*$")
 # "# pkg", or "# pkg_test [pkg.test]" for an external test package: the bracket names the
@@ -86,8 +97,17 @@ class GoPackageRun:
     #: Every output line with the test it belongs to (``""`` for the package), in stream order:
     #: parallel subtests interleave, and a test's details should read as go printed them.
     lines: list[tuple[str, str]] = field(default_factory=list)
+    #: The same lines, by the top-level test they belong to (a test's details without a walk
+    #: through every other test's lines).
+    by_top: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: Every test and subtest, by its top-level test.
+    families: dict[str, list[GoTestRun]] = field(default_factory=dict)
     #: Top-level tests running now: started or resumed, not paused or ended.
     active: list[str] = field(default_factory=list)
+    #: Characters of output kept so far per top-level test (its head, see :meth:`keep`).
+    kept: dict[str, int] = field(default_factory=dict)
+    #: Per top-level test past its head: its latest lines, until they are put back.
+    tails: dict[str, _Tail] = field(default_factory=dict)
     #: Top-level names that are a test's printed output, not tests: ``go test -json`` reads
     #: any ``=== RUN`` or ``--- FAIL:`` line a test prints as an event. Go runs top-level tests
     #: one at a time (parallel ones resume only after the last sequential one ended), so a test
@@ -99,7 +119,53 @@ class GoPackageRun:
         run = self.tests.get(name)
         if run is None:
             run = self.tests[name] = GoTestRun(name)
+            self.families.setdefault(name.split("/", 1)[0], []).append(run)
         return run
+
+    def keep(self, test: str, output: str) -> None:
+        """Record an output line of *test*: of each top-level test (its subtests included) the
+        first :data:`OUTPUT_KEEP` characters and the last as many are kept, and what lies
+        between is counted (:meth:`flush` puts the end back, after a line saying so)."""
+        top = test.split("/", 1)[0]
+        used = self.kept.get(top, 0)
+        if used < OUTPUT_KEEP:
+            self.kept[top] = used + len(output)
+            self._add(test, output)
+        else:
+            self.tails.setdefault(top, _Tail()).add(test, output)
+
+    def flush(self, top: str | None = None) -> None:
+        """Append the kept end of the output of top-level test *top* (of every test: None)."""
+        for name in [top] if top is not None else list(self.tails):
+            tail = self.tails.pop(name, None)
+            if tail is None:
+                continue
+            if tail.cut:
+                tail.lines.appendleft((name, f"[... {tail.cut} characters of output cut ...]\n"))
+            for test, output in tail.lines:
+                self._add(test, output)
+
+    def _add(self, test: str, output: str) -> None:
+        self.test(test).output.append(output)
+        self.lines.append((test, output))
+        self.by_top.setdefault(test.split("/", 1)[0], []).append((test, output))
+
+
+@dataclass(slots=True)
+class _Tail:
+    """The latest output lines of a test past its kept head, and how much was dropped."""
+
+    lines: deque[tuple[str, str]] = field(default_factory=deque)
+    size: int = 0
+    cut: int = 0
+
+    def add(self, test: str, output: str) -> None:
+        self.lines.append((test, output))
+        self.size += len(output)
+        while self.size > OUTPUT_KEEP and len(self.lines) > 1:
+            _, dropped = self.lines.popleft()
+            self.size -= len(dropped)
+            self.cut += len(dropped)
 
 
 @dataclass(slots=True)
@@ -137,18 +203,27 @@ def read_events(text: str, stream: GoStream | None = None) -> GoStream:
     """
     stream = stream if stream is not None else GoStream()
     for line in text.splitlines():
-        if not line.startswith("{"):
-            failed = _BUILD_FAILED.match(line)
-            if failed:
-                stream.package(failed.group(1)).build_failure = failed.group(2)
-            continue
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(event, dict):
-            _apply(stream, event)
+        read_line(line, stream)
+    for package in stream.packages.values():
+        package.flush()  # the ends of tests that never ended
     return stream
+
+
+def read_line(line: str, stream: GoStream) -> dict[str, Any] | None:
+    """Fold one line of a ``go test -json`` output into *stream*; the event, if it was one."""
+    if not line.startswith("{"):
+        failed = _BUILD_FAILED.match(line)
+        if failed:
+            stream.package(failed.group(1)).build_failure = failed.group(2)
+        return None
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict):
+        return None
+    _apply(stream, event)
+    return event
 
 
 def _apply(stream: GoStream, event: dict[str, object]) -> None:
@@ -174,8 +249,7 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
         host = _printed_by(pkg, test, action)
         if host is not None:
             if action == "output" and isinstance(output, str):
-                pkg.test(host).output.append(output)
-                pkg.lines.append((host, output))
+                pkg.keep(host, output)
             return
         if "/" not in test and action in ("run", "cont", "pause", "pass", "fail", "skip"):
             # Once each, the last one to resume last: that is the test printing now.
@@ -184,9 +258,10 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
                 pkg.active.append(test)
         run = pkg.test(test)
         if action == "output" and isinstance(output, str):
-            run.output.append(output)
-            pkg.lines.append((test, output))
+            pkg.keep(test, output)
         elif action in ("pass", "fail", "skip"):
+            if "/" not in test:
+                pkg.flush(test)
             run.action = action
             run.elapsed = _number(event.get("Elapsed"))
         return
@@ -197,6 +272,7 @@ def _apply(stream: GoStream, event: dict[str, object]) -> None:
         if failed and failed.group(1) == package:
             pkg.build_failure = failed.group(2)
     elif action in ("pass", "fail", "skip"):
+        pkg.flush()
         pkg.action = action
         pkg.elapsed = _number(event.get("Elapsed"))
         if event.get("FailedBuild"):
@@ -245,52 +321,6 @@ def subtree(runs: Iterable[GoTestRun], name: str) -> list[GoTestRun]:
     """The runs of test *name* and of every subtest below it, in stream order."""
     prefix = name + "/"
     return [r for r in runs if r.name == name or r.name.startswith(prefix)]
-
-
-def _is_space(char: str) -> bool:
-    # testing.isSpace: not Python's str.isspace (which also counts \x1c-\x1f, say).
-    code = ord(char)
-    if code < 0x2000:
-        return char in "\t\n\v\f\r \x85\xa0\u1680"
-    return code <= 0x200A or code in (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
-
-
-def rewrite_subtest_name(part: str) -> str:
-    """One subtest name as the testing package reports it (``testing.rewrite``).
-
-    Spaces become ``_`` and unprintable runes their Go escape; idempotent, so a name taken
-    from an earlier report stays as it is.
-
-    :param part: the argument of ``t.Run`` (one level, without ``/``).
-    """
-    out: list[str] = []
-    for char in part:
-        if _is_space(char):
-            out.append("_")
-        elif not char.isprintable():
-            out.append(_go_escape(char))
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _go_escape(char: str) -> str:
-    # strconv.QuoteRune without its quotes
-    code = ord(char)
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    if code < 0x80:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b"}
-
-
-def reported_name(name: str) -> str:
-    """The name go reports for the selected test *name*: ``TestX/a b`` → ``TestX/a_b``."""
-    top, *subs = name.split("/")
-    return "/".join([top, *(rewrite_subtest_name(s) for s in subs)])
 
 
 _LOG_LINE = re.compile(r"^\s+(\S+\.go:\d+: .*)$")
@@ -350,7 +380,8 @@ def _skip_message(run: GoTestRun) -> str:
 
 def _output(pkg: GoPackageRun, name: str) -> str:
     prefix = name + "/"
-    return "".join(o for t, o in pkg.lines if t == name or t.startswith(prefix))
+    lines = pkg.by_top.get(name.split("/", 1)[0], [])
+    return "".join(o for t, o in lines if t == name or t.startswith(prefix))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -447,6 +478,12 @@ def _verdict(pkg: GoPackageRun, name: str) -> str:
     return "pass" if action == "fail" and pkg.action == "pass" else action
 
 
+def test_result(path: str, name: str, run: GoPackageRun) -> TestResult:
+    """The result of the selected test *name* (``TestX`` or ``TestX/sub name``) of package
+    directory *path*, from what the stream *run* says so far (as :func:`package_results`)."""
+    return _result(path, name, reported_name(name), run, None, False, "", False)
+
+
 def _result(
     path: str,
     name: str,
@@ -484,7 +521,7 @@ def _result(
         output = _output(run, go_name)
         runs = [
             t
-            for t in subtree(run.tests.values(), go_name)
+            for t in subtree(run.families.get(go_name.split("/", 1)[0], []), go_name)
             if t is test or _verdict(run, t.name) == "fail"
         ]
         message = ""
@@ -559,44 +596,18 @@ def _load_manifests(report_dir: Path) -> list[dict[str, Any]]:
     return [data for _, data in sorted(manifests, key=lambda m: m[0])]
 
 
-def _read(path: Path) -> str:
+def _read_report(report_dir: Path, name: str) -> GoStream:
+    """A report the container wrote, line by line (it may be large); nothing when missing or
+    not a regular file (never followed)."""
+    stream = GoStream()
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except (OSError, ValueError):  # ValueError: a NUL in the name
-        return ""
-
-
-def _read_report(report_dir: Path, name: str) -> str:
-    """A report the container wrote, "" when missing or not a regular file (never followed)."""
-    try:
-        return untrusted.read_text(report_dir, name, errors="replace")
+        with untrusted.open_binary(report_dir, name) as file:
+            for raw in file:
+                for line in raw.decode("utf-8", "replace").splitlines():
+                    read_line(line, stream)
     except OSError:
-        return ""
-
-
-def _scanner(spec: RunnerSpec, path: str) -> Callable[[], list[str]]:
-    """Lists a package's tests from its sources, for when its test binary never listed them."""
-
-    def scan() -> list[str]:
-        internal: list[Path] = []
-        external: list[Path] = []
-        try:
-            files = sorted((spec.source_dir / path).glob("*_test.go"))
-        except OSError:
-            return []
-        for file in files:
-            if file.name.startswith((".", "_")):
-                continue  # go ignores these
-            text = _read(file)
-            if not builds_here(file, text):
-                continue
-            package = re.search(r"^\s*package\s+(\w+)", text, re.MULTILINE)
-            external_test = bool(package and package.group(1).endswith("_test"))
-            (external if external_test else internal).append(file)
-        # go list's order: internal test files first, then the external test package's.
-        return scan_test_files([*internal, *external]).names
-
-    return scan
+        pass
+    return read_events("", stream)
 
 
 def _find_run(stream: GoStream, import_path: str, path: str) -> str | None:
@@ -630,8 +641,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
                 manifests.append({"report": name, "packages": None})
     for manifest in manifests:
         report = manifest.get("report")
-        text = _read_report(report_dir, report) if isinstance(report, str) else ""
-        stream = read_events(text)
+        stream = _read_report(report_dir, report) if isinstance(report, str) else GoStream()
         packages = manifest.get("packages")
         if not isinstance(packages, list):
             packages = [
@@ -653,7 +663,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
                     path,
                     stream.packages.get(key) if key is not None else None,
                     selected,
-                    scanned=_scanner(spec, path),
+                    scanned=package_scanner(spec, path),
                     compiler=compiler.get(key or import_path, ""),
                     stderr=stderr,
                     timed_out=timed_out,

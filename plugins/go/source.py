@@ -23,7 +23,7 @@ import posixpath
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ __all__ = [
     "import_path_of",
     "is_test_name",
     "module_of",
+    "package_scanner",
     "path_of",
     "scan_test_files",
     "scan_test_source",
@@ -491,3 +492,35 @@ def path_of(module: tuple[str, str] | None, import_path: str) -> str:
     if import_path.startswith(base + "/"):
         return import_path[len(base) + 1 :]
     return import_path
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        return ""
+
+
+def package_scanner(spec: RunnerSpec, path: str) -> Callable[[], list[str]]:
+    """Lists a package's tests from its sources, for when its test binary never listed them."""
+
+    def scan() -> list[str]:
+        internal: list[Path] = []
+        external: list[Path] = []
+        try:
+            files = sorted((spec.source_dir / path).glob("*_test.go"))
+        except OSError:
+            return []
+        for file in files:
+            if file.name.startswith((".", "_")):
+                continue  # go ignores these
+            text = _read(file)
+            if not builds_here(file, text):
+                continue
+            package = re.search(r"^\s*package\s+(\w+)", text, re.MULTILINE)
+            external_test = bool(package and package.group(1).endswith("_test"))
+            (external if external_test else internal).append(file)
+        # go list's order: internal test files first, then the external test package's.
+        return scan_test_files([*internal, *external]).names
+
+    return scan

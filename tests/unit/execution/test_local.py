@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 from dagpar_cli.config import Config, RunOptions
-from dagpar_cli.execution.api import ExecRequest, ExecSession, Executor, Outcome, SessionSpec
+from dagpar_cli.execution.api import (
+    ExecRequest,
+    ExecSession,
+    Executor,
+    Outcome,
+    OutputFile,
+    SessionSpec,
+)
 from dagpar_cli.execution.local import LocalExecutor
+from dagpar_cli.execution.output import cut_marker
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.run_context import RunContext
 
@@ -341,3 +349,68 @@ def test_a_process_holding_the_output_open_does_not_keep_an_ended_command_waitin
     assert time.monotonic() - start < 60
     assert reaped(wait_for(pid_file))
     executor.close()
+
+
+def eventually(condition: object, within: float = 60.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_stdout_file_grows_while_the_command_runs(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    go_on = tmp_path / "go-on"
+    script = f'echo first; while [ ! -e "{go_on}" ]; do sleep 0.02; done; echo second'
+    outcomes: list[Outcome] = []
+    with executor.open(SPEC) as session:
+        request = sh(script, tmp_path, stdout_file=OutputFile(reports, "out/go-1.json"))
+        worker = threading.Thread(target=lambda: outcomes.append(session.run(request)))
+        worker.start()
+        report = reports / "out" / "go-1.json"
+        try:
+            assert eventually(lambda: report.exists() and report.read_text() == "first\n")
+            assert worker.is_alive()
+        finally:
+            go_on.touch()
+            worker.join(60)
+    assert report.read_text() == "first\nsecond\n"
+    assert outcomes[0].stdout == "first\nsecond\n"
+    assert outcomes[0].exit_code == 0
+
+
+def test_a_bounded_request_keeps_head_and_tail_and_the_file_keeps_everything(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    script = "printf 'HEAD'; i=0; while [ $i -lt 100 ]; do printf '..........'; i=$((i+1)); done;"
+    script += " printf 'TAIL'; printf 'E1' >&2; i=0; while [ $i -lt 50 ]; do printf '-' >&2;"
+    script += " i=$((i+1)); done; printf 'E2' >&2"
+    with executor.open(SPEC) as session:
+        outcome = session.run(
+            sh(script, tmp_path, keep_output=6, stdout_file=OutputFile(tmp_path, "out.txt"))
+        )
+    assert outcome.stdout == "HEAD.." + cut_marker(996) + "..TAIL"
+    assert outcome.stdout_cut == 996
+    assert outcome.stderr == "E1----" + cut_marker(54 - 12) + "----E2"
+    assert outcome.stderr_cut == 42
+    assert (tmp_path / "out.txt").read_text() == "HEAD" + "." * 1000 + "TAIL"
+
+
+def test_a_command_that_cannot_start_leaves_an_empty_stdout_file(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    with executor.open(SPEC) as session:
+        outcome = session.run(
+            ExecRequest(
+                argv=("no-such-command-dagpar",),
+                cwd=str(tmp_path),
+                stdout_file=OutputFile(tmp_path, "out.txt"),
+            )
+        )
+    assert outcome.not_started
+    assert (tmp_path / "out.txt").read_text() == ""

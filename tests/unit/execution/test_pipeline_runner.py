@@ -16,9 +16,15 @@ from dagpar_cli.execution.api import (
     ExecSession,
     Mount,
     Outcome,
+    OutputFile,
     PipelineResult,
 )
-from dagpar_cli.execution.container import PipelineRunner, raise_for_infrastructure, translator
+from dagpar_cli.execution.container import (
+    PipelineRunner,
+    output_file,
+    raise_for_infrastructure,
+    translator,
+)
 from dagpar_cli.execution.local import LocalExecutor
 from dagpar_cli.model import SlicePlan
 from dagpar_cli.runtime.context import CallContext, SliceContext
@@ -286,3 +292,54 @@ def test_the_translator_is_the_identity_where_mounts_are_where_they_say() -> Non
 
     translate = translator(Same(), (Mount(Path("/w"), "/w"),))
     assert translate("--x=/w/a") == "--x=/w/a"
+
+
+def test_redirect_stdout_lands_in_the_host_file_of_a_writable_mount(
+    pipelines: Pipelines, work: Path, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    container = (
+        Container()
+        .with_directory("/src", Directory(work))
+        .with_directory("/reports", Directory(reports), writable=True)
+        .with_workdir("/src")
+        .with_exec(
+            ["sh", "-c", "printf 0123456789; echo oops >&2"],
+            redirect_stdout="/reports/go-1.json",
+            keep_output=2,
+        )
+    )
+    (outcome,) = pipelines.run(container).outcomes
+    assert (reports / "go-1.json").read_text() == "0123456789"
+    assert outcome.stdout_cut == 6
+    assert outcome.stdout.startswith("01") and outcome.stdout.endswith("89")
+    assert outcome.stderr.startswith("oo") and outcome.stderr_cut == 1
+
+
+def test_redirect_stdout_outside_a_writable_mount_is_a_one_line_error(
+    pipelines: Pipelines, work: Path
+) -> None:
+    container = (
+        Container()
+        .with_directory("/src", Directory(work))
+        .with_exec(["true"], redirect_stdout="/src/out.json")
+    )
+    with pytest.raises(ExecutionError, match="not in a writable directory"):
+        pipelines.run(container)
+    assert not (work / "out.json").exists()
+
+
+def test_output_file_takes_the_deepest_mount(tmp_path: Path) -> None:
+    outer = Mount(source=tmp_path / "a", target="/w", read_only=False)
+    inner = Mount(source=tmp_path / "b", target="/w/reports", read_only=False)
+    assert output_file([outer, inner], "/w/reports/x/go-1.json") == OutputFile(
+        tmp_path / "b", "x/go-1.json"
+    )
+    assert output_file([outer, inner], "/w/other.json") == OutputFile(tmp_path / "a", "other.json")
+    assert output_file([outer], None) is None
+
+
+def test_with_exec_wants_an_absolute_redirect_path() -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        Container().with_exec(["true"], redirect_stdout="out.json")
