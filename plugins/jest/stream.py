@@ -14,6 +14,13 @@ When a test starts
     is the one with a start and no end. Older Jest has no such hook: the stream then has only
     end events (with ``start`` = end - duration), and cannot name a running test.
 
+Retries
+    ``jest.retryTimes`` runs a failed test again after the other tests of its describe block;
+    its start looks like that of a later test with the same name. Such a start (``retry_of`` in
+    the record) is held back until the test's end says which test it was: a retry is started and
+    ended again under its own id (its last end is its outcome), a later same-named test under its
+    new one. While held, such a test is not known as running.
+
 A worker that dies
     When a test ends its process (``process.exit``, a crash) in a Jest worker, jest-worker runs
     the file again in a new worker, up to three more times. The reporter sees a test start while
@@ -102,6 +109,11 @@ class Record:
     duration: float | None = None
     #: The first line of its failure (``end``).
     message: str = ""
+    #: For ``start``: the occurrence of a failed test of that name this may be a retry of
+    #: (``jest.retryTimes``); the end record says which test it was.
+    retry_of: int | None = None
+    #: For ``end``: which run of the test this was (2 and on: a retry).
+    invocation: int = 1
 
 
 def _number(value: object) -> float | None:
@@ -134,6 +146,7 @@ def parse_record(line: bytes) -> Record | None:
         return None
     status, message = raw.get("status", ""), raw.get("message", "")
     duration = _number(raw.get("duration"))
+    retry_of, invocation = raw.get("retry_of"), raw.get("invocation", 1)
     return Record(
         event=event,
         at=at,
@@ -144,6 +157,8 @@ def parse_record(line: bytes) -> Record | None:
         start=_number(raw.get("start")),
         duration=duration if duration is not None and duration >= 0 else None,
         message=message if isinstance(message, str) else "",
+        retry_of=retry_of if type(retry_of) is int and retry_of >= 0 else None,
+        invocation=invocation if type(invocation) is int and invocation >= 1 else 1,
     )
 
 
@@ -183,6 +198,8 @@ class JestStream:
         self._offsets: dict[int, int] = {}
         self._wanted: dict[int, dict[str, Wanted] | None] = {}
         self._paths: dict[str, str] = {}
+        # Per (run, file): a start that may be a retry, until its end says what it was.
+        self._held: dict[tuple[int, str], Record] = {}
         #: Test files whose worker died and that Jest ran again (ignored after that), by run.
         self.restarted: set[tuple[int, str]] = set()
 
@@ -242,15 +259,22 @@ class JestStream:
                     self.restarted.add((index, path))
                 if record.event not in ("start", "end"):
                     continue
+                if record.event == "start" and record.retry_of is not None:
+                    self._held[(index, path)] = record
+                    continue
+                # Tests of a file run one after another: an end closes whatever was held.
+                held = self._held.pop((index, path), None) if record.event == "end" else None
                 want = wanted.get(path) if wanted is not None else None
                 if want is not None and not want.wants(record.name, record.occurrence):
                     continue
                 test = TestCase(path, record.name, record.occurrence)
                 if record.event == "start":
                     events.append(TestEvent(kind="start", test=test, at=record.at))
-                else:
-                    result = _result(path, record)
-                    events.append(TestEvent(kind="end", test=test, at=record.at, result=result))
+                    continue
+                if held is not None and held.name == record.name:
+                    events.append(TestEvent(kind="start", test=test, at=held.at))
+                result = _result(path, record)
+                events.append(TestEvent(kind="end", test=test, at=record.at, result=result))
         return events
 
 

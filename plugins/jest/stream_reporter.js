@@ -8,8 +8,10 @@
 // start, behind. Records:
 //   {"event":"file","at":s,"file":f}                                  a test file started
 //   {"event":"start","at":s,"file":f,"name":n,"occurrence":k}         a test started
+//   {"event":"start",...,"occurrence":k,"retry_of":j}                 a test started that may
+//                                                                     be a retry of j (below)
 //   {"event":"end","at":s,"file":f,"name":n,"occurrence":k,"status":st,"start":s|null,
-//    "duration":s|null,"message":m}                                   a test ended
+//    "duration":s|null,"message":m,"invocation":i}                    a test ended (its i-th run)
 // Times are wall-clock seconds; `file` is relative to Jest's working directory when it lies
 // under it (absolute otherwise); `name` is the describe titles and the title joined by one space
 // (what --testNamePattern sees); `occurrence` counts earlier tests of that file with that name in
@@ -57,10 +59,9 @@ class DagparStreamReporter {
     this._root = cwd();
     this._fd = this._open(process.env.DAGPAR_JEST_STREAM);
     this._progress = this._open(process.env.DAGPAR_JEST_PROGRESS);
-    // Per file: name -> count of tests started (or reported without a start) so far.
-    this._counts = new Map();
-    // Per file: name -> occurrences started and not yet ended, oldest first.
-    this._open_tests = new Map();
+    // Per file: { counts: name -> new tests so far, failed: name -> occurrences that failed
+    // and may be retried, running: the test started and not ended, or null }.
+    this._files = new Map();
     // Files that started over in this run: their later records are ignored.
     this._dead = new Set();
   }
@@ -99,26 +100,24 @@ class DagparStreamReporter {
     return [...(info.ancestorTitles || []), info.title].join(" ");
   }
 
-  _maps(file) {
-    if (!this._counts.has(file)) {
-      this._counts.set(file, new Map());
-      this._open_tests.set(file, new Map());
+  _state(file) {
+    let state = this._files.get(file);
+    if (!state) {
+      state = { counts: new Map(), failed: new Map(), running: null };
+      this._files.set(file, state);
     }
-    return [this._counts.get(file), this._open_tests.get(file)];
+    return state;
   }
 
-  _next(file, name) {
-    const [counts] = this._maps(file);
-    const occurrence = counts.get(name) || 0;
-    counts.set(name, occurrence + 1);
+  _next(state, name) {
+    const occurrence = state.counts.get(name) || 0;
+    state.counts.set(name, occurrence + 1);
     return occurrence;
   }
 
   onTestFileStart(test) {
     const file = this._file(test.path);
-    // A file that starts again (jest-worker retries a file whose worker died) counts afresh.
-    this._counts.delete(file);
-    this._open_tests.delete(file);
+    this._files.delete(file);
     this._write({ event: "file", at: Date.now() / 1000, file });
   }
 
@@ -127,20 +126,24 @@ class DagparStreamReporter {
     if (this._dead.has(file)) {
       return;
     }
-    const name = this._name(info);
-    const [, open] = this._maps(file);
-    if ([...open.values()].some((waiting) => waiting.length > 0)) {
+    const state = this._state(file);
+    if (state.running !== null) {
       this._dead.add(file);
       this._write({ event: "restart", at: Date.now() / 1000, file });
       return;
     }
-    const occurrence = this._next(file, name);
+    const name = this._name(info);
     const started = typeof info.startedAt === "number" ? info.startedAt / 1000 : Date.now() / 1000;
-    if (!open.has(name)) {
-      open.set(name, []);
+    const failed = state.failed.get(name) || [];
+    // A new test's occurrence is only counted once it is known to be one (see above).
+    const occurrence = state.counts.get(name) || 0;
+    const retryOf = failed.length ? failed[0] : null;
+    state.running = { name, occurrence, retryOf, started };
+    const record = { event: "start", at: started, file, name, occurrence };
+    if (retryOf !== null) {
+      record.retry_of = retryOf;
     }
-    open.get(name).push({ occurrence, started });
-    this._write({ event: "start", at: started, file, name, occurrence });
+    this._write(record);
   }
 
   onTestCaseResult(test, result) {
@@ -149,17 +152,30 @@ class DagparStreamReporter {
     if (this._dead.has(file)) {
       return;
     }
+    const state = this._state(file);
     const name = this._name(result);
-    const [, open] = this._maps(file);
-    const waiting = open.get(name);
-    let occurrence;
-    let started = null;
-    if (waiting && waiting.length) {
-      ({ occurrence, started } = waiting.shift());
-    } else {
+    const invocation = typeof result.invocations === "number" ? result.invocations : 1;
+    let running = state.running;
+    state.running = null;
+    if (running === null || running.name !== name) {
       // No start hook (Jest before 29.6), or a todo test, which never starts.
-      occurrence = this._next(file, name);
+      running = { name, occurrence: state.counts.get(name) || 0, retryOf: null, started: null };
     }
+    let occurrence;
+    const failed = state.failed.get(name) || [];
+    if (invocation > 1 && failed.length) {
+      occurrence = running.retryOf !== null ? running.retryOf : failed[0];
+      if (result.status !== "failed") {
+        failed.splice(failed.indexOf(occurrence), 1);
+      }
+    } else {
+      occurrence = this._next(state, name);
+      if (result.status === "failed") {
+        failed.push(occurrence);
+        state.failed.set(name, failed);
+      }
+    }
+    let started = running.started;
     const duration = typeof result.duration === "number" ? result.duration / 1000 : null;
     if (started === null && duration !== null && result.status !== "todo") {
       started = now - duration;
@@ -176,8 +192,10 @@ class DagparStreamReporter {
       start: started,
       duration,
       message: shortMessage(result.failureMessages),
+      invocation,
     });
-    if (this._progress !== null) {
+    // A retried test was counted when it first ended.
+    if (this._progress !== null && invocation === 1) {
       try {
         fs.writeSync(this._progress, ".");
       } catch (_) {

@@ -170,6 +170,51 @@ def test_the_stream_reports_only_the_selected_tests(tmp_path: Path) -> None:
     ]
 
 
+RETRIES = """\
+jest.retryTimes(2);
+let n = 0;
+test("flaky", () => { n += 1; expect(n).toBeGreaterThan(2); });
+test("after", () => {});
+for (let i = 0; i < 3; i++) test("same", () => { expect(i).not.toBe(1); });
+"""
+
+
+def test_a_retry_is_the_same_test_and_a_later_namesake_a_new_one(tmp_path: Path) -> None:
+    # jest.retryTimes reruns "flaky" (passing on its third run) and the second "same" (failing
+    # every time) after the other tests; the third "same", which follows a failed "same", is a
+    # test of its own.
+    spec = _project(tmp_path, {"retries.test.js": RETRIES})
+    report_dir = tmp_path / "reports"
+    stream = RUNNER.stream(spec, report_dir)
+    _run(spec, Selection(items=(("__tests__/retries.test.js",),)), report_dir)
+    events = stream.poll()
+    assert _brief(events) == [
+        ("start", "flaky", 0, None),
+        ("end", "flaky", 0, "failed"),
+        ("start", "after", 0, None),
+        ("end", "after", 0, "passed"),
+        ("start", "same", 0, None),
+        ("end", "same", 0, "passed"),
+        ("start", "same", 1, None),
+        ("end", "same", 1, "failed"),
+        ("start", "same", 2, None),
+        ("end", "same", 2, "passed"),
+        ("start", "flaky", 0, None),
+        ("end", "flaky", 0, "failed"),
+        ("start", "flaky", 0, None),
+        ("end", "flaky", 0, "passed"),
+        ("start", "same", 1, None),
+        ("end", "same", 1, "failed"),
+        ("start", "same", 1, None),
+        ("end", "same", 1, "failed"),
+    ]
+    # Each test's last end is Jest's verdict, and each test counts once in the progress.
+    last = {e.test.id: e.result.status for e in events if e.result is not None}
+    parsed = RUNNER.parse(spec, report_dir, LocalRunnerHost(spec.source_dir).run(["true"]))
+    assert last == {r.id: r.status for r in parsed}
+    assert RUNNER.progress(spec, report_dir) == 5
+
+
 def test_jest_knows_the_reporter_hooks_the_stream_relies_on() -> None:
     # onTestCaseStart is what names the running test; Jest has it from 29.6 on.
     out = subprocess.run(

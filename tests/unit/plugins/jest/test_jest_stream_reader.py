@@ -156,3 +156,29 @@ def test_parse_record_rejects_what_the_reporter_never_writes() -> None:
     assert parse_record(b"[" * 100_000) is None
     record = parse_record(b'{"event": "end", "at": 2, "file": "f", "name": "n", "occurrence": 0}')
     assert record is not None and (record.status, record.duration, record.start) == ("", None, None)
+
+
+def test_a_start_that_may_be_a_retry_waits_for_its_end(tmp_path: Path) -> None:
+    stream = JestStream(SPEC, tmp_path)
+    _append(
+        tmp_path,
+        _line(event="start", name="a", occurrence=0)
+        + _line(event="end", name="a", occurrence=0, status="failed")
+        + _line(event="start", name="a", occurrence=1, retry_of=0, at=5.0),
+    )
+    assert _brief(stream.poll()) == [
+        ("start", FILE, "a", 0, None),
+        ("end", FILE, "a", 0, "failed"),
+    ]
+    # It was a retry of the first "a" (its second run).
+    _append(tmp_path, _line(event="end", name="a", occurrence=0, status="passed", invocation=2))
+    events = stream.poll()
+    assert _brief(events) == [("start", FILE, "a", 0, None), ("end", FILE, "a", 0, "passed")]
+    assert events[0].at == 5.0
+    # Another start that may be a retry turns out to be a second test named "a".
+    _append(
+        tmp_path,
+        _line(event="start", name="a", occurrence=1, retry_of=0, at=6.0)
+        + _line(event="end", name="a", occurrence=1, status="passed"),
+    )
+    assert _brief(stream.poll()) == [("start", FILE, "a", 1, None), ("end", FILE, "a", 1, "passed")]
