@@ -76,6 +76,7 @@ def fill_missing(
                 TestResult(
                     path=test.path,
                     name=test.name,
+                    occurrence=test.occurrence,
                     status=Status.ERROR,
                     message=message,
                     check=check,
