@@ -97,6 +97,10 @@ def test_same_named_tests_are_each_a_result(
         (f"{DUP}::same name::#2", "failed"),
         (f"{DUP}::same name::#3", "passed"),
     ]
+    # A pasted id selects that test alone (Jest runs all three; dagpar reports the one).
+    one = dagpar_run("check", "-C", ws, "--json", "--filter", f"{DUP}::same name::#3")
+    assert one.exit_code == 0, one
+    assert [(t["id"], t["status"]) for t in _tests(one)] == [(f"{DUP}::same name::#3", "passed")]
     # A rerun (--retries) runs the failed one again, and reports it as the same test.
     retried = dagpar_run("check", "-C", ws, "--json", "--retries", "1")
     assert retried.exit_code == 1, retried
