@@ -57,6 +57,8 @@ function shortMessage(messages) {
 class DagparStreamReporter {
   constructor() {
     this._root = cwd();
+    // Jest's absolute test paths, as records name them.
+    this._paths = new Map();
     this._fd = this._open(process.env.DAGPAR_JEST_STREAM);
     this._progress = this._open(process.env.DAGPAR_JEST_PROGRESS);
     // Per file: { counts: name -> new tests so far, failed: name -> occurrences that failed
@@ -89,11 +91,14 @@ class DagparStreamReporter {
   }
 
   _file(testPath) {
-    const relative = path.relative(this._root, testPath);
-    if (!relative || relative.startsWith("..") || path.isAbsolute(relative)) {
-      return testPath.split(path.sep).join("/");
+    let file = this._paths.get(testPath);
+    if (file === undefined) {
+      const relative = path.relative(this._root, testPath);
+      const outside = !relative || relative.startsWith("..") || path.isAbsolute(relative);
+      file = (outside ? testPath : relative).split(path.sep).join("/");
+      this._paths.set(testPath, file);
     }
-    return relative.split(path.sep).join("/");
+    return file;
   }
 
   _name(info) {
