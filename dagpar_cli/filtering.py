@@ -19,6 +19,8 @@
 test"``, Go ``TestX``. ``*`` matches any characters (``/``, spaces and ``::`` included), ``?`` one
 character, ``[...]`` a class. A pattern that **equals** a test name matches it before it is read as
 a glob, so pasting a pytest node id whose parameter looks like a class (``test_x[a-1]``) works.
+A name selects every test of a file with that name (Jest's same-named tests); the later ones also
+answer to their id's name, ``name::#2``, ``name::#3``, so a pasted id selects just that test.
 
 ``INSTANCE:`` limits a selector to one toolchain instance. It is read as an instance only when the
 text before the first ``:`` is a valid instance name and the next character is not ``:`` (so
@@ -419,6 +421,16 @@ class Filter:
         # second; paths are matched once per distinct path.
         n = len(tests)
         names = [t.name for t in tests]
+        # The later of same-named tests also answer to ``name::#N`` (their id's name part).
+        numbered = [i for i, t in enumerate(tests) if t.occurrence]
+        id_names = (
+            [
+                f"{names[i]}::#{tests[i].occurrence + 1}" if tests[i].occurrence else names[i]
+                for i in range(n)
+            ]
+            if numbered
+            else None
+        )
         groups: dict[str, list[int]] = {}
         for i, test in enumerate(tests):
             groups.setdefault(test.path, []).append(i)
@@ -436,8 +448,20 @@ class Filter:
             if c.name is None:
                 return list(candidates)
             if isinstance(candidates, range):
-                return list(compress(candidates, map(c.name, names)))
-            return list(compress(candidates, map(c.name, map(names.__getitem__, candidates))))
+                matched = list(compress(candidates, map(c.name, names)))
+            else:
+                matched = list(
+                    compress(candidates, map(c.name, map(names.__getitem__, candidates)))
+                )
+            if id_names is not None:
+                chosen = set(matched)
+                wanted = set(candidates)
+                extra = [i for i in numbered if i in wanted and i not in chosen]
+                if extra:
+                    also = set(compress(extra, map(c.name, map(id_names.__getitem__, extra))))
+                    if also:
+                        matched = [i for i in candidates if i in chosen or i in also]
+            return matched
 
         excluded: set[int] = set()
         for c in negatives:

@@ -73,8 +73,9 @@ DISABLE_ENV: Final = "DAGPAR_NO_LISTING_CACHE"
 #: The cache's directory inside the state directory.
 LISTINGS_DIR: Final = "listings"
 
-#: The entry format; an entry of another format is a miss.
-FORMAT: Final = 1
+#: The entry format; an entry of another format is a miss. Format 2 numbers tests that share a
+#: path and a name (``[path, name, occurrence]``); format 1 listings merged them.
+FORMAT: Final = 2
 
 #: Directories never walked: version control, dagpar's own state, caches and build byproducts
 #: that no runner collects tests from and that change on every run.
@@ -553,7 +554,9 @@ class ListingCache:
             "key": key.digest,
             "runner": key.runner,
             "source": key.source,
-            "tests": [[t.path, t.name] for t in tests],
+            "tests": [
+                [t.path, t.name, t.occurrence] if t.occurrence else [t.path, t.name] for t in tests
+            ],
         }
         try:
             state_dir(self.workspace)  # the .gitignore and CACHEDIR.TAG come with it
@@ -630,13 +633,14 @@ def _tests_from_json(raw: object) -> list[TestCase]:
     if not isinstance(raw, list):
         raise TypeError("tests is not a list")
     tests: list[TestCase] = []
-    for pair in raw:
+    for entry in raw:
         if (
-            not isinstance(pair, list)
-            or len(pair) != 2
-            or not isinstance(pair[0], str)
-            or not isinstance(pair[1], str)
+            not isinstance(entry, list)
+            or len(entry) not in (2, 3)
+            or not isinstance(entry[0], str)
+            or not isinstance(entry[1], str)
+            or (len(entry) == 3 and (type(entry[2]) is not int or entry[2] < 1))
         ):
-            raise TypeError(f"not a [path, name] pair: {pair!r}")
-        tests.append(TestCase(pair[0], pair[1]))
+            raise TypeError(f"not a [path, name] or [path, name, occurrence] entry: {entry!r}")
+        tests.append(TestCase(*entry))
     return tests

@@ -393,8 +393,8 @@ class RunResult:
 
 
 def sorted_results(results: Sequence[TestResult]) -> list[TestResult]:
-    """Results in a stable report order: by path, then name."""
-    return sorted(results, key=lambda r: (r.path, r.name))
+    """Results in a stable report order: by path, then name, then occurrence."""
+    return sorted(results, key=lambda r: (r.path, r.name, r.occurrence))
 
 
 def __getattr__(name: str) -> str:

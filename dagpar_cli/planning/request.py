@@ -90,9 +90,13 @@ def plan_split(
                 instance, [t for item in wanted for t in tests_of.get(item.key, ())]
             )
             for item in splittable:
+                # One finer item per name: a name selects every test of the file that has it.
+                by_name: dict[str, float] = {}
+                for t in tests_of[item.key]:
+                    by_name[t.name] = by_name.get(t.name, 0.0) + per_test.get(t.id, 0.0)
                 finer[item.key] = [
-                    (Item((item.selector[0], t.name), item.path), per_test.get(t.id, 0.0))
-                    for t in tests_of[item.key]
+                    (Item((item.selector[0], name), item.path), seconds)
+                    for name, seconds in by_name.items()
                 ]
     request = PlanRequest(
         check=check,

@@ -10,7 +10,9 @@ Shape (what Jenkins, GitLab, GitHub test reporters and ``dagpar timings import``
           <system-out>..</system-out>
         </testcase>
 
-One ``testsuite`` per check, one ``testcase`` per test (each test exactly once). Reruns
+One ``testsuite`` per check, one ``testcase`` per test (each test exactly once). Tests that share
+a file and a name (Jest's same-named tests) are as many ``testcase`` elements with the same
+attributes, in the order of their occurrence; readers tell them apart by that order. Reruns
 (``--retries``) follow Maven Surefire: a flaky test (passed after failing) carries one
 ``flakyFailure``/``flakyError`` per failed attempt; a test that failed every time carries its final
 ``failure``/``error`` plus one ``rerunFailure``/``rerunError`` per earlier attempt, oldest first.
@@ -283,13 +285,18 @@ def merge_junit(paths: Sequence[Path]) -> tuple[bytes, list[str]]:
     :returns: the merged document and warnings (a file without test cases, say).
     :raises UsageError: when a file cannot be read or parsed, or when one test (same suite,
         classname, name and file) appears twice; the message names the test and both files.
+        Within one file, test cases with the same attributes are distinct tests (Jest's
+        same-named tests), told apart by their order: the N-th of them is the same test as the
+        N-th in another file.
     """
     warnings: list[str] = []
     merged: dict[str, ET.Element] = {}
     seconds: dict[str, float] = {}
-    seen: dict[tuple[str, str, str, str], Path] = {}
+    seen: dict[tuple[str, str, str, str, int], Path] = {}
     for path in paths:
         suites = _read_suites(path)
+        # Per (suite, classname, name, file): how many such cases this file has had so far.
+        occurrences: dict[tuple[str, str, str, str], int] = {}
         if not suites:
             warnings.append(f"{path}: holds no test suites")
         elif not any(suite.find("testcase") is not None for suite in suites):
@@ -310,7 +317,15 @@ def merge_junit(paths: Sequence[Path]) -> tuple[bytes, list[str]]:
                 suite_seconds = 0.0
             seconds[name] = max(seconds[name], suite_seconds)
             for case in suite.findall("testcase"):
-                key = (name, case.get("classname", ""), case.get("name", ""), case.get("file", ""))
+                attrs = (
+                    name,
+                    case.get("classname", ""),
+                    case.get("name", ""),
+                    case.get("file", ""),
+                )
+                occurrence = occurrences.get(attrs, 0)
+                occurrences[attrs] = occurrence + 1
+                key = (*attrs, occurrence)
                 first = seen.get(key)
                 if first is not None:
                     test = f"{key[1]}::{key[2]}" if key[1] else key[2]

@@ -76,6 +76,7 @@ def fill_missing(
                 TestResult(
                     path=test.path,
                     name=test.name,
+                    occurrence=test.occurrence,
                     status=Status.ERROR,
                     message=message,
                     check=check,
@@ -171,7 +172,7 @@ def rerun_failed(
                 item = Item((item.selector[0], r.name), item.path)
             items.setdefault(item)
             if runner is not None:
-                tests.append(TestCase(r.path, r.name))
+                tests.append(r.case)
         index += 1
         sp = SlicePlan(index=index, items=tuple(items), predicted_seconds=0.0, tests=tuple(tests))
         result, _ = run_slice(sp, index, runner is not None)

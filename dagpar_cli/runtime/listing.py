@@ -317,18 +317,25 @@ class ListingCheck:
         # Workspace-relative ids, with the source-relative path a selector needs.
         source_path: dict[str, str] = {}
         by_path: dict[str, list[TestCase]] = {}
+        # A name selects every test of its file with that name (Jest's same-named tests).
+        by_name: dict[tuple[str, str], list[TestCase]] = {}
         for test in fresh:
             moved = test.under(self.prefix)
             source_path.setdefault(moved.id, test.path)
             by_path.setdefault(moved.path, []).append(moved)
+            by_name.setdefault((moved.path, moved.name), []).append(moved)
         should: dict[str, TestCase] = {}
         for item in items:
             if item.name is None:
                 should.update((t.id, t) for t in by_path.get(item.path, ()))
                 continue
+            same = by_name.get((item.path, item.name))
+            if same:
+                should.update((t.id, t) for t in same)
+                continue
             named = TestCase(item.path, item.name)
             parent = TestCase(item.path, item.name.split("/", 1)[0])
-            if named.id in source_path or (subtests and parent.id in source_path):
+            if subtests and parent.id in source_path:
                 should[named.id] = named
                 source_path.setdefault(named.id, item.selector[0])
         if flt is not None and not flt.is_empty:
@@ -370,7 +377,9 @@ class ListingCheck:
             return healed, plan
         index = max((s.index for s in plan.slices), default=0) + 1
         if self.nested:
-            extra_items = tuple(Item((source_path[t.id], t.name), t.path) for t in missing)
+            extra_items = tuple(
+                dict.fromkeys(Item((source_path[t.id], t.name), t.path) for t in missing)
+            )
         else:
             by_ws = {t.path: source_path[t.id] for t in missing}
             extra_items = tuple(Item((source,), path) for path, source in by_ws.items())

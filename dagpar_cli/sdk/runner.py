@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 from dagpar_cli import untrusted
@@ -82,7 +83,7 @@ def run_tests(
     prefix = spec.source
     tests: tuple[TestCase, ...] | None = None
     if slice_ctx is not None and slice_ctx.narrowed:
-        tests = tuple(TestCase(_strip_prefix(t.path, prefix), t.name) for t in slice_ctx.plan.tests)
+        tests = tuple(replace(t, path=_strip_prefix(t.path, prefix)) for t in slice_ctx.plan.tests)
     # Where idle workers may take this slice's unstarted tail, its items run in the planned
     # order (unknown and long first), so that the tail holds short tests.
     in_order = slice_ctx is not None and slice_ctx.in_order

@@ -94,6 +94,9 @@ class ImportedCase:
     status: Status
     #: Its seconds.
     seconds: float
+    #: Which of the file's cases with this path and name it is (Jest's same-named tests), in
+    #: document order.
+    occurrence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +170,15 @@ def read_junit(path: Path, workspace: Path, *, known_test_ids: Iterable[str] = (
     for suite in root.iter("testsuite"):
         if recorded is None:
             recorded = _timestamp(suite.get("timestamp"))
+        # Same-named tests of one file are numbered in document order, within their suite.
+        counts: dict[tuple[str, str], int] = defaultdict(int)
         for case in suite.findall("testcase"):
             test_path, name = resolver.locate(case, suite)
-            cases.append(ImportedCase(test_path, name, _status(case), _seconds(case.get("time"))))
+            occurrence = counts[(test_path, name)]
+            counts[(test_path, name)] += 1
+            cases.append(
+                ImportedCase(test_path, name, _status(case), _seconds(case.get("time")), occurrence)
+            )
     return JunitFile(
         cases=tuple(cases),
         digest=hashlib.sha256(data).hexdigest()[:20],
@@ -473,7 +482,14 @@ def junit_samples(cases: JunitFile, instance: str) -> list[Sample]:
     """
     recorder = SampleRecorder(f"junit:{cases.digest}", cases.recorded)
     results = [
-        TestResult(path=c.path, name=c.name, status=c.status, seconds=c.seconds) for c in cases
+        TestResult(
+            path=c.path,
+            name=c.name,
+            occurrence=c.occurrence,
+            status=c.status,
+            seconds=c.seconds,
+        )
+        for c in cases
     ]
     recorder.results(instance, results, {r.path for r in results})
     return recorder.rows

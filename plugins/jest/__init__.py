@@ -11,11 +11,13 @@ Finding Jest
 
 Test names
     A test's name is its describe titles and its own title joined by one space, the string Jest
-    matches ``--testNamePattern`` against (its ``fullName``). Two tests of one file with the same
-    name cannot be selected apart by Jest, so they are listed once and reported as one result
-    (failed if any failed, passed if any passed, else skipped; seconds added up). A file Jest
-    cannot load is listed as one test named :data:`SUITE_FAILED`, so it is run and reported as
-    an error rather than silently dropped.
+    matches ``--testNamePattern`` against (its ``fullName``). Several tests of one file may share
+    a name (a loop registering ``test("same", ...)``): Jest runs and reports each, and so does
+    dagpar, numbering them by ``occurrence`` (0, 1, ... in the file's order; the id of the second
+    is ``path::same::#2``). Jest cannot select one of them apart from the others: a selection
+    holding some of them runs them all and reports the selected ones. A file Jest cannot load is
+    listed as one test named :data:`SUITE_FAILED`, so it is run and reported as an error rather
+    than silently dropped.
 
 Listing
     One Jest run whose name pattern matches nothing (``--testNamePattern=(?!)``, report on
@@ -33,6 +35,12 @@ Running
     Slices share Jest's default cache directory: Jest writes transform-cache entries atomically
     and rebuilds a haste map it cannot read, and a warm shared cache saves every slice from
     transforming the same sources again.
+
+Streaming and progress
+    Each run also loads dagpar's reporter, which appends a record per test start and end to
+    ``jest-K.events.jsonl`` as the tests run (:mod:`dagpar_plugins.jest.stream`):
+    :meth:`JestRunner.stream` reads them, and :meth:`JestRunner.progress` counts the finished
+    tests from the size of ``jest-K.progress``.
 """
 
 from __future__ import annotations
@@ -59,11 +67,13 @@ from dagpar_cli import (
 
 from .command import collect_args, compile_commands, find_jest, run_args
 from .report import SUITE_FAILED, ReportError, parse_reports, report_from_stdout, tests_of
+from .stream import JestStream, finished
 
 __all__ = [
     "NAME",
     "SUITE_FAILED",
     "JestRunner",
+    "JestStream",
     "collect_args",
     "dagpar_detect_toolchains",
     "dagpar_register_runners",
@@ -111,6 +121,14 @@ class JestRunner(Runner):
     def command(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
         """The Jest runs that execute exactly *selection* (see *Running*)."""
         return compile_commands(spec, selection)
+
+    def stream(self, spec: RunnerSpec, report_dir: Path) -> JestStream:
+        """The slice's per-test events, read from dagpar's reporter (see *Streaming*)."""
+        return JestStream(spec, report_dir)
+
+    def progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
+        """How many tests the slice's Jest runs have finished (the progress files' sizes)."""
+        return finished(report_dir)
 
     def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
         """Read every ``jest-K.json`` of the slice into per-test results.

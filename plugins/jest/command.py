@@ -10,7 +10,14 @@ the wanted tests, and cuts a group into several runs when its command line would
 
 One limit is Jest's own: it compiles the pattern with the ``i`` flag, and Node 20's regular
 expressions have no way to turn that off inside a pattern. Selecting ``Foo`` in a file that also
-has a test ``foo`` runs both; the parser reports only the selected one.
+has a test ``foo`` runs both; the parser reports only the selected one. Likewise a name selects
+every test of a file with that name: when the selection holds only some of several same-named
+tests (``TestCase.occurrence``), Jest runs them all and dagpar reports the selected ones.
+
+Every run also loads dagpar's reporter (:mod:`dagpar_plugins.jest.stream`), written into the
+report directory, first in ``--reporters`` and followed by Jest's ``default`` one. Reporters
+given on the command line replace those of the project's configuration, so a project's own
+reporters (``jest-junit``) do not run in dagpar's slices; dagpar writes the JUnit.
 """
 
 from __future__ import annotations
@@ -19,10 +26,19 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dagpar_cli import REPORT_DIR_PLACEHOLDER, ExecutionError, RunnerCommand, RunnerSpec, Selection
 
 from .report import SUITE_FAILED
+from .stream import (
+    PROGRESS_ENV,
+    REPORTER_FILE,
+    STREAM_ENV,
+    progress_file,
+    reporter_source,
+    stream_file,
+)
 
 __all__ = [
     "MAX_COMMAND_BYTES",
@@ -229,6 +245,8 @@ def run_args(spec: RunnerSpec, run: JestRun, index: int) -> list[str]:
         *find_jest(spec),
         *_COMMON,
         f"--outputFile={REPORT_DIR_PLACEHOLDER}/jest-{index}.json",
+        f"--reporters={REPORT_DIR_PLACEHOLDER}/{REPORTER_FILE}",
+        "--reporters=default",
         *spec.args,
         "--runTestsByPath",
     ]
@@ -244,8 +262,18 @@ def compile_commands(spec: RunnerSpec, selection: Selection) -> list[RunnerComma
     commands: list[RunnerCommand] = []
     # The budget is read at call time, so that a test can lower it to exercise batching.
     runs = plan_runs(selection, fixed_args=fixed, limit=MAX_COMMAND_BYTES)
+    exact = _exact_tests(selection)
+    reporter = reporter_source()
     for index, run in enumerate(runs, start=1):
-        wanted = {"files": [{"path": p, "names": run.names} for p in run.files]}
+        files: list[dict[str, Any]] = []
+        for path in run.files:
+            entry: dict[str, Any] = {"path": path, "names": run.names}
+            pairs = exact.get(path)
+            if run.names is not None and pairs is not None:
+                chunk = set(run.names)
+                entry["tests"] = [[n, k] for n, k in pairs if n in chunk]
+            files.append(entry)
+        wanted = {"files": files}
         # The engine substitutes {report_dir} in file contents too; a test named with that text
         # keeps it when its "{" is a JSON escape.
         text = json.dumps(wanted, ensure_ascii=False).replace(
@@ -254,7 +282,20 @@ def compile_commands(spec: RunnerSpec, selection: Selection) -> list[RunnerComma
         commands.append(
             RunnerCommand(
                 argv=tuple(run_args(spec, run, index)),
-                files={f"jest-{index}.selection.json": text},
+                env={
+                    STREAM_ENV: f"{REPORT_DIR_PLACEHOLDER}/{stream_file(index)}",
+                    PROGRESS_ENV: f"{REPORT_DIR_PLACEHOLDER}/{progress_file(index)}",
+                },
+                files={f"jest-{index}.selection.json": text, REPORTER_FILE: reporter},
             )
         )
     return commands
+
+
+def _exact_tests(selection: Selection) -> dict[str, list[tuple[str, int]]]:
+    """Per narrowed file, the ``(name, occurrence)`` tests the selection holds, in its order."""
+    exact: dict[str, list[tuple[str, int]]] = {}
+    for test in selection.tests or ():
+        if test.name != SUITE_FAILED:
+            exact.setdefault(test.path, []).append((test.name, test.occurrence))
+    return exact

@@ -7,7 +7,9 @@ results and the formatted error in ``message``.
 
 Test names follow :func:`test_name`: the describe titles and the test title joined by one space,
 which is exactly the string Jest matches ``--testNamePattern`` against (``getTestID`` in
-jest-circus), so a name read here can always be selected again.
+jest-circus), so a name read here can always be selected again. Several tests of one file may
+share a name; each is a test of its own, numbered by its ``occurrence`` (0, 1, ... in the order
+Jest reports them, which is the order the file defines and runs them).
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ __all__ = [
     "AssertionReport",
     "FileReport",
     "ReportError",
+    "Wanted",
     "first_line",
     "load_report",
+    "numbered",
     "parse_report",
     "parse_reports",
+    "read_selection",
     "report_from_stdout",
     "strip_ansi",
     "test_name",
@@ -261,19 +266,29 @@ def _relative_paths(
     return mapped
 
 
+def numbered(tests: Iterable[AssertionReport]) -> list[tuple[int, AssertionReport]]:
+    """*tests* of one file, each with its occurrence among the tests of the same name."""
+    counts: dict[str, int] = {}
+    out: list[tuple[int, AssertionReport]] = []
+    for test in tests:
+        occurrence = counts.get(test.name, 0)
+        counts[test.name] = occurrence + 1
+        out.append((occurrence, test))
+    return out
+
+
 def tests_of(files: list[FileReport], spec: RunnerSpec) -> list[TestCase]:
-    """The tests of a listing run, files by path, tests in definition order, names unique."""
+    """The tests of a listing run, files by path, tests in definition order.
+
+    Tests of one file that share a name are listed each, numbered by ``occurrence``.
+    """
     cases: list[TestCase] = []
     relative = _relative_paths((f.path for f in files), spec)
     for path, report in sorted(((relative[f.path], f) for f in files), key=lambda pf: pf[0]):
         if report.failed_to_run:
             cases.append(TestCase(path, SUITE_FAILED))
             continue
-        seen: set[str] = set()
-        for test in report.tests:
-            if test.name not in seen:
-                seen.add(test.name)
-                cases.append(TestCase(path, test.name))
+        cases.extend(TestCase(path, t.name, n) for n, t in numbered(report.tests))
     return cases
 
 
@@ -305,110 +320,145 @@ def _suite_message(text: str) -> str:
     return first_line(after if details else text, skip=_SUITE_HEADERS) or "test file failed"
 
 
-def _merge(path: str, name: str, tests: list[AssertionReport], file_error: str) -> TestResult:
-    """One result for the tests of one file that share a name (usually exactly one)."""
-    seconds = sum(t.seconds for t in tests)
-    statuses = [_STATUSES.get(t.status) for t in tests]
-    unknown = [t.status for t, s in zip(tests, statuses, strict=True) if s is None]
-    if unknown:
+def _result(path: str, occurrence: int, test: AssertionReport, file_error: str) -> TestResult:
+    """The result of one test of one file."""
+    status = _STATUSES.get(test.status)
+
+    def make(status: Status, message: str = "", details: str = "") -> TestResult:
         return TestResult(
             path=path,
-            name=name,
-            status=Status.ERROR,
-            seconds=seconds,
-            message=f"Jest reported an unknown status {unknown[0]!r}",
-        )
-    failing = [t for t in tests if t.status == "failed"]
-    if failing:
-        details = "\n\n".join(f for t in failing for f in t.failures)
-        return TestResult(
-            path=path,
-            name=name,
-            status=Status.FAILED,
-            seconds=seconds,
-            message=first_line(details) or "failed",
+            name=test.name,
+            occurrence=occurrence,
+            status=status,
+            seconds=test.seconds,
+            message=message,
             details=details,
         )
-    if Status.PASSED in statuses:
+
+    if status is None:
+        return make(Status.ERROR, f"Jest reported an unknown status {test.status!r}")
+    if status is Status.FAILED:
+        details = "\n\n".join(test.failures)
+        return make(Status.FAILED, first_line(details) or "failed", details)
+    if status is Status.PASSED:
         if file_error:
-            # The tests passed but the file failed (an error after them, e.g. an unhandled
+            # The test passed but the file failed (an error after it, e.g. an unhandled
             # rejection): Jest fails the run, so must dagpar.
-            return TestResult(
-                path=path,
-                name=name,
-                status=Status.ERROR,
-                seconds=seconds,
-                message=_suite_message(file_error),
-                details=file_error,
-            )
-        return TestResult(path=path, name=name, status=Status.PASSED, seconds=seconds)
-    todo = any(t.status == "todo" for t in tests)
-    return TestResult(
-        path=path,
-        name=name,
-        status=Status.SKIPPED,
-        seconds=seconds,
-        message="todo" if todo else "",
-    )
+            return make(Status.ERROR, _suite_message(file_error), file_error)
+        return make(Status.PASSED)
+    return make(Status.SKIPPED, "todo" if test.status == "todo" else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What one run of a slice was asked to run in one file (its ``jest-K.selection.json``)."""
+
+    #: The names its name pattern selects; None when the file runs whole.
+    names: tuple[str, ...] | None = None
+    #: The exact ``(name, occurrence)`` tests to report; None for every test of *names*. Jest
+    #: cannot run one of several same-named tests alone: it runs them all, and dagpar reports
+    #: the ones selected.
+    tests: frozenset[tuple[str, int]] | None = None
+
+    def wants(self, name: str, occurrence: int) -> bool:
+        """Whether the test *name* (its *occurrence*-th of that name) is to be reported."""
+        if self.tests is not None:
+            return (name, occurrence) in self.tests
+        return self.names is None or name in self.names
+
+    def expected(self) -> list[tuple[str, int]]:
+        """The tests that must be reported, when the selection names them (else ``[]``)."""
+        if self.tests is not None:
+            return sorted(self.tests)
+        return [(name, 0) for name in sorted(set(self.names or ()))]
 
 
 def _errors(
-    path: str, names: list[str] | None, message: str, details: str = "", seconds: float = 0.0
+    path: str, wanted: Wanted | None, message: str, details: str = "", seconds: float = 0.0
 ) -> list[TestResult]:
     """Error results for a file that did not run: its wanted tests, or the file itself."""
+    tests = wanted.expected() if wanted is not None else []
     return [
         TestResult(
             path=path,
             name=name,
+            occurrence=occurrence,
             status=Status.ERROR,
             seconds=seconds,
             message=message,
             details=details,
         )
-        for name in (names if names else [SUITE_FAILED])
+        for name, occurrence in (tests or [(SUITE_FAILED, 0)])
     ]
 
 
-def _wanted(report_dir: Path, index: str) -> dict[str, list[str] | None] | None:
-    """What run *index* was asked for (path → names or None), or None when unknown."""
+def _wanted_file(entry: object) -> tuple[str, Wanted]:
+    """One entry of a selection file (TypeError, KeyError: not what dagpar wrote)."""
+    if not isinstance(entry, dict):
+        raise TypeError("not an object")
+    path, names, tests = entry["path"], entry["names"], entry.get("tests")
+    if not isinstance(path, str):
+        raise TypeError("path is not a string")
+    if names is not None and not (
+        isinstance(names, list) and all(isinstance(n, str) for n in names)
+    ):
+        raise TypeError("names is not a list of strings")
+    pairs: set[tuple[str, int]] | None = None
+    if tests is not None:
+        if not isinstance(tests, list):
+            raise TypeError("tests is not a list")
+        pairs = set()
+        for pair in tests:
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not isinstance(pair[0], str)
+                or not isinstance(pair[1], int)
+            ):
+                raise TypeError("not a [name, occurrence] pair")
+            pairs.add((pair[0], pair[1]))
+    return path, Wanted(
+        names=None if names is None else tuple(names),
+        tests=None if pairs is None else frozenset(pairs),
+    )
+
+
+def read_selection(report_dir: Path, index: str) -> dict[str, Wanted] | None:
+    """What run *index* was asked for (path → :class:`Wanted`), or None when unknown."""
     try:
         data = json.loads(untrusted.read_text(report_dir, f"jest-{index}.selection.json"))
-        wanted = {entry["path"]: entry["names"] for entry in data["files"]}
+        return dict(_wanted_file(entry) for entry in data["files"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
-    for path, names in wanted.items():
-        # Only what run_args wrote counts: a path, and a list of names or null.
-        if not isinstance(path, str) or not (
-            names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names))
-        ):
-            return None
-    return wanted
 
 
-def _file_results(report: FileReport, path: str, names: list[str] | None) -> list[TestResult]:
-    """The results of one file of one report, restricted to *names* when given."""
+def _file_results(report: FileReport, path: str, wanted: Wanted | None) -> list[TestResult]:
+    """The results of one file of one report, restricted to what the run was asked for."""
     if report.failed_to_run:
         message = _suite_message(report.message)
-        return _errors(path, names, message, report.message, report.seconds)
-    wanted = set(names) if names is not None else None
-    by_name: dict[str, list[AssertionReport]] = {}
-    for test in report.tests:
-        # Tests outside the wanted names were skipped by the name filter, not by the project.
-        if wanted is None or test.name in wanted:
-            by_name.setdefault(test.name, []).append(test)
+        return _errors(path, wanted, message, report.message, report.seconds)
     file_error = report.message if report.status == "failed" else ""
     if file_error and any(t.status == "failed" for t in report.tests):
         file_error = ""  # the message is the formatted test failures themselves
-    results = [_merge(path, name, tests, file_error) for name, tests in by_name.items()]
-    for name in sorted((wanted or set()) - set(by_name)):
-        results.append(
-            TestResult(
-                path=path,
-                name=name,
-                status=Status.ERROR,
-                message="Jest did not report this test (renamed or removed since it was listed?)",
+    results: list[TestResult] = []
+    seen: set[tuple[str, int]] = set()
+    for occurrence, test in numbered(report.tests):
+        # Tests outside the wanted names were skipped by the name filter, not by the project.
+        if wanted is None or wanted.wants(test.name, occurrence):
+            seen.add((test.name, occurrence))
+            results.append(_result(path, occurrence, test, file_error))
+    for name, occurrence in wanted.expected() if wanted is not None else []:
+        if (name, occurrence) not in seen:
+            results.append(
+                TestResult(
+                    path=path,
+                    name=name,
+                    occurrence=occurrence,
+                    status=Status.ERROR,
+                    message="Jest did not report this test (renamed or removed since it was "
+                    "listed?)",
+                )
             )
-        )
     return results
 
 
@@ -416,7 +466,7 @@ def _parse_one(
     report_dir: Path, index: str, spec: RunnerSpec, outcome: Outcome
 ) -> list[TestResult]:
     report_file = report_dir / f"jest-{index}.json"
-    wanted = _wanted(report_dir, index)
+    wanted = read_selection(report_dir, index)
     try:
         files = load_report(untrusted.read_text(report_dir, report_file.name))
     except FileNotFoundError:
@@ -431,11 +481,11 @@ def _parse_one(
         return _results(files, wanted, spec)
     if wanted is None:
         return _errors(report_file.name, None, reason, tail)
-    return [r for path, names in wanted.items() for r in _errors(path, names, reason, tail)]
+    return [r for path, want in wanted.items() for r in _errors(path, want, reason, tail)]
 
 
 def _results(
-    files: list[FileReport], wanted: dict[str, list[str] | None] | None, spec: RunnerSpec
+    files: list[FileReport], wanted: dict[str, Wanted] | None, spec: RunnerSpec
 ) -> list[TestResult]:
     """The results of one parsed report, restricted to what its run was asked for."""
     results: list[TestResult] = []
@@ -444,12 +494,11 @@ def _results(
     for report in files:
         path = relative[report.path]
         reported.add(path)
-        names = wanted.get(path) if wanted is not None else None
-        results.extend(_file_results(report, path, names))
-    for path, names in (wanted or {}).items():
+        results.extend(_file_results(report, path, wanted.get(path) if wanted else None))
+    for path, want in (wanted or {}).items():
         if path not in reported:
             results.extend(
-                _errors(path, names, "Jest did not run this file (not a test file for Jest?)")
+                _errors(path, want, "Jest did not run this file (not a test file for Jest?)")
             )
     return results
 

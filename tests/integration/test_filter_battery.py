@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -173,7 +174,8 @@ def _jest_listing(root: str) -> tuple[tuple[str, str], ...]:
         rel = Path(suite["name"]).resolve().relative_to(web.resolve()).as_posix()
         for a in suite["assertionResults"]:
             tests.append((f"web/{rel}", " ".join([*a["ancestorTitles"], a["title"]])))
-    return tuple(dict.fromkeys(tests))
+    # Same-named tests of a file stay, each a test of its own.
+    return tuple(tests)
 
 
 @cache
@@ -241,12 +243,16 @@ def _expected(case: Case, listing: Iterable[tuple[str, str]]) -> set[str]:
     positive = [f for f in case.filters if not f.startswith("!")]
     negative = [f for f in case.filters if f.startswith("!")]
     chosen = set()
+    seen: Counter[tuple[str, str]] = Counter()
     for path, name in listing:
+        # The second test of a file with a name already seen is ``path::name::#2``.
+        occurrence = seen[(path, name)]
+        seen[(path, name)] += 1
         if positive and not any(_matches(f, case.instance, path, name) for f in positive):
             continue
         if any(_matches(f, case.instance, path, name) for f in negative):
             continue
-        chosen.add(f"{path}::{name}")
+        chosen.add(f"{path}::{name}" + (f"::#{occurrence + 1}" if occurrence else ""))
     return chosen
 
 

@@ -35,6 +35,7 @@ from dagpar_cli import (
     Status,
     TestCase,
 )
+from dagpar_cli.model import test_id as id_of
 from dagpar_cli.pluginmanager import get_plugin_manager
 from dagpar_cli.registry import build_runner_registry
 from dagpar_cli.testing import LocalRunnerHost, run_runner_commands
@@ -55,6 +56,17 @@ META = "metacharacters .*+?()[]{}|^$\\ galore"
 
 #: (path, name) of one test as Jest names it.
 Key = tuple[str, str]
+#: (path, name, occurrence): one test, same-named tests of a file told apart.
+Id = tuple[str, str, int]
+
+
+def _numbered(pairs: list[Key]) -> list[Id]:
+    counts: Counter[Key] = Counter()
+    out: list[Id] = []
+    for pair in pairs:
+        out.append((*pair, counts[pair]))
+        counts[pair] += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -66,11 +78,11 @@ class Truth:
     #: Files Jest could not run.
     broken: set[str]
 
-    def keys(self) -> list[Key]:
-        """Every test key, files that could not run as their one placeholder test."""
-        keys = [(p, n) for p, n, _ in self.tests]
-        keys += [(p, jest.SUITE_FAILED) for p in sorted(self.broken)]
-        return list(dict.fromkeys(keys))
+    def keys(self) -> list[Id]:
+        """Every test, files that could not run as their one placeholder test."""
+        keys = _numbered([(p, n) for p, n, _ in self.tests])
+        keys += [(p, jest.SUITE_FAILED, 0) for p in sorted(self.broken)]
+        return keys
 
 
 @pytest.fixture(scope="module")
@@ -224,28 +236,28 @@ CASES = [
 ]
 
 
-def _selection(case: Case, listing: list[TestCase]) -> tuple[Selection, set[Key]]:
+def _selection(case: Case, listing: list[TestCase]) -> tuple[Selection, set[Id]]:
     picked = [t for t in listing if case.pick(t.path, t.name)]
     files = list(dict.fromkeys(t.path for t in picked))
     if case.form == "items":
-        selected = {(t.path, t.name) for t in listing if t.path in files}
+        selected = {(t.path, t.name, t.occurrence) for t in listing if t.path in files}
         return Selection(items=tuple((f,) for f in files)), selected
     if case.form == "finer":
-        items = tuple((t.path, t.name) for t in picked)
-        return Selection(items=items), {(t.path, t.name) for t in picked}
+        items = tuple(dict.fromkeys((t.path, t.name) for t in picked))
+        return Selection(items=items), {(t.path, t.name, t.occurrence) for t in picked}
     return (
         Selection(items=tuple((f,) for f in files), tests=tuple(picked)),
-        {(t.path, t.name) for t in picked},
+        {(t.path, t.name, t.occurrence) for t in picked},
     )
 
 
-def _expected(case: Case, truth: Truth) -> set[Key]:
+def _expected(case: Case, truth: Truth) -> set[Id]:
     """The selection computed from Jest's own plain run, without the plugin's listing."""
     keys = truth.keys()
     if case.form == "items":
-        files = {p for p, n in keys if case.pick(p, n)}
-        return {(p, n) for p, n in keys if p in files}
-    return {(p, n) for p, n in keys if case.pick(p, n)}
+        files = {p for p, n, _ in keys if case.pick(p, n)}
+        return {(p, n, k) for p, n, k in keys if p in files}
+    return {(p, n, k) for p, n, k in keys if case.pick(p, n)}
 
 
 def test_the_battery_has_enough_selections() -> None:
@@ -273,14 +285,16 @@ def test_jest_executes_exactly_the_selection(
     # What Jest executed: every selected test that can run, each as often as the project defines
     # it (twice for the duplicate name), and nothing else.
     runnable = Counter((p, n) for p, n, status in truth.tests if status in ("passed", "failed"))
-    expected_executed = Counter({k: c for k, c in runnable.items() if k in selected})
+    names = {(p, n) for p, n, _ in selected}
+    expected_executed = Counter({k: c for k, c in runnable.items() if k in names})
     assert ran.executed == expected_executed
-    assert ran.files == {p for p, _ in selected}
-    # What dagpar reports: exactly the selected tests, with Jest's verdicts.
-    assert set(ran.results) == {f"{p}::{n}" for p, n in selected}
-    for (path, name), status in _truth_statuses(truth).items():
-        if (path, name) in selected:
-            assert ran.results[f"{path}::{name}"] is status, (path, name)
+    assert ran.files == {p for p, _, _ in selected}
+    # What dagpar reports: exactly the selected tests, each same-named one apart, with Jest's
+    # verdicts.
+    assert set(ran.results) == {id_of(p, n, k) for p, n, k in selected}
+    for key, status in _truth_statuses(truth).items():
+        if key in selected:
+            assert ran.results[id_of(*key)] is status, key
     if case.commands is not None:
         assert len(ran.commands) == case.commands
     if case.limit is not None:
@@ -289,25 +303,28 @@ def test_jest_executes_exactly_the_selection(
             assert sum(len(a.encode()) + 1 for a in command.argv) <= case.limit
 
 
-def _truth_statuses(truth: Truth) -> dict[Key, Status]:
-    statuses: dict[Key, Status] = {}
-    for path, name, status in truth.tests:
-        mine = {
+def _truth_statuses(truth: Truth) -> dict[Id, Status]:
+    statuses: dict[Id, Status] = {}
+    numbered = _numbered([(p, n) for p, n, _ in truth.tests])
+    for key, (_, _, status) in zip(numbered, truth.tests, strict=True):
+        statuses[key] = {
             "passed": Status.PASSED,
             "failed": Status.FAILED,
             "pending": Status.SKIPPED,
             "todo": Status.SKIPPED,
         }[status]
-        previous = statuses.get((path, name))
-        if previous is None or mine is Status.FAILED:
-            statuses[(path, name)] = mine
     for path in truth.broken:
-        statuses[(path, jest.SUITE_FAILED)] = Status.ERROR
+        statuses[(path, jest.SUITE_FAILED, 0)] = Status.ERROR
     return statuses
 
 
 def test_listing_equals_jests_own_run(listing: list[TestCase], truth: Truth) -> None:
-    assert sorted((t.path, t.name) for t in listing) == sorted(truth.keys())
+    assert sorted((t.path, t.name, t.occurrence) for t in listing) == sorted(truth.keys())
+    assert [t.id for t in listing if t.path == DUP] == [
+        f"{DUP}::twice",
+        f"{DUP}::twice::#2",
+        f"{DUP}::once",
+    ]
     assert truth.broken == {BROKEN, THROWS}
 
 

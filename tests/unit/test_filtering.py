@@ -227,6 +227,35 @@ def test_empty_filter_selects_everything() -> None:
     assert f.select_tests("backend", TESTS) == (TESTS, [])
 
 
+SAME = [
+    *(TestCase("web/a.test.js", "same name", k) for k in range(3)),
+    TestCase("web/a.test.js", "other"),
+    TestCase("web/b.test.js", "same name"),
+]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        # A name selects every test of a file with that name.
+        (["web/a.test.js::same name"], ["web/a.test.js::same name", "::#2", "::#3"]),
+        (["web::same*"], ["web/a.test.js::same name", "::#2", "::#3", "web/b.test.js::same name"]),
+        # A pasted id selects that test alone; a glob may reach the number too.
+        (["web/a.test.js::same name::#2"], ["::#2"]),
+        (["web::*::#3"], ["::#3"]),
+        (
+            ["!web/a.test.js::same name::#2", "!web/b.test.js"],
+            ["web/a.test.js::same name", "::#3", "web/a.test.js::other"],
+        ),
+    ],
+)
+def test_same_named_tests(filters: list[str], expected: list[str]) -> None:
+    selected, deselected = Filter.parse(filters).select_tests("web", SAME)
+    assert len(selected) + len(deselected) == len(SAME)
+    ids = [t.id.replace("web/a.test.js::same name::", "::") for t in selected]
+    assert ids == expected
+
+
 def test_directory_selects_everything_under_it() -> None:
     assert select(["api/tests/sub"]) == ["test_three"]
     assert select(["api"]) == ["test_one", "TestC::test_two[1-2]", "test_slow", "test_three"]

@@ -212,6 +212,14 @@ def test_store_then_load_round_trips(workspace: Path) -> None:
     assert [p.name for p in cache.directory.iterdir()] == [key.file_name]
 
 
+def test_same_named_tests_keep_their_occurrence(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    key = cache.key(spec(workspace))
+    tests = [TestCase("a.test.js", "same", k) for k in range(3)] + [TestCase("a.test.js", "x")]
+    cache.store(key, tests)
+    assert cache.load(key) == tests
+
+
 def test_a_changed_tree_misses_and_the_entry_is_replaced(workspace: Path) -> None:
     cache = ListingCache(workspace)
     old = cache.key(spec(workspace))
@@ -230,12 +238,20 @@ def test_a_changed_tree_misses_and_the_entry_is_replaced(workspace: Path) -> Non
         "",
         "{not json",
         "[]",
-        '{"format": 1}',
+        '{"format": 2}',
+        # An entry of format 1 merged same-named tests: listed again, not trusted.
+        '{"format": 1, "key": "KEY", "runner": "pytest", "source": "api", "tests": []}',
         '{"format": 99, "key": "KEY", "runner": "pytest", "source": "api", "tests": []}',
-        '{"format": 1, "key": "KEY", "runner": "pytest", "source": "api", "tests": [["a"]]}',
-        '{"format": 1, "key": "KEY", "runner": "pytest", "source": "api", "tests": {"a": 1}}',
-        '{"format": 1, "key": "KEY", "runner": "pytest", "source": "api", "tests": [[1, 2]]}',
-        '{"format": 1, "key": "KEY", "runner": "jest", "source": "api", "tests": []}',
+        '{"format": 2, "key": "KEY", "runner": "pytest", "source": "api", "tests": [["a"]]}',
+        '{"format": 2, "key": "KEY", "runner": "pytest", "source": "api", "tests": {"a": 1}}',
+        '{"format": 2, "key": "KEY", "runner": "pytest", "source": "api", "tests": [[1, 2]]}',
+        '{"format": 2, "key": "KEY", "runner": "jest", "source": "api", "tests": []}',
+        '{"format": 2, "key": "KEY", "runner": "pytest", "source": "api", '
+        '"tests": [["a", "b", 0]]}',
+        '{"format": 2, "key": "KEY", "runner": "pytest", "source": "api", '
+        '"tests": [["a", "b", "1"]]}',
+        '{"format": 2, "key": "KEY", "runner": "pytest", "source": "api", '
+        '"tests": [["a", "b", 1, 2]]}',
     ],
 )
 def test_a_corrupt_entry_is_a_miss(workspace: Path, content: str) -> None:

@@ -29,3 +29,16 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
         top = mapped.get(rel.parts[0], rel.parts[0])
         found.add(".".join((top, *rel.parts[1:])))
     assert found == listed
+
+
+def test_non_python_files_the_code_reads_are_package_data() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    directories = {"dagpar_cli": "dagpar_cli", **config["package-dir"]}
+    shipped = {
+        path.relative_to(ROOT)
+        for package, patterns in config["package-data"].items()
+        for pattern in patterns
+        for path in (ROOT / directories[package]).glob(pattern)
+    }
+    # The Jest runner writes its reporter into each slice's report directory from the package.
+    assert Path("plugins/jest/stream_reporter.js") in shipped

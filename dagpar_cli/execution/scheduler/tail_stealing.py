@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.scheduler.api import SliceOutcome, SplitJob
 from dagpar_cli.execution.scheduler.static import StaticScheduler
-from dagpar_cli.model import Item, SlicePlan, TestCase, join_path
+from dagpar_cli.model import Item, SlicePlan, TestCase
 from dagpar_cli.planning.tail_rule import MIN_STARTUPS, running_rest, tail_to_take
 from dagpar_cli.runner_api import RunnerSpec
 
@@ -116,7 +116,7 @@ class Offer:
         memo = self._memo
         if test in memo:
             return memo[test]
-        seconds = self.predicted.get(f"{join_path(self.spec.source, test.path)}::{test.name}")
+        seconds = self.predicted.get(test.under(self.spec.source).id)
         memo[test] = seconds
         return seconds
 
@@ -363,7 +363,7 @@ class TailStealingScheduler(StaticScheduler):
                 offer.job.tails.release()
                 return None
             prefix = offer.spec.source
-            tests = tuple(TestCase(join_path(prefix, t.path), t.name) for t in answer)
+            tests = tuple(t.under(prefix) for t in answer)
             # Under the offer's lock: the slice reads what it gave up only after closing it.
             offer.ctx.handed.extend(tests)
             offer.ctx.handed_seconds += sum(taken)

@@ -156,6 +156,19 @@ def test_with_history_more_slices_than_workers_may_be_cut_and_long_files_split()
     assert planned.predicted == {}
 
 
+def test_same_named_tests_make_one_finer_item_with_their_seconds_added() -> None:
+    # A Jest file with three tests named "same": a name selects all three, so one item does.
+    same = [TestCase(A.path, "same", k) for k in range(3)]
+    tests = {**TESTS, A.key: [*same, A1]}
+    per_test = {same[0].id: 1.0, same[1].id: 2.0, same[2].id: 3.0, A1.id: 4.0}
+    planner = Planner()
+    split(Store(HISTORY, per_test), planner, tests_of=tests)
+    assert planner.requests[0].finer[A.key] == [
+        (Item(("tests/test_a.py", "same"), A.path), 6.0),
+        (Item(("tests/test_a.py", "test_one"), A.path), 4.0),
+    ]
+
+
 def test_a_flat_field_cannot_be_cut_finer() -> None:
     planner = Planner()
     split(Store(HISTORY, PER_TEST), planner, nested=False)

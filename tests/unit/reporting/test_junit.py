@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -311,6 +312,48 @@ def test_merge_combines_suites_of_the_same_check(
     single = _parse(render_junit(sample_run))
     key = lambda c: (c.get("file"), c.get("name"))  # noqa: E731
     assert sorted(map(key, root.iter("testcase"))) == sorted(map(key, single.iter("testcase")))
+
+
+def _same_named_run(occurrences: Sequence[int], *, other: bool = True) -> RunResult:
+    """A Jest check whose file has tests named "same name" (the last of them fails)."""
+    results = tuple(
+        TestResult(
+            path="web/a.test.js",
+            name="same name",
+            occurrence=k,
+            status=Status.FAILED if k == max(occurrences) else Status.PASSED,
+        )
+        for k in occurrences
+    )
+    if other:
+        results += (TestResult(path="web/a.test.js", name="other", status=Status.PASSED),)
+    return RunResult(checks=(CheckResult(name="web:test", results=results),), seconds=1)
+
+
+def test_same_named_tests_are_each_a_testcase(junit_schema: etree.XMLSchema) -> None:
+    # Results arrive in any order; the report lists same-named tests by their occurrence.
+    root = _parse(render_junit(_same_named_run([2, 1, 0])))
+    junit_schema.assertValid(root)
+    cases = [(c.get("name"), c.find("failure") is not None) for c in root.iter("testcase")]
+    assert cases == [
+        ("other", False),
+        ("same name", False),
+        ("same name", False),
+        ("same name", True),
+    ]
+    assert root.get("tests") == "4" and root.get("failures") == "1"
+
+
+def test_merge_keeps_same_named_tests_and_rejects_them_twice(tmp_path: Path) -> None:
+    # One node ran the three same-named tests: they are three tests, not one reported thrice.
+    whole = _write(tmp_path / "whole.xml", _same_named_run([0, 1, 2]))
+    data, warnings = merge_junit([whole])
+    assert warnings == []
+    assert [c.get("name") for c in _parse(data).iter("testcase")].count("same name") == 3
+    # Another node's file holding one "same name": the first of that file, already merged.
+    again = _write(tmp_path / "again.xml", _same_named_run([5], other=False))
+    with pytest.raises(UsageError, match=r"'web\.a\.test::same name' of suite 'web:test' appears"):
+        merge_junit([whole, again])
 
 
 def test_merge_rejects_a_test_reported_twice(tmp_path: Path, sample_run: RunResult) -> None:

@@ -88,6 +88,20 @@ def test_tests_the_runner_did_not_report_become_errors_with_the_cause(
     assert {(r.check, r.slice) for r in filled} == {(CHECK, 2)}
 
 
+def test_same_named_tests_the_runner_did_not_report_keep_their_occurrence() -> None:
+    same = [TestCase(FILE.path, "same", k) for k in range(3)]
+    sp = SlicePlan(index=1, items=(FILE,), predicted_seconds=1.0, tests=tuple(same))
+    reported = [
+        TestResult(path=FILE.path, name="same", occurrence=1, status=Status.PASSED),
+    ]
+    filled = fill_missing(CHECK, sp, reported, "test", "jest", "killed by signal 9")
+    assert sorted((r.id, r.status) for r in filled) == [
+        (f"{FILE.path}::same", Status.ERROR),
+        (f"{FILE.path}::same::#2", Status.PASSED),
+        (f"{FILE.path}::same::#3", Status.ERROR),
+    ]
+
+
 def test_a_test_reported_twice_counts_once_with_its_worst_status() -> None:
     reported = [
         result(T1, Status.PASSED, seconds=1.0),

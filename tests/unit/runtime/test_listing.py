@@ -318,6 +318,24 @@ def test_a_stale_cached_listing_is_repaired_gone_tests_dropped_new_ones_run(worl
     assert len(world.runner.asked) == 3
 
 
+def test_a_named_item_stands_for_every_test_of_that_name(world: World) -> None:
+    # The source now defines test_one twice (Jest runs both); the slice reported the first.
+    world.lister().tests(world.toolchain, RUNNER, world.directory)
+    world.runner.tests = [source("test_one"), TestCase("tests/test_a.py", "test_one", 1)]
+    lister = world.lister()
+    lister.tests(world.toolchain, RUNNER, world.directory)
+    check = world.check(lister)
+    one, two = PLAN.slices
+    check.note(one, passed("test_one"))
+    check.note(two, [])
+    extra = Extra()
+    items = [item for sp in PLAN.slices for item in sp.items]
+    check.heal(items, PLAN, [run(one, passed("test_one")), run(two, [])], None, extra)
+    ((sp, _, _),) = extra.calls
+    assert sp.items == (Item(("tests/test_a.py", "test_one"), WHOLE.path),)
+    assert sp.tests == (TestCase(WHOLE.path, "test_one", 1),)
+
+
 def test_a_flat_field_reruns_missing_tests_by_their_file(world: World) -> None:
     check = world.check(stale_run(world), nested=False)
     one, two = PLAN.slices

@@ -110,6 +110,26 @@ def test_import_jest_junit(store: TimingStore) -> None:
     assert len(counts) == 2
 
 
+def test_import_numbers_same_named_tests_in_document_order(tmp_path: Path) -> None:
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "a.test.js").write_text("")
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="web:test">'
+        '<testcase classname="web.a.test" name="same" file="web/a.test.js" time="1"/>'
+        '<testcase classname="web.a.test" name="same" file="web/a.test.js" time="2"/>'
+        '<testcase classname="web.a.test" name="same" file="web/a.test.js" time="3"/>'
+        "</testsuite></testsuites>"
+    )
+    with TimingStore.open(tmp_path) as store:
+        assert store.import_junit(junit, "web") == 3
+        assert ids_of(store, "web") == {
+            "web/a.test.js::same": 1.0,
+            "web/a.test.js::same::#2": 2.0,
+            "web/a.test.js::same::#3": 3.0,
+        }
+
+
 def test_import_gotestsum_maps_import_paths_to_packages(tmp_path: Path) -> None:
     (tmp_path / "go").mkdir()
     (tmp_path / "go" / "go.mod").write_text("module example.com/shop\n\ngo 1.19\n")

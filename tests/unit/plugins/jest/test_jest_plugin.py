@@ -244,6 +244,8 @@ def test_command_form() -> None:
         "--watchAll=false",
         "--no-bail",
         f"--outputFile={REPORT_DIR_PLACEHOLDER}/jest-1.json",
+        f"--reporters={REPORT_DIR_PLACEHOLDER}/dagpar-jest-reporter.js",
+        "--reporters=default",
         "--maxWorkers=2",
         "--runTestsByPath",
         "--testNamePattern=^(?:x)$",
@@ -251,8 +253,18 @@ def test_command_form() -> None:
         f"./{SAME_A}",
     )
     wanted = json.loads(command.files["jest-1.selection.json"])
-    assert wanted == {"files": [{"path": SPACE, "names": ["x"]}, {"path": SAME_A, "names": ["x"]}]}
+    assert wanted == {
+        "files": [
+            {"path": SPACE, "names": ["x"], "tests": [["x", 0]]},
+            {"path": SAME_A, "names": ["x"], "tests": [["x", 0]]},
+        ]
+    }
     assert command.ok_exit_codes == frozenset({0, 1})
+    assert command.env == {
+        "DAGPAR_JEST_STREAM": f"{REPORT_DIR_PLACEHOLDER}/jest-1.events.jsonl",
+        "DAGPAR_JEST_PROGRESS": f"{REPORT_DIR_PLACEHOLDER}/jest-1.progress",
+    }
+    assert command.files["dagpar-jest-reporter.js"].startswith('"use strict";')
 
 
 def test_each_command_writes_its_own_report() -> None:
@@ -264,7 +276,11 @@ def test_each_command_writes_its_own_report() -> None:
     assert commands is not None and len(commands) == 3
     outputs = [a for c in commands for a in c.argv if a.startswith("--outputFile=")]
     assert outputs == [f"--outputFile={REPORT_DIR_PLACEHOLDER}/jest-{i}.json" for i in (1, 2, 3)]
-    assert [sorted(c.files) for c in commands] == [[f"jest-{i}.selection.json"] for i in (1, 2, 3)]
+    assert [sorted(c.files) for c in commands] == [
+        ["dagpar-jest-reporter.js", f"jest-{i}.selection.json"] for i in (1, 2, 3)
+    ]
+    streams = [c.env["DAGPAR_JEST_STREAM"] for c in commands]
+    assert streams == [f"{REPORT_DIR_PLACEHOLDER}/jest-{i}.events.jsonl" for i in (1, 2, 3)]
 
 
 def test_a_name_holding_the_report_dir_placeholder_survives_substitution() -> None:
@@ -275,7 +291,7 @@ def test_a_name_holding_the_report_dir_placeholder_survives_substitution() -> No
     (command,) = commands
     # What the engine does to every file it writes for a command.
     text = command.files["jest-1.selection.json"].replace(REPORT_DIR_PLACEHOLDER, "/tmp/reports")
-    assert json.loads(text) == {"files": [{"path": SAME_A, "names": [name]}]}
+    assert json.loads(text) == {"files": [{"path": SAME_A, "names": [name], "tests": [[name, 0]]}]}
     pattern = next(a for a in command.argv if a.startswith("--testNamePattern="))
     assert REPORT_DIR_PLACEHOLDER not in pattern
 
@@ -313,7 +329,7 @@ def _listing_stdout(noise: str = "") -> str:
     return noise + json.dumps(json.loads((DATA / "list.json").read_text(encoding="utf-8")))
 
 
-def test_collect_lists_every_test_once_without_running_any() -> None:
+def test_collect_lists_every_test_without_running_any() -> None:
     host = FakeRunnerHost(Outcome(exit_code=1, stdout=_listing_stdout()))
     tests = RUNNER.collect(spec=SPEC, host=host)
     assert tests is not None
@@ -329,16 +345,22 @@ def test_collect_lists_every_test_once_without_running_any() -> None:
     assert f"{REGEX}::each add(-1, 1) = 0" in ids
     assert f"{REGEX}::  spaces   inside  and around  " in ids
     assert f"{SPACE}::file with a space tab\there" in ids
-    assert [t.name for t in tests if t.path == DUP] == ["twice", "once"]
+    # Same-named tests are each a test, numbered in the file's order.
+    assert [(t.name, t.occurrence) for t in tests if t.path == DUP] == [
+        ("twice", 0),
+        ("twice", 1),
+        ("once", 0),
+    ]
+    assert f"{DUP}::twice::#2" in ids
     assert [t.name for t in tests if t.path == SAME_A] == ["x", "y", "shared name in two files"]
-    assert len(tests) == 32
+    assert len(tests) == 33
 
 
 def test_collect_finds_the_report_behind_printed_noise() -> None:
     noisy = '{"numFailedTestSuites" oops\nprinted by a test file\n'
     host = FakeRunnerHost(Outcome(exit_code=0, stdout=_listing_stdout(noisy)))
     tests = RUNNER.collect(spec=SPEC, host=host)
-    assert tests is not None and len(tests) == 32
+    assert tests is not None and len(tests) == 33
 
 
 @pytest.mark.parametrize(
@@ -370,7 +392,7 @@ def test_parse_a_whole_run(tmp_path: Path) -> None:
     results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
     by_id = _by_id(results)
-    assert len(by_id) == 32
+    assert len(by_id) == 33
     failed = by_id[f"{REGEX}::fails on purpose"]
     assert failed.status is Status.FAILED
     assert failed.message == "Error: expect(received).toBe(expected) // Object.is equality"
@@ -380,6 +402,8 @@ def test_parse_a_whole_run(tmp_path: Path) -> None:
     todo = by_id[f"{REGEX}::todo: write this test"]
     assert (todo.status, todo.message) == (Status.SKIPPED, "todo")
     assert by_id[f"{DUP}::twice"].status is Status.PASSED
+    assert by_id[f"{DUP}::twice::#2"].status is Status.PASSED
+    assert by_id[f"{DUP}::twice::#2"].occurrence == 1
     broken = by_id[f"{BROKEN}::{jest.SUITE_FAILED}"]
     assert broken.status is Status.ERROR
     assert broken.message.startswith("SyntaxError: ")
@@ -391,7 +415,7 @@ def test_parse_a_whole_run(tmp_path: Path) -> None:
     )
     assert by_id[f"{SPACE}::file with a space runs"].status is Status.PASSED
     passed = [r for r in results if r.status is Status.PASSED]
-    assert len(passed) == 27
+    assert len(passed) == 28
     assert all(r.path in (REGEX, SAME_A, SAME_B, DUP, SPACE) for r in passed)
 
 
@@ -416,13 +440,14 @@ def test_parse_reports_only_the_wanted_tests_of_a_narrowed_run(tmp_path: Path) -
         f"{REGEX}::todo: write this test": Status.SKIPPED,
         f"{SAME_A}::x": Status.PASSED,
         f"{DUP}::twice": Status.PASSED,
+        f"{DUP}::twice::#2": Status.PASSED,
         f"{THROWS}::defined before the throw": Status.ERROR,
     }
     throws = _by_id(results)[f"{THROWS}::defined before the throw"]
     assert throws.message == "this test file throws at the top level"
 
 
-def test_parse_merges_duplicate_names_failing_if_any_failed(tmp_path: Path) -> None:
+def test_parse_keeps_duplicate_names_apart(tmp_path: Path) -> None:
     data = json.loads((DATA / "run-all.json").read_text(encoding="utf-8"))
     dup = next(f for f in data["testResults"] if f["name"].endswith(DUP))
     twice = [a for a in dup["assertionResults"] if a["title"] == "twice"]
@@ -432,9 +457,33 @@ def test_parse_merges_duplicate_names_failing_if_any_failed(tmp_path: Path) -> N
     (tmp_path / "jest-1.json").write_text(json.dumps(data), encoding="utf-8")
     results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=1))
     assert results is not None
-    merged = _by_id(results)[f"{DUP}::twice"]
-    assert (merged.status, merged.message) == (Status.FAILED, "Error: second twice broke")
-    assert merged.seconds == pytest.approx(0.012)
+    first, second = _by_id(results)[f"{DUP}::twice"], _by_id(results)[f"{DUP}::twice::#2"]
+    assert (first.status, first.occurrence, first.message) == (Status.PASSED, 0, "")
+    assert first.seconds == pytest.approx(0.005)
+    assert (second.status, second.occurrence) == (Status.FAILED, 1)
+    assert second.message == "Error: second twice broke"
+    assert second.seconds == pytest.approx(0.007)
+
+
+def test_parse_reports_only_the_selected_occurrences(tmp_path: Path) -> None:
+    # A selection holding the second "twice" alone: Jest runs both, dagpar reports the second.
+    shutil.copy(DATA / "run-all.json", tmp_path / "jest-1.json")
+    selection = Selection(items=((DUP,),), tests=(TestCase(DUP, "twice", 1),))
+    (command,) = RUNNER.command(spec=SPEC, selection=selection)
+    for name, text in command.files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=0))
+    results = [r for r in results if r.path == DUP]  # the report holds other files too
+    assert [(r.id, r.status) for r in results] == [(f"{DUP}::twice::#2", Status.PASSED)]
+    # An occurrence the report does not have (removed since the listing) is an error.
+    selection = Selection(items=((DUP,),), tests=(TestCase(DUP, "twice", 2),))
+    (command,) = RUNNER.command(spec=SPEC, selection=selection)
+    (tmp_path / "jest-1.selection.json").write_text(
+        command.files["jest-1.selection.json"], encoding="utf-8"
+    )
+    results = RUNNER.parse(spec=SPEC, report_dir=tmp_path, outcome=Outcome(exit_code=0))
+    results = [r for r in results if r.path == DUP]
+    assert [(r.id, r.status) for r in results] == [(f"{DUP}::twice::#3", Status.ERROR)]
 
 
 def test_parse_passing_tests_of_a_failed_file_are_errors(tmp_path: Path) -> None:
@@ -570,7 +619,12 @@ def test_registers_one_runner_named_jest(tmp_path: Path) -> None:
     assert not runner.has_subtests
     spec = RunnerSpec(name="jest", workspace=tmp_path)
     assert not runner.can_hand_over(spec)
-    assert runner.progress(spec, tmp_path) is None
+    # Progress: one byte per finished test in each run's progress file.
+    assert runner.progress(spec, tmp_path) == 0
+    (tmp_path / "jest-1.progress").write_text("...")
+    (tmp_path / "jest-2.progress").write_text(".")
+    assert runner.progress(spec, tmp_path) == 4
+    assert runner.progress(spec, tmp_path / "missing") == 0
 
 
 def _write(path: Path, text: str) -> None:
