@@ -1,0 +1,280 @@
+"""Per-test streaming on real pytest: a slice that crashes, hangs or is interrupted keeps what
+finished, names the test that was running, and resumes the tests it never started.
+
+Every test here runs the real dagpar CLI on a real pytest suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from dagpar_cli.testing import DagparResult
+
+# Timeouts and signals are timed against the machine's load: no other tests alongside.
+pytestmark = pytest.mark.serial
+
+DAGPAR = (sys.executable, "-m", "dagpar_cli")
+PYPROJECT = '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+
+
+def _junit(path: Path) -> dict[str, tuple[str, str]]:
+    """test id -> (status, message), asserting each test appears once."""
+    cases: dict[str, tuple[str, str]] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        test_id = f"{case.get('file')}::{case.get('name')}"
+        assert test_id not in cases, f"{test_id} appears twice"
+        status, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            element = case.find(tag)
+            if element is not None:
+                status, message = tag, element.get("message", "")
+        cases[test_id] = (status, message)
+    return cases
+
+
+def _tests(result: DagparResult) -> dict[str, dict[str, object]]:
+    """test id -> the test's ``--json`` entry."""
+    (check,) = result.json()["checks"]
+    return {t["id"]: t for t in check["tests"]}
+
+
+CRASH_SUITE = {
+    "pyproject.toml": PYPROJECT,
+    "tests/test_faults.py": """
+        import os
+        import signal
+        import time
+
+        def test_pass():
+            pass
+
+        def test_kill():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def test_after_kill():
+            pass
+
+        def test_hang():
+            time.sleep(600)
+
+        def test_after_hang():
+            pass
+    """,
+    "tests/test_new\nline.py": """
+        def test_in_newline():
+            pass
+    """,
+    "tests/test_back\\slash.py": """
+        def test_in_backslash():
+            pass
+    """,
+}
+
+
+def test_a_crash_and_a_hang_keep_what_passed_and_resume_the_rest(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(CRASH_SUITE)
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--timeout", "8", "--json")
+    assert result.exit_code in (1, 4), result
+    tests = _tests(result)
+    assert set(tests) == {
+        "tests/test_faults.py::test_pass",
+        "tests/test_faults.py::test_kill",
+        "tests/test_faults.py::test_after_kill",
+        "tests/test_faults.py::test_hang",
+        "tests/test_faults.py::test_after_hang",
+        "tests/test_new\nline.py::test_in_newline",
+        "tests/test_back\\slash.py::test_in_backslash",
+    }
+    kill = tests.pop("tests/test_faults.py::test_kill")
+    hang = tests.pop("tests/test_faults.py::test_hang")
+    assert kill["status"] == "error" and kill["message"] == "crashed the runner (signal 9)", kill
+    assert hang["status"] == "error" and hang["message"] == "timed out after 8 s (--timeout)"
+    assert {t: v["status"] for t, v in tests.items()} == dict.fromkeys(tests, "passed")
+    # Every test that ran carries its start, from the stream.
+    assert all(isinstance(t.get("start"), float) for t in tests.values())
+    (check,) = result.json()["checks"]
+    assert [s.get("replacements") for s in check["slices"]] == [2]
+
+
+SLOW_SUITE = {
+    "pyproject.toml": PYPROJECT,
+    "tests/test_slow.py": """
+        import time
+        import pytest
+
+        @pytest.mark.parametrize("n", range(12))
+        def test_slow(n):
+            time.sleep(0.4)
+    """,
+}
+
+
+def _end_lines(root: Path) -> int:
+    count = 0
+    for events in root.rglob("dagpar_pytest_events.jsonl"):
+        count += sum(1 for line in events.read_bytes().splitlines() if b'"e": "end"' in line)
+    return count
+
+
+def test_an_interrupt_keeps_the_tests_that_finished(
+    make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path
+) -> None:
+    ws = make_workspace(SLOW_SUITE)
+    junit = tmp_path / "junit.xml"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.Popen(
+        [*DAGPAR, "check", "-C", str(ws), "-j", "1", "--junit-xml", str(junit)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    deadline = time.monotonic() + 120
+    while _end_lines(temp) < 5:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the slice never got to its fifth test"
+        time.sleep(0.05)
+    finished = _end_lines(temp)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    cases = _junit(junit)
+    assert len(cases) == 12, cases
+    passed = [t for t, (status, _) in cases.items() if status == "passed"]
+    assert len(passed) >= finished
+    bad = {t: v for t, v in cases.items() if v[0] != "passed"}
+    assert bad, "an interrupt 5 tests into 12 should leave some not run"
+    messages = {message for _, message in bad.values()}
+    assert messages <= {"interrupted", "interrupted before it started"}, messages
+
+
+RETRY_SUITE = {
+    "pyproject.toml": PYPROJECT,
+    "tests/test_mixed.py": """
+        import os
+        import signal
+        from pathlib import Path
+
+        def test_innocent_a():
+            pass
+
+        def test_kill():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        def test_flaky():
+            marker = Path(os.environ["FLAKY_MARKER"])
+            if not marker.exists():
+                marker.write_text("")
+                assert False, "first run fails"
+
+        def test_innocent_b():
+            pass
+    """,
+}
+
+
+def test_retries_isolate_a_crashing_test_from_a_flaky_one(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLAKY_MARKER", str(tmp_path / "flaky-ran"))
+    ws = make_workspace(RETRY_SUITE)
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--retries", "1", "--json")
+    tests = _tests(result)
+    flaky = tests["tests/test_mixed.py::test_flaky"]
+    assert flaky["status"] == "passed" and flaky.get("attempts"), flaky
+    kill = tests["tests/test_mixed.py::test_kill"]
+    assert kill["status"] == "error" and "crashed the runner" in str(kill["message"])
+    for name in ("test_innocent_a", "test_innocent_b"):
+        innocent = tests[f"tests/test_mixed.py::{name}"]
+        assert innocent["status"] == "passed" and not innocent.get("attempts"), innocent
+    assert result.exit_code in (1, 4), result
+
+
+LOUD_SUITE = {
+    # The output goes into pytest's JUnit report (system-out), not to its terminal.
+    "pyproject.toml": PYPROJECT + 'junit_logging = "system-out"\naddopts = "--show-capture=no"\n',
+    "tests/test_loud.py": """
+        import sys
+
+        def test_loud():
+            chunk = "x" * (1 << 20)
+            for _ in range(250):
+                sys.stdout.write(chunk)
+            assert False, "and fails, so pytest prints what it captured"
+
+        def test_quiet():
+            pass
+    """,
+}
+
+
+def _high_water_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_a_test_printing_250_mb_leaves_dagpar_small(
+    make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path
+) -> None:
+    ws = make_workspace(LOUD_SUITE)
+    junit = tmp_path / "junit.xml"
+    proc = subprocess.Popen(
+        [*DAGPAR, "check", "-C", str(ws), "-j", "1", "--junit-xml", str(junit)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # dagpar's own peak (VmHWM only grows), read until it exits: pytest's memory is not dagpar's.
+    peak_kib = 0
+    while proc.poll() is None:
+        peak_kib = max(peak_kib, _high_water_kib(proc.pid))
+        time.sleep(0.02)
+    assert proc.returncode == 1
+    cases = _junit(junit)
+    assert cases["tests/test_loud.py::test_quiet"][0] == "passed"
+    assert cases["tests/test_loud.py::test_loud"][0] == "failure"
+    assert peak_kib < 300 * 1024, f"dagpar peaked at {peak_kib / 1024:.0f} MB"
+
+
+def test_an_escape_character_in_a_file_name_runs_and_reports(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(
+        {
+            "pyproject.toml": PYPROJECT,
+            "tests/test_e\x1bsc.py": "def test_esc():\n    pass\n",
+            "tests/test_c\rr.py": "def test_cr():\n    pass\n",
+            "tests/test_co::lons.py": "def test_colons():\n    pass\n",
+            "tests/test_q\"u'o[te]s_\u00fc.py": "def test_quotes():\n    pass\n",
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--json")
+    assert result.exit_code == 0, result
+    assert {t: v["status"] for t, v in _tests(result).items()} == {
+        "tests/test_e\x1bsc.py::test_esc": "passed",
+        "tests/test_c\rr.py::test_cr": "passed",
+        "tests/test_co::lons.py::test_colons": "passed",
+        "tests/test_q\"u'o[te]s_\u00fc.py::test_quotes": "passed",
+    }
