@@ -364,6 +364,7 @@ class Orchestrator:
                 nested=pfield.nested,
                 run_slice=job.run_slice,
                 cancelled=self.cancelled.is_set,
+                parallelism=self.scheduler.workers,
             )
         with call.lock:
             call.slices.extend(slice_results + reruns)
