@@ -1,7 +1,7 @@
 """Reading pytest's JUnit report with bounded memory: a head and a tail of every text.
 
 A test that prints 250 MB under ``junit_logging = system-out`` makes a 250 MB ``system-out``
-element; an element tree would hold all of it, and dagpar's reports after it. :func:`test_cases`
+element; an element tree would hold all of it, and dagpar's reports after it. :func:`read_cases`
 keeps, of each text inside a ``testcase``, its first and last :data:`KEEP` characters and a line
 saying how many bytes were cut between them; nothing outside test cases is kept at all.
 """
@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["KEEP", "clip", "test_cases"]
+__all__ = ["KEEP", "clip", "read_cases"]
 
 #: Characters kept from the start, and from the end, of one text.
 KEEP = 32 * 1024
@@ -48,7 +48,7 @@ class _Text:
 
 
 def clip(text: str) -> str:
-    """*text* with its middle cut as :func:`test_cases` cuts element texts."""
+    """*text* with its middle cut as :func:`read_cases` cuts element texts."""
     if len(text) <= 2 * KEEP:
         return text
     bounded = _Text()
@@ -88,7 +88,7 @@ class _Builder:
         return None
 
 
-def test_cases(stream: BinaryIO, problems: list[str]) -> Iterator[ET.Element]:
+def read_cases(stream: BinaryIO, problems: list[str]) -> Iterator[ET.Element]:
     """The complete ``testcase`` elements of the report *stream*, in order; a parse error ends
     them (those before it stand) and is appended to *problems*."""
     builder = _Builder()

@@ -72,12 +72,20 @@ def parse_collect_output(stdout: str, rootdirs: RootdirMap) -> list[TestCase]:
             continue
         if in_listing:
             if "::" in line and (pending or not line[:1].isspace()):
-                nodeid = files.join(pending, line)
+                nodeid, used = files.join(pending, line)
+                # The lines the path did not take continue the name of the test before.
+                _continue_name(nodeids, pending[: len(pending) - used])
                 pending = []
                 if nodeid is not None:
                     nodeids.append(nodeid)
             elif line:
                 pending.append(line)
+            else:
+                # A blank line ends the listing ("N tests collected" follows): lines before it
+                # continue the last test's name (ids with raw newlines).
+                _continue_name(nodeids, pending)
+                pending = []
+                in_listing = False
         elif in_summary:
             match = _ERROR_LINE.match(line)
             if match:
@@ -91,6 +99,14 @@ def parse_collect_output(stdout: str, rootdirs: RootdirMap) -> list[TestCase]:
             seen.add(path)
             tests.append(TestCase(path=path, name=COLLECTION_ERROR))
     return tests
+
+
+def _continue_name(nodeids: list[tuple[str, str]], lines: list[str]) -> None:
+    """Append *lines* to the last node id's name: it holds raw newlines (pytest's option that
+    disables id escaping); lines before any node id are a plugin's stray output."""
+    if nodeids and lines:
+        path, name = nodeids[-1]
+        nodeids[-1] = (path, "\n".join([name, *lines]))
 
 
 class _Files:
@@ -121,17 +137,17 @@ class _Files:
                     return head, "::".join(parts[cut:])
         return parts[0], "::".join(parts[1:])
 
-    def join(self, pending: list[str], line: str) -> tuple[str, str] | None:
-        """The node id that ends on *line*: with the *pending* lines before it when its file
-        name holds newlines (pytest prints it raw), else *line* alone."""
+    def join(self, pending: list[str], line: str) -> tuple[tuple[str, str] | None, int]:
+        """The node id that ends on *line*, and how many of the *pending* lines before it
+        start it: its file name holds newlines (pytest prints it raw)."""
         for count in range(len(pending), 0, -1):
             candidate = "\n".join([*pending[-count:], line])
             split = self.split(candidate)
             if split is not None and self.is_file(split[0]):
-                return split
+                return split, count
         if line[:1].isspace():
-            return None  # a stray line a plugin printed
-        return self.split(line)
+            return None, 0  # a stray line a plugin printed
+        return self.split(line), 0
 
 
 def _is_file(path: Path) -> bool:

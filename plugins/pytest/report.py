@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dagpar_cli import Status, TestResult, untrusted
 
-from .bounded import test_cases
+from .bounded import read_cases
 from .collect import COLLECTION_ERROR
 from .files import (
     ID_PROPERTY,
@@ -129,7 +129,7 @@ def _iter_cases(report_dir: Path, name: str) -> tuple[list[ET.Element], str]:
     cases: list[ET.Element] = []
     try:
         with untrusted.open_binary(report_dir, name) as stream:
-            cases.extend(test_cases(stream, problems))
+            cases.extend(read_cases(stream, problems))
     except OSError as exc:
         return cases, str(exc)
     return cases, problems[0] if problems else ""

@@ -278,3 +278,34 @@ def test_an_escape_character_in_a_file_name_runs_and_reports(
         "tests/test_co::lons.py::test_colons": "passed",
         "tests/test_q\"u'o[te]s_\u00fc.py::test_quotes": "passed",
     }
+
+
+def test_raw_control_characters_in_ids_map_one_to_one(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(
+        {
+            "pyproject.toml": PYPROJECT
+            + "disable_test_id_escaping_and_forfeit_all_rights_to_community_support = true\n",
+            "tests/test_ids.py": """
+                import pytest
+
+                @pytest.mark.parametrize(
+                    "v", ["a\\nb", "c\\x1bd", "e\\rf", "g\\\\h", "plain"],
+                    ids=lambda v: v,
+                )
+                def test_p(v):
+                    assert v != "e\\rf"
+            """,
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--json")
+    assert result.exit_code == 1, result
+    assert {t: v["status"] for t, v in _tests(result).items()} == {
+        "tests/test_ids.py::test_p[a\nb]": "passed",
+        "tests/test_ids.py::test_p[c\x1bd]": "passed",
+        "tests/test_ids.py::test_p[e\rf]": "failed",
+        "tests/test_ids.py::test_p[g\\h]": "passed",
+        "tests/test_ids.py::test_p[plain]": "passed",
+    }
