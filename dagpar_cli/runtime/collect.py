@@ -282,16 +282,19 @@ def call_results(
     details: str,
     infrastructure_error: bool,
     seconds: float,
+    interrupted: bool = False,
 ) -> list[TestResult]:
     """A check's results: everything reported once, and for a check that was not split and
-    reported nothing of its own, one result, so its outcome shows in every report.
+    reported nothing of its own, one result, so its outcome shows in every report, unless an
+    interrupt stopped it (before its listing ended, say): it has no result to make up then, and
+    its error says what happened.
 
     :param path: where the one result is placed (the toolchain's source).
     :param split: whether the check made a split call.
     :param error: why the check failed ("" if it passed).
     """
     results = unique(reported)
-    if split or (results and not error):
+    if split or (results and not error) or interrupted:
         return results
     name = check.split(":", 1)[1]
     status = Status.PASSED

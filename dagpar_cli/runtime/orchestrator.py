@@ -214,6 +214,7 @@ class Orchestrator:
             details=details,
             infrastructure_error=call.infrastructure_error,
             seconds=seconds,
+            interrupted=self.interrupted,
         )
         result = CheckResult(
             name=name,

@@ -6,6 +6,7 @@ Every test here runs the real dagpar CLI on a real pytest suite.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -309,3 +310,44 @@ def test_raw_control_characters_in_ids_map_one_to_one(
         "tests/test_ids.py::test_p[g\\h]": "passed",
         "tests/test_ids.py::test_p[plain]": "passed",
     }
+
+
+def test_an_interrupt_while_pytest_lists_makes_up_no_test(
+    make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path
+) -> None:
+    marker = tmp_path / "listing"
+    ws = make_workspace(
+        {
+            "pyproject.toml": PYPROJECT,
+            "tests/conftest.py": """
+                import os
+                import time
+                from pathlib import Path
+
+                Path(os.environ["LISTING_MARKER"]).write_text("")
+                time.sleep(120)
+            """,
+            "tests/test_a.py": "def test_a():\n    pass\n",
+        }
+    )
+    junit = tmp_path / "junit.xml"
+    proc = subprocess.Popen(
+        [*DAGPAR, "check", "-C", str(ws), "--junit-xml", str(junit), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LISTING_MARKER": str(marker)},
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "pytest never started listing"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    (check,) = json.loads(out)["checks"]
+    assert check["tests"] == []
+    assert check["error"] == "interrupted while listing tests"
+    assert "install pytest" not in out + err + junit.read_text()
+    assert ".::test" not in out + err + junit.read_text()
