@@ -102,13 +102,15 @@ def death(
     return None
 
 
-def died_running(test: TestCase, start: float, cause: Death) -> TestResult:
-    """The error of *test*, which was running when its runner died of *cause*."""
+def died_running(test: TestCase, start: float, cause: Death, ended: float) -> TestResult:
+    """The error of *test*, which was running from *start* until its runner died of *cause*
+    (noticed at *ended*, wall-clock)."""
     return TestResult(
         path=test.path,
         name=test.name,
         occurrence=test.occurrence,
         status=Status.ERROR,
+        seconds=max(ended - start, 0.0),
         message=cause.message,
         start=start,
     )

@@ -130,7 +130,8 @@ def run_tests(
             or (run.error.message if run.error is not None else cause.message)
         )
         results.extend(
-            resume.died_running(test, start, cause).under(prefix) for test, start in running
+            resume.died_running(test, start, cause, time.time()).under(prefix)
+            for test, start in running
         )
         unstarted = _unstarted(slice_ctx, results)
         if not unstarted:

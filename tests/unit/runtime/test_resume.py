@@ -103,8 +103,9 @@ def test_crashed_and_collateral_results_are_told_apart() -> None:
         cancelled=None,
     )
     assert cause is not None
-    crash = died_running(TestCase("t.py", "k"), 5.0, cause)
-    assert crashed(crash) and not collateral(crash) and crash.start == 5.0
+    crash = died_running(TestCase("t.py", "k"), 5.0, cause, 7.5)
+    assert crashed(crash) and not collateral(crash)
+    assert (crash.start, crash.seconds) == (5.0, 2.5)
     skipped = gave_up(TestCase("t.py", "later"), cause, MAX_REPLACEMENTS)
     assert collateral(skipped) and not crashed(skipped)
     assert f"at most {MAX_REPLACEMENTS} times" in skipped.message
