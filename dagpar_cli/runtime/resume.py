@@ -117,16 +117,18 @@ def died_running(test: TestCase, start: float, cause: Death, ended: float) -> Te
 
 
 def gave_up(test: TestCase, cause: Death, replacements: int) -> TestResult:
-    """The error of *test*, which never started: the slice's replacement runs ran out."""
+    """The error of *test*, which never started: its run died of *cause*, and no fresh run
+    follows (the slice used its *replacements*, or that run had started nothing)."""
+    if replacements >= MAX_REPLACEMENTS:
+        why = f"the slice replaced its runner {MAX_REPLACEMENTS} times, the most it may"
+    else:
+        why = "the runner started no test before it died"
     return TestResult(
         path=test.path,
         name=test.name,
         occurrence=test.occurrence,
         status=Status.ERROR,
-        message=(
-            f"not run: the runner died {replacements + 1} times in this slice ({cause.message}); "
-            f"a slice replaces it at most {MAX_REPLACEMENTS} times"
-        ),
+        message=f"not run: {cause.message}; {why}",
     )
 
 

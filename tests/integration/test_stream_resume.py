@@ -351,3 +351,34 @@ def test_an_interrupt_while_pytest_lists_makes_up_no_test(
     assert check["error"] == "interrupted while listing tests"
     assert "install pytest" not in out + err + junit.read_text()
     assert ".::test" not in out + err + junit.read_text()
+
+
+def test_a_slice_replaces_its_runner_a_bounded_number_of_times(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    kills = "".join(
+        f"def test_kill_{n}():\n    os.kill(os.getpid(), signal.SIGKILL)\n\n" for n in range(6)
+    )
+    ws = make_workspace(
+        {
+            "pyproject.toml": PYPROJECT,
+            "tests/test_kills.py": (
+                f"import os\nimport signal\n\n{kills}def test_last():\n    pass\n"
+            ),
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--json")
+    assert result.exit_code == 4, result
+    tests = _tests(result)
+    crashed = [t for t, v in tests.items() if v["message"] == "crashed the runner (signal 9)"]
+    assert crashed == [f"tests/test_kills.py::test_kill_{n}" for n in range(5)]
+    for name in ("test_kill_5", "test_last"):
+        test = tests[f"tests/test_kills.py::{name}"]
+        assert test["status"] == "error"
+        assert test["message"] == (
+            "not run: crashed the runner (signal 9); "
+            "the slice replaced its runner 4 times, the most it may"
+        )
+    (check,) = result.json()["checks"]
+    assert [s["replacements"] for s in check["slices"]] == [4]

@@ -108,7 +108,12 @@ def test_crashed_and_collateral_results_are_told_apart() -> None:
     assert (crash.start, crash.seconds) == (5.0, 2.5)
     skipped = gave_up(TestCase("t.py", "later"), cause, MAX_REPLACEMENTS)
     assert collateral(skipped) and not crashed(skipped)
-    assert f"at most {MAX_REPLACEMENTS} times" in skipped.message
+    assert skipped.message == (
+        f"not run: crashed the runner (signal 9); the slice replaced its runner "
+        f"{MAX_REPLACEMENTS} times, the most it may"
+    )
+    early = gave_up(TestCase("t.py", "later"), cause, 0)
+    assert early.message.endswith("the runner started no test before it died")
     assert collateral(_r("x", Status.ERROR, message="interrupted before it started"))
     assert not collateral(_r("x", Status.ERROR, message="fixture 'db' not found"))
     assert not crashed(_r("x", Status.FAILED, message="crashed the runner (signal 9)"))
