@@ -382,3 +382,37 @@ def test_a_slice_replaces_its_runner_a_bounded_number_of_times(
         )
     (check,) = result.json()["checks"]
     assert [s["replacements"] for s in check["slices"]] == [4]
+
+
+def test_a_test_that_exits_pytest_crashes_it_and_the_rest_resume(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(
+        {
+            "pyproject.toml": PYPROJECT,
+            "tests/test_exit.py": """
+                import os
+
+                def test_first():
+                    pass
+
+                def test_exit():
+                    os._exit(3)
+
+                def test_third():
+                    pass
+
+                def test_fourth():
+                    pass
+            """,
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--json")
+    assert result.exit_code in (1, 4), result
+    assert {t: (v["status"], v.get("message", "")) for t, v in _tests(result).items()} == {
+        "tests/test_exit.py::test_first": ("passed", ""),
+        "tests/test_exit.py::test_exit": ("error", "crashed the runner (exit code 3)"),
+        "tests/test_exit.py::test_third": ("passed", ""),
+        "tests/test_exit.py::test_fourth": ("passed", ""),
+    }
