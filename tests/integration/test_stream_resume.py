@@ -416,3 +416,60 @@ def test_a_test_that_exits_pytest_crashes_it_and_the_rest_resume(
         "tests/test_exit.py::test_third": ("passed", ""),
         "tests/test_exit.py::test_fourth": ("passed", ""),
     }
+
+
+def test_the_stream_and_the_junit_report_agree_on_every_kind_of_outcome(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(
+        {
+            "pyproject.toml": PYPROJECT,
+            "tests/test_kinds.py": """
+                import pytest
+
+                @pytest.fixture
+                def bad_setup():
+                    raise RuntimeError("setup boom")
+
+                @pytest.fixture
+                def bad_teardown():
+                    yield
+                    raise RuntimeError("teardown boom")
+
+                def test_pass(): pass
+                def test_fail(): assert 0
+                def test_setup_error(bad_setup): pass
+                def test_teardown_error(bad_teardown): pass
+                def test_fail_and_teardown_error(bad_teardown): assert 0
+                def test_skip(): pytest.skip("why")
+                @pytest.mark.skip(reason="marked")
+                def test_skip_mark(): pass
+                @pytest.mark.xfail(reason="known")
+                def test_xfail(): assert 0
+                @pytest.mark.xfail(reason="known")
+                def test_xpass(): pass
+                @pytest.mark.xfail(reason="known", strict=True)
+                def test_xpass_strict(): pass
+                def test_skip_in_teardown(request):
+                    request.addfinalizer(lambda: pytest.skip("late"))
+            """,
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--json")
+    tests = _tests(result)
+    assert not [t for t, v in tests.items() if "disagrees" in str(v.get("message"))], tests
+    assert {t.split("::")[1]: v["status"] for t, v in tests.items()} == {
+        "test_pass": "passed",
+        "test_fail": "failed",
+        "test_setup_error": "error",
+        "test_teardown_error": "error",
+        "test_fail_and_teardown_error": "failed",
+        "test_skip": "skipped",
+        "test_skip_mark": "skipped",
+        "test_xfail": "skipped",
+        "test_xpass": "passed",
+        "test_xpass_strict": "failed",
+        "test_skip_in_teardown": "skipped",
+    }
+    assert all(isinstance(v.get("start"), float) for v in tests.values())
