@@ -473,3 +473,41 @@ def test_the_stream_and_the_junit_report_agree_on_every_kind_of_outcome(
         "test_skip_in_teardown": "skipped",
     }
     assert all(isinstance(v.get("start"), float) for v in tests.values())
+
+
+def test_a_crash_resumes_neither_more_nor_less_than_idle_workers_left(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An idle worker may take the crashing slice's tail before or after the crash: either way
+    # every test runs exactly once, and only the crashing one is an error.
+    run_log = tmp_path / "ran"
+    monkeypatch.setenv("RUN_LOG", str(run_log))
+    sleeps = "".join(f"def test_{n}():\n    time.sleep(0.5)\n\n" for n in (1, 2, 4, 5, 6, 7, 8))
+    ws = make_workspace(
+        {
+            "pyproject.toml": PYPROJECT,
+            "tests/conftest.py": """
+                import os
+
+                def pytest_runtest_setup(item):
+                    with open(os.environ["RUN_LOG"], "a") as log:
+                        log.write(item.nodeid + "\\n")
+            """,
+            "tests/test_a.py": (
+                "import os\nimport signal\nimport time\n\n"
+                + sleeps
+                + "def test_3():\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+            ),
+            "tests/test_b.py": "def test_b():\n    pass\n",
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
+    assert result.exit_code == 4, result
+    tests = _tests(result)
+    assert tests.pop("tests/test_a.py::test_3")["message"] == "crashed the runner (signal 9)"
+    assert {v["status"] for v in tests.values()} == {"passed"} and len(tests) == 8
+    ran = run_log.read_text().splitlines()
+    assert sorted(ran) == sorted(set(ran)) and len(ran) == 9
