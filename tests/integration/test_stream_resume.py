@@ -129,8 +129,9 @@ def _end_lines(root: Path) -> int:
     return count
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupt_keeps_the_tests_that_finished(
-    make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path
+    make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path, sig: signal.Signals
 ) -> None:
     ws = make_workspace(SLOW_SUITE)
     junit = tmp_path / "junit.xml"
@@ -149,7 +150,7 @@ def test_an_interrupt_keeps_the_tests_that_finished(
         assert time.monotonic() < deadline, "the slice never got to its fifth test"
         time.sleep(0.05)
     finished = _end_lines(temp)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     cases = _junit(junit)
