@@ -4,8 +4,8 @@ The plugin appends one ASCII JSON line per test start and end to
 ``{report_dir}/dagpar_pytest_events.jsonl`` (see *Events* in
 :mod:`dagpar_plugins.pytest.pytest_select`). :class:`PytestStream` reads what was appended since
 its last call: one ``stat`` when nothing is new, a half-written last line kept for the next call,
-and never more than :data:`CHUNK` bytes per call, so a hostile file cannot make dagpar hold it
-whole. A line that is not an event is skipped.
+read :data:`CHUNK` bytes at a time and a line longer than :data:`MAX_LINE` skipped, so a hostile
+file cannot make dagpar hold it whole. A line that is not an event is skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .files import EVENTS_FILE
 
 __all__ = ["CHUNK", "MAX_LINE", "PytestStream", "event_of"]
 
-#: Bytes read per call at most (the rest is read on later calls).
+#: Bytes read at a time.
 CHUNK = 4 << 20
 #: A line longer than this is no event of the plugin's: it is skipped, not buffered.
 MAX_LINE = 1 << 20
@@ -52,14 +52,24 @@ class PytestStream:
             return []
         if size <= self._offset:
             return []
+        events: list[TestEvent] = []
         try:
             with untrusted.open_binary(self.report_dir, self.name) as stream:
                 stream.seek(self._offset)
-                data = stream.read(min(CHUNK, size - self._offset))
+                # Up to the size seen now, a chunk at a time: what was appended since stays for
+                # the next call.
+                while self._offset < size:
+                    data = stream.read(min(CHUNK, size - self._offset))
+                    if not data:
+                        break
+                    self._offset += len(data)
+                    self._take(data, events)
         except OSError:
-            return []
-        self._offset += len(data)
-        events: list[TestEvent] = []
+            pass
+        return events
+
+    def _take(self, data: bytes, events: list[TestEvent]) -> None:
+        """Fold one chunk of the file into *events*."""
         lines = data.split(b"\n")
         last = lines.pop()
         for i, line in enumerate(lines):
@@ -79,7 +89,6 @@ class PytestStream:
         if len(self._partial) > MAX_LINE:
             self._partial = b""
             self._skipping = True
-        return events
 
 
 def event_of(line: bytes) -> TestEvent | None:

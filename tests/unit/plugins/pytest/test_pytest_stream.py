@@ -10,7 +10,7 @@ from dagpar_plugins.pytest.bounded import KEEP, read_cases
 from dagpar_plugins.pytest.collect import parse_collect_output
 from dagpar_plugins.pytest.files import EVENTS_FILE
 from dagpar_plugins.pytest.paths import RootdirMap
-from dagpar_plugins.pytest.stream import MAX_LINE, PytestStream
+from dagpar_plugins.pytest.stream import CHUNK, MAX_LINE, PytestStream
 
 from dagpar_cli import Status, TestCase
 
@@ -96,3 +96,12 @@ def test_a_huge_text_in_the_junit_report_keeps_a_head_a_tail_and_the_count_cut()
     assert text.startswith("h" * KEEP) and text.endswith("t" * KEEP)
     assert "[... 5000000 bytes cut by dagpar ...]" in text
     assert len(text) < 3 * KEEP
+
+
+def test_one_call_reads_everything_written_so_far_however_much(tmp_path: Path) -> None:
+    count = CHUNK // 40 + 1000  # more than one chunk of lines
+    lines = b"".join(_line(e="start", path="t.py", name=f"test_{n}", at=1.0) for n in range(count))
+    assert len(lines) > CHUNK
+    (tmp_path / EVENTS_FILE).write_bytes(lines)
+    events = PytestStream(tmp_path).poll()
+    assert [e.test.name for e in events] == [f"test_{n}" for n in range(count)]
