@@ -60,6 +60,13 @@ class Death:
     message: str
 
     @property
+    def before_start(self) -> str:
+        """The message of a test the run never started, when nothing resumes (a stop)."""
+        if self.message == "interrupted":
+            return INTERRUPTED_BEFORE_START
+        return f"not run: {self.message}"
+
+    @property
     def resumes(self) -> bool:
         """Whether the tests the run never started run again in a fresh run."""
         return self.kind != "stop"
@@ -84,7 +91,7 @@ def death(
     """
     if cancelled is not None:
         return Death(
-            "stop", "interrupted" if cancelled == "interrupted" else f"not run: {cancelled}"
+            "stop", "interrupted" if cancelled == "interrupted" else f"stopped ({cancelled})"
         )
     if error is not None:
         if error == "interrupted":

@@ -177,13 +177,12 @@ def run_tests(
 
 def _not_started(test: TestCase, cause: resume.Death) -> TestResult:
     """The error of *test*, which an interrupt (or ``--failfast``) kept from starting."""
-    message = resume.INTERRUPTED_BEFORE_START if cause.message == "interrupted" else cause.message
     return TestResult(
         path=test.path,
         name=test.name,
         occurrence=test.occurrence,
         status=Status.ERROR,
-        message=message,
+        message=cause.before_start,
     )
 
 

@@ -43,7 +43,7 @@ def test_each_way_a_run_dies_is_named() -> None:
         "stop",
         "interrupted",
     )
-    assert _death(exit_code=-9, cancelled="--failfast") == ("stop", "not run: --failfast")
+    assert _death(exit_code=-9, cancelled="--failfast") == ("stop", "stopped (--failfast)")
     assert _death(error="out of memory (container OOM-killed) running: x") == (
         "crash",
         "crashed the runner (out of memory (container OOM-killed))",
