@@ -308,6 +308,8 @@ class SliceResult:
     infrastructure_error: bool = False
     #: Where the slice ran (executor name, engine).
     where: str = ""
+    #: Fresh runs of the runner the slice started after one died in a test (crash, timeout).
+    replacements: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -382,6 +384,7 @@ class RunResult:
                             "predicted_seconds": round(s.predicted_seconds, 3),
                             "error": s.error,
                             "tests": len(s.results),
+                            "replacements": s.replacements,
                         }
                         for s in c.slices
                     ],

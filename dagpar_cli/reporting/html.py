@@ -92,6 +92,7 @@ details.flaky { border: 1px solid var(--line); border-left: 4px solid var(--skip
 .gbar.bad { outline: 2px solid var(--fail); }
 .gspan { position: absolute; top: 7px; height: 4px; background: var(--muted); border-radius: 2px; }
 .seg { height: 100%; border-right: 1px solid #fff8; flex: none; }
+.seg.at { position: absolute; top: 0; }
 .seg.passed { background: var(--pass); } .seg.failed { background: var(--fail); }
 .seg.error { background: var(--err); } .seg.skipped { background: var(--skip); }
 .seg.rest { background: repeating-linear-gradient(45deg, #9996, #9996 3px, #9993 3px, #9993 6px); }
@@ -355,6 +356,7 @@ def _slice_row(
     s: SliceResult,
     scale: float,
     segs: dict[tuple[str, int, str], str],
+    started_wall: float | None = None,
 ) -> str:
     total = len(check.slices)
     bad = s.error or any(r.status.is_bad for r in s.results)
@@ -373,24 +375,40 @@ def _slice_row(
             f'width:{_pct(s.predicted_seconds, scale)}" '
             f'title="planned {_secs(s.predicted_seconds)}"></div>'
         )
-    # Runners report durations, not start times, so tests are laid end to end, finishing with the
-    # slice: its start-up (interpreter, collection) comes first. When they overlapped (a runner's
-    # own workers) the row is scaled down to fit.
+    # A test whose runner streamed its start sits at that start. The others (runners that
+    # report durations only) are laid end to end, finishing with the slice: its start-up
+    # (interpreter, collection) comes first. When they overlapped (a runner's own workers) the
+    # row is scaled down to fit.
     results = list(s.results)
     shown = results[:SEGMENTS_PER_SLICE]
-    spent = sum(max(r.seconds, 0.0) for r in results)
+    slice_start = None if started_wall is None else started_wall + s.started
+
+    def placed(r: TestResult) -> bool:
+        return slice_start is not None and r.start is not None and s.seconds > 0
+
+    spent = sum(max(r.seconds, 0.0) for r in results if not placed(r))
     fit = min(1.0, s.seconds / spent) if spent > 0 and s.seconds > 0 else 0.0
     segments: list[str] = []
     for i, r in enumerate(shown):
         seg = _seg_id(check_index, pos, i)
         segs.setdefault((check.name, s.index, r.id), seg)
+        title = f"{_e(r.id)} — {r.status.value} in {_secs(r.seconds)}"
+        if placed(r):
+            assert r.start is not None and slice_start is not None
+            left = min(max((r.start - slice_start) / s.seconds * 100, 0.0), 100.0)
+            width = min(max(r.seconds, 0.0) / s.seconds * 100, 100.0 - left)
+            segments.append(
+                f'<div class="seg {_STATUS_CLASS[r.status]} at" id="{seg}" '
+                f'style="left:{left:.4f}%;width:{width:.4f}%" title="{title}"></div>'
+            )
+            continue
         width = max(r.seconds, 0.0) * fit / s.seconds * 100 if s.seconds > 0 else 0.0
         segments.append(
             f'<div class="seg {_STATUS_CLASS[r.status]}" id="{seg}" style="width:{width:.4f}%" '
-            f'title="{_e(r.id)} — {r.status.value} in {_secs(r.seconds)}"></div>'
+            f'title="{title}"></div>'
         )
     if len(results) > len(shown):
-        rest = results[len(shown) :]
+        rest = [r for r in results[len(shown) :] if not placed(r)]
         width = sum(max(r.seconds, 0.0) for r in rest) * fit / s.seconds * 100 if s.seconds else 0
         segments.append(
             f'<div class="seg rest" style="width:{width:.4f}%" '
@@ -406,7 +424,9 @@ def _slice_row(
     )
 
 
-def _timeline(run: RunResult, segs: dict[tuple[str, int, str], str]) -> list[str]:
+def _timeline(
+    run: RunResult, segs: dict[tuple[str, int, str], str], started_wall: float | None = None
+) -> list[str]:
     out = ['<h2 id="timeline-title">Timeline</h2>']
     if not any(c.slices for c in run.checks):
         out.append("<p class='muted'>No slices ran.</p>")
@@ -429,7 +449,8 @@ def _timeline(run: RunResult, segs: dict[tuple[str, int, str], str]) -> list[str
         '<span><i class="sw" style="background:var(--err)"></i>error</span>'
         '<span><i class="sw" style="background:var(--skip)"></i>skipped</span>'
         '<span><i class="sw" style="border:1.5px dashed var(--plan)"></i>planned</span>'
-        "<span>one row per slice; its tests end to end after the start-up</span></p>",
+        "<span>one row per slice; each test at its start (end to end after the start-up "
+        "where the runner gives none)</span></p>",
         f'<div class="axis">{"".join(ticks)}</div>',
         '<div class="gantt" id="timeline">',
     ]
@@ -441,7 +462,7 @@ def _timeline(run: RunResult, segs: dict[tuple[str, int, str], str]) -> list[str
             f"title='{_e(check.name)}: {_secs(check.seconds)}'></div></div></div>"
         )
         for pos, s in enumerate(check.slices):
-            out.append(_slice_row(check, ci, pos, s, scale, segs))
+            out.append(_slice_row(check, ci, pos, s, scale, segs, started_wall))
     out.append("</div>")
     return out
 
@@ -485,7 +506,7 @@ def render_html(run: RunResult, *, started_wall: float | None = None, title: str
     """
     segs: dict[tuple[str, int, str], str] = {}
     # The timeline is built first so that failures can link to their segment.
-    timeline = _timeline(run, segs)
+    timeline = _timeline(run, segs, started_wall)
     body = [
         f"<h1>{_e(title or 'dagpar report')}</h1>",
         '<section id="summary">',

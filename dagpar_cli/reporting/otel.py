@@ -21,8 +21,9 @@ that understands it joins the trace; dagpar itself joins the trace of a ``TRACEP
 started with (a traced CI job).
 
 Slices run in worker threads; the reporter keeps its open spans under one lock. Test-case spans
-are made when their slice ends, from the slice's results, laid end to end from the slice's start
-(runners report durations, not start times).
+are made when their slice ends, from the slice's results: at each test's real start where the
+runner streamed it (``TestResult.start``, kept within the slice's span), else laid end to end
+from the slice's start (a runner that reports durations only).
 """
 
 from __future__ import annotations
@@ -360,10 +361,11 @@ class OtelReporter:
         total: int | None,
         end_ns: int,
     ) -> None:
-        """One span per test the slice reported, laid end to end from the slice's start."""
+        """One span per test the slice reported: at its start when known, else laid end to end
+        from the slice's start."""
         context = trace.set_span_in_context(opened.span)
         ordered = result.results
-        reported = sum(max(r.seconds, 0.0) for r in ordered)
+        reported = sum(max(r.seconds, 0.0) for r in ordered if r.start is None)
         available = max(end_ns - opened.start_ns, 0) / 1e9
         # Runners that run tests concurrently report more test time than wall time; squeeze
         # them so that every test span stays inside its slice.
@@ -371,7 +373,13 @@ class OtelReporter:
         cursor = opened.start_ns
         items = ItemIndex(plan.items)
         for test in ordered:
-            duration = int(max(test.seconds, 0.0) * scale * 1e9)
+            if test.start is not None:
+                begin = min(max(_ns(test.start), opened.start_ns), end_ns)
+                duration = min(int(max(test.seconds, 0.0) * 1e9), end_ns - begin)
+            else:
+                begin = cursor
+                duration = int(max(test.seconds, 0.0) * scale * 1e9)
+                cursor += duration
             attributes = self._attrs(
                 **{
                     "test.case.name": _safe(test.id),
@@ -391,7 +399,7 @@ class OtelReporter:
                 attributes["dagpar.test.attempts"] = len(test.attempts) + 1
                 attributes["dagpar.test.flaky"] = test.flaky
             span = self.tracer.start_span(
-                _safe(test.id), context=context, start_time=cursor, attributes=attributes
+                _safe(test.id), context=context, start_time=begin, attributes=attributes
             )
             for attempt in test.attempts:
                 span.add_event(
@@ -401,7 +409,7 @@ class OtelReporter:
                         "dagpar.attempt.seconds": attempt.seconds,
                         "dagpar.attempt.message": _safe(attempt.message),
                     },
-                    timestamp=cursor,
+                    timestamp=begin,
                 )
             if test.status.is_bad:
                 span.set_status(
@@ -410,8 +418,7 @@ class OtelReporter:
                         _safe(test.message.splitlines()[0]) if test.message else test.status.value,
                     )
                 )
-            span.end(end_time=cursor + duration)
-            cursor += duration
+            span.end(end_time=begin + duration)
 
     # ---------------------------------------------------------------- hooks
 

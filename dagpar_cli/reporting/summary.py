@@ -202,7 +202,7 @@ def _slices_section(run: RunResult, paint: _Painter, width: int) -> list[str]:
                     f"{planned:.2f}s" if planned else "-",
                     f"{s.seconds:.2f}s",
                     _delta(planned, s.seconds),
-                    s.error,
+                    _replaced(s.replacements) + s.error,
                 )
             )
     if not rows:
@@ -226,6 +226,13 @@ def _slices_section(run: RunResult, paint: _Painter, width: int) -> list[str]:
             line += "  " + paint(_one_line(error, max(width - len(line) - 2, 20)), "red")
         lines.append(line)
     return lines
+
+
+def _replaced(replacements: int) -> str:
+    """The note of a slice that replaced its dead runner with fresh runs of it."""
+    if not replacements:
+        return ""
+    return f"{replacements} runner replacement{'' if replacements == 1 else 's'}; "
 
 
 def _wall_line(run: RunResult) -> str:

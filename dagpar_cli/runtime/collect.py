@@ -2,16 +2,19 @@
 
 - :func:`fill_missing` — a slice's results: what its runner reported, and every test it was
   expected to run but did not report, as an error that carries the cause;
-- :func:`rerun_failed` — ``--retries``: failed tests again, each round in one fresh slice;
+- :func:`rerun_failed` — ``--retries``: failed tests again, in fresh slices that isolate a
+  test that crashed its runner or hung;
 - :func:`raise_for_slices` — the split call's verdict from its slices' errors;
 - :func:`call_results` — a check's results, with one result for a check that was not split.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dagpar_cli.errors import ExecutionError, TestsFailedError
@@ -25,6 +28,7 @@ from dagpar_cli.model import (
     TestCase,
     TestResult,
 )
+from dagpar_cli.runtime.resume import collateral, crashed
 
 __all__ = [
     "call_results",
@@ -34,6 +38,11 @@ __all__ = [
     "short_traceback",
     "unique",
 ]
+
+#: Failed tests rerun together, at least as long as that keeps the rerun slices within the
+#: workers (a test that crashed or hung its runner reruns alone). A test that crashes only on
+#: its rerun costs its group nothing more than a replacement run (:mod:`.resume`).
+RETRY_GROUP = 10
 
 #: How bad a status is, for keeping the worst of a runner's double report.
 _RANK = {Status.ERROR: 3, Status.FAILED: 2, Status.PASSED: 1, Status.SKIPPED: 0}
@@ -130,10 +139,15 @@ def rerun_failed(
     nested: bool,
     run_slice: Callable[[SlicePlan, int, bool], tuple[SliceResult, Any]],
     cancelled: Callable[[], bool],
+    parallelism: int = 1,
 ) -> tuple[list[TestResult], list[SliceResult]]:
-    """Rerun failed tests (``--retries``), each round in one fresh slice.
+    """Rerun failed tests (``--retries``) in fresh slices.
 
-    A test that passes on a rerun is kept as passed with its failed attempts (flaky); one
+    Each round reruns every test still failing: a test that crashed its runner or ran past
+    ``--timeout`` in a slice of its own, the others in small groups (:func:`_groups`) that
+    never hold such a test; up to *parallelism* slices at once. A test that passes on a
+    rerun is kept as passed with its failed attempts (flaky) when it had failed on its own; a
+    test that had only errored for another's sake (not run, interrupted) is simply passed. One
     that never passes keeps its final failure and every earlier attempt.
 
     :returns: the final results (same order) and the rerun slices' own results.
@@ -164,26 +178,67 @@ def rerun_failed(
         failed = [r for r in final.values() if r.status.is_bad and r.id in owner]
         if not failed or cancelled():
             break
-        items: dict[Item, None] = {}  # an ordered set
-        tests: list[TestCase] = []
-        for r in failed:
-            item = owner[r.id]
-            if runner is not None and nested and item.name is None:
-                item = Item((item.selector[0], r.name), item.path)
-            items.setdefault(item)
-            if runner is not None:
-                tests.append(r.case)
-        index += 1
-        sp = SlicePlan(index=index, items=tuple(items), predicted_seconds=0.0, tests=tuple(tests))
-        result, _ = run_slice(sp, index, runner is not None)
-        reruns.append(result)
-        for again in result.results:
-            before = final.get(again.id)
-            if before is None or not before.status.is_bad:
-                continue
-            attempt = Attempt(before.status, before.seconds, before.message, before.details)
-            final[again.id] = dataclasses.replace(again, attempts=(*before.attempts, attempt))
+        slices: list[SlicePlan] = []
+        for group in _groups(failed, isolate=runner is not None, parallelism=parallelism):
+            items: dict[Item, None] = {}  # an ordered set
+            tests: list[TestCase] = []
+            for r in group:
+                item = owner[r.id]
+                if runner is not None and nested and item.name is None:
+                    item = Item((item.selector[0], r.name), item.path)
+                items.setdefault(item)
+                if runner is not None:
+                    tests.append(r.case)
+            index += 1
+            slices.append(
+                SlicePlan(
+                    index=index, items=tuple(items), predicted_seconds=0.0, tests=tuple(tests)
+                )
+            )
+        for result in _run_all(slices, index, runner is not None, run_slice, parallelism):
+            reruns.append(result)
+            for again in result.results:
+                before = final.get(again.id)
+                if before is None or not before.status.is_bad:
+                    continue
+                if not again.status.is_bad and not before.attempts and collateral(before):
+                    final[again.id] = again  # it never failed on its own: not flaky
+                    continue
+                attempt = Attempt(before.status, before.seconds, before.message, before.details)
+                final[again.id] = dataclasses.replace(again, attempts=(*before.attempts, attempt))
     return [final[r.id] for r in merged], reruns
+
+
+def _groups(
+    failed: Sequence[TestResult], *, isolate: bool, parallelism: int
+) -> list[list[TestResult]]:
+    """The rerun slices of one round: each crashing test alone, the rest in groups of
+    :data:`RETRY_GROUP`, or larger where more groups than workers would only queue."""
+    if not isolate:
+        return [list(failed)]
+    alone = [[r] for r in failed if crashed(r)]
+    rest = [r for r in failed if not crashed(r)]
+    size = max(RETRY_GROUP, -(-len(rest) // max(parallelism, 1)))
+    return alone + [rest[i : i + size] for i in range(0, len(rest), size)]
+
+
+def _run_all(
+    slices: Sequence[SlicePlan],
+    total: int,
+    narrowed: bool,
+    run_slice: Callable[[SlicePlan, int, bool], tuple[SliceResult, Any]],
+    parallelism: int,
+) -> list[SliceResult]:
+    """Run *slices*, up to *parallelism* at once, each in a copy of this thread's context (the
+    call in progress); their results in slice order."""
+    if len(slices) <= 1 or parallelism <= 1:
+        return [run_slice(sp, total, narrowed)[0] for sp in slices]
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="dagpar-rerun") as pool:
+        futures = [
+            pool.submit(contextvars.copy_context().run, run_slice, sp, total, narrowed)
+            for sp in slices
+        ]
+        return [future.result()[0] for future in futures]
 
 
 def raise_for_slices(
@@ -228,16 +283,19 @@ def call_results(
     details: str,
     infrastructure_error: bool,
     seconds: float,
+    interrupted: bool = False,
 ) -> list[TestResult]:
     """A check's results: everything reported once, and for a check that was not split and
-    reported nothing of its own, one result, so its outcome shows in every report.
+    reported nothing of its own, one result, so its outcome shows in every report, unless an
+    interrupt stopped it (before its listing ended, say): it has no result to make up then, and
+    its error says what happened.
 
     :param path: where the one result is placed (the toolchain's source).
     :param split: whether the check made a split call.
     :param error: why the check failed ("" if it passed).
     """
     results = unique(reported)
-    if split or (results and not error):
+    if split or (results and not error) or interrupted:
         return results
     name = check.split(":", 1)[1]
     status = Status.PASSED

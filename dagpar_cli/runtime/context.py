@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from dagpar_cli.execution.scheduler.api import SplitJob
     from dagpar_cli.model import Plan, SliceResult
     from dagpar_cli.runner_api import Runner, RunnerSpec
+    from dagpar_cli.sdk._stream import StreamTracker
     from dagpar_cli.sdk.container import Container
     from dagpar_cli.sdk.directory import Directory
 
@@ -92,6 +93,9 @@ class Runtime(Protocol):
     def task_span(self, slice: SliceContext, item_key: str) -> AbstractContextManager[object]:
         """A trace span around the work on one item (``dag.parallel.task``)."""
 
+    def cancel_reason_now(self) -> str | None:
+        """Why the run was cancelled (``interrupted``, ``--failfast``), or None while it goes on."""
+
 
 @dataclass(slots=True, kw_only=True)
 class CallContext:
@@ -125,7 +129,8 @@ class SliceContext:
     report_dir: Path
     #: Environment every command of the slice gets.
     env: dict[str, str]
-    #: ``time.monotonic()`` deadline from ``--timeout``, or None.
+    #: ``time.monotonic()`` deadline from ``--timeout``, or None. A fresh run of the runner
+    #: after a crash or timeout (:mod:`dagpar_cli.runtime.resume`) gets a fresh deadline.
     deadline: float | None
     #: The runner plugin of the split type, or None.
     runner: str | None
@@ -144,6 +149,12 @@ class SliceContext:
     #: predicted seconds.
     handed: list[TestCase] = field(default_factory=list)
     handed_seconds: float = 0.0
+    #: ``--timeout`` in seconds, or None: each run of the slice's runner gets this long.
+    timeout: float | None = None
+    #: The per-test streams of the slice's runner, read (None until its runner starts).
+    tracker: StreamTracker | None = None
+    #: Fresh runs of the runner the slice started after runs that died.
+    replacements: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from dagpar_cli.runner_api import Runner, RunnerHost
     from dagpar_cli.sdk.directory import Directory
 
+#: The error of a check whose listing an interrupt (or ``--failfast``) stopped.
+_INTERRUPTED = "interrupted while listing tests"
+
 __all__ = ["Lister", "ListingCheck", "listed"]
 
 #: Runs one extra slice of a split call: ``(slice, total, narrowed) -> (result, value)``.
@@ -168,7 +171,16 @@ class Lister:
     def _list(self, toolchain: Toolchain, spec: RunnerSpec) -> list[TestCase]:
         """Ask the runner plugin for the listing (no cache)."""
         host = self._host_for(toolchain, spec)
-        return list(self._runner(toolchain, spec).collect(spec, host))
+        try:
+            listed = list(self._runner(toolchain, spec).collect(spec, host))
+        except ExecutionError:
+            if self._cancelled():
+                raise ExecutionError(_INTERRUPTED) from None
+            raise
+        if self._cancelled():
+            # What a runner listed while it was being stopped is no listing (nor worth caching).
+            raise ExecutionError(_INTERRUPTED)
+        return listed
 
     def _runner(self, toolchain: Toolchain, spec: RunnerSpec) -> Runner:
         """The registered runner of *spec*, or an error naming the toolchain that asked."""

@@ -214,6 +214,7 @@ class Orchestrator:
             details=details,
             infrastructure_error=call.infrastructure_error,
             seconds=seconds,
+            interrupted=self.interrupted,
         )
         result = CheckResult(
             name=name,
@@ -364,6 +365,7 @@ class Orchestrator:
                 nested=pfield.nested,
                 run_slice=job.run_slice,
                 cancelled=self.cancelled.is_set,
+                parallelism=self.scheduler.workers,
             )
         with call.lock:
             call.slices.extend(slice_results + reruns)
@@ -426,6 +428,7 @@ class Orchestrator:
             report_dir=self.new_dir(f"{split.label}-{sp.index}"),
             env=env,
             deadline=start + timeout if timeout else None,
+            timeout=timeout or None,
             runner=runner,
             prefix=split.prefix,
             narrowed=narrowed,
@@ -484,6 +487,7 @@ class Orchestrator:
             error=error,
             infrastructure_error=infra,
             where=", ".join(ctx.wheres) or self.executor.name,
+            replacements=ctx.replacements,
         )
         hook.dagpar_slice_finished(check=call.name, slice=sp, result=result)
         if error and self.session.options.failfast and not self.cancelled.is_set():
@@ -566,6 +570,10 @@ class Orchestrator:
             check=slice.call.name, slice=slice.plan, item=item_key
         )
         return span if span is not None else nullcontext()
+
+    def cancel_reason_now(self) -> str | None:
+        """Why the run was cancelled, or None while it goes on."""
+        return self._cancel_state()
 
     def _runner_host(self, toolchain: Toolchain, spec: RunnerSpec) -> _ExecutorRunnerHost:
         return _ExecutorRunnerHost(self, spec)

@@ -1,10 +1,12 @@
 """Live progress of running slices, read from their runners while the runners run.
 
 A runner's results arrive when its command ends, which for a slice of a few hundred tests is
-minutes of "0 done". Runner plugins that can tell how far a running command has got answer
-``dagpar_runner_progress`` (the pytest plugin counts the bytes its selection plugin appends per
-finished test); one thread per run asks them about twice a second for every slice whose runner
-is running, and calls ``dagpar_slice_progress`` when a count grows. The thread starts only when
+minutes of "0 done". A runner that streams its tests (``Runner.stream``) is followed test by
+test: the count is the tests its stream has ended, over every run of the slice's runner (a
+replacement after a crash goes on counting). Otherwise runner plugins that can tell how far a
+running command has got answer ``Runner.progress``. One thread per run asks about twice a
+second for every slice whose runner is running, and calls ``dagpar_slice_progress`` when a count
+grows. The thread starts only when
 some plugin listens (the live view does).
 """
 
@@ -88,8 +90,12 @@ class ProgressPoller:
             watched = list(self._watched.values())
         for entry in watched:
             ctx = entry.slice
+            tracker = ctx.tracker
             try:
-                done = self._runners.get(entry.spec.name).progress(entry.spec, ctx.report_dir)
+                if tracker is not None and tracker.streaming:
+                    done: int | None = tracker.poll()
+                else:
+                    done = self._runners.get(entry.spec.name).progress(entry.spec, ctx.report_dir)
             except Exception:  # a plugin's bug costs the live count, never the run
                 done = None
             if done is None or done <= entry.done:

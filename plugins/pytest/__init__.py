@@ -47,6 +47,15 @@ Progress (:meth:`PytestRunner.progress`)
     ``{report_dir}/dagpar_pytest_progress`` (the controller only, under pytest-xdist); its size
     is the count of tests done, read with one ``stat``.
 
+Streaming (:meth:`PytestRunner.stream`)
+    The selection plugin also appends one JSON line per test start and end to
+    ``{report_dir}/dagpar_pytest_events.jsonl`` (:mod:`dagpar_plugins.pytest.stream` reads it):
+    dagpar keeps the results of the tests that finished when pytest dies, names the test that
+    was running, and resumes the others. Ids that XML 1.0 cannot hold (a control character in a
+    file name, or in an id under pytest's option that disables id escaping) go into the JUnit
+    report as one ``dagpar.id`` property holding ``[path, name]`` as ASCII JSON instead of
+    ``dagpar.path``/``dagpar.name``, so the report stays well-formed and maps back one to one.
+
 Handing over (:meth:`PytestRunner.can_hand_over`, :meth:`PytestRunner.hand_over_tail`)
     A running slice can give tests it has not started to another slice, on POSIX systems,
     unless pytest-xdist distributes them. ``args:`` that turn xdist on (``-n 2``, ``-n auto``,
@@ -93,6 +102,7 @@ from dagpar_cli import (
     TailChooser,
     TestCase,
     TestResult,
+    TestStream,
     ToolchainRegistry,
     hookimpl,
     untrusted,
@@ -105,6 +115,7 @@ from .files import PROGRESS_FILE
 from .handover import can_lock, distributes, hand_over
 from .interpreter import find_pytest, import_paths, interpreter_of
 from .report import parse_report
+from .stream import PytestStream
 
 __all__ = [
     "COLLECTION_ERROR",
@@ -144,6 +155,10 @@ class PytestRunner(Runner):
             return untrusted.lstat(report_dir, PROGRESS_FILE).st_size
         except OSError:
             return 0  # pytest has not started a test yet
+
+    def stream(self, spec: RunnerSpec, report_dir: Path) -> TestStream | None:
+        """The selection plugin's per-test events under *report_dir*."""
+        return PytestStream(report_dir)
 
     def can_hand_over(self, spec: RunnerSpec) -> bool:
         """Yes, on POSIX systems, unless ``args:`` turn pytest-xdist on."""

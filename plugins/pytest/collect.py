@@ -59,17 +59,33 @@ def parse_collect_output(stdout: str, rootdirs: RootdirMap) -> list[TestCase]:
     errors: list[str] = []
     in_listing = True
     in_summary = False
-    for line in stdout.splitlines():
+    files = _Files(rootdirs)
+    #: Lines since the last node id that hold none: the start of a path with a newline, maybe.
+    pending: list[str] = []
+    # Only "\n" ends a line: a file name may hold a carriage return (or other line breaks
+    # that str.splitlines() would split at).
+    for line in stdout.split("\n"):
         if line.startswith(("=", "!")):
             # The first section header ends the listing; only the summary section matters after.
             in_listing = False
             in_summary = "short test summary info" in line
             continue
         if in_listing:
-            # Node ids never start with white space; tolerate stray lines plugins print.
-            if "::" in line and not line[:1].isspace():
-                path, name = line.split("::", 1)
-                nodeids.append((path, name))
+            if "::" in line and (pending or not line[:1].isspace()):
+                nodeid, used = files.join(pending, line)
+                # The lines the path did not take continue the name of the test before.
+                _continue_name(nodeids, pending[: len(pending) - used])
+                pending = []
+                if nodeid is not None:
+                    nodeids.append(nodeid)
+            elif line:
+                pending.append(line)
+            else:
+                # A blank line ends the listing ("N tests collected" follows): lines before it
+                # continue the last test's name (ids with raw newlines).
+                _continue_name(nodeids, pending)
+                pending = []
+                in_listing = False
         elif in_summary:
             match = _ERROR_LINE.match(line)
             if match:
@@ -83,6 +99,62 @@ def parse_collect_output(stdout: str, rootdirs: RootdirMap) -> list[TestCase]:
             seen.add(path)
             tests.append(TestCase(path=path, name=COLLECTION_ERROR))
     return tests
+
+
+def _continue_name(nodeids: list[tuple[str, str]], lines: list[str]) -> None:
+    """Append *lines* to the last node id's name: it holds raw newlines (pytest's option that
+    disables id escaping); lines before any node id are a plugin's stray output."""
+    if nodeids and lines:
+        path, name = nodeids[-1]
+        nodeids[-1] = (path, "\n".join([name, *lines]))
+
+
+class _Files:
+    """Which ``::`` in a node id ends its file part, asked of the files on disk (cached)."""
+
+    def __init__(self, rootdirs: RootdirMap) -> None:
+        self.rootdirs = rootdirs
+        self._known: dict[str, bool] = {}
+
+    def is_file(self, path: str) -> bool:
+        """Whether *path* (rootdir-relative) is a file under one of the candidate rootdirs."""
+        known = self._known.get(path)
+        if known is None:
+            known = any(_is_file(c / path) for c in self.rootdirs.candidates)
+            self._known[path] = known
+        return known
+
+    def split(self, nodeid: str) -> tuple[str, str] | None:
+        """``(path, name)``: the path is the shortest ``::``-separated head that is a file
+        (a file name may hold ``::``); the first ``::`` when none is."""
+        parts = nodeid.split("::")
+        if len(parts) < 2:
+            return None
+        if len(parts) > 2:  # else there is only one way to cut it
+            for cut in range(1, len(parts)):
+                head = "::".join(parts[:cut])
+                if self.is_file(head):
+                    return head, "::".join(parts[cut:])
+        return parts[0], "::".join(parts[1:])
+
+    def join(self, pending: list[str], line: str) -> tuple[tuple[str, str] | None, int]:
+        """The node id that ends on *line*, and how many of the *pending* lines before it
+        start it: its file name holds newlines (pytest prints it raw)."""
+        for count in range(len(pending), 0, -1):
+            candidate = "\n".join([*pending[-count:], line])
+            split = self.split(candidate)
+            if split is not None and self.is_file(split[0]):
+                return split, count
+        if line[:1].isspace():
+            return None, 0  # a stray line a plugin printed
+        return self.split(line), 0
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _tail(text: str, lines: int = 5) -> str:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 __all__ = [
     "CLAIM_FILE",
+    "EVENTS_FILE",
     "HANDOVER_KEY",
+    "ID_PROPERTY",
     "NAME_PROPERTY",
     "ORDER_FILE",
     "PATH_PROPERTY",
@@ -34,6 +36,10 @@ SELECTION_FILE = PLUGIN_MODULE + ".json"
 RUN_INFO_FILE = "dagpar_pytest_run.json"
 #: One byte per finished test, appended by the plugin as each ends (live progress).
 PROGRESS_FILE = "dagpar_pytest_progress"
+#: One JSON line per test start and end, written as the tests run (the plugin's *Events*).
+EVENTS_FILE = "dagpar_pytest_events.jsonl"
+#: JUnit property carrying ``[path, name]`` as ASCII JSON, for ids XML cannot hold as they are.
+ID_PROPERTY = "dagpar.id"
 #: The run-information key that says whether the run can hand tests over (true or false).
 HANDOVER_KEY = "handover"
 #: The run order once collection settled: ``[[path, name], ...]``, written atomically.

@@ -20,6 +20,9 @@ Inside the project's own interpreter it then
 - records pytest's rootdir, so collection errors (which carry no properties) can be mapped too;
 - appends one byte per finished test to a progress file, whose size dagpar reads while the
   slice runs to show how far it has got;
+- writes one JSON line per test start and end to an event file (the controller's, under
+  pytest-xdist), flushed as each is written: dagpar reads it while the slice runs, and it keeps
+  the results of finished tests when pytest dies (see *Events* below);
 - lets dagpar take tests it has not started yet (*handing over*, below).
 
 Handing over
@@ -37,6 +40,15 @@ Handing over
     pytest stops (``-x``, or the session ends), the limit drops to ``started``: nothing more
     can be taken.
 
+Events
+    ``{"e": "start", "path": P, "name": N, "at": T}`` as a test starts and ``{"e": "end",
+    "path": P, "name": N, "at": T, "start": T0, "status": S, "seconds": D, "message": M}`` as it
+    ends, one line each, ASCII (``json.dumps`` escapes every control character, so an id with a
+    raw newline or ESC stays on its line). ``T`` and ``T0`` are ``time.time()``; ``S`` is the
+    status the JUnit report gives the test (``passed``, ``failed`` when a call failed,
+    ``error`` when a setup or teardown did, ``skipped``; the worst phase wins as in the report);
+    ``D`` the sum of its phases' durations; ``M`` one short line.
+
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
 but pytest and the standard library.
 """
@@ -45,6 +57,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -65,6 +78,10 @@ SELECTION_FILE = MODULE + ".json"
 RUN_INFO_FILE = "dagpar_pytest_run.json"
 #: One byte per finished test, appended as each ends: dagpar reads its size for live progress.
 PROGRESS_FILE = "dagpar_pytest_progress"
+#: One JSON line per test start and end, flushed as written (see *Events*).
+EVENTS_FILE = "dagpar_pytest_events.jsonl"
+#: JUnit property carrying ``[path, name]`` as ASCII JSON, for ids XML cannot hold.
+ID_PROPERTY = "dagpar.id"
 #: The run-information key that says whether this run can hand tests over.
 HANDOVER_KEY = "handover"
 #: The run order once collection settled: ``[[path, name], ...]``, written atomically.
@@ -236,6 +253,12 @@ def _write_atomically(name: str, text: str) -> None:
 _selection: _Selection | None = None
 #: The open progress file (the controller's, never a pytest-xdist worker's).
 _progress: Any = None
+#: The open event file (the controller's, never a pytest-xdist worker's).
+_events: Any = None
+#: Node id -> (path, name) of every kept item, for naming events (the controller's items).
+_ids: dict[str, tuple[str, str]] = {}
+#: Node id -> the test's state while it runs: [path, name, start, status, seconds, message].
+_running: dict[str, list[Any]] = {}
 #: Whether this run may hand tests over (decided as pytest starts).
 _hands_over = False
 #: The runner's side of handing over, once collection settled with hand-over on.
@@ -306,11 +329,14 @@ def pytest_configure(config: pytest.Config) -> None:
             and not _distributed(config)
             and not _option(config, "collectonly", False)
         )
+        global _rootdir
+        _rootdir = str(rootdir)
         info = {"rootdir": str(rootdir), "invocation_dir": base, HANDOVER_KEY: _hands_over}
         # dagpar reads this while pytest runs, to learn whether it may take tests.
         _write_atomically(RUN_INFO_FILE, json.dumps(info))
-        global _progress
+        global _progress, _events
         _progress = open(os.path.join(_HERE, PROGRESS_FILE), "ab", buffering=0)  # noqa: SIM115
+        _events = open(os.path.join(_HERE, EVENTS_FILE), "ab", buffering=0)  # noqa: SIM115
 
 
 @pytest.hookimpl(trylast=True)
@@ -368,20 +394,129 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"dagpar: {count} {tests} handed over to another slice")
 
 
+def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    """Write the test's start event."""
+    if _events is None:
+        return
+    path, name = _ids.get(nodeid) or _id_of_nodeid(nodeid)
+    now = time.time()
+    _running[nodeid] = [path, name, now, "passed", 0.0, ""]
+    _write_event({"e": "start", "path": path, "name": name, "at": now})
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    """Fold one phase of a test into its status, as the JUnit report will."""
+    state = _running.get(report.nodeid)
+    if state is None:
+        return
+    when = getattr(report, "when", "call")
+    try:
+        state[4] += float(getattr(report, "duration", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        pass
+    if report.passed:
+        return
+    if report.skipped:
+        status = "skipped"
+    elif when == "call":
+        status = "failed"
+    else:
+        status = "error"
+    if _RANK[status] > _RANK[state[3]]:
+        state[3] = status
+        state[5] = _short_message(report)
+
+
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
-    """Count one finished test (the controller's count under pytest-xdist)."""
+    """Count one finished test (the controller's count under pytest-xdist); write its end."""
     if _progress is not None:
         _progress.write(b".")
+    state = _running.pop(nodeid, None)
+    if _events is None or state is None:
+        return
+    path, name, start, status, seconds, message = state
+    _write_event(
+        {
+            "e": "end",
+            "path": path,
+            "name": name,
+            "at": time.time(),
+            "start": start,
+            "status": status,
+            "seconds": seconds,
+            "message": message,
+        }
+    )
+
+
+#: How bad a status is, as the JUnit report ranks a test's phases.
+_RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
+
+
+def _write_event(event: dict[str, Any]) -> None:
+    try:
+        # One write per line, on an unbuffered file opened for appending: a reader never sees
+        # two events interleaved, and sees a line whole once its newline is there.
+        _events.write((json.dumps(event, ensure_ascii=True) + "\n").encode("ascii"))
+    except (OSError, ValueError):
+        pass  # a full disk costs the stream, never the run; the JUnit report remains
+
+
+def _short_message(report: Any) -> str:
+    """One short line saying why a phase did not pass."""
+    text = ""
+    longrepr = getattr(report, "longrepr", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        text = str(longrepr[2])  # a skip: (file, line, reason)
+    else:
+        crash = getattr(longrepr, "reprcrash", None)
+        text = str(getattr(crash, "message", "") or longrepr or "")
+    if getattr(report, "wasxfail", None) is not None and report.skipped:
+        text = f"xfail: {report.wasxfail}" if report.wasxfail else "xfail"
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return ""
+
+
+def _id_of_nodeid(nodeid: str) -> tuple[str, str]:
+    """``(path, name)`` of a node id this process did not collect (pytest-xdist's controller):
+    the file part is the longest ``::``-separated prefix that is a file."""
+    assert _selection is not None
+    parts = nodeid.split("::")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = "::".join(parts[:cut])
+        if os.path.isfile(os.path.join(_rootdir, head)):
+            return _selection.relative(os.path.join(_rootdir, head)), "::".join(parts[cut:])
+    return _selection.relative(os.path.join(_rootdir, parts[0])), "::".join(parts[1:])
+
+
+#: pytest's rootdir (node ids are relative to it).
+_rootdir = "."
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Close the progress file and forget the run (pytest may run again in this process)."""
-    global _progress, _claims, _hands_over
+    global _progress, _claims, _hands_over, _events
     if _progress is not None:
         _progress.close()
         _progress = None
+    if _events is not None:
+        _events.close()
+        _events = None
+    _ids.clear()
+    _running.clear()
     _claims = None
     _hands_over = False
+
+
+def _xml_safe(text: str) -> bool:
+    """Whether XML 1.0 can hold *text* as it is (tab, newline and CR are escaped by pytest's
+    writer; other C0 controls, surrogates and U+FFFE/U+FFFF cannot be held at all)."""
+    return not any(
+        (ord(c) < 0x20 and c not in "\t") or 0xD800 <= ord(c) <= 0xDFFF or c in "\ufffe\uffff"
+        for c in text
+    )
 
 
 def _ignore(path: object) -> bool | None:
@@ -420,8 +555,15 @@ def pytest_collection_modifyitems(
         path = _key(_raw_path(item))
         name = _split_nodeid(item)
         if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
-            item.user_properties.append((PATH_PROPERTY, _test_id(item)[0]))
-            item.user_properties.append((NAME_PROPERTY, name))
+            test_path = _test_id(item)[0]
+            _ids[item.nodeid] = (test_path, name)
+            if _xml_safe(test_path) and _xml_safe(name):
+                item.user_properties.append((PATH_PROPERTY, test_path))
+                item.user_properties.append((NAME_PROPERTY, name))
+            else:
+                # pytest writes property values as they are: a control character XML 1.0
+                # cannot hold would make the whole report malformed. ASCII JSON can hold it.
+                item.user_properties.append((ID_PROPERTY, json.dumps([test_path, name])))
             kept.append(item)
         else:
             deselected.append(item)

@@ -22,15 +22,15 @@ import os
 import posixpath
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dagpar_cli import Status, TestResult, untrusted
 
+from .bounded import read_cases
 from .collect import COLLECTION_ERROR
 from .files import (
+    ID_PROPERTY,
     NAME_PROPERTY,
     PATH_PROPERTY,
     REPORT_FILE,
@@ -38,6 +38,7 @@ from .files import (
     SELECTION_FILE,
 )
 from .paths import RootdirMap
+from .stream import PytestStream
 
 __all__ = ["parse_report"]
 
@@ -119,35 +120,19 @@ def _load_rootdirs(report_dir: Path, source_dir: Path, args: tuple[str, ...]) ->
 
 def _iter_cases(report_dir: Path, name: str) -> tuple[list[ET.Element], str]:
     """Every complete ``testcase`` element of the report *name* in *report_dir* (read without
-    following links), and the parse error ("" when none).
+    following links, each text cut to a bounded head and tail), and the parse error ("" when
+    none).
 
-    A pull parser keeps the test cases before a malformed spot (a report cut short by a crash).
+    The test cases before a malformed spot (a report cut short by a crash) stand.
     """
+    problems: list[str] = []
     cases: list[ET.Element] = []
-    parser: ET.XMLPullParser[Any] = ET.XMLPullParser(events=("end",))
     try:
         with untrusted.open_binary(report_dir, name) as stream:
-            for chunk in iter(lambda: stream.read(1 << 16), b""):
-                parser.feed(chunk)
-                cases.extend(_cases(parser.read_events()))
-            parser.close()
-            cases.extend(_cases(parser.read_events()))
-    except ET.ParseError as exc:
-        cases.extend(_cases(parser.read_events()))
-        return cases, str(exc)
-    except (LookupError, ValueError) as exc:
-        # An XML declaration naming an encoding expat cannot decode ("x-bogus", "utf-32").
-        return cases, f"unsupported encoding ({exc})"
+            cases.extend(read_cases(stream, problems))
     except OSError as exc:
         return cases, str(exc)
-    return cases, ""
-
-
-def _cases(events: Iterator[tuple[Any, ...]]) -> Iterator[ET.Element]:
-    for event in events:
-        element = event[-1]
-        if isinstance(element, ET.Element) and element.tag == "testcase":
-            yield element
+    return cases, problems[0] if problems else ""
 
 
 def _selected_tests(report_dir: Path) -> list[tuple[str, str]]:
@@ -186,9 +171,8 @@ def parse_report(
     merged: dict[tuple[str, str], _Partial] = {}
     for case in cases:
         props = _properties(case)
-        if PATH_PROPERTY in props and NAME_PROPERTY in props:
-            key: tuple[str, str] | None = (props[PATH_PROPERTY], props[NAME_PROPERTY])
-        else:
+        key = _tagged_id(props)
+        if key is None:
             key = _fallback_id(case, rootdirs)
         if key is None:
             continue
@@ -207,12 +191,41 @@ def parse_report(
     ]
     if problem:
         message = f"pytest's JUnit report {report.name} is malformed: {problem}"
+        # Tests whose end the event stream holds keep that result (dagpar reads the stream):
+        # only those neither source knows are errors.
+        streamed = _streamed(report_dir)
         results.extend(
             TestResult(path=path, name=name, status=Status.ERROR, message=message)
             for path, name in _selected_tests(report_dir)
-            if (path, name) not in merged
+            if (path, name) not in merged and (path, name) not in streamed
         )
     return results
+
+
+def _tagged_id(props: dict[str, str]) -> tuple[str, str] | None:
+    """``(path, name)`` from the selection plugin's properties, if it tagged the test."""
+    if ID_PROPERTY in props:
+        try:
+            path, name = json.loads(props[ID_PROPERTY])
+        except (ValueError, TypeError, RecursionError):
+            return None
+        if isinstance(path, str) and isinstance(name, str):
+            return path, name
+        return None
+    if PATH_PROPERTY in props and NAME_PROPERTY in props:
+        return props[PATH_PROPERTY], props[NAME_PROPERTY]
+    return None
+
+
+def _streamed(report_dir: Path) -> set[tuple[str, str]]:
+    """The tests whose end the selection plugin's event file holds."""
+    stream = PytestStream(report_dir)
+    ended: set[tuple[str, str]] = set()
+    while True:
+        events = stream.poll()
+        if not events:
+            return ended
+        ended.update((e.test.path, e.test.name) for e in events if e.kind == "end")
 
 
 def _merge(part: _Partial, case: ET.Element) -> None:

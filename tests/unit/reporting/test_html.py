@@ -176,3 +176,25 @@ def test_flaky_tests_are_listed_with_their_failed_attempts(sample_run: RunResult
     # A flaky test passed: it is not among the failures.
     failures = page.xpath("//details[contains(@class, 'failure')]//span[contains(@class, 'tid')]")
     assert not {f.text_content() for f in failures} & {r.id for r in flaky}
+
+
+def test_a_test_with_a_start_sits_at_it_in_the_timeline() -> None:
+    results = (
+        TestResult(path="a.py", name="late", status=Status.PASSED, seconds=1.0, start=13.0),
+        TestResult(path="a.py", name="early", status=Status.FAILED, seconds=2.0, start=11.0),
+    )
+    # The run started at wall-clock 0; the slice 10 s in, for 4 s.
+    slice_result = SliceResult(index=1, items=(), results=results, seconds=4.0, started=10.0)
+    run = RunResult(
+        checks=(CheckResult(name="x:t", results=results, slices=(slice_result,), seconds=14.0),),
+        seconds=14.0,
+    )
+    page = _page(run)
+    placed = {
+        seg.get("title").split(" ")[0]: seg.get("style")
+        for seg in page.xpath("//div[contains(concat(' ', @class, ' '), ' at ')]")
+    }
+    assert placed == {
+        "a.py::late": "left:75.0000%;width:25.0000%",
+        "a.py::early": "left:25.0000%;width:50.0000%",
+    }

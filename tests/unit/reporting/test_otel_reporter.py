@@ -3,6 +3,7 @@ test case, the outcome on each span, and a run that ends with spans still open."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,3 +250,26 @@ def test_an_items_work_is_a_task_span_under_its_slice(
     assert task.parent is not None and task.parent.span_id == slice_span.context.span_id
     assert task.attributes is not None and task.attributes["dagpar.item"] == "tests/test_a.py"
     assert task.status.status_code.name == "ERROR"
+
+
+def test_a_test_with_a_start_is_placed_at_it_within_its_slice(
+    pm: pluggy.PluginManager, reporter: OtelReporter, exporter: InMemorySpanExporter
+) -> None:
+    pm.hook.dagpar_slice_started(check=CHECK, slice=PLAN, total=1, field="Tests.files")
+    first = time.time()
+    while time.time() < first + 0.02:  # the slice runs a while: its tests fit in it
+        pass
+    tests = (
+        case("test_late", seconds=0.005, start=first + 0.01),
+        case("test_early", seconds=0.002, start=first),
+        case("test_unknown", seconds=0.003),
+    )
+    pm.hook.dagpar_slice_finished(check=CHECK, slice=PLAN, result=result(*tests))
+    got = spans(exporter)
+    sl = got[f"slice 1 of {CHECK}"]
+    late, early = got["tests/test_a.py::test_late"], got["tests/test_a.py::test_early"]
+    assert early.start_time == int(first * 1e9)
+    assert late.start_time == int((first + 0.01) * 1e9)
+    assert late.end_time == late.start_time + int(0.005 * 1e9)
+    # A test without a start keeps the old place: from the slice's start.
+    assert got["tests/test_a.py::test_unknown"].start_time == sl.start_time

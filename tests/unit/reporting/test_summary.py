@@ -12,6 +12,7 @@ from dagpar_cli.model import (
     Plan,
     RunResult,
     SlicePlan,
+    SliceResult,
     Status,
     TestCase,
     TestResult,
@@ -225,3 +226,16 @@ def test_render_result_puts_the_summary_on_stdout_or_json_there_and_the_summary_
     assert json.loads(machine.stdout) == sample_run.to_json()
     assert machine.stdout.endswith("\n")
     assert machine.stderr == render_summary(sample_run, color=False, width=100) + "\n"
+
+
+def test_the_summary_counts_a_slice_s_runner_replacements() -> None:
+    results = (TestResult(path="a.py", name="t", status=Status.PASSED, seconds=1.0),)
+    slice_result = SliceResult(
+        index=1, items=(), results=results, seconds=1.0, replacements=2, error="x crashed"
+    )
+    run = RunResult(
+        checks=(CheckResult(name="x:t", results=results, slices=(slice_result,), seconds=1.0),),
+        seconds=1.0,
+    )
+    text = render_summary(run, color=False, width=200)
+    assert "2 runner replacements; x crashed" in text

@@ -413,3 +413,100 @@ def test_a_split_check_reports_only_what_its_slices_reported() -> None:
     assert results_of([], split=True, error="1 of 2 slices failed") == []
     reported = [result(T1, Status.PASSED)]
     assert results_of(reported, split=True) == reported
+
+
+class ByName:
+    """A ``run_slice`` that answers each test with its next scripted status, and records each
+    slice's tests."""
+
+    def __init__(self, statuses: dict[str, list[Status]]) -> None:
+        self.statuses = statuses
+        self.slices: list[list[str]] = []
+
+    def __call__(self, sp: SlicePlan, total: int, narrowed: bool) -> tuple[SliceResult, Any]:
+        self.slices.append([t.name for t in sp.tests])
+        results = [
+            TestResult(path=t.path, name=t.name, status=self.statuses[t.name].pop(0))
+            for t in sp.tests
+        ]
+        return slice_result(sp.index, results), None
+
+
+def test_a_test_that_crashed_its_runner_is_retried_alone() -> None:
+    crash = TestResult(
+        path=T1.path, name=T1.name, status=Status.ERROR, message="crashed the runner (signal 9)"
+    )
+    hang = TestResult(
+        path=T2.path,
+        name=T2.name,
+        status=Status.ERROR,
+        message="timed out after 5 s (--timeout)",
+    )
+    failed = result(T3, Status.FAILED)
+    plan = Plan(
+        slices=(SlicePlan(index=1, items=(FILE,), predicted_seconds=1.0, tests=(T1, T2, T3)),),
+        predicted_wall_seconds=1.0,
+        workers=1,
+    )
+    run_slice = ByName(
+        {
+            "test_one": [Status.ERROR],
+            "test_two": [Status.PASSED],
+            "test_three": [Status.PASSED],
+        }
+    )
+    final, reruns = rerun(plan, [crash, hang, failed], run_slice, retries=1, nested=False)
+    assert sorted(run_slice.slices) == [["test_one"], ["test_three"], ["test_two"]]
+    assert len(reruns) == 3
+    status = {r.name: (r.status, r.flaky) for r in final}
+    assert status == {
+        "test_one": (Status.ERROR, False),
+        "test_two": (Status.PASSED, True),
+        "test_three": (Status.PASSED, True),
+    }
+
+
+def test_a_test_that_only_errored_for_another_s_sake_is_not_flaky() -> None:
+    collateral = [
+        TestResult(path=T1.path, name=T1.name, status=Status.ERROR, message=message)
+        for message in ("not run: pytest exited with code 3",)
+    ] + [
+        TestResult(
+            path=T2.path,
+            name=T2.name,
+            status=Status.ERROR,
+            message="the pytest report does not mention this test",
+        )
+    ]
+    plan = Plan(
+        slices=(SlicePlan(index=1, items=(FILE,), predicted_seconds=1.0, tests=(T1, T2)),),
+        predicted_wall_seconds=1.0,
+        workers=1,
+    )
+    run_slice = ByName({"test_one": [Status.PASSED], "test_two": [Status.PASSED]})
+    final, _ = rerun(plan, collateral, run_slice, retries=1, nested=False)
+    assert [(r.status, r.flaky, r.attempts) for r in final] == [(Status.PASSED, False, ())] * 2
+
+
+def test_many_failures_rerun_in_groups_no_larger_than_the_workers_need() -> None:
+    tests = tuple(TestCase(FILE.path, f"test_{i}") for i in range(25))
+    plan = Plan(
+        slices=(SlicePlan(index=1, items=(FILE,), predicted_seconds=1.0, tests=tests),),
+        predicted_wall_seconds=1.0,
+        workers=4,
+    )
+    run_slice = ByName({t.name: [Status.PASSED] for t in tests})
+    final, reruns = rerun_failed(
+        plan,
+        [result(t, Status.FAILED) for t in tests],
+        retries=1,
+        runner="pytest",
+        function="test",
+        nested=False,
+        run_slice=run_slice,
+        cancelled=lambda: False,
+        parallelism=4,
+    )
+    assert sorted(len(s) for s in run_slice.slices) == [5, 10, 10]
+    assert all(r.status is Status.PASSED and r.flaky for r in final)
+    assert len({s.index for s in reruns}) == 3

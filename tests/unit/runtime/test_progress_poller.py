@@ -16,13 +16,16 @@ from dagpar_cli import (
     RunnerRegistry,
     RunnerSpec,
     Selection,
+    Status,
     TestCase,
+    TestEvent,
     TestResult,
     hookimpl,
     hookspecs,
 )
 from dagpar_cli.model import SlicePlan
 from dagpar_cli.runtime.progress_poller import ProgressPoller
+from dagpar_cli.sdk._stream import StreamTracker
 
 
 class ScriptedRunner(Runner):
@@ -72,10 +75,51 @@ def manager(*plugins: object) -> pluggy.PluginManager:
     return pm
 
 
-def running_slice(tmp_path: Path, index: int = 3) -> Any:
-    """What the poller reads of a slice context: its report directory, call and plan."""
+def running_slice(tmp_path: Path, index: int = 3, tracker: StreamTracker | None = None) -> Any:
+    """What the poller reads of a slice context: its report directory, call, plan and the
+    tracker of its runner's streams."""
     plan = SlicePlan(index=index, items=(), predicted_seconds=1.0)
-    return SimpleNamespace(report_dir=tmp_path, call=SimpleNamespace(name="api:test"), plan=plan)
+    return SimpleNamespace(
+        report_dir=tmp_path, call=SimpleNamespace(name="api:test"), plan=plan, tracker=tracker
+    )
+
+
+class ListStream:
+    """A stream whose events are handed out as they are put in."""
+
+    def __init__(self) -> None:
+        self.pending: list[TestEvent] = []
+
+    def poll(self) -> list[TestEvent]:
+        events, self.pending = self.pending, []
+        return events
+
+
+def _end(name: str) -> TestEvent:
+    result = TestResult(path="t.py", name=name, status=Status.PASSED)
+    return TestEvent(kind="end", test=TestCase("t.py", name), at=1.0, result=result)
+
+
+def test_a_streaming_runner_is_followed_test_by_test_across_its_replacements(
+    tmp_path: Path,
+) -> None:
+    listener = Listener()
+    runner = ScriptedRunner([])  # never asked: the stream answers
+    poller = ProgressPoller(manager(listener).hook, registry(runner))
+    tracker = StreamTracker()
+    first, second = ListStream(), ListStream()
+    tracker.open(first)
+    ctx = running_slice(tmp_path, tracker=tracker)
+    with poller.following(ctx, RunnerSpec(name="pytest", workspace=tmp_path)):
+        first.pending = [TestEvent(kind="start", test=TestCase("t.py", "a"), at=0.5), _end("a")]
+        poller.poll()
+        first.pending = [TestEvent(kind="start", test=TestCase("t.py", "b"), at=1.5)]
+        poller.poll()  # b never ends: its runner died
+        tracker.open(second)  # the replacement run
+        second.pending = [_end("c")]
+        poller.poll()
+    assert listener.events == [("api:test", 3, 1), ("api:test", 3, 2)]
+    poller.close()
 
 
 def test_only_growth_is_passed_on_and_a_broken_plugin_costs_nothing(tmp_path: Path) -> None:
