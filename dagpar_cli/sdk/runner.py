@@ -287,18 +287,25 @@ def _run_once(
         seconds=sum(o.seconds for o in outcomes),
     )
     reported = runner_plugin.parse(spec, report_dir, combined)
+    if run.error is not None or exit_code is not None:
+        run.death = resume.death(
+            error=None if run.error is None else run.error.message,
+            exit_code=exit_code,
+            ok_exit_codes=ok_codes,
+            left_running=bool(tracker.running()),
+            cancelled=runtime.cancel_reason_now(),
+        )
+    if run.death is not None and tracker.streaming:
+        # The report of a run that died can only guess at the tests it did not finish ("did
+        # not run"): the stream knows which were running (they get the cause) and which never
+        # started (they resume).
+        ended, started = tracker.ended(), tracker.started()
+        reported = [
+            r for r in reported if r.id in ended or (r.id not in started and not r.status.is_bad)
+        ]
     run.results = [
         r.under(spec.source) for r in resume.reconcile(tracker.ended(), reported, runner)
     ]
-    if run.error is None and exit_code is None:
-        return run  # no command ran
-    run.death = resume.death(
-        error=None if run.error is None else run.error.message,
-        exit_code=exit_code,
-        ok_exit_codes=ok_codes,
-        left_running=bool(tracker.running()),
-        cancelled=runtime.cancel_reason_now(),
-    )
     if run.death is not None and run.error is None and not run.broken:
         run.broken.append(f"{runner} {run.death.message}")
     return run

@@ -185,7 +185,6 @@ def _outcome() -> object:
     return Outcome(exit_code=0)
 
 
-@pytest.mark.xfail(strict=False, reason="needs the core's resume")
 def test_dagpar_check_runs_the_tests_after_one_that_exits(
     workspace: Path, dagpar_run: Callable[..., DagparResult]
 ) -> None:

@@ -159,3 +159,26 @@ def test_odd_file_names_are_listed_selected_run_and_reported(
     one = dagpar_run("check", "-C", ws, "--json", "--filter", "web/__tests__/plain.test.js")
     assert one.exit_code == 0, one
     assert [t["name"] for t in _tests(one)] == ["plain"]
+
+
+def test_a_test_that_exits_jest_is_the_crash_and_the_tests_after_it_run(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    exits = """
+test("first", () => {});
+test("exits", () => { process.exit(3); });
+test("third", () => {});
+test("fourth", () => {});
+"""
+    ws = _workspace(make_workspace, {"exits.test.js": exits})
+    result = dagpar_run("check", "-C", ws, "--json")
+    assert result.exit_code in (1, 4), result
+    path = "web/__tests__/exits.test.js"
+    assert [(t["id"], t["status"], t.get("message", "")) for t in _tests(result)] == [
+        (f"{path}::exits", "error", "crashed the runner (exit code 3)"),
+        (f"{path}::first", "passed", ""),
+        (f"{path}::fourth", "passed", ""),
+        (f"{path}::third", "passed", ""),
+    ]
+    assert [s["replacements"] for c in result.json()["checks"] for s in c["slices"]] == [1]
