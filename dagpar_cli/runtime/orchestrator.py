@@ -58,6 +58,7 @@ from dagpar_cli.runtime.context import (
     leave_call,
     leave_slice,
 )
+from dagpar_cli.runtime.grid import Grid
 from dagpar_cli.runtime.listing import Lister, ListingCheck
 from dagpar_cli.runtime.progress_poller import ProgressPoller
 from dagpar_cli.sdk.container import Container
@@ -99,6 +100,8 @@ class _SplitCall:
     field_label: str
     #: The listing the slices are checked against (None without a runner).
     listing: ListingCheck | None
+    #: The combinations, when the type has several ``+parallel`` fields.
+    grid: Grid | None = None
 
 
 class Orchestrator:
@@ -266,9 +269,13 @@ class Orchestrator:
                 subtests=subtests,
             )
 
-        # itemize
-        raw = list(getattr(receiver, pfield.name) or [])
-        items = [_item(value, pfield.nested, prefix, pfield.name) for value in raw]
+        # itemize (several +parallel fields: every combination; runtime/grid.py)
+        grid = Grid.of(typedef, receiver, prefix, self.session.config.workspace)
+        if grid is not None:
+            items = grid.items()
+        else:
+            raw = list(getattr(receiver, pfield.name) or [])
+            items = [_item(value, pfield.nested, prefix, pfield.name) for value in raw]
         # list
         tests_of: dict[str, list[TestCase]] = {}
         if runner is not None and directory is not None:
@@ -291,21 +298,33 @@ class Orchestrator:
         if not kept.items:
             return None  # the filter selected nothing here; the pipeline reports it
         # plan
-        hands_over = self.scheduler.hands_over(spec, pfield.nested)
-        planned = plan_split(
-            check=call.name,
-            instance=instance,
-            items=kept.items,
-            tests_of=kept.tests_of,
-            runner=runner,
-            nested=pfield.nested,
-            hands_over=hands_over,
-            workers=self.scheduler.workers,
-            executor=self.executor.name,
-            store=self.session.timings,
-            planner=self.planner,
-            shard=self.session.options.shard,
-        )
+        hands_over = grid is None and self.scheduler.hands_over(spec, pfield.nested)
+        if grid is not None:
+            planned = grid.plan(
+                kept.items,
+                grid.tests(kept.items, name),
+                instance=instance,
+                runner=runner,
+                workers=self.scheduler.workers,
+                executor=self.executor.name,
+                store=self.session.timings,
+                shard=self.session.options.shard,
+            )
+        else:
+            planned = plan_split(
+                check=call.name,
+                instance=instance,
+                items=kept.items,
+                tests_of=kept.tests_of,
+                runner=runner,
+                nested=pfield.nested,
+                hands_over=hands_over,
+                workers=self.scheduler.workers,
+                executor=self.executor.name,
+                store=self.session.timings,
+                planner=self.planner,
+                shard=self.session.options.shard,
+            )
         plan = planned.plan
         with call.lock:
             call.plans.append(plan)
@@ -326,6 +345,7 @@ class Orchestrator:
             label=f"{call.name}.{name}",
             field_label=f"{typedef.name}.{pfield.name}",
             listing=listing,
+            grid=grid,
         )
         job = SplitJob(
             check=call.name,
@@ -354,7 +374,7 @@ class Orchestrator:
         merged: list[TestResult] = [r for s in slice_results for r in s.results]
         reruns: list[SliceResult] = []
         retries = self.session.options.retries
-        if retries and not self.cancelled.is_set():
+        if retries and grid is None and not self.cancelled.is_set():
             merged, reruns = collect.rerun_failed(
                 plan,
                 merged,
@@ -407,8 +427,11 @@ class Orchestrator:
                 where=self.executor.name,
             )
             return result, None
-        values = [list(it.selector) if split.nested else it.selector[0] for it in sp.items]
-        copy = dataclasses.replace(split.receiver, **{split.field_name: values})
+        if split.grid is not None:
+            copy = dataclasses.replace(split.receiver, **split.grid.receiver_fields(sp.items))
+        else:
+            values = [list(it.selector) if split.nested else it.selector[0] for it in sp.items]
+            copy = dataclasses.replace(split.receiver, **{split.field_name: values})
         env = {
             "DAGPAR_SLICE": f"{sp.index}/{total}",
             "DAGPAR_CHECK": call.name,
@@ -464,10 +487,15 @@ class Orchestrator:
         seconds = time.monotonic() - start
         if split.listing is not None:
             split.listing.note(sp, ctx.results)
+        reported = ctx.results
+        if split.grid is not None and runner is None:
+            reported = split.grid.complete(
+                sp, reported, function, error, interrupted=error == "interrupted", seconds=seconds
+            )
         results = collect.fill_missing(
             call.name,
             sp,
-            ctx.results,
+            reported,
             function,
             runner,
             error,

@@ -1,0 +1,232 @@
+"""Several ``+parallel`` fields on one type: their Cartesian product, a *grid*.
+
+Each combination of the fields' values is one :class:`~dagpar_cli.model.Item`: its selector and
+path come from the **last** ``+parallel`` field (the fine one, usually the files), and
+:attr:`Item.matrix <dagpar_cli.model.Item.matrix>` names the other fields' values. A slice's
+items always form a sub-grid (the product of one subset per field), so its receiver holds those
+subsets and its work is exactly its items; :mod:`dagpar_cli.planning.grid` cuts the grid that way.
+
+Work that no runner reports is one result per combination, named ``function[field=value]``
+(:meth:`Item.test_name <dagpar_cli.model.Item.test_name>`), so a test failing under one value
+only reads as such.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagpar_cli.errors import TestsFailedError, ToolchainError
+from dagpar_cli.model import Item, SlicePlan, Status, TestCase, TestResult, join_path
+from dagpar_cli.planning.grid import plan_grid
+from dagpar_cli.planning.request import DEFAULT_STARTUP, OVERSLICE, PlannedSplit
+from dagpar_cli.sdk.types import FieldDef, TypeDef
+from dagpar_cli.timings.predict import DEFAULT_ITEM_SECONDS, borrow_across_matrix
+
+if TYPE_CHECKING:
+    from dagpar_cli.timings import TimingStore
+
+__all__ = ["MAX_COMBINATIONS", "Axis", "Grid"]
+
+#: A product with more combinations than this is a definition error.
+MAX_COMBINATIONS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One ``+parallel`` field of a grid: its values as the receiver holds them, and their
+    labels (a ``list[list[str]]`` field's selector is labelled ``a::b``)."""
+
+    name: str
+    values: tuple[Any, ...]
+    labels: tuple[str, ...]
+    nested: bool
+
+
+class Grid:
+    """The combinations of a receiver's ``+parallel`` fields.
+
+    :param axes: the fields, in declaration order; the last gives the items' paths.
+    :param prefix: the receiver's directory, workspace-relative.
+    """
+
+    def __init__(self, axes: Sequence[Axis], prefix: str) -> None:
+        self.axes = tuple(axes)
+        self.prefix = prefix
+        self._cells: dict[str, tuple[int, ...]] = {}
+        self._items: list[Item] = []
+        *coarse, fine = self.axes
+        ranges = [range(len(axis.values)) for axis in self.axes]
+        for cell in itertools.product(*ranges):
+            value = fine.values[cell[-1]]
+            selector = tuple(str(v) for v in value) if fine.nested else (str(value),)
+            pairs = zip(coarse, cell[:-1], strict=True)
+            matrix = tuple((axis.name, axis.labels[i]) for axis, i in pairs)
+            item = Item(selector, join_path(prefix, selector[0]), matrix)
+            if item.key not in self._cells:  # a value listed twice is one combination
+                self._cells[item.key] = cell
+                self._items.append(item)
+
+    @classmethod
+    def of(cls, typedef: TypeDef, receiver: Any, prefix: str, workspace: Path) -> Grid | None:
+        """The grid of *receiver*, or None when its type has fewer than two ``+parallel`` fields.
+
+        :raises ToolchainError: the product has more than :data:`MAX_COMBINATIONS` combinations
+            (naming the first ``+parallel`` field's file and line).
+        :raises TestsFailedError: a field holds something other than strings (or lists of them).
+        """
+        fields = typedef.parallel_fields
+        if len(fields) < 2:
+            return None
+        axes = [_axis(f, getattr(receiver, f.name) or []) for f in fields]
+        total = math.prod(len(axis.values) for axis in axes)
+        if total > MAX_COMBINATIONS:
+            sizes = " x ".join(f"{axis.name} ({len(axis.values)})" for axis in axes)
+            raise ToolchainError(
+                f"{typedef.name}'s +parallel fields make {total:,} combinations ({sizes}); "
+                f"at most {MAX_COMBINATIONS:,} are supported: mark fewer fields +parallel or "
+                "pass fewer values",
+                file=_display(typedef.file, workspace),
+                line=fields[0].line or typedef.line,
+            )
+        return cls(axes, prefix)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The fields' names, in declaration order."""
+        return tuple(axis.name for axis in self.axes)
+
+    def items(self) -> list[Item]:
+        """Every combination, the first field varying slowest."""
+        return list(self._items)
+
+    def receiver_fields(self, items: Sequence[Item]) -> dict[str, list[Any]]:
+        """The field values of the receiver that runs *items* (a sub-grid): each field holds
+        the values its combinations use, in the parent's order."""
+        used: list[set[int]] = [set() for _ in self.axes]
+        for item in items:
+            for position, index in enumerate(self._cells[item.key]):
+                used[position].add(index)
+        return {
+            axis.name: [
+                list(axis.values[i]) if axis.nested else axis.values[i] for i in sorted(chosen)
+            ]
+            for axis, chosen in zip(self.axes, used, strict=True)
+        }
+
+    def is_sub_grid(self, items: Sequence[Item]) -> bool:
+        """Whether *items* are exactly the product of the values they use."""
+        fields = self.receiver_fields(items)
+        return len({item.key for item in items}) == math.prod(len(v) for v in fields.values())
+
+    def tests(self, items: Sequence[Item], function: str) -> dict[str, list[TestCase]]:
+        """One expected result per combination, by item key (for work no runner reports)."""
+        return {item.key: [TestCase(item.path, item.test_name(function))] for item in items}
+
+    def plan(
+        self,
+        items: Sequence[Item],
+        tests_of: dict[str, list[TestCase]],
+        *,
+        instance: str,
+        runner: str | None,
+        workers: int,
+        executor: str,
+        store: TimingStore | None,
+        shard: tuple[int, int] | None,
+    ) -> PlannedSplit:
+        """Cut the selected combinations into sub-grids from the timing history.
+
+        Samples are kept per combination; one without history borrows from the same item
+        under the other values (:func:`~dagpar_cli.timings.predict.borrow_across_matrix`).
+        """
+        seconds: dict[str, float] = {item.key: DEFAULT_ITEM_SECONDS for item in items}
+        has_history = False
+        startup = DEFAULT_STARTUP.get(executor, 0.5)
+        if store is not None:
+            prediction = store.predict_detailed(instance, items, tests_of)
+            has_history = prediction.has_history
+            seconds, _ = borrow_across_matrix(items, prediction.seconds, prediction.estimated)
+            measured = store.startup_seconds(runner or "custom", executor)
+            if measured is not None:
+                startup = measured
+        plan = plan_grid(
+            items,
+            seconds,
+            workers=workers,
+            max_slices=OVERSLICE * workers if has_history else workers,
+            startup=startup,
+            tests=tests_of,
+            # Whole rows share a slice only where the receiver alone tells them apart.
+            merge_rows=runner is None and len(self.axes) == 2,
+            shard=shard,
+        )
+        return PlannedSplit(plan, {}, startup)
+
+    def complete(
+        self,
+        sp: SlicePlan,
+        reported: Sequence[TestResult],
+        function: str,
+        error: str,
+        *,
+        interrupted: bool,
+        seconds: float,
+    ) -> list[TestResult]:
+        """*reported*, plus one result for each combination of the slice that the toolchain
+        did not report through ``dag.parallel.task`` (passed, or the slice's error)."""
+        seen = {r.id for r in reported}
+        missing = [
+            item for item in sp.items if f"{item.path}::{item.test_name(function)}" not in seen
+        ]
+        share = seconds / max(1, len(sp.items))
+        if interrupted:
+            status, message = Status.ERROR, "interrupted"
+        elif error:
+            status, message = Status.FAILED, error
+        else:
+            status, message = Status.PASSED, ""
+        return list(reported) + [
+            TestResult(
+                path=item.path,
+                name=item.test_name(function),
+                status=status,
+                message=message,
+                seconds=share,
+            )
+            for item in missing
+        ]
+
+
+def _axis(fdef: FieldDef, raw: Sequence[Any]) -> Axis:
+    values: list[Any] = []
+    labels: list[str] = []
+    for value in raw:
+        if fdef.nested:
+            if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+                raise TestsFailedError(
+                    f"+parallel field '{fdef.name}' holds {value!r}; "
+                    "a list[list[str]] field needs non-empty lists of strings"
+                )
+            label = "::".join(str(v) for v in value)
+        else:
+            if not isinstance(value, str):
+                raise TestsFailedError(
+                    f"+parallel field '{fdef.name}' holds {value!r}; "
+                    "a list[str] field needs strings"
+                )
+            label = value
+        values.append(value)
+        labels.append(label)
+    return Axis(fdef.name, tuple(values), tuple(labels), fdef.nested)
+
+
+def _display(file: str, workspace: Path) -> str:
+    try:
+        return str(Path(file).resolve().relative_to(workspace.resolve()))
+    except (ValueError, OSError):
+        return file

@@ -1,0 +1,185 @@
+"""Several ``+parallel`` fields: the Cartesian product, cut into sub-grids, each cell once."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from dagpar_cli.testing import DagparResult
+
+CONFIG = """
+toolchains:
+  cells: {use: ci/cells.py}
+"""
+
+CELLS = """
+from __future__ import annotations
+import json, os
+from dagpar_cli import Directory, dag, field, object_type
+
+@object_type
+class Grid:
+    workspace: Directory
+    pythons: list[str] = field()  # +parallel
+    files: list[str] = field(parallel=True)
+    label: str = "unchanged"
+
+    # +parallel
+    def run(self) -> None:
+        info = dag.current_slice()
+        name = f"{info.index}-{info.total}" if info else "unsplit"
+        with open(os.path.join(os.environ["GRID_LOG"], name), "w") as out:
+            json.dump({"pythons": self.pythons, "files": self.files, "label": self.label}, out)
+        for python in self.pythons:
+            for path in self.files:
+                with dag.parallel.task(path, pythons=python):
+                    if python == os.environ.get("GRID_FAIL", "") and path == "f5.py":
+                        raise AssertionError("fails under this python only")
+
+@object_type
+class Cells:
+    source: Directory
+    pythons: int = 3
+    files: int = 6
+
+    # +check
+    def test(self) -> None:
+        Grid(
+            workspace=self.source,
+            pythons=[f"3.{10 + i}" for i in range(self.pythons)],
+            files=[f"f{i}.py" for i in range(self.files)],
+            label="kept",
+        ).run()
+"""
+
+PYTHONS = ["3.10", "3.11", "3.12"]
+FILES = [f"f{i}.py" for i in range(6)]
+
+
+@pytest.fixture
+def grid_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where each slice of the grid toolchain records its receiver (``GRID_LOG``)."""
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("GRID_LOG", str(log))
+    monkeypatch.delenv("GRID_FAIL", raising=False)
+    return log
+
+
+def _receivers(log: Path) -> list[dict[str, object]]:
+    return [json.loads(p.read_text()) for p in sorted(log.iterdir())]
+
+
+def test_two_parallel_fields_run_every_combination_once_in_sub_grids(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    result = dagpar_run("check", "-C", ws, "-j", "3", "--json")
+    assert result.exit_code == 0, result
+    receivers = _receivers(grid_log)
+    assert len(receivers) >= 2
+    cells: list[tuple[str, str]] = []
+    for receiver in receivers:
+        assert receiver["label"] == "kept"  # the other fields are unchanged
+        pythons, files = receiver["pythons"], receiver["files"]
+        assert isinstance(pythons, list) and isinstance(files, list)
+        # Each field holds a subset of its values, in the parent's order: a sub-grid.
+        assert pythons == [p for p in PYTHONS if p in pythons] and pythons
+        assert files == [f for f in FILES if f in files] and files
+        cells.extend(itertools.product(pythons, files))
+    assert sorted(cells) == sorted(itertools.product(PYTHONS, FILES))  # each exactly once
+    (check,) = result.json()["checks"]
+    names = sorted(t["id"] for t in check["tests"])
+    assert len(names) == 18 == len(set(names))
+    assert "f0.py::run[pythons=3.11]" in names
+
+
+def test_one_combination_failing_reads_as_such(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRID_FAIL", "3.12")
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
+    assert result.exit_code == 1, result
+    (check,) = result.json()["checks"]
+    failed = [t["id"] for t in check["tests"] if t["status"] != "passed"]
+    assert failed == ["f5.py::run[pythons=3.12]"]
+
+
+def test_dry_run_lists_combinations(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    result = dagpar_run("check", "-C", ws, "-j", "3", "--dry-run", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    items = [i for s in check["slices"] for i in s["items"]]
+    assert len(items) == 18
+    assert {"item": "f0.py", "matrix": {"pythons": "3.10"}} in items
+    assert not list(grid_log.iterdir())  # nothing ran
+
+
+def test_more_than_100000_combinations_is_a_definition_error(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    big = CELLS.replace("pythons: int = 3", "pythons: int = 400").replace(
+        "files: int = 6", "files: int = 300"
+    )
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": big})
+    written = (ws / "ci" / "cells.py").read_text().splitlines()
+    line = next(i for i, text in enumerate(written, 1) if "pythons: list" in text)
+    result = dagpar_run("check", "-C", ws, "--dry-run")
+    assert result.exit_code == 2, result
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"ci/cells.py:{line}:" in err
+    assert "120,000 combinations" in err and "100,000" in err
+
+
+def test_timings_are_kept_per_combination(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    assert dagpar_run("check", "-C", ws, "-j", "2").exit_code == 0
+    exported = dagpar_run("timings", "export", "-C", ws)
+    assert exported.exit_code == 0, exported
+    text = exported.stdout
+    for python, path in itertools.product(PYTHONS, FILES):
+        assert f"{path}::run[pythons={python}]" in text
+    # A fourth Python plans from the other three's times: the dry run still works and cuts
+    # the larger grid into sub-grids.
+    (ws / "dagpar.yaml").write_text(CONFIG.replace("ci/cells.py}", "ci/cells.py, pythons: 4}"))
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--dry-run", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    assert sum(len(s["items"]) for s in check["slices"]) == 24
+
+
+def test_a_task_naming_no_combination_of_the_slice_fails_that_slice(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    ambiguous = CELLS.replace("dag.parallel.task(path, pythons=python)", "dag.parallel.task(path)")
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": ambiguous})
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--json")
+    assert result.exit_code == 1, result
+    (check,) = result.json()["checks"]
+    messages = {t["message"] for t in check["tests"]}
+    assert any("name them with keywords (pythons)" in m for m in messages), messages
+    assert len(check["tests"]) == 18
