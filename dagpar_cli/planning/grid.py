@@ -21,12 +21,15 @@ from collections.abc import Mapping, Sequence
 from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 
-__all__ = ["GRID_PLANNER", "TARGET_FACTORS", "plan_grid"]
+__all__ = ["GRID_PLANNER", "PENALTIES", "TARGET_FACTORS", "plan_grid"]
 
 #: The planner name plans from here carry.
 GRID_PLANNER = "grid"
 #: Slice sizes tried, as factors of the ideal share of one worker.
-TARGET_FACTORS = (4.0, 2.0, 1.5, 1.25, 1.1, 1.0, 0.9, 0.8, 0.67, 0.5, 0.4, 0.33, 0.25)
+TARGET_FACTORS = (4.0, 2.0, 1.5, 1.2, 1.0, 0.9, 0.75, 0.5, 0.33)
+
+#: Weights on the start-up a worker's first item of a row costs, when packing items.
+PENALTIES = (0.0, 1.0, 2.0)
 
 _Part = list[int]  # positions into the items
 
@@ -63,19 +66,20 @@ def plan_grid(
     rows = _rows(items)
     total = math.fsum(cost)
     ideal = max(max(cost, default=0.0), (total + startup * len(rows)) / lanes)
-    best: tuple[float, int, list[_Part]] | None = None
+    candidates = []
     for factor in TARGET_FACTORS:
-        target = max(ideal * factor, 1e-9)
-        parts = _cut(rows, items, cost, target, merge_rows)
+        parts = _cut(rows, items, cost, max(ideal * factor, 1e-9), merge_rows)
+        candidates.append(sorted(parts, key=lambda p: (-_load(p, cost), p[0])))
+    for weight in PENALTIES:
+        candidates.append(_packed(rows, cost, startup, lanes, weight))
+    best: tuple[float, int, list[_Part]] | None = None
+    for parts in candidates:
         if len(parts) > max(max_slices, len(rows)) and best is not None:
             continue
         wall, _ = _simulate(parts, cost, startup, lanes)
-        score = (wall, len(parts))
-        if best is None or score < best[:2]:
+        if best is None or (wall, len(parts)) < best[:2]:
             best = (wall, len(parts), parts)
-    assert best is not None or not items
-    wall, _, parts = best if best is not None else (0.0, 0, [])
-    ordered = sorted(parts, key=lambda p: (-_load(p, cost), p[0]))
+    wall, _, ordered = best if best is not None else (0.0, 0, [])
     if shard is not None:
         _, lane_of = _simulate(ordered, cost, startup, lanes)
         ordered = [p for p, lane in zip(ordered, lane_of, strict=True) if lane == shard[0] - 1]
@@ -155,18 +159,66 @@ def _balance(row: _Part, cost: Sequence[float], count: int) -> list[_Part]:
     return [sorted(p) for p in parts if p]
 
 
+def _packed(
+    rows: list[_Part], cost: Sequence[float], startup: float, lanes: int, weight: float
+) -> list[_Part]:
+    """Longest item first onto the worker where it ends soonest, a worker's first item of a
+    row costing a start-up (its slice of that row; weighed by *weight* when choosing); the
+    slices in the order they would start."""
+    row_of = {i: r for r, row in enumerate(rows) for i in row}
+    loads = [0.0] * lanes
+    groups: dict[tuple[int, int], _Part] = {}
+    rows_on: list[list[int]] = [[] for _ in range(lanes)]
+    # Lazy heaps of (load, lane): every lane, and per row the lanes holding that row already.
+    every = [(0.0, lane) for lane in range(lanes)]
+    holding: list[list[tuple[float, int]]] = [[] for _ in rows]
+
+    def least(heap: list[tuple[float, int]]) -> tuple[float, int] | None:
+        while heap and heap[0][0] != loads[heap[0][1]]:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
+
+    for i in sorted(row_of, key=lambda i: (-cost[i], i)):
+        r = row_of[i]
+        load, lane = least(every) or (0.0, 0)
+        fresh = (lane, r) not in groups
+        options = [(load + cost[i] + (weight * startup if fresh else 0.0), lane)]
+        near = least(holding[r])
+        if near is not None:
+            options.append((near[0] + cost[i], near[1]))
+        _, lane = min(options)
+        fresh = (lane, r) not in groups
+        loads[lane] += cost[i] + (startup if fresh else 0.0)
+        groups.setdefault((lane, r), []).append(i)
+        if fresh:
+            rows_on[lane].append(r)
+        heapq.heappush(every, (loads[lane], lane))
+        for held in rows_on[lane]:
+            heapq.heappush(holding[held], (loads[lane], lane))
+    timed: list[tuple[float, int, _Part]] = []
+    for lane in range(lanes):
+        mine = sorted(
+            (sorted(p) for (w, _), p in groups.items() if w == lane),
+            key=lambda p: (-_load(p, cost), p[0]),
+        )
+        at = 0.0
+        for part in mine:
+            timed.append((at, lane, part))
+            at += startup + _load(part, cost)
+    return [part for _, _, part in sorted(timed, key=lambda t: (t[0], t[1]))]
+
+
 def _simulate(
     parts: Sequence[_Part], cost: Sequence[float], startup: float, lanes: int
 ) -> tuple[float, list[int]]:
-    """Wall seconds of running *parts* longest first on *lanes* workers, and each part's lane
-    (in the order given)."""
-    order = sorted(range(len(parts)), key=lambda k: (-_load(parts[k], cost), parts[k][0]))
+    """Wall seconds of running *parts* in the order given on *lanes* workers (each to the next
+    free one, as the engine starts slices), and each part's lane."""
     free = [(0.0, lane) for lane in range(lanes)]
     lane_of = [0] * len(parts)
     wall = 0.0
-    for k in order:
+    for k, part in enumerate(parts):
         at, lane = heapq.heappop(free)
-        end = at + startup + _load(parts[k], cost)
+        end = at + startup + _load(part, cost)
         lane_of[k] = lane
         wall = max(wall, end)
         heapq.heappush(free, (end, lane))
