@@ -81,6 +81,8 @@ class RunOptions:
 
     #: ``--filter`` selectors, in the order given.
     filters: tuple[str, ...] = ()
+    #: ``--matrix FIELD=GLOB``, in the order given: the combinations of a matrix to run.
+    matrix: tuple[str, ...] = ()
     #: ``-j``; None means auto.
     parallelism: int | None = None
     #: ``--executor``; None means the configuration's.

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagpar_cli.errors import TestsFailedError, ToolchainError
+from dagpar_cli.errors import TestsFailedError, ToolchainError, UsageError
+from dagpar_cli.filtering import translate_glob
 from dagpar_cli.model import Item, SlicePlan, Status, TestCase, TestResult, join_path
 from dagpar_cli.planning.grid import plan_grid
 from dagpar_cli.planning.request import DEFAULT_STARTUP, OVERSLICE, PlannedSplit
@@ -30,7 +33,7 @@ from dagpar_cli.timings.predict import DEFAULT_ITEM_SECONDS, borrow_across_matri
 if TYPE_CHECKING:
     from dagpar_cli.timings import TimingStore
 
-__all__ = ["MAX_COMBINATIONS", "Axis", "Grid"]
+__all__ = ["MAX_COMBINATIONS", "Axis", "Grid", "MatrixFilter"]
 
 #: A product with more combinations than this is a definition error.
 MAX_COMBINATIONS = 100_000
@@ -230,3 +233,64 @@ def _display(file: str, workspace: Path) -> str:
         return str(Path(file).resolve().relative_to(workspace.resolve()))
     except (ValueError, OSError):
         return file
+
+
+class MatrixFilter:
+    """``--matrix FIELD=GLOB`` (repeatable): the combinations a run keeps.
+
+    Globs of one field are OR'ed, fields are AND'ed; a glob matches the value's label (``*``
+    matches anything). A split call without the field keeps nothing. The values every grid
+    offered are remembered, so that a filter that matched nothing can list them.
+
+    :raises UsageError: a text is not ``FIELD=GLOB``.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = tuple(texts)
+        self._globs: dict[str, list[re.Pattern[str]]] = {}
+        for text in self.texts:
+            name, sep, glob = text.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or not name or not glob:
+                raise UsageError(
+                    f"--matrix {text!r}: expected FIELD=GLOB, e.g. --matrix 'image=*3.12*'"
+                )
+            self._globs.setdefault(name, []).append(re.compile(translate_glob(glob, separators="")))
+        #: Labels seen per field, in the order first seen.
+        self.values: dict[str, dict[str, None]] = {}
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._globs)
+
+    def narrow(self, items: Sequence[Item], grid: Grid | None) -> list[Item]:
+        """The items whose combination matches every field of the filter."""
+        if not self._globs:
+            return list(items)
+        last = grid.names[-1] if grid is not None else None
+        kept = []
+        with self._lock:
+            for item in items:
+                pairs = dict(item.matrix)
+                if last is not None:
+                    pairs[last] = "::".join(item.selector)
+                for name, label in pairs.items():
+                    self.values.setdefault(name, {})[label] = None
+                if all(
+                    name in pairs and any(g.fullmatch(pairs[name]) for g in globs)
+                    for name, globs in self._globs.items()
+                ):
+                    kept.append(item)
+        return kept
+
+    def nothing_matched(self) -> str:
+        """The exit-5 message: what was asked, and the values that exist."""
+        given = " ".join(f"--matrix {t!r}" for t in self.texts)
+        if not self.values:
+            return f"{given} matched nothing: no check splits over several +parallel fields"
+        shown = []
+        for name, labels in self.values.items():
+            values = list(labels)
+            more = f", ... ({len(values)} values)" if len(values) > 12 else ""
+            shown.append(f"{name}: {', '.join(values[:12])}{more}")
+        return f"{given} matched no combination; the values that exist: {'; '.join(shown)}"

@@ -58,7 +58,7 @@ from dagpar_cli.runtime.context import (
     leave_call,
     leave_slice,
 )
-from dagpar_cli.runtime.grid import Grid
+from dagpar_cli.runtime.grid import Grid, MatrixFilter
 from dagpar_cli.runtime.listing import Lister, ListingCheck
 from dagpar_cli.runtime.progress_poller import ProgressPoller
 from dagpar_cli.sdk.container import Container
@@ -136,6 +136,8 @@ class Orchestrator:
         self._counter_lock = threading.Lock()
         #: Item paths the filter saw, for "did you mean" when it matched nothing.
         self.candidates: set[str] = set()
+        #: ``--matrix``: the combinations to keep.
+        self.matrix = MatrixFilter(session.options.matrix)
         #: Follows running slices' runners for live progress.
         self.progress = ProgressPoller(session.pm.hook, session.runners)
         self.lister = Lister(session, executor.name, self._runner_host, self.cancelled.is_set)
@@ -276,6 +278,7 @@ class Orchestrator:
         else:
             raw = list(getattr(receiver, pfield.name) or [])
             items = [_item(value, pfield.nested, prefix, pfield.name) for value in raw]
+        items = self.matrix.narrow(items, grid)
         # list
         tests_of: dict[str, list[TestCase]] = {}
         if runner is not None and directory is not None:

@@ -183,3 +183,52 @@ def test_a_task_naming_no_combination_of_the_slice_fails_that_slice(
     messages = {t["message"] for t in check["tests"]}
     assert any("name them with keywords (pythons)" in m for m in messages), messages
     assert len(check["tests"]) == 18
+
+
+def test_matrix_option_runs_the_matching_combinations_only(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    result = dagpar_run(
+        "check",
+        "-C",
+        ws,
+        "-j",
+        "2",
+        "--json",
+        "--matrix",
+        "pythons=*.1[12]",
+        "--matrix",
+        "files=f[01].py",
+    )
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    assert sorted(t["id"] for t in check["tests"]) == sorted(
+        f"{f}::run[pythons={p}]" for p in ("3.11", "3.12") for f in ("f0.py", "f1.py")
+    )
+    cells = [
+        cell
+        for receiver in _receivers(grid_log)
+        for cell in itertools.product(receiver["pythons"], receiver["files"])  # type: ignore[arg-type]
+    ]
+    assert sorted(cells) == sorted(itertools.product(["3.11", "3.12"], ["f0.py", "f1.py"]))
+
+
+def test_matrix_option_matching_nothing_exits_5_with_the_values(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    result = dagpar_run("check", "-C", ws, "--matrix", "pythons=2.*")
+    assert result.exit_code == 5, result
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--matrix 'pythons=2.*' matched no combination" in err
+    assert "pythons: 3.10, 3.11, 3.12" in err
+    assert not list(grid_log.iterdir())
+    bad = dagpar_run("check", "-C", ws, "--matrix", "pythons")
+    assert bad.exit_code == 2, bad
+    assert "--matrix 'pythons': expected FIELD=GLOB" in bad.stderr
