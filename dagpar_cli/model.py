@@ -155,6 +155,8 @@ class TestResult:
     #: Wall-clock time (``time.time()``) at which the final attempt started; None when the
     #: runner did not say.
     start: float | None = None
+    #: The matrix combination it ran under, as ``(field, value)`` pairs (``()`` outside one).
+    matrix: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -191,6 +193,8 @@ class TestResult:
             data["occurrence"] = self.occurrence
         if self.start is not None:
             data["start"] = round(self.start, 6)
+        if self.matrix:
+            data["matrix"] = dict(self.matrix)
         if self.message:
             data["message"] = self.message
         if self.attempts:

@@ -200,6 +200,7 @@ class Grid:
                 status=status,
                 message=message,
                 seconds=share,
+                matrix=item.matrix,
             )
             for item in missing
         ]

@@ -87,6 +87,7 @@ class Parallel:
                             status=status,
                             seconds=time.monotonic() - start,
                             message=message,
+                            matrix=match.matrix,
                         )
                     ]
                 )

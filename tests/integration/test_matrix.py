@@ -232,3 +232,30 @@ def test_matrix_option_matching_nothing_exits_5_with_the_values(
     bad = dagpar_run("check", "-C", ws, "--matrix", "pythons")
     assert bad.exit_code == 2, bad
     assert "--matrix 'pythons': expected FIELD=GLOB" in bad.stderr
+
+
+def test_junit_has_one_suite_per_combination(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+    tmp_path: Path,
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    junit = tmp_path / "junit.xml"
+    result = dagpar_run("check", "-C", ws, "-j", "3", "--json", "--junit-xml", junit)
+    assert result.exit_code == 0, result
+    root = ET.parse(junit).getroot()
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert sorted(suites) == [f"cells:test[pythons={p}]" for p in PYTHONS]
+    for python in PYTHONS:
+        suite = suites[f"cells:test[pythons={python}]"]
+        assert suite.get("tests") == "6"
+        assert [(p.get("name"), p.get("value")) for p in suite.iter("property")] == [
+            ("matrix.pythons", python)
+        ]
+        names = sorted(c.get("name") for c in suite.findall("testcase"))
+        assert names == [f"run[pythons={python}]"] * 6
+    (check,) = result.json()["checks"]
+    assert {t["matrix"]["pythons"] for t in check["tests"]} == set(PYTHONS)
