@@ -13,11 +13,12 @@ only reads as such.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,9 +32,10 @@ from dagpar_cli.sdk.types import FieldDef, TypeDef
 from dagpar_cli.timings.predict import DEFAULT_ITEM_SECONDS, borrow_across_matrix
 
 if TYPE_CHECKING:
+    from dagpar_cli.config.model import ToolchainConfig
     from dagpar_cli.timings import TimingStore
 
-__all__ = ["MAX_COMBINATIONS", "Axis", "Grid", "MatrixFilter"]
+__all__ = ["MAX_COMBINATIONS", "Axis", "Grid", "MatrixFilter", "item_of", "matrix_config"]
 
 #: A product with more combinations than this is a definition error.
 MAX_COMBINATIONS = 100_000
@@ -48,6 +50,8 @@ class Axis:
     values: tuple[Any, ...]
     labels: tuple[str, ...]
     nested: bool
+    #: A key of the toolchain's ``matrix:`` in dagpar.yaml rather than a receiver's field.
+    virtual: bool = False
 
 
 class Grid:
@@ -75,17 +79,30 @@ class Grid:
                 self._items.append(item)
 
     @classmethod
-    def of(cls, typedef: TypeDef, receiver: Any, prefix: str, workspace: Path) -> Grid | None:
-        """The grid of *receiver*, or None when its type has fewer than two ``+parallel`` fields.
+    def of(
+        cls,
+        typedef: TypeDef,
+        receiver: Any,
+        prefix: str,
+        workspace: Path,
+        config: ToolchainConfig | None = None,
+    ) -> Grid | None:
+        """The grid of *receiver*, or None when its type has fewer than two ``+parallel`` fields
+        and its toolchain's *config* has no ``matrix:``.
+
+        The keys of ``matrix:`` come first (each slice runs under one value of each), then the
+        type's ``+parallel`` fields.
 
         :raises ToolchainError: the product has more than :data:`MAX_COMBINATIONS` combinations
             (naming the first ``+parallel`` field's file and line).
         :raises TestsFailedError: a field holds something other than strings (or lists of them).
         """
         fields = typedef.parallel_fields
-        if len(fields) < 2:
+        keys = config.matrix if config is not None else ()
+        if len(fields) + len(keys) < 2:
             return None
-        axes = [_axis(f, getattr(receiver, f.name) or []) for f in fields]
+        axes = [Axis(k.key, k.values, k.labels, False, virtual=True) for k in keys]
+        axes += [_axis(f, getattr(receiver, f.name) or []) for f in fields]
         total = math.prod(len(axis.values) for axis in axes)
         if total > MAX_COMBINATIONS:
             sizes = " x ".join(f"{axis.name} ({len(axis.values)})" for axis in axes)
@@ -119,7 +136,34 @@ class Grid:
                 list(axis.values[i]) if axis.nested else axis.values[i] for i in sorted(chosen)
             ]
             for axis, chosen in zip(self.axes, used, strict=True)
+            if not axis.virtual
         }
+
+    @property
+    def configured(self) -> bool:
+        """Whether dagpar.yaml's ``matrix:`` takes part (each slice runs under one value)."""
+        return any(axis.virtual for axis in self.axes)
+
+    def labelled(
+        self, tests_of: Mapping[str, Sequence[TestCase]], items: Sequence[Item]
+    ) -> dict[str, list[TestCase]]:
+        """Each item's tests named as their results will be under its ``matrix:`` values."""
+        return {
+            item.key: [
+                TestCase(t.path, f"{t.name}[{item.matrix_label}]", t.occurrence)
+                for t in tests_of.get(item.key, ())
+            ]
+            for item in items
+        }
+
+    def relabel(self, results: Sequence[TestResult], sp: SlicePlan) -> list[TestResult]:
+        """A runner's results of slice *sp*, renamed to carry the slice's ``matrix:`` values
+        (``name[key=value]``), so that every combination's tests are tests of their own."""
+        if not sp.items or not sp.items[0].matrix:
+            return list(results)
+        pairs = sp.items[0].matrix
+        label = sp.items[0].matrix_label
+        return [dataclasses.replace(r, name=f"{r.name}[{label}]", matrix=pairs) for r in results]
 
     def is_sub_grid(self, items: Sequence[Item]) -> bool:
         """Whether *items* are exactly the product of the values they use."""
@@ -135,6 +179,7 @@ class Grid:
         items: Sequence[Item],
         tests_of: dict[str, list[TestCase]],
         *,
+        slice_tests: Mapping[str, Sequence[TestCase]] | None = None,
         instance: str,
         runner: str | None,
         workers: int,
@@ -146,6 +191,9 @@ class Grid:
 
         Samples are kept per combination; one without history borrows from the same item
         under the other values (:func:`~dagpar_cli.timings.predict.borrow_across_matrix`).
+
+        :param tests_of: each item's tests as their results are named (for the predictions).
+        :param slice_tests: each item's tests as the runner selects them (default *tests_of*).
         """
         seconds: dict[str, float] = {item.key: DEFAULT_ITEM_SECONDS for item in items}
         has_history = False
@@ -163,9 +211,9 @@ class Grid:
             workers=workers,
             max_slices=OVERSLICE * workers if has_history else workers,
             startup=startup,
-            tests=tests_of,
+            tests=tests_of if slice_tests is None else slice_tests,
             # Whole rows share a slice only where the receiver alone tells them apart.
-            merge_rows=runner is None and len(self.axes) == 2,
+            merge_rows=runner is None and len(self.axes) == 2 and not self.configured,
             shard=shard,
         )
         return PlannedSplit(plan, {}, startup)
@@ -204,6 +252,33 @@ class Grid:
             )
             for item in missing
         ]
+
+
+def matrix_config(config: ToolchainConfig, items: Sequence[Item]) -> ToolchainConfig:
+    """*config* under the ``matrix:`` values of *items* (a slice's: one value of each key);
+    under the first values when *items* is empty (listing, and work outside a slice)."""
+    if not items:
+        return config.with_values({k.key: k.labels[0] for k in config.matrix})
+    keys = {k.key for k in config.matrix}
+    return config.with_values({k: v for k, v in items[0].matrix if k in keys})
+
+
+def item_of(value: Any, nested: bool, prefix: str, field_name: str) -> Item:
+    """The item of one element of a single ``+parallel`` field."""
+    if nested:
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+            raise TestsFailedError(
+                f"+parallel field '{field_name}' holds {value!r}; "
+                "a list[list[str]] field needs non-empty lists of strings"
+            )
+        selector = tuple(str(v) for v in value)
+    else:
+        if not isinstance(value, str):
+            raise TestsFailedError(
+                f"+parallel field '{field_name}' holds {value!r}; a list[str] field needs strings"
+            )
+        selector = (value,)
+    return Item(selector, join_path(prefix, selector[0]))
 
 
 def _axis(fdef: FieldDef, raw: Sequence[Any]) -> Axis:

@@ -38,12 +38,10 @@ from dagpar_cli.execution.scheduler.api import SplitJob, TailSlices
 from dagpar_cli.interrupts import SignalInterrupt
 from dagpar_cli.model import (
     CheckResult,
-    Item,
     SlicePlan,
     SliceResult,
     TestCase,
     TestResult,
-    join_path,
 )
 from dagpar_cli.planning.request import plan_split
 from dagpar_cli.runner_api import RunnerSpec
@@ -58,7 +56,7 @@ from dagpar_cli.runtime.context import (
     leave_call,
     leave_slice,
 )
-from dagpar_cli.runtime.grid import Grid, MatrixFilter
+from dagpar_cli.runtime.grid import Grid, MatrixFilter, item_of, matrix_config
 from dagpar_cli.runtime.listing import Lister, ListingCheck
 from dagpar_cli.runtime.progress_poller import ProgressPoller
 from dagpar_cli.sdk.container import Container
@@ -257,13 +255,16 @@ class Orchestrator:
         runner = typedef.runner
         directory = _first_directory(receiver)
         prefix = directory.rel or "" if directory is not None else ""
+        workspace = self.session.config.workspace
+        grid = Grid.of(typedef, receiver, prefix, workspace, call.toolchain.config)
+        toolchain = self._toolchain(call)
         # Go's filters may name subtests (``TestX/sub``) that its listing cannot know.
         subtests = runner is not None and self.runner(call, runner).has_subtests
         listing = spec = None
         if runner is not None and directory is not None:
-            spec = self.lister.spec(call.toolchain, runner, directory)
+            spec = self.lister.spec(toolchain, runner, directory)
             listing = self.lister.check(
-                call.toolchain,
+                toolchain,
                 runner,
                 directory,
                 prefix=prefix,
@@ -271,18 +272,19 @@ class Orchestrator:
                 subtests=subtests,
             )
 
-        # itemize (several +parallel fields: every combination; runtime/grid.py)
-        grid = Grid.of(typedef, receiver, prefix, self.session.config.workspace)
+        if grid is not None and grid.configured:
+            listing = None  # its results carry their matrix values: not the listing's names
+        # itemize (several +parallel fields or a matrix: every combination; runtime/grid.py)
         if grid is not None:
             items = grid.items()
         else:
             raw = list(getattr(receiver, pfield.name) or [])
-            items = [_item(value, pfield.nested, prefix, pfield.name) for value in raw]
+            items = [item_of(value, pfield.nested, prefix, pfield.name) for value in raw]
         items = self.matrix.narrow(items, grid)
         # list
         tests_of: dict[str, list[TestCase]] = {}
         if runner is not None and directory is not None:
-            tests_of = self.lister.tests_of_items(call.toolchain, runner, directory, items, prefix)
+            tests_of = self.lister.tests_of_items(toolchain, runner, directory, items, prefix)
         # filter
         if not self.filter.is_empty:
             self.candidates.update(item.path for item in items)
@@ -303,9 +305,13 @@ class Orchestrator:
         # plan
         hands_over = grid is None and self.scheduler.hands_over(spec, pfield.nested)
         if grid is not None:
+            by_runner = runner is not None
             planned = grid.plan(
                 kept.items,
-                grid.tests(kept.items, name),
+                grid.labelled(kept.tests_of, kept.items)
+                if by_runner
+                else grid.tests(kept.items, name),
+                slice_tests=kept.tests_of if by_runner else None,
                 instance=instance,
                 runner=runner,
                 workers=self.scheduler.workers,
@@ -505,6 +511,8 @@ class Orchestrator:
             interrupted=error == "interrupted",
             seconds=seconds,
         )
+        if split.grid is not None and runner is not None:
+            results = split.grid.relabel(results, sp)
         result = SliceResult(
             index=sp.index,
             items=sp.items,
@@ -544,8 +552,14 @@ class Orchestrator:
                 outcomes=(),
                 directories={p: Directory(self.new_dir("dry-run")) for p in copy_out},
             )
-        if call is not None and call.toolchain.config.image:
-            container = dataclasses.replace(container, image=call.toolchain.config.image)
+        config = self._toolchain(call).config if call is not None else None
+        if config is not None and config.image:
+            container = dataclasses.replace(container, image=config.image)
+        if config is not None and config.env:
+            # The toolchain's variables, under what the pipeline sets itself.
+            set_here = {k for k, _ in container.env}
+            extra = tuple((k, v) for k, v in config.env.items() if k not in set_here)
+            container = dataclasses.replace(container, env=extra + container.env)
         if call is None:
             label, labels = "dagpar", {}
         elif slice_ctx is None:
@@ -562,11 +576,11 @@ class Orchestrator:
 
     def list_tests(self, call: CallContext, runner: str, directory: Directory) -> list[TestCase]:
         """Every test of *directory* as *runner* lists it (source-relative)."""
-        return self.lister.tests(call.toolchain, runner, directory)
+        return self.lister.tests(self._toolchain(call), runner, directory)
 
     def runner_spec(self, call: CallContext, runner: str, directory: Directory) -> RunnerSpec:
         """The :class:`RunnerSpec` of *runner* on *directory* under *call*'s toolchain."""
-        return self.lister.spec(call.toolchain, runner, directory)
+        return self.lister.spec(self._toolchain(call), runner, directory)
 
     def runner(self, call: CallContext, name: str) -> Runner:
         """The registered runner *name*.
@@ -598,6 +612,16 @@ class Orchestrator:
         )
         return span if span is not None else nullcontext()
 
+    def _toolchain(self, call: CallContext) -> Toolchain:
+        """*call*'s toolchain under the ``matrix:`` values of the slice running (the first
+        values outside a slice)."""
+        config = call.toolchain.config
+        if not config.matrix:
+            return call.toolchain
+        ctx = current_slice()
+        items = ctx.plan.items if ctx is not None and ctx.call is call else ()
+        return dataclasses.replace(call.toolchain, config=matrix_config(config, items))
+
     def _runner_host(self, toolchain: Toolchain, spec: RunnerSpec) -> _ExecutorRunnerHost:
         return _ExecutorRunnerHost(self, spec)
 
@@ -628,23 +652,6 @@ class _ExecutorRunnerHost:
         except ExecutionError as exc:
             return Outcome(exit_code=127, stderr=exc.message, not_started=True)
         return result.outcomes[-1]
-
-
-def _item(value: Any, nested: bool, prefix: str, field_name: str) -> Item:
-    if nested:
-        if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
-            raise TestsFailedError(
-                f"+parallel field '{field_name}' holds {value!r}; "
-                "a list[list[str]] field needs non-empty lists of strings"
-            )
-        selector = tuple(str(v) for v in value)
-    else:
-        if not isinstance(value, str):
-            raise TestsFailedError(
-                f"+parallel field '{field_name}' holds {value!r}; a list[str] field needs strings"
-            )
-        selector = (value,)
-    return Item(selector, join_path(prefix, selector[0]))
 
 
 def _describe(exc: BaseException) -> str:

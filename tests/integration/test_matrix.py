@@ -259,3 +259,97 @@ def test_junit_has_one_suite_per_combination(
         assert names == [f"run[pythons={python}]"] * 6
     (check,) = result.json()["checks"]
     assert {t["matrix"]["pythons"] for t in check["tests"]} == set(PYTHONS)
+
+
+FLAVOURS = {
+    "dagpar.yaml": """
+        toolchains:
+          py:
+            use: pytest
+            source: .
+            env: {SHARED: "yes"}
+            matrix:
+              env: [{FLAVOUR: a}, {FLAVOUR: b}]
+    """,
+    "pyproject.toml": """
+        [tool.pytest.ini_options]
+        testpaths = ["tests"]
+    """,
+    "tests/test_one.py": """
+        import os
+
+        def _seen(name):
+            assert os.environ["SHARED"] == "yes"
+            log = os.path.join(os.path.dirname(__file__), "..", "seen.txt")
+            with open(log, "a") as out:
+                out.write(f"{name} {os.environ['FLAVOUR']}\\n")
+
+        def test_a():
+            _seen("a")
+
+        def test_b():
+            _seen("b")
+    """,
+    "tests/test_two.py": """
+        from test_one import _seen
+
+        def test_c():
+            _seen("c")
+
+        def test_d():
+            _seen("d")
+    """,
+}
+
+
+def test_a_pytest_matrix_over_env_runs_every_test_under_each_value(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    tmp_path: Path,
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    ws = make_workspace(FLAVOURS)
+    junit = tmp_path / "junit.xml"
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--junit-xml", junit, "--json")
+    assert result.exit_code == 0, result
+    seen = sorted((ws / "seen.txt").read_text().split("\n")[:-1])
+    assert seen == sorted(f"{t} {f}" for t in "abcd" for f in "ab")  # each test once per value
+    root = ET.parse(junit).getroot()
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert sorted(suites) == ["py:test[env=FLAVOUR=a]", "py:test[env=FLAVOUR=b]"]
+    assert sum(len(s.findall("testcase")) for s in suites.values()) == 8
+    for suite in suites.values():
+        assert suite.get("tests") == "4" and suite.get("failures") == "0"
+    # Only one value, by --matrix.
+    (ws / "seen.txt").unlink()
+    only = dagpar_run("check", "-C", ws, "-j", "2", "--matrix", "env=*=b", "--json")
+    assert only.exit_code == 0, only
+    assert sorted((ws / "seen.txt").read_text().split()[1::2]) == ["b"] * 4
+
+
+def test_a_pytest_matrix_over_runner_uses_each_command(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    import sys
+
+    files = dict(FLAVOURS)
+    files["dagpar.yaml"] = """
+        toolchains:
+          py:
+            use: pytest
+            source: .
+            env: {SHARED: "yes"}
+            matrix:
+              runner: ["sh venv-a.sh", "sh venv-b.sh"]
+    """
+    for name in ("a", "b"):
+        files[f"venv-{name}.sh"] = f'FLAVOUR={name} exec "{sys.executable}" -m pytest "$@"\n'
+    ws = make_workspace(files)
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
+    assert result.exit_code == 0, result
+    seen = sorted((ws / "seen.txt").read_text().split("\n")[:-1])
+    assert seen == sorted(f"{t} {f}" for t in "abcd" for f in "ab")
+    (check,) = result.json()["checks"]
+    assert {t["matrix"]["runner"] for t in check["tests"]} == {"sh venv-a.sh", "sh venv-b.sh"}
