@@ -353,3 +353,20 @@ def test_a_pytest_matrix_over_runner_uses_each_command(
     assert seen == sorted(f"{t} {f}" for t in "abcd" for f in "ab")
     (check,) = result.json()["checks"]
     assert {t["matrix"]["runner"] for t in check["tests"]} == {"sh venv-a.sh", "sh venv-b.sh"}
+
+
+def test_shards_take_sub_grids_and_together_run_every_combination(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    ids: list[str] = []
+    for shard in ("1/2", "2/2"):
+        result = dagpar_run("check", "-C", ws, "-j", "2", "--shard", shard, "--json")
+        assert result.exit_code == 0, result
+        (check,) = result.json()["checks"]
+        ids.extend(t["id"] for t in check["tests"])
+    assert sorted(ids) == sorted(f"{f}::run[pythons={p}]" for p in PYTHONS for f in FILES)
+    for receiver in _receivers(grid_log):
+        assert receiver["pythons"] and receiver["files"]
