@@ -370,3 +370,32 @@ def test_shards_take_sub_grids_and_together_run_every_combination(
     assert sorted(ids) == sorted(f"{f}::run[pythons={p}]" for p in PYTHONS for f in FILES)
     for receiver in _receivers(grid_log):
         assert receiver["pythons"] and receiver["files"]
+
+
+def test_a_new_value_plans_from_the_same_item_under_the_other_values(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    cases = "".join(
+        f'<testcase classname="f0" name="run[pythons={p}]" file="f0.py" time="{s}"/>'
+        for p, s in (("3.10", 10), ("3.11", 20), ("3.12", 60))
+    )
+    ws = make_workspace(
+        {
+            "dagpar.yaml": CONFIG.replace("ci/cells.py}", "ci/cells.py, pythons: 4, files: 1}"),
+            "ci/cells.py": CELLS,
+            "junit.xml": f"<testsuites><testsuite name='cells:test'>{cases}</testsuite>"
+            "</testsuites>",
+        }
+    )
+    imported = dagpar_run("timings", "import", "-C", ws, ws / "junit.xml", "--instance", "cells")
+    assert imported.exit_code == 0, imported
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--dry-run", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    (only,) = check["slices"]
+    assert len(only["items"]) == 4
+    # 3.13 has no history: it takes the mean of f0.py under 3.10, 3.11 and 3.12 (30 s).
+    startup = only["predicted_seconds"] - (10 + 20 + 60 + 30)
+    assert 0 <= startup < 5, only
