@@ -108,11 +108,15 @@ def test_one_combination_failing_reads_as_such(
 ) -> None:
     monkeypatch.setenv("GRID_FAIL", "3.12")
     ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
-    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
+    html = ws / "report.html"
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json", "--report-html", html)
     assert result.exit_code == 1, result
     (check,) = result.json()["checks"]
     failed = [t["id"] for t in check["tests"] if t["status"] != "passed"]
     assert failed == ["f5.py::run[pythons=3.12]"]
+    assert "FAILED f5.py::run[pythons=3.12]" in result.stderr  # the summary
+    page = html.read_text()
+    assert "f5.py::run[pythons=3.12]" in page and "f5.py::run[pythons=3.10]" in page
 
 
 def test_dry_run_lists_combinations(
