@@ -363,7 +363,10 @@ class MatrixFilter:
         """The exit-5 message: what was asked, and the values that exist."""
         given = " ".join(f"--matrix {t!r}" for t in self.texts)
         if not self.values:
-            return f"{given} matched nothing: no check splits over several +parallel fields"
+            return (
+                f"{given} matched nothing: no check runs a matrix (several +parallel fields, "
+                "or matrix: in dagpar.yaml)"
+            )
         shown = []
         for name, labels in self.values.items():
             values = list(labels)

@@ -403,3 +403,16 @@ def test_a_new_value_plans_from_the_same_item_under_the_other_values(
     # 3.13 has no history: it takes the mean of f0.py under 3.10, 3.11 and 3.12 (30 s).
     startup = only["predicted_seconds"] - (10 + 20 + 60 + 30)
     assert 0 <= startup < 5, only
+
+
+def test_matrix_option_without_any_matrix_exits_5(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+) -> None:
+    single = CELLS.replace("pythons: list[str] = field()  # +parallel", "pythons: list[str]")
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": single})
+    assert dagpar_run("check", "-C", ws, "--dry-run").exit_code == 0
+    result = dagpar_run("check", "-C", ws, "--matrix", "pythons=3.12")
+    assert result.exit_code == 5, result
+    assert "no check runs a matrix" in result.stderr
