@@ -18,14 +18,25 @@ import itertools
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagpar_cli.errors import TestsFailedError, ToolchainError, UsageError
 from dagpar_cli.filtering import translate_glob
-from dagpar_cli.model import Item, SlicePlan, Status, TestCase, TestResult, join_path
+from dagpar_cli.model import (
+    Attempt,
+    Item,
+    Plan,
+    SlicePlan,
+    SliceResult,
+    Status,
+    TestCase,
+    TestResult,
+    join_path,
+    test_id,
+)
 from dagpar_cli.planning.grid import plan_grid
 from dagpar_cli.planning.request import DEFAULT_STARTUP, OVERSLICE, PlannedSplit
 from dagpar_cli.sdk.types import FieldDef, TypeDef
@@ -126,18 +137,28 @@ class Grid:
 
     def receiver_fields(self, items: Sequence[Item]) -> dict[str, list[Any]]:
         """The field values of the receiver that runs *items* (a sub-grid): each field holds
-        the values its combinations use, in the parent's order."""
+        the values its combinations use, in the parent's order. A finer selector of a
+        ``list[list[str]]`` last field (one test of a file, rerun) stands for itself there."""
         used: list[set[int]] = [set() for _ in self.axes]
+        finer = False
         for item in items:
-            for position, index in enumerate(self._cells[item.key]):
+            cell = self._cells.get(item.key)
+            if cell is None:
+                cell = self._cells[Item(item.selector[:1], item.path, item.matrix).key]
+                finer = True
+            for position, index in enumerate(cell):
                 used[position].add(index)
-        return {
+        fields = {
             axis.name: [
                 list(axis.values[i]) if axis.nested else axis.values[i] for i in sorted(chosen)
             ]
             for axis, chosen in zip(self.axes, used, strict=True)
             if not axis.virtual
         }
+        if finer:
+            selectors = dict.fromkeys(item.selector for item in items)
+            fields[self.axes[-1].name] = [list(selector) for selector in selectors]
+        return fields
 
     @property
     def configured(self) -> bool:
@@ -164,6 +185,67 @@ class Grid:
         pairs = sp.items[0].matrix
         label = sp.items[0].matrix_label
         return [dataclasses.replace(r, name=f"{r.name}[{label}]", matrix=pairs) for r in results]
+
+    def rerun_failed(
+        self,
+        plan: Plan,
+        merged: list[TestResult],
+        *,
+        retries: int,
+        runner: str | None,
+        function: str,
+        run_slice: Callable[[SlicePlan, int, bool], tuple[SliceResult, Any]],
+        cancelled: Callable[[], bool],
+    ) -> tuple[list[TestResult], list[SliceResult]]:
+        """``--retries`` for a grid: each round reruns the failed combinations, one fresh slice
+        per row (one value of every field but the last: a sub-grid), and keeps the earlier
+        failures as attempts (flaky when a rerun passes), as for any split call."""
+        owner: dict[str, tuple[Item, TestCase | None]] = {}
+        for sp in plan.slices:
+            if runner is None:
+                for it in sp.items:
+                    owner[f"{it.path}::{it.test_name(function)}"] = (it, None)
+                continue
+            label = sp.items[0].matrix_label if sp.items else ""
+            for case in sp.tests:
+                home = next((it for it in sp.items if it.path == case.path), None)
+                if home is not None:
+                    owner[test_id(case.path, f"{case.name}[{label}]", case.occurrence)] = (
+                        home,
+                        case,
+                    )
+        final = {r.id: r for r in merged}
+        reruns: list[SliceResult] = []
+        index = max((sp.index for sp in plan.slices), default=0)
+        for _ in range(retries):
+            failed = [r for r in final.values() if r.status.is_bad and r.id in owner]
+            if not failed or cancelled():
+                break
+            rows: dict[tuple[tuple[str, str], ...], tuple[dict[Item, None], list[TestCase]]] = {}
+            for r in failed:
+                item, test = owner[r.id]
+                items, tests = rows.setdefault(item.matrix, ({}, []))
+                if test is not None and item.name is None and self.axes[-1].nested:
+                    item = Item((item.selector[0], test.name), item.path, item.matrix)
+                items.setdefault(item)
+                if test is not None:
+                    tests.append(test)
+            for items, tests in rows.values():
+                index += 1
+                sp = SlicePlan(
+                    index=index, items=tuple(items), predicted_seconds=0.0, tests=tuple(tests)
+                )
+                result, _ = run_slice(sp, index, runner is not None)
+                reruns.append(result)
+                for again in result.results:
+                    before = final.get(again.id)
+                    if before is None or not before.status.is_bad:
+                        continue
+                    attempt = Attempt(before.status, before.seconds, before.message, before.details)
+                    final[again.id] = dataclasses.replace(
+                        again, attempts=(*before.attempts, attempt)
+                    )
+        return [final[r.id] for r in merged], reruns
 
     def is_sub_grid(self, items: Sequence[Item]) -> bool:
         """Whether *items* are exactly the product of the values they use."""

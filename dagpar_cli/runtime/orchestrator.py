@@ -383,7 +383,17 @@ class Orchestrator:
         merged: list[TestResult] = [r for s in slice_results for r in s.results]
         reruns: list[SliceResult] = []
         retries = self.session.options.retries
-        if retries and grid is None and not self.cancelled.is_set():
+        if retries and grid is not None and not self.cancelled.is_set():
+            merged, reruns = grid.rerun_failed(
+                plan,
+                merged,
+                retries=retries,
+                runner=runner,
+                function=name,
+                run_slice=job.run_slice,
+                cancelled=self.cancelled.is_set,
+            )
+        elif retries and not self.cancelled.is_set():
             merged, reruns = collect.rerun_failed(
                 plan,
                 merged,

@@ -39,6 +39,11 @@ class Grid:
                 with dag.parallel.task(path, pythons=python):
                     if python == os.environ.get("GRID_FAIL", "") and path == "f5.py":
                         raise AssertionError("fails under this python only")
+                    marker = os.path.join(os.environ["GRID_LOG"], "..", "flaked")
+                    flaky = python == os.environ.get("GRID_FLAKY", "") and path == "f2.py"
+                    if flaky and not os.path.exists(marker):
+                        open(marker, "w").close()
+                        raise AssertionError("fails the first time")
 
 @object_type
 class Cells:
@@ -67,6 +72,7 @@ def grid_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log.mkdir()
     monkeypatch.setenv("GRID_LOG", str(log))
     monkeypatch.delenv("GRID_FAIL", raising=False)
+    monkeypatch.delenv("GRID_FLAKY", raising=False)
     return log
 
 
@@ -416,3 +422,48 @@ def test_matrix_option_without_any_matrix_exits_5(
     result = dagpar_run("check", "-C", ws, "--matrix", "pythons=3.12")
     assert result.exit_code == 5, result
     assert "no check runs a matrix" in result.stderr
+
+
+def test_retries_rerun_the_failed_combination_in_a_sub_grid(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    grid_log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRID_FLAKY", "3.11")
+    ws = make_workspace({"dagpar.yaml": CONFIG, "ci/cells.py": CELLS})
+    result = dagpar_run("check", "-C", ws, "-j", "3", "--retries", "1", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    assert len(check["tests"]) == 18
+    # The slice stopped at f2.py: the files after it had the slice's error, and ran again too.
+    flaky = sorted(t["id"] for t in check["tests"] if t.get("flaky"))
+    rest = ["f2.py", "f3.py", "f4.py", "f5.py"]
+    assert flaky == [f"{f}::run[pythons=3.11]" for f in rest]
+    receivers = _receivers(grid_log)
+    assert {"pythons": ["3.11"], "files": rest, "label": "kept"} in receivers
+
+
+def test_retries_rerun_a_failed_test_under_its_matrix_value(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    files = dict(FLAVOURS)
+    files["tests/test_flaky.py"] = """
+        import os
+
+        def test_flaky():
+            marker = os.path.join(os.path.dirname(__file__), "..", "flaked")
+            if os.environ["FLAVOUR"] == "b" and not os.path.exists(marker):
+                open(marker, "w").close()
+                raise AssertionError("fails the first time")
+    """
+    ws = make_workspace(files)
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--retries", "1", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    assert len(check["tests"]) == 10
+    flaky = [t["id"] for t in check["tests"] if t.get("flaky")]
+    assert flaky == ["tests/test_flaky.py::test_flaky[env=FLAVOUR=b]"]
+    seen = (ws / "seen.txt").read_text().split("\n")[:-1]
+    assert len(seen) == 8  # only the flaky test ran again

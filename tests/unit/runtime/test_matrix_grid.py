@@ -73,3 +73,11 @@ def test_matrix_filter_ors_one_field_and_ands_fields() -> None:
     assert not MatrixFilter([])
     with pytest.raises(UsageError, match="expected FIELD=GLOB"):
         MatrixFilter(["=x"])
+
+
+def test_a_finer_selector_of_the_last_field_stands_for_itself() -> None:
+    from dagpar_cli.model import Item
+
+    grid = make()
+    finer = Item(("b.py", "test_x"), "api/b.py", (("pythons", "3.12"),))
+    assert grid.receiver_fields([finer]) == {"pythons": ["3.12"], "cases": [["b.py", "test_x"]]}
