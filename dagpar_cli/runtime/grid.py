@@ -165,6 +165,14 @@ class Grid:
         """Whether dagpar.yaml's ``matrix:`` takes part (each slice runs under one value)."""
         return any(axis.virtual for axis in self.axes)
 
+    def by_value(self, items: Sequence[Item]) -> list[list[Item]]:
+        """*items* grouped by their ``matrix:`` values (one group without a ``matrix:``)."""
+        virtual = {axis.name for axis in self.axes if axis.virtual}
+        groups: dict[tuple[tuple[str, str], ...], list[Item]] = {}
+        for item in items:
+            groups.setdefault(tuple(p for p in item.matrix if p[0] in virtual), []).append(item)
+        return list(groups.values())
+
     def labelled(
         self, tests_of: Mapping[str, Sequence[TestCase]], items: Sequence[Item]
     ) -> dict[str, list[TestCase]]:

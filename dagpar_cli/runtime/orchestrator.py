@@ -38,6 +38,7 @@ from dagpar_cli.execution.scheduler.api import SplitJob, TailSlices
 from dagpar_cli.interrupts import SignalInterrupt
 from dagpar_cli.model import (
     CheckResult,
+    Item,
     SlicePlan,
     SliceResult,
     TestCase,
@@ -64,6 +65,7 @@ from dagpar_cli.sdk.directory import Directory, merge_overlay
 from dagpar_cli.sdk.types import typedef_of
 
 if TYPE_CHECKING:
+    from dagpar_cli.config.model import ToolchainConfig
     from dagpar_cli.discovery import Toolchain
     from dagpar_cli.execution.api import Executor
     from dagpar_cli.execution.scheduler.api import Scheduler
@@ -284,7 +286,10 @@ class Orchestrator:
         # list
         tests_of: dict[str, list[TestCase]] = {}
         if runner is not None and directory is not None:
-            tests_of = self.lister.tests_of_items(toolchain, runner, directory, items, prefix)
+            # Under a matrix:, each combination lists its tests under its own values.
+            for part in grid.by_value(items) if grid is not None else [items]:
+                under = self._toolchain(call, part)
+                tests_of.update(self.lister.tests_of_items(under, runner, directory, part, prefix))
         # filter
         if not self.filter.is_empty:
             self.candidates.update(item.path for item in items)
@@ -548,10 +553,13 @@ class Orchestrator:
         *,
         copy_out: tuple[str, ...] = (),
         always: bool = False,
+        under: ToolchainConfig | None = None,
     ) -> PipelineResult:
         """Run *container*'s commands in a fresh session of the executor.
 
         Outside a slice under ``--dry-run`` nothing runs (unless *always*, for listings).
+        The toolchain's ``image:`` and ``env:`` apply (*under* one combination of its
+        ``matrix:``, or the running slice's).
 
         :raises ExecFailedError: a command expected to succeed exited non-zero.
         :raises ExecutionError: a command could not start, timed out or was killed.
@@ -562,7 +570,7 @@ class Orchestrator:
                 outcomes=(),
                 directories={p: Directory(self.new_dir("dry-run")) for p in copy_out},
             )
-        config = self._toolchain(call).config if call is not None else None
+        config = under or (self._toolchain(call).config if call is not None else None)
         if config is not None and config.image:
             container = dataclasses.replace(container, image=config.image)
         if config is not None and config.env:
@@ -622,26 +630,28 @@ class Orchestrator:
         )
         return span if span is not None else nullcontext()
 
-    def _toolchain(self, call: CallContext) -> Toolchain:
-        """*call*'s toolchain under the ``matrix:`` values of the slice running (the first
-        values outside a slice)."""
+    def _toolchain(self, call: CallContext, items: Sequence[Item] | None = None) -> Toolchain:
+        """*call*'s toolchain under the ``matrix:`` values of *items* (default: the running
+        slice's; the first values outside a slice)."""
         config = call.toolchain.config
         if not config.matrix:
             return call.toolchain
-        ctx = current_slice()
-        items = ctx.plan.items if ctx is not None and ctx.call is call else ()
+        if items is None:
+            ctx = current_slice()
+            items = ctx.plan.items if ctx is not None and ctx.call is call else ()
         return dataclasses.replace(call.toolchain, config=matrix_config(config, items))
 
     def _runner_host(self, toolchain: Toolchain, spec: RunnerSpec) -> _ExecutorRunnerHost:
-        return _ExecutorRunnerHost(self, spec)
+        return _ExecutorRunnerHost(self, spec, toolchain.config)
 
 
 class _ExecutorRunnerHost:
     """A :class:`~dagpar_cli.runner_api.RunnerHost` that runs listings on the run's executor."""
 
-    def __init__(self, orchestrator: Orchestrator, spec: RunnerSpec) -> None:
+    def __init__(self, orchestrator: Orchestrator, spec: RunnerSpec, config: ToolchainConfig):
         self.orchestrator = orchestrator
         self.spec = spec
+        self.config = config
 
     def run(
         self,
@@ -658,7 +668,9 @@ class _ExecutorRunnerHost:
             container = container.with_env_variable(key, value)
         container = container.with_exec(list(argv), expect="any")
         try:
-            result = self.orchestrator.run_container(container, current_call(), always=True)
+            result = self.orchestrator.run_container(
+                container, current_call(), always=True, under=self.config
+            )
         except ExecutionError as exc:
             return Outcome(exit_code=127, stderr=exc.message, not_started=True)
         return result.outcomes[-1]

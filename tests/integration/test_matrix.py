@@ -467,3 +467,38 @@ def test_retries_rerun_a_failed_test_under_its_matrix_value(
     assert flaky == ["tests/test_flaky.py::test_flaky[env=FLAVOUR=b]"]
     seen = (ws / "seen.txt").read_text().split("\n")[:-1]
     assert len(seen) == 8  # only the flaky test ran again
+
+
+def test_each_matrix_value_lists_its_own_tests(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(
+        {
+            "dagpar.yaml": """
+                toolchains:
+                  py:
+                    use: pytest
+                    source: .
+                    matrix:
+                      env: [{FLAVOURS: "a,b"}, {FLAVOURS: a}]
+            """,
+            "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+            "tests/test_p.py": """
+                import os
+                import pytest
+
+                @pytest.mark.parametrize("flavour", os.environ["FLAVOURS"].split(","))
+                def test_p(flavour):
+                    pass
+            """,
+        }
+    )
+    result = dagpar_run("check", "-C", ws, "-j", "2", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    assert sorted(t["id"] for t in check["tests"]) == [
+        "tests/test_p.py::test_p[a][env=FLAVOURS=a,b]",
+        "tests/test_p.py::test_p[a][env=FLAVOURS=a]",
+        "tests/test_p.py::test_p[b][env=FLAVOURS=a,b]",
+    ]
