@@ -439,6 +439,8 @@ class Orchestrator:
             results = collect.fill_missing(
                 call.name, sp, [], function, runner, f"not run: {reason}", interrupted=True
             )
+            if split.grid is not None and runner is not None:
+                results = split.grid.relabel(results, sp)
             result = SliceResult(
                 index=sp.index,
                 items=sp.items,

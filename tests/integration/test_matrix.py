@@ -502,3 +502,21 @@ def test_each_matrix_value_lists_its_own_tests(
         "tests/test_p.py::test_p[a][env=FLAVOURS=a]",
         "tests/test_p.py::test_p[b][env=FLAVOURS=a,b]",
     ]
+
+
+def test_failfast_leaves_the_other_values_tests_named_by_their_value(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    files = dict(FLAVOURS)
+    files["tests/test_two.py"] = files["tests/test_two.py"].replace(
+        '_seen("c")', 'raise AssertionError("broken everywhere")'
+    )
+    ws = make_workspace(files)
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--failfast", "--json")
+    assert result.exit_code == 1, result
+    (check,) = result.json()["checks"]
+    ids = [t["id"] for t in check["tests"]]
+    assert len(ids) == len(set(ids)) == 8, ids
+    assert all(i.endswith(("[env=FLAVOUR=a]", "[env=FLAVOUR=b]")) for i in ids), ids
+    assert {t["status"] for t in check["tests"] if t["id"].endswith("=b]")} == {"error"}, check
