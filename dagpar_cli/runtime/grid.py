@@ -270,6 +270,7 @@ class Grid:
         tests_of: dict[str, list[TestCase]],
         *,
         slice_tests: Mapping[str, Sequence[TestCase]] | None = None,
+        function: str,
         instance: str,
         runner: str | None,
         workers: int,
@@ -280,10 +281,12 @@ class Grid:
         """Cut the selected combinations into sub-grids from the timing history.
 
         Samples are kept per combination; one without history borrows from the same item
-        under the other values (:func:`~dagpar_cli.timings.predict.borrow_across_matrix`).
+        under the other values (:func:`~dagpar_cli.timings.predict.borrow_across_matrix`),
+        else from the item's history before it was part of a matrix.
 
         :param tests_of: each item's tests as their results are named (for the predictions).
         :param slice_tests: each item's tests as the runner selects them (default *tests_of*).
+        :param function: the split function (what work without a runner is named after).
         """
         seconds: dict[str, float] = {item.key: DEFAULT_ITEM_SECONDS for item in items}
         has_history = False
@@ -291,7 +294,9 @@ class Grid:
         if store is not None:
             prediction = store.predict_detailed(instance, items, tests_of)
             has_history = prediction.has_history
-            seconds, _ = borrow_across_matrix(items, prediction.seconds, prediction.estimated)
+            seconds, still = borrow_across_matrix(items, prediction.seconds, prediction.estimated)
+            if still:
+                seconds.update(self._before(store, instance, items, still, slice_tests, function))
             measured = store.startup_seconds(runner or "custom", executor)
             if measured is not None:
                 startup = measured
@@ -307,6 +312,31 @@ class Grid:
             shard=shard,
         )
         return PlannedSplit(plan, {}, startup)
+
+    def _before(
+        self,
+        store: TimingStore,
+        instance: str,
+        items: Sequence[Item],
+        unknown: frozenset[str],
+        slice_tests: Mapping[str, Sequence[TestCase]] | None,
+        function: str,
+    ) -> dict[str, float]:
+        """Predictions for *unknown* combinations from their item's history outside a matrix
+        (the tests as the runner names them, or the function's work on the item)."""
+        bases = {it.key: Item(it.selector, it.path) for it in items if it.key in unknown}
+        native = {
+            base.key: list(slice_tests.get(key, ()))
+            if slice_tests is not None
+            else [TestCase(base.path, base.test_name(function))]
+            for key, base in bases.items()
+        }
+        earlier = store.predict_detailed(instance, list(dict.fromkeys(bases.values())), native)
+        return {
+            key: earlier.seconds[base.key]
+            for key, base in bases.items()
+            if base.key not in earlier.estimated and base.key in earlier.seconds
+        }
 
     def complete(
         self,

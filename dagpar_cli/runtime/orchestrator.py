@@ -317,6 +317,7 @@ class Orchestrator:
                 if by_runner
                 else grid.tests(kept.items, name),
                 slice_tests=kept.tests_of if by_runner else None,
+                function=name,
                 instance=instance,
                 runner=runner,
                 workers=self.scheduler.workers,

@@ -520,3 +520,30 @@ def test_failfast_leaves_the_other_values_tests_named_by_their_value(
     assert len(ids) == len(set(ids)) == 8, ids
     assert all(i.endswith(("[env=FLAVOUR=a]", "[env=FLAVOUR=b]")) for i in ids), ids
     assert {t["status"] for t in check["tests"] if t["id"].endswith("=b]")} == {"error"}, check
+
+
+def test_a_new_matrix_plans_from_the_tests_history_before_it(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    cases = "".join(
+        f'<testcase classname="tests.test_w" name="{name}" file="tests/test_w.py" time="{s}"/>'
+        for name, s in (("test_x", 1), ("test_y", 2), ("test_z", 30))
+    )
+    files = {
+        "dagpar.yaml": FLAVOURS["dagpar.yaml"],
+        "pyproject.toml": FLAVOURS["pyproject.toml"],
+        "tests/test_w.py": "def test_x():\n    pass\n\ndef test_y():\n    pass\n\n"
+        "def test_z():\n    pass\n",
+        "junit.xml": f"<testsuites><testsuite name='py:test'>{cases}</testsuite></testsuites>",
+    }
+    ws = make_workspace(files)
+    imported = dagpar_run("timings", "import", "-C", ws, ws / "junit.xml", "--instance", "py")
+    assert imported.exit_code == 0, imported
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--dry-run", "--json")
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    # One slice per value, each predicted as the file's three tests took before (33 s), not
+    # as three times the file's median test (6 s).
+    predicted = sorted(s["predicted_seconds"] for s in check["slices"])
+    assert len(predicted) == 2 and all(33 <= p < 38 for p in predicted), predicted
