@@ -9,6 +9,13 @@ subsets and its work is exactly its items; :mod:`dagpar_cli.planning.grid` cuts 
 Work that no runner reports is one result per combination, named ``function[field=value]``
 (:meth:`Item.test_name <dagpar_cli.model.Item.test_name>`), so a test failing under one value
 only reads as such.
+
+A toolchain's ``matrix:`` in dagpar.yaml (image, runner, args, env) joins the grid as *virtual*
+fields ahead of the type's own: each slice runs under one value of each (its runner spec, image
+and environment follow them, see :func:`matrix_config`), each value lists its own tests, and a
+runner's results are renamed ``test[key=value]`` (:meth:`Grid.relabel`). ``--matrix FIELD=GLOB``
+selects combinations (:class:`MatrixFilter`); ``--retries`` reruns a grid's failed
+combinations row by row (:meth:`Grid.rerun_failed`).
 """
 
 from __future__ import annotations
