@@ -124,6 +124,7 @@ def run_options(params: dict[str, Any]) -> RunOptions:
     timeout = check_timeout(params.get("timeout"))
     return RunOptions(
         filters=tuple(params.get("filters") or ()),
+        matrix=tuple(params.get("matrix") or ()),
         parallelism=parse_parallelism(params.get("parallelism")),
         executor=params.get("executor"),
         engines=tuple(params.get("engines") or ()),
@@ -148,6 +149,13 @@ def shared_options(fn: F) -> F:
             multiple=True,
             metavar="SELECTOR",
             help="[!][INSTANCE:]PATHGLOB[::NAMEGLOB]; repeatable, '!' excludes.",
+        ),
+        click.option(
+            "--matrix",
+            "matrix",
+            multiple=True,
+            metavar="FIELD=GLOB",
+            help="Run the matrix combinations whose FIELD matches GLOB; repeatable.",
         ),
         click.option(
             "-j", "--parallelism", metavar="N|auto", help="Slices at once (default: CPUs)."

@@ -46,7 +46,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, final
@@ -418,6 +418,7 @@ class ListingCache:
         ignore: Iterable[Path] = (),
         installed: Iterable[str] | None = None,
         snapshot: TreeSnapshot | None = None,
+        toolchain_env: Mapping[str, str] | None = None,
     ) -> ListingKey:
         """The key of *spec*'s listing as the source tree stands now.
 
@@ -429,6 +430,8 @@ class ListingCache:
         :param installed: where the runner loads packages from outside the workspace (see
             ``dagpar_runner_installed``); None when it cannot tell.
         :param snapshot: filled with the files the key covers (see :meth:`learn`).
+        :param toolchain_env: the toolchain's ``env:`` (its matrix value's): what the runner
+            lists can depend on it.
         """
         if version is None:
             version = __version__
@@ -452,6 +455,8 @@ class ListingCache:
                 None if installed is None else installed_stamps(installed, spec.workspace)
             ),
         }
+        if toolchain_env:
+            parts["toolchain_env"] = dict(toolchain_env)
         text = json.dumps(parts, sort_keys=True)
         return ListingKey(spec.name, spec.source, hashlib.sha256(text.encode()).hexdigest())
 

@@ -46,6 +46,7 @@ __all__ = [
     "TestCase",
     "TestResult",
     "join_path",
+    "matrix_label",
     "test_id",
 ]
 
@@ -154,6 +155,8 @@ class TestResult:
     #: Wall-clock time (``time.time()``) at which the final attempt started; None when the
     #: runner did not say.
     start: float | None = None
+    #: The matrix combination it ran under, as ``(field, value)`` pairs (``()`` outside one).
+    matrix: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -190,6 +193,8 @@ class TestResult:
             data["occurrence"] = self.occurrence
         if self.start is not None:
             data["start"] = round(self.start, 6)
+        if self.matrix:
+            data["matrix"] = dict(self.matrix)
         if self.message:
             data["message"] = self.message
         if self.attempts:
@@ -214,10 +219,13 @@ class Item:
         "TestPut")``), an opaque path selector whose first part is a path.
     :param path: ``selector[0]`` relative to the workspace root, used by filters, plans and the
         timing store.
+    :param matrix: for one combination of a type with several ``+parallel`` fields, the other
+        fields' values as ``(field, value)`` pairs (the selector is the last field's value).
     """
 
     selector: tuple[str, ...]
     path: str
+    matrix: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str | None:
@@ -225,15 +233,35 @@ class Item:
         return "::".join(self.selector[1:]) if len(self.selector) > 1 else None
 
     @property
-    def key(self) -> str:
-        """A stable string for this item: the path, plus ``::name`` for a finer selector."""
-        name = self.name
-        return f"{self.path}::{name}" if name is not None else self.path
+    def matrix_label(self) -> str:
+        """``field=value,...`` naming the combination (``""`` outside a matrix)."""
+        return matrix_label(self.matrix)
 
-    def to_json(self) -> str | list[str]:
-        """The ``--dry-run --json`` form: a path, or a list for a finer selector."""
+    @property
+    def key(self) -> str:
+        """A stable string for this item: the path, plus ``::name`` for a finer selector, plus
+        ``[field=value,...]`` for one combination of a matrix."""
         name = self.name
-        return self.path if name is None else [self.path, *self.selector[1:]]
+        key = f"{self.path}::{name}" if name is not None else self.path
+        return f"{key}[{self.matrix_label}]" if self.matrix else key
+
+    def test_name(self, function: str) -> str:
+        """The result name of this item's work when no runner reports tests: the function,
+        ``::name`` for a finer selector, ``[field=value,...]`` for a combination."""
+        name = function if self.name is None else f"{function}::{self.name}"
+        return f"{name}[{self.matrix_label}]" if self.matrix else name
+
+    def to_json(self) -> str | list[str] | dict[str, Any]:
+        """The ``--dry-run --json`` form: a path, or a list for a finer selector; for one
+        combination of a matrix, ``{"item": that, "matrix": {field: value}}``."""
+        name = self.name
+        item = self.path if name is None else [self.path, *self.selector[1:]]
+        return {"item": item, "matrix": dict(self.matrix)} if self.matrix else item
+
+
+def matrix_label(matrix: Sequence[tuple[str, str]]) -> str:
+    """``field=value,...``: how reports name one combination of a matrix."""
+    return ",".join(f"{field}={value}" for field, value in matrix)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

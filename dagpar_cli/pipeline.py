@@ -312,8 +312,11 @@ def _merge(run: _Run) -> None:
     """Stage 7's end: the run's result from every check that selected something."""
     session, flt = run.session, run.filter
     assert run.orchestrator is not None
-    chosen = [r for r in run.results if not _selected_nothing(r, flt.is_empty)]
+    unfiltered = flt.is_empty and not run.orchestrator.matrix
+    chosen = [r for r in run.results if not _selected_nothing(r, unfiltered)]
     if not chosen and not run.interrupted:
+        if run.orchestrator.matrix:
+            raise NothingSelectedError(run.orchestrator.matrix.nothing_matched())
         raise NothingSelectedError(
             _filter_matched_nothing(flt, run.orchestrator, session.options.filters)
         )

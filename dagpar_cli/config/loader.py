@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from dagpar_cli.config.model import CONFIG_FILE, Config, DockerEngine, ToolchainConfig
+from dagpar_cli.config.model import (
+    CONFIG_FILE,
+    MATRIX_KEYS,
+    Config,
+    DockerEngine,
+    MatrixKey,
+    ToolchainConfig,
+)
 from dagpar_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -42,7 +49,7 @@ __all__ = ["INSTANCE_NAME", "load_config", "loads", "parse_yaml", "toolchain_ent
 INSTANCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 _TOP_KEYS = ("toolchains", "executor", "parallelism")
-_ENTRY_KEYS = ("use", "source", "image", "runner", "args")
+_ENTRY_KEYS = ("use", "source", "image", "runner", "args", "env", "matrix")
 _EXECUTORS = ("local", "docker")
 _DOCKER_KEYS = ("engines",)
 _ENGINE_KEYS = ("url", "slots")
@@ -452,6 +459,7 @@ def toolchain_entry(
     if runner is not None and not runner:
         fail(f"{key}.runner", "empty command: give the program that starts the runner")
     args = _argv(f"{key}.args", value.get("args"), fail) or ()
+    env = _env(f"{key}.env", value.get("env"), fail)
     return ToolchainConfig(
         instance=instance,
         use=use,
@@ -461,7 +469,66 @@ def toolchain_entry(
         args=args,
         overrides=MappingProxyType(overrides),
         origin=origin,
+        env=MappingProxyType(env),
+        matrix=_matrix(f"{key}.matrix", value.get("matrix"), fail),
     )
+
+
+def _env(key: str, value: Any, fail: _Fail) -> dict[str, str]:
+    """``env:``: variable names to scalar values (kept as strings)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        fail(key, f"expected a mapping of variable names to values, got {yaml_kind(value)}")
+    env: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+            fail(f"{key}.{_key_text(name)}", "expected a variable name (no '=')")
+        if item is None or not isinstance(item, _SCALARS):
+            fail(f"{key}.{name}", f"expected a string or a number, got {yaml_kind(item)}")
+        env[name] = str(item).lower() if isinstance(item, bool) else str(item)
+    return env
+
+
+def _matrix(key: str, value: Any, fail: _Fail) -> tuple[MatrixKey, ...]:
+    """``matrix:``: per key (image, runner, args, env) a non-empty list of values."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not value:
+        fail(key, f"expected a mapping such as {{image: [a, b]}}, got {yaml_kind(value)}")
+    keys: list[MatrixKey] = []
+    for name, values in value.items():
+        where = f"{key}.{_key_text(name)}"
+        if name not in MATRIX_KEYS:
+            fail(
+                where,
+                f"a matrix varies {', '.join(MATRIX_KEYS)}{_did_you_mean(str(name), MATRIX_KEYS)}",
+            )
+        if not isinstance(values, list) or not values:
+            fail(where, f"expected a non-empty list of values, got {yaml_kind(values)}")
+        parsed: list[Any] = []
+        labels: list[str] = []
+        for i, item in enumerate(values):
+            at = f"{where}[{i}]"
+            if name == "image":
+                if not isinstance(item, str) or not item.strip():
+                    fail(at, f"expected an image name, got {yaml_kind(item)}")
+                parsed.append(item)
+                labels.append(item)
+            elif name == "env":
+                env = _env(at, item, fail)
+                parsed.append(MappingProxyType(env))
+                labels.append(",".join(f"{k}={v}" for k, v in env.items()))
+            else:
+                argv = _argv(at, item, fail)
+                if not argv and name == "runner":
+                    fail(at, "empty command: give the program that starts the runner")
+                parsed.append(argv or ())
+                labels.append(shlex.join(argv or ()))
+            if labels[-1] in labels[:-1]:
+                fail(at, f"{labels[-1]!r} is listed twice")
+        keys.append(MatrixKey(name, tuple(parsed), tuple(labels)))
+    return tuple(keys)
 
 
 def _use(

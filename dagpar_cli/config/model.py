@@ -8,11 +8,19 @@ discovery detects them (:func:`dagpar_cli.discovery.detect_toolchains`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_FILE", "Config", "DockerEngine", "RunOptions", "ToolchainConfig"]
+__all__ = [
+    "CONFIG_FILE",
+    "MATRIX_KEYS",
+    "Config",
+    "DockerEngine",
+    "MatrixKey",
+    "RunOptions",
+    "ToolchainConfig",
+]
 
 #: The configuration file's name at the workspace root.
 CONFIG_FILE = "dagpar.yaml"
@@ -38,6 +46,39 @@ class ToolchainConfig:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     #: Where the entry came from (``toolchains.frontend``, or ``detected: package.json``).
     origin: str = ""
+    #: Environment variables for the runner, passed into containers too (``env:``).
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: ``matrix:``: the suite runs once per combination of these keys' values, all planned
+    #: together.
+    matrix: tuple[MatrixKey, ...] = ()
+
+    def with_values(self, chosen: Mapping[str, str]) -> ToolchainConfig:
+        """This entry under one combination of its matrix: *chosen* maps each matrix key to
+        the label of its value; ``env`` values add to the entry's own ``env``."""
+        changes: dict[str, Any] = {}
+        for key in self.matrix:
+            label = chosen.get(key.key)
+            if label is None:
+                continue
+            value = key.values[key.labels.index(label)]
+            changes[key.key] = {**self.env, **value} if key.key == "env" else value
+        return replace(self, **changes) if changes else self
+
+
+#: The keys ``matrix:`` may vary.
+MATRIX_KEYS = ("image", "runner", "args", "env")
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixKey:
+    """One key of a toolchain's ``matrix:``: its values and how reports name each."""
+
+    #: ``image``, ``runner``, ``args`` or ``env``.
+    key: str
+    #: The values as the entry's key takes them (a string, an argv tuple, an env mapping).
+    values: tuple[Any, ...]
+    #: ``python:3.12-slim``, ``.venv312/bin/python -m pytest``, ``FLAVOUR=a``.
+    labels: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +122,8 @@ class RunOptions:
 
     #: ``--filter`` selectors, in the order given.
     filters: tuple[str, ...] = ()
+    #: ``--matrix FIELD=GLOB``, in the order given: the combinations of a matrix to run.
+    matrix: tuple[str, ...] = ()
     #: ``-j``; None means auto.
     parallelism: int | None = None
     #: ``--executor``; None means the configuration's.

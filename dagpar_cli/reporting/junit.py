@@ -10,8 +10,9 @@ Shape (what Jenkins, GitLab, GitHub test reporters and ``dagpar timings import``
           <system-out>..</system-out>
         </testcase>
 
-One ``testsuite`` per check, one ``testcase`` per test (each test exactly once). Tests that share
-a file and a name (Jest's same-named tests) are as many ``testcase`` elements with the same
+One ``testsuite`` per check (per combination of a matrix: ``name="check[field=value]"``, with
+``matrix.FIELD`` properties), one ``testcase`` per test (each test exactly once). Tests that
+share a file and a name (Jest's same-named tests) are as many ``testcase`` elements with the same
 attributes, in the order of their occurrence; readers tell them apart by that order. Reruns
 (``--retries``) follow Maven Surefire: a flaky test (passed after failing) carries one
 ``flakyFailure``/``flakyError`` per failed attempt; a test that failed every time carries its final
@@ -33,7 +34,15 @@ from typing import TYPE_CHECKING
 
 from dagpar_cli._fs import write_through
 from dagpar_cli.errors import UsageError
-from dagpar_cli.model import Attempt, CheckResult, RunResult, Status, TestResult, sorted_results
+from dagpar_cli.model import (
+    Attempt,
+    CheckResult,
+    RunResult,
+    Status,
+    TestResult,
+    matrix_label,
+    sorted_results,
+)
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
 from dagpar_cli.reporting.files import write_report
@@ -180,17 +189,33 @@ def _set_counts(element: ET.Element, counts: dict[str, int], seconds: float) -> 
     element.set("time", _seconds(seconds))
 
 
-def _testsuite(check: CheckResult, started_wall: float, hostname: str) -> ET.Element:
-    cases = [_testcase(r) for r in sorted_results(check.results)]
-    if check.error and not any(r.status.is_bad for r in check.results):
-        cases.append(_check_error_case(check))
-    seconds = check.seconds or sum(r.seconds for r in check.results)
-    suite = ET.Element("testsuite", {"name": clean_text(check.name)})
-    _set_counts(suite, _counts(cases), seconds)
-    suite.set("timestamp", _timestamp(started_wall + check.started))
-    suite.set("hostname", clean_text(hostname))
-    suite.extend(cases)
-    return suite
+def _testsuites(check: CheckResult, started_wall: float, hostname: str) -> list[ET.Element]:
+    """The check's suite; for a matrix, one suite per combination (``check[field=value]``)."""
+    groups: dict[tuple[tuple[str, str], ...], list[TestResult]] = {}
+    for result in check.results:
+        groups.setdefault(result.matrix, []).append(result)
+    if not groups:
+        groups[()] = []
+    suites = []
+    for position, (matrix, results) in enumerate(sorted(groups.items())):
+        cases = [_testcase(r) for r in sorted_results(results)]
+        if position == 0 and check.error and not any(r.status.is_bad for r in check.results):
+            cases.append(_check_error_case(check))
+        seconds = check.seconds or sum(r.seconds for r in results)
+        name = f"{check.name}[{matrix_label(matrix)}]" if matrix else check.name
+        suite = ET.Element("testsuite", {"name": clean_text(name)})
+        _set_counts(suite, _counts(cases), seconds)
+        suite.set("timestamp", _timestamp(started_wall + check.started))
+        suite.set("hostname", clean_text(hostname))
+        if matrix:
+            properties = ET.SubElement(suite, "properties")
+            for field, value in matrix:
+                ET.SubElement(
+                    properties, "property", {"name": f"matrix.{field}", "value": clean_text(value)}
+                )
+        suite.extend(cases)
+        suites.append(suite)
+    return suites
 
 
 def _totals(root: ET.Element, seconds: float) -> None:
@@ -220,7 +245,7 @@ def render_junit(run: RunResult, *, started_wall: float | None = None) -> bytes:
     hostname = socket.gethostname()
     root = ET.Element("testsuites", {"name": "dagpar"})
     for check in run.checks:
-        root.append(_testsuite(check, started_wall, hostname))
+        root.extend(_testsuites(check, started_wall, hostname))
     _totals(root, run.seconds)
     return _serialize(root)
 

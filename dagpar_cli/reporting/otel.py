@@ -392,6 +392,8 @@ class OtelReporter:
             )
             if total is not None:
                 attributes["dagpar.slice.total"] = total
+            for name, value in test.matrix:  # the combination of a matrix it ran under
+                attributes[f"dagpar.matrix.{name}"] = _safe(value)
             item = items.find(test)
             if item is not None:
                 attributes["dagpar.item"] = _safe(item)

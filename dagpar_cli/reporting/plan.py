@@ -9,6 +9,9 @@ The JSON form is a contract (DESIGN.md §4)::
                  "predicted_wall_seconds": 1.3, "workers": 2, "planner": "greedy"}],
      "shard": "2/4"}
 
+An item of a matrix (several ``+parallel`` fields, or ``matrix:`` in dagpar.yaml) is
+``{"item": "tests/test_a.py", "matrix": {"pythons": "3.12"}}``.
+
 A check whose function split several times has one entry: its slices are numbered on from one
 split call to the next, and its predicted wall time is their sum. ``shard`` is there for a
 sharded run only.

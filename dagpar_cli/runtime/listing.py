@@ -88,7 +88,7 @@ class Lister:
 
     def tests(self, toolchain: Toolchain, runner: str, directory: Directory) -> list[TestCase]:
         """Every test of *directory* as the runner lists it (source-relative), once per run."""
-        key = (runner, str(directory.host_path))
+        key = _listing(toolchain, runner, directory)
         with self._lock_of(key):
             if key not in self._listed:
                 spec = self.spec(toolchain, runner, directory)
@@ -235,6 +235,7 @@ class Lister:
             ignore=reports,
             installed=installed,
             snapshot=snapshot,
+            toolchain_env=toolchain.config.env,
         )
 
     def _drop(self, key: tuple[str, str]) -> None:
@@ -247,7 +248,7 @@ class Lister:
         self, toolchain: Toolchain, runner: str, directory: Directory
     ) -> list[TestCase] | None:
         """A fresh listing, once per run and source, after a cached one proved stale."""
-        key = (runner, str(directory.host_path))
+        key = _listing(toolchain, runner, directory)
         with self._lock_of(key):
             if key not in self._relisted:
                 spec = self.spec(toolchain, runner, directory)
@@ -277,7 +278,7 @@ class ListingCheck:
 
     @property
     def _key(self) -> tuple[str, str]:
-        return (self.runner, str(self.directory.host_path))
+        return _listing(self.toolchain, self.runner, self.directory)
 
     def note(self, sp: SlicePlan, reported: Sequence[TestResult]) -> None:
         """Compare what a slice reported with what the listing promised (a worker thread).
@@ -414,3 +415,14 @@ def listed(result: TestResult, expected: set[str], subtests: bool) -> bool:
     if subtests and "/" in result.name:
         return f"{result.path}::{result.name.split('/', 1)[0]}" in expected
     return False
+
+
+def _listing(toolchain: Toolchain, runner: str, directory: Directory) -> tuple[str, str]:
+    """Which listing of the run a split call uses: one per runner and source tree, and under a
+    ``matrix:`` one per combination of the values that can change what the runner lists."""
+    config = toolchain.config
+    where = str(directory.host_path)
+    if not config.matrix:
+        return (runner, where)
+    under = (config.image, config.runner, config.args, sorted(config.env.items()))
+    return (runner, f"{where}\0{under!r}")

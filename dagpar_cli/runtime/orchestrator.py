@@ -26,13 +26,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagpar_cli.errors import DagparError, ExecutionError, TestsFailedError
-from dagpar_cli.execution.api import Outcome, PipelineResult
+from dagpar_cli.execution.api import PipelineResult
 from dagpar_cli.execution.container import PipelineRunner
 from dagpar_cli.execution.scheduler.api import SplitJob, TailSlices
 from dagpar_cli.interrupts import SignalInterrupt
@@ -43,7 +43,6 @@ from dagpar_cli.model import (
     SliceResult,
     TestCase,
     TestResult,
-    join_path,
 )
 from dagpar_cli.planning.request import plan_split
 from dagpar_cli.runner_api import RunnerSpec
@@ -51,20 +50,22 @@ from dagpar_cli.runtime import collect
 from dagpar_cli.runtime.context import (
     CallContext,
     SliceContext,
-    current_call,
     current_slice,
     enter_call,
     enter_slice,
     leave_call,
     leave_slice,
 )
+from dagpar_cli.runtime.grid import Grid, MatrixFilter, item_of, matrix_config
 from dagpar_cli.runtime.listing import Lister, ListingCheck
 from dagpar_cli.runtime.progress_poller import ProgressPoller
+from dagpar_cli.runtime.runner_host import ExecutorRunnerHost
 from dagpar_cli.sdk.container import Container
 from dagpar_cli.sdk.directory import Directory, merge_overlay
 from dagpar_cli.sdk.types import typedef_of
 
 if TYPE_CHECKING:
+    from dagpar_cli.config.model import ToolchainConfig
     from dagpar_cli.discovery import Toolchain
     from dagpar_cli.execution.api import Executor
     from dagpar_cli.execution.scheduler.api import Scheduler
@@ -99,6 +100,8 @@ class _SplitCall:
     field_label: str
     #: The listing the slices are checked against (None without a runner).
     listing: ListingCheck | None
+    #: The combinations, when the type has several ``+parallel`` fields.
+    grid: Grid | None = None
 
 
 class Orchestrator:
@@ -133,6 +136,8 @@ class Orchestrator:
         self._counter_lock = threading.Lock()
         #: Item paths the filter saw, for "did you mean" when it matched nothing.
         self.candidates: set[str] = set()
+        #: ``--matrix``: the combinations to keep.
+        self.matrix = MatrixFilter(session.options.matrix)
         #: Follows running slices' runners for live progress.
         self.progress = ProgressPoller(session.pm.hook, session.runners)
         self.lister = Lister(session, executor.name, self._runner_host, self.cancelled.is_set)
@@ -253,13 +258,16 @@ class Orchestrator:
         runner = typedef.runner
         directory = _first_directory(receiver)
         prefix = directory.rel or "" if directory is not None else ""
+        workspace = self.session.config.workspace
+        grid = Grid.of(typedef, receiver, prefix, workspace, call.toolchain.config)
+        toolchain = self._toolchain(call)
         # Go's filters may name subtests (``TestX/sub``) that its listing cannot know.
         subtests = runner is not None and self.runner(call, runner).has_subtests
         listing = spec = None
         if runner is not None and directory is not None:
-            spec = self.lister.spec(call.toolchain, runner, directory)
+            spec = self.lister.spec(toolchain, runner, directory)
             listing = self.lister.check(
-                call.toolchain,
+                toolchain,
                 runner,
                 directory,
                 prefix=prefix,
@@ -267,13 +275,22 @@ class Orchestrator:
                 subtests=subtests,
             )
 
-        # itemize
-        raw = list(getattr(receiver, pfield.name) or [])
-        items = [_item(value, pfield.nested, prefix, pfield.name) for value in raw]
+        if grid is not None and grid.configured:
+            listing = None  # its results carry their matrix values: not the listing's names
+        # itemize (several +parallel fields or a matrix: every combination; runtime/grid.py)
+        if grid is not None:
+            items = grid.items()
+        else:
+            raw = list(getattr(receiver, pfield.name) or [])
+            items = [item_of(value, pfield.nested, prefix, pfield.name) for value in raw]
+        items = self.matrix.narrow(items, grid)
         # list
         tests_of: dict[str, list[TestCase]] = {}
         if runner is not None and directory is not None:
-            tests_of = self.lister.tests_of_items(call.toolchain, runner, directory, items, prefix)
+            # Under a matrix:, each combination lists its tests under its own values.
+            for part in grid.by_value(items) if grid is not None else [items]:
+                under = self._toolchain(call, part)
+                tests_of.update(self.lister.tests_of_items(under, runner, directory, part, prefix))
         # filter
         if not self.filter.is_empty:
             self.candidates.update(item.path for item in items)
@@ -292,21 +309,38 @@ class Orchestrator:
         if not kept.items:
             return None  # the filter selected nothing here; the pipeline reports it
         # plan
-        hands_over = self.scheduler.hands_over(spec, pfield.nested)
-        planned = plan_split(
-            check=call.name,
-            instance=instance,
-            items=kept.items,
-            tests_of=kept.tests_of,
-            runner=runner,
-            nested=pfield.nested,
-            hands_over=hands_over,
-            workers=self.scheduler.workers,
-            executor=self.executor.name,
-            store=self.session.timings,
-            planner=self.planner,
-            shard=self.session.options.shard,
-        )
+        hands_over = grid is None and self.scheduler.hands_over(spec, pfield.nested)
+        if grid is not None:
+            by_runner = runner is not None
+            planned = grid.plan(
+                kept.items,
+                grid.labelled(kept.tests_of, kept.items)
+                if by_runner
+                else grid.tests(kept.items, name),
+                slice_tests=kept.tests_of if by_runner else None,
+                function=name,
+                instance=instance,
+                runner=runner,
+                workers=self.scheduler.workers,
+                executor=self.executor.name,
+                store=self.session.timings,
+                shard=self.session.options.shard,
+            )
+        else:
+            planned = plan_split(
+                check=call.name,
+                instance=instance,
+                items=kept.items,
+                tests_of=kept.tests_of,
+                runner=runner,
+                nested=pfield.nested,
+                hands_over=hands_over,
+                workers=self.scheduler.workers,
+                executor=self.executor.name,
+                store=self.session.timings,
+                planner=self.planner,
+                shard=self.session.options.shard,
+            )
         plan = planned.plan
         with call.lock:
             call.plans.append(plan)
@@ -327,6 +361,7 @@ class Orchestrator:
             label=f"{call.name}.{name}",
             field_label=f"{typedef.name}.{pfield.name}",
             listing=listing,
+            grid=grid,
         )
         job = SplitJob(
             check=call.name,
@@ -355,7 +390,17 @@ class Orchestrator:
         merged: list[TestResult] = [r for s in slice_results for r in s.results]
         reruns: list[SliceResult] = []
         retries = self.session.options.retries
-        if retries and not self.cancelled.is_set():
+        if retries and grid is not None and not self.cancelled.is_set():
+            merged, reruns = grid.rerun_failed(
+                plan,
+                merged,
+                retries=retries,
+                runner=runner,
+                function=name,
+                run_slice=job.run_slice,
+                cancelled=self.cancelled.is_set,
+            )
+        elif retries and not self.cancelled.is_set():
             merged, reruns = collect.rerun_failed(
                 plan,
                 merged,
@@ -397,6 +442,8 @@ class Orchestrator:
             results = collect.fill_missing(
                 call.name, sp, [], function, runner, f"not run: {reason}", interrupted=True
             )
+            if split.grid is not None and runner is not None:
+                results = split.grid.relabel(results, sp)
             result = SliceResult(
                 index=sp.index,
                 items=sp.items,
@@ -409,8 +456,11 @@ class Orchestrator:
                 where=self.executor.name,
             )
             return result, None
-        values = [list(it.selector) if split.nested else it.selector[0] for it in sp.items]
-        copy = dataclasses.replace(split.receiver, **{split.field_name: values})
+        if split.grid is not None:
+            copy = dataclasses.replace(split.receiver, **split.grid.receiver_fields(sp.items))
+        else:
+            values = [list(it.selector) if split.nested else it.selector[0] for it in sp.items]
+            copy = dataclasses.replace(split.receiver, **{split.field_name: values})
         env = {
             "DAGPAR_SLICE": f"{sp.index}/{total}",
             "DAGPAR_CHECK": call.name,
@@ -467,16 +517,23 @@ class Orchestrator:
         seconds = time.monotonic() - start
         if split.listing is not None:
             split.listing.note(sp, ctx.results)
+        reported = ctx.results
+        if split.grid is not None and runner is None:
+            reported = split.grid.complete(
+                sp, reported, function, error, interrupted=error == "interrupted", seconds=seconds
+            )
         results = collect.fill_missing(
             call.name,
             sp,
-            ctx.results,
+            reported,
             function,
             runner,
             error,
             interrupted=error == "interrupted",
             seconds=seconds,
         )
+        if split.grid is not None and runner is not None:
+            results = split.grid.relabel(results, sp)
         result = SliceResult(
             index=sp.index,
             items=sp.items,
@@ -503,10 +560,13 @@ class Orchestrator:
         *,
         copy_out: tuple[str, ...] = (),
         always: bool = False,
+        under: ToolchainConfig | None = None,
     ) -> PipelineResult:
         """Run *container*'s commands in a fresh session of the executor.
 
         Outside a slice under ``--dry-run`` nothing runs (unless *always*, for listings).
+        The toolchain's ``image:`` and ``env:`` apply (*under* one combination of its
+        ``matrix:``, or the running slice's).
 
         :raises ExecFailedError: a command expected to succeed exited non-zero.
         :raises ExecutionError: a command could not start, timed out or was killed.
@@ -517,8 +577,14 @@ class Orchestrator:
                 outcomes=(),
                 directories={p: Directory(self.new_dir("dry-run")) for p in copy_out},
             )
-        if call is not None and call.toolchain.config.image:
-            container = dataclasses.replace(container, image=call.toolchain.config.image)
+        config = under or (self._toolchain(call).config if call is not None else None)
+        if config is not None and config.image:
+            container = dataclasses.replace(container, image=config.image)
+        if config is not None and config.env:
+            # The toolchain's variables, under what the pipeline sets itself.
+            set_here = {k for k, _ in container.env}
+            extra = tuple((k, v) for k, v in config.env.items() if k not in set_here)
+            container = dataclasses.replace(container, env=extra + container.env)
         if call is None:
             label, labels = "dagpar", {}
         elif slice_ctx is None:
@@ -535,11 +601,11 @@ class Orchestrator:
 
     def list_tests(self, call: CallContext, runner: str, directory: Directory) -> list[TestCase]:
         """Every test of *directory* as *runner* lists it (source-relative)."""
-        return self.lister.tests(call.toolchain, runner, directory)
+        return self.lister.tests(self._toolchain(call), runner, directory)
 
     def runner_spec(self, call: CallContext, runner: str, directory: Directory) -> RunnerSpec:
         """The :class:`RunnerSpec` of *runner* on *directory* under *call*'s toolchain."""
-        return self.lister.spec(call.toolchain, runner, directory)
+        return self.lister.spec(self._toolchain(call), runner, directory)
 
     def runner(self, call: CallContext, name: str) -> Runner:
         """The registered runner *name*.
@@ -575,53 +641,19 @@ class Orchestrator:
         """Why the run was cancelled, or None while it goes on."""
         return self._cancel_state()
 
-    def _runner_host(self, toolchain: Toolchain, spec: RunnerSpec) -> _ExecutorRunnerHost:
-        return _ExecutorRunnerHost(self, spec)
+    def _toolchain(self, call: CallContext, items: Sequence[Item] | None = None) -> Toolchain:
+        """*call*'s toolchain under the ``matrix:`` values of *items* (default: the running
+        slice's; the first values outside a slice)."""
+        config = call.toolchain.config
+        if not config.matrix:
+            return call.toolchain
+        if items is None:
+            ctx = current_slice()
+            items = ctx.plan.items if ctx is not None and ctx.call is call else ()
+        return dataclasses.replace(call.toolchain, config=matrix_config(config, items))
 
-
-class _ExecutorRunnerHost:
-    """A :class:`~dagpar_cli.runner_api.RunnerHost` that runs listings on the run's executor."""
-
-    def __init__(self, orchestrator: Orchestrator, spec: RunnerSpec) -> None:
-        self.orchestrator = orchestrator
-        self.spec = spec
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Outcome:
-        """Run *argv* in the source directory; see :meth:`RunnerHost.run`."""
-        workspace = self.spec.workspace.resolve()
-        container = Container().with_directory(str(workspace), Directory(workspace, ""))
-        container = container.with_workdir(str(self.spec.source_dir.resolve()))
-        for key, value in (env or {}).items():
-            container = container.with_env_variable(key, value)
-        container = container.with_exec(list(argv), expect="any")
-        try:
-            result = self.orchestrator.run_container(container, current_call(), always=True)
-        except ExecutionError as exc:
-            return Outcome(exit_code=127, stderr=exc.message, not_started=True)
-        return result.outcomes[-1]
-
-
-def _item(value: Any, nested: bool, prefix: str, field_name: str) -> Item:
-    if nested:
-        if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
-            raise TestsFailedError(
-                f"+parallel field '{field_name}' holds {value!r}; "
-                "a list[list[str]] field needs non-empty lists of strings"
-            )
-        selector = tuple(str(v) for v in value)
-    else:
-        if not isinstance(value, str):
-            raise TestsFailedError(
-                f"+parallel field '{field_name}' holds {value!r}; a list[str] field needs strings"
-            )
-        selector = (value,)
-    return Item(selector, join_path(prefix, selector[0]))
+    def _runner_host(self, toolchain: Toolchain, spec: RunnerSpec) -> ExecutorRunnerHost:
+        return ExecutorRunnerHost(self.run_container, spec, toolchain.config)
 
 
 def _describe(exc: BaseException) -> str:

@@ -32,7 +32,7 @@ class Parallel:
     """``dag.parallel``: per-item telemetry for toolchains that loop over their items."""
 
     @contextmanager
-    def task(self, item: str | Sequence[str]) -> Iterator[None]:
+    def task(self, item: str | Sequence[str], /, **matrix: str) -> Iterator[None]:
         """Time the work on one item of the ``+parallel`` field and report it as one test.
 
         Inside a slice the block's duration feeds the timing store under that item, and its
@@ -41,14 +41,32 @@ class Parallel:
             for path in self.files:
                 with dag.parallel.task(path):
                     lint(path)
+
+        On a type with several ``+parallel`` fields, *item* is the last field's value and the
+        keywords name the others' (``dag.parallel.task(path, pythons=python)``): one
+        combination, timed and reported on its own. A field the slice holds one value of may be
+        left out.
         """
         ctx = current_slice()
         selector = (item,) if isinstance(item, str) else tuple(item)
         match = None
         if ctx is not None:
-            match = next((it for it in ctx.plan.items if it.selector == selector), None)
-            if match is None:
-                raise ValueError(f"dag.parallel.task: {item!r} is not an item of this slice")
+            candidates = [
+                it
+                for it in ctx.plan.items
+                if it.selector == selector
+                and all(dict(it.matrix).get(k) == v for k, v in matrix.items())
+            ]
+            if len(candidates) > 1:
+                names = ", ".join(sorted({k for it in candidates for k, _ in it.matrix}))
+                raise ValueError(
+                    f"dag.parallel.task: {item!r} is in several combinations of this slice; "
+                    f"name them with keywords ({names})"
+                )
+            if not candidates:
+                shown = f"{item!r}" + "".join(f", {k}={v!r}" for k, v in matrix.items())
+                raise ValueError(f"dag.parallel.task: {shown} is not an item of this slice")
+            match = candidates[0]
         start = time.monotonic()
         status, message = Status.PASSED, ""
         span = ctx.call.runtime.task_span(ctx, match.key) if ctx and match else nullcontext()
@@ -60,7 +78,7 @@ class Parallel:
             raise
         finally:
             if ctx is not None and match is not None:
-                name = ctx.function if match.name is None else f"{ctx.function}::{match.name}"
+                name = match.test_name(ctx.function)
                 ctx.report(
                     [
                         TestResult(
@@ -69,6 +87,7 @@ class Parallel:
                             status=status,
                             seconds=time.monotonic() - start,
                             message=message,
+                            matrix=match.matrix,
                         )
                     ]
                 )

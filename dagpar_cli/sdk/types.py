@@ -14,6 +14,9 @@ A toolchain author marks things in either of two equivalent ways:
 ``@object_type`` turns the class into a keyword-only dataclass and records a :class:`TypeDef`
 (its fields and functions, with file and line) on it. Definition errors are *recorded*, not
 raised, so that discovery can report them with file:line before anything runs.
+
+Several ``+parallel`` fields on one type mean their Cartesian product: a slice's receiver holds
+a subset of each, and its work is the product of those subsets (a sub-grid).
 """
 
 from __future__ import annotations
@@ -140,8 +143,14 @@ class TypeDef:
 
     @property
     def parallel_field(self) -> FieldDef | None:
-        """The ``+parallel`` field, if any (at most one is valid)."""
+        """The first ``+parallel`` field, if any."""
         return next((f for f in self.fields if f.parallel), None)
+
+    @property
+    def parallel_fields(self) -> tuple[FieldDef, ...]:
+        """Every ``+parallel`` field, in declaration order; several mean their Cartesian
+        product (a matrix), whose last field gives the items their paths."""
+        return tuple(f for f in self.fields if f.parallel)
 
     def function(self, name: str) -> FunctionDef | None:
         """The function called *name* (snake_case or kebab-case)."""
@@ -258,14 +267,16 @@ def _make_object_type(cls: type[T], runner: str | None) -> type[T]:
                 )
             )
         fields.append(fd)
+    # Several +parallel fields mean their Cartesian product (runtime/grid.py).
     parallel_fields = [f for f in fields if f.parallel]
-    if len(parallel_fields) > 1:
+    if runner is not None and len(parallel_fields) > 1:
         names = ", ".join(f.name for f in parallel_fields)
         errors.append(
             (
                 parallel_fields[1].line,
-                f"{cls.__name__} has two +parallel fields ({names}); mark only one "
-                "(splitting along several fields is not supported yet)",
+                f"{cls.__name__} has several +parallel fields ({names}) and runner={runner!r}; "
+                "a runner's type splits along one field: mark only one, and build the matrix "
+                "in a type without runner= that calls it",
             )
         )
 

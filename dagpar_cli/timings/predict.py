@@ -4,7 +4,9 @@ Every kept key has an estimate, the median of its last samples (:func:`robust_es
 ``[file]`` is predicted as the sum of its tests when they are listed and at least one is known,
 else the file's recorded total; a key without history is estimated from its siblings
 (:class:`SiblingEstimator`): the same file's other tests, then the same directory and its parents,
-then the whole instance.
+then the whole instance. In a matrix (several ``+parallel`` fields), samples are kept per
+combination, and a combination without history borrows from the same item under the other values
+(:func:`borrow_across_matrix`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "DEFAULT_TEST_SECONDS",
     "Prediction",
     "SiblingEstimator",
+    "borrow_across_matrix",
     "outermost",
     "predict_items",
     "predict_tests",
@@ -115,6 +118,35 @@ def predict_items(
     ordered = sorted(spreads)
     spread = median(ordered) if ordered else None
     return Prediction(seconds, frozenset(estimated), has_history, spread)
+
+
+def borrow_across_matrix(
+    items: Sequence[Item], seconds: Mapping[str, float], estimated: frozenset[str]
+) -> tuple[dict[str, float], frozenset[str]]:
+    """Predictions where a combination without history takes the mean of the same item's
+    measured combinations (a new Python version starts from the other versions' times).
+
+    :param items: the combinations of one split call (:attr:`Item.matrix` set).
+    :param seconds: predicted seconds per ``Item.key``.
+    :param estimated: the keys whose prediction is an estimate, not their own history.
+    :returns: the predictions and the keys that are still estimates.
+    """
+    measured: dict[str, list[float]] = defaultdict(list)
+    for item in items:
+        if item.key not in estimated and item.key in seconds:
+            measured[Item(item.selector, item.path).key].append(seconds[item.key])
+    borrowed = dict(seconds)
+    still: set[str] = set()
+    for item in items:
+        key = item.key
+        if key not in estimated:
+            continue
+        same = measured.get(Item(item.selector, item.path).key)
+        if same:
+            borrowed[key] = math.fsum(same) / len(same)
+        else:
+            still.add(key)
+    return borrowed, frozenset(still) | (estimated - {item.key for item in items})
 
 
 def predict_tests(known: Mapping[str, float], tests: Sequence[TestCase]) -> dict[str, float]:

@@ -74,3 +74,43 @@ def test_the_callers_pythonpath_stays_out_of_containers(
     assert [t["status"] for t in check["tests"]] == ["passed"], result
     wheres = {s["where"] for s in check["slices"]}
     assert all(w.startswith("docker@") for w in wheres) is (executor == "docker"), wheres
+
+
+MATRIX_SUITE = {
+    "dagpar.yaml": """
+        toolchains:
+          py:
+            use: pytest
+            source: .
+            env: {SHARED: "from dagpar.yaml"}
+            matrix:
+              image: ["dagpar-test/base:latest", "dagpar-test/base:matrix-b"]
+              env: [{FLAVOUR: a}, {FLAVOUR: b}]
+    """,
+    "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+    "tests/test_env.py": """
+        import os
+
+        def test_the_toolchain_env_reaches_the_container():
+            assert os.environ["SHARED"] == "from dagpar.yaml"
+            assert os.environ["FLAVOUR"] in ("a", "b")
+    """,
+}
+
+
+@pytest.mark.usefixtures("in_docker")
+def test_a_matrix_over_images_and_env_runs_in_containers(
+    client: Any, dagpar_run: Callable[..., DagparResult], tmp_path: Path
+) -> None:
+    client.images.get("dagpar-test/base:latest").tag("dagpar-test/base", "matrix-b")
+    ws = write_tree(tmp_path / "ws", MATRIX_SUITE)
+    result = dagpar_run("check", "-C", ws, "--executor", "docker", "-j", "2", "--json")
+    assert result.exit_code == 0, str(result)
+    (check,) = result.json()["checks"]
+    combos = sorted((t["matrix"]["image"], t["matrix"]["env"]) for t in check["tests"])
+    assert combos == sorted(
+        (image, f"FLAVOUR={f}")
+        for image in ("dagpar-test/base:latest", "dagpar-test/base:matrix-b")
+        for f in "ab"
+    )
+    assert all(s["where"].startswith("docker@") for s in check["slices"])

@@ -469,3 +469,12 @@ def test_a_corrupt_outputs_file_learns_nothing(workspace: Path) -> None:
     first = run_writing(workspace, cache, {"api/.coverage": "data"})
     (workspace / ".dagpar" / "listing-outputs.json").write_text("{not json")
     assert cache.key(spec(workspace)).digest != first
+
+
+def test_key_changes_with_the_toolchain_env(workspace: Path) -> None:
+    cache = ListingCache(workspace)
+    plain = cache.key(spec(workspace))
+    assert cache.key(spec(workspace), toolchain_env={}).digest == plain.digest
+    flavour_a = cache.key(spec(workspace), toolchain_env={"FLAVOUR": "a"})
+    flavour_b = cache.key(spec(workspace), toolchain_env={"FLAVOUR": "b"})
+    assert len({plain.digest, flavour_a.digest, flavour_b.digest}) == 3

@@ -561,3 +561,47 @@ def test_an_unacceptable_character_is_named_with_its_line_and_column(ws: Path, l
 
 def test_a_key_with_a_newline_is_shown_escaped(error: Callable[[str], str]) -> None:
     assert error('toolchains:\n  "a\\nb": {}\n').startswith(r"toolchains.a\nb: invalid instance")
+
+
+# ---------------------------------------------------------------------------------------------
+# env: and matrix:
+# ---------------------------------------------------------------------------------------------
+
+
+def test_env_and_matrix_keys(load: Load) -> None:
+    config = load(
+        "toolchains:\n  pytool:\n    env: {A: 1, B: x, C: true}\n    matrix:\n"
+        "      image: [py:3.11, py:3.12]\n      runner: ['.venv311/bin/python -m pytest',"
+        " [uv, run, pytest]]\n      env: [{FLAVOUR: a}, {FLAVOUR: b, A: 2}]\n"
+    )
+    (tool,) = config.toolchains
+    assert dict(tool.env) == {"A": "1", "B": "x", "C": "true"}
+    image, runner, env = tool.matrix
+    assert (image.key, image.labels) == ("image", ("py:3.11", "py:3.12"))
+    assert runner.values == ((".venv311/bin/python", "-m", "pytest"), ("uv", "run", "pytest"))
+    assert runner.labels == (".venv311/bin/python -m pytest", "uv run pytest")
+    assert env.labels == ("FLAVOUR=a", "FLAVOUR=b,A=2")
+    chosen = tool.with_values({"image": "py:3.12", "env": "FLAVOUR=b,A=2"})
+    assert chosen.image == "py:3.12" and chosen.runner is None
+    assert dict(chosen.env) == {"A": "2", "B": "x", "C": "true", "FLAVOUR": "b"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "matrix: {imgae: [a]}",
+            "toolchains.pytool.matrix.imgae: a matrix varies image, runner, "
+            "args, env; did you mean 'image'?",
+        ),
+        ("matrix: {image: []}", "toolchains.pytool.matrix.image: expected a non-empty list"),
+        ("matrix: {image: [a, a]}", "toolchains.pytool.matrix.image[1]: 'a' is listed twice"),
+        ("matrix: {env: [x]}", "toolchains.pytool.matrix.env[0]: expected a mapping"),
+        ("matrix: [image]", "toolchains.pytool.matrix: expected a mapping"),
+        ("env: {A: [1]}", "toolchains.pytool.env.A: expected a string or a number"),
+        ("env: [A]", "toolchains.pytool.env: expected a mapping"),
+    ],
+)
+def test_env_and_matrix_errors(error: Callable[[str], str], text: str, expected: str) -> None:
+    message = error(f"toolchains:\n  pytool: {{{text}}}\n")
+    assert message.startswith(expected), message

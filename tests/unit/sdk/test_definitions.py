@@ -183,16 +183,16 @@ BAD_DEFINITIONS = {
         "count: int",
         "must be list[str] or list[list[str]]",
     ),
-    "two parallel fields": (
+    "two parallel fields on a runner's type": (
         """
-        @object_type
+        @object_type(runner="pytest")
         class Lint:
             source: Directory
             a: list[str] = field()  # +parallel
             b: list[str] = field()  # +parallel
         """,
         "b: list",
-        "two +parallel fields",
+        "several +parallel fields (a, b) and runner='pytest'",
     ),
     "parallel function returning a string": (
         """
