@@ -2,10 +2,10 @@
 
 Report directories: the slice's report directory is writable by its tests (bind-mounted into
 their container), and dagpar writes a Go slice's report (``go-1.json``, the runner's standard
-output) into it after the runner ends and reads the selection manifest (``go-1.selection.json``)
+output) into it while the runner runs and reads the selection manifest (``go-1.selection.json``)
 back. The Go test below replaces both names with links to host files it cannot reach itself: a
 "secret" dagpar would overwrite and a forged manifest dagpar would read. The host files stay as
-they were, and the slice reports the test that really ran.
+they were, and the slice reports the test that really ran, once.
 
 Directory results: a container's ``/out`` holding ``d -> .`` and ``f -> d/d/.../../..`` (a link
 that reads as staying inside but leads to ``/``) is refused when copied out, naming the link.
@@ -40,6 +40,8 @@ func TestPlant(t *testing.T) {
 \t\tt.Fatalf("report directories: %v", found)
 \t}
 \tdir := filepath.Dir(found[0])
+\t// dagpar writes the report while the test runs: take its name over.
+\t_ = os.Remove(filepath.Join(dir, "go-1.json"))
 \tif err := os.Symlink(@SECRET@, filepath.Join(dir, "go-1.json")); err != nil {
 \t\tt.Fatal(err)
 \t}
@@ -115,9 +117,12 @@ def _planting_workspace(
 def _check_nothing_leaked(run: DagparResult, secret: Path, forged: Path) -> None:
     assert secret.read_text() == "root:x:0:0:root:/root:/bin/sh\n"
     assert json.loads(forged.read_text())["packages"][0]["tests"] == ["TestFromHost"]
-    assert run.exit_code == 0, run
+    # The test took over the name of the report dagpar writes while it runs: its own result
+    # may be lost with it, but it is reported, once.
+    assert run.exit_code in (0, 1), run
     (check,) = run.json()["checks"]
-    assert {t["id"]: t["status"] for t in check["tests"]} == {".::TestPlant": "passed"}
+    assert [t["id"] for t in check["tests"]] == [".::TestPlant"]
+    assert check["tests"][0]["status"] in ("passed", "error")
 
 
 @pytest.mark.go
