@@ -1,0 +1,292 @@
+"""The queue strategy: this node's slots pull work units of the build from Redis.
+
+For each split call, the first node fills the queue from its plan (:mod:`.units`); every node,
+that one included, then runs one *driver* per ``-j`` slot: reserve a unit, run it as a slice on
+the node's own scheduler (so a running unit can still hand its unstarted tail to an idle slot of
+the same node, once the queue has nothing left to give), store its results, and go again.
+While a unit runs, its lease is renewed; a node that dies stops renewing, and the next node to
+reserve puts its units back in the queue.
+
+Each test is reported exactly once by the build: the first node to finish a unit stores its
+results, a later one (its lease ran out meanwhile) is discarded, and this node's own result then
+leaves that unit out as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagpar_cli.errors import DagparError
+from dagpar_cli.execution.scheduler.api import SliceOutcome, SplitJob, TailSlices
+from dagpar_cli.execution.scheduler.static import StaticScheduler
+from dagpar_cli.execution.scheduler.tail_stealing import TailStealingScheduler
+from dagpar_cli.queue.build import QueueBuild
+from dagpar_cli.queue.results import dump_unit
+from dagpar_cli.queue.units import listing_digest, make_units, unit_plan
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from dagpar_cli.registry import RunnerRegistry
+    from dagpar_cli.runner_api import RunnerSpec
+    from dagpar_cli.runtime.context import SliceContext
+
+__all__ = ["QueueScheduler", "QueueTailStealing"]
+
+
+class QueueTailStealing(TailStealingScheduler):
+    """Tail stealing that waits for the queue: a slot takes a tail only when no unit is left
+    to reserve (a unit costs one start-up; a tail costs one more)."""
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        hook: pluggy.HookRelay,
+        runners: RunnerRegistry,
+        starved: threading.Event,
+    ) -> None:
+        super().__init__(workers, hook=hook, runners=runners)
+        self._starved = starved
+
+    def _started(self, job: SplitJob) -> None:
+        """Slots are the drivers' to fill: none waits for tails of a one-unit job."""
+
+    def _idle(self) -> None:
+        if self._starved.is_set():
+            super()._idle()
+
+
+class _Numbers(TailSlices):
+    """Tail slice numbers drawn from one counter for every unit of a split call."""
+
+    def __init__(self, counter: Iterator[int], lock: threading.Lock) -> None:
+        super().__init__()
+        self._counter = counter
+        self._counter_lock = lock
+
+    def new_index(self) -> int:
+        with self._counter_lock:
+            return next(self._counter)
+
+
+class QueueScheduler:
+    """Runs the units of every split call this node reserves from the build's queue.
+
+    :param workers: this node's slots (``-j``): one unit each at a time.
+    :param build: the build's queue.
+    :param inner: the node's own scheduler, which runs each reserved unit as a slice.
+    :param starved: set while a driver finds the queue empty (lets *inner* steal tails).
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        build: QueueBuild,
+        inner: StaticScheduler,
+        starved: threading.Event,
+        *,
+        runner_of: Mapping[str, str] | None = None,
+        poll: float | None = None,
+    ) -> None:
+        self.workers = max(1, workers)
+        #: The runner of each toolchain instance (the report records timings by it).
+        self.runner_of = runner_of if runner_of is not None else {}
+        self.build = build
+        self.inner = inner
+        self._starved = starved
+        lease = build.options.lease
+        self._poll = poll if poll is not None else min(0.5, lease / 6)
+        self._slots = threading.Semaphore(self.workers)
+        self._lock = threading.Lock()
+        self._ordinals: dict[str, int] = {}
+        #: Units this node holds, per split call (their leases are renewed).
+        self._held: dict[str, set[int]] = {}
+        self._failure: DagparError | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        #: Whether this node ran any unit (a rejoining node that ran none keeps its old status).
+        self.ran_units = 0
+
+    # ---------------------------------------------------------------- Scheduler
+
+    def hands_over(self, spec: RunnerSpec | None, nested: bool) -> bool:
+        """As the node's own scheduler decides (inside one unit)."""
+        return self.inner.hands_over(spec, nested)
+
+    def attend(self, slice: SliceContext) -> AbstractContextManager[object]:
+        """The node's own scheduler attends its slices."""
+        return self.inner.attend(slice)
+
+    def offering(
+        self, slice: SliceContext, spec: RunnerSpec, report_dir: Path
+    ) -> AbstractContextManager[object]:
+        """A running unit offers its tail to the node's idle slots."""
+        return self.inner.offering(slice, spec, report_dir)
+
+    def cancel(self) -> None:
+        """Reserve nothing more; the node's scheduler stops its own work."""
+        self._stop.set()
+        self.inner.cancel()
+
+    def close(self) -> None:
+        """Stop renewing leases and stop the workers."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        self.inner.close()
+
+    def run(self, job: SplitJob) -> list[SliceOutcome]:
+        """Join the split call's queue, run the units this node reserves, return their outcomes.
+
+        :raises QueueError: Redis failed (after the units running here ended).
+        :raises UsageError: the queue was filled from another listing.
+        """
+        self._raise_failure()
+        if not job.plan.slices:
+            return []
+        call = self._call_id(job.check)
+        plan = job.plan
+        self.build.join(
+            call,
+            listing_digest(job.check, plan),
+            lambda: make_units(plan, job.predicted, slots=self.workers, startup=job.startup),
+            {"check": job.check, "runner": self.runner_of.get(job.check.partition(":")[0], "")},
+        )
+        total = self.build.total(call)
+        self._start_renewer()
+        outcomes: list[SliceOutcome] = []
+        numbers = itertools.count(total + 1)
+        numbers_lock = threading.Lock()
+
+        def drive() -> None:
+            try:
+                while not self._stop.is_set() and self._failure is None:
+                    if not self._one_unit(job, call, total, outcomes, numbers, numbers_lock):
+                        return
+            except DagparError as exc:
+                self._fail(exc)
+
+        drivers = [
+            threading.Thread(target=job.context.copy().run, args=(drive,), daemon=True)
+            for _ in range(self.workers)
+        ]
+        for t in drivers:
+            t.start()
+        for t in drivers:
+            t.join()
+        self._raise_failure()
+        return sorted(outcomes, key=lambda o: o[0].index)
+
+    # ---------------------------------------------------------------- drivers
+
+    def _one_unit(
+        self,
+        job: SplitJob,
+        call: str,
+        total: int,
+        outcomes: list[SliceOutcome],
+        numbers: Iterator[int],
+        numbers_lock: threading.Lock,
+    ) -> bool:
+        """Reserve and run one unit; False when the split call's queue is done."""
+        with self._slots:
+            got = self.build.reserve(call)
+            if got.unit is not None:
+                self._starved.clear()
+                self._run_unit(job, call, total, got.unit, outcomes, numbers, numbers_lock)
+                return True
+        if got.done >= total:
+            self._starved.set()
+            return False
+        # Units are running elsewhere: wait, in case a lease runs out and one comes back.
+        self._starved.set()
+        self._stop.wait(self._poll)
+        return True
+
+    def _run_unit(
+        self,
+        job: SplitJob,
+        call: str,
+        total: int,
+        unit: Any,
+        outcomes: list[SliceOutcome],
+        numbers: Iterator[int],
+        numbers_lock: threading.Lock,
+    ) -> None:
+        sp = unit_plan(unit, job.startup)
+        sub = dataclasses.replace(
+            job,
+            plan=dataclasses.replace(job.plan, slices=(sp,)),
+            run_slice=lambda s, _total, narrowed: job.run_slice(s, total, narrowed),
+            tails=_Numbers(numbers, numbers_lock),
+        )
+        with self._lock:
+            self._held.setdefault(call, set()).add(unit.number)
+        start = time.monotonic()
+        try:
+            ran = self.inner.run(sub)
+        finally:
+            with self._lock:
+                self._held[call].discard(unit.number)
+        results = [r for _, result, _ in ran for r in result.results]
+        payload = dump_unit(self.build.options.worker, time.monotonic() - start, results)
+        if self._stop.is_set() and not self._failure and _cancelled(ran):
+            return  # interrupted here: the lease runs out and another node runs it
+        if self.build.complete(call, unit.number, payload):
+            with self._lock:
+                outcomes.extend(ran)
+                self.ran_units += 1
+
+    # ---------------------------------------------------------------- leases
+
+    def _start_renewer(self) -> None:
+        with self._lock:
+            if self._renewer is not None:
+                return
+            self._renewer = threading.Thread(
+                target=self._renew_loop, name="dagpar-queue-lease", daemon=True
+            )
+            self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        every = self.build.options.lease / 3
+        while not self._stop.wait(every):
+            with self._lock:
+                held = {call: sorted(units) for call, units in self._held.items() if units}
+            try:
+                for call, units in held.items():
+                    self.build.renew(call, units)
+            except DagparError as exc:
+                self._fail(exc)
+                return
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    def _call_id(self, check: str) -> str:
+        """``CHECK#N``: the N-th split call of *check* (the same on every node)."""
+        with self._lock:
+            n = self._ordinals[check] = self._ordinals.get(check, 0) + 1
+        return f"{check}#{n}"
+
+    def _fail(self, exc: DagparError) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = exc
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+
+def _cancelled(ran: list[SliceOutcome]) -> bool:
+    return any(
+        result.error.startswith("not run:") or result.error == "interrupted" for _, result, _ in ran
+    )

@@ -1,0 +1,236 @@
+"""Queue mode end to end: real ``redis-server``, real ``dagpar`` processes, one workspace copy
+per node, as CI nodes of one build would be.
+
+Nodes are separate processes started with ``python -m dagpar_cli``; the tests wait on the state
+of the queue in Redis (a unit reserved by a node, a queue filled), never on the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+BUILD = "build-1"
+CALL = "dagpar:{build-1}:call:pytest:test#1"
+PATIENCE = 240.0
+
+_TEST_FILE = """\
+import os
+import time
+
+
+def _pause():
+    # Injected slowness (the bench's slow node); 0.5 s per test otherwise.
+    time.sleep(0.5 * float(os.environ.get("QUEUE_TEST_SLOWDOWN", "1")))
+
+
+def test_one():
+    _pause()
+
+
+def test_two():
+    _pause()
+"""
+
+
+def suite(root: Path, files: int = 16) -> Path:
+    """*files* test files of two 0.5 s tests each."""
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    for i in range(files):
+        (root / "tests" / f"test_{i:02d}.py").write_text(_TEST_FILE)
+    return root
+
+
+def node_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGPAR_")}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["OTEL_SDK_DISABLED"] = "true"
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return env
+
+
+class Node:
+    """One ``dagpar check --queue`` process in its own session (SIGKILL takes its children)."""
+
+    def __init__(self, workspace: Path, url: str, worker: str, *extra: str) -> None:
+        self.worker = worker
+        argv = [sys.executable, "-m", "dagpar_cli", "check", "-C", str(workspace), "-j", "2"]
+        argv += ["--queue", url, "--build", BUILD, "--worker", worker, "--json", *extra]
+        self.out = workspace.parent / f"{worker}.out"
+        self.err = workspace.parent / f"{worker}.err"
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=err, env=node_env(), start_new_session=True
+            )
+
+    def wait(self) -> int:
+        return self.proc.wait(timeout=PATIENCE)
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def __repr__(self) -> str:
+        return f"{self.worker}: exit {self.proc.returncode}\n{self.stderr()[-3000:]}"
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[Node]]:
+    started: list[Node] = []
+    yield started
+    for node in started:
+        if node.proc.poll() is None:
+            node.kill()
+
+
+def until(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def copies(tmp_path: Path, names: list[str], files: int = 16) -> dict[str, Path]:
+    base = suite(tmp_path / "base", files)
+    return {name: Path(shutil.copytree(base, tmp_path / name / "ws")) for name in names}
+
+
+def report(tmp_path: Path, url: str, *extra: str) -> tuple[int, str, Path]:
+    junit = tmp_path / "junit.xml"
+    ws = tmp_path / "report-ws"
+    ws.mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "dagpar_cli", "queue", "report", "-C", str(ws), "--queue", url]
+    argv += ["--build", BUILD, "--junit-xml", str(junit), "--timeout", "180", *extra]
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=node_env(),
+        timeout=PATIENCE,
+    )
+    return proc.returncode, proc.stdout + proc.stderr, junit
+
+
+def junit_cases(path: Path) -> list[tuple[str, str]]:
+    """``(id, outcome)`` per ``testcase``: outcome is passed, failure, error or skipped."""
+    cases = []
+    for case in etree.parse(str(path)).iter("testcase"):
+        bad = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        cases.append((f"{case.get('file')}::{case.get('name')}", bad[0] if bad else "passed"))
+    return cases
+
+
+def test_a_killed_node_and_a_late_one_still_run_every_test_once(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    ws = copies(tmp_path, ["a", "b", "c"])
+    url = redis_server.url
+    r = client(url)
+    nodes.append(Node(ws["a"], url, "node-a", "--lease", "3"))
+    nodes.append(Node(ws["b"], url, "node-b", "--lease", "3"))
+    a, b = nodes
+    # node-a dies (its machine with it) once it holds a unit.
+    until(lambda: "node-a" in r.hvals(CALL + ":owner"), "node-a to reserve a unit")
+    a.kill()
+    # node-c joins late, while the queue still has work.
+    until(lambda: r.hget(CALL + ":meta", "filled"), "the queue to be filled")
+    nodes.append(Node(ws["c"], url, "node-c", "--lease", "3"))
+    c = nodes[2]
+    assert b.wait() == 0, b
+    assert c.wait() == 0, c
+
+    code, output, junit = report(tmp_path, url)
+    assert code == 0, output
+    cases = junit_cases(junit)
+    counts = Counter(test for test, _ in cases)
+    assert len(counts) == 32 and max(counts.values()) == 1, counts
+    assert {outcome for _, outcome in cases} == {"passed"}
+    workers = {__import__("json").loads(v)["worker"] for v in r.hvals(CALL + ":results")}
+    assert "node-c" in workers  # the late node ran part of the work
+    assert "node-a" not in r.hvals(CALL + ":owner")
+
+
+def test_a_node_with_another_checkout_stops_and_the_others_go_on(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    ws = copies(tmp_path, ["good", "other"], files=4)
+    (ws["other"] / "tests" / "test_extra.py").write_text("def test_more():\n    pass\n")
+    url = redis_server.url
+    r = client(url)
+    nodes.append(Node(ws["good"], url, "good"))
+    until(lambda: r.hget(CALL + ":meta", "filled"), "the queue to be filled")
+    nodes.append(Node(ws["other"], url, "other"))
+    good, other = nodes
+    assert other.wait() == 2, other
+    errors = [line for line in other.stderr().splitlines() if line.startswith("dagpar: error")]
+    assert len(errors) == 1 and "lists a different suite" in errors[0], other
+    assert good.wait() == 0, good
+    code, output, junit = report(tmp_path, url)
+    assert code == 0, output
+    assert len(junit_cases(junit)) == 8
+
+
+def test_redis_stopping_mid_build_ends_nodes_with_exit_4(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    ws = copies(tmp_path, ["a", "b"], files=8)
+    url = redis_server.url
+    r = client(url)
+    junit = {name: tmp_path / f"{name}.xml" for name in ws}
+    for name in ws:
+        nodes.append(Node(ws[name], url, name, "--junit-xml", str(junit[name])))
+    until(lambda: r.scard(CALL + ":done") >= 1, "a unit to finish")
+    redis_server.stop()
+    for node in nodes:
+        assert node.wait() == 4, node
+        errors = [line for line in node.stderr().splitlines() if "error" in line]
+        assert len(errors) == 1 and errors[0].startswith("dagpar: error: queue redis://"), node
+        # Nothing reported passed: no result document, no JUnit.
+        assert node.out.read_text() == ""
+        assert not junit[node.worker].exists()
+
+
+def test_rejoining_a_drained_build_runs_nothing_and_keeps_its_status(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    ws = copies(tmp_path, ["n"], files=2)
+    (ws["n"] / "tests" / "test_bad.py").write_text("def test_bad():\n    assert False\n")
+    url = redis_server.url
+    nodes.append(Node(ws["n"], url, "n"))
+    assert nodes[0].wait() == 1, nodes[0]
+    nodes.append(Node(ws["n"], url, "n"))  # the CI job, retried
+    assert nodes[1].wait() == 1, nodes[1]
+    assert "no work left for n" in nodes[1].stderr()
+    nodes.append(Node(ws["n"], url, "fresh"))
+    assert nodes[2].wait() == 0, nodes[2]
+    ran = json.loads(nodes[2].out.read_text())
+    assert [t for c in ran["checks"] for t in c["tests"]] == []
+    code, output, _ = report(tmp_path, url)
+    assert code == 1, output
