@@ -122,6 +122,7 @@ def run_options(params: dict[str, Any]) -> RunOptions:
         worker=params.get("worker"),
         lease=params.get("lease"),
         shard_given=shard is not None,
+        retry_failed=bool(params.get("retry_failed")),
     )
     if shard is None and queue is None:
         detected = detect_shard(os.environ)
@@ -131,6 +132,8 @@ def run_options(params: dict[str, Any]) -> RunOptions:
     retries = params.get("retries") or 0
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
+    if retries and queue is not None:
+        raise UsageError("--retries does not combine with --queue yet: use --retry-failed")
     timeout = check_timeout(params.get("timeout"))
     return RunOptions(
         filters=tuple(params.get("filters") or ()),
@@ -157,6 +160,7 @@ def queue_options() -> list[Callable[[F], F]]:
         click.option("--build", envvar="DAGPAR_BUILD", metavar="ID", help="The queue's CI build."),
         click.option("--worker", metavar="NAME", help="This node's name in the queue."),
         click.option("--lease", type=float, metavar="SECONDS", help="Reservation lease (30)."),
+        click.option("--retry-failed", is_flag=True, help="Rerun the queue build's failures."),
     ]
 
 

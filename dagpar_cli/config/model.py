@@ -91,6 +91,8 @@ class QueueOptions:
     max_requeues: int = 2
     #: Seconds every key of the build lives in Redis.
     ttl: int = 24 * 3600
+    #: ``--retry-failed``: once the build's queue is drained, rerun the tests that failed in it.
+    retry_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,6 +54,7 @@ def parse_queue_options(
     worker: str | None,
     lease: float | None,
     shard_given: bool,
+    retry_failed: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> QueueOptions | None:
     """Check queue mode's flags; None when ``--queue`` is absent.
@@ -66,6 +67,8 @@ def parse_queue_options(
         for flag, value in (("--build", build), ("--worker", worker), ("--lease", lease)):
             if value is not None:
                 raise UsageError(f"{flag} needs --queue URL (or DAGPAR_QUEUE)")
+        if retry_failed:
+            raise UsageError("--retry-failed needs --queue URL (or DAGPAR_QUEUE)")
         return None
     if shard_given:
         raise UsageError(
@@ -97,4 +100,5 @@ def parse_queue_options(
         build=build,
         worker=worker or f"{socket.gethostname()}-{os.getpid()}",
         lease=30.0 if lease is None else lease,
+        retry_failed=retry_failed,
     )

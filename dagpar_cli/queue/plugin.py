@@ -78,7 +78,8 @@ def finish_node(session: RunContext, run: RunResult | None, code: int) -> int:
     if not isinstance(node, QueueNode):
         return code
     options = node.build.options
-    if node.scheduler.ran_units == 0 and node.earlier is not None and code == 0:
+    drained = node.scheduler.ran_units == 0 and not options.retry_failed
+    if drained and node.earlier is not None and code == 0:
         print(
             f"dagpar: queue build {options.build!r} had no work left for {options.worker}; "
             f"its earlier status was {node.earlier}",

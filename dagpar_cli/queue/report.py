@@ -9,18 +9,22 @@ run uses (JUnit, HTML, OTel, the timing store of the workspace).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dagpar_cli.config import QueueOptions
-from dagpar_cli.model import CheckResult, RunResult, SliceResult, Status, TestResult
+from dagpar_cli.model import Attempt, CheckResult, RunResult, SliceResult, Status, TestResult
 from dagpar_cli.queue.build import CallState, QueueBuild
 from dagpar_cli.queue.client import QueueError
 from dagpar_cli.queue.results import load_unit
 from dagpar_cli.queue.units import test_case
 
-__all__ = ["BuildReport", "collect_build", "wait_for_build"]
+__all__ = ["RERUN_OFFSET", "BuildReport", "collect_build", "failed_tests", "wait_for_build"]
+
+#: How far rerun units' slice numbers start after the first round's (``--retry-failed``).
+RERUN_OFFSET = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,30 +81,55 @@ def _errors(check: str, tests: Sequence[str], message: str, index: int) -> list[
     return out
 
 
+def failed_tests(state: CallState) -> dict[str, float]:
+    """The tests of a drained queue that failed, errored or were lost: id -> seconds."""
+    failed: dict[str, float] = {}
+    for number, unit in state.units.items():
+        if number in state.lost:
+            share = unit.predicted_seconds / max(1, len(unit.tests))
+            failed.update((t, share) for t in unit.tests)
+        elif number in state.results:
+            _, _, results, _ = load_unit(state.results[number])
+            failed.update((r.id, r.seconds) for r in results if r.status.is_bad)
+    return failed
+
+
+@dataclass(slots=True)
+class _Check:
+    results: dict[str, TestResult] = field(default_factory=dict)
+    slices: list[SliceResult] = field(default_factory=list)
+
+
 def collect_build(
     options: QueueOptions, states: Sequence[CallState], timeout: float
 ) -> BuildReport:
-    """Merge *states* into one result, check by check (a check may split several calls)."""
-    by_check: dict[str, list[SliceResult]] = {}
-    problems: dict[str, list[str]] = {}
+    """Merge *states* into one result, check by check (a check may split several calls).
+
+    The queues of ``--retry-failed`` come last: a rerun replaces the test's first result,
+    which becomes an earlier attempt (a test that passes on the rerun is flaky).
+    """
+    checks: dict[str, _Check] = {}
     runner_of: dict[str, str] = {}
     started = min((float(s.meta.get("started", 0) or 0) for s in states), default=0.0)
     ended = started
     missing = 0
-    for state in states:
+    for state in sorted(states, key=lambda s: bool(s.meta.get("retry_of"))):
         check = state.check
+        rerun = bool(state.meta.get("retry_of"))
         if state.meta.get("runner"):
             runner_of[check.partition(":")[0]] = state.meta["runner"]
-        slices = by_check.setdefault(check, [])
+        merged = checks.setdefault(check, _Check())
         for number, unit in sorted(state.units.items()):
-            items = unit.items
+            index = number + (RERUN_OFFSET if rerun else 0)
             if number in state.results:
                 worker, seconds, results, end = load_unit(state.results[number])
                 ended = max(ended, end)
-                slices.append(
+                results = [_over(merged.results.get(r.id), r) if rerun else r for r in results]
+                merged.results.update((r.id, r) for r in results)
+                merged.slices.append(
                     SliceResult(
-                        index=number,
-                        items=items,
+                        index=index,
+                        items=unit.items,
                         results=tuple(results),
                         seconds=seconds,
                         predicted_seconds=unit.predicted_seconds,
@@ -110,39 +139,61 @@ def collect_build(
                 )
                 continue
             if number in state.lost:
-                worker = state.lost[number] or "an unknown worker"
-                error = f"lost with worker {worker}"
+                error = f"lost with worker {state.lost[number] or 'an unknown worker'}"
             else:
                 error = f"not run: no node finished it within {timeout:g}s (--timeout)"
                 missing += len(unit.tests)
-            problems.setdefault(check, []).append(f"unit {number}: {error}")
-            slices.append(
+            errors = _errors(check, unit.tests, error, index)
+            if rerun:  # the first results stand
+                errors = [e for e in errors if e.id not in merged.results]
+            merged.results.update((e.id, e) for e in errors)
+            merged.slices.append(
                 SliceResult(
-                    index=number,
-                    items=items,
-                    results=tuple(_errors(check, unit.tests, error, number)),
+                    index=index,
+                    items=unit.items,
+                    results=tuple(errors),
                     seconds=0.0,
                     predicted_seconds=unit.predicted_seconds,
-                    error=error,
+                    error=f"unit {number}: {error}",
                     infrastructure_error=True,
                     where=state.lost.get(number, ""),
                 )
             )
-    checks = []
-    for check, slices in sorted(by_check.items()):
-        errors = problems.get(check, [])
-        error = ""
-        if errors:
-            error = f"{len(errors)} of {len(slices)} units failed: {errors[0]}"
-        checks.append(
+    out = []
+    for name, merged in sorted(checks.items()):
+        final = merged.results
+        # A unit that was lost counts unless every one of its tests was rerun since.
+        failed = [
+            s
+            for s in merged.slices
+            if s.infrastructure_error and any(final.get(r.id) is r for r in s.results)
+        ]
+        error = (
+            f"{len(failed)} of {len(merged.slices)} units failed: {failed[0].error}"
+            if failed
+            else ""
+        )
+        out.append(
             CheckResult(
-                name=check,
-                results=tuple(r for s in slices for r in s.results),
-                slices=tuple(slices),
+                name=name,
+                results=tuple(final.values()),
+                slices=tuple(sorted(merged.slices, key=lambda s: s.index)),
                 error=error,
-                infrastructure_error=bool(errors),
+                infrastructure_error=bool(failed),
                 seconds=max(0.0, ended - started),
             )
         )
-    run = RunResult(checks=tuple(checks), seconds=max(0.0, ended - started))
+    run = RunResult(checks=tuple(out), seconds=max(0.0, ended - started))
     return BuildReport(run=run, runner_of=runner_of, missing=missing)
+
+
+def _over(first: TestResult | None, rerun: TestResult) -> TestResult:
+    """*rerun* with *first* (and its own earlier attempts) as earlier attempts."""
+    if first is None:
+        return rerun
+    earlier = (
+        *first.attempts,
+        Attempt(first.status, first.seconds, first.message, first.details),
+        *rerun.attempts,
+    )
+    return dataclasses.replace(rerun, attempts=earlier)

@@ -20,16 +20,18 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dagpar_cli.errors import DagparError
 from dagpar_cli.execution.scheduler.api import SliceOutcome, SplitJob, TailSlices
 from dagpar_cli.execution.scheduler.static import StaticScheduler
 from dagpar_cli.execution.scheduler.tail_stealing import TailStealingScheduler
 from dagpar_cli.queue.build import QueueBuild
+from dagpar_cli.queue.report import RERUN_OFFSET, failed_tests
 from dagpar_cli.queue.results import dump_unit
-from dagpar_cli.queue.units import listing_digest, make_units, unit_plan
+from dagpar_cli.queue.units import Unit, listing_digest, make_units, retry_units, unit_plan
 
 if TYPE_CHECKING:
     import pluggy
@@ -38,7 +40,10 @@ if TYPE_CHECKING:
     from dagpar_cli.runner_api import RunnerSpec
     from dagpar_cli.runtime.context import SliceContext
 
-__all__ = ["QueueScheduler", "QueueTailStealing"]
+__all__ = ["RETRY_SUFFIX", "QueueScheduler", "QueueTailStealing"]
+
+#: The split call whose queue holds another's failed tests (``--retry-failed``).
+RETRY_SUFFIX = "/retry"
 
 
 class QueueTailStealing(TailStealingScheduler):
@@ -75,6 +80,24 @@ class _Numbers(TailSlices):
     def new_index(self) -> int:
         with self._counter_lock:
             return next(self._counter)
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class _Round:
+    """One queue a split call's units come from on this node (the build's, or its reruns)."""
+
+    call: str
+    total: int
+    narrowed: bool
+    #: Added to unit numbers for slice numbers (reruns come after the first round's units).
+    offset: int = 0
+    outcomes: list[SliceOutcome] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Slice numbers for tails cut from the round's units (after its own).
+    numbers: Iterator[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.numbers = itertools.count(self.offset + self.total + 1)
 
 
 class QueueScheduler:
@@ -146,6 +169,9 @@ class QueueScheduler:
     def run(self, job: SplitJob) -> list[SliceOutcome]:
         """Join the split call's queue, run the units this node reserves, return their outcomes.
 
+        With ``--retry-failed``, once the queue is drained, the node joins a second queue
+        holding the tests that failed in it, and its outcomes hold the reruns instead.
+
         :raises QueueError: Redis failed (after the units running here ended).
         :raises UsageError: the queue was filled from another listing.
         """
@@ -154,22 +180,43 @@ class QueueScheduler:
             return []
         call = self._call_id(job.check)
         plan = job.plan
+        digest = listing_digest(job.check, plan)
+        instance = job.check.partition(":")[0]
+        meta = {"check": job.check, "runner": self.runner_of.get(instance, "")}
         self.build.join(
             call,
-            listing_digest(job.check, plan),
+            digest,
             lambda: make_units(plan, job.predicted, slots=self.workers, startup=job.startup),
-            {"check": job.check, "runner": self.runner_of.get(job.check.partition(":")[0], "")},
+            meta,
         )
-        total = self.build.total(call)
         self._start_renewer()
-        outcomes: list[SliceOutcome] = []
-        numbers = itertools.count(total + 1)
-        numbers_lock = threading.Lock()
+        first = _Round(call=call, total=self.build.total(call), narrowed=job.narrowed)
+        self._drive(job, first)
+        if not self.build.options.retry_failed:
+            return sorted(first.outcomes, key=lambda o: o[0].index)
+        state = self.build.state(call)
+        again = call + RETRY_SUFFIX
+        self.build.join(
+            again,
+            digest,
+            lambda: retry_units(
+                state.units, failed_tests(state), slots=self.workers, startup=job.startup
+            ),
+            {**meta, "retry_of": call},
+        )
+        # Rerun slices are numbered after the first round's units and any tails cut from them.
+        offset = RERUN_OFFSET
+        retry = _Round(call=again, total=self.build.total(again), narrowed=True, offset=offset)
+        self._drive(job, retry)
+        return _rerun_over(first.outcomes, retry.outcomes)
+
+    def _drive(self, job: SplitJob, round: _Round) -> None:
+        """Run *round*'s units on this node's slots until its queue is done."""
 
         def drive() -> None:
             try:
                 while not self._stop.is_set() and self._failure is None:
-                    if not self._one_unit(job, call, total, outcomes, numbers, numbers_lock):
+                    if not self._one_unit(job, round):
                         return
             except DagparError as exc:
                 self._fail(exc)
@@ -183,27 +230,18 @@ class QueueScheduler:
         for t in drivers:
             t.join()
         self._raise_failure()
-        return sorted(outcomes, key=lambda o: o[0].index)
 
     # ---------------------------------------------------------------- drivers
 
-    def _one_unit(
-        self,
-        job: SplitJob,
-        call: str,
-        total: int,
-        outcomes: list[SliceOutcome],
-        numbers: Iterator[int],
-        numbers_lock: threading.Lock,
-    ) -> bool:
+    def _one_unit(self, job: SplitJob, round: _Round) -> bool:
         """Reserve and run one unit; False when the split call's queue is done."""
         with self._slots:
-            got = self.build.reserve(call)
+            got = self.build.reserve(round.call)
             if got.unit is not None:
                 self._starved.clear()
-                self._run_unit(job, call, total, got.unit, outcomes, numbers, numbers_lock)
+                self._run_unit(job, round, got.unit)
                 return True
-        if got.done >= total:
+        if got.done >= round.total:
             self._starved.set()
             return False
         # Units are running elsewhere: wait, in case a lease runs out and one comes back.
@@ -211,38 +249,32 @@ class QueueScheduler:
         self._stop.wait(self._poll)
         return True
 
-    def _run_unit(
-        self,
-        job: SplitJob,
-        call: str,
-        total: int,
-        unit: Any,
-        outcomes: list[SliceOutcome],
-        numbers: Iterator[int],
-        numbers_lock: threading.Lock,
-    ) -> None:
-        sp = unit_plan(unit, job.startup)
+    def _run_unit(self, job: SplitJob, round: _Round, unit: Unit) -> None:
+        sp = unit_plan(unit, job.startup, index=round.offset + unit.number)
+        everything = round.offset + round.total
         sub = dataclasses.replace(
             job,
             plan=dataclasses.replace(job.plan, slices=(sp,)),
-            run_slice=lambda s, _total, narrowed: job.run_slice(s, total, narrowed),
-            tails=_Numbers(numbers, numbers_lock),
+            run_slice=lambda s, _total, _narrowed: job.run_slice(s, everything, round.narrowed),
+            narrowed=round.narrowed,
+            tails=_Numbers(round.numbers, round.lock),
         )
         with self._lock:
-            self._held.setdefault(call, set()).add(unit.number)
+            self._held.setdefault(round.call, set()).add(unit.number)
         start = time.monotonic()
         try:
             ran = self.inner.run(sub)
         finally:
             with self._lock:
-                self._held[call].discard(unit.number)
+                self._held[round.call].discard(unit.number)
         results = [r for _, result, _ in ran for r in result.results]
         payload = dump_unit(self.build.options.worker, time.monotonic() - start, results)
         if self._stop.is_set() and not self._failure and _cancelled(ran):
             return  # interrupted here: the lease runs out and another node runs it
-        if self.build.complete(call, unit.number, payload):
+        if self.build.complete(round.call, unit.number, payload):
+            with round.lock:
+                round.outcomes.extend(ran)
             with self._lock:
-                outcomes.extend(ran)
                 self.ran_units += 1
 
     # ---------------------------------------------------------------- leases
@@ -284,6 +316,18 @@ class QueueScheduler:
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise self._failure
+
+
+def _rerun_over(first: list[SliceOutcome], reruns: list[SliceOutcome]) -> list[SliceOutcome]:
+    """This node's outcomes with the tests it reran dropped from its first-round slices."""
+    again = {r.id for _, result, _ in reruns for r in result.results}
+    kept: list[SliceOutcome] = []
+    for sp, result, value in first:
+        if any(r.id in again for r in result.results):
+            left = tuple(r for r in result.results if r.id not in again)
+            result = dataclasses.replace(result, results=left, error="" if left else result.error)
+        kept.append((sp, result, value))
+    return sorted(kept + reruns, key=lambda o: o[0].index)
 
 
 def _cancelled(ran: list[SliceOutcome]) -> bool:

@@ -181,11 +181,43 @@ def _unit(number: int, entries: Sequence[tuple[float, int, Item, list[TestCase]]
     )
 
 
-def unit_plan(unit: Unit, startup: float = 0.0) -> SlicePlan:
-    """*unit* as a slice this node runs."""
+def unit_plan(unit: Unit, startup: float = 0.0, *, index: int | None = None) -> SlicePlan:
+    """*unit* as a slice this node runs (numbered *index*, its unit number by default)."""
     return SlicePlan(
-        index=unit.number,
+        index=unit.number if index is None else index,
         items=unit.items,
         predicted_seconds=unit.predicted_seconds + startup,
         tests=tuple(test_case(t) for t in unit.tests),
     )
+
+
+def retry_units(
+    units: Mapping[int, Unit],
+    failed: Mapping[str, float],
+    *,
+    slots: int,
+    startup: float = 0.0,
+) -> list[Unit]:
+    """Units that rerun the *failed* tests (id -> seconds) of a drained queue's *units*.
+
+    Each failed test goes with the item that held it; its unit runs narrowed to the failed
+    tests, so a file's passing tests do not run again.
+    """
+    slices: list[SlicePlan] = []
+    for _, unit in sorted(units.items()):
+        tests = [test_case(t) for t in unit.tests if t in failed]
+        owned: dict[int, list[TestCase]] = {}
+        for test in tests:
+            owned.setdefault(_owner(test, unit.items), []).append(test)
+        for position, group in sorted(owned.items()):
+            slices.append(
+                SlicePlan(
+                    index=len(slices) + 1,
+                    items=(unit.items[position],),
+                    predicted_seconds=sum(failed[t.id] for t in group),
+                    tests=tuple(group),
+                )
+            )
+    plan = Plan(slices=tuple(slices), predicted_wall_seconds=0.0, workers=slots)
+    predicted = {t.id: max(failed[t.id], 0.01) for sp in slices for t in sp.tests}
+    return make_units(plan, predicted, slots=slots, startup=startup)

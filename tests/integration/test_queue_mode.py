@@ -67,7 +67,9 @@ def node_env() -> dict[str, str]:
 class Node:
     """One ``dagpar check --queue`` process in its own session (SIGKILL takes its children)."""
 
-    def __init__(self, workspace: Path, url: str, worker: str, *extra: str) -> None:
+    def __init__(
+        self, workspace: Path, url: str, worker: str, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.worker = worker
         argv = [sys.executable, "-m", "dagpar_cli", "check", "-C", str(workspace), "-j", "2"]
         argv += ["--queue", url, "--build", BUILD, "--worker", worker, "--json", *extra]
@@ -75,7 +77,11 @@ class Node:
         self.err = workspace.parent / f"{worker}.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.proc = subprocess.Popen(
-                argv, stdout=out, stderr=err, env=node_env(), start_new_session=True
+                argv,
+                stdout=out,
+                stderr=err,
+                env={**node_env(), **(env or {})},
+                start_new_session=True,
             )
 
     def wait(self) -> int:
@@ -234,3 +240,54 @@ def test_rejoining_a_drained_build_runs_nothing_and_keeps_its_status(
     assert [t for c in ran["checks"] for t in c["tests"]] == []
     code, output, _ = report(tmp_path, url)
     assert code == 1, output
+
+
+_FLAKY = """\
+import os
+
+
+def test_flaky():
+    mark = os.environ["FLAKY_MARK"]
+    if not os.path.exists(mark):
+        open(mark, "w").close()
+        raise AssertionError("fails the first time")
+"""
+
+
+def test_retry_failed_reruns_only_the_failures_and_the_report_merges_them(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    ws = copies(tmp_path, ["first", "r1", "r2"], files=4)
+    for root in ws.values():
+        (root / "tests" / "test_flaky.py").write_text(_FLAKY)
+    env = {"FLAKY_MARK": str(tmp_path / "mark")}
+    url = redis_server.url
+    nodes.append(Node(ws["first"], url, "first", env=env))
+    assert nodes[0].wait() == 1, nodes[0]
+    for name in ("r1", "r2"):
+        nodes.append(Node(ws[name], url, name, "--retry-failed", env=env))
+    rerun: list[str] = []
+    for node in nodes[1:]:
+        assert node.wait() == 0, node
+        rerun += [t["id"] for c in json.loads(node.out.read_text())["checks"] for t in c["tests"]]
+    assert rerun == ["tests/test_flaky.py::test_flaky"]
+
+    html = tmp_path / "report.html"
+    code, output, junit = report(tmp_path, url, "--report-html", str(html))
+    assert code == 0, output
+    cases = dict(junit_cases(junit))
+    assert len(cases) == 9 and set(cases.values()) == {"passed"}
+    flaky = [c for c in etree.parse(str(junit)).iter("testcase") if c.get("name") == "test_flaky"]
+    assert [child.tag for child in flaky[0]].count("flakyFailure") == 1
+    assert html.stat().st_size > 0
+    # The build's timings went into the report workspace's store.
+    argv = [sys.executable, "-m", "dagpar_cli", "timings", "show", "--json", "--limit", "50"]
+    shown = subprocess.run(
+        [*argv, "-C", str(tmp_path / "report-ws")],
+        capture_output=True,
+        text=True,
+        env=node_env(),
+        check=True,
+    )
+    keys = {row["key"] for row in json.loads(shown.stdout)}
+    assert keys == {f"tests/test_{i:02d}.py" for i in range(4)} | {"tests/test_flaky.py"}

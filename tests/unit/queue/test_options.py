@@ -107,3 +107,14 @@ def test_cli_refuses_queue_with_shard_and_reads_the_environment(
     monkeypatch.setenv("DAGPAR_BUILD", "b7")
     result = dagpar_run("call", "lint", "all", "-C", ws, "--shard", "1/2")
     _one_error_line(result, "--queue and --shard exclude each other")
+
+
+def test_cli_refuses_retries_with_queue_and_retry_failed_without(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace(ONE)
+    result = dagpar_run("check", "-C", ws, "--queue", URL, "--build", "b", "--retries", "2")
+    _one_error_line(result, "--retries does not combine with --queue yet")
+    result = dagpar_run("check", "-C", ws, "--retry-failed")
+    _one_error_line(result, "--retry-failed needs --queue URL")

@@ -63,3 +63,32 @@ def test_lost_and_unfinished_units_are_errors_and_infrastructure_failures() -> N
     assert by_id["t3.py::a"].message.startswith("not run: no node finished it within 5s")
     assert merged.missing == 1
     assert check.infrastructure_error and "2 of 3 units failed" in check.error
+
+
+def test_reruns_replace_first_results_as_attempts() -> None:
+    first_fail = TestResult(path="t1.py", name="a", status=Status.FAILED, message="no")
+    other = TestResult(path="t1.py", name="b", status=Status.PASSED)
+    base = CallState(
+        key="p:test#1",
+        meta={"check": "p:test", "filled": "1", "total": "2"},
+        units={1: _unit(1, "t1.py::a", "t1.py::b"), 2: _unit(2, "t2.py::a")},
+        results={1: dump_unit("n1", 1.0, [first_fail, other])},
+        lost={2: "n2"},
+    )
+    rerun = CallState(
+        key="p:test#1/retry",
+        meta={"check": "p:test", "filled": "1", "total": "2", "retry_of": "p:test#1"},
+        units={1: _unit(1, "t1.py::a"), 2: _unit(2, "t2.py::a")},
+        results={
+            1: dump_unit("n3", 1.0, [TestResult(path="t1.py", name="a", status=Status.PASSED)]),
+            2: dump_unit("n3", 1.0, [TestResult(path="t2.py", name="a", status=Status.PASSED)]),
+        },
+        lost={},
+    )
+    (check,) = collect_build(OPTIONS, [rerun, base], timeout=5).run.checks
+    by_id = {r.id: r for r in check.results}
+    assert len(check.results) == 3
+    assert by_id["t1.py::a"].flaky and by_id["t1.py::a"].attempts[0].message == "no"
+    assert by_id["t2.py::a"].status is Status.PASSED  # lost first, passed on the rerun
+    assert check.passed and not check.infrastructure_error
+    assert {s.index for s in check.slices} == {1, 2, 1001, 1002}

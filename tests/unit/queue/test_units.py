@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
-from dagpar_cli.queue.units import Unit, listing_digest, make_units, unit_plan
+from dagpar_cli.queue.units import Unit, listing_digest, make_units, retry_units, unit_plan
 
 
 def _plan(files: dict[str, int], *, nested: bool = False) -> Plan:
@@ -76,3 +76,13 @@ def test_listing_digest_changes_with_the_suite_not_with_the_cut() -> None:
     assert listing_digest("p:test", one) == listing_digest("p:test", _plan({"tests/test_a.py": 2}))
     assert listing_digest("p:test", one) != listing_digest("p:test", two)
     assert listing_digest("p:test", one) != listing_digest("q:test", one)
+
+
+def test_reruns_hold_only_the_failed_tests_with_their_items() -> None:
+    plan = _plan({"tests/test_a.py": 3, "tests/test_b.py": 2})
+    units = {u.number: u for u in make_units(plan, {}, slots=1)}
+    failed = {"tests/test_a.py::test_1": 0.5, "tests/test_b.py::test_0": 2.0}
+    again = retry_units(units, failed, slots=1)
+    assert sorted(t for u in again for t in u.tests) == sorted(failed)
+    assert {i.path for u in again for i in u.items} == {"tests/test_a.py", "tests/test_b.py"}
+    assert retry_units(units, {}, slots=1) == []
