@@ -265,6 +265,28 @@ class QueueBuild:
 
     # ---------------------------------------------------------------- node status
 
+    def _heartbeat_key(self, worker: str) -> str:
+        return f"{self.prefix}node:{worker}"
+
+    def heartbeat(self) -> None:
+        """Say this node is still in the build, for twice the lease (the report waits while
+        any node says so)."""
+        seconds = max(2, int(self.options.lease * 2))
+        with self._failures("joining the build"):
+            self.client.set(self._heartbeat_key(self.options.worker), "1", ex=seconds)
+
+    def leave(self) -> None:
+        """This node is done with the build."""
+        with self._failures("leaving the build"):
+            self.client.delete(self._heartbeat_key(self.options.worker))
+
+    def nodes(self) -> list[str]:
+        """The nodes still in the build (their heartbeat has not expired)."""
+        pattern = self._heartbeat_key("*")
+        with self._failures("reading the build"):
+            keys = self.client.scan_iter(match=pattern, count=100)
+            return sorted(k[len(pattern) - 1 :] for k in keys)
+
     def record_status(self, code: int) -> None:
         """Remember this node's exit code (a retried job that finds the build drained ends
         with it)."""

@@ -65,6 +65,7 @@ def dagpar_make_scheduler(
         )
     scheduler = QueueScheduler(workers, build, inner, starved, runner_of=session.runner_of)
     session.stash[STASH_KEY] = QueueNode(build, scheduler, build.earlier_status())
+    scheduler.start()
     return scheduler
 
 

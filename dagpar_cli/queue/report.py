@@ -44,14 +44,17 @@ def wait_for_build(
     poll: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[CallState]:
-    """Every split call's state once all are complete, or as they are when *timeout* passes.
+    """Every split call's state once all are complete and no node is left in the build (a
+    node that died stops saying so after twice its lease), or as they are when *timeout*
+    passes.
 
     :raises QueueError: no node filled any queue of the build within *timeout*.
     """
     deadline = clock() + timeout
     while True:
         states = [build.state(call) for call in build.calls()]
-        if states and all(s.complete for s in states):
+        # A node still in the build may yet fill the queue of a split call it reaches late.
+        if states and all(s.complete for s in states) and not build.nodes():
             return states
         if clock() >= deadline:
             if not states:

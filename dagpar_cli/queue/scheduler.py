@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,16 +70,22 @@ class QueueTailStealing(TailStealingScheduler):
 
 
 class _Numbers(TailSlices):
-    """Tail slice numbers drawn from one counter for every unit of a split call."""
+    """The tails of one unit, numbered from one counter for every unit of a split call; each
+    number is announced (*numbered*) so that the tail's slice is known as the unit's."""
 
-    def __init__(self, counter: Iterator[int], lock: threading.Lock) -> None:
+    def __init__(
+        self, counter: Iterator[int], lock: threading.Lock, numbered: Callable[[int], None]
+    ) -> None:
         super().__init__()
         self._counter = counter
         self._counter_lock = lock
+        self._numbered = numbered
 
     def new_index(self) -> int:
         with self._counter_lock:
-            return next(self._counter)
+            index = next(self._counter)
+        self._numbered(index)
+        return index
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -132,6 +138,8 @@ class QueueScheduler:
         self._ordinals: dict[str, int] = {}
         #: Units this node holds, per split call (their leases are renewed).
         self._held: dict[str, set[int]] = {}
+        #: (split call's job, slice number) -> the job of the unit the slice belongs to.
+        self._units: dict[tuple[int, int], SplitJob] = {}
         self._failure: DagparError | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -145,7 +153,17 @@ class QueueScheduler:
         return self.inner.hands_over(spec, nested)
 
     def attend(self, slice: SliceContext) -> AbstractContextManager[object]:
-        """The node's own scheduler attends its slices."""
+        """The node's own scheduler attends its slices, each as part of its unit's job.
+
+        The orchestrator made the slice for the split call's job; hand-over must see the
+        unit's (whose tails the unit collects), so the slice is moved to it here, before it
+        can offer anything.
+        """
+        if slice.job is not None:
+            with self._lock:
+                sub = self._units.get((id(slice.job), slice.plan.index))
+            if sub is not None:
+                slice.job = sub
         return self.inner.attend(slice)
 
     def offering(
@@ -160,10 +178,14 @@ class QueueScheduler:
         self.inner.cancel()
 
     def close(self) -> None:
-        """Stop renewing leases and stop the workers."""
+        """Stop renewing leases, leave the build and stop the workers."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
+        try:
+            self.build.leave()
+        except DagparError:
+            pass  # Redis is gone: the heartbeat runs out by itself
         self.inner.close()
 
     def run(self, job: SplitJob) -> list[SliceOutcome]:
@@ -190,6 +212,17 @@ class QueueScheduler:
             meta,
         )
         self._start_renewer()
+        try:
+            return self._rounds(job, call, digest, meta)
+        finally:
+            # Slices the orchestrator runs after this (a stale listing's extra slice) keep
+            # their tests: nobody would collect a tail cut from them.
+            job.tails.close()
+
+    def _rounds(
+        self, job: SplitJob, call: str, digest: str, meta: dict[str, str]
+    ) -> list[SliceOutcome]:
+        """The queue's round, and with ``--retry-failed`` the reruns' round after it."""
         first = _Round(call=call, total=self.build.total(call), narrowed=job.narrowed)
         self._drive(job, first)
         if not self.build.options.retry_failed:
@@ -214,10 +247,16 @@ class QueueScheduler:
         """Run *round*'s units on this node's slots until its queue is done."""
 
         def drive() -> None:
+            waiting = False
             try:
                 while not self._stop.is_set() and self._failure is None:
-                    if not self._one_unit(job, round):
+                    got = self._one_unit(job, round)
+                    if got is None:
                         return
+                    if not got and not waiting:
+                        # This slot has nothing to reserve: it may take a running unit's tail.
+                        self.inner.submit(_look_for_tails)
+                    waiting = not got
             except DagparError as exc:
                 self._fail(exc)
 
@@ -233,21 +272,21 @@ class QueueScheduler:
 
     # ---------------------------------------------------------------- drivers
 
-    def _one_unit(self, job: SplitJob, round: _Round) -> bool:
-        """Reserve and run one unit; False when the split call's queue is done."""
+    def _one_unit(self, job: SplitJob, round: _Round) -> bool | None:
+        """Reserve and run one unit: True when it ran one, False when there was none to take
+        (yet), None when the split call's queue is done."""
         with self._slots:
             got = self.build.reserve(round.call)
             if got.unit is not None:
                 self._starved.clear()
                 self._run_unit(job, round, got.unit)
                 return True
-        if got.done >= round.total:
-            self._starved.set()
-            return False
-        # Units are running elsewhere: wait, in case a lease runs out and one comes back.
         self._starved.set()
+        if got.done >= round.total:
+            return None
+        # Units are running elsewhere: wait, in case a lease runs out and one comes back.
         self._stop.wait(self._poll)
-        return True
+        return False
 
     def _run_unit(self, job: SplitJob, round: _Round, unit: Unit) -> None:
         sp = unit_plan(unit, job.startup, index=round.offset + unit.number)
@@ -255,10 +294,14 @@ class QueueScheduler:
         sub = dataclasses.replace(
             job,
             plan=dataclasses.replace(job.plan, slices=(sp,)),
-            run_slice=lambda s, _total, _narrowed: job.run_slice(s, everything, round.narrowed),
+            # A tail cut from the unit runs narrowed to its tests whatever the round says.
+            run_slice=lambda s, _total, narrowed: job.run_slice(
+                s, everything, narrowed or round.narrowed
+            ),
             narrowed=round.narrowed,
-            tails=_Numbers(round.numbers, round.lock),
+            tails=_Numbers(round.numbers, round.lock, lambda n: self._belongs(job, n, sub)),
         )
+        self._belongs(job, sp.index, sub)
         with self._lock:
             self._held.setdefault(round.call, set()).add(unit.number)
         start = time.monotonic()
@@ -267,6 +310,8 @@ class QueueScheduler:
         finally:
             with self._lock:
                 self._held[round.call].discard(unit.number)
+                for key in [k for k, v in self._units.items() if v is sub]:
+                    del self._units[key]
         results = [r for _, result, _ in ran for r in result.results]
         payload = dump_unit(self.build.options.worker, time.monotonic() - start, results)
         if self._stop.is_set() and not self._failure and _cancelled(ran):
@@ -277,7 +322,17 @@ class QueueScheduler:
             with self._lock:
                 self.ran_units += 1
 
+    def _belongs(self, job: SplitJob, index: int, sub: SplitJob) -> None:
+        with self._lock:
+            self._units[(id(job), index)] = sub
+
     # ---------------------------------------------------------------- leases
+
+    def start(self) -> None:
+        """Say this node is in the build (a heartbeat the report waits on) and keep its leases
+        renewed until :meth:`close`."""
+        self.build.heartbeat()
+        self._start_renewer()
 
     def _start_renewer(self) -> None:
         with self._lock:
@@ -294,6 +349,7 @@ class QueueScheduler:
             with self._lock:
                 held = {call: sorted(units) for call, units in self._held.items() if units}
             try:
+                self.build.heartbeat()
                 for call, units in held.items():
                     self.build.renew(call, units)
             except DagparError as exc:
@@ -328,6 +384,10 @@ def _rerun_over(first: list[SliceOutcome], reruns: list[SliceOutcome]) -> list[S
             result = dataclasses.replace(result, results=left, error="" if left else result.error)
         kept.append((sp, result, value))
     return sorted(kept + reruns, key=lambda o: o[0].index)
+
+
+def _look_for_tails() -> None:
+    """A pool task that does nothing: its worker then looks for tails (``_idle``)."""
 
 
 def _cancelled(ran: list[SliceOutcome]) -> bool:

@@ -68,10 +68,16 @@ class Node:
     """One ``dagpar check --queue`` process in its own session (SIGKILL takes its children)."""
 
     def __init__(
-        self, workspace: Path, url: str, worker: str, *extra: str, env: dict[str, str] | None = None
+        self,
+        workspace: Path,
+        url: str,
+        worker: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        command: tuple[str, ...] = ("check",),
     ) -> None:
         self.worker = worker
-        argv = [sys.executable, "-m", "dagpar_cli", "check", "-C", str(workspace), "-j", "2"]
+        argv = [sys.executable, "-m", "dagpar_cli", *command, "-C", str(workspace), "-j", "2"]
         argv += ["--queue", url, "--build", BUILD, "--worker", worker, "--json", *extra]
         self.out = workspace.parent / f"{worker}.out"
         self.err = workspace.parent / f"{worker}.err"
@@ -291,3 +297,40 @@ def test_retry_failed_reruns_only_the_failures_and_the_report_merges_them(
     )
     keys = {row["key"] for row in json.loads(shown.stdout)}
     assert keys == {f"tests/test_{i:02d}.py" for i in range(4)} | {"tests/test_flaky.py"}
+
+
+def test_a_node_hands_a_running_units_tail_to_its_idle_slot(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    """The slow file's first test passes only once another slot of the node took the file's
+    unstarted tests, which happens only when the queue has nothing left to give."""
+    from test_handover import SLOW_TESTS, SUITE  # type: ignore[import-not-found]
+
+    from dagpar_cli.testing import write_tree
+
+    ws = write_tree(tmp_path / "n" / "ws", SUITE)
+    log = tmp_path / "ran.log"
+    nodes.append(Node(ws, redis_server.url, "n", env={"HANDOVER_LOG": str(log)}))
+    assert nodes[0].wait() == 0, nodes[0]
+    ran = Counter(line.split()[0] for line in log.read_text().splitlines())
+    assert set(ran) == {*SLOW_TESTS, "test_quick"} and max(ran.values()) == 1, ran
+    code, output, junit = report(tmp_path, redis_server.url)
+    assert code == 0, output
+    assert len(junit_cases(junit)) == len(SLOW_TESTS) + 1
+
+
+def test_call_chains_share_a_build_too(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    ws = copies(tmp_path, ["a", "b"], files=4)
+    chain = ("call", "pytest", "test-files", "test")
+    for name in ws:
+        nodes.append(Node(ws[name], redis_server.url, name, command=chain))
+    ran: list[str] = []
+    for node in nodes:
+        assert node.wait() == 0, node
+        ran += [t["id"] for c in json.loads(node.out.read_text())["checks"] for t in c["tests"]]
+    assert len(ran) == len(set(ran)) == 8
+    code, output, junit = report(tmp_path, redis_server.url)
+    assert code == 0, output
+    assert len(junit_cases(junit)) == 8

@@ -137,3 +137,24 @@ def test_passwords_are_used_and_never_printed(tmp_path) -> None:  # type: ignore
         assert "nope" not in info.value.message and ":***@" in info.value.message
     finally:
         server.stop()
+
+
+def test_the_report_waits_for_nodes_still_in_the_build(redis_server) -> None:  # type: ignore[no-untyped-def]
+    from dagpar_cli.queue.report import wait_for_build
+
+    node = _node(redis_server.url, "a")
+    node.heartbeat()
+    node.join(CALL, "d", lambda: [UNITS[0]], {"check": "p:test"})
+    assert node.reserve(CALL).unit is not None
+    assert node.complete(CALL, 1, dump_unit("a", 1.0, []))
+    assert node.nodes() == ["a"]
+    reader = _node(redis_server.url, "report")
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(wait_for_build(reader, 60, poll=0.05)))
+    waiter.start()
+    # Every unit is done, but "a" may still reach another split call: the report waits.
+    waiter.join(timeout=1.0)
+    assert waiter.is_alive()
+    node.leave()
+    waiter.join(timeout=60)
+    assert not waiter.is_alive() and len(got) == 1
