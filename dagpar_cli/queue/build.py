@@ -108,6 +108,17 @@ return 1
 """
 
 
+#: KEYS: running owner queue done; ARGV: unit worker
+#: An interrupted node gives its unit back at once (not counted as a requeue).
+_RELEASE = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then redis.call('LPUSH', KEYS[3], ARGV[1]) end
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Reservation:
     """What one reserve call gave: a unit (or None) and how many units are done."""
@@ -149,6 +160,7 @@ class QueueBuild:
         self._reserve: Any = client.register_script(_RESERVE)
         self._renew: Any = client.register_script(_RENEW)
         self._complete: Any = client.register_script(_COMPLETE)
+        self._release: Any = client.register_script(_RELEASE)
 
     def _failures(self, doing: str) -> Any:
         return failures(self.options.url, doing)
@@ -257,6 +269,12 @@ class QueueBuild:
         args: list[Any] = [str(unit), self.options.worker, payload, self.options.ttl]
         with self._failures("storing results"):
             return bool(self._complete(keys=keys, args=args))
+
+    def release(self, call: str, unit: int) -> bool:
+        """Give back a unit this node holds but will not finish (it was interrupted)."""
+        keys = [self.key(call, p) for p in ("running", "owner", "queue", "done")]
+        with self._failures("giving work back"):
+            return bool(self._release(keys=keys, args=[str(unit), self.options.worker]))
 
     def total(self, call: str) -> int:
         """How many units *call* has."""

@@ -125,8 +125,8 @@ def _report(
         click.echo(f"dagpar: error: {failure}", err=True)
     if merged.missing:
         print(
-            f"dagpar: queue build {options.build!r}: {merged.missing} tests not run "
-            f"within {timeout:g}s",
+            f"dagpar: queue build {options.build!r}: {merged.missing} tests not run: no node "
+            f"finished them within {timeout:g}s, or none was left in the build",
             file=sys.stderr,
         )
     return int(exit_code_for(merged.run, session))

@@ -23,6 +23,9 @@ from dagpar_cli.queue.units import test_case
 
 __all__ = ["RERUN_OFFSET", "BuildReport", "collect_build", "failed_tests", "wait_for_build"]
 
+#: Seconds the report waits on an unfinished build that no node is in any more.
+IDLE_SECONDS = 60.0
+
 #: How far rerun units' slice numbers start after the first round's (``--retry-failed``).
 RERUN_OFFSET = 1000
 
@@ -41,22 +44,31 @@ def wait_for_build(
     build: QueueBuild,
     timeout: float,
     *,
+    idle: float = IDLE_SECONDS,
     poll: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[CallState]:
     """Every split call's state once all are complete and no node is left in the build (a
-    node that died stops saying so after twice its lease), or as they are when *timeout*
-    passes.
+    node that died stops saying so after twice its lease); or as they are when *timeout*
+    passes, or when no node has been in an unfinished build for *idle* seconds (nobody is
+    left to run what remains).
 
     :raises QueueError: no node filled any queue of the build within *timeout*.
     """
     deadline = clock() + timeout
+    seen = clock()
     while True:
         states = [build.state(call) for call in build.calls()]
+        nodes = build.nodes()
+        now = clock()
+        if nodes:
+            seen = now
         # A node still in the build may yet fill the queue of a split call it reaches late.
-        if states and all(s.complete for s in states) and not build.nodes():
+        if states and all(s.complete for s in states) and not nodes:
             return states
-        if clock() >= deadline:
+        if states and now - seen >= idle:
+            return states
+        if now >= deadline:
             if not states:
                 raise QueueError(
                     f"queue build {build.options.build!r}: no node filled its queue within "
@@ -144,7 +156,7 @@ def collect_build(
             if number in state.lost:
                 error = f"lost with worker {state.lost[number] or 'an unknown worker'}"
             else:
-                error = f"not run: no node finished it within {timeout:g}s (--timeout)"
+                error = "not run: no node finished it before the report gave up waiting"
                 missing += len(unit.tests)
             errors = _errors(check, unit.tests, error, index)
             if rerun:  # the first results stand

@@ -132,7 +132,7 @@ class QueueScheduler:
         self.inner = inner
         self._starved = starved
         lease = build.options.lease
-        self._poll = poll if poll is not None else min(0.5, lease / 6)
+        self._poll = poll if poll is not None else min(0.2, lease / 6)
         self._slots = threading.Semaphore(self.workers)
         self._lock = threading.Lock()
         self._ordinals: dict[str, int] = {}
@@ -205,12 +205,18 @@ class QueueScheduler:
         digest = listing_digest(job.check, plan)
         instance = job.check.partition(":")[0]
         meta = {"check": job.check, "runner": self.runner_of.get(instance, "")}
-        self.build.join(
-            call,
-            digest,
-            lambda: make_units(plan, job.predicted, slots=self.workers, startup=job.startup),
-            meta,
-        )
+        try:
+            self.build.join(
+                call,
+                digest,
+                lambda: make_units(plan, job.predicted, slots=self.workers, startup=job.startup),
+                meta,
+            )
+        except DagparError as exc:
+            # Another checkout (or Redis gone): this node takes no more work in any split call.
+            self._fail(exc)
+            self._stop.set()
+            raise
         self._start_renewer()
         try:
             return self._rounds(job, call, digest, meta)
@@ -315,7 +321,9 @@ class QueueScheduler:
         results = [r for _, result, _ in ran for r in result.results]
         payload = dump_unit(self.build.options.worker, time.monotonic() - start, results)
         if self._stop.is_set() and not self._failure and _cancelled(ran):
-            return  # interrupted here: the lease runs out and another node runs it
+            # Interrupted here: another node runs the unit (and this one reports none of it).
+            self.build.release(round.call, unit.number)
+            return
         if self.build.complete(round.call, unit.number, payload):
             with round.lock:
                 round.outcomes.extend(ran)

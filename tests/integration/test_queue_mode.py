@@ -334,3 +334,22 @@ def test_call_chains_share_a_build_too(
     code, output, junit = report(tmp_path, redis_server.url)
     assert code == 0, output
     assert len(junit_cases(junit)) == 8
+
+
+def test_an_interrupted_node_exits_130_and_its_work_runs_elsewhere(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    ws = copies(tmp_path, ["a", "b"], files=8)
+    url = redis_server.url
+    r = client(url)
+    nodes.append(Node(ws["a"], url, "a"))
+    until(lambda: "a" in r.hvals(CALL + ":owner"), "node a to reserve a unit")
+    nodes.append(Node(ws["b"], url, "b"))
+    a, b = nodes
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.wait() == 130, a
+    assert b.wait() == 0, b
+    code, output, junit = report(tmp_path, url)
+    assert code == 0, output
+    counts = Counter(test for test, _ in junit_cases(junit))
+    assert len(counts) == 16 and max(counts.values()) == 1, counts

@@ -158,3 +158,25 @@ def test_the_report_waits_for_nodes_still_in_the_build(redis_server) -> None:  #
     node.leave()
     waiter.join(timeout=60)
     assert not waiter.is_alive() and len(got) == 1
+
+
+def test_an_interrupted_node_gives_its_unit_back_at_once(redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, b = _node(redis_server.url, "a"), _node(redis_server.url, "b")
+    a.join(CALL, "d", lambda: [UNITS[0]], {})
+    assert a.reserve(CALL).unit is not None
+    assert not b.release(CALL, 1)  # not b's
+    assert a.release(CALL, 1)
+    assert b.reserve(CALL).unit == UNITS[0]  # no lease to wait for
+    assert b.client.hget(b.key(CALL, "requeues"), "1") is None
+
+
+def test_the_report_stops_waiting_when_no_node_is_left(redis_server) -> None:  # type: ignore[no-untyped-def]
+    from dagpar_cli.queue.report import collect_build, wait_for_build
+
+    node = _node(redis_server.url, "a")
+    node.join(CALL, "d", lambda: UNITS, {"check": "p:test"})
+    assert node.reserve(CALL).unit is not None  # and then "a" is gone
+    states = wait_for_build(_node(redis_server.url, "r"), 600, idle=0.2, poll=0.05)
+    assert not states[0].complete
+    merged = collect_build(node.options, states, 600)
+    assert merged.missing == 3 and not merged.run.checks[0].passed

@@ -118,3 +118,17 @@ def test_cli_refuses_retries_with_queue_and_retry_failed_without(
     _one_error_line(result, "--retries does not combine with --queue yet")
     result = dagpar_run("check", "-C", ws, "--retry-failed")
     _one_error_line(result, "--retry-failed needs --queue URL")
+
+
+def test_an_unreachable_queue_is_one_line_and_exit_4(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+) -> None:
+    ws = make_workspace({**ONE, "a.txt": "a\n"})
+    # Port 9 on the loopback: nothing listens there (the discard service is never enabled).
+    result = dagpar_run("check", "-C", ws, "--queue", "redis://:pw@127.0.0.1:9/0", "--build", "b")
+    assert result.exit_code == 4, result
+    lines = [line for line in result.stderr.splitlines() if line.startswith("dagpar: error")]
+    assert len(lines) == 1, result
+    assert "queue redis://:***@127.0.0.1:9/0: cannot reach the queue" in lines[0], result
+    assert "pw" not in result.stderr

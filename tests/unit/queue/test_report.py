@@ -60,7 +60,7 @@ def test_lost_and_unfinished_units_are_errors_and_infrastructure_failures() -> N
     assert by_id["t1.py::a"].status is Status.PASSED
     assert by_id["t2.py::b::#2"].status is Status.ERROR
     assert by_id["t2.py::a"].message == "lost with worker n2"
-    assert by_id["t3.py::a"].message.startswith("not run: no node finished it within 5s")
+    assert by_id["t3.py::a"].message.startswith("not run: no node finished it")
     assert merged.missing == 1
     assert check.infrastructure_error and "2 of 3 units failed" in check.error
 
