@@ -8,8 +8,15 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+from dagpar_cli.model import SlicePlan
+
+if TYPE_CHECKING:
+    from dagpar_cli.model import RunResult
+    from dagpar_cli.run_context import RunContext
 
 __all__ = ["make_queue_group"]
 
@@ -81,7 +88,7 @@ def _report(
 ) -> int:
     from dagpar_cli.config import RunOptions
     from dagpar_cli.errors import UsageError
-    from dagpar_cli.pipeline import exit_code_for, session_scope
+    from dagpar_cli.pipeline import close_session, exit_code_for, session_scope
     from dagpar_cli.queue.build import QueueBuild
     from dagpar_cli.queue.client import connect
     from dagpar_cli.queue.options import parse_queue_options
@@ -112,7 +119,9 @@ def _report(
         except Exception as exc:  # a read-only checkout: report without recording
             click.echo(f"dagpar: warning: not recording timings: {exc}", err=True)
         try:
+            _replay(session, merged.run)
             session.pm.hook.dagpar_report(run=merged.run, session=session)
+            close_session(session, merged.run, exit_code=exit_code_for(merged.run, session))
         finally:
             if session.timings is not None:
                 session.timings.close()
@@ -130,3 +139,29 @@ def _report(
             file=sys.stderr,
         )
     return int(exit_code_for(merged.run, session))
+
+
+def _replay(session: RunContext, run: RunResult) -> None:
+    """Tell the reporters about every unit and check of the build, as a run would have as it
+    went (tracing records a span per unit and test case from these); the live progress
+    display, which never saw them start, is left out."""
+    impls = [
+        impl
+        for impl in session.pm.hook.dagpar_slice_finished.get_hookimpls()
+        if type(impl.plugin).__module__ != "dagpar_cli.reporting.progress"
+    ]
+
+    def slice_finished(**kwargs: object) -> None:
+        for impl in impls:
+            impl.function(*(kwargs[name] for name in impl.argnames))
+
+    for check in run.checks:
+        for result in check.slices:
+            plan = SlicePlan(
+                index=result.index,
+                items=result.items,
+                predicted_seconds=result.predicted_seconds,
+                tests=tuple(r.case for r in result.results),
+            )
+            slice_finished(check=check.name, slice=plan, result=result)
+        session.pm.hook.dagpar_check_finished(result=check)

@@ -134,7 +134,9 @@ def copies(tmp_path: Path, names: list[str], files: int = 16) -> dict[str, Path]
     return {name: Path(shutil.copytree(base, tmp_path / name / "ws")) for name in names}
 
 
-def report(tmp_path: Path, url: str, *extra: str) -> tuple[int, str, Path]:
+def report(
+    tmp_path: Path, url: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, str, Path]:
     junit = tmp_path / "junit.xml"
     ws = tmp_path / "report-ws"
     ws.mkdir(exist_ok=True)
@@ -144,7 +146,7 @@ def report(tmp_path: Path, url: str, *extra: str) -> tuple[int, str, Path]:
         argv,
         capture_output=True,
         text=True,
-        env=node_env(),
+        env=env or node_env(),
         timeout=PATIENCE,
     )
     return proc.returncode, proc.stdout + proc.stderr, junit
@@ -279,8 +281,14 @@ def test_retry_failed_reruns_only_the_failures_and_the_report_merges_them(
     assert rerun == ["tests/test_flaky.py::test_flaky"]
 
     html = tmp_path / "report.html"
-    code, output, junit = report(tmp_path, url, "--report-html", str(html))
+    traced = {k: v for k, v in node_env().items() if k != "OTEL_SDK_DISABLED"}
+    code, output, junit = report(tmp_path, url, "--report-html", str(html), env=traced)
     assert code == 0, output
+    # The build's trace: a span per test case, the rerun one flaky.
+    (trace,) = (tmp_path / "report-ws" / ".dagpar" / "traces").glob("*.jsonl")
+    spans = [json.loads(line) for line in trace.read_text().splitlines()]
+    names = {span["name"] for span in spans}
+    assert "tests/test_flaky.py::test_flaky" in names and "tests/test_03.py::test_two" in names
     cases = dict(junit_cases(junit))
     assert len(cases) == 9 and set(cases.values()) == {"passed"}
     flaky = [c for c in etree.parse(str(junit)).iter("testcase") if c.get("name") == "test_flaky"]
