@@ -20,6 +20,7 @@ import click
 
 from dagpar_cli.config import RunOptions
 from dagpar_cli.errors import DagparError, ExitCode, UsageError
+from dagpar_cli.queue.cli import make_queue_group
 
 if TYPE_CHECKING:
     from pluggy import PluginManager
@@ -111,9 +112,19 @@ def check_timeout(value: float | None) -> float | None:
 
 def run_options(params: dict[str, Any]) -> RunOptions:
     """Build :class:`RunOptions` from the shared options' values."""
+    from dagpar_cli.queue.options import parse_queue_options
+
     # An empty --shard is a CI variable that expanded to nothing, not "no shard".
     shard = parse_shard(params["shard"]) if params.get("shard") is not None else None
-    if shard is None:
+    queue = parse_queue_options(
+        params.get("queue"),
+        build=params.get("build"),
+        worker=params.get("worker"),
+        lease=params.get("lease"),
+        shard_given=shard is not None,
+        retry_failed=bool(params.get("retry_failed")),
+    )
+    if shard is None and queue is None:
         detected = detect_shard(os.environ)
         if detected is not None:
             shard, source = detected
@@ -121,6 +132,8 @@ def run_options(params: dict[str, Any]) -> RunOptions:
     retries = params.get("retries") or 0
     if retries < 0:
         raise UsageError("--retries must be 0 or more")
+    if retries and queue is not None:
+        raise UsageError("--retries does not combine with --queue yet: use --retry-failed")
     timeout = check_timeout(params.get("timeout"))
     return RunOptions(
         filters=tuple(params.get("filters") or ()),
@@ -137,7 +150,19 @@ def run_options(params: dict[str, Any]) -> RunOptions:
         json=bool(params.get("json_output")),
         failfast=bool(params.get("failfast")),
         debug=bool(params.get("debug")),
+        queue=queue,
     )
+
+
+def queue_options() -> list[Callable[[F], F]]:
+    """``--queue`` and its companions (queue mode, DESIGN.md §6)."""
+    return [
+        click.option("--queue", envvar="DAGPAR_QUEUE", metavar="URL", help="Pull work from Redis."),
+        click.option("--build", envvar="DAGPAR_BUILD", metavar="ID", help="The queue's CI build."),
+        click.option("--worker", metavar="NAME", help="This node's name in the queue."),
+        click.option("--lease", type=float, metavar="SECONDS", help="Reservation lease (30)."),
+        click.option("--retry-failed", is_flag=True, help="Rerun the queue build's failures."),
+    ]
 
 
 def shared_options(fn: F) -> F:
@@ -167,6 +192,7 @@ def shared_options(fn: F) -> F:
             "--engine", "engines", multiple=True, metavar="URL", help="Docker engine; repeatable."
         ),
         click.option("--shard", metavar="I/N", help="Run bucket I of N (CI nodes)."),
+        *queue_options(),
         click.option("--junit-xml", type=click.Path(dir_okay=False), help="Merged JUnit XML."),
         click.option("--report-html", type=click.Path(dir_okay=False), help="HTML report."),
         click.option("--retries", type=int, default=0, help="Rerun failed tests N times."),
@@ -247,6 +273,7 @@ def _call(
     pm: PluginManager | None, chain: list[str], output: str | None, params: dict[str, Any]
 ) -> int:
     from dagpar_cli.pipeline import exit_code_for, run_call, session_scope
+    from dagpar_cli.queue.plugin import finish_node
     from dagpar_cli.sdk.directory import Directory
 
     options = run_options(params)
@@ -255,7 +282,7 @@ def _call(
         session_scope(Path(params["workspace"]), options, pm=pm) as session,
     ):
         run, value = run_call(session, chain, export_to=Path(output) if output else None)
-    code = _print_run(run, options, session)
+    code = finish_node(session, run, _print_run(run, options, session))
     if options.dry_run or options.json:
         return code
     if isinstance(value, Path):
@@ -306,6 +333,7 @@ def _check(
     from dagpar_cli.callchain import select_checks
     from dagpar_cli.discovery import discover
     from dagpar_cli.pipeline import run_checks, session_scope
+    from dagpar_cli.queue.plugin import finish_node
 
     options = dataclasses.replace(run_options(params), list_only=list_only)
     with (
@@ -317,7 +345,7 @@ def _check(
         else:
             checks = select_checks(discover(session.config, session.pm), patterns, skip)
     if not list_only:
-        return _print_run(run, options, session)
+        return finish_node(session, run, _print_run(run, options, session))
     if options.json:
         click.echo(json.dumps({"checks": [c.name for c in checks]}))
     else:
@@ -548,6 +576,9 @@ def junit_merge(files: Sequence[str], output: str, debug: bool) -> None:
         return 0
 
     _run(debug, body)
+
+
+cli.add_command(make_queue_group(lambda debug, body: _run(debug, body)))
 
 
 @cli.command(epilog="Example:  dagpar cleanup --engine tcp://build-1:2376")

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dagpar_cli.execution.docker",
     "dagpar_cli.planning.greedy",
     "dagpar_cli.execution.scheduler",
+    "dagpar_cli.queue.plugin",
     "dagpar_cli.reporting.junit",
     "dagpar_cli.reporting.html",
     "dagpar_cli.reporting.progress",

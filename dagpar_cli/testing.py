@@ -2,8 +2,9 @@
 
 Load it with ``pytest_plugins = ["dagpar_cli.testing"]``. It provides:
 
-- markers ``go``, ``node``, ``docker``, ``chromium``: the test needs that tool; it skips with the
-  reason when the tool is missing, and fails instead when ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
+- markers ``go``, ``node``, ``docker``, ``chromium``, ``redis``: the test needs that tool; it
+  skips with the reason when the tool is missing, and fails instead when
+  ``DAGPAR_REQUIRE_TOOLS=1`` (CI);
 - ``dagpar_run``: runs the ``dagpar`` CLI in-process and returns its exit code and output;
 - ``make_workspace``: writes a workspace (``dagpar.yaml``, toolchain files, tests) from a dict;
 - :class:`TailRecorder`, a ``choose`` to call a runner's ``hand_over_tail`` with;
@@ -69,7 +70,8 @@ REQUIRE_TOOLS_ENV = "DAGPAR_REQUIRE_TOOLS"
 
 @functools.cache
 def tool_missing(tool: str) -> str | None:
-    """Why *tool* (``go``, ``node``, ``docker``, ``chromium``) cannot be used here, or None."""
+    """Why *tool* (``go``, ``node``, ``docker``, ``chromium``, ``redis``) cannot be used here, or
+    None (``redis`` is ``redis-server``, which queue-mode tests start on a free port)."""
     if tool == "go":
         return None if shutil.which("go") else "the go toolchain is not on PATH"
     if tool == "node":
@@ -90,6 +92,10 @@ def tool_missing(tool: str) -> str | None:
         return None
     if tool == "chromium":
         return None if chromium_binary() else "no chromium on PATH (apt-get install chromium)"
+    if tool == "redis":
+        if shutil.which("redis-server"):
+            return None
+        return "no redis-server on PATH (apt-get install redis-server)"
     raise ValueError(f"unknown tool marker {tool!r}")
 
 
@@ -104,7 +110,7 @@ def chromium_binary() -> str | None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip (or, in CI, fail) tests whose tool marker names a missing tool."""
-    for tool in ("go", "node", "docker", "chromium"):
+    for tool in ("go", "node", "docker", "chromium", "redis"):
         if item.get_closest_marker(tool) is None:
             continue
         reason = tool_missing(tool)

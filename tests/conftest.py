@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from projects import JEST_DEPS  # type: ignore[import-not-found]
+from redis_server import redis_server  # type: ignore[import-not-found]  # noqa: F401
 
 pytest_plugins = ["dagpar_cli.testing"]
 

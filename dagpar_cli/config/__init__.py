@@ -9,6 +9,13 @@ validating the file is :mod:`dagpar_cli.config.loader`, imported by name where i
 
 from __future__ import annotations
 
-from dagpar_cli.config.model import CONFIG_FILE, Config, DockerEngine, RunOptions, ToolchainConfig
+from dagpar_cli.config.model import (
+    CONFIG_FILE,
+    Config,
+    DockerEngine,
+    QueueOptions,
+    RunOptions,
+    ToolchainConfig,
+)
 
-__all__ = ["CONFIG_FILE", "Config", "DockerEngine", "RunOptions", "ToolchainConfig"]
+__all__ = ["CONFIG_FILE", "Config", "DockerEngine", "QueueOptions", "RunOptions", "ToolchainConfig"]

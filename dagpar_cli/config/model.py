@@ -18,6 +18,7 @@ __all__ = [
     "Config",
     "DockerEngine",
     "MatrixKey",
+    "QueueOptions",
     "RunOptions",
     "ToolchainConfig",
 ]
@@ -117,6 +118,26 @@ class Config:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QueueOptions:
+    """``--queue``: this node pulls work units of one CI build from Redis (DESIGN.md §6)."""
+
+    #: ``redis://[:password@]host:port/db`` or ``rediss://`` (TLS).
+    url: str
+    #: The build every node of one CI run shares (``--build``, or from the CI's variables).
+    build: str
+    #: This node's name in the queue (``--worker``; the host name and process id by default).
+    worker: str
+    #: Seconds a reservation holds without renewal before its unit is requeued (``--lease``).
+    lease: float = 30.0
+    #: How often a unit may be requeued before its tests are errors ("lost with worker X").
+    max_requeues: int = 2
+    #: Seconds every key of the build lives in Redis.
+    ttl: int = 24 * 3600
+    #: ``--retry-failed``: once the build's queue is drained, rerun the tests that failed in it.
+    retry_failed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunOptions:
     """The options shared by ``dagpar call`` and ``dagpar check``."""
 
@@ -151,3 +172,5 @@ class RunOptions:
     #: ``check -l`` or ``functions``: the session lists what exists and runs nothing, so
     #: reporters stay off.
     list_only: bool = False
+    #: ``--queue``: pull work units from a shared Redis queue instead of running every slice.
+    queue: QueueOptions | None = None

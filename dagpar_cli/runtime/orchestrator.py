@@ -375,7 +375,7 @@ class Orchestrator:
         )
         # schedule
         outcomes = self.scheduler.run(job)
-        if len(outcomes) > len(plan.slices):
+        if tuple(sp for sp, _, _ in outcomes) != plan.slices:  # tails cut, or queue units
             final = dataclasses.replace(plan, slices=tuple(sp for sp, _, _ in outcomes))
             with call.lock:
                 call.plans[call.plans.index(plan)] = final
