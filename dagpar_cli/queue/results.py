@@ -36,6 +36,7 @@ def result_to_dict(r: TestResult) -> dict[str, Any]:
         "slice": r.slice,
         "occurrence": r.occurrence,
         "start": r.start,
+        "matrix": [list(pair) for pair in r.matrix],
     }
     data.update((k, v) for k, v in optional.items() if v)
     if r.attempts:
@@ -66,6 +67,7 @@ def result_from_dict(data: dict[str, Any]) -> TestResult:
         slice=int(data.get("slice", 0)),
         occurrence=int(data.get("occurrence", 0)),
         start=float(data["start"]) if data.get("start") is not None else None,
+        matrix=tuple((str(k), str(v)) for k, v in data.get("matrix", ())),
         attempts=tuple(
             Attempt(
                 Status(a["status"]), float(a["seconds"]), a.get("message", ""), a.get("details", "")

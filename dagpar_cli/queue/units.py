@@ -45,7 +45,10 @@ class Unit:
         return json.dumps(
             {
                 "n": self.number,
-                "items": [[list(i.selector), i.path] for i in self.items],
+                "items": [
+                    [list(i.selector), i.path, *([[list(m) for m in i.matrix]] if i.matrix else [])]
+                    for i in self.items
+                ],
                 "tests": self.tests,
                 "predicted": round(self.predicted_seconds, 3),
             },
@@ -58,7 +61,11 @@ class Unit:
         data: dict[str, Any] = json.loads(text)
         return cls(
             number=int(data["n"]),
-            items=tuple(Item(tuple(sel), str(path)) for sel, path in data["items"]),
+            items=tuple(
+                Item(tuple(entry[0]), str(entry[1]), tuple((str(k), str(v)) for k, v in matrix))
+                for entry in data["items"]
+                for matrix in [entry[2] if len(entry) > 2 else ()]
+            ),
             tests=tuple(data["tests"]),
             predicted_seconds=float(data["predicted"]),
         )
@@ -109,7 +116,11 @@ def listing_digest(check: str, plan: Plan) -> str:
     how its planner cut them)."""
     h = hashlib.sha256(check.encode())
     entries = _items_and_tests(plan)
-    for path in sorted({item.path for item, _, _ in entries}):
+    # A matrix item names its combination too: nodes agree on the grid as well.
+    where = {
+        f"{item.path}[{item.matrix_label}]" if item.matrix else item.path for item, _, _ in entries
+    }
+    for path in sorted(where):
         h.update(b"\0" + path.encode())
     for test in sorted(t.id for _, tests, _ in entries for t in tests):
         h.update(b"\1" + test.encode())

@@ -361,3 +361,45 @@ def test_an_interrupted_node_exits_130_and_its_work_runs_elsewhere(
     assert code == 0, output
     counts = Counter(test for test, _ in junit_cases(junit))
     assert len(counts) == 16 and max(counts.values()) == 1, counts
+
+
+GRID = """\
+from __future__ import annotations
+import time
+from dagpar_cli import check, dag, field, object_type
+
+@object_type
+class Grid:
+    pythons: list[str] = field(parallel=True, default_factory=lambda: ["3.11", "3.12"])
+    files: list[str] = field(parallel=True, default_factory=lambda: [f"f{i}" for i in range(6)])
+
+    # +parallel
+    @check
+    def run(self) -> None:
+        for python in self.pythons:
+            for name in self.files:
+                with dag.parallel.task(name, pythons=python):
+                    time.sleep(0.1)
+"""
+
+
+def test_a_matrix_is_shared_out_by_combination(
+    tmp_path: Path, redis_server: Any, nodes: list[Node]
+) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "grid.py").write_text(GRID)
+    (base / "dagpar.yaml").write_text("toolchains:\n  grid: {use: grid.py}\n")
+    for name in ("a", "b"):
+        ws = Path(shutil.copytree(base, tmp_path / name / "ws"))
+        nodes.append(Node(ws, redis_server.url, name))
+    ran: list[str] = []
+    for node in nodes:
+        assert node.wait() == 0, node
+        ran += [t["id"] for c in json.loads(node.out.read_text())["checks"] for t in c["tests"]]
+    assert len(ran) == len(set(ran)) == 12
+    code, output, junit = report(tmp_path, redis_server.url)
+    assert code == 0, output
+    suites = [s.get("name") for s in etree.parse(str(junit)).iter("testsuite")]
+    assert suites == ["grid:run[pythons=3.11]", "grid:run[pythons=3.12]"]
+    assert len(junit_cases(junit)) == 12

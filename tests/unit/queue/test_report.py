@@ -31,11 +31,13 @@ def test_results_travel_whole() -> None:
         slice=3,
         occurrence=1,
         start=1700000000.5,
+        matrix=(("python", "3.12"),),
     )
     worker, seconds, (back,), end = load_unit(dump_unit("n1", 2.5, [result]))
     assert (worker, seconds) == ("n1", 2.5) and end > 0
     assert back.id == result.id and back.status is Status.FAILED
     assert back.attempts == result.attempts and back.start == result.start
+    assert back.matrix == result.matrix  # the report's suite per combination
     assert len(back.details) < 70_000  # long output is cut, not stored whole
 
 

@@ -78,6 +78,21 @@ def test_listing_digest_changes_with_the_suite_not_with_the_cut() -> None:
     assert listing_digest("p:test", one) != listing_digest("q:test", one)
 
 
+def test_matrix_items_travel_with_their_combination() -> None:
+    items = tuple(Item(("f1",), "f1", (("python", version),)) for version in ("3.11", "3.12"))
+    unit = Unit(number=1, items=items, tests=(), predicted_seconds=1.0)
+    assert Unit.from_json(unit.to_json()) == unit
+    grid = Plan(
+        slices=(SlicePlan(index=1, items=items, predicted_seconds=2.0),),
+        predicted_wall_seconds=2.0,
+        workers=1,
+    )
+    one = Plan(slices=(SlicePlan(index=1, items=items[:1], predicted_seconds=1.0),),
+               predicted_wall_seconds=1.0, workers=1)  # fmt: skip
+    # A node that would run a smaller grid is not running the same build.
+    assert listing_digest("g:run", grid) != listing_digest("g:run", one)
+
+
 def test_reruns_hold_only_the_failed_tests_with_their_items() -> None:
     plan = _plan({"tests/test_a.py": 3, "tests/test_b.py": 2})
     units = {u.number: u for u in make_units(plan, {}, slots=1)}
