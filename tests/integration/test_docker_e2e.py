@@ -77,7 +77,9 @@ def _junit(path: Path) -> dict[str, str]:
 
 
 def _labelled(client: Any) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"label": "dagpar.run"}))
+    # sparse: the list alone, without inspecting each container, which a run may be removing
+    # at that very moment (the inspection would fail with "No such container").
+    return list(client.containers.list(all=True, filters={"label": "dagpar.run"}, sparse=True))
 
 
 @pytest.mark.usefixtures("in_docker")
