@@ -186,6 +186,7 @@ class TailStealingScheduler(StaticScheduler):
         finally:
             with self._offers_lock:
                 self._unstarted.pop(id(job), None)
+            self._changed.set()
 
     def _started(self, job: SplitJob) -> None:
         if job.hands_over:
@@ -213,6 +214,7 @@ class TailStealingScheduler(StaticScheduler):
         finally:
             with self._offers_lock:
                 self._coming.discard(id(slice))
+            self._changed.set()  # a waiting scout sees whether anything is left to look at
 
     @contextmanager
     def offering(self, slice: SliceContext, spec: RunnerSpec, report_dir: Path) -> Iterator[object]:
@@ -239,10 +241,14 @@ class TailStealingScheduler(StaticScheduler):
                 offer.closed = True
             with self._offers_lock:
                 self._offers.remove(offer)
+            # Wake a waiting scout: with this offer gone there may be nothing left to look at,
+            # and the run's end must not wait out a poll interval for it to notice.
+            self._changed.set()
 
     def cancel(self) -> None:
         """Idle workers stop looking for tails."""
         self.stopped.set()
+        self._changed.set()
 
     # ---------------------------------------------------------------- the idle worker's side
 
@@ -288,13 +294,18 @@ class TailStealingScheduler(StaticScheduler):
         """Take the tail worth most from the running slices, or return None (look again later).
 
         Only one caller looks at a time; others wait for it (at most :data:`POLL_SECONDS`) and
-        return None. The split call of the chosen slice is told, under that slice's lock,
-        before the runner is asked to give tests up (it must then wait for the new slice).
+        return None. Having found nothing, it waits until an offer opens or closes, a slice
+        that would offer ends, or :data:`POLL_SECONDS` passed. The split call of the chosen
+        slice is told, under that slice's lock, before the runner is asked to give tests up (it
+        must then wait for the new slice).
         """
         if not self._scout.acquire(timeout=POLL_SECONDS):
             return None
         try:
             self._changed.clear()
+            # Cleared first, checked next: a change from now on ends the wait below at once.
+            if self.stopped.is_set() or not self.busy():
+                return None
             best: tuple[float, Offer] | None = None
             with self._offers_lock:
                 offers = [o for o in self._offers if not o.settled and not o.refused]

@@ -18,6 +18,7 @@ import pluggy
 import pytest
 
 from dagpar_cli import hookimpl, hookspecs
+from dagpar_cli.execution.scheduler import tail_stealing
 from dagpar_cli.execution.scheduler.api import SplitJob, TailSlices
 from dagpar_cli.execution.scheduler.tail_stealing import TailStealingScheduler
 from dagpar_cli.model import (
@@ -381,3 +382,32 @@ def test_cancel_stops_idle_workers_looking(world: World) -> None:
     assert not world.scheduler.stopped.is_set()
     world.scheduler.cancel()
     assert world.scheduler.stopped.is_set()
+
+
+def test_an_idle_worker_stops_looking_as_soon_as_the_last_slice_stops_offering(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A look that finds nothing worth taking waits for a change; the end of the last offer is
+    # one, so the run's end never waits out a poll interval (made very long here).
+    monkeypatch.setattr(tail_stealing, "POLL_SECONDS", 60.0)
+    scheduler = world.scheduler
+
+    def run_slice(sp: SlicePlan, total: int, narrowed: bool) -> tuple[SliceResult, Any]:
+        ctx = world.slice(sp, job)
+        with scheduler.attend(ctx):
+            if sp.index == 1:
+                with scheduler.offering(ctx, world.spec, world.tmp_path):
+                    # The other worker, idle, looked (without predictions nothing is worth
+                    # taking before a test started) and now waits.
+                    while world.runners.asked < 2:
+                        time.sleep(0.001)
+        return SliceResult(index=sp.index, items=sp.items, results=(), seconds=0.0), None
+
+    job = job_of(planned(1, 2), [], run_slice=run_slice)
+    assert [sp.index for sp, _, _ in scheduler.run(job)] == [1, 2]
+    closed = threading.Event()
+    threading.Thread(target=lambda: (scheduler.close(), closed.set()), daemon=True).start()
+    try:
+        assert closed.wait(20), "the idle worker kept waiting after the last offer closed"
+    finally:
+        scheduler.cancel()
