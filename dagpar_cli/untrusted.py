@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 __all__ = [
+    "LineTail",
     "UntrustedFileError",
     "create_binary",
     "is_file",
@@ -258,3 +259,83 @@ def _rmdir(root: Path, name: str, parent: int, leaf: str) -> None:
         raise UntrustedFileError(
             exc.errno, f"{root / name} is a directory dagpar cannot replace: {exc.strerror}"
         ) from None
+
+
+class LineTail:
+    """The complete lines appended to one file below a container-writable *root*, as they come.
+
+    A runner's per-test stream is such a file: its runner appends lines while dagpar reads them.
+    Each :meth:`lines` call returns the lines completed since the last one (a half-written
+    last line waits for a later call), reads through no link a test planted under the name
+    (:func:`regular`), and skips a line longer than *longest* bytes whole rather than keep it
+    in memory. A different file under the name (the command ran again) is read from its
+    start; :attr:`generation` counts such restarts, so a reader can drop what it derived from
+    the old file.
+
+    :param root: the directory (a slice's report directory).
+    :param name: the file's name below it.
+    :param chunk: bytes read at a time.
+    :param longest: the longest line kept, in bytes.
+    """
+
+    def __init__(
+        self, root: Path, name: str, *, chunk: int = 1 << 20, longest: int = 1 << 24
+    ) -> None:
+        self.root = root
+        self.name = name
+        self.chunk = chunk
+        self.longest = longest
+        #: How many times the file under the name was replaced by another one.
+        self.generation = 0
+        self._file: tuple[int, int] | None = None
+        self._offset = 0
+        self._partial = b""
+        self._skipping = False
+
+    def lines(self) -> list[bytes]:
+        """The lines completed since the last call, without their newlines."""
+        try:
+            status = regular(self.root, self.name)
+        except OSError:
+            return []
+        file = (status.st_dev, status.st_ino)
+        if self._file is not None and (file != self._file or status.st_size < self._offset):
+            # The command ran again: a new file, whose inode may even be the old one's.
+            self.generation += 1
+            self._offset, self._partial, self._skipping = 0, b"", False
+        self._file = file
+        size = status.st_size
+        out: list[bytes] = []
+        if size <= self._offset:
+            return out
+        try:
+            with open_binary(self.root, self.name) as stream:
+                stream.seek(self._offset)
+                # Up to the size seen now: what is appended meanwhile waits for the next call.
+                while self._offset < size:
+                    data = stream.read(min(self.chunk, size - self._offset))
+                    if not data:
+                        break
+                    self._offset += len(data)
+                    self._take(data, out)
+        except OSError:
+            pass
+        return out
+
+    def _take(self, data: bytes, out: list[bytes]) -> None:
+        pieces = data.split(b"\n")
+        last = pieces.pop()
+        for i, piece in enumerate(pieces):
+            if i == 0:
+                piece, self._partial = self._partial + piece, b""
+                if self._skipping:
+                    self._skipping = False
+                    continue
+            if len(piece) <= self.longest:
+                out.append(piece)
+        if pieces:
+            self._partial = last
+        elif not self._skipping:
+            self._partial += last
+        if len(self._partial) > self.longest:
+            self._partial, self._skipping = b"", True

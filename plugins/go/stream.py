@@ -3,8 +3,8 @@
 Each command of a slice writes its standard output, the ``go test -json`` event stream, to
 ``go-K.json`` in the report directory as it runs (:attr:`RunnerCommand.stdout_file`).
 :class:`GoTestStream` reads what is new in each of them on every :meth:`~GoTestStream.poll`
-(from a kept offset; a half-written last line waits for the next call; a file that does not
-exist yet is no error) and folds it with the report parser's own rules
+(through :class:`dagpar_cli.untrusted.LineTail`: a half-written last line waits for the next
+call; a file that does not exist yet is no error) and folds it with the report parser's own rules
 (:func:`.report.read_line`), so that the stream and the end-of-slice report agree:
 
 - a ``run`` event of a top-level test is its start (a test's printed ``=== RUN`` line, which
@@ -89,10 +89,8 @@ class _Report:
     """One ``go-K.json`` being read."""
 
     name: str
-    #: The file read so far (device, inode): a new file of the name is read from its start.
-    file: tuple[int, int] = (0, 0)
-    offset: int = 0
-    partial: bytes = b""
+    #: The lines of the file; a new file of the name is read from its start.
+    tail: untrusted.LineTail
     stream: GoStream = field(default_factory=GoStream)
     #: Import path → the package's place and selection, from the command's manifest.
     packages: dict[str, _Package] | None = None
@@ -118,7 +116,8 @@ class GoTestStream:
         for name in self._names():
             report = self._reports.get(name)
             if report is None:
-                report = self._reports[name] = _Report(name)
+                tail = untrusted.LineTail(self.report_dir, name, chunk=_READ, longest=_LONGEST_LINE)
+                report = self._reports[name] = _Report(name, tail)
             events.extend(self._poll(report))
         return events
 
@@ -127,38 +126,13 @@ class GoTestStream:
         return [n for _, n in sorted(found)]
 
     def _poll(self, report: _Report) -> list[TestEvent]:
-        try:
-            status = untrusted.regular(self.report_dir, report.name)
-        except OSError:
-            return []
-        file = (status.st_dev, status.st_ino)
-        if report.offset and (file != report.file or status.st_size < report.offset):
-            # The command ran again (a new file, whose inode may be the old one's): new tests.
-            report = self._reports[report.name] = _Report(report.name)
-        report.file = file
-        size = status.st_size
-        if size <= report.offset:
-            return []
+        generation = report.tail.generation
+        lines = report.tail.lines()
+        if report.tail.generation != generation:
+            # The command ran again (a new file under the name): new tests, a fresh state.
+            report = self._reports[report.name] = _Report(report.name, report.tail)
         events: list[TestEvent] = []
-        try:
-            with untrusted.open_binary(self.report_dir, report.name) as stream:
-                stream.seek(report.offset)
-                while report.offset < size:
-                    data = stream.read(min(_READ, size - report.offset))
-                    if not data:
-                        break
-                    report.offset += len(data)
-                    events.extend(self._feed(report, data))
-        except OSError:
-            pass
-        return events
-
-    def _feed(self, report: _Report, data: bytes) -> list[TestEvent]:
-        text = report.partial + data
-        cut = text.rfind(b"\n") + 1
-        report.partial = text[cut:] if len(text) - cut <= _LONGEST_LINE else b""
-        events: list[TestEvent] = []
-        for raw in text[:cut].splitlines():
+        for raw in lines:
             line = raw.decode("utf-8", "replace")
             event = read_line(line, report.stream)
             events.extend(self._events(report, event, line))

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from dagpar_cli import RunnerSpec, Status, TestCase, TestEvent, TestResult
+from dagpar_cli import RunnerSpec, Status, TestCase, TestEvent, TestResult, untrusted
 
 from .report import _STATUSES, Wanted, _relative_paths, read_selection
 
@@ -185,8 +185,10 @@ def _result(path: str, record: Record) -> TestResult:
 class JestStream:
     """Reads a slice's ``jest-K.events.jsonl`` files as the reporter appends to them.
 
-    Keeps an offset per file and reads only whole lines past it (a half-written last line is
-    read on a later call); files that do not exist yet are simply not there. Events of run K come
+    Reads only whole lines past what it read before, through
+    :class:`dagpar_cli.untrusted.LineTail` (a half-written last line is read on a later call, a
+    link a test planted under the name is not followed); files that do not exist yet are simply
+    not there. Events of run K come
     before those of run K+1 (the runs of a slice follow one another). Only the tests the run was
     asked for are reported: Jest's case-insensitive name filter may run a few more, and runs all
     the tests of a name when only some of them were selected.
@@ -195,7 +197,7 @@ class JestStream:
     def __init__(self, spec: RunnerSpec, report_dir: Path) -> None:
         self._spec = spec
         self._dir = report_dir
-        self._offsets: dict[int, int] = {}
+        self._tails: dict[int, untrusted.LineTail] = {}
         self._wanted: dict[int, dict[str, Wanted] | None] = {}
         self._paths: dict[str, str] = {}
         # Per (run, file): a start that may be a retry, until its end says what it was.
@@ -222,20 +224,10 @@ class JestStream:
         return path
 
     def _read(self, name: str, index: int) -> list[bytes]:
-        offset = self._offsets.get(index, 0)
-        try:
-            with open(self._dir / name, "rb") as handle:
-                if os.fstat(handle.fileno()).st_size <= offset:
-                    return []
-                handle.seek(offset)
-                data = handle.read()
-        except OSError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self._offsets[index] = offset + end + 1
-        return data[:end].split(b"\n")
+        tail = self._tails.get(index)
+        if tail is None:
+            tail = self._tails[index] = untrusted.LineTail(self._dir, name)
+        return tail.lines()
 
     def _selection(self, index: int) -> dict[str, Wanted] | None:
         if self._wanted.get(index) is None:

@@ -3,9 +3,10 @@
 The plugin appends one ASCII JSON line per test start and end to
 ``{report_dir}/dagpar_pytest_events.jsonl`` (see *Events* in
 :mod:`dagpar_plugins.pytest.pytest_select`). :class:`PytestStream` reads what was appended since
-its last call: one ``stat`` when nothing is new, a half-written last line kept for the next call,
-read :data:`CHUNK` bytes at a time and a line longer than :data:`MAX_LINE` skipped, so a hostile
-file cannot make dagpar hold it whole. A line that is not an event is skipped.
+its last call through :class:`dagpar_cli.untrusted.LineTail`: one ``stat`` when nothing is new,
+a half-written last line kept for the next call, read :data:`CHUNK` bytes at a time and a line
+longer than :data:`MAX_LINE` skipped, so a hostile file cannot make dagpar hold it whole. A line
+that is not an event is skipped.
 """
 
 from __future__ import annotations
@@ -40,55 +41,11 @@ class PytestStream:
     def __init__(self, report_dir: Path, name: str = EVENTS_FILE) -> None:
         self.report_dir = report_dir
         self.name = name
-        self._offset = 0
-        self._partial = b""
-        self._skipping = False
+        self._tail = untrusted.LineTail(report_dir, name, chunk=CHUNK, longest=MAX_LINE)
 
     def poll(self) -> list[TestEvent]:
         """The events appended since the last call, in order."""
-        try:
-            size = untrusted.lstat(self.report_dir, self.name).st_size
-        except OSError:
-            return []
-        if size <= self._offset:
-            return []
-        events: list[TestEvent] = []
-        try:
-            with untrusted.open_binary(self.report_dir, self.name) as stream:
-                stream.seek(self._offset)
-                # Up to the size seen now, a chunk at a time: what was appended since stays for
-                # the next call.
-                while self._offset < size:
-                    data = stream.read(min(CHUNK, size - self._offset))
-                    if not data:
-                        break
-                    self._offset += len(data)
-                    self._take(data, events)
-        except OSError:
-            pass
-        return events
-
-    def _take(self, data: bytes, events: list[TestEvent]) -> None:
-        """Fold one chunk of the file into *events*."""
-        lines = data.split(b"\n")
-        last = lines.pop()
-        for i, line in enumerate(lines):
-            if i == 0:
-                line = self._partial + line
-                self._partial = b""
-                if self._skipping:
-                    self._skipping = False
-                    continue
-            event = event_of(line)
-            if event is not None:
-                events.append(event)
-        if lines:
-            self._partial = last
-        else:
-            self._partial += last
-        if len(self._partial) > MAX_LINE:
-            self._partial = b""
-            self._skipping = True
+        return [event for line in self._tail.lines() if (event := event_of(line)) is not None]
 
 
 def event_of(line: bytes) -> TestEvent | None:

@@ -136,3 +136,48 @@ def test_names_that_are_not_below_the_directory_are_refused(reports: Path, name:
         untrusted.read_text(reports, name)
     with pytest.raises(UntrustedFileError, match="is not a file name below the directory"):
         untrusted.write_text(reports, name, "x")
+
+
+# --------------------------------------------------------------------------------------------
+# LineTail: a runner's stream, read as it is written
+# --------------------------------------------------------------------------------------------
+
+
+def test_line_tail_returns_each_completed_line_once(tmp_path: Path) -> None:
+    tail = untrusted.LineTail(tmp_path, "events.jsonl", chunk=3)
+    assert tail.lines() == []  # not written yet
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"one\ntw")
+    assert tail.lines() == [b"one"]
+    with events.open("ab") as f:
+        f.write(b"o\nthree\n")
+    assert tail.lines() == [b"two", b"three"]
+    assert tail.lines() == []
+
+
+def test_line_tail_skips_a_line_longer_than_it_keeps(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"a\n" + b"x" * 50)
+    tail = untrusted.LineTail(tmp_path, "events.jsonl", chunk=7, longest=10)
+    assert tail.lines() == [b"a"]
+    with events.open("ab") as f:
+        f.write(b"x" * 50 + b"\nb\n" + b"y" * 11 + b"\nc\n")
+    assert tail.lines() == [b"b", b"c"]
+
+
+def test_line_tail_follows_no_planted_link_and_restarts_on_a_new_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"root:x:0:0\n")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "events.jsonl").symlink_to(secret)
+    tail = untrusted.LineTail(reports, "events.jsonl")
+    assert tail.lines() == []
+    (reports / "events.jsonl").unlink()
+    (reports / "events.jsonl").write_bytes(b"first\nsecond\n")
+    assert tail.lines() == [b"first", b"second"]
+    assert tail.generation == 0
+    (reports / "events.jsonl").unlink()
+    (reports / "events.jsonl").write_bytes(b"again\n")  # the command ran again
+    assert tail.lines() == [b"again"]
+    assert tail.generation == 1
