@@ -20,7 +20,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -345,3 +345,36 @@ if __name__ == "__main__":
     import docker
 
     print(ensure_base_image(docker.from_env()))
+
+
+def docker_client() -> Iterator[Any]:
+    """A client of the default engine with :data:`BASE_IMAGE` built, closed afterwards: the body
+    of the Docker tests' ``client`` fixtures (``yield from docker_client()``)."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        ensure_base_image(client)
+        yield client
+    finally:
+        client.close()
+
+
+def build_base_image() -> None:
+    """Build :data:`BASE_IMAGE` on the default engine unless it is there and current."""
+    import docker
+
+    with closing(docker.from_env()) as client:
+        ensure_base_image(client)
+
+
+def run_toolchains_in_images(monkeypatch: Any, *python_path: str) -> None:
+    """Make dagpar processes started by the test load :class:`ToolchainDockerPlugin`, so that
+    the docker executor runs toolchains in :data:`BASE_IMAGE` with the host's toolchains.
+
+    :param monkeypatch: the test's ``monkeypatch``.
+    :param python_path: more entries for the processes' ``PYTHONPATH``.
+    """
+    monkeypatch.setenv("DAGPAR_PLUGINS", "docker_images:ToolchainDockerPlugin")
+    entries = [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH"), *python_path]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, entries)))

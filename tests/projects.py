@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data" / "projects"
@@ -83,3 +84,21 @@ def three_runner_workspace(root: Path) -> Path:
         encoding="utf-8",
     )
     return root
+
+
+def junit_outcomes(path: Path) -> dict[str, tuple[str, str]]:
+    """A JUnit file's tests: ``file::name`` -> (status, message), asserting each appears once.
+
+    The status is ``passed``, ``failure``, ``error`` or ``skipped``.
+    """
+    cases: dict[str, tuple[str, str]] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        test_id = f"{case.get('file')}::{case.get('name')}"
+        assert test_id not in cases, f"{test_id} appears twice"
+        status, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            element = case.find(tag)
+            if element is not None:
+                status, message = tag, element.get("message", "")
+        cases[test_id] = (status, message)
+    return cases

@@ -14,17 +14,13 @@ that reads as staying inside but leads to ``/``) is refused when copied out, nam
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dagpar_cli.testing import DagparResult, write_tree
-
-TESTS = Path(__file__).resolve().parents[1]
 
 PLANT = """package leak
 
@@ -56,18 +52,10 @@ func TestPlant(t *testing.T) {
 
 
 def _use_docker(monkeypatch: pytest.MonkeyPatch) -> None:
-    import docker
-    from docker_images import ensure_base_image  # type: ignore[import-not-found]
+    from docker_images import build_base_image, run_toolchains_in_images  # type: ignore[import-not-found]
 
-    client: Any = docker.from_env()
-    try:
-        ensure_base_image(client)
-    finally:
-        client.close()
-    monkeypatch.setenv("DAGPAR_PLUGINS", "docker_images:ToolchainDockerPlugin")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    )
+    build_base_image()
+    run_toolchains_in_images(monkeypatch)
 
 
 def _go_quote(text: str) -> str:

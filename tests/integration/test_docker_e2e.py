@@ -7,7 +7,6 @@ the ``DAGPAR_PLUGINS`` variable loads that docker executor the way a user tries 
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_images import docker_client, run_toolchains_in_images  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult, write_tree
 
@@ -26,26 +26,16 @@ pytestmark = pytest.mark.docker
 
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE = TESTS.parent / "examples" / "shop"
-PLUGIN = "docker_images:ToolchainDockerPlugin"
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    import docker
-    from docker_images import ensure_base_image  # type: ignore[import-not-found]
-
-    c = docker.from_env()
-    ensure_base_image(c)
-    yield c
-    c.close()
+    yield from docker_client()
 
 
 @pytest.fixture
 def in_docker(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DAGPAR_PLUGINS", PLUGIN)
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    )
+    run_toolchains_in_images(monkeypatch)
 
 
 def _shop(tmp_path: Path, **extra: str) -> Path:

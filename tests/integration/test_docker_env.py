@@ -7,19 +7,17 @@ may even name other code inside the image).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_images import docker_client, run_toolchains_in_images  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult, write_tree
 
 pytestmark = pytest.mark.docker
 
-TESTS = Path(__file__).resolve().parents[1]
-PLUGIN = "docker_images:ToolchainDockerPlugin"
 #: A directory on the caller's PYTHONPATH only.
 HOST_ONLY = "/nonexistent/dagpar-host-only"
 #: The host's first process: a container has its own (the engine's init).
@@ -44,22 +42,12 @@ SUITE = {
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    import docker
-    from docker_images import ensure_base_image  # type: ignore[import-not-found]
-
-    c = docker.from_env()
-    ensure_base_image(c)
-    yield c
-    c.close()
+    yield from docker_client()
 
 
 @pytest.fixture
 def in_docker(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DAGPAR_PLUGINS", PLUGIN)
-    monkeypatch.setenv(
-        "PYTHONPATH",
-        os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH"), HOST_ONLY])),
-    )
+    run_toolchains_in_images(monkeypatch, HOST_ONLY)
 
 
 @pytest.mark.usefixtures("in_docker")

@@ -18,6 +18,7 @@ from docker_engine2 import SecondEngine, start_relay, start_second_engine, unava
 from docker_images import (
     BASE_IMAGE,
     ToolchainDockerPlugin,
+    docker_client,
     ensure_base_image,
     toolchain_env,
     toolchain_mounts,
@@ -44,12 +45,7 @@ DEFAULT_URL = "unix:///var/run/docker.sock"
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     """A client of the default engine, with the base image built."""
-    import docker
-
-    c = docker.from_env()
-    ensure_base_image(c)
-    yield c
-    c.close()
+    yield from docker_client()
 
 
 def _labelled(client: Any, run_id: str) -> list[Any]:

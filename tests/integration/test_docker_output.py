@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_images import BASE_IMAGE, ensure_base_image
+from docker_images import BASE_IMAGE, docker_client
 
 from dagpar_cli.execution.api import ExecRequest, Mount, Outcome, OutputFile, SessionSpec
 from dagpar_cli.execution.docker import DockerExecutor
@@ -23,12 +23,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    import docker
-
-    c = docker.from_env()
-    ensure_base_image(c)
-    yield c
-    c.close()
+    yield from docker_client()
 
 
 @pytest.fixture

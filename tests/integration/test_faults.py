@@ -14,11 +14,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from projects import junit_outcomes  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult
 
@@ -108,21 +108,6 @@ def suite(
     return make_workspace(SUITE)
 
 
-def _junit(path: Path) -> dict[str, tuple[str, str]]:
-    """test id -> (status, message), asserting each test appears once."""
-    cases: dict[str, tuple[str, str]] = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        test_id = f"{case.get('file')}::{case.get('name')}"
-        assert test_id not in cases, f"{test_id} appears twice"
-        status, message = "passed", ""
-        for tag in ("failure", "error", "skipped"):
-            element = case.find(tag)
-            if element is not None:
-                status, message = tag, element.get("message", "")
-        cases[test_id] = (status, message)
-    return cases
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/status").read_text()
@@ -166,7 +151,7 @@ def test_a_crashing_runner_errors_its_slice_only(
     junit = tmp_path / "junit.xml"
     result = dagpar_run("check", "-C", suite, "-j", "3", "--junit-xml", junit)
     assert result.exit_code == 4, result
-    cases = _junit(junit)
+    cases = junit_outcomes(junit)
     assert set(cases) == ALL_TESTS
     crashed = {t for t, (status, _) in cases.items() if status == "error"}
     assert "tests/test_fault.py::test_fault" in crashed
@@ -191,7 +176,7 @@ def test_a_hanging_slice_times_out(
     result = dagpar_run("check", "-C", suite, "-j", "3", "--timeout", "30", "--junit-xml", junit)
     assert time.monotonic() - start < 200
     assert result.exit_code == 4, result
-    cases = _junit(junit)
+    cases = junit_outcomes(junit)
     assert set(cases) == ALL_TESTS
     timed_out = {t for t, (status, _) in cases.items() if status == "error"}
     assert "tests/test_fault.py::test_fault" in timed_out
@@ -261,7 +246,7 @@ def test_an_interrupt_stops_everything_and_still_reports_every_test(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err
-    cases = _junit(junit)
+    cases = junit_outcomes(junit)
     assert set(cases) == ALL_TESTS
     assert cases["tests/test_fault.py::test_fault"][0] == "error"
     assert "interrupted" in cases["tests/test_fault.py::test_fault"][1]
@@ -292,7 +277,7 @@ def test_two_runs_at_once_share_the_store(
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, (out, err)
     for i in range(2):
-        assert set(_junit(tmp_path / f"junit-{i}.xml")) == ALL_TESTS
+        assert set(junit_outcomes(tmp_path / f"junit-{i}.xml")) == ALL_TESTS
     from dagpar_cli.timings import TimingStore
 
     with TimingStore.open(suite) as store:

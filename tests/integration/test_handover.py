@@ -7,7 +7,6 @@ check that each test ran exactly once.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -128,23 +127,13 @@ def test_an_idle_worker_takes_the_unstarted_tests_of_a_running_slice(
 
 # ------------------------------------------------------------------------------------ docker
 
-TESTS = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def in_docker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    import docker
-    from docker_images import ensure_base_image  # type: ignore[import-not-found]
+    from docker_images import build_base_image, run_toolchains_in_images  # type: ignore[import-not-found]
 
-    client = docker.from_env()
-    try:
-        ensure_base_image(client)
-    finally:
-        client.close()
-    monkeypatch.setenv("DAGPAR_PLUGINS", "docker_images:ToolchainDockerPlugin")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    )
+    build_base_image()
+    run_toolchains_in_images(monkeypatch)
     yield
 
 

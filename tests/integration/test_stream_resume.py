@@ -12,11 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from projects import junit_outcomes  # type: ignore[import-not-found]
 
 from dagpar_cli.testing import DagparResult
 
@@ -25,21 +25,6 @@ pytestmark = pytest.mark.serial
 
 DAGPAR = (sys.executable, "-m", "dagpar_cli")
 PYPROJECT = '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
-
-
-def _junit(path: Path) -> dict[str, tuple[str, str]]:
-    """test id -> (status, message), asserting each test appears once."""
-    cases: dict[str, tuple[str, str]] = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        test_id = f"{case.get('file')}::{case.get('name')}"
-        assert test_id not in cases, f"{test_id} appears twice"
-        status, message = "passed", ""
-        for tag in ("failure", "error", "skipped"):
-            element = case.find(tag)
-            if element is not None:
-                status, message = tag, element.get("message", "")
-        cases[test_id] = (status, message)
-    return cases
 
 
 def _tests(result: DagparResult) -> dict[str, dict[str, object]]:
@@ -153,7 +138,7 @@ def test_an_interrupt_keeps_the_tests_that_finished(
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
-    cases = _junit(junit)
+    cases = junit_outcomes(junit)
     assert len(cases) == 12, cases
     passed = [t for t, (status, _) in cases.items() if status == "passed"]
     assert len(passed) >= finished
@@ -253,7 +238,7 @@ def test_a_test_printing_250_mb_leaves_dagpar_small(
         peak_kib = max(peak_kib, _high_water_kib(proc.pid))
         time.sleep(0.02)
     assert proc.returncode == 1
-    cases = _junit(junit)
+    cases = junit_outcomes(junit)
     assert cases["tests/test_loud.py::test_quiet"][0] == "passed"
     assert cases["tests/test_loud.py::test_loud"][0] == "failure"
     assert peak_kib < 300 * 1024, f"dagpar peaked at {peak_kib / 1024:.0f} MB"
