@@ -30,6 +30,7 @@ from dagpar_cli.runner_api import (
 )
 from dagpar_cli.sdk import Container, Directory, check, dag, field, object_type, parallel
 from dagpar_cli.sdk.runner import collect_items, run_tests
+from dagpar_cli.statedir import state_dir
 
 __all__ = [
     "REPORT_DIR_PLACEHOLDER",
@@ -62,4 +63,5 @@ __all__ = [
     "object_type",
     "parallel",
     "run_tests",
+    "state_dir",
 ]

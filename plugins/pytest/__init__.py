@@ -147,7 +147,7 @@ class PytestRunner(Runner):
         except ExecutionError:
             return None  # the listing will say so
         python = interpreter_of(command, spec.source_dir)
-        return None if python is None else import_paths(python, spec.source_dir)
+        return None if python is None else import_paths(python, spec.source_dir, spec.workspace)
 
     def progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
         """Tests finished so far: the size of the selection plugin's progress file."""

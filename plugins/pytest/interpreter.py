@@ -7,7 +7,11 @@ For the listing cache's key: a pytest listing depends on what is installed (a te
 skips itself when a package is missing lists no tests until the package is installed). Inside
 the workspace the listing cache sees installs (it stamps a ``.venv``'s ``site-packages``);
 :func:`import_paths` finds the places outside it, by asking the interpreter that runs pytest for
-its ``sys.path``.
+its ``sys.path``. Asking costs an interpreter start-up (about 70 ms) on every run, so the answer
+is kept in the workspace's state directory and asked again only when something it depends on
+changed: the interpreter, the working directory, the environment variables Python reads for its
+path, ``pyvenv.cfg``, or any directory of the answer or the user site directory (installing,
+removing or adding a ``.pth`` file changes its ``mtime_ns``).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagpar_cli import ExecutionError, RunnerSpec
+from dagpar_cli import ExecutionError, RunnerSpec, state_dir
 
 __all__ = ["find_pytest", "import_paths", "interpreter_of"]
 
@@ -30,11 +35,30 @@ QUERY_TIMEOUT = 30.0
 #: What an interpreter's file name starts with.
 _PYTHONS = ("python", "pypy")
 
-_QUERY = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
+#: The file under the state directory that keeps answers between runs.
+ANSWERS_FILE = "pythons.json"
 
-# One query per interpreter, working directory and PYTHONPATH per dagpar run. The directory
+#: Answers kept at most (the most recent), so the file stays small.
+MAX_ANSWERS = 32
+
+#: The environment variables that change what an interpreter puts on ``sys.path``.
+_PATH_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONNOUSERSITE",
+    "PYTHONUSERBASE",
+    "PYTHONSAFEPATH",
+    "PYTHONPLATLIBDIR",
+)
+
+_QUERY = (
+    "import json, site, sys; print(json.dumps({'path': [p for p in sys.path if p], "
+    "'user_site': site.getusersitepackages() if site.ENABLE_USER_SITE is not False else None}))"
+)
+
+# One query per interpreter, working directory and environment per dagpar run. The directory
 # counts: Python makes relative PYTHONPATH entries absolute against it.
-_answers: dict[tuple[str, int, str, str | None], list[str] | None] = {}
+_answers: dict[str, list[str] | None] = {}
 
 
 def _venv_python(venv: Path) -> Path | None:
@@ -104,24 +128,92 @@ def interpreter_of(command: Sequence[str], cwd: Path) -> str | None:
     return python
 
 
-def import_paths(python: str, cwd: Path) -> list[str] | None:
+def import_paths(python: str, cwd: Path, workspace: Path | None = None) -> list[str] | None:
     """The entries of *python*'s ``sys.path`` when it starts in *cwd*, or None if it fails.
 
     :param python: the interpreter's path.
     :param cwd: where it runs (pytest's working directory).
+    :param workspace: whose state directory keeps the answer between runs (None: this run only).
     """
     try:
         real = os.path.realpath(python)
         stamp = os.stat(real).st_mtime_ns
     except OSError:
         return None
-    key = (python, stamp, os.fspath(cwd), os.environ.get("PYTHONPATH"))
+    env = {name: os.environ.get(name) for name in _PATH_ENV}
+    key = json.dumps([python, real, stamp, os.fspath(cwd), env], sort_keys=True)
     if key not in _answers:
-        _answers[key] = _query(python, cwd)
+        kept = None if workspace is None else _kept(workspace, key)
+        if kept is not None:
+            _answers[key] = kept
+        else:
+            answer = _query(python, cwd)
+            _answers[key] = None if answer is None else answer[0]
+            if answer is not None and workspace is not None:
+                _keep(workspace, key, python, *answer)
     return _answers[key]
 
 
-def _query(python: str, cwd: Path) -> list[str] | None:
+def _stamps(paths: Sequence[str | None]) -> list[list[object]]:
+    """Each path with its ``mtime_ns``, or None where it is missing."""
+    out: list[list[object]] = []
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            out.append([path, os.stat(path).st_mtime_ns])
+        except OSError:
+            out.append([path, None])
+    return out
+
+
+def _watched(python: str, paths: list[str], user_site: str | None) -> list[str | None]:
+    """What the answer for *python* depends on besides its key: see the module doc."""
+    bin_dir = os.path.dirname(os.path.abspath(python))
+    venv_cfgs = [os.path.join(bin_dir, "pyvenv.cfg"), os.path.join(bin_dir, "..", "pyvenv.cfg")]
+    return [*paths, user_site, *venv_cfgs]
+
+
+def _read_answers(workspace: Path) -> dict[str, dict[str, object]]:
+    try:
+        raw = json.loads((state_dir(workspace) / ANSWERS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _kept(workspace: Path, key: str) -> list[str] | None:
+    """The kept answer for *key*, if nothing it depends on changed since."""
+    entry = _read_answers(workspace).get(key)
+    if not isinstance(entry, dict):
+        return None
+    paths, stamps = entry.get("paths"), entry.get("stamps")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        return None
+    if not isinstance(stamps, list) or not stamps:
+        return None
+    if _stamps([s[0] if isinstance(s, list) and s else None for s in stamps]) != stamps:
+        return None
+    return paths
+
+
+def _keep(workspace: Path, key: str, python: str, paths: list[str], user_site: str | None) -> None:
+    """Keep *paths* for *key* with the stamps that prove it later; never fails a run."""
+    answers = _read_answers(workspace)
+    answers.pop(key, None)
+    answers[key] = {"paths": paths, "stamps": _stamps(_watched(python, paths, user_site))}
+    recent = dict(list(answers.items())[-MAX_ANSWERS:])
+    try:
+        directory = state_dir(workspace)
+        fd, tmp = tempfile.mkstemp(prefix=f".{ANSWERS_FILE}.", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(recent, out)
+        os.replace(tmp, directory / ANSWERS_FILE)
+    except OSError:
+        return  # a read-only checkout asks again next run
+
+
+def _query(python: str, cwd: Path) -> tuple[list[str], str | None] | None:
     try:
         proc = subprocess.run(
             [python, "-c", _QUERY],
@@ -137,12 +229,15 @@ def _query(python: str, cwd: Path) -> list[str] | None:
     if proc.returncode != 0:
         return None
     try:
-        paths = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+        paths, user_site = answer["path"], answer["user_site"]
+    except (ValueError, IndexError, KeyError, TypeError):
         return None
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         return None
-    return [os.path.abspath(os.path.join(cwd, p)) for p in paths]
+    if user_site is not None and not isinstance(user_site, str):
+        return None
+    return [os.path.abspath(os.path.join(cwd, p)) for p in paths], user_site
 
 
 def _resolve(program: str, cwd: Path) -> str | None:

@@ -97,3 +97,53 @@ def test_the_hook_names_the_virtual_environments_packages(
     assert RUNNER.installed(spec) == import_paths(sys.executable, spec.workspace)
     # Runners that load nothing from outside the workspace keep the default: they cannot tell.
     assert JestRunner().installed(RunnerSpec(name="jest", workspace=tmp_path)) is None
+
+
+def counting_python(path: Path, count: Path) -> Path:
+    """An interpreter that notes every start in *count* and then is this test's Python."""
+    return script(path, f'#!/bin/sh\necho x >> "{count}"\nexec "{sys.executable}" "$@"\n')
+
+
+def starts(count: Path) -> int:
+    return len(count.read_text().splitlines()) if count.exists() else 0
+
+
+def test_the_answer_is_kept_between_runs_until_what_it_depends_on_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(vendor))
+    count = tmp_path / "count"
+    python = str(counting_python(tmp_path / "bin" / "python", count))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+
+    def next_run() -> list[str] | None:
+        monkeypatch.setattr("dagpar_plugins.pytest.interpreter._answers", {})
+        return import_paths(python, workspace, workspace)
+
+    first = next_run()
+    assert first is not None and str(vendor) in first
+    assert next_run() == first  # a later run reads what the first one kept
+    assert starts(count) == 1
+    (vendor / "new_package").mkdir()  # an install into a directory of the answer
+    assert next_run() == first
+    assert starts(count) == 2
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the environment Python reads
+    assert str(tmp_path) in (next_run() or [])
+    assert starts(count) == 3
+    assert next_run() is not None
+    assert starts(count) == 3
+
+
+def test_a_broken_answers_file_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = tmp_path / "count"
+    python = str(counting_python(tmp_path / "bin" / "python", count))
+    (tmp_path / ".dagpar").mkdir()
+    (tmp_path / ".dagpar" / "pythons.json").write_text("{not json")
+    monkeypatch.setattr("dagpar_plugins.pytest.interpreter._answers", {})
+    assert import_paths(python, tmp_path, tmp_path) is not None
+    assert starts(count) == 1
