@@ -1,7 +1,8 @@
 """The workspace's state directory, ``.dagpar/``: where it is and how it is made.
 
 Everything dagpar keeps between runs lives under it: the timing store (``timings.sqlite``), the
-listing cache (``listings/``), recorded traces (``traces/``) and sharded runs' timing exports.
+listing cache (``listings/``), recorded traces (``traces/``), sharded runs' timing exports and
+what plugins keep (the pytest plugin's ``pythons.json``).
 Like pytest's cache directory it carries a ``.gitignore`` that ignores everything, so it never
 shows in ``git status``, and a ``CACHEDIR.TAG``, so that backup tools skip it.
 """
