@@ -20,7 +20,18 @@ on some Pythons, so an exit code of 1 is accepted there, from every contender al
 The machine may be shared, so only medians measured in the same run are printed, as ratios of
 dagpar to each baseline (below 1.00: dagpar is faster).
 
-Run: ``python bench/parity_bench.py [--repeat N] [-j N] [--only pytest,attrs,jest,go]``.
+With ``--timeline``, the Jest part then alternates the three contenders ``--repeat`` times more,
+each with a JSON report (Jest's ``--json``, ``dagpar check --json``), and prints where the time
+goes, as medians of seconds since the contender was started: the first test file's (Jest) or
+test's (dagpar) start, the last one's end, and the exit; for dagpar also its own time outside
+its run clock (interpreter start-up, and what it does before its clock starts and after it
+stops).
+
+Jest gets two suites of the same shape: ``jest``, whose tests burn wall-clock time, and
+``jest-cpu``, whose tests burn CPU time (see :data:`JEST_BURN` for why both).
+
+Run: ``python bench/parity_bench.py [--repeat N] [-j N] [--only pytest,attrs,jest,jest-cpu,go]
+[--timeline]``.
 """
 
 from __future__ import annotations
@@ -114,8 +125,23 @@ def fetch_attrs(base: Path) -> Path | None:
     return base / archives[0].name.removesuffix(".tar.gz")
 
 
-def write_jest(root: Path) -> list[str]:
-    """A Jest suite under *root*; returns its test files (relative to *root*)."""
+#: How a Jest test burns its milliseconds: until the wall clock has moved that far (the first
+#: suite), or until the process has used that much CPU time (``jest-cpu``, like the pytest
+#: suite's ``time.process_time``). With the wall clock a test takes as long however little CPU it
+#: gets, so starting more processes than there are cores looks free and a contender's own CPU
+#: use hides; real CPU-bound tests take longer when they share a core.
+JEST_BURN = {
+    "wall": "const burn = (ms) => { const end = Date.now() + ms; let s = 0;"
+    " while (Date.now() < end) { s += Math.sqrt(s + 1); } return s; };",
+    "cpu": "const cpu = () => { const u = process.cpuUsage();"
+    " return (u.user + u.system) / 1000; };\n"
+    "const burn = (ms) => { const end = cpu() + ms; let s = 0;"
+    " while (cpu() < end) { for (let i = 0; i < 1000; i++) s += Math.sqrt(s + 1); } return s; };",
+}
+
+
+def write_jest(root: Path, clock: str = "wall") -> list[str]:
+    """A Jest suite under *root*, burning by *clock* (:data:`JEST_BURN`); returns its files."""
     (root / "src").mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "package.json").write_text(
@@ -133,8 +159,7 @@ def write_jest(root: Path) -> list[str]:
         body = [
             *(f"const m{m} = require('../src/mod{m}.js');" for m in range(4)),
             "const sleep = (ms) => new Promise((r) => setTimeout(r, ms));",
-            "const burn = (ms) => { const end = Date.now() + ms; let s = 0;"
-            " while (Date.now() < end) { s += Math.sqrt(s + 1); } return s; };",
+            JEST_BURN[clock],
         ]
         for i in range(count):
             body.append(f"test('t{k}_{i}', async () => {{ burn({cpu}); await sleep({wait}); }});")
@@ -244,7 +269,7 @@ def bench(
     args: argparse.Namespace,
     env: dict[str, str] | None = None,
     ok: tuple[int, ...] = (0,),
-) -> tuple[str, float, float, float]:
+) -> tuple[str, float, float, float, list[list[str]]]:
     """Alternate dagpar, the runner's parallel mode and a hand split on the suite at *root*.
 
     An exit code in *ok* counts as a finished run, for every contender alike.
@@ -268,14 +293,98 @@ def bench(
         f"{ours / theirs:>10.2f} {ours / hand:>10.2f}",
         flush=True,
     )
-    return name, ours, theirs, hand
+    return name, ours, theirs, hand, groups
+
+
+class Timeline:
+    """Per contender, the seconds since its start of each phase boundary, one list per run."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(self, contender: str, **marks: float) -> None:
+        """Record one run's phase boundaries."""
+        for mark, seconds in marks.items():
+            self.rows.setdefault(contender, {}).setdefault(mark, []).append(seconds)
+
+    def print(self) -> None:
+        """Medians, one line per contender."""
+        marks = ["first test", "last test end", "exit", "outside clock"]
+        print("  where the time goes (s since start, medians):")
+        print("  " + f"{'':<10}" + "".join(f"{m:>15}" for m in marks))
+        for contender, row in self.rows.items():
+            cells = [
+                f"{statistics.median(row[m]):>15.2f}" if m in row else f"{'':>15}" for m in marks
+            ]
+            print(f"  {contender:<10}" + "".join(cells), flush=True)
+
+
+def _jest_span(report: Path, started: float) -> tuple[float, float]:
+    """First test file's start and last one's end in a Jest ``--json`` report, since *started*."""
+    results = json.loads(report.read_text())["testResults"]
+    return (
+        min(r["startTime"] for r in results) / 1000 - started,
+        max(r["endTime"] for r in results) / 1000 - started,
+    )
+
+
+def jest_timeline(
+    root: Path, groups: list[list[str]], jest: list[str], args: argparse.Namespace
+) -> None:
+    """Alternate the Jest contenders with JSON reports and print where their time goes."""
+    workers = args.parallelism
+    dagpar = [sys.executable, "-m", "dagpar_cli", "check", "-C", str(root), "-j", str(workers)]
+    reports = root.parent / "timeline"
+    reports.mkdir(exist_ok=True)
+    timeline = Timeline()
+    for _ in range(args.repeat):
+        started = time.time()
+        proc = subprocess.run([*dagpar, "--json"], cwd=root, capture_output=True, check=True)
+        ended = time.time()
+        data = json.loads(proc.stdout)
+        tests = [t for check in data["checks"] for t in check["tests"] if t.get("start")]
+        timeline.add(
+            "dagpar",
+            **{
+                "first test": min(t["start"] for t in tests) - started,
+                "last test end": max(t["start"] + t["seconds"] for t in tests) - started,
+                "exit": ended - started,
+                "outside clock": ended - started - data["seconds"],
+            },
+        )
+        out = reports / "parallel.json"
+        started = time.time()
+        run([*jest, "-w", str(workers), "--json", f"--outputFile={out}"], root)
+        ended = time.time()
+        first, last = _jest_span(out, started)
+        timeline.add(
+            "parallel", **{"first test": first, "last test end": last, "exit": ended - started}
+        )
+        outs = [reports / f"hand-{k}.json" for k in range(len(groups))]
+        argvs = [
+            [*jest, "-w", "1", "--json", f"--outputFile={o}", *g]
+            for g, o in zip(groups, outs, strict=True)
+        ]
+        started = time.time()
+        ended = started + run_together(argvs, root)
+        spans = [_jest_span(o, started) for o in outs]
+        timeline.add(
+            "by hand",
+            **{
+                "first test": min(s[0] for s in spans),
+                "last test end": max(s[1] for s in spans),
+                "exit": ended - started,
+            },
+        )
+    timeline.print()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-j", "--parallelism", type=int, default=2)
-    parser.add_argument("--only", default="pytest,attrs,jest,go")
+    parser.add_argument("--only", default="pytest,attrs,jest,jest-cpu,go")
+    parser.add_argument("--timeline", action="store_true", help="Jest: where the time goes")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -299,21 +408,25 @@ def main() -> int:
             parallel = [*pytest, "-n", str(j)]
             one = lambda fs: [*pytest, *fs]  # noqa: E731
             bench("attrs", root, files, parallel, one, args, env, ok=(0, 1))
-        if "jest" in wanted:
+        for name, clock in (("jest", "wall"), ("jest-cpu", "cpu")):
+            if name not in wanted:
+                continue
             if JEST_MODULES.is_dir():
-                root = base / "js"
-                files = write_jest(root)
+                root = base / name
+                files = write_jest(root, clock)
                 jest = [str(JEST_MODULES / ".bin" / "jest"), "--ci"]
-                bench(
-                    "jest",
+                *_, groups = bench(
+                    name,
                     root,
                     files,
                     [*jest, "-w", str(j)],
-                    lambda fs: [*jest, "-w", "1", *fs],
+                    lambda fs, jest=jest: [*jest, "-w", "1", *fs],
                     args,
                 )
+                if args.timeline:
+                    jest_timeline(root, [g[len(jest) + 2 :] for g in groups], jest, args)
             else:
-                print(f"jest: skipped ({JEST_MODULES} is missing)")
+                print(f"{name}: skipped ({JEST_MODULES} is missing)")
         if "go" in wanted:
             go = shutil.which("go")
             if go:

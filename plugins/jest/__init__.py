@@ -26,9 +26,10 @@ Listing
     hook. Files are listed in path order, tests in definition order.
 
 Running
-    ``jest --ci --json --watchAll=false --no-bail --outputFile={report_dir}/jest-K.json
-    [args] --runTestsByPath [--testNamePattern=^(?:a|b)$] ./file...`` (see
-    :mod:`dagpar_plugins.jest.command` for when one slice needs several runs). Exit codes 0
+    ``jest --ci --json --watchAll=false --no-bail --maxWorkers=1
+    --outputFile={report_dir}/jest-K.json [args] --runTestsByPath [--testNamePattern=^(?:a|b)$]
+    ./file...`` (see :mod:`dagpar_plugins.jest.command` for when one slice needs several runs,
+    and why it runs in band). Exit codes 0
     and 1 (a test failed) mean Jest ran; a missing report gives error results. Next to each
     report, ``jest-K.selection.json`` records what the run was asked for, so that parsing reports
     exactly the selected tests even though Jest also lists the ones its name filter skipped.

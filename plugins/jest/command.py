@@ -18,6 +18,13 @@ Every run also loads dagpar's reporter (:mod:`dagpar_plugins.jest.stream`), writ
 report directory, first in ``--reporters`` and followed by Jest's ``default`` one. Reporters
 given on the command line replace those of the project's configuration, so a project's own
 reporters (``jest-junit``) do not run in dagpar's slices; dagpar writes the JUnit.
+
+A slice is one of dagpar's workers, so its runs are in band (``--maxWorkers=1``: the tests run in
+the Jest process itself) unless the toolchain's arguments choose Jest's workers themselves
+(``-w``, ``--maxWorkers``, ``-i``, ``--runInBand``). Without it, Jest would start its own pool in
+every slice (the CPU count less one, or the project's ``maxWorkers``) whenever a slice holds
+more than one slow file or more than twenty files: workers times slices processes, each paying
+the start-up of a Jest worker, on a machine whose cores dagpar's slices already fill.
 """
 
 from __future__ import annotations
@@ -41,8 +48,10 @@ from .stream import (
 )
 
 __all__ = [
+    "IN_BAND",
     "MAX_COMMAND_BYTES",
     "JestRun",
+    "chooses_workers",
     "collect_args",
     "compile_commands",
     "escape_name",
@@ -64,6 +73,10 @@ _MATCH_NOTHING = "(?!)"
 #: Arguments every Jest invocation gets: no watch mode, no interactive snapshot writing, and
 #: every selected test runs even when the project's configuration says ``bail``.
 _COMMON = ("--ci", "--json", "--watchAll=false", "--no-bail")
+#: What runs a slice's tests in the Jest process itself (see the module documentation).
+IN_BAND = "--maxWorkers=1"
+#: Options with which the toolchain's arguments choose Jest's workers (then left to them).
+_WORKER_OPTIONS = ("-w", "--maxWorkers", "--max-workers", "-i", "--runInBand", "--run-in-band")
 
 # Every character with a meaning in a JavaScript regular expression outside a class. Jest builds
 # the pattern with `new RegExp(pattern, "i")` (no "u" flag), where escaping these is always valid.
@@ -239,11 +252,23 @@ def collect_args(spec: RunnerSpec) -> list[str]:
     ]
 
 
+def chooses_workers(args: Sequence[str]) -> bool:
+    """Whether *args* set how many workers Jest uses (``-w 2``, ``-w2``, ``--maxWorkers=50%``)."""
+    for arg in args:
+        if arg == "--":
+            return False
+        option = arg.split("=", 1)[0]
+        if option in _WORKER_OPTIONS or (arg.startswith("-w") and arg[2:].isdigit()):
+            return True
+    return False
+
+
 def run_args(spec: RunnerSpec, run: JestRun, index: int) -> list[str]:
     """The command line of one Jest run, writing ``{report_dir}/jest-<index>.json``."""
     argv = [
         *find_jest(spec),
         *_COMMON,
+        *(() if chooses_workers(spec.args) else (IN_BAND,)),
         f"--outputFile={REPORT_DIR_PLACEHOLDER}/jest-{index}.json",
         f"--reporters={REPORT_DIR_PLACEHOLDER}/{REPORTER_FILE}",
         "--reporters=default",

@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 from dagpar_plugins import jest
-from dagpar_plugins.jest.command import JestRun, escape_name, name_pattern, plan_runs
+from dagpar_plugins.jest.command import (
+    IN_BAND,
+    JestRun,
+    chooses_workers,
+    escape_name,
+    name_pattern,
+    plan_runs,
+)
 from dagpar_plugins.jest.report import ReportError, report_from_stdout
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -265,6 +272,40 @@ def test_command_form() -> None:
         "DAGPAR_JEST_PROGRESS": f"{REPORT_DIR_PLACEHOLDER}/jest-1.progress",
     }
     assert command.files["dagpar-jest-reporter.js"].startswith('"use strict";')
+
+
+def test_a_slice_runs_in_band_by_default() -> None:
+    (command,) = RUNNER.command(spec=SPEC, selection=Selection(items=((SAME_A,), (SAME_B,))))
+    assert command.argv[:6] == ("jest", "--ci", "--json", "--watchAll=false", "--no-bail", IN_BAND)
+    assert IN_BAND == "--maxWorkers=1"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("-w", "4"),
+        ("-w=4",),
+        ("-w4",),
+        ("--maxWorkers", "50%"),
+        ("--maxWorkers=3",),
+        ("--max-workers=3",),
+        ("-i",),
+        ("--runInBand",),
+        ("--run-in-band",),
+    ],
+)
+def test_workers_chosen_by_the_toolchain_are_left_to_it(args: tuple[str, ...]) -> None:
+    assert chooses_workers(args)
+    spec = RunnerSpec(
+        name="jest", workspace=Path("/workspace"), source="web", command=("jest",), args=args
+    )
+    (command,) = RUNNER.command(spec=spec, selection=Selection(items=((SAME_A,),)))
+    assert IN_BAND not in command.argv
+
+
+@pytest.mark.parametrize("args", [(), ("--silent",), ("--watchAll",), ("--", "-w"), ("-wx",)])
+def test_other_arguments_do_not_choose_workers(args: tuple[str, ...]) -> None:
+    assert not chooses_workers(args)
 
 
 def test_each_command_writes_its_own_report() -> None:
