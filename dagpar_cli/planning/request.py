@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli.model import Item, Plan, TestCase
 from dagpar_cli.planning.api import Planner, PlanRequest
 from dagpar_cli.planning.count import CountPlanner
+from dagpar_cli.planning.setup import with_setup
 
 if TYPE_CHECKING:
     from dagpar_cli.timings import TimingStore
@@ -76,6 +77,7 @@ def plan_split(
     if store is not None:
         prediction = store.predict_detailed(instance, items, tests_of)
         predictions, has_history = prediction.seconds, prediction.has_history
+        predictions = with_setup(predictions, items, store.setup_seconds(instance))
         estimated, spread = prediction.estimated, prediction.spread
         measured = store.startup_seconds(runner or "custom", executor)
         if measured is not None:

@@ -1,0 +1,42 @@
+"""A path's setup as part of its items' cost: what a slice pays before the path's tests run.
+
+Some runners spend time per file or package before its first test, in every slice that runs any
+of its tests: Go compiles, links and vets a package's test binary in each ``go test`` (test
+binaries are never cached). The runner reports it (``TestResult.setup_seconds``), the timing
+store keeps it per path (:meth:`~dagpar_cli.timings.TimingStore.setup_seconds`), and
+:func:`with_setup` adds it to the prediction of every whole item, so the planner weighs a package
+with its build and the slice's measured start-up no longer holds the builds of all its packages.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+
+from dagpar_cli.model import Item
+
+__all__ = ["with_setup"]
+
+
+def with_setup(
+    predictions: Mapping[str, float], items: Sequence[Item], setup: Mapping[str, float]
+) -> dict[str, float]:
+    """*predictions* with each whole item's setup seconds added.
+
+    An item whose path has no setup sample yet (a new package) gets the median of the known
+    ones; items that name one test (``[file, test]``) are left alone, and so is everything when
+    no path has a setup sample.
+
+    :param predictions: predicted seconds per ``Item.key``.
+    :param items: the split call's items.
+    :param setup: measured setup seconds per path.
+    """
+    out = dict(predictions)
+    if not setup:
+        return out
+    typical = statistics.median(setup.values())
+    for item in items:
+        if item.name is not None or item.key not in out:
+            continue
+        out[item.key] += setup.get(item.path, typical)
+    return out

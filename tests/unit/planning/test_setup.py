@@ -1,0 +1,27 @@
+"""A path's setup (Go: building the package's test binary) as part of its items' cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from dagpar_cli.model import Item
+from dagpar_cli.planning.setup import with_setup
+
+A = Item(("a",), "go/a")
+B = Item(("b",), "go/b")
+C = Item(("c",), "go/c")
+B_ONE = Item(("b", "TestOne"), "go/b")
+
+
+def test_whole_items_pay_their_setup_and_new_ones_the_typical_setup() -> None:
+    predictions = {A.key: 1.0, B.key: 2.0, C.key: 3.0}
+    setup = {"go/a": 0.5, "go/b": 0.25, "go/z": 2.0}
+    assert with_setup(predictions, [A, B, C], setup) == pytest.approx(
+        {A.key: 1.5, B.key: 2.25, C.key: 3.5}
+    )
+
+
+def test_items_naming_one_test_and_suites_without_setup_are_left_alone() -> None:
+    predictions = {A.key: 1.0, B_ONE.key: 0.5}
+    assert with_setup(predictions, [A, B_ONE], {"go/b": 0.25}) == {A.key: 1.25, B_ONE.key: 0.5}
+    assert with_setup(predictions, [A, B_ONE], {}) == predictions
