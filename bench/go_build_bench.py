@@ -16,12 +16,14 @@ lot of code: the shape of a real module). For each it prints:
    cached), so a package cut into two slices pays its link twice;
 3. the whole suite at ``-j N`` (default 2), alternated ``--repeat`` times (default 3), warm:
    ``go test -p N ./...``; N concurrent ``go test`` processes over a longest-first split of the
-   packages (what dagpar's slices do); the same after a pre-build that compiles everything once
+   packages (what dagpar's slices do), with go's default ``-p`` (the CPUs) and with ``-p 1``
+   (each process builds and runs one package at a time); the default after a pre-build that
+   compiles everything once
    without linking (``go list -export -deps -test ./...``); and pre-built test binaries
    (``go test -c`` per package into a kept directory, which go leaves alone when it is up to
    date) run by N workers through ``go tool test2json``.
 
-Run: ``python bench/go_build_bench.py [--repeat N] [-j N] [--only parity,wide] [--cold]``.
+Run: ``python bench/go_build_bench.py [--repeat N] [-j N] [--only parity,wide]``.
 """
 
 from __future__ import annotations
@@ -239,6 +241,9 @@ def measure_suite(
         ),
         f"{j} go test processes": lambda: together(
             [["go", "test", "-count=1", *g] for g in groups], root, env
+        ),
+        f"{j} go test -p 1 processes": lambda: together(
+            [["go", "test", "-count=1", "-p", "1", *g] for g in groups], root, env
         ),
         "go list -export, then those": lambda: (
             go_run(["go", "list", "-export", "-deps", "-test", "./..."], root, env)

@@ -4,17 +4,18 @@ A developer editing one test runs that one file again and again. dagpar must cos
 than the runner itself there: with history, a file whose tests are quicker than a slice's
 start-up runs in one slice, not cut across the workers where every slice pays the start-up.
 
-For each runner (pytest; Jest where ``tests/data/jest-deps/node_modules`` holds Jest) the bench
+For each runner (pytest; Jest where ``tests/data/jest-deps/node_modules`` holds Jest; Go where
+``go`` is on PATH, a package standing for the file) the bench
 writes a small suite to a temporary directory, runs ``dagpar check`` on all of it twice (history
 and a listing cache), then alternates, ``--repeat`` times (default 5):
 
 - ``dagpar check --filter <one file>`` (``-j`` as given, default the CPUs);
-- the runner on that file alone (``pytest <file>``, ``jest <file>``).
+- the runner on that file alone (``pytest <file>``, ``jest <file>``, ``go test -count=1 ./pkg``).
 
 The machine may be shared, so each contender's median is printed with their difference and
 ratio, measured in the same run, plus the slices dagpar cut on its last run.
 
-Run: ``python bench/inner_loop_bench.py [--repeat N] [-j N]``.
+Run: ``python bench/inner_loop_bench.py [--repeat N] [-j N] [--only pytest,jest,go]``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +66,27 @@ def write_jest(root: Path) -> list[str]:
     return [str(web / "node_modules" / ".bin" / "jest"), "tests/file_0.test.js"]
 
 
+def write_go(root: Path) -> list[str]:
+    """A Go module under *root*, one package per file; returns the command for one package.
+
+    ``-count=1`` because a developer who edited the package gets no cached result either.
+    """
+    root.mkdir(parents=True)
+    (root / "go.mod").write_text("module example.com/inner\n\ngo 1.19\n")
+    for k in range(FILES):
+        pkg = root / f"pkg{k}"
+        pkg.mkdir()
+        (pkg / "code.go").write_text(f"package pkg{k}\n\nfunc F(x int) int {{ return x + {k} }}\n")
+        body = [f"package pkg{k}", "", 'import (\n\t"testing"\n\t"time"\n)', ""]
+        for i in range(TESTS):
+            body.append(
+                f"func TestT{i}(t *testing.T) {{\n\ttime.Sleep({int(SLEEP * 1000)} * "
+                f"time.Millisecond)\n\tif F({i}) < 0 {{\n\t\tt.Fatal()\n\t}}\n}}\n"
+            )
+        (pkg / "code_test.go").write_text("\n".join(body))
+    return [shutil.which("go") or "go", "test", "-count=1", "./pkg0"]
+
+
 def run(argv: list[str], cwd: Path) -> tuple[float, str]:
     """Run *argv*; its wall seconds and stdout (exits on a failure)."""
     start = time.monotonic()
@@ -103,22 +126,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("-j", "--parallelism", type=int, default=None)
+    parser.add_argument("--only", default="pytest,jest,go")
     args = parser.parse_args()
+    wanted = set(args.only.split(","))
     env_path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env_path}"
     print(f"one file of {TESTS} tests x {SLEEP} s; medians of {args.repeat}, alternated")
     print(
         f"{'runner':<7} {'dagpar':>12} {'runner alone':>12} {'difference':>12} {'ratio':>8} slices"
     )
-    with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
-        root = Path(tmp) / "py"
-        bench("pytest", root, write_pytest(root), root, "tests/test_file_0.py", args)
-    if JEST_MODULES.is_dir():
+    if "pytest" in wanted:
+        with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
+            root = Path(tmp) / "py"
+            bench("pytest", root, write_pytest(root), root, "tests/test_file_0.py", args)
+    if "jest" in wanted and JEST_MODULES.is_dir():
         with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
             root = Path(tmp) / "js"
             bench("jest", root, write_jest(root), root / "web", "web/tests/file_0.test.js", args)
-    else:
+    elif "jest" in wanted:
         print(f"jest: skipped ({JEST_MODULES} is missing)")
+    if "go" in wanted and shutil.which("go"):
+        os.environ.setdefault("GOFLAGS", "-mod=mod")
+        os.environ.setdefault("GOPROXY", "off")
+        with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
+            root = Path(tmp) / "go"
+            bench("go", root, write_go(root), root, "pkg0", args)
+    elif "go" in wanted:
+        print("go: skipped (go is not on PATH)")
     return 0
 
 

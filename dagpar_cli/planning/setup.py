@@ -6,6 +6,8 @@ binaries are never cached). The runner reports it (``TestResult.setup_seconds``)
 store keeps it per path (:meth:`~dagpar_cli.timings.TimingStore.setup_seconds`), and
 :func:`with_setup` adds it to the prediction of every whole item, so the planner weighs a package
 with its build and the slice's measured start-up no longer holds the builds of all its packages.
+A cut of one such item into pieces for several slices pays the setup again in each of them:
+:func:`cut_pays` offers the cut to the planner only when it can save more than that.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from dagpar_cli.model import Item
+from dagpar_cli.planning.dispatch import pays_to_split
 
-__all__ = ["with_setup"]
+__all__ = ["cut_pays", "with_setup"]
 
 
 def with_setup(
@@ -40,3 +43,21 @@ def with_setup(
             continue
         out[item.key] += setup.get(item.path, typical)
     return out
+
+
+def cut_pays(seconds: Sequence[float], workers: int, startup: float, setup: float | None) -> bool:
+    """Whether cutting one item into pieces of predicted *seconds* can pay for its setup again.
+
+    Each extra slice that holds a piece pays a start-up and the item's setup (Go links the
+    package's test binary once more), so the cut must save more than both
+    (:func:`~dagpar_cli.planning.dispatch.pays_to_split`). Without a setup sample the planner
+    decides alone, as for any item.
+
+    :param seconds: the predicted seconds of the item's pieces.
+    :param workers: how many slices may run at once.
+    :param startup: the predicted start-up seconds of one slice.
+    :param setup: the item's measured setup seconds, or None.
+    """
+    if not setup:
+        return True
+    return pays_to_split(seconds, workers, startup + setup)

@@ -267,3 +267,14 @@ def test_a_paths_setup_is_part_of_its_whole_items_prediction() -> None:
     (request,) = planner.requests
     # A pays its build in whole; B, with no setup sample yet, the typical one; C names a test.
     assert request.predictions == {A.key: 5.5, B.key: 1.5, C.key: 2.0}
+
+
+def test_an_item_is_offered_cut_only_when_the_cut_pays_for_its_setup_again() -> None:
+    planner = Planner()
+    # A's tests (4 s and 1 s) save 1 s when cut: more than a 0.7 s start-up alone, less than a
+    # start-up plus A's second 0.5 s build.
+    split(Store(HISTORY, PER_TEST, setup={A.path: 0.5}), planner)
+    (request,) = planner.requests
+    assert A.key not in request.finer
+    split(Store(HISTORY, PER_TEST), planner)
+    assert A.key in planner.requests[1].finer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dagpar_cli.model import Item
-from dagpar_cli.planning.setup import with_setup
+from dagpar_cli.planning.setup import cut_pays, with_setup
 
 A = Item(("a",), "go/a")
 B = Item(("b",), "go/b")
@@ -25,3 +25,10 @@ def test_items_naming_one_test_and_suites_without_setup_are_left_alone() -> None
     predictions = {A.key: 1.0, B_ONE.key: 0.5}
     assert with_setup(predictions, [A, B_ONE], {"go/b": 0.25}) == {A.key: 1.25, B_ONE.key: 0.5}
     assert with_setup(predictions, [A, B_ONE], {}) == predictions
+
+
+def test_a_cut_must_pay_for_the_items_setup_again() -> None:
+    quick = [0.02] * 8  # the inner loop: one package of quick tests
+    assert not cut_pays(quick, 2, 0.0, 0.3)
+    assert cut_pays(quick, 2, 0.0, None)  # no setup known: the planner decides as for any item
+    assert cut_pays([2.0] * 8, 2, 0.3, 0.3)  # 8 s of tests: a second link is worth it
