@@ -18,12 +18,16 @@ lot of code: the shape of a real module). For each it prints:
    ``go test -p N ./...``; N concurrent ``go test`` processes over a longest-first split of the
    packages (what dagpar's slices do), with go's default ``-p`` (the CPUs) and with ``-p 1``
    (each process builds and runs one package at a time); the default after a pre-build that
-   compiles everything once
-   without linking (``go list -export -deps -test ./...``); and pre-built test binaries
+   compiles everything once without linking (``go list -export -deps -test ./...``); and
+   pre-built test binaries
    (``go test -c`` per package into a kept directory, which go leaves alone when it is up to
-   date) run by N workers through ``go tool test2json``.
+   date) run by N workers through ``go tool test2json``. Wall and CPU seconds (user and system
+   of every process) are printed, CPU being the less noisy on a shared machine.
 
-Run: ``python bench/go_build_bench.py [--repeat N] [-j N] [--only parity,wide]``.
+``dagpar check -j N`` runs alongside (twice first, for history), and with ``--baseline PYTHON``
+another dagpar too (an older checkout installed in another venv), each on its own copy.
+
+Run: ``python bench/go_build_bench.py [--repeat N] [-j N] [--only parity,wide] [--baseline PY]``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -251,15 +256,37 @@ def measure_suite(
         ),
         "prebuilt binaries (kept)": lambda: prebuilt(groups, root, bins, module, env),
     }
+    for label, python in [("dagpar", sys.executable), ("dagpar (baseline)", args.baseline)]:
+        if not python:
+            continue
+        # Each dagpar gets its own copy of the module, so their timing stores stay apart.
+        where = Path(shutil.copytree(root, root.parent / f"{root.name}-{len(contenders)}"))
+        argv = [python, "-m", "dagpar_cli", "check", "-C", str(where), "-j", str(j)]
+        go_run(argv, where, env)  # timing history
+        go_run(argv, where, env)  # and a listing cache that matches the tree
+        contenders[f"{label} -j {j}"] = lambda argv=argv, where=where: go_run(argv, where, env)
     prebuilt(groups, root, bins, module, env)  # the kept binaries exist from an earlier run
     times: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.repeat):
         for name, contender in contenders.items():
+            before = _children_cpu()
             times[name].append(contender())
+            cpu[name].append(_children_cpu() - before)
     base = statistics.median(times[f"go test -p {j} ./..."])
+    base_cpu = statistics.median(cpu[f"go test -p {j} ./..."])
     for name, values in times.items():
-        median = statistics.median(values)
-        print(f"  {name:<30} {median:6.2f} s  {median / base:5.2f} x go test -p {j}")
+        median, used = statistics.median(values), statistics.median(cpu[name])
+        print(
+            f"  {name:<30} {median:6.2f} s {median / base:5.2f} x   CPU {used:6.2f} s "
+            f"{used / base_cpu:5.2f} x go test -p {j}"
+        )
+
+
+def _children_cpu() -> float:
+    """User and system seconds of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -267,6 +294,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-j", "--parallelism", type=int, default=2)
     parser.add_argument("--only", default="parity,wide")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        help="another Python whose dagpar_cli to time as well (e.g. an older checkout's venv)",
+    )
     args = parser.parse_args()
     if not shutil.which("go"):
         print("go: skipped (go is not on PATH)")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli.model import Item, Plan, TestCase
 from dagpar_cli.planning.api import Planner, PlanRequest
 from dagpar_cli.planning.count import CountPlanner
-from dagpar_cli.planning.setup import cut_pays, with_setup
+from dagpar_cli.planning.setup import cut_pays, startup_with_setup, with_setup
 
 if TYPE_CHECKING:
     from dagpar_cli.timings import TimingStore
@@ -82,7 +82,7 @@ def plan_split(
         estimated, spread = prediction.estimated, prediction.spread
         measured = store.startup_seconds(runner or "custom", executor)
         if measured is not None:
-            startup = measured
+            startup = startup_with_setup(measured, startup, setup)
         if nested and has_history:
             # Tests of whole items, so the planner can cut an item too long for one slice.
             splittable = [

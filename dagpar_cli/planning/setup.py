@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dagpar_cli.model import Item
 from dagpar_cli.planning.dispatch import pays_to_split
 
-__all__ = ["cut_pays", "with_setup"]
+__all__ = ["cut_pays", "startup_with_setup", "with_setup"]
 
 
 def with_setup(
@@ -61,3 +61,19 @@ def cut_pays(seconds: Sequence[float], workers: int, startup: float, setup: floa
     if not setup:
         return True
     return pays_to_split(seconds, workers, startup + setup)
+
+
+def startup_with_setup(measured: float, default: float, setup: Mapping[str, float]) -> float:
+    """The start-up to plan with, given the measured one and whether setups were recorded.
+
+    A slice's measured start-up is its seconds less its tests' and setups' seconds. A runner
+    that reports setups builds and runs several items at once inside a slice (``go test -p``),
+    so tests and builds overlap and that difference is often nothing at all, though starting
+    ``go test`` costs a few tenths of a second: without a floor the planner would cut many small
+    slices for free. With setups recorded, the start-up is never taken below the default.
+
+    :param measured: the timing store's start-up seconds.
+    :param default: the executor's assumed start-up seconds.
+    :param setup: the instance's setup seconds per path.
+    """
+    return max(measured, default) if setup else measured

@@ -278,3 +278,10 @@ def test_an_item_is_offered_cut_only_when_the_cut_pays_for_its_setup_again() -> 
     assert A.key not in request.finer
     split(Store(HISTORY, PER_TEST), planner)
     assert A.key in planner.requests[1].finer
+
+
+def test_with_setups_recorded_a_measured_start_up_of_nothing_is_planned_as_the_default() -> None:
+    planner = Planner()
+    split(Store(HISTORY, PER_TEST, startup=0.0, setup={A.path: 0.5}), planner)
+    split(Store(HISTORY, PER_TEST, startup=0.0), planner)
+    assert [r.startup_seconds for r in planner.requests] == [DEFAULT_STARTUP["local"], 0.0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dagpar_cli.model import Item
-from dagpar_cli.planning.setup import cut_pays, with_setup
+from dagpar_cli.planning.setup import cut_pays, startup_with_setup, with_setup
 
 A = Item(("a",), "go/a")
 B = Item(("b",), "go/b")
@@ -32,3 +32,10 @@ def test_a_cut_must_pay_for_the_items_setup_again() -> None:
     assert not cut_pays(quick, 2, 0.0, 0.3)
     assert cut_pays(quick, 2, 0.0, None)  # no setup known: the planner decides as for any item
     assert cut_pays([2.0] * 8, 2, 0.3, 0.3)  # 8 s of tests: a second link is worth it
+
+
+def test_with_setups_recorded_the_start_up_is_never_planned_below_the_default() -> None:
+    # go test builds and runs packages at once inside a slice: the overlap hides its start-up.
+    assert startup_with_setup(0.0, 0.3, {"go/a": 0.4}) == 0.3
+    assert startup_with_setup(0.9, 0.3, {"go/a": 0.4}) == 0.9
+    assert startup_with_setup(0.0, 0.3, {}) == 0.0  # other runners: as measured
