@@ -651,7 +651,9 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
             ]
         index = _REPORT_NAME.match(report) if isinstance(report, str) else None
         owners = set(stream.packages) | {
-            e["import_path"] for e in packages or () if isinstance(e, dict) and e.get("import_path")
+            e["import_path"]
+            for e in packages
+            if isinstance(e, dict) and isinstance(e.get("import_path"), str)
         }
         builds = build_seconds(report_dir, int(index[1]), owners) if index else {}
         for entry in packages:
