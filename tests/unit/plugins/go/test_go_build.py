@@ -100,3 +100,15 @@ def test_the_first_result_of_each_package_carries_its_build(tmp_path: Path) -> N
     assert results[0].setup_seconds == pytest.approx(0.75)
     assert all(r.setup_seconds == 0 for r in results[1:])
     assert results[0].seconds < 0.75  # the test's own time stays what go reported
+
+
+def test_times_with_a_zone_or_without_a_fraction_are_read() -> None:
+    from dagpar_plugins.go.build import _moment
+
+    utc = _moment("2026-12-04T20:00:01.5Z")
+    assert utc is not None
+    assert _moment("2026-12-04T21:00:01.5+01:00") == pytest.approx(utc)
+    assert _moment("2026-12-04T20:00:01Z") == pytest.approx(utc - 0.5)
+    assert _moment("2026-12-04T19:00:01-01:00") == pytest.approx(utc - 0.5)
+    assert _moment("yesterday") is None
+    assert _moment(None) is None
