@@ -4,14 +4,16 @@ A developer editing one test runs that one file again and again. dagpar must cos
 than the runner itself there: with history, a file whose tests are quicker than a slice's
 start-up runs in one slice, not cut across the workers where every slice pays the start-up.
 
-For each runner (pytest; Jest where ``tests/data/jest-deps/node_modules`` holds Jest) the bench
+For each runner (pytest; Jest where ``tests/data/jest-deps/node_modules`` holds Jest; Go where
+``go`` is on PATH, a package standing for the file) the bench
 writes a small suite to a temporary directory, runs ``dagpar check`` on all of it twice (history
 and a listing cache), then alternates, ``--repeat`` times (default 5):
 
 - ``dagpar check --filter <one file>`` (``-j`` as given, default the CPUs);
-- the runner on that file alone (``pytest <file>``, ``jest <file>``).
+- the runner on that file alone (``pytest <file>``, ``jest <file>``, ``go test -count=1 ./pkg``).
 
-Every run of either contender writes coverage into the tree, as real suites do: Jest with its
+In the pytest and Jest suites every run of either contender writes coverage into the tree, as
+real suites do: Jest with its
 own ``collectCoverage`` (``coverage/``), pytest through a ``conftest.py`` that writes a
 ``.coverage`` database, ``coverage.xml`` and ``htmlcov/`` the way pytest-cov would. Those files
 must not make dagpar list the suite again.
@@ -22,7 +24,8 @@ ratio, measured in the same run, the worst difference of one run against the run
 last run. The exit code is 1 when the median difference exceeds ``--budget`` seconds (default
 0.5).
 
-Run: ``python bench/inner_loop_bench.py [--repeat N] [-j N] [--budget S]``.
+Run: ``python bench/inner_loop_bench.py [--repeat N] [-j N] [--budget S]
+[--only pytest,jest,go]``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -96,6 +100,27 @@ def write_jest(root: Path) -> list[str]:
     return [str(web / "node_modules" / ".bin" / "jest"), "tests/file_0.test.js"]
 
 
+def write_go(root: Path) -> list[str]:
+    """A Go module under *root*, one package per file; returns the command for one package.
+
+    ``-count=1`` because a developer who edited the package gets no cached result either.
+    """
+    root.mkdir(parents=True)
+    (root / "go.mod").write_text("module example.com/inner\n\ngo 1.19\n")
+    for k in range(FILES):
+        pkg = root / f"pkg{k}"
+        pkg.mkdir()
+        (pkg / "code.go").write_text(f"package pkg{k}\n\nfunc F(x int) int {{ return x + {k} }}\n")
+        body = [f"package pkg{k}", "", 'import (\n\t"testing"\n\t"time"\n)', ""]
+        for i in range(TESTS):
+            body.append(
+                f"func TestT{i}(t *testing.T) {{\n\ttime.Sleep({int(SLEEP * 1000)} * "
+                f"time.Millisecond)\n\tif F({i}) < 0 {{\n\t\tt.Fatal()\n\t}}\n}}\n"
+            )
+        (pkg / "code_test.go").write_text("\n".join(body))
+    return [shutil.which("go") or "go", "test", "-count=1", "./pkg0"]
+
+
 def run(argv: list[str], cwd: Path) -> tuple[float, str]:
     """Run *argv*; its wall seconds and stdout (exits on a failure)."""
     start = time.monotonic()
@@ -141,7 +166,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("-j", "--parallelism", type=int, default=None)
     parser.add_argument("--budget", type=float, default=0.5)
+    parser.add_argument("--only", default="pytest,jest,go")
     args = parser.parse_args()
+    wanted = set(args.only.split(","))
     env_path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env_path}"
     print(f"one file of {TESTS} tests x {SLEEP} s; medians of {args.repeat}, alternated")
@@ -149,21 +176,29 @@ def main() -> int:
         f"{'runner':<7} {'dagpar':>12} {'runner alone':>12} {'difference':>12} {'worst':>12} "
         f"{'ratio':>8} slices"
     )
-    with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
-        root = Path(tmp) / "py"
-        differences = [
-            bench("pytest", root, write_pytest(root), root, "tests/test_file_0.py", args)
-        ]
-    if JEST_MODULES.is_dir():
+    differences: list[float] = []
+    if "pytest" in wanted:
+        with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
+            root = Path(tmp) / "py"
+            one = write_pytest(root)
+            differences.append(bench("pytest", root, one, root, "tests/test_file_0.py", args))
+    if "jest" in wanted and JEST_MODULES.is_dir():
         with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
             root = Path(tmp) / "js"
             one = write_jest(root)
-            differences.append(
-                bench("jest", root, one, root / "web", "web/tests/file_0.test.js", args)
-            )
-    else:
+            selector = "web/tests/file_0.test.js"
+            differences.append(bench("jest", root, one, root / "web", selector, args))
+    elif "jest" in wanted:
         print(f"jest: skipped ({JEST_MODULES} is missing)")
-    if max(differences) > args.budget:
+    if "go" in wanted and shutil.which("go"):
+        os.environ.setdefault("GOFLAGS", "-mod=mod")
+        os.environ.setdefault("GOPROXY", "off")
+        with tempfile.TemporaryDirectory(prefix="dagpar-inner-") as tmp:
+            root = Path(tmp) / "go"
+            differences.append(bench("go", root, write_go(root), root, "pkg0", args))
+    elif "go" in wanted:
+        print("go: skipped (go is not on PATH)")
+    if differences and max(differences) > args.budget:
         print(f"FAIL: dagpar costs more than {args.budget} s over the runner alone")
         return 1
     return 0

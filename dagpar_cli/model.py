@@ -157,6 +157,11 @@ class TestResult:
     start: float | None = None
     #: The matrix combination it ran under, as ``(field, value)`` pairs (``()`` outside one).
     matrix: tuple[tuple[str, str], ...] = ()
+    #: Seconds the runner spent in this slice preparing the test's file or package before running
+    #: it (Go: compiling, linking and vetting the test binary), not part of :attr:`seconds`. Set
+    #: on one result per path and slice; 0 when the runner does not say. Every slice that runs
+    #: any test of the path pays it again, so the timing store keeps it per path.
+    setup_seconds: float = 0.0
 
     @property
     def id(self) -> str:

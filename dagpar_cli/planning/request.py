@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli.model import Item, Plan, TestCase
 from dagpar_cli.planning.api import Planner, PlanRequest
 from dagpar_cli.planning.count import CountPlanner
+from dagpar_cli.planning.setup import cut_pays, startup_with_setup, with_setup
 
 if TYPE_CHECKING:
     from dagpar_cli.timings import TimingStore
@@ -76,10 +77,12 @@ def plan_split(
     if store is not None:
         prediction = store.predict_detailed(instance, items, tests_of)
         predictions, has_history = prediction.seconds, prediction.has_history
+        setup = store.setup_seconds(instance)
+        predictions = with_setup(predictions, items, setup)
         estimated, spread = prediction.estimated, prediction.spread
         measured = store.startup_seconds(runner or "custom", executor)
         if measured is not None:
-            startup = measured
+            startup = startup_with_setup(measured, startup, setup)
         if nested and has_history:
             # Tests of whole items, so the planner can cut an item too long for one slice.
             splittable = [
@@ -94,6 +97,8 @@ def plan_split(
                 by_name: dict[str, float] = {}
                 for t in tests_of[item.key]:
                     by_name[t.name] = by_name.get(t.name, 0.0) + per_test.get(t.id, 0.0)
+                if not cut_pays(list(by_name.values()), workers, startup, setup.get(item.path)):
+                    continue  # a second slice would pay more for the item's setup than it saves
                 finer[item.key] = [
                     (Item((item.selector[0], name), item.path), seconds)
                     for name, seconds in by_name.items()

@@ -39,6 +39,7 @@ from dagpar_cli.timings.predict import (
 from dagpar_cli.timings.transfer import (
     ITEM,
     SCHEMA_VERSION,
+    SETUP,
     STARTUP,
     TEST,
     Sample,
@@ -307,6 +308,18 @@ class TimingStore:
         )
         return float(row[0]) if row else None
 
+    def setup_seconds(self, instance: str) -> dict[str, float]:
+        """Per path, what a slice of *instance* spends preparing it before its tests run (Go:
+        building the package's test binary); paths without such samples are left out.
+        """
+        rows = self._guarded(
+            lambda conn: conn.execute(
+                "SELECT key, seconds FROM estimates WHERE instance = ? AND kind = ?",
+                (instance, SETUP),
+            ).fetchall()
+        )
+        return {key: float(seconds) for key, seconds in rows}
+
     def show(self, instance: str | None = None, limit: int = 20) -> list[TimingRow]:
         """The slowest items, for ``dagpar timings show``.
 
@@ -315,8 +328,8 @@ class TimingStore:
         """
 
         def query(conn: sqlite3.Connection) -> list[tuple[str, str, str, float, int]]:
-            sql = "SELECT instance, kind, key, seconds, count FROM estimates WHERE kind != ?"
-            args: tuple[str, ...] = (STARTUP,)
+            sql = "SELECT instance, kind, key, seconds, count FROM estimates WHERE kind IN (?, ?)"
+            args: tuple[str, ...] = (TEST, ITEM)
             if instance is not None:
                 sql += " AND instance = ?"
                 args += (instance,)

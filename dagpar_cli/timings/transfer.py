@@ -46,6 +46,7 @@ __all__ = [
     "EXPORT_FORMAT",
     "ITEM",
     "SCHEMA_VERSION",
+    "SETUP",
     "STARTUP",
     "TEST",
     "ImportedCase",
@@ -70,6 +71,8 @@ EXPORT_FORMAT = "dagpar-timings"
 TEST = "test"
 ITEM = "item"
 STARTUP = "startup"
+#: Per path: what a slice spends preparing it before its tests run (``TestResult.setup_seconds``).
+SETUP = "setup"
 
 #: One sample: ``(instance, kind, key, run_id, ordinal, seconds, recorded)``.
 Sample = tuple[str, str, str, str, int, float, float]
@@ -391,7 +394,7 @@ def _sample_row(sample: object) -> Sample:
     if not isinstance(sample, list) or len(sample) != 7:
         raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
     instance, kind, key, run_id, ordinal, seconds, recorded = sample
-    if kind not in (TEST, ITEM, STARTUP):
+    if kind not in (TEST, ITEM, STARTUP, SETUP):
         raise TimingsFormatError(f"unknown sample kind {kind!r:.40} in timings export")
     duration, moment = _finite(seconds), _finite(recorded)
     if (
@@ -462,6 +465,8 @@ class SampleRecorder:
         results = list(results)
         outer = {id(r) for r in outermost(results)}
         for r in results:
+            if r.setup_seconds > 0:
+                self.add(instance, SETUP, r.path, r.setup_seconds)
             if r.status is Status.ERROR:
                 broken.add(r.path)
                 continue
@@ -522,6 +527,8 @@ def run_samples(
                         r.seconds + math.fsum(a.seconds for a in r.attempts)
                         for r in outermost(sl.results)
                     )
+                    # A path's setup is its own cost (kept per path), not the slice's start-up.
+                    spent += math.fsum(r.setup_seconds for r in sl.results)
                     recorder.add(runner, STARTUP, executor, max(0.0, sl.seconds - spent))
         elif not check.infrastructure_error:
             recorder.results(instance, check.results, {r.path for r in check.results})

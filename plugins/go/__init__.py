@@ -25,6 +25,13 @@ Commands
     for, so that a package that fails to build reports its build failure against exactly those
     tests.
 
+Build cost
+    Every command also writes go's action graph (``-debug-actiongraph``, ``go-K.actions.json``):
+    each package's own compiles, link and vet, timed by go (:mod:`.build`). The parser puts that
+    on the package's first result (``TestResult.setup_seconds``), so the timing store keeps it
+    per package and the planner counts it whenever a slice holds the package: ``go test`` never
+    caches a test binary, so each slice that runs any of a package's tests links it again.
+
 Streaming
     :meth:`GoRunner.stream` reads the reports while go writes them (:mod:`.stream`): a test
     starts at its ``run`` event and ends at its verdict, so a test binary that exits in a test

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from dagpar_cli import RunnerCommand, RunnerSpec, Selection
 
+from .build import actiongraph_flag
 from .report import PACKAGE_PLACEHOLDER, rewrite_subtest_name
 from .source import import_path_of, module_of
 
@@ -149,7 +150,8 @@ def compile_commands(
     for path, names in _selected(selection).items():
         grouped.setdefault(None if names is None else tuple(sorted(names)), []).append(path)
     base = [*go_command(spec), "test", "-json", "-count=1"]
-    base_chars = sum(len(a) + 1 for a in [*base, *spec.args]) + 8  # + "-run" and slack
+    # + "-run", the action-graph flag (whose {report_dir} the engine substitutes) and slack
+    base_chars = sum(len(a) + 1 for a in [*base, *spec.args, actiongraph_flag(99999)]) + 8
     groups: list[_Group] = []
     for key, paths in grouped.items():
         name_chunks: list[list[str] | None] = [None]
@@ -167,7 +169,9 @@ def compile_commands(
     module = module_of(spec)
     for index, group in enumerate(groups, start=1):
         run = ["-run", run_pattern(group.names)] if group.names is not None else []
-        argv = (*base, *run, *spec.args, *(_package_arg(p) for p in group.paths))
+        # go's account of its build: what each package's compile, link and vet cost (.build).
+        graph = [actiongraph_flag(index)]
+        argv = (*base, *graph, *run, *spec.args, *(_package_arg(p) for p in group.paths))
         manifest = {
             "report": REPORT.format(index=index),
             "packages": [

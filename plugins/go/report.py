@@ -26,12 +26,13 @@ import math
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dagpar_cli import Outcome, RunnerSpec, Status, TestResult, untrusted
 
+from .build import build_seconds
 from .names import reported_name, rewrite_subtest_name
 from .source import import_path_of, module_of, package_scanner, path_of
 
@@ -648,6 +649,13 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
                 {"path": path_of(module, p), "import_path": p, "tests": None}
                 for p in stream.packages
             ]
+        index = _REPORT_NAME.match(report) if isinstance(report, str) else None
+        owners = set(stream.packages) | {
+            e["import_path"]
+            for e in packages
+            if isinstance(e, dict) and isinstance(e.get("import_path"), str)
+        }
+        builds = build_seconds(report_dir, int(index[1]), owners) if index else {}
         for entry in packages:
             if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
                 continue
@@ -658,6 +666,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
             names = entry.get("tests")
             selected = [n for n in names if isinstance(n, str)] if isinstance(names, list) else None
             key = _find_run(stream, import_path, path)
+            first = len(results)
             results.extend(
                 package_results(
                     path,
@@ -669,4 +678,7 @@ def parse_reports(spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[
                     timed_out=timed_out,
                 )
             )
+            setup = builds.get(key or import_path, 0.0)
+            if setup > 0 and len(results) > first:
+                results[first] = replace(results[first], setup_seconds=setup)
     return results

@@ -55,7 +55,7 @@ def run_slice(
             assert command.stdout_file is not None
             outcome = session.run(
                 ExecRequest(
-                    argv=command.argv,
+                    argv=[a.replace(REPORT_DIR_PLACEHOLDER, str(report_dir)) for a in command.argv],
                     cwd=str(workspace),
                     env={**command.env, "GOFLAGS": os.environ.get("GOFLAGS", "")},
                     timeout=300,
@@ -151,7 +151,7 @@ def test_a_test_that_ended_is_seen_while_go_test_still_runs(
     stream = RUNNER.stream(spec, report_dir)
     assert stream is not None and command.stdout_file is not None
     request = ExecRequest(
-        argv=command.argv,
+        argv=[a.replace(REPORT_DIR_PLACEHOLDER, str(report_dir)) for a in command.argv],
         cwd=str(workspace),
         env={**command.env, "DAGPAR_TEST_GO_ON": str(go_on)},
         timeout=600,

@@ -231,3 +231,28 @@ def test_the_prediction_reports_how_much_runs_vary(store: TimingStore) -> None:
     assert prediction.estimated == frozenset()
     assert prediction.spread is not None
     assert 0.05 < prediction.spread < 0.3
+
+
+def test_a_paths_setup_is_kept_per_path_and_not_in_the_start_up(store: TimingStore) -> None:
+    from dataclasses import replace
+
+    first = replace(result("api/pkg::TestA", 1.0), setup_seconds=0.5)
+    rest = result("api/pkg::TestB", 1.0)
+    other = replace(result("api/other::TestC", 1.0), setup_seconds=0.25)
+    run = run_of("api:test", [([first, rest, other], 3.0)])
+    store.record(run, runner_of={"api": "go"}, executor="local", run_id="r1")
+    assert store.setup_seconds("api") == pytest.approx({"api/pkg": 0.5, "api/other": 0.25})
+    # 3 s less 3 s of tests less 0.75 s of builds: no start-up left.
+    assert store.startup_seconds("go", "local") == pytest.approx(0.0)
+    assert store.setup_seconds("web") == {}
+    # The setup samples are no items of their own in `dagpar timings show`.
+    assert {(row.key, row.seconds) for row in store.show("api")} == {
+        ("api/pkg", 2.0),
+        ("api/other", 1.0),
+    }
+    # And they travel with an export.
+    exported = store.export_json()
+    assert {s[2] for s in exported["samples"] if s[1] == "setup"} == {"api/pkg", "api/other"}
+    with TimingStore.open(store.path.parent.parent / "copy") as copy:
+        copy.merge_json(exported)
+        assert copy.setup_seconds("api") == pytest.approx({"api/pkg": 0.5, "api/other": 0.25})
