@@ -13,9 +13,9 @@ and a listing cache), then alternates, ``--repeat`` times (default 5):
 - the runner on that file alone (``pytest <file>``, ``jest <file>``, ``go test -count=1 ./pkg``).
 
 In the pytest and Jest suites every run of either contender writes coverage into the tree, as
-real suites do: Jest with its
-own ``collectCoverage`` (``coverage/``), pytest through a ``conftest.py`` that writes a
-``.coverage`` database, ``coverage.xml`` and ``htmlcov/`` the way pytest-cov would. Those files
+real suites do: Jest with its own ``collectCoverage`` (``coverage/``), pytest through a
+``conftest.py`` that writes a ``.coverage`` database, ``coverage.xml`` and ``htmlcov/`` the way
+pytest-cov would. Those files
 must not make dagpar list the suite again.
 
 The machine may be shared, so each contender's median is printed with their difference and
