@@ -19,14 +19,18 @@ Containers are removed when their session closes, when the executor closes (also
 as a last resort), by :meth:`DockerExecutor.kill_all`, and by :func:`.docker_owner.cleanup_run`.
 A warm executor (``warm=True``, what a run uses) instead hands a closed session's container to
 its :class:`.docker_pool.WarmPool`, which resets it for the next session that fits or removes
-it, in the background; the executor's close and ``kill_all`` remove what the pool holds.
+it, in the background; the executor's close and ``kill_all`` remove what the pool holds. A
+slice's writable directories pass through its warm container's exchange directory, as copies
+(:mod:`.docker_exchange`).
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +48,7 @@ from dagpar_cli.execution.docker_engines import (
     default_engines,
     engine_handles,
 )
+from dagpar_cli.execution.docker_exchange import Exchange, copy_tree, linkable
 from dagpar_cli.execution.docker_owner import (
     KEEPALIVE,
     RUN_LABEL,
@@ -53,7 +58,13 @@ from dagpar_cli.execution.docker_owner import (
     cleanup_run,
     sweep_abandoned,
 )
-from dagpar_cli.execution.docker_pool import WarmPool, pool_key, start_container
+from dagpar_cli.execution.docker_pool import (
+    WarmContainer,
+    WarmPool,
+    open_warm,
+    remove_container,
+    start_container,
+)
 from dagpar_cli.execution.output import BoundedOutput, drain, open_output
 from dagpar_cli.execution.tarextract import UnsafeArchiveError, extract_stripped
 from dagpar_cli.plugin import hookimpl
@@ -102,14 +113,16 @@ class DockerSession:
         engine: EngineHandle,
         spec: SessionSpec,
         container_id: str,
+        warm: tuple[WarmContainer, Exchange] | None = None,
     ) -> None:
         self._executor = executor
         self._engine = engine
         self._spec = spec
         self.container_id = container_id
+        self._warm = warm
         self.where = f"docker@{engine.url}"
         #: Whether the slice's mounted host directories are shared live (bind mounts).
-        self.shares_mounts = bool(engine.bind_mounts) and _same_kernel()
+        self.shares_mounts = bool(engine.bind_mounts and _same_kernel() and not warm)
         self._lock = threading.Lock()
         self._closed = False
         #: Why the container is gone, once it is ("interrupted", "container OOM-killed ...").
@@ -149,6 +162,8 @@ class DockerSession:
             return self._failed(exc, time.monotonic())
         # The host writes the output file: the container never learns where it is.
         sink = open_output(request.stdout_file)
+        if self._warm is not None and request.stdout_file is not None:
+            self._warm[1].wrote(request.stdout_file.root, request.stdout_file.name)
         out, err = BoundedOutput(request.keep_output), BoundedOutput(request.keep_output)
         started = time.monotonic()
         watchdog = self._watchdog(request.timeout, wrapped)
@@ -356,6 +371,16 @@ class DockerSession:
         """
         import docker.errors
 
+        exchanged = self._warm[1].locate(session_path) if self._warm is not None else None
+        if exchanged is not None and self._warm is not None:
+            try:
+                host_dir.mkdir(parents=True, exist_ok=True)
+                copy_tree(self._warm[0].exchange, exchanged[0], host_dir, "")
+            except OSError as exc:
+                raise ExecutionError(
+                    f"{self.where}: {session_path} is not a directory in {self._spec.label}"
+                ) from exc
+            return
         api = self._engine.connect()
         try:
             stream, _stat = api.get_archive(self.container_id, session_path)
@@ -419,13 +444,16 @@ class DockerSession:
         try:
             if not self._engine.bind_mounts and self._dead != "interrupted":
                 self._copy_back()
+            if self._warm is not None:
+                # The host reads the slice's files before the container serves anyone else.
+                self._warm[1].collect()
             pool = self._executor._pool
             if pool is None or self._executor._killed or self._executor._closed:
                 self._remove()
-            elif self._dead or not self._engine.bind_mounts:
-                pool.discard(self._engine, self.container_id)
+            elif self._warm is None or self._dead:
+                pool.discard(self._engine, self._warm[0] if self._warm else self.container_id)
             else:
-                pool.give_back(self._engine, self._spec, self.container_id)
+                pool.give_back(self._engine, self._warm[0].key, self._warm[0])
         finally:
             self._executor._forget(self)
 
@@ -473,7 +501,7 @@ class DockerExecutor:
         warm: bool = False,
     ) -> None:
         self.run_id = run_id
-        self._pool = WarmPool(self._remove_container) if warm else None
+        self._pool = WarmPool(remove_container) if warm else None
         self._extra_mounts = tuple(extra_mounts)
         self._extra_env = dict(extra_env or {})
         self._engines = engine_handles(tuple(engines) or default_engines())
@@ -490,6 +518,8 @@ class DockerExecutor:
         self._owner = Owner.current()
         self._swept: set[str] = set()
         self._heartbeat = Heartbeat(self._open_containers)
+        #: Where warm containers' exchange directories live on the host.
+        self._exchanges = Path(tempfile.mkdtemp(prefix="dagpar-docker-")) if warm else None
         atexit.register(self.close)
 
     @property
@@ -499,7 +529,10 @@ class DockerExecutor:
 
     @property
     def shares_mounts(self) -> bool:
-        """Whether every engine bind-mounts host directories, so a runner's files are seen live."""
+        """Whether every engine bind-mounts host directories, so a runner's files are seen live
+        (never with warm containers: a slice's writable directories are copies there)."""
+        if self._pool is not None:
+            return False
         return _same_kernel() and all(engine.shares_files for engine in self._engines)
 
     def capacity(self) -> int:
@@ -534,15 +567,17 @@ class DockerExecutor:
         try:
             engine.ensure_image(image)
             sweep_abandoned(engine, self._owner, self._swept)
-            reused = None
-            if self._pool is not None and engine.bind_mounts:
-                reused = self._pool.take(pool_key(engine, spec))
-            container_id = reused or self._start(engine, spec)
+            warm = None
+            shared = self._extra_mounts
+            if self._pool and engine.bind_mounts and linkable(spec.mounts, shared):
+                assert self._exchanges is not None
+                warm = open_warm(self._pool, engine, spec, self._start, self._exchanges, shared)
+            container_id = warm[0].id if warm is not None else self._start(engine, spec)
         except BaseException:
             with self._lock:
                 engine.active -= 1
             raise
-        session = DockerSession(self, engine, spec, container_id)
+        session = DockerSession(self, engine, spec, container_id, warm)
         with self._lock:
             self._sessions[container_id] = session
             stopped = self._killed or self._closed
@@ -557,21 +592,6 @@ class DockerExecutor:
         with self._lock:
             open_ = [(s._engine, s.container_id) for s in self._sessions.values()]
         return open_ + (self._pool.containers() if self._pool is not None else [])
-
-    @staticmethod
-    def _remove_container(engine: EngineHandle, container_id: str) -> None:
-        try:
-            api = engine.connect()
-            try:
-                api.remove_container(container_id, force=True, v=True)
-            except Exception as exc:
-                if "already in progress" not in str(exc):
-                    raise
-                # A concurrent removal (an interrupt's sweep): it is gone when that ends.
-                api.wait(container_id, timeout=30, condition="removed")
-        except Exception:
-            # Gone already, or the engine is: the run label sweep is next.
-            pass
 
     def _with_extras(self, spec: SessionSpec) -> SessionSpec:
         """*spec* with the executor's extra mounts and environment under its own."""
@@ -628,7 +648,7 @@ class DockerExecutor:
         ]
         if self._pool is not None:
             threads += [
-                threading.Thread(target=self._remove_container, args=held, daemon=True)
+                threading.Thread(target=remove_container, args=held, daemon=True)
                 for held in self._pool.containers()
             ]
         for thread in threads:
@@ -667,6 +687,8 @@ class DockerExecutor:
             if engine.connected:
                 self._sweep(engine)
                 engine.close()
+        if self._exchanges is not None:
+            shutil.rmtree(self._exchanges, ignore_errors=True)
 
 
 @hookimpl

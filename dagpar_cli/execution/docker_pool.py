@@ -4,13 +4,16 @@
 
 Starting a container costs more than the exec a slice needs, so when a session closes, the
 docker executor (``warm=True``) gives its container to a :class:`WarmPool` instead of removing
-it. In the background, the pool resets it (:data:`RESET_SCRIPT`: every process the slice left
-is killed, ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are emptied) and checks with the engine's
-``diff`` that the slice changed nothing else in the container's filesystem; only then is the
-container idle, and the next session with the same engine, image, mounts and labels
-(:func:`pool_key`; the slice label aside) runs in it. A container with a mount in one of those
-directories is never reset (:func:`reusable`: emptying them would delete the host's files).
-Anything else (a reset that fails, a file
+it. A warm container mounts the slice's read-only directories and an exchange directory of its
+own, through which every slice's writable directories pass (:mod:`.docker_exchange`). In the
+background, the pool resets it (:data:`RESET_SCRIPT`: every process the slice left is killed,
+``/tmp``, ``/var/tmp``, ``/dev/shm`` and the exchange directory are emptied, the slice's links
+removed) and checks with the engine's ``diff`` that the slice changed nothing else in the
+container's filesystem; only then is the container idle, and the next session with the same
+engine, image, mounts of its own and labels (:func:`pool_key`; the slice label aside) runs in it.
+The reset keeps the mount points in those directories (it empties the directories on their
+way instead); a container with a mount at or above one of them is never reset
+(:func:`reusable`). Anything else (a reset that fails, a file
 written outside those directories, a container that died or was removed under its session)
 removes the container, in the background; so does an idle container beyond the engine's slots
 (the oldest first). A slice thus sees what a fresh container would show it: the image, its
@@ -23,26 +26,45 @@ them as they cover open sessions. :meth:`WarmPool.drain` removes them at the end
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagpar_cli.errors import ExecutionError
+from dagpar_cli.execution.api import Mount
 from dagpar_cli.execution.docker_engines import copy_into
+from dagpar_cli.execution.docker_exchange import EXCHANGE_TARGET, Exchange, link, split
 from dagpar_cli.execution.docker_owner import HEARTBEAT_FILE, KEEPALIVE, SLICE_LABEL
 
 if TYPE_CHECKING:
-    from dagpar_cli.execution.api import Mount, SessionSpec
+    from dagpar_cli.execution.api import SessionSpec
     from dagpar_cli.execution.docker_engines import EngineHandle
 
-__all__ = ["RESET_SCRIPT", "WarmPool", "pool_key", "reusable", "start_container"]
+__all__ = [
+    "RESET_SCRIPT",
+    "WarmContainer",
+    "WarmPool",
+    "open_warm",
+    "pool_key",
+    "remove_container",
+    "reusable",
+    "start_container",
+]
 
 #: Kills every process but init, the keep-alive loop (the lowest other pid) and its children,
-#: and this script; empties the temporary directories; fails when anything is left.
+#: and this script; removes the paths given after the second argument (a slice's links);
+#: empties the temporary directories and the first argument's (the exchange directory), except
+#: the mount points listed in the second (separated by white space), and the directories on
+#: their way, which it empties instead; fails when anything is left.
 RESET_SCRIPT = (
-    "me=$$; keep=; "
+    "x=$1; mounts=$2; shift 2; me=$$; keep=; "
     'for p in /proc/[0-9]*; do n=${p#/proc/}; [ "$n" -gt 1 ] || continue; '
     '[ -z "$keep" ] || [ "$n" -lt "$keep" ] && keep=$n; done; '
     "strays() { left=; for p in /proc/[0-9]*; do n=${p#/proc/}; "
@@ -53,10 +75,15 @@ RESET_SCRIPT = (
     "strays; i=0; "
     'while [ -n "$left" ]; do kill -9 $left 2>/dev/null; i=$((i+1)); '
     "[ $i -gt 40 ] && exit 3; sleep 0.05; strays; done; "
-    "for d in /tmp /var/tmp /dev/shm; do [ -d $d ] || continue; "
-    'for f in "$d"/* "$d"/.[!.]* "$d"/..?*; do '
+    'for p in "$@"; do rm -rf -- "$p" || exit 4; done; '
+    'empty() { for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do '
     '[ -e "$f" ] || [ -L "$f" ] || continue; '
-    f'[ "$f" = {HEARTBEAT_FILE} ] && continue; rm -rf "$f" || exit 4; done; done'
+    f'[ "$f" = {HEARTBEAT_FILE} ] && continue; '
+    'on=; for m in $mounts; do [ "$m" = "$f" ] && on=m; '
+    'case "$m" in "$f"/*) [ -z "$on" ] && on=d;; esac; done; '
+    'case "$on" in m) ;; d) empty "$f" || return 4;; *) rm -rf "$f" || return 4;; esac; '
+    "done; }; "
+    "for d in /tmp /var/tmp /dev/shm $x; do [ -d $d ] || continue; empty $d || exit 4; done"
 )
 
 #: Seconds a session waits for a container of its kind that is being reset.
@@ -67,30 +94,54 @@ _INIT_PATHS = ("/usr/sbin/docker-init", "/sbin/docker-init", "/dev/init")
 _SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 
 
-def pool_key(engine: EngineHandle, spec: SessionSpec) -> tuple[Any, ...]:
-    """What a container must share with a session to serve it (the slice label aside)."""
+def pool_key(
+    engine: EngineHandle, spec: SessionSpec, shared: Collection[Mount] = ()
+) -> tuple[Any, ...]:
+    """What a container must share with a session to serve it: engine, image, the mounts it has
+    itself (:func:`.docker_exchange.split`) and labels (the slice label aside)."""
     labels = tuple(sorted((k, v) for k, v in spec.labels.items() if k != SLICE_LABEL))
-    return (engine.url, spec.image, spec.mounts, labels)
+    return (engine.url, spec.image, split(spec.mounts, shared)[0], labels)
 
 
 def reusable(mounts: Sequence[Mount]) -> bool:
-    """Whether no mount lies in, or holds, a directory the reset empties."""
+    """Whether the reset can empty the temporary directories around *mounts*: no mount is, or
+    holds, one of them, and no target has white space or a wildcard in it (the reset lists
+    them, separated by white space)."""
     for mount in mounts:
         target = posixpath.normpath(mount.target)
+        if target == "/" or any(c in target for c in " \t\n*?[\\"):
+            return False
         for scratch in _SCRATCH:
-            if target == scratch or target.startswith(scratch + "/"):
-                return False
-            if target == "/" or scratch.startswith(target + "/"):
+            if target == scratch or scratch.startswith(target + "/"):
                 return False
     return True
 
 
-def _allowed(path: str, mounts: Sequence[Mount]) -> bool:
+def _allowed(path: str, fixed: Sequence[str]) -> bool:
     """Whether a ``diff`` entry at *path* is one a fresh container shows as well."""
     if any(path == d or path.startswith(d + "/") for d in _SCRATCH):
         return True
-    fixed = [*_INIT_PATHS, *(posixpath.normpath(m.target) for m in mounts)]
     return any(path == f or f.startswith(path.rstrip("/") + "/") for f in fixed)
+
+
+@dataclass(eq=False)
+class WarmContainer:
+    """A container that serves slice after slice, and what its slices left to undo."""
+
+    #: The engine's id of the container.
+    id: str
+    #: Its exchange directory on the host, mounted at :data:`EXCHANGE_TARGET`.
+    exchange: Path
+    #: Its :func:`pool_key`.
+    key: tuple[Any, ...]
+    #: Its mounts (besides the exchange directory).
+    mounts: tuple[Mount, ...]
+    #: Container paths its sessions linked: the ``diff`` may show them and their directories.
+    links: set[str] = field(default_factory=set)
+    #: Paths the last session's links created, which the next reset removes.
+    made: list[str] = field(default_factory=list)
+    #: Sessions it served so far.
+    sessions: int = 0
 
 
 class WarmPool:
@@ -105,7 +156,7 @@ class WarmPool:
         self._ready = threading.Condition(self._lock)
         #: Containers being reset, per key.
         self._resetting: dict[tuple[Any, ...], int] = {}
-        self._idle: dict[tuple[Any, ...], list[str]] = {}
+        self._idle: dict[tuple[Any, ...], list[WarmContainer]] = {}
         #: Every container the pool holds (idle or being reset or removed), for the heartbeat.
         self._held: dict[str, EngineHandle] = {}
         #: When each held container was given to the pool (the oldest idle ones go first).
@@ -115,7 +166,7 @@ class WarmPool:
         #: Containers that were handed out again (for tests and the bench).
         self.reused = 0
 
-    def take(self, key: tuple[Any, ...]) -> str | None:
+    def take(self, key: tuple[Any, ...]) -> WarmContainer | None:
         """An idle container for *key*, now the caller's, or None.
 
         While a container for *key* is being reset, waits for it (up to :data:`RESET_WAIT`
@@ -124,37 +175,39 @@ class WarmPool:
         deadline = time.monotonic() + RESET_WAIT
         with self._ready:
             while True:
-                ids = self._idle.get(key)
+                idle = self._idle.get(key)
                 if self._stopped:
                     return None
-                if ids:
-                    container_id = ids.pop()
-                    del self._held[container_id]
-                    del self._since[container_id]
+                if idle:
+                    container = idle.pop()
+                    del self._held[container.id]
+                    del self._since[container.id]
                     self.reused += 1
-                    return container_id
+                    return container
                 left = deadline - time.monotonic()
                 if not self._resetting.get(key) or left <= 0:
                     return None
                 self._ready.wait(left)
 
-    def give_back(self, engine: EngineHandle, spec: SessionSpec, container_id: str) -> None:
+    def give_back(
+        self, engine: EngineHandle, key: tuple[Any, ...], container: WarmContainer
+    ) -> None:
         """Reset the container in the background; then it is idle for the next fitting session.
 
-        A container with a mount in (or above) a directory the reset empties is removed instead:
-        emptying it would delete the host's files.
+        A container the reset cannot empty around its mounts (:func:`reusable`) is removed
+        instead.
         """
-        if not reusable(spec.mounts):
-            self.discard(engine, container_id)
+        if not reusable(container.mounts):
+            self.discard(engine, container)
             return
-        key = pool_key(engine, spec)
         with self._lock:
             self._resetting[key] = self._resetting.get(key, 0) + 1
-        self._background(engine, container_id, lambda: self._reset(engine, key, spec, container_id))
+        self._background(engine, container.id, lambda: self._reset(engine, key, container))
 
-    def discard(self, engine: EngineHandle, container_id: str) -> None:
-        """Remove the container in the background."""
-        self._background(engine, container_id, lambda: self._drop(engine, container_id))
+    def discard(self, engine: EngineHandle, container: WarmContainer | str) -> None:
+        """Remove the container (and its exchange directory) in the background."""
+        cid = container if isinstance(container, str) else container.id
+        self._background(engine, cid, lambda: self._drop(engine, container))
 
     def containers(self) -> list[tuple[EngineHandle, str]]:
         """The containers the pool holds, as (engine, id) pairs."""
@@ -180,11 +233,10 @@ class WarmPool:
         self.stop()
         self.wait(60)
         with self._lock:
-            idle = [(self._held[c], c) for ids in self._idle.values() for c in ids]
+            idle = [(self._held[c.id], c) for cs in self._idle.values() for c in cs]
             self._idle.clear()
         removers = [
-            threading.Thread(target=self._drop, args=(engine, cid), daemon=True)
-            for engine, cid in idle
+            threading.Thread(target=self._drop, args=(engine, c), daemon=True) for engine, c in idle
         ]
         for thread in removers:
             thread.start()
@@ -202,54 +254,116 @@ class WarmPool:
             self._threads.append(thread)
         thread.start()
 
-    def _drop(self, engine: EngineHandle, container_id: str) -> None:
+    def _drop(self, engine: EngineHandle, container: WarmContainer | str) -> None:
+        cid = container if isinstance(container, str) else container.id
         try:
-            self._remove(engine, container_id)
+            self._remove(engine, cid)
+            if not isinstance(container, str):
+                shutil.rmtree(container.exchange, ignore_errors=True)
         finally:
             with self._lock:
-                self._held.pop(container_id, None)
-                self._since.pop(container_id, None)
+                self._held.pop(cid, None)
+                self._since.pop(cid, None)
 
-    def _reset(
-        self, engine: EngineHandle, key: tuple[Any, ...], spec: SessionSpec, container_id: str
-    ) -> None:
-        clean = not self._stopped and _clean(engine, spec, container_id)
-        drop = [] if clean else [container_id]
+    def _reset(self, engine: EngineHandle, key: tuple[Any, ...], container: WarmContainer) -> None:
+        clean = not self._stopped and _clean(engine, container)
+        drop: list[WarmContainer] = [] if clean else [container]
         with self._ready:
             self._resetting[key] -= 1
             if clean and not self._stopped:
-                self._idle.setdefault(key, []).append(container_id)
+                self._idle.setdefault(key, []).append(container)
                 drop = self._over_slots(engine)
             elif clean:
-                drop = [container_id]
+                drop = [container]
             self._ready.notify_all()
         for old in drop:
             self._drop(engine, old)
 
-    def _over_slots(self, engine: EngineHandle) -> list[str]:
+    def _over_slots(self, engine: EngineHandle) -> list[WarmContainer]:
         """Take the oldest idle containers of *engine* beyond its slots out of the pool."""
-        idle = [(cid, ids) for ids in self._idle.values() for cid in ids]
-        mine = [(cid, ids) for cid, ids in idle if self._held.get(cid) is engine]
+        idle = [(c, cs) for cs in self._idle.values() for c in cs]
+        mine = [(c, cs) for c, cs in idle if self._held.get(c.id) is engine]
         # Containers enter the pool in order; the first of each list is its oldest.
-        mine.sort(key=lambda pair: self._since[pair[0]])
+        mine.sort(key=lambda pair: self._since[pair[0].id])
         extra = mine[: max(0, len(mine) - engine.slots())]
-        for cid, ids in extra:
-            ids.remove(cid)
-        return [cid for cid, _ids in extra]
+        for c, cs in extra:
+            cs.remove(c)
+        return [c for c, _cs in extra]
 
 
-def _clean(engine: EngineHandle, spec: SessionSpec, container_id: str) -> bool:
+def _clean(engine: EngineHandle, container: WarmContainer) -> bool:
     """Run the reset in the container and check its filesystem; whether it may serve again."""
     try:
         api = engine.connect()
-        exec_id = api.exec_create(container_id, ["sh", "-c", RESET_SCRIPT])["Id"]
+        targets = " ".join(posixpath.normpath(m.target) for m in container.mounts)
+        argv = ["sh", "-c", RESET_SCRIPT, "sh", EXCHANGE_TARGET, targets, *container.made]
+        exec_id = api.exec_create(container.id, argv)["Id"]
         api.exec_start(exec_id)
         if api.exec_inspect(exec_id).get("ExitCode") != 0:
             return False
-        changes = api.diff(container_id) or []
+        container.made = []
+        changes = api.diff(container.id) or []
     except Exception:
         return False
-    return all(_allowed(str(change.get("Path", "")), spec.mounts) for change in changes)
+    fixed = [
+        *_INIT_PATHS,
+        EXCHANGE_TARGET,
+        *container.links,
+        *(posixpath.normpath(m.target) for m in container.mounts),
+    ]
+    return all(_allowed(str(change.get("Path", "")), fixed) for change in changes)
+
+
+def open_warm(
+    pool: WarmPool,
+    engine: EngineHandle,
+    spec: SessionSpec,
+    start: Callable[[EngineHandle, SessionSpec], str],
+    exchanges: Path,
+    shared: Collection[Mount] = (),
+) -> tuple[WarmContainer, Exchange] | None:
+    """A warm container for *spec*, idle or new, with the spec's writable mounts linked to a
+    fresh directory of its exchange; None when they cannot be linked (the caller then starts
+    a container of its own for the session).
+
+    :param start: starts a container for a spec (its id).
+    :param exchanges: the host directory where new containers' exchange directories go.
+    :param shared: mounts every session has alike (the executor's own): the container has them
+        itself, writable or not.
+    """
+    fixed, writable = split(spec.mounts, shared)
+    key = pool_key(engine, spec, shared)
+    container = pool.take(key)
+    if container is None:
+        exchange_dir = Path(tempfile.mkdtemp(prefix="x", dir=exchanges))
+        own = Mount(source=exchange_dir, target=EXCHANGE_TARGET, read_only=False)
+        cid = start(engine, dataclasses.replace(spec, mounts=(*fixed, own)))
+        container = WarmContainer(cid, exchange_dir, key, fixed)
+    container.sessions += 1
+    exchange = Exchange(container.exchange, container.sessions, writable)
+    try:
+        container.made = link(engine.connect(), container.id, exchange)
+    except Exception:
+        pool.discard(engine, container)
+        return None
+    container.links.update(posixpath.normpath(m.target) for m in writable)
+    return container, exchange
+
+
+def remove_container(engine: EngineHandle, container_id: str) -> None:
+    """Remove a container, waiting for a removal under way; never raises."""
+    try:
+        api = engine.connect()
+        try:
+            api.remove_container(container_id, force=True, v=True)
+        except Exception as exc:
+            if "already in progress" not in str(exc):
+                raise
+            # A concurrent removal (an interrupt's sweep): it is gone when that ends.
+            api.wait(container_id, timeout=30, condition="removed")
+    except Exception:
+        # Gone already, or the engine is: the run label sweep is next.
+        pass
 
 
 def start_container(

@@ -7,6 +7,7 @@ run's end, an interrupt or a crash leaves no container behind.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from docker_images import BASE_IMAGE, ensure_base_image
 
-from dagpar_cli.execution.api import ExecRequest, Mount, SessionSpec
+from dagpar_cli.execution.api import ExecRequest, Mount, OutputFile, SessionSpec
 from dagpar_cli.execution.docker import RUN_LABEL, DockerExecutor, DockerSession
 
 pytestmark = pytest.mark.docker
@@ -199,7 +200,9 @@ def test_idle_containers_beyond_the_slots_are_removed(client: Any, run_id: str) 
     assert _labelled(client, run_id) == []
 
 
-def test_a_mount_under_tmp_is_never_emptied(warm: DockerExecutor, tmp_path: Path) -> None:
+def test_a_writable_mount_under_tmp_keeps_its_files_and_the_container(
+    warm: DockerExecutor, tmp_path: Path
+) -> None:
     report = tmp_path / "report"
     report.mkdir()
     mounts = (Mount(source=report, target="/tmp/dagpar-report", read_only=False),)
@@ -210,4 +213,144 @@ def test_a_mount_under_tmp_is_never_emptied(warm: DockerExecutor, tmp_path: Path
     warm._pool.wait(60)
     assert (report / "result.json").read_text() == "kept\n"
     with warm.open(_spec("r#2", mounts)) as second:
-        assert second.container_id != used
+        assert second.container_id == used
+        assert _sh(second, "cat /tmp/dagpar-report/result.json") == "kept\n"
+    assert (report / "result.json").read_text() == "kept\n"
+
+
+def _reports(tmp_path: Path, n: int) -> list[Path]:
+    """*n* report directories as the engine makes them: one per slice, under one run directory,
+    mounted writable at their own host path."""
+    run = tmp_path / "run"
+    dirs = [run / f"{i:04d}-check-{i}" for i in range(n)]
+    for d in dirs:
+        d.mkdir(parents=True)
+    return dirs
+
+
+def _with_report(label: str, report: Path, source: Path) -> SessionSpec:
+    mounts = (
+        Mount(source=source, target=str(source)),
+        Mount(source=report, target=str(report), read_only=False),
+    )
+    return _spec(label, mounts, labels={"dagpar.slice": label})
+
+
+def test_slices_with_report_directories_of_their_own_share_a_container(
+    warm: DockerExecutor, client: Any, run_id: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    reports = _reports(tmp_path, 4)
+    ids = set()
+    for i, report in enumerate(reports):
+        (report / "given.txt").write_text(f"host {i}\n")
+        with warm.open(_with_report(f"p#{i}", report, source)) as session:
+            ids.add(session.container_id)
+            assert not session.shares_mounts
+            assert _sh(session, f"cat {report}/given.txt") == f"host {i}\n"
+            _sh(session, f"mkdir -p {report}/sub && echo slice {i} > {report}/sub/result.txt")
+        assert (report / "sub" / "result.txt").read_text() == f"slice {i}\n"
+        assert (report / "given.txt").read_text() == f"host {i}\n"
+    assert len(ids) == 1 and _labelled(client, run_id) == sorted(ids)
+    assert warm._pool is not None and warm._pool.reused == 3
+
+
+def test_a_slice_cannot_see_or_change_what_an_earlier_slice_left(
+    warm: DockerExecutor, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    first_dir, second_dir = _reports(tmp_path, 2)
+    with warm.open(_with_report("x#1", first_dir, source)) as first:
+        _sh(
+            first,
+            f"cd {first_dir} && echo mine > report.json && mkdir sub && echo deep > sub/x && "
+            "ln -s /etc/passwd passwd && ln -s /etc etc && "
+            # A process the slice leaves behind keeps rewriting the report.
+            "(nohup sh -c 'while true; do echo tampered > report.json; "
+            f"echo tampered > {second_dir}/planted 2>/dev/null; sleep 0.05; done' "
+            ">/dev/null 2>&1 &)",
+        )
+        used = first.container_id
+        # The image has no mkfifo: the FIFO is made where the container writes the directory.
+        assert first._warm is not None
+        os.mkfifo(first._warm[0].exchange / "s1" / "0" / "fifo")
+    # The host read the report when the slice ended, and followed none of the planted entries.
+    assert (first_dir / "report.json").read_text() == "mine\n"
+    assert (first_dir / "sub" / "x").read_text() == "deep\n"
+    assert sorted(p.name for p in first_dir.iterdir()) == ["report.json", "sub"]
+    with warm.open(_with_report("x#2", second_dir, source)) as second:
+        assert second.container_id == used
+        assert _sh(second, f"ls -A {second_dir}") == ""
+        assert _sh(second, f"test -e {first_dir} || echo gone") == "gone\n"
+        assert _sh(second, "ls -A /.dagpar-exchange") == "s2\n"
+        _sh(second, f"echo second > {second_dir}/report.json")
+        processes = _sh(second, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+        assert "tampered" not in processes
+    assert (first_dir / "report.json").read_text() == "mine\n"
+    assert sorted(p.name for p in second_dir.iterdir()) == ["report.json"]
+    assert (second_dir / "report.json").read_text() == "second\n"
+
+
+def test_the_output_file_the_host_writes_is_not_overwritten_by_the_slice(
+    warm: DockerExecutor, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (report,) = _reports(tmp_path, 1)
+    with warm.open(_with_report("o#1", report, source)) as session:
+        outcome = session.run(
+            ExecRequest(
+                argv=("sh", "-c", f"echo streamed; echo forged > {report}/out.log"),
+                cwd="/",
+                stdout_file=OutputFile(root=report, name="out.log"),
+            )
+        )
+        assert outcome.exit_code == 0
+    assert (report / "out.log").read_text() == "streamed\n"
+
+
+def test_a_directory_is_copied_out_of_a_writable_mount(
+    warm: DockerExecutor, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (report,) = _reports(tmp_path, 1)
+    out = tmp_path / "out"
+    with warm.open(_with_report("c#1", report, source)) as session:
+        _sh(session, f"mkdir -p {report}/d/e && echo x > {report}/d/e/f && ln -s /etc {report}/d/l")
+        session.copy_out(f"{report}/d", out)
+    assert (out / "e" / "f").read_text() == "x\n"
+    assert sorted(p.name for p in out.iterdir()) == ["e"]
+
+
+def test_a_writable_target_the_image_has_gets_a_container_of_its_own(
+    warm: DockerExecutor, client: Any, run_id: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "var"
+    report.mkdir()
+    mounts = (Mount(source=report, target="/var", read_only=False),)
+    with warm.open(_spec("v#1", mounts)) as session:
+        _sh(session, "echo kept > /var/result")
+        assert session.shares_mounts
+        # The container the link failed in is gone or going: it served no one.
+        assert warm._pool is not None
+        warm._pool.wait(60)
+        assert _labelled(client, run_id) == [session.container_id]
+    assert (report / "result").read_text() == "kept\n"
+
+
+def test_kill_all_during_a_reset_removes_the_container(client: Any, run_id: str) -> None:
+    executor = DockerExecutor(run_id=run_id, warm=True)
+    try:
+        session = executor.open(_spec("z#1"))
+        _sh(session, "for i in $(seq 300); do mkdir -p /tmp/d$i && touch /tmp/d$i/f; done")
+        session.close()
+        assert executor._pool is not None and executor._pool.containers()
+        executor.kill_all()
+        assert _labelled(client, run_id) == []
+        assert executor._pool.containers() == []
+    finally:
+        executor.close()
+    assert _labelled(client, run_id) == []

@@ -1,0 +1,263 @@
+"""Writable directories of a slice in a warm container: one exchange directory per container.
+
+A warm container (:mod:`.docker_pool`) serves slice after slice, but a bind mount is fixed when
+a container starts, and every slice has a report directory of its own. So a warm container
+mounts one host directory of its own, its *exchange* directory, at :data:`EXCHANGE_TARGET`,
+and never a slice's writable directory. For each session (:class:`Exchange`):
+
+- the host makes a fresh subdirectory ``s<N>/<i>`` of the exchange directory for the session's
+  writable mount *i*, copies into it what the host directory holds (the runner's files written
+  before the command), and links the mount's target path in the container to it, so that the
+  commands, their environment and their files name the same paths as with a bind mount;
+- when the session closes, the host copies the subdirectory back into the host directory
+  (:func:`copy_tree`), leaving out the files it wrote itself meanwhile (a request's
+  ``stdout_file``, written live into the host directory);
+- the container's reset empties the exchange directory and removes the links.
+
+The host directory is never visible to any container, so nothing a later slice does in the
+container can alter what the host read, and a container never sees another's exchange
+directory. The copies follow no link a test planted: every name below the exchange directory is
+opened with ``O_NOFOLLOW`` relative to its open parent, and only regular files and directories
+are copied (written with :func:`dagpar_cli.untrusted.create_binary`).
+
+Unlike a bind mount, the host sees what the commands write only when the session closes: such a
+session does not share its mounts live (``shares_mounts`` is False).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dagpar_cli import untrusted
+from dagpar_cli.errors import ExecutionError
+from dagpar_cli.execution.api import Mount
+
+__all__ = [
+    "EXCHANGE_TARGET",
+    "LINK_SCRIPT",
+    "Exchange",
+    "copy_tree",
+    "link",
+    "linkable",
+    "split",
+]
+
+#: Where a warm container sees its exchange directory.
+EXCHANGE_TARGET = "/.dagpar-exchange"
+
+#: Links each target ($1) to its directory in the exchange ($2), pairwise; prints, per link,
+#: the topmost path it created (the link itself, or the first missing directory on its way).
+#: Fails when a target exists already.
+LINK_SCRIPT = (
+    "set -e; while [ $# -gt 1 ]; do t=$1; s=$2; shift 2; "
+    'if [ -e "$t" ] || [ -L "$t" ]; then echo "$t exists in the image" >&2; exit 5; fi; '
+    "top=$t; d=${t%/*}; "
+    'while [ -n "$d" ] && [ ! -e "$d" ] && [ ! -L "$d" ]; do top=$d; d=${d%/*}; done; '
+    'p=${t%/*}; [ -z "$p" ] || mkdir -p "$p"; ln -s "$s" "$t"; echo "$top"; done'
+)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def split(
+    mounts: Sequence[Mount], shared: Collection[Mount] = ()
+) -> tuple[tuple[Mount, ...], tuple[Mount, ...]]:
+    """The mounts a warm container has itself (the read-only ones and those in *shared*, which
+    every session has alike), and the session's writable ones (exchanged)."""
+    return (
+        tuple(m for m in mounts if m.read_only or m in shared),
+        tuple(m for m in mounts if not (m.read_only or m in shared)),
+    )
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or top == "/" or path.startswith(top.rstrip("/") + "/")
+
+
+def linkable(mounts: Sequence[Mount], shared: Collection[Mount] = ()) -> bool:
+    """Whether the writable *mounts* can be links in a warm container with the others.
+
+    A writable target must not be ``/`` nor a scratch directory itself, nor lie in or above
+    another mount, the exchange directory or another writable target.
+    """
+    fixed, writable = split(mounts, shared)
+    targets = [posixpath.normpath(m.target) for m in writable]
+    taken = [posixpath.normpath(m.target) for m in fixed] + [EXCHANGE_TARGET]
+    for index, target in enumerate(targets):
+        if not target.startswith("/") or target == "/" or target in _SCRATCH:
+            return False
+        others = taken + targets[:index] + targets[index + 1 :]
+        if any(_under(target, o) or _under(o, target) for o in others):
+            return False
+    return True
+
+
+class Exchange:
+    """The writable mounts of one session, served through its container's exchange directory.
+
+    :param host_dir: the container's exchange directory on the host (dagpar made it; the
+        container cannot replace it, being its mount point).
+    :param number: the session's number in the container (its subdirectory ``s<number>``).
+    :param mounts: the session's writable mounts.
+    """
+
+    def __init__(self, host_dir: Path, number: int, mounts: Sequence[Mount]) -> None:
+        self.host_dir = host_dir
+        self.name = f"s{number}"
+        self.mounts = tuple(mounts)
+        #: Names (relative to a mount's host directory) the host wrote itself during the session.
+        self.written: set[tuple[Path, str]] = set()
+
+    def _sub(self, index: int) -> str:
+        return f"{self.name}/{index}"
+
+    def prepare(self) -> list[str]:
+        """Fill the session's subdirectories; the link script's arguments.
+
+        Call it while no process of an earlier slice runs in the container (after its reset).
+        """
+        os.mkdir(self.host_dir / self.name)
+        args: list[str] = []
+        for index, mount in enumerate(self.mounts):
+            os.mkdir(self.host_dir / self._sub(index))
+            copy_tree(mount.source, [], self.host_dir, self._sub(index))
+            args += [posixpath.normpath(mount.target), f"{EXCHANGE_TARGET}/{self._sub(index)}"]
+        return args
+
+    def wrote(self, root: Path, name: str) -> None:
+        """Note that the host wrote *name* below the mount source *root* itself."""
+        self.written.add((Path(root), posixpath.normpath(name)))
+
+    def collect(self) -> None:
+        """Copy what the session wrote back into the mounts' host directories."""
+        for index, mount in enumerate(self.mounts):
+            skip = {name for root, name in self.written if root == mount.source}
+            try:
+                copy_tree(self.host_dir, [self.name, str(index)], mount.source, "", skip)
+            except OSError:
+                # The slice replaced its own directory: it gets nothing back.
+                pass
+
+    def locate(self, session_path: str) -> tuple[list[str], str] | None:
+        """Where the container path *session_path* lies in the exchange directory, or None."""
+        path = posixpath.normpath(session_path)
+        for index, mount in enumerate(self.mounts):
+            target = posixpath.normpath(mount.target)
+            if _under(path, target):
+                rest = path[len(target) :].strip("/")
+                return [self.name, str(index), *[p for p in rest.split("/") if p]], rest
+        return None
+
+
+def copy_tree(
+    src_root: Path,
+    parts: Sequence[str],
+    dst_root: Path,
+    dst_name: str,
+    skip: Iterable[str] = (),
+) -> None:
+    """Copy the directory *parts* below *src_root* into *dst_name* below *dst_root* (merged).
+
+    *src_root* is trusted; every name below it is opened without following links, and only
+    regular files and directories are copied: a link, FIFO, device or socket is left out.
+
+    :raises OSError: when the directory *parts* itself cannot be opened as one.
+    """
+    fd = os.open(src_root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for part in parts:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        if dst_name:
+            _mkdirs(dst_root, dst_name)
+        _copy_dir(fd, dst_root, dst_name, set(skip))
+    finally:
+        os.close(fd)
+
+
+def _copy_dir(fd: int, dst_root: Path, dst_name: str, skip: set[str]) -> None:
+    for name in sorted(os.listdir(fd)):
+        rel = f"{dst_name}/{name}" if dst_name else name
+        if rel in skip:
+            continue
+        try:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            elif stat.S_ISREG(mode):
+                child = os.open(name, _FILE_FLAGS, dir_fd=fd)
+            else:
+                continue
+        except OSError as exc:
+            # Gone, or swapped for a link or a FIFO meanwhile: not copied.
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.ENXIO):
+                continue
+            raise
+        try:
+            if stat.S_ISDIR(mode):
+                _mkdirs(dst_root, rel)
+                _copy_dir(child, dst_root, rel, skip)
+            else:
+                _copy_file(child, dst_root, rel)
+        finally:
+            os.close(child)
+
+
+def _mkdirs(root: Path, name: str) -> None:
+    """Make the directory *name* below *root* (and those on its way) without following links."""
+    fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for part in name.split("/"):
+            try:
+                os.mkdir(part, 0o777, dir_fd=fd)
+            except FileExistsError:
+                pass
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+
+
+def _copy_file(src: int, dst_root: Path, rel: str) -> None:
+    if not stat.S_ISREG(os.fstat(src).st_mode):
+        return
+    os.set_blocking(src, True)
+    with untrusted.create_binary(dst_root, rel) as out:
+        while chunk := os.read(src, 1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[out.write(view) or 0 :]
+
+
+def link(api: Any, container_id: str, exchange: Exchange) -> list[str]:
+    """Prepare *exchange* and link its targets in the container; the paths the links created.
+
+    :raises ExecutionError: when a target cannot be linked (it exists in the image, or lies in
+        a read-only directory).
+    """
+    args = exchange.prepare()
+    if not args:
+        return []
+    exec_id = api.exec_create(container_id, ["sh", "-c", LINK_SCRIPT, "sh", *args])["Id"]
+    output = api.exec_start(exec_id, demux=True)
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    out, err = output if isinstance(output, tuple) else (output, b"")
+    if code != 0:
+        raise ExecutionError(f"cannot link the writable directories: {(err or b'').decode()}")
+    targets = args[0::2]
+    made = (out or b"").decode().split()
+    if len(made) != len(targets) or any(
+        p == "/" or not any(_under(t, p) for t in targets) for p in made
+    ):
+        raise ExecutionError(f"unexpected output of the link script: {made!r}")
+    return made
