@@ -62,6 +62,9 @@ LINK_SCRIPT = (
     'p=${t%/*}; [ -z "$p" ] || mkdir -p "$p"; ln -s "$s" "$t"; echo "$top"; done'
 )
 
+#: Directories deeper than this below a copied directory are left out (a test may nest many).
+MAX_DEPTH = 64
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
@@ -179,19 +182,19 @@ def copy_tree(
             fd = child
         if dst_name:
             _mkdirs(dst_root, dst_name)
-        _copy_dir(fd, dst_root, dst_name, set(skip))
+        _copy_dir(fd, dst_root, dst_name, set(skip), 0)
     finally:
         os.close(fd)
 
 
-def _copy_dir(fd: int, dst_root: Path, dst_name: str, skip: set[str]) -> None:
+def _copy_dir(fd: int, dst_root: Path, dst_name: str, skip: set[str], depth: int) -> None:
     for name in sorted(os.listdir(fd)):
         rel = f"{dst_name}/{name}" if dst_name else name
         if rel in skip:
             continue
         try:
             mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            if stat.S_ISDIR(mode):
+            if stat.S_ISDIR(mode) and depth < MAX_DEPTH:
                 child = os.open(name, _DIR_FLAGS, dir_fd=fd)
             elif stat.S_ISREG(mode):
                 child = os.open(name, _FILE_FLAGS, dir_fd=fd)
@@ -205,7 +208,7 @@ def _copy_dir(fd: int, dst_root: Path, dst_name: str, skip: set[str]) -> None:
         try:
             if stat.S_ISDIR(mode):
                 _mkdirs(dst_root, rel)
-                _copy_dir(child, dst_root, rel, skip)
+                _copy_dir(child, dst_root, rel, skip, depth + 1)
             else:
                 _copy_file(child, dst_root, rel)
         finally:
