@@ -7,7 +7,9 @@ starts and removes a container per slice (``cold``, as before warm containers), 
 back to back on a warm executor (``warm``: the second one waits for the first one's reset, as a
 slot's next slice does in a run). It prints the medians of each phase over ``--rounds`` rounds
 (seconds), and for cold and warm the difference to local and the ratio: the start-up cost the
-planner should assume per docker slice. Each slice mounts this checkout read-only. It needs a
+planner should assume per docker slice. Each slice mounts this checkout read-only and, as a
+runner's slice does, a fresh report directory of its own writable (one of the run's, which a
+warm container passes through its exchange directory), and writes one file there. It needs a
 running Docker engine; the image is ``dagpar-test/base:latest``, built from the host by
 ``tests/docker_images.py`` if missing.
 
@@ -17,8 +19,10 @@ Run: ``python bench/docker_startup_bench.py [--rounds 15] [--engine URL]``.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,15 +39,31 @@ ROOT = Path(__file__).resolve().parent.parent
 MOUNTS = (Mount(source=ROOT, target=str(ROOT)),)
 
 
+#: The bench's run directory: slices' report directories are made in it, as a run makes them.
+RUN_DIR = Path(tempfile.mkdtemp(prefix="dagpar-startup-bench-"))
+
+
+def _spec(index: int) -> tuple[SessionSpec, Path]:
+    """A slice's spec: the checkout read-only and a fresh report directory writable."""
+    report = Path(tempfile.mkdtemp(prefix=f"{index:04d}-", dir=RUN_DIR))
+    mounts = (*MOUNTS, Mount(source=report, target=str(report), read_only=False))
+    return SessionSpec(label=f"bench#{index}", image=BASE_IMAGE, mounts=mounts), report
+
+
+def _write(report: Path) -> tuple[str, ...]:
+    return ("sh", "-c", f"echo done > {report}/report.txt")
+
+
 def docker_slice(executor: DockerExecutor, index: int) -> dict[str, float]:
     """Seconds for each phase of one slice's session: open, first exec, close; and a second exec."""
     times: dict[str, float] = {}
+    spec, report = _spec(index)
     started = time.perf_counter()
-    session = executor.open(SessionSpec(label=f"bench#{index}", image=BASE_IMAGE, mounts=MOUNTS))
+    session = executor.open(spec)
     times["open"] = time.perf_counter() - started
     try:
         before = time.perf_counter()
-        first = session.run(ExecRequest(argv=("true",), cwd=str(ROOT)))
+        first = session.run(ExecRequest(argv=_write(report), cwd=str(ROOT)))
         times["first exec"] = time.perf_counter() - before
         assert first.ok, first
         before = time.perf_counter()
@@ -54,16 +74,20 @@ def docker_slice(executor: DockerExecutor, index: int) -> dict[str, float]:
         session.close()
         times["close"] = time.perf_counter() - before
     times["slice start-up"] = times["open"] + times["first exec"] + times["close"]
+    assert (report / "report.txt").read_text() == "done\n"
     return times
 
 
 def local_slice(executor: LocalExecutor) -> float:
     """Seconds for open + first exec + close of a local executor session (one subprocess)."""
+    spec, report = _spec(0)
     started = time.perf_counter()
-    with executor.open(SessionSpec(label="bench", mounts=MOUNTS)) as session:
-        outcome = session.run(ExecRequest(argv=("true",), cwd=str(ROOT)))
+    with executor.open(spec) as session:
+        outcome = session.run(ExecRequest(argv=_write(report), cwd=str(ROOT)))
         assert outcome.ok, outcome
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    assert (report / "report.txt").read_text() == "done\n"
+    return elapsed
 
 
 def main() -> None:
@@ -98,6 +122,7 @@ def main() -> None:
         cold.close()
         warm.close()
         local.close()
+        shutil.rmtree(RUN_DIR, ignore_errors=True)
     base = statistics.median(local_runs)
     print(f"local slice start-up        {base:8.4f} s median (open + first exec + close)")
     for name, rows in runs.items():

@@ -2,17 +2,21 @@
 
 A warm container (:mod:`.docker_pool`) serves slice after slice, but a bind mount is fixed when
 a container starts, and every slice has a report directory of its own. So a warm container
-mounts one host directory of its own, its *exchange* directory, at :data:`EXCHANGE_TARGET`,
-and never a slice's writable directory. For each session (:class:`Exchange`):
+mounts one host directory of its own, its *exchange* directory, and never a slice's writable
+directory. The commands, their environment and their files name the same paths as with a bind
+mount. When the writable targets all lie in one directory (a run's report directories do), the
+exchange directory is mounted there (:func:`exchange_target`) and a session's directories are
+its subdirectories of the same names; otherwise it is mounted at :data:`EXCHANGE_TARGET` and
+each target is a link to a subdirectory ``s<N>/<i>`` of it. For each session (:class:`Exchange`):
 
-- the host makes a fresh subdirectory ``s<N>/<i>`` of the exchange directory for the session's
-  writable mount *i*, copies into it what the host directory holds (the runner's files written
-  before the command), and links the mount's target path in the container to it, so that the
-  commands, their environment and their files name the same paths as with a bind mount;
+- the host makes the session's fresh subdirectories, copies into each what the mount's host
+  directory holds (the runner's files written before the command), and links the targets that
+  need it (:func:`link`, one exec);
 - when the session closes, the host copies the subdirectory back into the host directory
   (:func:`copy_tree`), leaving out the files it wrote itself meanwhile (a request's
   ``stdout_file``, written live into the host directory);
-- the container's reset empties the exchange directory and removes the links.
+- the container's reset empties the exchange directory and removes the links (and the
+  directories they needed).
 
 The host directory is never visible to any container, so nothing a later slice does in the
 container can alter what the host read, and a container never sees another's exchange
@@ -43,6 +47,7 @@ __all__ = [
     "LINK_SCRIPT",
     "Exchange",
     "copy_tree",
+    "exchange_target",
     "link",
     "linkable",
     "split",
@@ -103,6 +108,28 @@ def linkable(mounts: Sequence[Mount], shared: Collection[Mount] = ()) -> bool:
     return True
 
 
+def exchange_target(mounts: Sequence[Mount], shared: Collection[Mount] = ()) -> str:
+    """Where a warm container for *mounts* sees its exchange directory.
+
+    When the writable mounts all lie in one directory (a run's report directories do), the
+    exchange directory is mounted there and each session's directories are its subdirectories
+    of the same names: no link is needed. Otherwise it is :data:`EXCHANGE_TARGET`.
+    """
+    fixed, writable = split(mounts, shared)
+    targets = [posixpath.normpath(m.target) for m in writable]
+    parents = {posixpath.dirname(t) for t in targets}
+    if len(parents) != 1 or len({posixpath.basename(t) for t in targets}) != len(targets):
+        return EXCHANGE_TARGET
+    (parent,) = parents
+    if parent == "/" or parent in _SCRATCH or any(c in parent for c in " \t\n*?[\\"):
+        return EXCHANGE_TARGET
+    for mount in fixed:
+        target = posixpath.normpath(mount.target)
+        if _under(parent, target) or _under(target, parent):
+            return EXCHANGE_TARGET
+    return parent
+
+
 class Exchange:
     """The writable mounts of one session, served through its container's exchange directory.
 
@@ -110,29 +137,44 @@ class Exchange:
         container cannot replace it, being its mount point).
     :param number: the session's number in the container (its subdirectory ``s<number>``).
     :param mounts: the session's writable mounts.
+    :param target: where the container sees the exchange directory.
+    :param in_place: whether that is the mounts' own directory (:func:`exchange_target`): their
+        subdirectories then have their names, and need no link; else each target is a link to
+        a subdirectory ``s<number>/<i>``.
     """
 
-    def __init__(self, host_dir: Path, number: int, mounts: Sequence[Mount]) -> None:
+    def __init__(
+        self,
+        host_dir: Path,
+        number: int,
+        mounts: Sequence[Mount],
+        target: str = EXCHANGE_TARGET,
+        in_place: bool = False,
+    ) -> None:
         self.host_dir = host_dir
-        self.name = f"s{number}"
         self.mounts = tuple(mounts)
+        self.target = target
+        self.in_place = in_place
+        #: Each mount's directory, relative to the exchange directory.
+        self.subdirs = [
+            posixpath.basename(m.target) if in_place else f"s{number}/{index}"
+            for index, m in enumerate(self.mounts)
+        ]
         #: Names (relative to a mount's host directory) the host wrote itself during the session.
         self.written: set[tuple[Path, str]] = set()
 
-    def _sub(self, index: int) -> str:
-        return f"{self.name}/{index}"
-
     def prepare(self) -> list[str]:
-        """Fill the session's subdirectories; the link script's arguments.
+        """Fill the session's subdirectories; the link script's arguments (none in place).
 
         Call it while no process of an earlier slice runs in the container (after its reset).
         """
-        os.mkdir(self.host_dir / self.name)
         args: list[str] = []
-        for index, mount in enumerate(self.mounts):
-            os.mkdir(self.host_dir / self._sub(index))
-            copy_tree(mount.source, [], self.host_dir, self._sub(index))
-            args += [posixpath.normpath(mount.target), f"{EXCHANGE_TARGET}/{self._sub(index)}"]
+        for mount, sub in zip(self.mounts, self.subdirs, strict=True):
+            _mkdirs(self.host_dir, posixpath.dirname(sub))
+            os.mkdir(self.host_dir / sub)
+            copy_tree(mount.source, [], self.host_dir, sub)
+            if not self.in_place:
+                args += [posixpath.normpath(mount.target), f"{self.target.rstrip('/')}/{sub}"]
         return args
 
     def wrote(self, root: Path, name: str) -> None:
@@ -141,10 +183,10 @@ class Exchange:
 
     def collect(self) -> None:
         """Copy what the session wrote back into the mounts' host directories."""
-        for index, mount in enumerate(self.mounts):
+        for mount, sub in zip(self.mounts, self.subdirs, strict=True):
             skip = {name for root, name in self.written if root == mount.source}
             try:
-                copy_tree(self.host_dir, [self.name, str(index)], mount.source, "", skip)
+                copy_tree(self.host_dir, sub.split("/"), mount.source, "", skip)
             except OSError:
                 # The slice replaced its own directory: it gets nothing back.
                 pass
@@ -152,11 +194,11 @@ class Exchange:
     def locate(self, session_path: str) -> tuple[list[str], str] | None:
         """Where the container path *session_path* lies in the exchange directory, or None."""
         path = posixpath.normpath(session_path)
-        for index, mount in enumerate(self.mounts):
+        for mount, sub in zip(self.mounts, self.subdirs, strict=True):
             target = posixpath.normpath(mount.target)
             if _under(path, target):
                 rest = path[len(target) :].strip("/")
-                return [self.name, str(index), *[p for p in rest.split("/") if p]], rest
+                return [*sub.split("/"), *[p for p in rest.split("/") if p]], rest
         return None
 
 
@@ -219,7 +261,7 @@ def _mkdirs(root: Path, name: str) -> None:
     """Make the directory *name* below *root* (and those on its way) without following links."""
     fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
     try:
-        for part in name.split("/"):
+        for part in filter(None, name.split("/")):
             try:
                 os.mkdir(part, 0o777, dir_fd=fd)
             except FileExistsError:

@@ -40,7 +40,13 @@ from typing import TYPE_CHECKING, Any
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Mount
 from dagpar_cli.execution.docker_engines import copy_into
-from dagpar_cli.execution.docker_exchange import EXCHANGE_TARGET, Exchange, link, split
+from dagpar_cli.execution.docker_exchange import (
+    EXCHANGE_TARGET,
+    Exchange,
+    exchange_target,
+    link,
+    split,
+)
 from dagpar_cli.execution.docker_owner import HEARTBEAT_FILE, KEEPALIVE, SLICE_LABEL
 
 if TYPE_CHECKING:
@@ -130,8 +136,10 @@ class WarmContainer:
 
     #: The engine's id of the container.
     id: str
-    #: Its exchange directory on the host, mounted at :data:`EXCHANGE_TARGET`.
+    #: Its exchange directory on the host.
     exchange: Path
+    #: Where the container sees it (:func:`.docker_exchange.exchange_target`).
+    target: str
     #: Its :func:`pool_key`.
     key: tuple[Any, ...]
     #: Its mounts (besides the exchange directory).
@@ -166,8 +174,9 @@ class WarmPool:
         #: Containers that were handed out again (for tests and the bench).
         self.reused = 0
 
-    def take(self, key: tuple[Any, ...]) -> WarmContainer | None:
-        """An idle container for *key*, now the caller's, or None.
+    def take(self, key: tuple[Any, ...], prefer: str = "") -> WarmContainer | None:
+        """An idle container for *key*, now the caller's, or None; one whose exchange
+        directory is at *prefer* if there is one.
 
         While a container for *key* is being reset, waits for it (up to :data:`RESET_WAIT`
         seconds): a reset takes a fraction of what starting a new container does.
@@ -179,7 +188,9 @@ class WarmPool:
                 if self._stopped:
                     return None
                 if idle:
-                    container = idle.pop()
+                    fits = [c for c in idle if c.target == prefer]
+                    container = fits[-1] if fits else idle[-1]
+                    idle.remove(container)
                     del self._held[container.id]
                     del self._since[container.id]
                     self.reused += 1
@@ -295,8 +306,8 @@ def _clean(engine: EngineHandle, container: WarmContainer) -> bool:
     """Run the reset in the container and check its filesystem; whether it may serve again."""
     try:
         api = engine.connect()
-        targets = " ".join(posixpath.normpath(m.target) for m in container.mounts)
-        argv = ["sh", "-c", RESET_SCRIPT, "sh", EXCHANGE_TARGET, targets, *container.made]
+        kept = [container.target, *(posixpath.normpath(m.target) for m in container.mounts)]
+        argv = ["sh", "-c", RESET_SCRIPT, "sh", container.target, " ".join(kept), *container.made]
         exec_id = api.exec_create(container.id, argv)["Id"]
         api.exec_start(exec_id)
         if api.exec_inspect(exec_id).get("ExitCode") != 0:
@@ -307,7 +318,7 @@ def _clean(engine: EngineHandle, container: WarmContainer) -> bool:
         return False
     fixed = [
         *_INIT_PATHS,
-        EXCHANGE_TARGET,
+        container.target,
         *container.links,
         *(posixpath.normpath(m.target) for m in container.mounts),
     ]
@@ -333,14 +344,18 @@ def open_warm(
     """
     fixed, writable = split(spec.mounts, shared)
     key = pool_key(engine, spec, shared)
-    container = pool.take(key)
+    target = exchange_target(spec.mounts, shared)
+    container = pool.take(key, target)
     if container is None:
         exchange_dir = Path(tempfile.mkdtemp(prefix="x", dir=exchanges))
-        own = Mount(source=exchange_dir, target=EXCHANGE_TARGET, read_only=False)
+        own = Mount(source=exchange_dir, target=target, read_only=False)
         cid = start(engine, dataclasses.replace(spec, mounts=(*fixed, own)))
-        container = WarmContainer(cid, exchange_dir, key, fixed)
+        container = WarmContainer(cid, exchange_dir, target, key, fixed)
     container.sessions += 1
-    exchange = Exchange(container.exchange, container.sessions, writable)
+    in_place = container.target == target != EXCHANGE_TARGET
+    exchange = Exchange(
+        container.exchange, container.sessions, writable, container.target, in_place
+    )
     try:
         container.made = link(engine.connect(), container.id, exchange)
     except Exception:

@@ -11,6 +11,7 @@ from dagpar_cli.execution.docker_exchange import (
     MAX_DEPTH,
     Exchange,
     copy_tree,
+    exchange_target,
     linkable,
     split,
 )
@@ -111,3 +112,26 @@ def test_which_writable_mounts_can_be_links(tmp_path: Path) -> None:
     for bad in ("/", "/tmp", "/ws/reports", "/ws/..", EXCHANGE_TARGET + "/x"):
         assert not linkable([ws, writable(bad)]), bad
     assert not linkable([writable("/a"), writable("/a/b")])
+
+
+def test_report_directories_of_one_run_need_no_link(tmp_path: Path) -> None:
+    ws = Mount(source=tmp_path, target="/ws")
+    run = tmp_path / "run"
+    reports = [run / "0001-a", run / "0002-b"]
+    for report in reports:
+        report.mkdir(parents=True)
+    mounts = [ws, *(Mount(source=r, target=str(r), read_only=False) for r in reports)]
+    assert exchange_target(mounts) == str(run)
+    host = tmp_path / "exchange"
+    host.mkdir()
+    exchange = Exchange(host, 1, mounts[1:], str(run), in_place=True)
+    assert exchange.prepare() == []
+    assert sorted(p.name for p in host.iterdir()) == ["0001-a", "0002-b"]
+
+    def writable(target: str) -> Mount:
+        return Mount(source=tmp_path, target=target, read_only=False)
+
+    # Elsewhere the exchange directory has a place of its own, and the targets are links.
+    for spread in ([writable("/a/r"), writable("/b/r")], [writable("/out")], [writable("/tmp/r")]):
+        assert exchange_target([ws, *spread]) == EXCHANGE_TARGET
+    assert exchange_target([ws, writable("/ws/sub/r")]) == EXCHANGE_TARGET
