@@ -29,8 +29,8 @@ pytestmark = pytest.mark.docker
 FILES = 6
 
 #: Each file: a test that checks nothing of another slice is in sight, then one that leaves
-#: traces (a file in /tmp, files and a link in its report directory, a process that keeps
-#: overwriting every other slice's report it can find).
+#: traces (a file in the working directory if it can, one in /tmp, files and a link in its
+#: report directory, a process that keeps overwriting every other slice's report it can find).
 TEST_FILE = """
 import os
 import pathlib
@@ -42,6 +42,7 @@ TOKEN = str(REPORT)
 
 
 def test_nothing_of_another_slice_is_in_sight_{i}():
+    assert not pathlib.Path("left-in-the-workdir").exists()
     for marker in pathlib.Path("/tmp").glob("dagpar-mark-*"):
         assert marker.read_text() == TOKEN, marker
     assert list(REPORT.parent.iterdir()) == [REPORT]
@@ -58,6 +59,10 @@ def test_nothing_of_another_slice_is_in_sight_{i}():
 
 
 def test_leaves_traces_{i}():
+    try:
+        pathlib.Path("left-in-the-workdir").write_text(TOKEN)
+    except OSError:
+        pass  # the workspace is mounted read-only
     pathlib.Path(f"/tmp/dagpar-mark-{i}-{{os.getpid()}}").write_text(TOKEN)
     (REPORT / "planted-{i}").write_text(TOKEN)
     os.symlink("/etc/passwd", REPORT / "link-{i}")
