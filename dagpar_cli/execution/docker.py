@@ -20,8 +20,8 @@ as a last resort), by :meth:`DockerExecutor.kill_all`, and by :func:`.docker_own
 A warm executor (``warm=True``, what a run uses) instead hands a closed session's container to
 its :class:`.docker_pool.WarmPool`, which resets it for the next session that fits or removes
 it, in the background; the executor's close and ``kill_all`` remove what the pool holds. A
-slice's writable directories pass through its warm container's exchange directory, as copies
-(:mod:`.docker_exchange`).
+slice's writable directories pass through its warm container's exchange directory, which the
+host directories link to while the slice runs (:mod:`.docker_exchange`).
 """
 
 from __future__ import annotations
@@ -121,8 +121,9 @@ class DockerSession:
         self.container_id = container_id
         self._warm = warm
         self.where = f"docker@{engine.url}"
-        #: Whether the slice's mounted host directories are shared live (bind mounts).
-        self.shares_mounts = bool(engine.bind_mounts and _same_kernel() and not warm)
+        #: Whether the slice's mounted host directories are shared live (bind mounts, or a warm
+        #: container's exchange directory, which the host directories link to meanwhile).
+        self.shares_mounts = bool(engine.bind_mounts and _same_kernel())
         self._lock = threading.Lock()
         self._closed = False
         #: Why the container is gone, once it is ("interrupted", "container OOM-killed ...").
@@ -162,8 +163,6 @@ class DockerSession:
             return self._failed(exc, time.monotonic())
         # The host writes the output file: the container never learns where it is.
         sink = open_output(request.stdout_file)
-        if self._warm is not None and request.stdout_file is not None:
-            self._warm[1].wrote(request.stdout_file.root, request.stdout_file.name)
         out, err = BoundedOutput(request.keep_output), BoundedOutput(request.keep_output)
         started = time.monotonic()
         watchdog = self._watchdog(request.timeout, wrapped)
@@ -445,7 +444,7 @@ class DockerSession:
             if not self._engine.bind_mounts and self._dead != "interrupted":
                 self._copy_back()
             if self._warm is not None:
-                # The host reads the slice's files before the container serves anyone else.
+                # The host's directories become copies before the container serves anyone else.
                 self._warm[1].collect()
             pool = self._executor._pool
             if pool is None or self._executor._killed or self._executor._closed:
@@ -530,9 +529,7 @@ class DockerExecutor:
     @property
     def shares_mounts(self) -> bool:
         """Whether every engine bind-mounts host directories, so a runner's files are seen live
-        (never with warm containers: a slice's writable directories are copies there)."""
-        if self._pool is not None:
-            return False
+        (with warm containers too: a slice's report directory links to its exchange meanwhile)."""
         return _same_kernel() and all(engine.shares_files for engine in self._engines)
 
     def capacity(self) -> int:

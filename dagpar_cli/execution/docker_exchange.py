@@ -10,22 +10,27 @@ its subdirectories of the same names; otherwise it is mounted at :data:`EXCHANGE
 each target is a link to a subdirectory ``s<N>/<i>`` of it. For each session (:class:`Exchange`):
 
 - the host makes the session's fresh subdirectories, copies into each what the mount's host
-  directory holds (the runner's files written before the command), and links the targets that
-  need it (:func:`link`, one exec);
-- when the session closes, the host copies the subdirectory back into the host directory
-  (:func:`copy_tree`), leaving out the files it wrote itself meanwhile (a request's
-  ``stdout_file``, written live into the host directory);
+  directory holds (the runner's files written before the command), links the targets that
+  need it (:func:`link`, one exec), and puts in place of each host directory a link to its
+  subdirectory (:meth:`Exchange.attach`): while the slice runs, the host's readers (streams,
+  progress, hand-over locks) see what the commands write live, as through a bind mount, and
+  the commands see what the host writes there (its ``stdout_file``, hand-over locks);
+- when the session closes, the host copies the subdirectory into a fresh real directory and
+  puts that in place of the link (:meth:`Exchange.collect`);
 - the container's reset empties the exchange directory and removes the links (and the
   directories they needed).
 
-The host directory is never visible to any container, so nothing a later slice does in the
-container can alter what the host read, and a container never sees another's exchange
-directory. The copies follow no link a test planted: every name below the exchange directory is
-opened with ``O_NOFOLLOW`` relative to its open parent, and only regular files and directories
-are copied (written with :func:`dagpar_cli.untrusted.create_binary`).
+Once the session closed, the host directory is a directory of the host's own again: nothing a
+later slice or a process the slice left behind does in the container can alter what the host
+reads afterwards, and a container never sees another's exchange directory. While the session
+runs, the host directory is that slice's own directory, trusted as a bind mount is: readers
+follow no link a test planted below it. The copies follow no link either: every name below the
+exchange directory is opened with ``O_NOFOLLOW`` relative to its open parent, and only regular
+files and directories are copied (written with :func:`dagpar_cli.untrusted.create_binary`);
+a link, FIFO, device or socket the writable host directory held before the session is not
+carried over.
 
-Unlike a bind mount, the host sees what the commands write only when the session closes: such a
-session does not share its mounts live (``shares_mounts`` is False).
+On a local engine such a session shares its mounts live (``shares_mounts``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import shutil
 import stat
+import tempfile
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -160,8 +167,8 @@ class Exchange:
             posixpath.basename(m.target) if in_place else f"s{number}/{index}"
             for index, m in enumerate(self.mounts)
         ]
-        #: Names (relative to a mount's host directory) the host wrote itself during the session.
-        self.written: set[tuple[Path, str]] = set()
+        #: The mounts whose host directory is a link to their subdirectory now, with it.
+        self.attached: list[tuple[Mount, str, int]] = []
 
     def prepare(self) -> list[str]:
         """Fill the session's subdirectories; the link script's arguments (none in place).
@@ -177,19 +184,48 @@ class Exchange:
                 args += [posixpath.normpath(mount.target), f"{self.target.rstrip('/')}/{sub}"]
         return args
 
-    def wrote(self, root: Path, name: str) -> None:
-        """Note that the host wrote *name* below the mount source *root* itself."""
-        self.written.add((Path(root), posixpath.normpath(name)))
+    def attach(self) -> None:
+        """Put in place of each mount's host directory a link to its subdirectory.
+
+        Call it after :meth:`prepare`; :meth:`collect` undoes it. On failure, the directories
+        attached so far are restored and the error raised.
+        """
+        try:
+            for mount, sub in zip(self.mounts, self.subdirs, strict=True):
+                source = Path(mount.source)
+                aside = _sibling(source, "old")
+                link = _sibling(source, "link")
+                mode = stat.S_IMODE(os.stat(source).st_mode)
+                os.symlink(self.host_dir / sub, link)
+                try:
+                    os.rename(source, aside)
+                except OSError:
+                    os.unlink(link)
+                    raise
+                os.rename(link, source)
+                self.attached.append((mount, sub, mode))
+                shutil.rmtree(aside, ignore_errors=True)
+        except OSError:
+            self.collect()
+            raise
 
     def collect(self) -> None:
-        """Copy what the session wrote back into the mounts' host directories."""
-        for mount, sub in zip(self.mounts, self.subdirs, strict=True):
-            skip = {name for root, name in self.written if root == mount.source}
+        """Put in place of each attached link a real directory holding a copy of what the
+        session's subdirectory holds (empty when the slice replaced the subdirectory)."""
+        while self.attached:
+            mount, sub, mode = self.attached.pop()
+            source = Path(mount.source)
+            fresh = Path(tempfile.mkdtemp(prefix=f".{source.name}.dagpar-", dir=source.parent))
+            os.chmod(fresh, mode)
             try:
-                copy_tree(self.host_dir, sub.split("/"), mount.source, "", skip)
+                copy_tree(self.host_dir, sub.split("/"), fresh, "")
             except OSError:
                 # The slice replaced its own directory: it gets nothing back.
                 pass
+            aside = _sibling(source, "link")
+            os.rename(source, aside)
+            os.rename(fresh, source)
+            os.unlink(aside)
 
     def locate(self, session_path: str) -> tuple[list[str], str] | None:
         """Where the container path *session_path* lies in the exchange directory, or None."""
@@ -200,6 +236,11 @@ class Exchange:
                 rest = path[len(target) :].strip("/")
                 return [*sub.split("/"), *[p for p in rest.split("/") if p]], rest
         return None
+
+
+def _sibling(path: Path, what: str) -> Path:
+    """A name next to *path* that nothing else uses."""
+    return path.with_name(f".{path.name}.dagpar-{what}-{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def copy_tree(
@@ -292,6 +333,7 @@ def link(api: Any, container_id: str, exchange: Exchange) -> list[str]:
     """
     args = exchange.prepare()
     if not args:
+        exchange.attach()
         return []
     exec_id = api.exec_create(container_id, ["sh", "-c", LINK_SCRIPT, "sh", *args])["Id"]
     output = api.exec_start(exec_id, demux=True)
@@ -305,4 +347,5 @@ def link(api: Any, container_id: str, exchange: Exchange) -> list[str]:
         p == "/" or not any(_under(t, p) for t in targets) for p in made
     ):
         raise ExecutionError(f"unexpected output of the link script: {made!r}")
+    exchange.attach()
     return made

@@ -247,7 +247,7 @@ def test_slices_with_report_directories_of_their_own_share_a_container(
         (report / "given.txt").write_text(f"host {i}\n")
         with warm.open(_with_report(f"p#{i}", report, source)) as session:
             ids.add(session.container_id)
-            assert not session.shares_mounts
+            assert session.shares_mounts
             assert _sh(session, f"cat {report}/given.txt") == f"host {i}\n"
             _sh(session, f"mkdir -p {report}/sub && echo slice {i} > {report}/sub/result.txt")
         assert (report / "sub" / "result.txt").read_text() == f"slice {i}\n"
@@ -293,22 +293,30 @@ def test_a_slice_cannot_see_or_change_what_an_earlier_slice_left(
     assert (second_dir / "report.json").read_text() == "second\n"
 
 
-def test_the_output_file_the_host_writes_is_not_overwritten_by_the_slice(
+def test_the_host_and_a_running_slice_see_each_others_writes_live(
     warm: DockerExecutor, tmp_path: Path
 ) -> None:
     source = tmp_path / "src"
     source.mkdir()
     (report,) = _reports(tmp_path, 1)
     with warm.open(_with_report("o#1", report, source)) as session:
+        assert session.shares_mounts
         outcome = session.run(
             ExecRequest(
-                argv=("sh", "-c", f"echo streamed; echo forged > {report}/out.log"),
+                argv=("sh", "-c", f"echo streamed; echo live > {report}/events.jsonl"),
                 cwd="/",
                 stdout_file=OutputFile(root=report, name="out.log"),
             )
         )
         assert outcome.exit_code == 0
-    assert (report / "out.log").read_text() == "streamed\n"
+        # Before the session closes: what the slice wrote, and the host's output file.
+        assert (report / "events.jsonl").read_text() == "live\n"
+        assert (report / "out.log").read_text() == "streamed\n"
+        (report / "taken.lock").write_text("host")
+        assert _sh(session, f"cat {report}/taken.lock") == "host"
+        _sh(session, f"ln -s /etc/passwd {report}/planted")
+    assert not report.is_symlink()
+    assert sorted(p.name for p in report.iterdir()) == ["events.jsonl", "out.log", "taken.lock"]
 
 
 def test_a_directory_is_copied_out_of_a_writable_mount(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from pathlib import Path
 
 from dagpar_cli.execution.api import Mount
@@ -88,15 +90,40 @@ def test_an_exchange_fills_its_directory_and_brings_the_files_back(tmp_path: Pat
     exchange = Exchange(host, 3, [Mount(source=report, target=str(report), read_only=False)])
     assert exchange.prepare() == [str(report), f"{EXCHANGE_TARGET}/s3/0"]
     assert (host / "s3" / "0" / "given.py").read_text() == "plugin"
+    exchange.attach()
+    # While the session runs, the host's directory is its subdirectory, both ways.
+    assert report.is_symlink()
     (host / "s3" / "0" / "junit.xml").write_text("<testsuite/>")
-    (host / "s3" / "0" / "out.log").write_text("forged")
+    assert (report / "junit.xml").read_text() == "<testsuite/>"
     (report / "out.log").write_text("streamed")
-    exchange.wrote(report, "out.log")
+    assert (host / "s3" / "0" / "out.log").read_text() == "streamed"
+    (host / "s3" / "0" / "planted").symlink_to("/etc/passwd")
     exchange.collect()
+    assert report.is_dir() and not report.is_symlink()
     assert sorted(p.name for p in report.iterdir()) == ["given.py", "junit.xml", "out.log"]
-    assert (report / "out.log").read_text() == "streamed"
+    # What the container does afterwards no longer reaches the host.
+    (host / "s3" / "0" / "junit.xml").write_text("tampered")
+    assert (report / "junit.xml").read_text() == "<testsuite/>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exchange", "report"]
     assert exchange.locate(f"{report}/sub/x") == (["s3", "0", "sub", "x"], "sub/x")
     assert exchange.locate("/elsewhere") is None
+
+
+def test_an_exchange_whose_subdirectory_was_replaced_gives_back_an_empty_directory(
+    tmp_path: Path,
+) -> None:
+    host = tmp_path / "exchange"
+    host.mkdir()
+    report = tmp_path / "report"
+    report.mkdir(mode=0o750)
+    exchange = Exchange(host, 1, [Mount(source=report, target=str(report), read_only=False)])
+    exchange.prepare()
+    exchange.attach()
+    shutil.rmtree(host / "s1" / "0")
+    (host / "s1" / "0").symlink_to("/etc")
+    exchange.collect()
+    assert report.is_dir() and not report.is_symlink() and list(report.iterdir()) == []
+    assert stat.S_IMODE(report.stat().st_mode) == 0o750
 
 
 def test_which_writable_mounts_can_be_links(tmp_path: Path) -> None:
