@@ -338,6 +338,8 @@ class ToolchainDockerPlugin:
             run_id=session.run_id,
             extra_mounts=toolchain_mounts(),
             extra_env=toolchain_env(),
+            # As the built-in hook does: the runs of the tests use warm containers too.
+            warm=True,
         )
 
 

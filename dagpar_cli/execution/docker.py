@@ -17,13 +17,20 @@ engine turns it into errors for the slice's tests.
 
 Containers are removed when their session closes, when the executor closes (also at interpreter exit
 as a last resort), by :meth:`DockerExecutor.kill_all`, and by :func:`.docker_owner.cleanup_run`.
+A warm executor (``warm=True``, what a run uses) instead hands a closed session's container to
+its :class:`.docker_pool.WarmPool`, which resets it for the next session that fits or removes
+it, in the background; the executor's close and ``kill_all`` remove what the pool holds. A
+slice's writable directories pass through its warm container's exchange directory, which the
+host directories link to while the slice runs (:mod:`.docker_exchange`).
 """
 
 from __future__ import annotations
 
 import atexit
 import dataclasses
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,10 +45,10 @@ from dagpar_cli.execution.container_env import container_env
 from dagpar_cli.execution.docker_engines import (
     EngineHandle,
     configured_engines,
-    copy_into,
     default_engines,
     engine_handles,
 )
+from dagpar_cli.execution.docker_exchange import Exchange, copy_tree, linkable
 from dagpar_cli.execution.docker_owner import (
     KEEPALIVE,
     RUN_LABEL,
@@ -50,6 +57,13 @@ from dagpar_cli.execution.docker_owner import (
     Owner,
     cleanup_run,
     sweep_abandoned,
+)
+from dagpar_cli.execution.docker_pool import (
+    WarmContainer,
+    WarmPool,
+    open_warm,
+    remove_container,
+    start_container,
 )
 from dagpar_cli.execution.output import BoundedOutput, drain, open_output
 from dagpar_cli.execution.tarextract import UnsafeArchiveError, extract_stripped
@@ -99,14 +113,17 @@ class DockerSession:
         engine: EngineHandle,
         spec: SessionSpec,
         container_id: str,
+        warm: tuple[WarmContainer, Exchange] | None = None,
     ) -> None:
         self._executor = executor
         self._engine = engine
         self._spec = spec
         self.container_id = container_id
+        self._warm = warm
         self.where = f"docker@{engine.url}"
-        #: Whether the slice's mounted host directories are shared live (bind mounts).
-        self.shares_mounts = bool(engine.bind_mounts) and _same_kernel()
+        #: Whether the slice's mounted host directories are shared live (bind mounts, or a warm
+        #: container's exchange directory, which the host directories link to meanwhile).
+        self.shares_mounts = bool(engine.bind_mounts and _same_kernel())
         self._lock = threading.Lock()
         self._closed = False
         #: Why the container is gone, once it is ("interrupted", "container OOM-killed ...").
@@ -353,6 +370,16 @@ class DockerSession:
         """
         import docker.errors
 
+        exchanged = self._warm[1].locate(session_path) if self._warm is not None else None
+        if exchanged is not None and self._warm is not None:
+            try:
+                host_dir.mkdir(parents=True, exist_ok=True)
+                copy_tree(self._warm[0].exchange, exchanged[0], host_dir, "")
+            except OSError as exc:
+                raise ExecutionError(
+                    f"{self.where}: {session_path} is not a directory in {self._spec.label}"
+                ) from exc
+            return
         api = self._engine.connect()
         try:
             stream, _stat = api.get_archive(self.container_id, session_path)
@@ -416,7 +443,16 @@ class DockerSession:
         try:
             if not self._engine.bind_mounts and self._dead != "interrupted":
                 self._copy_back()
-            self._remove()
+            if self._warm is not None:
+                # The host's directories become copies before the container serves anyone else.
+                self._warm[1].collect()
+            pool = self._executor._pool
+            if pool is None or self._executor._killed or self._executor._closed:
+                self._remove()
+            elif self._warm is None or self._dead:
+                pool.discard(self._engine, self._warm[0] if self._warm else self.container_id)
+            else:
+                pool.give_back(self._engine, self._warm[0].key, self._warm[0])
         finally:
             self._executor._forget(self)
 
@@ -445,6 +481,8 @@ class DockerExecutor:
         lacks); a spec's mount at the same target wins.
     :param extra_env: environment every session gets under its spec's (``PATH`` for those
         toolchains); the spec's variables win.
+    :param warm: keep closed sessions' containers for later sessions that fit, and remove
+        containers in the background (:mod:`.docker_pool`); False removes each on close.
     """
 
     name = "docker"
@@ -459,8 +497,10 @@ class DockerExecutor:
         bind_mounts: bool | None = None,
         extra_mounts: Sequence[Mount] = (),
         extra_env: Mapping[str, str] | None = None,
+        warm: bool = False,
     ) -> None:
         self.run_id = run_id
+        self._pool = WarmPool(remove_container) if warm else None
         self._extra_mounts = tuple(extra_mounts)
         self._extra_env = dict(extra_env or {})
         self._engines = engine_handles(tuple(engines) or default_engines())
@@ -477,6 +517,8 @@ class DockerExecutor:
         self._owner = Owner.current()
         self._swept: set[str] = set()
         self._heartbeat = Heartbeat(self._open_containers)
+        #: Where warm containers' exchange directories live on the host.
+        self._exchanges = Path(tempfile.mkdtemp(prefix="dagpar-docker-")) if warm else None
         atexit.register(self.close)
 
     @property
@@ -486,7 +528,8 @@ class DockerExecutor:
 
     @property
     def shares_mounts(self) -> bool:
-        """Whether every engine bind-mounts host directories, so a runner's files are seen live."""
+        """Whether every engine bind-mounts host directories, so a runner's files are seen live
+        (with warm containers too: a slice's report directory links to its exchange meanwhile)."""
         return _same_kernel() and all(engine.shares_files for engine in self._engines)
 
     def capacity(self) -> int:
@@ -521,12 +564,17 @@ class DockerExecutor:
         try:
             engine.ensure_image(image)
             sweep_abandoned(engine, self._owner, self._swept)
-            container_id = self._start(engine, spec)
+            warm = None
+            shared = self._extra_mounts
+            if self._pool and engine.bind_mounts and linkable(spec.mounts, shared):
+                assert self._exchanges is not None
+                warm = open_warm(self._pool, engine, spec, self._start, self._exchanges, shared)
+            container_id = warm[0].id if warm is not None else self._start(engine, spec)
         except BaseException:
             with self._lock:
                 engine.active -= 1
             raise
-        session = DockerSession(self, engine, spec, container_id)
+        session = DockerSession(self, engine, spec, container_id, warm)
         with self._lock:
             self._sessions[container_id] = session
             stopped = self._killed or self._closed
@@ -539,7 +587,8 @@ class DockerExecutor:
 
     def _open_containers(self) -> list[tuple[EngineHandle, str]]:
         with self._lock:
-            return [(s._engine, s.container_id) for s in self._sessions.values()]
+            open_ = [(s._engine, s.container_id) for s in self._sessions.values()]
+        return open_ + (self._pool.containers() if self._pool is not None else [])
 
     def _with_extras(self, spec: SessionSpec) -> SessionSpec:
         """*spec* with the executor's extra mounts and environment under its own."""
@@ -552,70 +601,9 @@ class DockerExecutor:
         )
 
     def _start(self, engine: EngineHandle, spec: SessionSpec) -> str:
-        import docker.errors
-        from docker.types import Mount as DockerMount
-
-        api = engine.connect()
         labels = {**spec.labels, RUN_LABEL: self.run_id, SLICE_LABEL: spec.label}
         labels.update(self._owner.labels())
-        mounts = []
-        if engine.bind_mounts:
-            mounts = [
-                DockerMount(
-                    target=m.target, source=str(m.source), type="bind", read_only=m.read_only
-                )
-                for m in spec.mounts
-            ]
-        host_config = api.create_host_config(
-            mounts=mounts,
-            init=True,
-            mem_limit=self.mem_limit,
-            # No swap beyond the limit, so that the limit is what the OOM killer enforces.
-            memswap_limit=self.mem_limit,
-            network_mode=self._network_mode,
-        )
-        entrypoint, command = KEEPALIVE
-        try:
-            container = api.create_container(
-                spec.image,
-                command=command,
-                entrypoint=entrypoint,
-                # The session's variables go to each exec, not to the keep-alive process: a
-                # PATH meant for the tests must not stop the container from starting.
-                environment={},
-                labels=labels,
-                host_config=host_config,
-                detach=True,
-                # Proxy settings from the user's docker config would leak host state in.
-                use_config_proxy=False,
-            )
-            container_id: str = container["Id"]
-        except docker.errors.ImageNotFound as exc:
-            raise ExecutionError(
-                f"image {spec.image!r} is not on docker engine {engine.url}: run `docker pull "
-                f"{spec.image}` or set `image:` in dagpar.yaml"
-            ) from exc
-        except docker.errors.APIError as exc:
-            raise ExecutionError(
-                f"docker engine {engine.url}: cannot create a container for {spec.label}: "
-                f"{exc.explanation or exc}"
-            ) from exc
-        try:
-            if not engine.bind_mounts:
-                copy_into(api, container_id, spec.mounts)
-            api.start(container_id)
-        except BaseException as exc:
-            try:
-                api.remove_container(container_id, force=True, v=True)
-            except Exception:
-                pass
-            if isinstance(exc, docker.errors.APIError):
-                raise ExecutionError(
-                    f"docker engine {engine.url}: cannot start a container for {spec.label}: "
-                    f"{exc.explanation or exc}"
-                ) from exc
-            raise
-        return container_id
+        return start_container(engine, spec, labels, self.mem_limit, self._network_mode, KEEPALIVE)
 
     def _image_has_timeout(
         self, engine: EngineHandle, session: DockerSession, spec: SessionSpec
@@ -644,6 +632,8 @@ class DockerExecutor:
         with self._lock:
             self._killed = True
             sessions = list(self._sessions.values())
+        if self._pool is not None:
+            self._pool.stop()
         self._heartbeat.stop()
         threads = [
             threading.Thread(target=s._kill, args=("interrupted",), daemon=True) for s in sessions
@@ -653,11 +643,19 @@ class DockerExecutor:
             for engine in self._engines
             if engine.connected
         ]
+        if self._pool is not None:
+            threads += [
+                threading.Thread(target=remove_container, args=held, daemon=True)
+                for held in self._pool.containers()
+            ]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 20
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if self._pool is not None:
+            # Resets and removals under way end before the interrupt is over.
+            self._pool.wait(max(0.0, deadline - time.monotonic()))
 
     def _sweep(self, engine: EngineHandle) -> None:
         try:
@@ -680,10 +678,14 @@ class DockerExecutor:
                 session.close()
             except ExecutionError:
                 pass
+        if self._pool is not None:
+            self._pool.drain()
         for engine in self._engines:
             if engine.connected:
                 self._sweep(engine)
                 engine.close()
+        if self._exchanges is not None:
+            shutil.rmtree(self._exchanges, ignore_errors=True)
 
 
 @hookimpl
@@ -691,4 +693,4 @@ def dagpar_make_executor(session: RunContext) -> DockerExecutor | None:
     """The docker executor when the run asks for it (``--executor docker`` or ``executor:``)."""
     if session.executor_name != "docker":
         return None
-    return DockerExecutor(configured_engines(session), run_id=session.run_id)
+    return DockerExecutor(configured_engines(session), run_id=session.run_id, warm=True)

@@ -217,11 +217,9 @@ def test_sigint_during_a_docker_run_removes_every_container(
 def _of_workspace(client: Any, ws: Path) -> list[Any]:
     """The dagpar containers that mount *ws*: other runs (tests in parallel, other users) may
     share the engine, so a test counts only its own."""
-    return [
-        c
-        for c in _labelled(client)
-        if any(str(ws) in m.get("Source", "") for m in c.attrs.get("Mounts", []))
-    ]
+    # The low-level listing: no inspect per container, which fails for one removed meanwhile.
+    listed = client.api.containers(all=True, filters={"label": "dagpar.run"})
+    return [c for c in listed if any(str(ws) in m.get("Source", "") for m in c.get("Mounts", []))]
 
 
 def test_the_next_run_removes_the_containers_of_a_killed_dagpar(
@@ -238,11 +236,11 @@ def test_the_next_run_removes_the_containers_of_a_killed_dagpar(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not any(c.status == "running" for c in _of_workspace(client, ws)):
+        while not any(c["State"] == "running" for c in _of_workspace(client, ws)):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the slice's container never started"
             time.sleep(0.2)
-        left = [c.id for c in _of_workspace(client, ws)]
+        left = [c["Id"] for c in _of_workspace(client, ws)]
     finally:
         proc.kill()
         proc.communicate()
@@ -251,7 +249,8 @@ def test_the_next_run_removes_the_containers_of_a_killed_dagpar(
         "check", "backend:test", "-C", ws, "--executor", "docker", "--filter", "tests/test_cart.py"
     )
     assert result.exit_code == 0, result
-    remaining = {c.id for c in _labelled(client)}
+    listed = client.api.containers(all=True, filters={"label": "dagpar.run"})
+    remaining = {c["Id"] for c in listed}
     assert remaining.isdisjoint(left), "a container of the killed run is still there"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -84,3 +85,56 @@ def test_a_running_slice_reports_its_tests_done_before_it_ends(
     assert counts[0] == 1  # seen while test_second waited for it
     assert counts == sorted(set(counts))  # it only grows, each count once
     assert all(index == "1" for _, index, _ in events)
+
+
+@pytest.fixture
+def in_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docker_images import build_base_image, run_toolchains_in_images  # type: ignore[import-not-found]
+
+    build_base_image()
+    run_toolchains_in_images(monkeypatch)
+
+
+@pytest.mark.docker
+def test_a_running_slice_in_a_warm_docker_container_reports_progress_too(
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    dagpar_run: Callable[..., DagparResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    in_docker: None,
+) -> None:
+    # The slice's report directory in the container is its warm container's exchange: dagpar
+    # reads the runner's events there while the slice runs. The log is in the workspace, which
+    # the container sees (read-only, live).
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "progress_listener.py").write_text(textwrap.dedent(LISTENER))
+    monkeypatch.syspath_prepend(str(plugins))
+    monkeypatch.setenv("DAGPAR_PLUGINS", f"{os.environ['DAGPAR_PLUGINS']},progress_listener")
+    suite = dict(SUITE)
+    suite["tests/test_live.py"] = suite["tests/test_live.py"].replace(
+        'os.environ["PROGRESS_LOG"]',
+        'os.path.join(os.path.dirname(os.path.dirname(__file__)), "progress.log")',
+    )
+    suite["dagpar.yaml"] = """
+        toolchains:
+          suite:
+            use: pytest
+            source: .
+            image: dagpar-test/base:latest
+    """
+    ws = make_workspace(suite)
+    log = ws / "progress.log"
+    monkeypatch.setenv("PROGRESS_LOG", str(log))
+
+    result = dagpar_run("check", "-C", ws, "-j", "1", "--executor", "docker", "--json")
+
+    assert result.exit_code == 0, result
+    (check,) = result.json()["checks"]
+    assert sorted((t["name"], t["status"]) for t in check["tests"]) == [
+        ("test_first", "passed"),
+        ("test_second", "passed"),
+        ("test_third", "passed"),
+    ]
+    counts = [int(line.split()[-1]) for line in log.read_text().splitlines()]
+    assert counts[0] == 1  # seen while test_second waited for it
