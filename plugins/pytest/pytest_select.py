@@ -49,6 +49,14 @@ Events
     ``error`` when a setup or teardown did, ``skipped``; the worst phase wins as in the report);
     ``D`` the sum of its phases' durations; ``M`` one short line.
 
+Seconds
+    pytest's JUnit ``time`` sums a test's phases; what pytest does around them (reporting each
+    phase to every plugin, this plugin's own bookkeeping) is not in it, yet on a file of many
+    tiny tests it is most of the run. Each test therefore also gets a ``dagpar.seconds``
+    property: the wall seconds from the start of its run protocol to the end of its teardown,
+    and its end event's ``D`` is those seconds up to the event. The timings then add up to the
+    slice's time, rather than leaving pytest's per-test work to look like start-up.
+
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
 but pytest and the standard library.
 """
@@ -91,6 +99,8 @@ CLAIM_FILE = "dagpar_pytest_claim"
 #: JUnit property names carrying the collected form of a test.
 PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"
+#: JUnit property carrying the seconds the test cost the run (see *Seconds*).
+SECONDS_PROPERTY = "dagpar.seconds"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -259,6 +269,8 @@ _events: Any = None
 _ids: dict[str, tuple[str, str]] = {}
 #: Node id -> the test's state while it runs: [path, name, start, status, seconds, message].
 _running: dict[str, list[Any]] = {}
+#: Node id -> ``time.perf_counter()`` as the test's run protocol started (see *Seconds*).
+_began: dict[str, float] = {}
 #: Whether this run may hand tests over (decided as pytest starts).
 _hands_over = False
 #: The runner's side of handing over, once collection settled with hand-over on.
@@ -351,6 +363,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Start *item* unless dagpar took it; a taken item is neither run nor reported."""
     if _claims is None or _claims.start(item):
+        _began[item.nodeid] = time.perf_counter()
         return None
     return True
 
@@ -361,7 +374,17 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
     Runs after pytest's own teardown, which kept what the next test needs: left until the end
     of the session, a fixture's teardown error would be lost rather than reported here.
+    Last, the test's seconds so far go into its report (see *Seconds*).
     """
+    _hand_over_after(item, nextitem)
+    began = _began.get(item.nodeid)
+    if began is not None:
+        seconds = time.perf_counter() - began
+        item.user_properties.append((SECONDS_PROPERTY, f"{seconds:.6f}"))
+
+
+def _hand_over_after(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Settle the test after *item*; when it was taken, tear every fixture down now."""
     if _claims is None:
         return
     if item.session.shouldstop or item.session.shouldfail:
@@ -432,9 +455,12 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     if _progress is not None:
         _progress.write(b".")
     state = _running.pop(nodeid, None)
+    began = _began.pop(nodeid, None)
     if _events is None or state is None:
         return
     path, name, start, status, seconds, message = state
+    if began is not None:
+        seconds = max(seconds, time.perf_counter() - began)
     _write_event(
         {
             "e": "end",
@@ -506,6 +532,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _events = None
     _ids.clear()
     _running.clear()
+    _began.clear()
     _claims = None
     _hands_over = False
 
