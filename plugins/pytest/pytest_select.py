@@ -49,6 +49,13 @@ Events
     ``error`` when a setup or teardown did, ``skipped``; the worst phase wins as in the report);
     ``D`` the sum of its phases' durations; ``M`` one short line.
 
+Parametrized tests
+    A slice may hold a few of a file's 40,000 parametrized cases. Once every plugin has
+    parametrized a function (``pytest_generate_tests``), the plugin keeps only the cases whose
+    name is selected, so pytest builds test items for those alone and a slice's collection
+    grows with its selection, not with the file. A function whose cases are all unselected
+    keeps one, deselected as usual; files selected whole are left alone.
+
 Seconds
     pytest's JUnit ``time`` sums a test's phases; what pytest does around them (reporting each
     phase to every plugin, this plugin's own bookkeeping) is not in it, yet on a file of many
@@ -166,6 +173,9 @@ class _Claims:
         self.taken = 0
         #: Whether the claim file became unusable: the tests not yet taken then all run here.
         self.broken = False
+        #: How many tests this side counted as started: the count only grows, so a test below it
+        #: (settled as the one before it tore down) starts without another look at the file.
+        self.started = 0
         self.path = os.path.join(_HERE, CLAIM_FILE)
         # Created before the order exists: dagpar opens it only once it has read the order.
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -193,6 +203,8 @@ class _Claims:
         index = self.index.get(id(item))
         if index is None:
             return True  # not in the order dagpar saw: it cannot have been taken
+        if index < self.started:
+            return True  # settled as the test before it tore down
         if 0 <= self.known_limit <= index:
             return False  # the limit only ever drops: no need to look again
         if self.broken:
@@ -215,6 +227,7 @@ class _Claims:
                 return False
             # max: a plugin that runs items out of order must not lower the count.
             _write_claim(fd, max(started, index + 1), limit)
+            self.started = max(self.started, index + 1)
             return True
         except (OSError, ValueError):
             self.broken = True  # dagpar takes nothing from a claim it cannot read either
@@ -552,6 +565,29 @@ def _ignore(path: object) -> bool | None:
         return None
     # None, not False: other plugins (``--ignore``, ``norecursedirs``) still have their say.
     return None if _selection.wanted(_key(path)) else True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_generate_tests(metafunc: Any) -> Any:
+    """Keep only the selected cases of a parametrized function (see *Parametrized tests*)."""
+    yield
+    if _selection is None:
+        return
+    try:
+        calls = metafunc._calls
+        definition = metafunc.definition
+        if len(calls) < 2:
+            return
+        path = _key(_raw_path(definition))
+        names = _selection.tests.get(path)
+        if not names or _selection.in_whole(path):
+            return
+        base = _split_nodeid(definition)
+        kept = [c for c in calls if f"{base}[{c.id}]" in names]
+        # One case at least: without any, pytest would build the function unparametrized.
+        calls[:] = kept or calls[:1]
+    except (AttributeError, TypeError):  # pragma: no cover - a pytest without these internals
+        return
 
 
 # The hook's path argument was renamed in pytest 7 and the old name removed in pytest 9; the

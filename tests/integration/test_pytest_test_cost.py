@@ -60,3 +60,66 @@ def test_seconds_include_pytest_s_work_around_the_phases(tmp_path: Path) -> None
     ended = [e for e in plugin.PytestStream(report_dir).poll() if e.kind == "end"]
     assert len(ended) == 3
     assert all(e.result is not None and e.result.seconds >= HOOK_SECONDS for e in ended)
+
+
+COUNTING_CONFTEST = """
+import os
+
+
+def pytest_itemcollected(item):
+    with open(os.environ["ITEMS_LOG"], "a") as log:
+        log.write(item.nodeid + "\\n")
+"""
+
+PARAMETRIZED = """
+import pytest
+
+
+@pytest.fixture(params=["x", "y"])
+def letter(request):
+    return request.param
+
+
+@pytest.mark.parametrize("i", range(400))
+def test_many(i):
+    pass
+
+
+@pytest.mark.parametrize("j", range(2))
+def test_fixture(j, letter):
+    pass
+
+
+class TestInClass:
+    @pytest.mark.parametrize("k", ["a::b", "c[d]"])
+    def test_odd_ids(self, k):
+        pass
+"""
+
+
+def test_a_slice_builds_only_the_parametrized_tests_it_selects(tmp_path: Path) -> None:
+    """Selecting 4 of a file's 400 parametrized tests creates about 4 test items, not 400: a
+    slice holding part of a huge parametrize does work in proportion to its part."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "conftest.py").write_text(COUNTING_CONFTEST)
+    (project / "test_many.py").write_text(PARAMETRIZED)
+    spec = RunnerSpec(name="pytest", workspace=project, command=(sys.executable, "-m", "pytest"))
+    runner = plugin.PytestRunner()
+    names = [
+        "test_many[0]",
+        "test_many[399]",
+        "test_fixture[y-1]",
+        "TestInClass::test_odd_ids[a::b]",
+    ]
+    tests = tuple(TestCase("test_many.py", name) for name in names)
+    commands = runner.command(spec=spec, selection=Selection(items=(), tests=tests))
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    log = tmp_path / "items.log"
+    run = run_runner_commands(commands, spec, report_dir, env={"ITEMS_LOG": str(log)})
+    results = runner.parse(spec=spec, report_dir=report_dir, outcome=run.combined)
+    assert sorted(r.name for r in results) == sorted(names)
+    assert all(r.status.value == "passed" for r in results), [r.message for r in results]
+    built = log.read_text().splitlines()
+    assert len(built) <= 2 * len(names), built
