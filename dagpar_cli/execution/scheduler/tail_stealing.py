@@ -17,6 +17,7 @@ for certain which tests a finished slice gave up.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,9 @@ __all__ = ["Offer", "Tail", "TailStealingScheduler"]
 
 #: Seconds between two looks at running slices while none has a tail worth taking.
 POLL_SECONDS = 0.25
+#: A slice whose started tests took more than this many times their predictions is behind:
+#: its pending tests are weighed at its own pace (see :meth:`Offer.pace`).
+BEHIND = 1.5
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -65,6 +69,10 @@ class Offer:
     refused: bool = False
     #: Predicted seconds by source-relative test, as looked up so far (None: no prediction).
     _memo: dict[TestCase, float | None] = field(default_factory=dict)
+    #: The recorded predictions of the slice's tests, added up once (see :meth:`pace`).
+    _planned: float | None = None
+    #: Recorded predictions of the tests given away so far (not scaled by :meth:`pace`).
+    given: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -82,6 +90,8 @@ class Offer:
 
         A test without a prediction (a first run, with no history) is given the slice's own
         pace so far: seconds since its start-up per test started; none before any started.
+        When every test is predicted but the slice runs well behind its predictions, each is
+        scaled by how far behind (:meth:`pace`).
         """
         out: list[float] = []
         known = True
@@ -95,7 +105,30 @@ class Offer:
                     pace = max(running, 0.0) / started if started else 0.0
                 seconds = pace
             out.append(seconds)
+        if known and started:
+            scale = self.pace(math.fsum(out))
+            if scale > 1.0:
+                return [seconds * scale for seconds in out], known
         return out, known
+
+    def pace(self, pending: float) -> float:
+        """How many times longer than predicted the slice's started tests take (1.0: on time).
+
+        :param pending: the recorded predictions of the tests it has not started.
+        :returns: the seconds it has run past its start-up over the predicted seconds of what
+            it started (all it was planned, less *pending* and what it gave away), when that is
+            above :data:`BEHIND`; else 1.0. Predictions that leave out a runner's own work per
+            test (reporting, bookkeeping) make a slice of many short tests run far behind: its
+            tail is then worth taking after all.
+        """
+        if self._planned is None:
+            tests = self.ctx.plan.tests
+            self._planned = math.fsum(self.predicted.get(t.id, 0.0) for t in tests)
+        done = self._planned - pending - self.given
+        running = time.monotonic() - self.started - self.startup
+        if done <= 0.0 or running <= BEHIND * done:
+            return 1.0
+        return running / done
 
     def remaining(self, running: tuple[TestCase, float] | None) -> float:
         """Predicted seconds until the test the slice is running ends.
@@ -352,6 +385,7 @@ class TailStealingScheduler(StaticScheduler):
 
     def _take(self, offer: Offer) -> Tail | None:
         taken: list[float] = []
+        recorded: list[float] = []
 
         def cut(
             pending: Sequence[TestCase],
@@ -361,6 +395,8 @@ class TailStealingScheduler(StaticScheduler):
             seconds, _ = offer.seconds(pending, started)
             k = tail_to_take(seconds, offer.startup, offer.remaining(running))
             taken.extend(seconds[len(seconds) - k :] if k else ())
+            tail = pending[len(pending) - k :] if k else ()
+            recorded.append(math.fsum(offer._prediction(t) or 0.0 for t in tail))
             return k
 
         with offer.lock:
@@ -378,6 +414,7 @@ class TailStealingScheduler(StaticScheduler):
             # Under the offer's lock: the slice reads what it gave up only after closing it.
             offer.ctx.handed.extend(tests)
             offer.ctx.handed_seconds += sum(taken)
+            offer.given += sum(recorded)
         if len(taken) != len(tests):
             taken = [0.0] * len(tests)  # a plugin that took other than asked: no prediction
         return Tail(

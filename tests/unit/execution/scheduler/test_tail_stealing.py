@@ -333,6 +333,35 @@ def test_a_slice_with_too_little_left_is_settled_for_good(world: World) -> None:
     assert world.runners.given == []
 
 
+def test_a_slice_far_behind_its_predictions_still_hands_its_tail_over(world: World) -> None:
+    # 10 tests predicted at 0.01 s, as if the runner's own work per test were left out; the
+    # first 5 took 5 s. At that pace the other 5 are worth taking, whatever was predicted.
+    world.runners.pending = source_tests(10)[5:]
+    world.runners.started = 5
+    job = job_of(planned(1, tests=10), [0.01] * 10)
+    victim = world.slice(job.plan.slices[0], job)
+    with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
+        offer.started = time.monotonic() - STARTUP - 5.0
+        tail = world.scheduler.find()
+        assert not offer.settled
+    assert tail is not None
+    assert len(tail.tests) >= 2
+    assert sum(tail.seconds) > 10 * STARTUP
+    job.tails.release()
+
+
+def test_a_slice_on_its_predictions_is_not_scaled(world: World) -> None:
+    world.runners.pending = source_tests(10)[5:]
+    world.runners.started = 5
+    job = job_of(planned(1, tests=10), [0.01] * 10)
+    victim = world.slice(job.plan.slices[0], job)
+    with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
+        offer.started = time.monotonic() - STARTUP - 0.05
+        seconds, known = offer.seconds(world.runners.pending, 5)
+    assert known
+    assert seconds == [0.01] * 5
+
+
 def test_a_closed_offer_gives_nothing(world: World) -> None:
     job = job_of(planned(1), [1.0] * 10)
     victim = world.slice(job.plan.slices[0], job)
