@@ -117,7 +117,8 @@ class Offer:
         :param pending: the recorded predictions of the tests it has not started.
         :returns: the seconds it has run past its start-up over the predicted seconds of what
             it started (all it was planned, less *pending* and what it gave away), when that is
-            above :data:`BEHIND`; else 1.0. Predictions that leave out a runner's own work per
+            above :data:`BEHIND` and what it started was predicted at least one start-up; else
+            1.0. Predictions that leave out a runner's own work per
             test (reporting, bookkeeping) make a slice of many short tests run far behind: its
             tail is then worth taking after all.
         """
@@ -126,7 +127,9 @@ class Offer:
             self._planned = math.fsum(self.predicted.get(t.id, 0.0) for t in tests)
         done = self._planned - pending - self.given
         running = time.monotonic() - self.started - self.startup
-        if done <= 0.0 or running <= BEHIND * done:
+        # Until the started tests were predicted at least one start-up, a start-up longer than
+        # predicted would pass for a slow pace.
+        if done < self.startup or done <= 0.0 or running <= BEHIND * done:
             return 1.0
         return running / done
 

@@ -334,11 +334,11 @@ def test_a_slice_with_too_little_left_is_settled_for_good(world: World) -> None:
 
 
 def test_a_slice_far_behind_its_predictions_still_hands_its_tail_over(world: World) -> None:
-    # 10 tests predicted at 0.01 s, as if the runner's own work per test were left out; the
+    # 10 tests predicted at 0.1 s, as if the runner's own work per test were left out; the
     # first 5 took 5 s. At that pace the other 5 are worth taking, whatever was predicted.
     world.runners.pending = source_tests(10)[5:]
     world.runners.started = 5
-    job = job_of(planned(1, tests=10), [0.01] * 10)
+    job = job_of(planned(1, tests=10), [0.1] * 10)
     victim = world.slice(job.plan.slices[0], job)
     with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
         offer.started = time.monotonic() - STARTUP - 5.0
@@ -350,16 +350,25 @@ def test_a_slice_far_behind_its_predictions_still_hands_its_tail_over(world: Wor
     job.tails.release()
 
 
-def test_a_slice_on_its_predictions_is_not_scaled(world: World) -> None:
+@pytest.mark.parametrize(
+    ("predicted", "ran"),
+    [
+        (0.1, 0.6),  # on its predictions (0.5 s started)
+        (0.01, 5.0),  # far behind, but what started was predicted less than one start-up
+    ],
+)
+def test_a_slice_on_its_predictions_or_too_early_to_tell_is_not_scaled(
+    world: World, predicted: float, ran: float
+) -> None:
     world.runners.pending = source_tests(10)[5:]
     world.runners.started = 5
-    job = job_of(planned(1, tests=10), [0.01] * 10)
+    job = job_of(planned(1, tests=10), [predicted] * 10)
     victim = world.slice(job.plan.slices[0], job)
     with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
-        offer.started = time.monotonic() - STARTUP - 0.05
+        offer.started = time.monotonic() - STARTUP - ran
         seconds, known = offer.seconds(world.runners.pending, 5)
     assert known
-    assert seconds == [0.01] * 5
+    assert seconds == [predicted] * 5
 
 
 def test_a_closed_offer_gives_nothing(world: World) -> None:
