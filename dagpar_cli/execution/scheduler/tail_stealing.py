@@ -73,6 +73,10 @@ class Offer:
     _planned: float | None = None
     #: Recorded predictions of the tests given away so far (not scaled by :meth:`pace`).
     given: float = 0.0
+    #: Prefix sums over the pending tests as first seen, so that each look at a slice costs
+    #: O(1), not a pass over its pending tests: ``(started then, those tests, running sums of
+    #: their recorded predictions, running counts of tests without one)``.
+    _prefix: tuple[int, list[TestCase], list[float], list[int]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -110,6 +114,40 @@ class Offer:
             if scale > 1.0:
                 return [seconds * scale for seconds in out], known
         return out, known
+
+    def total(self, pending: Sequence[TestCase], started: int) -> tuple[float, bool]:
+        """``sum(seconds(pending, started)[0])`` and whether all are known, in O(1) per look.
+
+        The runner passes its pending tests as a window of one order that only narrows
+        (``started`` grows, hand-over cuts the end): sums over the window first seen answer
+        every later look. A window that does not line up with it is summed afresh.
+        """
+        prefix = self._prefix
+        if prefix is not None:
+            base, tests, sums, unknown = prefix
+            lo = started - base
+            hi = lo + len(pending)
+            if 0 <= lo <= hi <= len(tests) and (
+                not pending or (tests[lo] == pending[0] and tests[hi - 1] == pending[-1])
+            ):
+                return self._scaled(sums[hi] - sums[lo], unknown[hi] - unknown[lo], started)
+        sums, unknown = [0.0], [0]
+        for test in pending:
+            seconds = self._prediction(test)
+            sums.append(sums[-1] + (seconds or 0.0))
+            unknown.append(unknown[-1] + (seconds is None))
+        self._prefix = (started, list(pending), sums, unknown)
+        return self._scaled(sums[-1], unknown[-1], started)
+
+    def _scaled(self, recorded: float, unknown: int, started: int) -> tuple[float, bool]:
+        """What :meth:`seconds` adds up to, from its recorded part and its unknown count."""
+        if unknown:
+            running = time.monotonic() - self.started - self.startup
+            pace = max(running, 0.0) / started if started else 0.0
+            return recorded + unknown * pace, False
+        if started:
+            return recorded * max(self.pace(recorded), 1.0), True
+        return recorded, True
 
     def pace(self, pending: float) -> float:
         """How many times longer than predicted the slice's started tests take (1.0: on time).
@@ -368,8 +406,7 @@ class TailStealingScheduler(StaticScheduler):
             started: int,
             running: tuple[TestCase, float] | None = None,
         ) -> int:
-            seconds, known = offer.seconds(pending, started)
-            total = sum(seconds)
+            total, known = offer.total(pending, started)
             seen.append(total)
             if known and total <= MIN_STARTUPS * offer.startup:
                 offer.settled = True  # pending work only shrinks: it will never be worth it

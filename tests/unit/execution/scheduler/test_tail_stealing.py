@@ -371,6 +371,37 @@ def test_a_slice_on_its_predictions_or_too_early_to_tell_is_not_scaled(
     assert seconds == [predicted] * 5
 
 
+def test_looking_at_a_slice_again_and_again_costs_o_1_per_look(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice of n tests looked at every poll while it runs: O(n) lookups in all, not O(n) per
+    look (which grows as n x polls, and polls grow with the slice's length)."""
+    n, looks = 2000, 200
+    lookups = 0
+    original = tail_stealing.Offer._prediction
+
+    def counted(self: tail_stealing.Offer, test: TestCase) -> float | None:
+        nonlocal lookups
+        lookups += 1
+        return original(self, test)
+
+    monkeypatch.setattr(tail_stealing.Offer, "_prediction", counted)
+    world.runners.pending = source_tests(n)
+    # Far more work predicted than the idle worker could take in one start-up: it only looks.
+    job = job_of(planned(1, tests=n), [0.001] * n)
+    victim = world.slice(job.plan.slices[0], job)
+    totals = []
+    with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
+        for _ in range(looks):
+            totals.append(world.scheduler._peek(offer))
+            # pytest moves on: the window of pending tests narrows from the front.
+            world.runners.pending = world.runners.pending[5:]
+            world.runners.started += 5
+    assert lookups <= 2 * n
+    assert totals[0] == pytest.approx(n * 0.001)
+    assert totals[-1] == pytest.approx((n - 5 * (looks - 1)) * 0.001)
+
+
 def test_a_closed_offer_gives_nothing(world: World) -> None:
     job = job_of(planned(1), [1.0] * 10)
     victim = world.slice(job.plan.slices[0], job)
