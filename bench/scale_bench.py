@@ -21,6 +21,7 @@ Run: ``python bench/scale_bench.py [--sizes 5000 20000] [--max-growth 2.0]``.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -74,8 +75,16 @@ def write_suite(root: Path, n: int) -> None:
 def timed(argv: list[str], cwd: Path) -> tuple[float, str]:
     """Wall seconds of *argv* and its output; a failure stops the bench."""
     start = time.monotonic()
+    # dagpar runs $VIRTUAL_ENV's pytest where the suite has no .venv (else the pytest on PATH,
+    # perhaps another installation with other plugins): the one the baseline runs.
     proc = subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "VIRTUAL_ENV": sys.prefix},
     )
     seconds = time.monotonic() - start
     if proc.returncode != 0:

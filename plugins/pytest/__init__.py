@@ -82,7 +82,10 @@ Handing over (:meth:`PytestRunner.can_hand_over`, :meth:`PytestRunner.hand_over_
 Parsing (:meth:`PytestRunner.parse`)
     ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
     exactly as listed (see :mod:`dagpar_plugins.pytest.report`); ``[]`` when pytest wrote no
-    report.
+    report. A test's seconds are what it cost the slice: the wall time from the start of its
+    run protocol to the end of its teardown, pytest's reporting and the plugin's bookkeeping
+    included (the ``dagpar.seconds`` property), so that a file of many tiny tests is not
+    mistaken for a long start-up.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ __all__ = [
     "PROGRESS_FILE",
     "REPORT_FILE",
     "RUN_INFO_FILE",
+    "SECONDS_PROPERTY",
     "SELECTION_FILE",
     "plugin_source",
 ]
@@ -49,6 +50,9 @@ CLAIM_FILE = "dagpar_pytest_claim"
 #: JUnit property names carrying a test's collected path and name.
 PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"
+#: JUnit property carrying the wall seconds a test cost the run, pytest's work around its
+#: phases included (JUnit's ``time`` sums the phases only).
+SECONDS_PROPERTY = "dagpar.seconds"
 #: The JUnit report the runner command writes.
 REPORT_FILE = "pytest-junit.xml"
 

@@ -49,6 +49,21 @@ Events
     ``error`` when a setup or teardown did, ``skipped``; the worst phase wins as in the report);
     ``D`` the sum of its phases' durations; ``M`` one short line.
 
+Parametrized tests
+    A slice may hold a few of a file's 40,000 parametrized cases. Once every plugin has
+    parametrized a function (``pytest_generate_tests``), the plugin keeps only the cases whose
+    name is selected, so pytest builds test items for those alone and a slice's collection
+    grows with its selection, not with the file. A function whose cases are all unselected
+    keeps one, deselected as usual; files selected whole are left alone.
+
+Seconds
+    pytest's JUnit ``time`` sums a test's phases; what pytest does around them (reporting each
+    phase to every plugin, this plugin's own bookkeeping) is not in it, yet on a file of many
+    tiny tests it is most of the run. Each test therefore also gets a ``dagpar.seconds``
+    property: the wall seconds from the start of its run protocol to the end of its teardown,
+    and its end event's ``D`` is those seconds up to the event. The timings then add up to the
+    slice's time, rather than leaving pytest's per-test work to look like start-up.
+
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
 but pytest and the standard library.
 """
@@ -91,6 +106,8 @@ CLAIM_FILE = "dagpar_pytest_claim"
 #: JUnit property names carrying the collected form of a test.
 PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"
+#: JUnit property carrying the seconds the test cost the run (see *Seconds*).
+SECONDS_PROPERTY = "dagpar.seconds"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -156,6 +173,9 @@ class _Claims:
         self.taken = 0
         #: Whether the claim file became unusable: the tests not yet taken then all run here.
         self.broken = False
+        #: How many tests this side counted as started: the count only grows, so a test below it
+        #: (settled as the one before it tore down) starts without another look at the file.
+        self.started = 0
         self.path = os.path.join(_HERE, CLAIM_FILE)
         # Created before the order exists: dagpar opens it only once it has read the order.
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -183,6 +203,8 @@ class _Claims:
         index = self.index.get(id(item))
         if index is None:
             return True  # not in the order dagpar saw: it cannot have been taken
+        if index < self.started:
+            return True  # settled as the test before it tore down
         if 0 <= self.known_limit <= index:
             return False  # the limit only ever drops: no need to look again
         if self.broken:
@@ -205,6 +227,7 @@ class _Claims:
                 return False
             # max: a plugin that runs items out of order must not lower the count.
             _write_claim(fd, max(started, index + 1), limit)
+            self.started = max(self.started, index + 1)
             return True
         except (OSError, ValueError):
             self.broken = True  # dagpar takes nothing from a claim it cannot read either
@@ -259,6 +282,8 @@ _events: Any = None
 _ids: dict[str, tuple[str, str]] = {}
 #: Node id -> the test's state while it runs: [path, name, start, status, seconds, message].
 _running: dict[str, list[Any]] = {}
+#: Node id -> ``time.perf_counter()`` as the test's run protocol started (see *Seconds*).
+_began: dict[str, float] = {}
 #: Whether this run may hand tests over (decided as pytest starts).
 _hands_over = False
 #: The runner's side of handing over, once collection settled with hand-over on.
@@ -351,6 +376,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Start *item* unless dagpar took it; a taken item is neither run nor reported."""
     if _claims is None or _claims.start(item):
+        _began[item.nodeid] = time.perf_counter()
         return None
     return True
 
@@ -361,7 +387,17 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
     Runs after pytest's own teardown, which kept what the next test needs: left until the end
     of the session, a fixture's teardown error would be lost rather than reported here.
+    Last, the test's seconds so far go into its report (see *Seconds*).
     """
+    _hand_over_after(item, nextitem)
+    began = _began.get(item.nodeid)
+    if began is not None:
+        seconds = time.perf_counter() - began
+        item.user_properties.append((SECONDS_PROPERTY, f"{seconds:.6f}"))
+
+
+def _hand_over_after(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Settle the test after *item*; when it was taken, tear every fixture down now."""
     if _claims is None:
         return
     if item.session.shouldstop or item.session.shouldfail:
@@ -432,9 +468,12 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     if _progress is not None:
         _progress.write(b".")
     state = _running.pop(nodeid, None)
+    began = _began.pop(nodeid, None)
     if _events is None or state is None:
         return
     path, name, start, status, seconds, message = state
+    if began is not None:
+        seconds = max(seconds, time.perf_counter() - began)
     _write_event(
         {
             "e": "end",
@@ -506,6 +545,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _events = None
     _ids.clear()
     _running.clear()
+    _began.clear()
     _claims = None
     _hands_over = False
 
@@ -525,6 +565,29 @@ def _ignore(path: object) -> bool | None:
         return None
     # None, not False: other plugins (``--ignore``, ``norecursedirs``) still have their say.
     return None if _selection.wanted(_key(path)) else True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_generate_tests(metafunc: Any) -> Any:
+    """Keep only the selected cases of a parametrized function (see *Parametrized tests*)."""
+    yield
+    if _selection is None:
+        return
+    try:
+        calls = metafunc._calls
+        definition = metafunc.definition
+        if len(calls) < 2:
+            return
+        path = _key(_raw_path(definition))
+        names = _selection.tests.get(path)
+        if not names or _selection.in_whole(path):
+            return
+        base = _split_nodeid(definition)
+        kept = [c for c in calls if f"{base}[{c.id}]" in names]
+        # One case at least: without any, pytest would build the function unparametrized.
+        calls[:] = kept or calls[:1]
+    except (AttributeError, TypeError):  # pragma: no cover - a pytest without these internals
+        return
 
 
 # The hook's path argument was renamed in pytest 7 and the old name removed in pytest 9; the

@@ -12,6 +12,9 @@ that decided the status; the details hold every part's text.
 
 pytest's own ``classname`` is not passed on: it is relative to pytest's rootdir, not to the
 workspace, so dagpar's JUnit report derives one from the workspace-relative path instead.
+
+A test's seconds are its ``dagpar.seconds`` property where the plugin wrote one (what the test
+cost the run, pytest's own work around its phases included), else JUnit's ``time``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .files import (
     PATH_PROPERTY,
     REPORT_FILE,
     RUN_INFO_FILE,
+    SECONDS_PROPERTY,
     SELECTION_FILE,
 )
 from .paths import RootdirMap
@@ -52,6 +56,9 @@ class _Partial:
 
     status: Status = Status.PASSED
     seconds: float = 0.0
+    #: The selection plugin's ``dagpar.seconds``: what the test cost the run, pytest's work
+    #: around its phases included (0: not tagged).
+    cost: float = 0.0
     message: str = ""
     details: list[str] = field(default_factory=list)
     stdout: list[str] = field(default_factory=list)
@@ -176,13 +183,15 @@ def parse_report(
             key = _fallback_id(case, rootdirs)
         if key is None:
             continue
-        _merge(merged.setdefault(key, _Partial()), case)
+        part = merged.setdefault(key, _Partial())
+        _merge(part, case)
+        part.cost = max(part.cost, _seconds(props.get(SECONDS_PROPERTY)))
     results = [
         TestResult(
             path=path,
             name=name,
             status=part.status,
-            seconds=part.seconds,
+            seconds=max(part.seconds, part.cost),
             message=part.message,
             details="\n\n".join(part.details),
             stdout="".join(part.stdout),
@@ -228,13 +237,19 @@ def _streamed(report_dir: Path) -> set[tuple[str, str]]:
         ended.update((e.test.path, e.test.name) for e in events if e.kind == "end")
 
 
+def _seconds(text: str | None) -> float:
+    """Seconds written as *text*; 0 for anything that is not a finite positive number."""
+    try:
+        seconds = float(text or 0.0)
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0  # not "nan", "-1"
+
+
 def _merge(part: _Partial, case: ET.Element) -> None:
     """Fold one ``testcase`` element into *part*."""
-    try:
-        seconds = float(case.get("time") or 0.0)
-    except ValueError:
-        seconds = 0.0
-    if math.isfinite(seconds) and seconds > 0:  # not time="nan", "inf" or "-1"
+    seconds = _seconds(case.get("time"))
+    if seconds:
         part.seconds = min(part.seconds + seconds, sys.float_info.max)
     for kind, status in (
         ("failure", Status.FAILED),

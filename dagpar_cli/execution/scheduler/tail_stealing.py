@@ -17,6 +17,7 @@ for certain which tests a finished slice gave up.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,9 @@ __all__ = ["Offer", "Tail", "TailStealingScheduler"]
 
 #: Seconds between two looks at running slices while none has a tail worth taking.
 POLL_SECONDS = 0.25
+#: A slice whose started tests took more than this many times their predictions is behind:
+#: its pending tests are weighed at its own pace (see :meth:`Offer.pace`).
+BEHIND = 1.5
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -65,6 +69,14 @@ class Offer:
     refused: bool = False
     #: Predicted seconds by source-relative test, as looked up so far (None: no prediction).
     _memo: dict[TestCase, float | None] = field(default_factory=dict)
+    #: The recorded predictions of the slice's tests, added up once (see :meth:`pace`).
+    _planned: float | None = None
+    #: Recorded predictions of the tests given away so far (not scaled by :meth:`pace`).
+    given: float = 0.0
+    #: Prefix sums over the pending tests as first seen, so that each look at a slice costs
+    #: O(1), not a pass over its pending tests: ``(started then, those tests, running sums of
+    #: their recorded predictions, running counts of tests without one)``.
+    _prefix: tuple[int, list[TestCase], list[float], list[int]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -82,6 +94,8 @@ class Offer:
 
         A test without a prediction (a first run, with no history) is given the slice's own
         pace so far: seconds since its start-up per test started; none before any started.
+        When every test is predicted but the slice runs well behind its predictions, each is
+        scaled by how far behind (:meth:`pace`).
         """
         out: list[float] = []
         known = True
@@ -95,7 +109,67 @@ class Offer:
                     pace = max(running, 0.0) / started if started else 0.0
                 seconds = pace
             out.append(seconds)
+        if known and started:
+            scale = self.pace(math.fsum(out))
+            if scale > 1.0:
+                return [seconds * scale for seconds in out], known
         return out, known
+
+    def total(self, pending: Sequence[TestCase], started: int) -> tuple[float, bool]:
+        """``sum(seconds(pending, started)[0])`` and whether all are known, in O(1) per look.
+
+        The runner passes its pending tests as a window of one order that only narrows
+        (``started`` grows, hand-over cuts the end): sums over the window first seen answer
+        every later look. A window that does not line up with it is summed afresh.
+        """
+        prefix = self._prefix
+        if prefix is not None:
+            base, tests, sums, unknown = prefix
+            lo = started - base
+            hi = lo + len(pending)
+            if 0 <= lo <= hi <= len(tests) and (
+                not pending or (tests[lo] == pending[0] and tests[hi - 1] == pending[-1])
+            ):
+                return self._scaled(sums[hi] - sums[lo], unknown[hi] - unknown[lo], started)
+        sums, unknown = [0.0], [0]
+        for test in pending:
+            seconds = self._prediction(test)
+            sums.append(sums[-1] + (seconds or 0.0))
+            unknown.append(unknown[-1] + (seconds is None))
+        self._prefix = (started, list(pending), sums, unknown)
+        return self._scaled(sums[-1], unknown[-1], started)
+
+    def _scaled(self, recorded: float, unknown: int, started: int) -> tuple[float, bool]:
+        """What :meth:`seconds` adds up to, from its recorded part and its unknown count."""
+        if unknown:
+            running = time.monotonic() - self.started - self.startup
+            pace = max(running, 0.0) / started if started else 0.0
+            return recorded + unknown * pace, False
+        if started:
+            return recorded * max(self.pace(recorded), 1.0), True
+        return recorded, True
+
+    def pace(self, pending: float) -> float:
+        """How many times longer than predicted the slice's started tests take (1.0: on time).
+
+        :param pending: the recorded predictions of the tests it has not started.
+        :returns: the seconds it has run past its start-up over the predicted seconds of what
+            it started (all it was planned, less *pending* and what it gave away), when that is
+            above :data:`BEHIND` and what it started was predicted at least one start-up; else
+            1.0. Predictions that leave out a runner's own work per
+            test (reporting, bookkeeping) make a slice of many short tests run far behind: its
+            tail is then worth taking after all.
+        """
+        if self._planned is None:
+            tests = self.ctx.plan.tests
+            self._planned = math.fsum(self.predicted.get(t.id, 0.0) for t in tests)
+        done = self._planned - pending - self.given
+        running = time.monotonic() - self.started - self.startup
+        # Until the started tests were predicted at least one start-up, a start-up longer than
+        # predicted would pass for a slow pace.
+        if done < self.startup or done <= 0.0 or running <= BEHIND * done:
+            return 1.0
+        return running / done
 
     def remaining(self, running: tuple[TestCase, float] | None) -> float:
         """Predicted seconds until the test the slice is running ends.
@@ -332,8 +406,7 @@ class TailStealingScheduler(StaticScheduler):
             started: int,
             running: tuple[TestCase, float] | None = None,
         ) -> int:
-            seconds, known = offer.seconds(pending, started)
-            total = sum(seconds)
+            total, known = offer.total(pending, started)
             seen.append(total)
             if known and total <= MIN_STARTUPS * offer.startup:
                 offer.settled = True  # pending work only shrinks: it will never be worth it
@@ -352,6 +425,7 @@ class TailStealingScheduler(StaticScheduler):
 
     def _take(self, offer: Offer) -> Tail | None:
         taken: list[float] = []
+        recorded: list[float] = []
 
         def cut(
             pending: Sequence[TestCase],
@@ -361,6 +435,8 @@ class TailStealingScheduler(StaticScheduler):
             seconds, _ = offer.seconds(pending, started)
             k = tail_to_take(seconds, offer.startup, offer.remaining(running))
             taken.extend(seconds[len(seconds) - k :] if k else ())
+            tail = pending[len(pending) - k :] if k else ()
+            recorded.append(math.fsum(offer._prediction(t) or 0.0 for t in tail))
             return k
 
         with offer.lock:
@@ -378,6 +454,7 @@ class TailStealingScheduler(StaticScheduler):
             # Under the offer's lock: the slice reads what it gave up only after closing it.
             offer.ctx.handed.extend(tests)
             offer.ctx.handed_seconds += sum(taken)
+            offer.given += sum(recorded)
         if len(taken) != len(tests):
             taken = [0.0] * len(tests)  # a plugin that took other than asked: no prediction
         return Tail(

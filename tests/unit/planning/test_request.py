@@ -285,3 +285,26 @@ def test_with_setups_recorded_a_measured_start_up_of_nothing_is_planned_as_the_d
     split(Store(HISTORY, PER_TEST, startup=0.0, setup={A.path: 0.5}), planner)
     split(Store(HISTORY, PER_TEST, startup=0.0), planner)
     assert [r.startup_seconds for r in planner.requests] == [DEFAULT_STARTUP["local"], 0.0]
+
+
+def test_a_file_of_many_tiny_tests_and_one_long_test_is_cut_into_balanced_slices() -> None:
+    """20,000 tests of 1 ms (pytest's own work per test included) and one of 2 s in one file:
+    two slices that end together, whichever holds the long test."""
+    big = Item(("tests/test_big.py",), "api/tests/test_big.py")
+    tests = [TestCase(big.path, f"test_p[{i}]") for i in range(20000)]
+    tests.append(TestCase(big.path, "test_slow"))
+    per_test = {t.id: 0.001 for t in tests} | {tests[-1].id: 2.0}
+    store = Store({big.key: sum(per_test.values())}, per_test, startup=1.5)
+    planned = split(
+        store,
+        GreedyPlanner(),
+        items=[big],
+        tests_of={big.key: tests},
+        hands_over=True,
+        workers=2,
+    )
+    slices = planned.plan.slices
+    assert len(slices) == 2
+    assert sum(len(sp.tests) for sp in slices) == len(tests)
+    first, second = sorted(sp.predicted_seconds for sp in slices)
+    assert second - first <= 0.02 * second, [sp.predicted_seconds for sp in slices]

@@ -333,6 +333,75 @@ def test_a_slice_with_too_little_left_is_settled_for_good(world: World) -> None:
     assert world.runners.given == []
 
 
+def test_a_slice_far_behind_its_predictions_still_hands_its_tail_over(world: World) -> None:
+    # 10 tests predicted at 0.1 s, as if the runner's own work per test were left out; the
+    # first 5 took 5 s. At that pace the other 5 are worth taking, whatever was predicted.
+    world.runners.pending = source_tests(10)[5:]
+    world.runners.started = 5
+    job = job_of(planned(1, tests=10), [0.1] * 10)
+    victim = world.slice(job.plan.slices[0], job)
+    with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
+        offer.started = time.monotonic() - STARTUP - 5.0
+        tail = world.scheduler.find()
+        assert not offer.settled
+    assert tail is not None
+    assert len(tail.tests) >= 2
+    assert sum(tail.seconds) > 10 * STARTUP
+    job.tails.release()
+
+
+@pytest.mark.parametrize(
+    ("predicted", "ran"),
+    [
+        (0.1, 0.6),  # on its predictions (0.5 s started)
+        (0.01, 5.0),  # far behind, but what started was predicted less than one start-up
+    ],
+)
+def test_a_slice_on_its_predictions_or_too_early_to_tell_is_not_scaled(
+    world: World, predicted: float, ran: float
+) -> None:
+    world.runners.pending = source_tests(10)[5:]
+    world.runners.started = 5
+    job = job_of(planned(1, tests=10), [predicted] * 10)
+    victim = world.slice(job.plan.slices[0], job)
+    with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
+        offer.started = time.monotonic() - STARTUP - ran
+        seconds, known = offer.seconds(world.runners.pending, 5)
+    assert known
+    assert seconds == [predicted] * 5
+
+
+def test_looking_at_a_slice_again_and_again_costs_o_1_per_look(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice of n tests looked at every poll while it runs: O(n) lookups in all, not O(n) per
+    look (which grows as n x polls, and polls grow with the slice's length)."""
+    n, looks = 2000, 200
+    lookups = 0
+    original = tail_stealing.Offer._prediction
+
+    def counted(self: tail_stealing.Offer, test: TestCase) -> float | None:
+        nonlocal lookups
+        lookups += 1
+        return original(self, test)
+
+    monkeypatch.setattr(tail_stealing.Offer, "_prediction", counted)
+    world.runners.pending = source_tests(n)
+    # Far more work predicted than the idle worker could take in one start-up: it only looks.
+    job = job_of(planned(1, tests=n), [0.001] * n)
+    victim = world.slice(job.plan.slices[0], job)
+    totals = []
+    with world.scheduler.offering(victim, world.spec, world.tmp_path) as offer:
+        for _ in range(looks):
+            totals.append(world.scheduler._peek(offer))
+            # pytest moves on: the window of pending tests narrows from the front.
+            world.runners.pending = world.runners.pending[5:]
+            world.runners.started += 5
+    assert lookups <= 2 * n
+    assert totals[0] == pytest.approx(n * 0.001)
+    assert totals[-1] == pytest.approx((n - 5 * (looks - 1)) * 0.001)
+
+
 def test_a_closed_offer_gives_nothing(world: World) -> None:
     job = job_of(planned(1), [1.0] * 10)
     victim = world.slice(job.plan.slices[0], job)

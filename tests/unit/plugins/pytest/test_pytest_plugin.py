@@ -670,6 +670,7 @@ def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
     assert pytest_select.NAME_PROPERTY == _pytest_files.NAME_PROPERTY
     assert pytest_select.EVENTS_FILE == _pytest_files.EVENTS_FILE
     assert pytest_select.ID_PROPERTY == _pytest_files.ID_PROPERTY
+    assert pytest_select.SECONDS_PROPERTY == _pytest_files.SECONDS_PROPERTY
     assert _pytest_files.plugin_source() == Path(pytest_select.__file__).read_text("utf-8")
 
 
