@@ -1,0 +1,267 @@
+"""dagpar's own cost on many small items: a custom toolchain, and many small pytest files.
+
+Two cases, each written to a temporary directory and run with ``dagpar check -j 2``:
+
+- **items**: a custom toolchain file (no runner plugin) whose ``+parallel`` field holds
+  ``--items`` strings (default 200,000) and whose ``+parallel`` function does nothing with them,
+  so every item becomes one passed result that dagpar collects, traces, reports and records in
+  its timing store. Measured: dagpar's wall time after its last slice ends (the function returns
+  in each slice), and the peak RSS of the dagpar process.
+- **pytest**: ``--files`` files (default 400) of ``--per-file`` trivial tests (default 50).
+  Measured: dagpar's wall time outside the slices, before the first runner process starts and
+  after the last one ends, next to serial ``pytest`` on the same files (the baseline, alternated
+  with dagpar in the same run).
+
+Slice boundaries come from the slices themselves: the toolchain function appends its start and
+end times to a file; each pytest process does the same from a ``sitecustomize`` module (on
+``PYTHONPATH``) at interpreter start and exit, so a runner's own start-up counts as the slice's.
+Each case runs once to record timings and the listing, then ``--repeat`` times (default 3);
+medians are printed. The bench exits 1 when a median misses its target:
+
+- items: after the slices < ``--items-after`` s (default 5) and peak RSS < ``--items-rss`` MB
+  (default 300);
+- pytest: outside the slices < ``--pytest-outside`` s (default 2).
+
+The targets are for the default sizes; a smaller ``--items`` or ``--files`` is a quick check
+against the same targets. ``uptime``'s load is printed: the machine may
+be shared.
+
+Run: ``python bench/items_bench.py [--items 200000] [--files 400] [--per-file 50]
+[--repeat 3] [--only items,pytest]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TOOLCHAIN = '''
+import os
+import time
+
+from dagpar_cli import Directory, field, object_type
+
+
+def _stamp(kind: str) -> None:
+    with open(os.environ["ITEMS_BENCH_STAMPS"], "a") as out:
+        out.write(f"{kind} {time.time()!r}\\n")
+
+
+@object_type
+class NoopItems:
+    """Items that take no work."""
+
+    workspace: Directory
+    items: list[str] = field()  # +parallel
+
+    # +parallel
+    def run(self) -> None:
+        """Do nothing with each item."""
+        _stamp("start")
+        for _ in self.items:
+            pass
+        _stamp("end")
+
+
+@object_type
+class Noop:
+    """A custom toolchain of many no-op items."""
+
+    source: Directory
+
+    def work(self) -> NoopItems:
+        """Every item."""
+        count = int(os.environ["ITEMS_BENCH_COUNT"])
+        return NoopItems(workspace=self.source, items=[f"item/{i:06d}" for i in range(count)])
+
+    # +check
+    def test(self) -> None:
+        """Run every item, split."""
+        self.work().run()
+'''
+
+#: Loaded by every Python process started with ``PYTHONPATH`` naming its directory: a pytest
+#: process appends when it started and ended.
+SITECUSTOMIZE = """
+import atexit, os, sys, time
+
+_START = time.time()
+
+
+def _stamp():
+    argv = getattr(sys, "orig_argv", sys.argv)
+    if "pytest" not in argv or "--collect-only" in argv:
+        return
+    with open(os.environ["ITEMS_BENCH_STAMPS"], "a") as out:
+        out.write(f"start {_START!r}\\nend {time.time()!r}\\n")
+
+
+atexit.register(_stamp)
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``dagpar check``: its wall time and what the slices' stamps say, in seconds."""
+
+    wall: float
+    before: float
+    after: float
+    rss_mb: float
+    cpu: float
+
+    @property
+    def outside(self) -> float:
+        """dagpar's own time outside its slices."""
+        return self.before + self.after
+
+
+def _timed(argv: list[str], env: dict[str, str], stamps: Path) -> Run:
+    """Run *argv*, reading the slices' stamps from *stamps*."""
+    stamps.unlink(missing_ok=True)
+    begin = time.time()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    end = time.time()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{output[-3000:]!r}")
+    marks: dict[str, list[float]] = {"start": [], "end": []}
+    for line in stamps.read_text().splitlines():
+        kind, at = line.split()
+        marks[kind].append(float(at))
+    return Run(
+        wall=end - begin,
+        before=min(marks["start"]) - begin,
+        after=end - max(marks["end"]),
+        rss_mb=usage.ru_maxrss / 1024,
+        cpu=usage.ru_utime + usage.ru_stime,
+    )
+
+
+def _dagpar(workspace: Path) -> list[str]:
+    return [sys.executable, "-m", "dagpar_cli", "check", "-C", str(workspace), "-j", "2"]
+
+
+def items_case(root: Path, count: int, repeat: int) -> list[Run]:
+    """``--repeat`` warm runs of the custom toolchain with *count* no-op items."""
+    workspace = root / "items"
+    workspace.mkdir()
+    (workspace / "noop.py").write_text(textwrap.dedent(TOOLCHAIN))
+    (workspace / "dagpar.yaml").write_text("toolchains:\n  noop: {use: ./noop.py}\n")
+    stamps = root / "items-stamps"
+    env = {**os.environ, "ITEMS_BENCH_STAMPS": str(stamps), "ITEMS_BENCH_COUNT": str(count)}
+    _timed(_dagpar(workspace), env, stamps)  # records the timings
+    return [_timed(_dagpar(workspace), env, stamps) for _ in range(repeat)]
+
+
+def pytest_case(root: Path, files: int, per_file: int, repeat: int) -> tuple[list[Run], list[Run]]:
+    """``--repeat`` warm runs of dagpar and of serial pytest, alternated."""
+    workspace = root / "pytest"
+    tests = workspace / "tests"
+    tests.mkdir(parents=True)
+    body = "".join(f"\n\ndef test_{k}():\n    pass\n" for k in range(per_file))
+    for f in range(files):
+        (tests / f"test_{f:04d}.py").write_text(body)
+    runner = f"[{sys.executable!r}, -m, pytest]".replace("'", '"')
+    (workspace / "dagpar.yaml").write_text(
+        f"toolchains:\n  pytest: {{use: pytest, source: ., runner: {runner}}}\n"
+    )
+    site = root / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    stamps = root / "pytest-stamps"
+    env = {
+        **os.environ,
+        "ITEMS_BENCH_STAMPS": str(stamps),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+    }
+    serial = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+
+    def run_serial() -> Run:
+        return _timed_in(serial, env, stamps, workspace)
+
+    _timed(_dagpar(workspace), env, stamps)  # records the timings and the listing
+    dagpar_runs, pytest_runs = [], []
+    for _ in range(repeat):
+        dagpar_runs.append(_timed(_dagpar(workspace), env, stamps))
+        pytest_runs.append(run_serial())
+    return dagpar_runs, pytest_runs
+
+
+def _timed_in(argv: list[str], env: dict[str, str], stamps: Path, cwd: Path) -> Run:
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return _timed(argv, env, stamps)
+    finally:
+        os.chdir(here)
+
+
+def _median(runs: list[Run], what: str) -> float:
+    return statistics.median(float(getattr(r, what)) for r in runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--files", type=int, default=400)
+    parser.add_argument("--per-file", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="items,pytest")
+    parser.add_argument("--items-after", type=float, default=5.0)
+    parser.add_argument("--items-rss", type=float, default=300.0)
+    parser.add_argument("--pytest-outside", type=float, default=2.0)
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    missed = []
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} (1, 5 min)")
+    with tempfile.TemporaryDirectory(prefix="dagpar-items-") as tmp:
+        root = Path(tmp)
+        if "items" in only:
+            runs = items_case(root, args.items, args.repeat)
+            after, rss = _median(runs, "after"), _median(runs, "rss_mb")
+            limit_after = args.items_after
+            print(
+                f"items: {args.items} no-op items, -j 2, median of {len(runs)}: "
+                f"wall {_median(runs, 'wall'):.2f} s, CPU {_median(runs, 'cpu'):.2f} s, "
+                f"before the first slice {_median(runs, 'before'):.2f} s, "
+                f"after the last slice {after:.2f} s (target < {limit_after:.2f}), "
+                f"peak RSS {rss:.0f} MB (target < {args.items_rss:.0f})"
+            )
+            if after >= limit_after:
+                missed.append(f"items: {after:.2f} s after the slices")
+            if rss >= args.items_rss:
+                missed.append(f"items: peak RSS {rss:.0f} MB")
+        if "pytest" in only:
+            dagpar_runs, pytest_runs = pytest_case(root, args.files, args.per_file, args.repeat)
+            tests = args.files * args.per_file
+            limit = args.pytest_outside
+            outside = _median(dagpar_runs, "outside")
+            wall, serial = _median(dagpar_runs, "wall"), _median(pytest_runs, "wall")
+            print(
+                f"pytest: {tests} tests in {args.files} files, -j 2, median of "
+                f"{len(dagpar_runs)}: wall {wall:.2f} s ({wall / serial:.2f} x serial pytest's "
+                f"{serial:.2f} s), CPU {_median(dagpar_runs, 'cpu'):.2f} s; outside the slices "
+                f"{outside:.2f} s (before {_median(dagpar_runs, 'before'):.2f} s, after "
+                f"{_median(dagpar_runs, 'after'):.2f} s; target < {limit:.2f})"
+            )
+            if outside >= limit:
+                missed.append(f"pytest: {outside:.2f} s outside the slices")
+    for line in missed:
+        print(f"MISSED {line}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
