@@ -93,6 +93,9 @@ FLUSH_TIMEOUT_MS = 5000
 #: How many item keys a slice span lists (``dagpar.slice.items``); the count is always there.
 MAX_ITEM_ATTRIBUTES = 100
 
+#: Test spans handed on at once: a slice of 100,000 tests is not held as spans all at once.
+SPAN_CHUNK = 1000
+
 #: ``test.case.result.status`` per test status (OpenTelemetry test semantic conventions).
 _CASE_STATUS = {
     TestStatus.PASSED: "pass",
@@ -410,6 +413,9 @@ class OtelReporter:
                     _safe(test.message.splitlines()[0]) if test.message else test.status.value,
                 )
             batch.add(name, begin, begin + duration, attributes, events, status)
+            if len(batch) >= SPAN_CHUNK:
+                self._deliver(batch)
+                batch = TestSpanBatch(parent, self.provider.resource)
         self._deliver(batch)
 
     def _deliver(self, batch: TestSpanBatch) -> None:

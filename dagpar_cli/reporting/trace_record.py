@@ -160,7 +160,7 @@ _UNSET_JSON = '{"status_code": "UNSET"}'
 
 
 class TestSpanBatch:
-    """The test-case spans of one slice, made without the SDK's per-span machinery.
+    """Test-case spans of one slice, made without the SDK's per-span machinery.
 
     A run records a span per test, and a span started and ended through a tracer costs a lock,
     a context, bounded attributes and a processor call each. Test spans are finished when they
