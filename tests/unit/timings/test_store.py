@@ -231,3 +231,30 @@ def test_the_prediction_reports_how_much_runs_vary(store: TimingStore) -> None:
     assert prediction.estimated == frozenset()
     assert prediction.spread is not None
     assert 0.05 < prediction.spread < 0.3
+
+
+def test_a_custom_items_own_result_is_recorded_once(store: TimingStore) -> None:
+    """Without a runner, an item's one result is the item itself: one sample, not two."""
+    lint = [result(f"src/m{i}.py::run", 0.5 + i) for i in range(3)]
+    several = [result("src/many.py::run::a", 1.0), result("src/many.py::run::b", 2.0)]
+    for number in range(3):
+        store.record(
+            run_of("lint:check", [(lint, 5.0), (several, 4.0)]),
+            runner_of={"lint": "custom"},
+            executor="local",
+            run_id=f"run-{number}",
+        )
+    samples = store.export_json()["samples"]
+    kinds = sorted({(s[1], s[2]) for s in samples if s[0] == "lint"})
+    assert kinds == [
+        ("item", "src/m0.py"),
+        ("item", "src/m1.py"),
+        ("item", "src/m2.py"),
+        ("item", "src/many.py"),
+        ("test", "src/many.py::run::a"),
+        ("test", "src/many.py::run::b"),
+    ]
+    items = [Item((f"src/m{i}.py",), f"src/m{i}.py") for i in range(3)]
+    predictions, has_history = store.predict("lint", items, {})
+    assert has_history
+    assert predictions == {f"src/m{i}.py": pytest.approx(0.5 + i) for i in range(3)}
