@@ -113,6 +113,8 @@ MESSAGE_LIMIT = 4096
 def _safe(text: str) -> str:
     """*text* fit for a span: valid UTF-8 (protobuf rejects lone surrogates, and one bad string
     would drop the whole batch), no control characters, bounded."""
+    if len(text) <= MESSAGE_LIMIT // 4 and text.isascii() and text.isprintable():
+        return text  # nothing to clean or cut: most test names and paths
     return truncate(clean_text(text), MESSAGE_LIMIT)
 
 
