@@ -258,3 +258,30 @@ def test_a_custom_items_own_result_is_recorded_once(store: TimingStore) -> None:
     predictions, has_history = store.predict("lint", items, {})
     assert has_history
     assert predictions == {f"src/m{i}.py": pytest.approx(0.5 + i) for i in range(3)}
+
+
+def test_each_key_keeps_its_own_last_samples_when_runs_touch_different_keys(
+    tmp_path: Path,
+) -> None:
+    with TimingStore.open(tmp_path, keep=3) as store:
+        runs: list[dict[str, float]] = []
+        history: dict[str, list[float]] = {}
+        for number in range(7):
+            # Each run measures a different mix of keys, in a different order.
+            keys = [f"api/test_{k}.py::t" for k in range(6) if (k + number) % 3 != 0]
+            run = {key: float(10 * number + k) for k, key in enumerate(reversed(keys))}
+            runs.append(run)
+            for key, seconds in run.items():
+                history.setdefault(key, []).append(seconds)
+        record_runs(store, "api:test", runs)
+        kept: dict[str, list[float]] = {}
+        for sample in store.export_json()["samples"]:
+            if sample[1] == "test":
+                kept.setdefault(sample[2], []).append(sample[5])
+        assert {key: sorted(v) for key, v in kept.items()} == {
+            key: sorted(v[-3:]) for key, v in history.items()
+        }
+        tests = [TestCase(*key.split("::")) for key in history]
+        assert store.predict_tests("api", tests) == {
+            key: sorted(v[-3:])[1] for key, v in history.items()
+        }
