@@ -474,7 +474,9 @@ class SampleRecorder:
         totals: dict[str, float] = defaultdict(float)
         broken: set[str] = set()
         results = list(results)
-        outer = {id(r) for r in outermost(results)}
+        outers = outermost(results)
+        # None: every result is outermost (no subtests), the common case.
+        outer = {id(r) for r in outers} if len(outers) != len(results) else None
         itself: set[str] = set()
         if not runner:
             reported = Counter(r.path for r in results)
@@ -486,7 +488,7 @@ class SampleRecorder:
                 continue
             if r.path not in itself:
                 add(instance, TEST, r.id, r.seconds)
-            if id(r) in outer:
+            if outer is None or id(r) in outer:
                 totals[r.path] += r.seconds
         for path in sorted(set(totals) & whole - broken):
             add(instance, ITEM, path, totals[path])
