@@ -17,8 +17,9 @@ toolchain function runs in dagpar's process, so it stamps that too) instead of w
 shared machine other load stretches wall time, not CPU time.
 
 Slice boundaries come from the slices themselves: the toolchain function appends its start and
-end times to a file; each pytest process does the same from a ``sitecustomize`` module (on
-``PYTHONPATH``) at interpreter start and exit, so a runner's own start-up counts as the slice's.
+end times to a file; each pytest process writes its start and process id from a
+``sitecustomize`` module (on ``PYTHONPATH``), and the bench notes when that process exits, so a
+runner's own start-up and tear-down count as the slice's.
 Each case runs once to record timings and the listing, then ``--repeat`` times (default 3);
 medians are printed. The bench exits 1 when a median misses its target:
 
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,23 +96,46 @@ class Noop:
 '''
 
 #: Loaded by every Python process started with ``PYTHONPATH`` naming its directory: a pytest
-#: process appends when it started and ended.
+#: slice process says when it started and which process it is; the bench sees it end.
 SITECUSTOMIZE = """
-import atexit, os, sys, time
+import os, sys, time
 
-_START = time.time()
-
-
-def _stamp():
-    argv = getattr(sys, "orig_argv", sys.argv)
-    if "pytest" not in argv or "--collect-only" in argv:
-        return
+_argv = getattr(sys, "orig_argv", sys.argv)
+if "pytest" in _argv and "--collect-only" not in _argv:
     with open(os.environ["ITEMS_BENCH_STAMPS"], "a") as out:
-        out.write(f"start {_START!r}\\nend {time.time()!r}\\n")
-
-
-atexit.register(_stamp)
+        out.write(f"pid {time.time()!r} {os.getpid()}\\n")
 """
+
+
+class _Watcher(threading.Thread):
+    """Notes when each slice process named in the stamps file ends (its exit, not its last
+    Python line: a runner's interpreter tear-down is the slice's time, not dagpar's)."""
+
+    def __init__(self, stamps: Path) -> None:
+        super().__init__(daemon=True)
+        self.stamps = stamps
+        self.ended: dict[str, float] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                lines = self.stamps.read_text().splitlines()
+            except FileNotFoundError:
+                lines = []
+            for line in lines:
+                kind, _, pid = line.split()
+                if kind == "pid" and pid not in self.ended and not _alive(pid):
+                    self.ended[pid] = time.time()
+            time.sleep(0.01)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
 
 
 @dataclass(frozen=True)
@@ -134,22 +159,30 @@ class Run:
 def _timed(argv: list[str], env: dict[str, str], stamps: Path) -> Run:
     """Run *argv*, reading the slices' stamps from *stamps*."""
     stamps.unlink(missing_ok=True)
+    watcher = _Watcher(stamps)
+    watcher.start()
     begin = time.time()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     end = time.time()
+    watcher.done.set()
+    watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{output[-3000:]!r}")
     marks: dict[str, list[float]] = {"start": [], "end": []}
     cpu_marks = []
     for line in stamps.read_text().splitlines():
-        kind, at, *cpu = line.split()
+        kind, at, *extra = line.split()
+        if kind == "pid":  # a slice process: from its start to its exit
+            marks["start"].append(float(at))
+            marks["end"].append(watcher.ended.get(extra[0], end))
+            continue
         marks[kind].append(float(at))
-        if kind == "end" and cpu:
-            cpu_marks.append(float(cpu[0]))
+        if kind == "end" and extra:
+            cpu_marks.append(float(extra[0]))
     cpu_total = usage.ru_utime + usage.ru_stime
     return Run(
         wall=end - begin,
