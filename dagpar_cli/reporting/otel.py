@@ -366,7 +366,8 @@ class OtelReporter:
         scale = min(1.0, available / reported) if reported > 0 else 1.0
         cursor = opened.start_ns
         items = ItemIndex(plan.items)
-        batch = TestSpanBatch(parent, self.provider.resource)
+        new_span_id = self.provider.id_generator.generate_span_id
+        batch = TestSpanBatch(parent, self.provider.resource, new_span_id)
         common = self._attrs()
         for test in ordered:
             if test.start is not None:
@@ -417,7 +418,7 @@ class OtelReporter:
             batch.add(name, begin, begin + duration, attributes, events, status)
             if len(batch) >= SPAN_CHUNK:
                 self._deliver(batch)
-                batch = TestSpanBatch(parent, self.provider.resource)
+                batch = TestSpanBatch(parent, self.provider.resource, new_span_id)
         self._deliver(batch)
 
     def _deliver(self, batch: TestSpanBatch) -> None:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -169,9 +168,12 @@ class TestSpanBatch:
     another processor wants them, as SDK :class:`ReadableSpan` objects.
     """
 
-    def __init__(self, parent: SpanContext, resource: Resource) -> None:
+    def __init__(
+        self, parent: SpanContext, resource: Resource, new_span_id: Callable[[], int]
+    ) -> None:
         self.parent = parent
         self.resource = resource
+        self.new_span_id = new_span_id
         self._spans: list[tuple[str, int, int, int, dict[str, Any], tuple[Event, ...], Status]]
         self._spans = []
 
@@ -187,10 +189,9 @@ class TestSpanBatch:
         events: tuple[Event, ...],
         status: Status,
     ) -> None:
-        """One finished span under the slice's span, with a fresh random span id."""
-        span_id = random.getrandbits(64)
-        while span_id == 0:  # INVALID_SPAN_ID
-            span_id = random.getrandbits(64)
+        """One finished span under the slice's span, with a span id from the provider's id
+        generator (the SDK's own is random)."""
+        span_id = self.new_span_id()
         self._spans.append((name, span_id, start, end, attributes, events, status))
 
     def readable_spans(self) -> list[ReadableSpan]:

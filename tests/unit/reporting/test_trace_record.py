@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Status, StatusCode
 
 from dagpar_cli import hookspecs
@@ -177,3 +178,36 @@ def test_the_record_holds_each_test_span_as_the_sdk_renders_it(
         "dagpar.item": "pkg::TestX",
     }
     assert delivered['tests/test_a.py::test_é["\n"]'].status.description == "a"
+
+
+def test_test_spans_take_their_ids_from_the_providers_id_generator(tmp_path: Path) -> None:
+    class Counting(RandomIdGenerator):
+        def __init__(self) -> None:
+            self.next = 0x1000
+
+        def generate_span_id(self) -> int:
+            self.next += 1
+            return self.next
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=Counting())
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    reporter = otel.OtelReporter(
+        provider=provider,
+        run_span=provider.get_tracer("test").start_span("dagpar run"),
+        run_id="run1",
+        pm=pm,
+    )
+    pm.register(reporter)
+    items = (Item(("a.py",), "a.py"),)
+    plan = SlicePlan(index=1, items=items, predicted_seconds=1.0)
+    tests = tuple(TestResult(path="a.py", name=f"t{n}", status=CaseStatus.PASSED) for n in range(3))
+    pm.hook.dagpar_slice_finished(
+        check="c:t",
+        slice=plan,
+        result=SliceResult(index=1, items=items, results=tests, seconds=1.0),
+    )
+    ids = [s.context.span_id for s in memory.get_finished_spans() if s.name.startswith("a.py")]
+    assert len(ids) == 3 and all(0x1000 < i < 0x1100 for i in ids)
