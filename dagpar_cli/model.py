@@ -76,7 +76,11 @@ class Status(str, enum.Enum):
     @property
     def is_bad(self) -> bool:
         """Whether this status fails the check."""
-        return self in (Status.FAILED, Status.ERROR)
+        return self in _BAD  # a set: asked of every result, several times per run
+
+
+#: The statuses that fail a check.
+_BAD = frozenset({Status.FAILED, Status.ERROR})
 
 
 @dataclass(frozen=True, slots=True)

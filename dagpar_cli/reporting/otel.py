@@ -23,7 +23,9 @@ started with (a traced CI job).
 Slices run in worker threads; the reporter keeps its open spans under one lock. Test-case spans
 are made when their slice ends, from the slice's results: at each test's real start where the
 runner streamed it (``TestResult.start``, kept within the slice's span), else laid end to end
-from the slice's start (a runner that reports durations only).
+from the slice's start (a runner that reports durations only). They are finished when made, so
+they skip the SDK's per-span machinery: a slice's test spans go to the local record in one write
+and to every other span processor as SDK spans (:mod:`~dagpar_cli.reporting.trace_record`).
 """
 
 from __future__ import annotations
@@ -36,18 +38,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from dagpar_cli.model import CheckResult, RunResult, SlicePlan, SliceResult
@@ -55,6 +62,13 @@ from dagpar_cli.model import Status as TestStatus
 from dagpar_cli.plugin import hookimpl
 from dagpar_cli.reporting._text import clean_text, truncate
 from dagpar_cli.reporting.item_index import ItemIndex
+from dagpar_cli.reporting.trace_record import (
+    TRACER_NAME,
+    UNSET,
+    JsonLinesExporter,
+    TestSpanBatch,
+    span_json,
+)
 from dagpar_cli.reporting.trace_retention import TraceRetention, prune_traces
 from dagpar_cli.statedir import STATE_DIR, state_dir
 
@@ -63,18 +77,24 @@ if TYPE_CHECKING:
 
     from dagpar_cli.run_context import RunContext
 
-__all__ = ["JsonLinesExporter", "OtelReporter", "dagpar_configure", "traces_file"]
+__all__ = [
+    "JsonLinesExporter",
+    "OtelReporter",
+    "dagpar_configure",
+    "span_json",
+    "traces_file",
+]
 
 log = logging.getLogger("dagpar.otel")
-
-#: The instrumentation scope of dagpar's spans.
-TRACER_NAME = "dagpar"
 
 #: How long the end of a run waits for spans to reach the collector.
 FLUSH_TIMEOUT_MS = 5000
 
 #: How many item keys a slice span lists (``dagpar.slice.items``); the count is always there.
 MAX_ITEM_ATTRIBUTES = 100
+
+#: Test spans handed on at once: a slice of 100,000 tests is not held as spans all at once.
+SPAN_CHUNK = 1000
 
 #: ``test.case.result.status`` per test status (OpenTelemetry test semantic conventions).
 _CASE_STATUS = {
@@ -93,6 +113,8 @@ MESSAGE_LIMIT = 4096
 def _safe(text: str) -> str:
     """*text* fit for a span: valid UTF-8 (protobuf rejects lone surrogates, and one bad string
     would drop the whole batch), no control characters, bounded."""
+    if len(text) <= MESSAGE_LIMIT // 4 and text.isascii() and text.isprintable():
+        return text  # nothing to clean or cut: most test names and paths
     return truncate(clean_text(text), MESSAGE_LIMIT)
 
 
@@ -111,54 +133,6 @@ def traces_file(workspace: Path, run_id: str) -> Path:
     :param run_id: the run's id (:attr:`~dagpar_cli.run_context.RunContext.run_id`).
     """
     return workspace / STATE_DIR / "traces" / f"{run_id}.jsonl"
-
-
-class JsonLinesExporter(SpanExporter):
-    """Appends each finished span to a file as one line of JSON (the SDK's own span format).
-
-    :param path: the file; created on the first span.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._closed = False
-        self._handle: TextIO | None = None
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write *spans*, one JSON object per line."""
-        # Without indentation the SDK's JSON is one line (ASCII: newlines and any stray
-        # surrogate come out escaped), so it is written as it is.
-        lines = "".join(span.to_json(indent=None) + "\n" for span in spans)
-        with self._lock:
-            if self._closed:
-                return SpanExportResult.FAILURE
-            try:
-                # One handle for the whole run: every test's span is exported on its own, and
-                # reopening the file for each, under this lock, slowed a 50,000-test run by half.
-                if self._handle is None:
-                    self._handle = self.path.open("a", encoding="utf-8")
-                self._handle.write(lines)
-                self._handle.flush()  # what was exported is on disk, should dagpar be killed
-            except OSError as exc:
-                log.warning("cannot record spans in %s: %s", self.path, exc)
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        """Stop accepting spans, and close the file."""
-        with self._lock:
-            self._closed = True
-            handle, self._handle = self._handle, None
-        if handle is not None:
-            try:
-                handle.close()
-            except OSError as exc:
-                log.warning("cannot record spans in %s: %s", self.path, exc)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Nothing is buffered: every export is written at once."""
-        return True
 
 
 class _Interruptible(SpanExporter):
@@ -231,19 +205,32 @@ def _wants_otlp() -> bool:
     )
 
 
-def _make_provider(
-    workspace: Path, run_id: str
-) -> tuple[TracerProvider, _Interruptible | None] | None:
-    """A provider exporting where the environment says, and its OTLP exporter if any; None when
-    nothing would be recorded."""
+@dataclass(frozen=True, slots=True)
+class _Outputs:
+    """Where a run's spans go: the provider, and the parts test spans are handed to."""
+
+    provider: TracerProvider
+    #: The OTLP exporter, if any (cut short when a collector hangs).
+    remote: _Interruptible | None
+    #: The local record, if it could be opened.
+    local: JsonLinesExporter | None
+    #: The OTLP exporter's processor, if any.
+    others: SpanProcessor | None
+
+
+def _make_provider(workspace: Path, run_id: str) -> _Outputs | None:
+    """A provider exporting where the environment says, and its exporters; None when nothing
+    would be recorded."""
     provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
     outputs = 0
     remote: _Interruptible | None = None
+    local: JsonLinesExporter | None = None
+    others: SpanProcessor | None = None
     try:
         # state_dir makes .dagpar/ with its .gitignore and CACHEDIR.TAG.
         (state_dir(workspace) / "traces").mkdir(exist_ok=True)
-        exporter = JsonLinesExporter(traces_file(workspace, run_id))
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        local = JsonLinesExporter(traces_file(workspace, run_id))
+        provider.add_span_processor(SimpleSpanProcessor(local))
         outputs += 1
     except OSError as exc:
         # A read-only checkout still gets its run; it only loses the local trace record.
@@ -253,14 +240,15 @@ def _make_provider(
 
         try:
             remote = _Interruptible(OTLPSpanExporter())
-            provider.add_span_processor(BatchSpanProcessor(remote))
+            others = BatchSpanProcessor(remote)
+            provider.add_span_processor(others)
             outputs += 1
         except Exception as exc:  # a malformed OTEL_* value must not fail the tests' run
             log.warning("not exporting traces over OTLP: %s", exc)
     if not outputs:
         provider.shutdown()
         return None
-    return provider, remote
+    return _Outputs(provider, remote, local, others)
 
 
 @dataclass(slots=True)
@@ -300,6 +288,10 @@ class OtelReporter:
     _finished: set[str] = field(default_factory=set)
     _local: threading.local = field(default_factory=threading.local)
     _tracer: trace.Tracer | None = None
+    #: Where test spans go, in batches (:meth:`_deliver`): the local record, and the other
+    #: span processors (an OTLP exporter). Both None: every processor of *provider*.
+    local: JsonLinesExporter | None = None
+    others: SpanProcessor | None = None
 
     @property
     def tracer(self) -> trace.Tracer:
@@ -363,7 +355,9 @@ class OtelReporter:
     ) -> None:
         """One span per test the slice reported: at its start when known, else laid end to end
         from the slice's start."""
-        context = trace.set_span_in_context(opened.span)
+        parent = opened.span.get_span_context()
+        if not parent.trace_flags.sampled:
+            return  # what the SDK's parent-based sampling does with a child of an unsampled span
         ordered = result.results
         reported = sum(max(r.seconds, 0.0) for r in ordered if r.start is None)
         available = max(end_ns - opened.start_ns, 0) / 1e9
@@ -372,6 +366,9 @@ class OtelReporter:
         scale = min(1.0, available / reported) if reported > 0 else 1.0
         cursor = opened.start_ns
         items = ItemIndex(plan.items)
+        new_span_id = self.provider.id_generator.generate_span_id
+        batch = TestSpanBatch(parent, self.provider.resource, new_span_id)
+        common = self._attrs()
         for test in ordered:
             if test.start is not None:
                 begin = min(max(_ns(test.start), opened.start_ns), end_ns)
@@ -380,31 +377,28 @@ class OtelReporter:
                 begin = cursor
                 duration = int(max(test.seconds, 0.0) * scale * 1e9)
                 cursor += duration
-            attributes = self._attrs(
-                **{
-                    "test.case.name": _safe(test.id),
-                    "test.case.result.status": _CASE_STATUS[test.status],
-                    "test.suite.name": check,
-                    "dagpar.check": check,
-                    "dagpar.slice.index": plan.index,
-                    "code.file.path": _safe(test.path),
-                }
-            )
+            name = _safe(test.id)
+            attributes = {
+                **common,
+                "test.case.name": name,
+                "test.case.result.status": _CASE_STATUS[test.status],
+                "test.suite.name": check,
+                "dagpar.check": check,
+                "dagpar.slice.index": plan.index,
+                "code.file.path": _safe(test.path),
+            }
             if total is not None:
                 attributes["dagpar.slice.total"] = total
-            for name, value in test.matrix:  # the combination of a matrix it ran under
-                attributes[f"dagpar.matrix.{name}"] = _safe(value)
+            for key, value in test.matrix:  # the combination of a matrix it ran under
+                attributes[f"dagpar.matrix.{key}"] = _safe(value)
             item = items.find(test)
             if item is not None:
                 attributes["dagpar.item"] = _safe(item)
             if test.attempts:
                 attributes["dagpar.test.attempts"] = len(test.attempts) + 1
                 attributes["dagpar.test.flaky"] = test.flaky
-            span = self.tracer.start_span(
-                _safe(test.id), context=context, start_time=begin, attributes=attributes
-            )
-            for attempt in test.attempts:
-                span.add_event(
+            events = tuple(
+                Event(
                     "dagpar.attempt",
                     {
                         "dagpar.attempt.status": _CASE_STATUS[attempt.status],
@@ -413,14 +407,34 @@ class OtelReporter:
                     },
                     timestamp=begin,
                 )
+                for attempt in test.attempts
+            )
+            status = UNSET
             if test.status.is_bad:
-                span.set_status(
-                    Status(
-                        StatusCode.ERROR,
-                        _safe(test.message.splitlines()[0]) if test.message else test.status.value,
-                    )
+                status = Status(
+                    StatusCode.ERROR,
+                    _safe(test.message.splitlines()[0]) if test.message else test.status.value,
                 )
-            span.end(end_time=begin + duration)
+            batch.add(name, begin, begin + duration, attributes, events, status)
+            if len(batch) >= SPAN_CHUNK:
+                self._deliver(batch)
+                batch = TestSpanBatch(parent, self.provider.resource, new_span_id)
+        self._deliver(batch)
+
+    def _deliver(self, batch: TestSpanBatch) -> None:
+        """Hand a slice's test spans to the local record in one write, and as SDK spans to
+        every other span processor (an OTLP exporter, a test's in-memory one)."""
+        if not batch:
+            return
+        if self.local is not None:
+            self.local.write(batch.json_lines())
+        others = self.others
+        if others is None and self.local is None:
+            # A provider set up elsewhere: its processors are all there is to reach.
+            others = getattr(self.provider, "_active_span_processor", None)
+        if others is not None:
+            for span in batch.readable_spans():
+                others.on_end(span)
 
     # ---------------------------------------------------------------- hooks
 
@@ -646,7 +660,7 @@ def dagpar_configure(session: RunContext) -> None:
     made = _make_provider(session.config.workspace, session.run_id)
     if made is None:
         return
-    provider, remote = made
+    provider = made.provider
     tracer = provider.get_tracer(TRACER_NAME)
     run_span = tracer.start_span(
         "dagpar run",
@@ -665,7 +679,9 @@ def dagpar_configure(session: RunContext) -> None:
         run_span=run_span,
         run_id=session.run_id,
         pm=session.pm,
-        remote=remote,
+        remote=made.remote,
+        local=made.local,
+        others=made.others,
         record=traces_file(session.config.workspace, session.run_id),
         retention=retention,
     )

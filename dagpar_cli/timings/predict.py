@@ -209,6 +209,8 @@ def outermost(tests: Iterable[_Named]) -> list[_Named]:
     A parent test's time already includes its subtests', so sums must count it once.
     """
     tests = list(tests)
+    if not any("/" in t.name for t in tests):
+        return tests  # no name can be a subtest's
     names = {(t.path, t.name) for t in tests}
     return [t for t in tests if "/" not in t.name or not _has_parent(t.path, t.name, names)]
 

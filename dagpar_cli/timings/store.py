@@ -21,7 +21,7 @@ import time
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -394,9 +394,31 @@ class TimingStore:
         if not rows:
             return
 
-        # The keys this write touches, each once, in a plain temporary table: the join below
-        # then looks each up in the samples' unique index, whatever the store's size.
+        # The keys this write touches, each once, in a plain temporary table whose
+        # rowid numbers them: the join below walks it in that order and looks each key up in
+        # the samples' unique index, whatever the store's size, so each key's samples arrive
+        # together and are re-estimated one key at a time, without holding them all.
         touched = list(dict.fromkeys((r[0], r[1], r[2]) for r in rows))
+        keep = self.keep
+
+        def estimates(
+            conn: sqlite3.Connection, dropped: list[tuple[int]]
+        ) -> Iterator[tuple[str, str, str, float, float, int]]:
+            current = 0
+            samples: list[tuple[float, str, int, int, float]] = []
+            for number, recorded, run_id, ordinal, rowid, seconds in conn.execute(
+                "SELECT t.rowid, s.recorded, s.run_id, s.ordinal, s.rowid, s.seconds"
+                " FROM temp.touched AS t CROSS JOIN samples AS s"
+                " ON s.instance = t.instance AND s.kind = t.kind AND s.key = t.key"
+                " ORDER BY t.rowid"
+            ):
+                if number != current:
+                    if samples:
+                        yield _estimate(touched[current - 1], samples, keep, dropped)
+                    current, samples = number, []
+                samples.append((recorded, run_id, ordinal, rowid, seconds))
+            if samples:
+                yield _estimate(touched[current - 1], samples, keep, dropped)
 
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
@@ -412,30 +434,17 @@ class TimingStore:
                     "CREATE TEMP TABLE IF NOT EXISTS touched (instance TEXT, kind TEXT, key TEXT)"
                 )
                 conn.execute("DELETE FROM temp.touched")
-                conn.executemany("INSERT INTO temp.touched VALUES (?, ?, ?)", touched)
-                grouped: dict[tuple[str, str, str], list[tuple[float, str, int, int, float]]]
-                grouped = defaultdict(list)
-                for inst, kind, key, recorded, run_id, ordinal, rowid, seconds in conn.execute(
-                    "SELECT s.instance, s.kind, s.key, s.recorded, s.run_id, s.ordinal, s.rowid,"
-                    " s.seconds FROM temp.touched AS t JOIN samples AS s"
-                    " ON s.instance = t.instance AND s.kind = t.kind AND s.key = t.key"
-                ):
-                    grouped[(inst, kind, key)].append((recorded, run_id, ordinal, rowid, seconds))
-                # Keep the last ``keep`` of each key, by a total order (recorded, run, ordinal),
-                # so that stores merging the same exports in any order keep the same samples.
-                dropped: list[tuple[int]] = []
-                estimates = []
-                for where, samples in grouped.items():
-                    if len(samples) > self.keep:
-                        samples.sort(reverse=True)
-                        dropped.extend((s[3],) for s in samples[self.keep :])
-                        del samples[self.keep :]
-                    values = [s[4] for s in samples]
-                    estimates.append((*where, *robust_estimate(values), len(values)))
-                conn.executemany("DELETE FROM samples WHERE rowid = ?", dropped)
+                # rowids 1, 2, ... in the order of *touched* (the table is empty).
                 conn.executemany(
-                    "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?)", estimates
+                    "INSERT INTO temp.touched (rowid, instance, kind, key) VALUES (?, ?, ?, ?)",
+                    ((n, *where) for n, where in enumerate(touched, start=1)),
                 )
+                dropped: list[tuple[int]] = []
+                conn.executemany(
+                    "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?)",
+                    estimates(conn, dropped),
+                )
+                conn.executemany("DELETE FROM samples WHERE rowid = ?", dropped)
                 conn.execute("DELETE FROM temp.touched")
 
         self._guarded(write)
@@ -495,6 +504,26 @@ class TimingStore:
             raise TimingsFormatError(str(exc)) from None
         self._write(junit_samples(cases, instance))
         return sum(1 for c in cases if c.status is not Status.ERROR)
+
+
+def _estimate(
+    where: tuple[str, str, str],
+    samples: list[tuple[float, str, int, int, float]],
+    keep: int,
+    dropped: list[tuple[int]],
+) -> tuple[str, str, str, float, float, int]:
+    """The estimates row of one key from its *samples* ``(recorded, run_id, ordinal, rowid,
+    seconds)``, adding the rowids beyond the last *keep* to *dropped*.
+
+    The last are by a total order (recorded, run, ordinal), so that stores merging the same
+    exports in any order keep the same samples.
+    """
+    if len(samples) > keep:
+        samples.sort(reverse=True)
+        dropped.extend((s[3],) for s in samples[keep:])
+        del samples[keep:]
+    median, spread = robust_estimate([s[4] for s in samples])
+    return (*where, median, spread, len(samples))
 
 
 # ---------------------------------------------------------------------------------------------

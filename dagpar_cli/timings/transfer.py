@@ -31,7 +31,7 @@ import math
 import os
 import posixpath
 import xml.etree.ElementTree as ET
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -73,6 +73,8 @@ ITEM = "item"
 STARTUP = "startup"
 #: Per path: what a slice spends preparing it before its tests run (``TestResult.setup_seconds``).
 SETUP = "setup"
+#: The runner name of a toolchain without a runner plugin, in start-up samples.
+CUSTOM = "custom"
 
 #: One sample: ``(instance, kind, key, run_id, ordinal, seconds, recorded)``.
 Sample = tuple[str, str, str, str, int, float, float]
@@ -458,23 +460,43 @@ class SampleRecorder:
             (instance, kind, key, self.run_id, ordinal, max(0.0, seconds), self.recorded)
         )
 
-    def results(self, instance: str, results: Iterable[TestResult], whole: set[str]) -> None:
-        """Samples for tests, and totals for the paths in *whole* that reported no error."""
+    def results(
+        self,
+        instance: str,
+        results: Iterable[TestResult],
+        whole: set[str],
+        *,
+        runner: bool = True,
+    ) -> None:
+        """Samples for tests, and totals for the paths in *whole* that reported no error.
+
+        Without a *runner*, a whole item that reported one result reported the item itself:
+        its total says all there is, so it gets no test sample (half the rows of a custom
+        toolchain's run; its predictions come from item totals either way).
+        """
         totals: dict[str, float] = defaultdict(float)
         broken: set[str] = set()
         results = list(results)
-        outer = {id(r) for r in outermost(results)}
+        outers = outermost(results)
+        # None: every result is outermost (no subtests), the common case.
+        outer = {id(r) for r in outers} if len(outers) != len(results) else None
+        itself: set[str] = set()
+        if not runner:
+            reported = Counter(r.path for r in results)
+            itself = {path for path in whole if reported[path] == 1}
+        add = self.add
         for r in results:
             if r.setup_seconds > 0:
                 self.add(instance, SETUP, r.path, r.setup_seconds)
             if r.status is Status.ERROR:
                 broken.add(r.path)
                 continue
-            self.add(instance, TEST, r.id, r.seconds)
-            if id(r) in outer:
+            if r.path not in itself:
+                add(instance, TEST, r.id, r.seconds)
+            if outer is None or id(r) in outer:
                 totals[r.path] += r.seconds
         for path in sorted(set(totals) & whole - broken):
-            self.add(instance, ITEM, path, totals[path])
+            add(instance, ITEM, path, totals[path])
 
 
 def junit_samples(cases: JunitFile, instance: str) -> list[Sample]:
@@ -515,13 +537,13 @@ def run_samples(
     recorder = SampleRecorder(run_id, recorded)
     for check in run.checks:
         instance = check.name.split(":", 1)[0]
-        runner = runner_of.get(instance, "custom")
+        runner = runner_of.get(instance, CUSTOM)
         if check.slices:
             for sl in check.slices:
                 if sl.infrastructure_error:
                     continue
                 whole = {item.path for item in sl.items if item.name is None}
-                recorder.results(instance, sl.results, whole)
+                recorder.results(instance, sl.results, whole, runner=runner != CUSTOM)
                 if sl.results:
                     spent = math.fsum(
                         r.seconds + math.fsum(a.seconds for a in r.attempts)

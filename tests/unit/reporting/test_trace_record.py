@@ -6,10 +6,18 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pluggy
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import Status, StatusCode
 
+from dagpar_cli import hookspecs
+from dagpar_cli.model import Attempt, Item, SlicePlan, SliceResult, TestResult
+from dagpar_cli.model import Status as CaseStatus
 from dagpar_cli.reporting import otel
 
 
@@ -60,3 +68,146 @@ def test_an_unwritable_record_loses_the_record_not_the_run(tmp_path: Path) -> No
     provider.get_tracer("test").start_span("a test").end()
     assert exporter.export([]) is SpanExportResult.FAILURE
     provider.shutdown()
+
+
+def test_span_json_is_the_sdks_own_json_of_a_span(tmp_path: Path) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=otel._resource())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    parent = tracer.start_span("parent")
+    context = trace.set_span_in_context(parent)
+    for n in range(50):
+        span = tracer.start_span(
+            f'tests/test_é.py::test_ß["{n}"\nx]',
+            context=context if n % 2 else None,
+            start_time=1_764_879_000_999_999_500 + n,
+            attributes={"i": n, "text": "ü\x07\ud800", "list": [1, 2], "real": 1.5, "yes": True},
+            links=[trace.Link(parent.get_span_context(), {"why": "x"})] if n % 3 == 0 else (),
+        )
+        if n % 4 == 0:
+            span.add_event("dagpar.attempt", {"k": "v"}, timestamp=1_000_000_123)
+        if n % 5 == 0:
+            span.add_event("empty")
+        if n % 2:
+            span.set_status(Status(StatusCode.ERROR, "bad\nline" if n % 3 else None))
+        span.end(end_time=None if n % 7 else 1_764_879_001_000_000_000)
+    parent.end()
+    finished = exporter.get_finished_spans()
+    assert len(finished) == 51
+    for span in finished:
+        assert otel.span_json(span) == span.to_json(indent=None)
+
+
+def test_the_record_holds_each_test_span_as_the_sdk_renders_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test spans reach the record in a few writes per slice, and other processors as SDK
+    spans; both say the same thing, line for line."""
+    monkeypatch.setattr(otel, "SPAN_CHUNK", 2)  # five tests: handed on in three chunks
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    memory = InMemorySpanExporter()
+    local = otel.JsonLinesExporter(tmp_path / "run.jsonl")
+    provider = TracerProvider(resource=otel._resource())
+    provider.add_span_processor(SimpleSpanProcessor(local))
+    others = SimpleSpanProcessor(memory)
+    provider.add_span_processor(others)
+    reporter = otel.OtelReporter(
+        provider=provider,
+        run_span=provider.get_tracer("test").start_span("dagpar run"),
+        run_id="run1",
+        pm=pm,
+        local=local,
+        others=others,
+    )
+    pm.register(reporter)
+    items = (Item(("tests/test_a.py",), "tests/test_a.py"), Item(("pkg", "TestX"), "pkg"))
+    plan = SlicePlan(index=1, items=items, predicted_seconds=2.0)
+    tests = (
+        TestResult(path="tests/test_a.py", name="test_ok", status=CaseStatus.PASSED, seconds=0.2),
+        TestResult(
+            path="tests/test_a.py",
+            name='test_é["\n"]',
+            status=CaseStatus.FAILED,
+            seconds=0.1,
+            message="a\nb",
+        ),
+        TestResult(
+            path="pkg", name="TestX/sub", status=CaseStatus.SKIPPED, matrix=(("python", "3.12"),)
+        ),
+        TestResult(
+            path="tests/test_a.py",
+            name="test_flaky",
+            status=CaseStatus.PASSED,
+            seconds=0.1,
+            attempts=(Attempt(CaseStatus.FAILED, 0.1, "timeout"),),
+        ),
+        TestResult(path="tests/test_a.py", name="test_error", status=CaseStatus.ERROR),
+    )
+    pm.hook.dagpar_slice_started(check="api:test", slice=plan, total=1, field="")
+    pm.hook.dagpar_slice_finished(
+        check="api:test",
+        slice=plan,
+        result=SliceResult(index=1, items=items, results=tests, seconds=1.0),
+    )
+    pm.hook.dagpar_sessionfinish(run=None, exitcode=0)
+
+    lines = (tmp_path / "run.jsonl").read_text(encoding="utf-8").splitlines()
+    by_name = {json.loads(line)["name"]: line for line in lines}
+    delivered = {span.name: span for span in memory.get_finished_spans()}
+    slice_span = delivered["slice 1 of api:test"]
+    for test in tests:
+        span = delivered[test.id]
+        assert by_name[test.id] == span.to_json(indent=None)
+        assert span.parent is not None and span.parent.span_id == slice_span.context.span_id
+        assert span.context.trace_id == slice_span.context.trace_id
+    assert len(lines) == len(tests) + 3  # and the slice's, the check's and the run's spans
+    flaky = delivered["tests/test_a.py::test_flaky"]
+    assert [event.name for event in flaky.events] == ["dagpar.attempt"]
+    assert delivered["pkg::TestX/sub"].attributes == {
+        "dagpar.run.id": "run1",
+        "test.case.name": "pkg::TestX/sub",
+        "test.case.result.status": "skipped",
+        "test.suite.name": "api:test",
+        "dagpar.check": "api:test",
+        "dagpar.slice.index": 1,
+        "code.file.path": "pkg",
+        "dagpar.slice.total": 1,
+        "dagpar.matrix.python": "3.12",
+        "dagpar.item": "pkg::TestX",
+    }
+    assert delivered['tests/test_a.py::test_é["\n"]'].status.description == "a"
+
+
+def test_test_spans_take_their_ids_from_the_providers_id_generator(tmp_path: Path) -> None:
+    class Counting(RandomIdGenerator):
+        def __init__(self) -> None:
+            self.next = 0x1000
+
+        def generate_span_id(self) -> int:
+            self.next += 1
+            return self.next
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=Counting())
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    reporter = otel.OtelReporter(
+        provider=provider,
+        run_span=provider.get_tracer("test").start_span("dagpar run"),
+        run_id="run1",
+        pm=pm,
+    )
+    pm.register(reporter)
+    items = (Item(("a.py",), "a.py"),)
+    plan = SlicePlan(index=1, items=items, predicted_seconds=1.0)
+    tests = tuple(TestResult(path="a.py", name=f"t{n}", status=CaseStatus.PASSED) for n in range(3))
+    pm.hook.dagpar_slice_finished(
+        check="c:t",
+        slice=plan,
+        result=SliceResult(index=1, items=items, results=tests, seconds=1.0),
+    )
+    ids = [s.context.span_id for s in memory.get_finished_spans() if s.name.startswith("a.py")]
+    assert len(ids) == 3 and all(0x1000 < i < 0x1100 for i in ids)

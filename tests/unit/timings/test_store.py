@@ -256,3 +256,57 @@ def test_a_paths_setup_is_kept_per_path_and_not_in_the_start_up(store: TimingSto
     with TimingStore.open(store.path.parent.parent / "copy") as copy:
         copy.merge_json(exported)
         assert copy.setup_seconds("api") == pytest.approx({"api/pkg": 0.5, "api/other": 0.25})
+
+
+def test_a_custom_items_own_result_is_recorded_once(store: TimingStore) -> None:
+    """Without a runner, an item's one result is the item itself: one sample, not two."""
+    lint = [result(f"src/m{i}.py::run", 0.5 + i) for i in range(3)]
+    several = [result("src/many.py::run::a", 1.0), result("src/many.py::run::b", 2.0)]
+    for number in range(3):
+        store.record(
+            run_of("lint:check", [(lint, 5.0), (several, 4.0)]),
+            runner_of={"lint": "custom"},
+            executor="local",
+            run_id=f"run-{number}",
+        )
+    samples = store.export_json()["samples"]
+    kinds = sorted({(s[1], s[2]) for s in samples if s[0] == "lint"})
+    assert kinds == [
+        ("item", "src/m0.py"),
+        ("item", "src/m1.py"),
+        ("item", "src/m2.py"),
+        ("item", "src/many.py"),
+        ("test", "src/many.py::run::a"),
+        ("test", "src/many.py::run::b"),
+    ]
+    items = [Item((f"src/m{i}.py",), f"src/m{i}.py") for i in range(3)]
+    predictions, has_history = store.predict("lint", items, {})
+    assert has_history
+    assert predictions == {f"src/m{i}.py": pytest.approx(0.5 + i) for i in range(3)}
+
+
+def test_each_key_keeps_its_own_last_samples_when_runs_touch_different_keys(
+    tmp_path: Path,
+) -> None:
+    with TimingStore.open(tmp_path, keep=3) as store:
+        runs: list[dict[str, float]] = []
+        history: dict[str, list[float]] = {}
+        for number in range(7):
+            # Each run measures a different mix of keys, in a different order.
+            keys = [f"api/test_{k}.py::t" for k in range(6) if (k + number) % 3 != 0]
+            run = {key: float(10 * number + k) for k, key in enumerate(reversed(keys))}
+            runs.append(run)
+            for key, seconds in run.items():
+                history.setdefault(key, []).append(seconds)
+        record_runs(store, "api:test", runs)
+        kept: dict[str, list[float]] = {}
+        for sample in store.export_json()["samples"]:
+            if sample[1] == "test":
+                kept.setdefault(sample[2], []).append(sample[5])
+        assert {key: sorted(v) for key, v in kept.items()} == {
+            key: sorted(v[-3:]) for key, v in history.items()
+        }
+        tests = [TestCase(*key.split("::")) for key in history]
+        assert store.predict_tests("api", tests) == {
+            key: sorted(v[-3:])[1] for key, v in history.items()
+        }
