@@ -96,6 +96,11 @@ MAX_ITEM_ATTRIBUTES = 100
 #: Test spans handed on at once: a slice of 100,000 tests is not held as spans all at once.
 SPAN_CHUNK = 1000
 
+#: Test spans a batching processor (the OTLP exporter's) is given before it is flushed. Its
+#: queue holds 2,048 spans by default and drops what does not fit, and a slice hands on its
+#: test spans far faster than a collector takes them: flushing every few hundred loses none.
+BATCH_FLUSH_EVERY = 256
+
 #: ``test.case.result.status`` per test status (OpenTelemetry test semantic conventions).
 _CASE_STATUS = {
     TestStatus.PASSED: "pass",
@@ -433,8 +438,13 @@ class OtelReporter:
             # A provider set up elsewhere: its processors are all there is to reach.
             others = getattr(self.provider, "_active_span_processor", None)
         if others is not None:
-            for span in batch.readable_spans():
+            batching = isinstance(others, BatchSpanProcessor)
+            for n, span in enumerate(batch.readable_spans(), 1):
                 others.on_end(span)
+                if batching and n % BATCH_FLUSH_EVERY == 0:
+                    others.force_flush()
+            if batching:
+                others.force_flush()
 
     # ---------------------------------------------------------------- hooks
 

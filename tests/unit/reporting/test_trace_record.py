@@ -10,7 +10,11 @@ import pluggy
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Status, StatusCode
@@ -211,3 +215,42 @@ def test_test_spans_take_their_ids_from_the_providers_id_generator(tmp_path: Pat
     )
     ids = [s.context.span_id for s in memory.get_finished_spans() if s.name.startswith("a.py")]
     assert len(ids) == 3 and all(0x1000 < i < 0x1100 for i in ids)
+
+
+def test_a_batching_exporter_receives_every_test_span_of_a_large_slice(tmp_path: Path) -> None:
+    """The OTLP exporter's batch queue drops spans that do not fit; none may be lost."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=otel._resource())
+    # A queue smaller than a chunk of test spans, and no timed export to rescue it.
+    others = BatchSpanProcessor(
+        memory, max_queue_size=300, max_export_batch_size=100, schedule_delay_millis=600_000
+    )
+    provider.add_span_processor(others)
+    local = otel.JsonLinesExporter(tmp_path / "run.jsonl")
+    provider.add_span_processor(SimpleSpanProcessor(local))
+    reporter = otel.OtelReporter(
+        provider=provider,
+        run_span=provider.get_tracer("test").start_span("dagpar run"),
+        run_id="run1",
+        pm=pm,
+        local=local,
+        others=others,
+    )
+    pm.register(reporter)
+    items = (Item(("tests/test_a.py",), "tests/test_a.py"),)
+    plan = SlicePlan(index=1, items=items, predicted_seconds=2.0)
+    tests = tuple(
+        TestResult(path="tests/test_a.py", name=f"test_{n}", status=CaseStatus.PASSED)
+        for n in range(2500)
+    )
+    pm.hook.dagpar_slice_started(check="api:test", slice=plan, total=1, field="")
+    pm.hook.dagpar_slice_finished(
+        check="api:test",
+        slice=plan,
+        result=SliceResult(index=1, items=items, results=tests, seconds=1.0),
+    )
+    pm.hook.dagpar_sessionfinish(run=None, exitcode=0)
+    delivered = {span.name for span in memory.get_finished_spans()}
+    assert {t.id for t in tests} <= delivered
