@@ -472,7 +472,8 @@ class SampleRecorder:
 
         Without a *runner*, a whole item that reported one result reported the item itself:
         its total says all there is, so it gets no test sample (half the rows of a custom
-        toolchain's run; its predictions come from item totals either way).
+        toolchain's run; its predictions come from item totals either way). Under a matrix the
+        test sample stays: it is the only one that names the combination.
         """
         totals: dict[str, float] = defaultdict(float)
         broken: set[str] = set()
@@ -491,7 +492,7 @@ class SampleRecorder:
             if r.status is Status.ERROR:
                 broken.add(r.path)
                 continue
-            if r.path not in itself:
+            if r.matrix or r.path not in itself:
                 add(instance, TEST, r.id, r.seconds)
             if outer is None or id(r) in outer:
                 totals[r.path] += r.seconds
