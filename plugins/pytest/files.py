@@ -24,6 +24,7 @@ __all__ = [
     "RUN_INFO_FILE",
     "SECONDS_PROPERTY",
     "SELECTION_FILE",
+    "SETUP_PROPERTY",
     "plugin_source",
 ]
 
@@ -53,6 +54,10 @@ NAME_PROPERTY = "dagpar.name"
 #: JUnit property carrying the wall seconds a test cost the run, pytest's work around its
 #: phases included (JUnit's ``time`` sums the phases only).
 SECONDS_PROPERTY = "dagpar.seconds"
+#: JUnit property carrying the seconds pytest took to collect (import) the test's file, on the
+#: first selected test of each file: the file's setup, paid again by every slice that runs any
+#: of its tests.
+SETUP_PROPERTY = "dagpar.setup"
 #: The JUnit report the runner command writes.
 REPORT_FILE = "pytest-junit.xml"
 

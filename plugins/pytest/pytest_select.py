@@ -62,7 +62,11 @@ Seconds
     tiny tests it is most of the run. Each test therefore also gets a ``dagpar.seconds``
     property: the wall seconds from the start of its run protocol to the end of its teardown,
     and its end event's ``D`` is those seconds up to the event. The timings then add up to the
-    slice's time, rather than leaving pytest's per-test work to look like start-up.
+    slice's time, rather than leaving pytest's per-test work to look like start-up. Likewise
+    the seconds pytest takes to collect a file (importing it, building its items) are the
+    file's own cost, paid again in every slice that runs any of its tests: the first selected
+    test of each file carries them as a ``dagpar.setup`` property, so they are planned with the
+    file rather than as every slice's start-up.
 
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
 but pytest and the standard library.
@@ -108,6 +112,8 @@ PATH_PROPERTY = "dagpar.path"
 NAME_PROPERTY = "dagpar.name"
 #: JUnit property carrying the seconds the test cost the run (see *Seconds*).
 SECONDS_PROPERTY = "dagpar.seconds"
+#: JUnit property carrying the seconds its file took to collect (see *Seconds*).
+SETUP_PROPERTY = "dagpar.setup"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -282,6 +288,8 @@ _events: Any = None
 _ids: dict[str, tuple[str, str]] = {}
 #: Node id -> the test's state while it runs: [path, name, start, status, seconds, message].
 _running: dict[str, list[Any]] = {}
+#: File key -> the seconds pytest took to collect that file (see *Seconds*).
+_collect_seconds: dict[str, float] = {}
 #: Node id -> ``time.perf_counter()`` as the test's run protocol started (see *Seconds*).
 _began: dict[str, float] = {}
 #: Whether this run may hand tests over (decided as pytest starts).
@@ -304,7 +312,7 @@ def _split_nodeid(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[-1]
 
 
-def _raw_path(item: pytest.Item) -> str:
+def _raw_path(item: pytest.Item | pytest.Collector) -> str:
     # Item.path is pytest >= 7; fspath (a py.path) is what pytest 6 has.
     return str(getattr(item, "path", None) or item.fspath)
 
@@ -605,6 +613,18 @@ else:  # pragma: no cover - pytest 6
         return _ignore(path)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: Any) -> Any:
+    """Time the collection of each test file (see *Seconds*)."""
+    if _selection is None or not isinstance(collector, pytest.Module):
+        yield
+        return
+    begun = time.perf_counter()
+    yield
+    key = _key(_raw_path(collector))
+    _collect_seconds[key] = _collect_seconds.get(key, 0.0) + time.perf_counter() - begun
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
@@ -627,6 +647,9 @@ def pytest_collection_modifyitems(
                 # pytest writes property values as they are: a control character XML 1.0
                 # cannot hold would make the whole report malformed. ASCII JSON can hold it.
                 item.user_properties.append((ID_PROPERTY, json.dumps([test_path, name])))
+            setup = _collect_seconds.pop(path, None)
+            if setup is not None:  # the file's first selected test carries its collection
+                item.user_properties.append((SETUP_PROPERTY, f"{setup:.6f}"))
             kept.append(item)
         else:
             deselected.append(item)

@@ -40,6 +40,7 @@ from .files import (
     RUN_INFO_FILE,
     SECONDS_PROPERTY,
     SELECTION_FILE,
+    SETUP_PROPERTY,
 )
 from .paths import RootdirMap
 from .stream import PytestStream
@@ -59,6 +60,8 @@ class _Partial:
     #: The selection plugin's ``dagpar.seconds``: what the test cost the run, pytest's work
     #: around its phases included (0: not tagged).
     cost: float = 0.0
+    #: The selection plugin's ``dagpar.setup``: the seconds its file took to collect.
+    setup: float = 0.0
     message: str = ""
     details: list[str] = field(default_factory=list)
     stdout: list[str] = field(default_factory=list)
@@ -186,6 +189,7 @@ def parse_report(
         part = merged.setdefault(key, _Partial())
         _merge(part, case)
         part.cost = max(part.cost, _seconds(props.get(SECONDS_PROPERTY)))
+        part.setup = max(part.setup, _seconds(props.get(SETUP_PROPERTY)))
     results = [
         TestResult(
             path=path,
@@ -195,6 +199,7 @@ def parse_report(
             message=part.message,
             details="\n\n".join(part.details),
             stdout="".join(part.stdout),
+            setup_seconds=part.setup,
         )
         for (path, name), part in merged.items()
     ]

@@ -123,3 +123,39 @@ def test_a_slice_builds_only_the_parametrized_tests_it_selects(tmp_path: Path) -
     assert all(r.status.value == "passed" for r in results), [r.message for r in results]
     built = log.read_text().splitlines()
     assert len(built) <= 2 * len(names), built
+
+
+#: Seconds the slow file's import takes: work every slice that runs any of its tests pays.
+IMPORT_SECONDS = 0.3
+
+
+def test_a_files_collection_is_its_first_tests_setup(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_slow_import.py").write_text(
+        f"import time\ntime.sleep({IMPORT_SECONDS})\n\n\n"
+        "def test_a():\n    pass\n\n\ndef test_b():\n    pass\n"
+    )
+    (project / "test_quick.py").write_text("def test_c():\n    pass\n")
+    spec = RunnerSpec(
+        name="pytest", workspace=project, command=(sys.executable, "-m", "pytest", "-p", "no:xdist")
+    )
+    runner = plugin.PytestRunner()
+    tests = (
+        TestCase("test_slow_import.py", "test_a"),
+        TestCase("test_slow_import.py", "test_b"),
+        TestCase("test_quick.py", "test_c"),
+    )
+    commands = runner.command(spec=spec, selection=Selection(items=(), tests=tests))
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    run = run_runner_commands(commands, spec, report_dir)
+    results = {
+        r.name: r for r in runner.parse(spec=spec, report_dir=report_dir, outcome=run.combined)
+    }
+    assert sorted(results) == ["test_a", "test_b", "test_c"]
+    # The import is the slow file's cost, carried once, by its first test; not a test's seconds.
+    assert results["test_a"].setup_seconds >= IMPORT_SECONDS
+    assert results["test_b"].setup_seconds == 0.0
+    assert results["test_a"].seconds < IMPORT_SECONDS
+    assert 0.0 < results["test_c"].setup_seconds < IMPORT_SECONDS
