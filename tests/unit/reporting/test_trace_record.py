@@ -9,7 +9,7 @@ from pathlib import Path
 import pluggy
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -28,6 +28,27 @@ from dagpar_cli.reporting import otel
 @pytest.fixture(autouse=True)
 def sdk_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+
+
+def recording_to(record: Path, others: SpanProcessor) -> pluggy.PluginManager:
+    """A plugin manager with a reporter writing the local *record* and handing test spans to
+    *others* (as an OTLP exporter's processor would be)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    local = otel.JsonLinesExporter(record)
+    provider = TracerProvider(resource=otel._resource())
+    provider.add_span_processor(SimpleSpanProcessor(local))
+    provider.add_span_processor(others)
+    reporter = otel.OtelReporter(
+        provider=provider,
+        run_span=provider.get_tracer("test").start_span("dagpar run"),
+        run_id="run1",
+        pm=pm,
+        local=local,
+        others=others,
+    )
+    pm.register(reporter)
+    return pm
 
 
 def test_spans_ended_in_many_threads_are_each_one_whole_line(tmp_path: Path) -> None:
@@ -109,23 +130,8 @@ def test_the_record_holds_each_test_span_as_the_sdk_renders_it(
     """Test spans reach the record in a few writes per slice, and other processors as SDK
     spans; both say the same thing, line for line."""
     monkeypatch.setattr(otel, "SPAN_CHUNK", 2)  # five tests: handed on in three chunks
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
     memory = InMemorySpanExporter()
-    local = otel.JsonLinesExporter(tmp_path / "run.jsonl")
-    provider = TracerProvider(resource=otel._resource())
-    provider.add_span_processor(SimpleSpanProcessor(local))
-    others = SimpleSpanProcessor(memory)
-    provider.add_span_processor(others)
-    reporter = otel.OtelReporter(
-        provider=provider,
-        run_span=provider.get_tracer("test").start_span("dagpar run"),
-        run_id="run1",
-        pm=pm,
-        local=local,
-        others=others,
-    )
-    pm.register(reporter)
+    pm = recording_to(tmp_path / "run.jsonl", SimpleSpanProcessor(memory))
     items = (Item(("tests/test_a.py",), "tests/test_a.py"), Item(("pkg", "TestX"), "pkg"))
     plan = SlicePlan(index=1, items=items, predicted_seconds=2.0)
     tests = (
@@ -219,26 +225,12 @@ def test_test_spans_take_their_ids_from_the_providers_id_generator(tmp_path: Pat
 
 def test_a_batching_exporter_receives_every_test_span_of_a_large_slice(tmp_path: Path) -> None:
     """The OTLP exporter's batch queue drops spans that do not fit; none may be lost."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
     memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=otel._resource())
     # A queue smaller than a chunk of test spans, and no timed export to rescue it.
     others = BatchSpanProcessor(
         memory, max_queue_size=300, max_export_batch_size=100, schedule_delay_millis=600_000
     )
-    provider.add_span_processor(others)
-    local = otel.JsonLinesExporter(tmp_path / "run.jsonl")
-    provider.add_span_processor(SimpleSpanProcessor(local))
-    reporter = otel.OtelReporter(
-        provider=provider,
-        run_span=provider.get_tracer("test").start_span("dagpar run"),
-        run_id="run1",
-        pm=pm,
-        local=local,
-        others=others,
-    )
-    pm.register(reporter)
+    pm = recording_to(tmp_path / "run.jsonl", others)
     items = (Item(("tests/test_a.py",), "tests/test_a.py"),)
     plan = SlicePlan(index=1, items=items, predicted_seconds=2.0)
     tests = tuple(
