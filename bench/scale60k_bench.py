@@ -50,20 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BIG = """
-import time
+from scale_bench import SUITE  # the bench directory is on sys.path when a bench runs
 
-import pytest
-
-
-@pytest.mark.parametrize("i", range({n}))
-def test_p(i):
-    pass
-
-
-def test_slow():
-    time.sleep(2)
-"""
+#: The big file: ``{n}`` trivial parametrized cases and one 2 s test, as in ``scale_bench.py``.
+BIG = SUITE
 
 SMALL = """
 import pytest
