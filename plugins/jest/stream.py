@@ -39,7 +39,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -202,6 +202,8 @@ class JestStream:
         self._paths: dict[str, str] = {}
         # Per (run, file): a start that may be a retry, until its end says what it was.
         self._held: dict[tuple[int, str], Record] = {}
+        # Per (run, file): the test that started last, and when.
+        self._began: dict[tuple[int, str], tuple[TestCase, float]] = {}
         #: Test files whose worker died and that Jest ran again (ignored after that), by run.
         self.restarted: set[tuple[int, str]] = set()
 
@@ -262,11 +264,19 @@ class JestStream:
                 test = TestCase(path, record.name, record.occurrence)
                 if record.event == "start":
                     events.append(TestEvent(kind="start", test=test, at=record.at))
+                    self._began[(index, path)] = (test, record.at)
                     continue
                 if held is not None and held.name == record.name:
                     events.append(TestEvent(kind="start", test=test, at=held.at))
-                result = _result(path, record)
-                events.append(TestEvent(kind="end", test=test, at=record.at, result=result))
+                    self._began[(index, path)] = (test, held.at)
+                result, at = _result(path, record), record.at
+                began = self._began.pop((index, path), None)
+                if began is not None and began[0] == test:
+                    # The start event is when the test started. Jest's duration, measured on
+                    # another clock, may put the end a hair before it.
+                    result = replace(result, start=began[1])
+                    at = max(at, began[1])
+                events.append(TestEvent(kind="end", test=test, at=at, result=result))
         return events
 
 

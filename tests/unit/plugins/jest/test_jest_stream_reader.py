@@ -182,3 +182,27 @@ def test_a_start_that_may_be_a_retry_waits_for_its_end(tmp_path: Path) -> None:
         + _line(event="end", name="a", occurrence=1, status="passed"),
     )
     assert _brief(stream.poll()) == [("start", FILE, "a", 1, None), ("end", FILE, "a", 1, "passed")]
+
+
+def test_a_test_never_ends_before_it_started(tmp_path: Path) -> None:
+    """Jest measures a duration on its own clock; the end it implies may fall a hair before the
+    start event. The start event is when the test started, and the end is never before it."""
+    report_dir = tmp_path / "reports"
+    report_dir.mkdir()
+    stream = JestStream(SPEC, report_dir)
+    _append(
+        report_dir,
+        _line(event="start", name="quick", occurrence=0, at=10.0000002)
+        + _line(
+            event="end",
+            name="quick",
+            occurrence=0,
+            at=10.0,
+            status="passed",
+            start=9.999,
+            duration=0.001,
+        ),
+    )
+    start, end = stream.poll()
+    assert start.at == 10.0000002
+    assert end.at == start.at and end.result is not None and end.result.start == start.at
