@@ -36,7 +36,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -50,7 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scale_bench import SUITE  # the bench directory is on sys.path when a bench runs
+# The bench directory is on sys.path when a bench runs.
+from scale_bench import SUITE, slices_span
 
 #: The big file: ``{n}`` trivial parametrized cases and one 2 s test, as in ``scale_bench.py``.
 BIG = SUITE
@@ -67,8 +67,6 @@ def test_s(i):
 #: Tests per file outside the big one.
 PER_FILE = 100
 
-#: ``[00:02.3] pytest:test slice 1/2 started: ...`` and ``... slice 1/2 done: ...``.
-_PROGRESS = re.compile(r"^\[(\d+):(\d+(?:\.\d+)?)\] .* slice \d+(?:/\d+)? (started|done)\b", re.M)
 
 #: Stage name -> (module, attribute path) of the callable timed in --driver mode.
 STAGES: dict[str, tuple[str, str]] = {
@@ -214,18 +212,6 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, float, str]:
         tail = (proc.stdout + proc.stderr)[-3000:]
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{tail}")
     return wall, cpu, proc.stdout + proc.stderr
-
-
-def slices_span(output: str) -> float:
-    """Seconds from the first slice's start to the last slice's end, from progress lines."""
-    starts: list[float] = []
-    ends: list[float] = []
-    for minutes, seconds, what in _PROGRESS.findall(output):
-        at = int(minutes) * 60 + float(seconds)
-        (starts if what == "started" else ends).append(at)
-    if not starts or not ends:
-        raise SystemExit(f"no slice progress lines in dagpar's output:\n{output[-3000:]}")
-    return max(ends) - min(starts)
 
 
 def measure(total: int, repeat: int) -> Size:
