@@ -51,6 +51,17 @@ def recording_to(record: Path, others: SpanProcessor) -> pluggy.PluginManager:
     return pm
 
 
+def run_one_slice(pm: pluggy.PluginManager, plan: SlicePlan, tests: tuple[TestResult, ...]) -> None:
+    """A run of one slice of ``api:test`` that reported *tests*, from start to session end."""
+    pm.hook.dagpar_slice_started(check="api:test", slice=plan, total=1, field="")
+    pm.hook.dagpar_slice_finished(
+        check="api:test",
+        slice=plan,
+        result=SliceResult(index=1, items=plan.items, results=tests, seconds=1.0),
+    )
+    pm.hook.dagpar_sessionfinish(run=None, exitcode=0)
+
+
 def test_spans_ended_in_many_threads_are_each_one_whole_line(tmp_path: Path) -> None:
     record = tmp_path / "run.jsonl"
     exporter = otel.JsonLinesExporter(record)
@@ -155,13 +166,7 @@ def test_the_record_holds_each_test_span_as_the_sdk_renders_it(
         ),
         TestResult(path="tests/test_a.py", name="test_error", status=CaseStatus.ERROR),
     )
-    pm.hook.dagpar_slice_started(check="api:test", slice=plan, total=1, field="")
-    pm.hook.dagpar_slice_finished(
-        check="api:test",
-        slice=plan,
-        result=SliceResult(index=1, items=items, results=tests, seconds=1.0),
-    )
-    pm.hook.dagpar_sessionfinish(run=None, exitcode=0)
+    run_one_slice(pm, plan, tests)
 
     lines = (tmp_path / "run.jsonl").read_text(encoding="utf-8").splitlines()
     by_name = {json.loads(line)["name"]: line for line in lines}
@@ -237,12 +242,6 @@ def test_a_batching_exporter_receives_every_test_span_of_a_large_slice(tmp_path:
         TestResult(path="tests/test_a.py", name=f"test_{n}", status=CaseStatus.PASSED)
         for n in range(2500)
     )
-    pm.hook.dagpar_slice_started(check="api:test", slice=plan, total=1, field="")
-    pm.hook.dagpar_slice_finished(
-        check="api:test",
-        slice=plan,
-        result=SliceResult(index=1, items=items, results=tests, seconds=1.0),
-    )
-    pm.hook.dagpar_sessionfinish(run=None, exitcode=0)
+    run_one_slice(pm, plan, tests)
     delivered = {span.name for span in memory.get_finished_spans()}
     assert {t.id for t in tests} <= delivered
