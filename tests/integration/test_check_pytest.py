@@ -148,7 +148,11 @@ def test_example_check_passes_in_several_slices(
     assert len(backend["tests"]) == 40
     assert {t["status"] for t in backend["tests"]} == {"passed", "skipped"}
 
-    chained = dagpar_run("call", "-C", ws, "-j", "2", "--json", "backend", "test-files", "test")
+    # A fresh copy: with the first run's history the planner may rightly keep this small suite
+    # in one slice, and how many it plans then depends on how fast this machine ran it.
+    fresh = tmp_path / "fresh"
+    shutil.copytree(EXAMPLE, fresh, ignore=shutil.ignore_patterns(".dagpar", "__pycache__"))
+    chained = dagpar_run("call", "-C", fresh, "-j", "2", "--json", "backend", "test-files", "test")
     assert chained.exit_code == 0, chained
     call = chained.json()["checks"][0]
     assert len(call["slices"]) == 2
