@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dagpar_cli.model import SlicePlan, TestCase, TestResult
+from dagpar_cli.model import Item, SlicePlan, TestCase, TestResult
 
 if TYPE_CHECKING:
     from dagpar_cli.discovery import Toolchain
@@ -156,6 +156,24 @@ class SliceContext:
     #: Fresh runs of the runner the slice started after runs that died.
     replacements: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The slice's items by selector, built on the first :meth:`items_named` call.
+    _by_selector: dict[tuple[str, ...], list[Item]] | None = field(
+        default=None, init=False, repr=False
+    )
+
+    def items_named(self, selector: tuple[str, ...]) -> list[Item]:
+        """The slice's items whose selector is *selector* (several under a matrix).
+
+        The index is built once per slice, so a toolchain reporting every item of a large
+        slice through ``dag.parallel.task`` does work linear in the slice's items.
+        """
+        index = self._by_selector
+        if index is None:
+            index = {}
+            for item in self.plan.items:
+                index.setdefault(item.selector, []).append(item)
+            self._by_selector = index
+        return index.get(selector, [])
 
     @property
     def in_order(self) -> bool:

@@ -53,9 +53,8 @@ class Parallel:
         if ctx is not None:
             candidates = [
                 it
-                for it in ctx.plan.items
-                if it.selector == selector
-                and all(dict(it.matrix).get(k) == v for k, v in matrix.items())
+                for it in ctx.items_named(selector)
+                if all(dict(it.matrix).get(k) == v for k, v in matrix.items())
             ]
             if len(candidates) > 1:
                 names = ", ".join(sorted({k for it in candidates for k, _ in it.matrix}))

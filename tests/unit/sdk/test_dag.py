@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
 from dagpar_cli import dag
+from dagpar_cli.config import ToolchainConfig
+from dagpar_cli.model import Item, SlicePlan, TestResult
+from dagpar_cli.runtime.context import CallContext, Runtime, SliceContext, enter_slice, leave_slice
 from dagpar_cli.testing import DagparResult
+
+if TYPE_CHECKING:
+    from dagpar_cli.discovery import Toolchain
 
 
 def test_outside_a_run_there_is_no_slice() -> None:
@@ -132,3 +141,61 @@ def test_a_task_for_an_item_of_another_slice_is_an_error(
     assert result.exit_code == 1, result
     (only,) = result.json()["checks"][0]["slices"]
     assert "'not-mine' is not an item of this slice" in only["error"]
+
+
+class _CountedItems(tuple[Item, ...]):
+    """A slice's items that count how often they are walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Iterator[Item]:
+        type(self).walks += 1
+        return super().__iter__()
+
+
+class _Recorder:
+    """The runtime a slice reports to: keeps every result, opens no span."""
+
+    def __init__(self) -> None:
+        self.results: list[TestResult] = []
+
+    def report_tests(self, check: str, results: Sequence[TestResult]) -> None:
+        self.results.extend(results)
+
+    def task_span(self, slice: SliceContext, item_key: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+
+def test_tasks_in_a_large_slice_walk_its_items_once(tmp_path: Path) -> None:
+    # A toolchain reporting each of a slice's items must not pay for the whole slice per item.
+    items = _CountedItems(Item((f"job{k}",), f"job{k}") for k in range(2000))
+    runtime = _Recorder()
+    toolchain = cast("Toolchain", SimpleNamespace(config=ToolchainConfig(instance="j", use="x")))
+    call = CallContext(runtime=cast(Runtime, runtime), name="j:run", toolchain=toolchain)
+    ctx = SliceContext(
+        call=call,
+        plan=SlicePlan(index=1, items=items, predicted_seconds=1.0),
+        total=1,
+        function="run",
+        report_dir=tmp_path,
+        env={},
+        deadline=None,
+        runner=None,
+        prefix="",
+        narrowed=False,
+    )
+    _CountedItems.walks = 0
+    token = enter_slice(ctx)
+    try:
+        for k in range(2000):
+            with dag.parallel.task(f"job{k}"):
+                pass
+        with (
+            pytest.raises(ValueError, match="not an item of this slice"),
+            dag.parallel.task("job-unknown"),
+        ):
+            pass
+    finally:
+        leave_slice(token)
+    assert _CountedItems.walks == 1
+    assert [r.path for r in runtime.results] == [f"job{k}" for k in range(2000)]
