@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, SlicePlan
 from dagpar_cli.planning.api import PlanRequest
 from dagpar_cli.planning.dispatch import pays_to_split
@@ -22,9 +23,23 @@ class CountPlanner:
         """One slice per worker (fewer with fewer items), in the items' order.
 
         With history, one slice when the predicted work is too small to pay for the start-ups
-        of more (:func:`~dagpar_cli.planning.dispatch.pays_to_split`).
+        of more (:func:`~dagpar_cli.planning.dispatch.pays_to_split`). With
+        ``request.shard = (i, n)`` the items are first cut the same way into ``n`` runs, and
+        only run ``i`` is planned: the ``n`` CI nodes together run every item once.
+
+        :raises UsageError: when ``request.shard`` is not ``(i, n)`` with ``1 <= i <= n``.
         """
         items = request.items
+        if request.shard is not None:
+            index, total = request.shard
+            if not 1 <= index <= total:
+                raise UsageError(
+                    f"--shard {index}/{total}: the shard must be between 1/{total} and "
+                    f"{total}/{total}"
+                )
+            items = items[(index - 1) * len(items) // total : index * len(items) // total]
+        if not items:
+            return Plan(slices=(), predicted_wall_seconds=0.0, workers=1, planner=self.name)
         n = max(1, min(request.workers, len(items)))
         if request.has_history and not pays_to_split(
             [request.predictions.get(it.key, 0.0) for it in items], n, request.startup_seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, TestCase
 from dagpar_cli.planning.api import PlanRequest
 from dagpar_cli.planning.count import CountPlanner
@@ -74,3 +75,25 @@ def test_with_history_small_work_is_one_slice() -> None:
         startup_seconds=1.5,
     )
     assert len(CountPlanner().plan(large).slices) == 3
+
+
+@pytest.mark.parametrize(("n", "total"), [(10, 3), (2, 4), (64, 7), (0, 2)])
+def test_shards_together_plan_every_item_once(n: int, total: int) -> None:
+    # CI nodes each plan their own shard: one item missing or twice is a test lost or rerun.
+    every = items(n)
+    planned = [
+        it
+        for index in range(1, total + 1)
+        for sp in CountPlanner()
+        .plan(PlanRequest(check="api:test", items=every, workers=2, shard=(index, total)))
+        .slices
+        for it in sp.items
+    ]
+    assert planned == list(every)
+
+
+@pytest.mark.parametrize("shard", [(0, 2), (3, 2)])
+def test_a_shard_outside_its_total_is_a_usage_error(shard: tuple[int, int]) -> None:
+    request = PlanRequest(check="api:test", items=items(4), workers=2, shard=shard)
+    with pytest.raises(UsageError, match=rf"--shard {shard[0]}/{shard[1]}"):
+        CountPlanner().plan(request)
