@@ -16,6 +16,7 @@ removing or adding a ``.pth`` file changes its ``mtime_ns``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -143,14 +144,15 @@ def import_paths(python: str, cwd: Path, workspace: Path | None = None) -> list[
     env = {name: os.environ.get(name) for name in _PATH_ENV}
     key = json.dumps([python, real, stamp, os.fspath(cwd), env], sort_keys=True)
     if key not in _answers:
-        kept = None if workspace is None else _kept(workspace, key)
+        stored = {} if workspace is None else _read_answers(workspace)
+        kept = _kept(stored, key)
         if kept is not None:
             _answers[key] = kept
         else:
             answer = _query(python, cwd)
             _answers[key] = None if answer is None else answer[0]
             if answer is not None and workspace is not None:
-                _keep(workspace, key, python, *answer)
+                _keep(workspace, stored, key, python, *answer)
     return _answers[key]
 
 
@@ -175,6 +177,7 @@ def _watched(python: str, paths: list[str], user_site: str | None) -> list[str |
 
 
 def _read_answers(workspace: Path) -> dict[str, dict[str, object]]:
+    """The kept answers (none in a checkout where the state directory cannot be made)."""
     try:
         raw = json.loads((state_dir(workspace) / ANSWERS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -182,9 +185,9 @@ def _read_answers(workspace: Path) -> dict[str, dict[str, object]]:
     return raw if isinstance(raw, dict) else {}
 
 
-def _kept(workspace: Path, key: str) -> list[str] | None:
-    """The kept answer for *key*, if nothing it depends on changed since."""
-    entry = _read_answers(workspace).get(key)
+def _kept(answers: dict[str, dict[str, object]], key: str) -> list[str] | None:
+    """The kept answer for *key* in *answers*, if nothing it depends on changed since."""
+    entry = answers.get(key)
     if not isinstance(entry, dict):
         return None
     paths, stamps = entry.get("paths"), entry.get("stamps")
@@ -197,20 +200,33 @@ def _kept(workspace: Path, key: str) -> list[str] | None:
     return paths
 
 
-def _keep(workspace: Path, key: str, python: str, paths: list[str], user_site: str | None) -> None:
-    """Keep *paths* for *key* with the stamps that prove it later; never fails a run."""
-    answers = _read_answers(workspace)
-    answers.pop(key, None)
+def _keep(
+    workspace: Path,
+    answers: dict[str, dict[str, object]],
+    key: str,
+    python: str,
+    paths: list[str],
+    user_site: str | None,
+) -> None:
+    """Keep *paths* for *key* next to the other *answers*, with the stamps that prove it later.
+
+    Never fails a run: a read-only checkout or a full disk just asks again next run.
+    """
+    answers = {k: v for k, v in answers.items() if k != key}
     answers[key] = {"paths": paths, "stamps": _stamps(_watched(python, paths, user_site))}
     recent = dict(list(answers.items())[-MAX_ANSWERS:])
     try:
         directory = state_dir(workspace)
         fd, tmp = tempfile.mkstemp(prefix=f".{ANSWERS_FILE}.", dir=directory)
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(recent, out)
         os.replace(tmp, directory / ANSWERS_FILE)
     except OSError:
-        return  # a read-only checkout asks again next run
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _query(python: str, cwd: Path) -> tuple[list[str], str | None] | None:

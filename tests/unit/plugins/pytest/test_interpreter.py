@@ -147,3 +147,22 @@ def test_a_broken_answers_file_is_asked_again(
     monkeypatch.setattr("dagpar_plugins.pytest.interpreter._answers", {})
     assert import_paths(python, tmp_path, tmp_path) is not None
     assert starts(count) == 1
+
+
+def test_an_answer_that_cannot_be_written_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk must not fail the run nor litter the state directory with partial files.
+    count = tmp_path / "count"
+    python = str(counting_python(tmp_path / "bin" / "python", count))
+    monkeypatch.setattr("dagpar_plugins.pytest.interpreter._answers", {})
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("dagpar_plugins.pytest.interpreter.json.dump", full_disk)
+    assert import_paths(python, tmp_path, tmp_path) is not None
+    assert sorted(p.name for p in (tmp_path / ".dagpar").iterdir()) == [
+        ".gitignore",
+        "CACHEDIR.TAG",
+    ]
