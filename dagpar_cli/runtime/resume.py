@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -105,8 +106,21 @@ def death(
         cause = f"signal {signal[1]}" if signal else error.split(" running: ", 1)[0]
         return Death("crash", f"{_CRASH_PREFIX} ({cause})")
     if exit_code is not None and (exit_code not in ok_exit_codes or left_running):
-        return Death("crash", f"{_CRASH_PREFIX} (exit code {exit_code})")
+        return Death("crash", f"{_CRASH_PREFIX} (exit code {exit_code}{_shell_signal(exit_code)})")
     return None
+
+
+def _shell_signal(exit_code: int) -> str:
+    """``, killed by signal 9 (SIGKILL)`` for 137: how a shell or ``docker exec`` reports a
+    process a signal ended (128 + the signal), which otherwise reads as a plain failure."""
+    if not 128 < exit_code < 128 + signal.NSIG:
+        return ""
+    number = exit_code - 128
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f", killed by signal {number}"
+    return f", killed by signal {number} ({name})"
 
 
 def died_running(test: TestCase, start: float, cause: Death, ended: float) -> TestResult:

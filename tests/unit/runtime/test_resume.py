@@ -52,6 +52,12 @@ def test_each_way_a_run_dies_is_named() -> None:
     assert _death(exit_code=3) == ("crash", "crashed the runner (exit code 3)")
     assert _death(exit_code=0, left_running=True) == ("crash", "crashed the runner (exit code 0)")
     assert _death(exit_code=1) is None
+    # A shell's or docker exec's 128 + N: the runner was killed by signal N.
+    assert _death(exit_code=137) == (
+        "crash",
+        "crashed the runner (exit code 137, killed by signal 9 (SIGKILL))",
+    )
+    assert _death(exit_code=255) == ("crash", "crashed the runner (exit code 255)")
 
 
 def test_only_stops_keep_the_unstarted_tests_from_resuming() -> None:
