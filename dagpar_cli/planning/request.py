@@ -1,9 +1,9 @@
 """Stage 5's input and output around the planner: the request from history, the run order after.
 
 :func:`plan_split` builds a :class:`~dagpar_cli.planning.api.PlanRequest` for one split call
-from the timing store (predictions, measured start-up, the tests of whole items so a long file
-can be cut), asks the planner, and, where running slices hand their tails over, orders each
-slice's items so that what is left to hand over late is short work.
+from the timing store (predictions, the fixed part of the measured start-up, the tests of whole
+items so a long file can be cut), asks the planner, and, where running slices hand their tails
+over, orders each slice's items so that what is left to hand over late is short work.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli.model import Item, Plan, TestCase
 from dagpar_cli.planning.api import Planner, PlanRequest
 from dagpar_cli.planning.count import CountPlanner
-from dagpar_cli.planning.setup import cut_pays, startup_with_setup, with_setup
+from dagpar_cli.planning.setup import cut_pays, startup_with_setup, with_per_test, with_setup
 
 if TYPE_CHECKING:
     from dagpar_cli.timings import TimingStore
@@ -80,9 +80,14 @@ def plan_split(
         setup = store.setup_seconds(instance)
         predictions = with_setup(predictions, items, setup)
         estimated, spread = prediction.estimated, prediction.spread
-        measured = store.startup_seconds(runner or "custom", executor)
-        if measured is not None:
-            startup = startup_with_setup(measured, startup, setup)
+        # The start-up a split costs is the fixed part of a slice's overhead; the part that
+        # grows with the tests is paid wherever they run, so it goes into their predictions.
+        model = store.startup_model(runner or "custom", executor, startup)
+        overhead = 0.0
+        if model is not None:
+            startup = startup_with_setup(model.fixed, startup, setup)
+            overhead = model.per_test
+            predictions = with_per_test(predictions, items, tests_of, overhead)
         if nested and has_history:
             # Tests of whole items, so the planner can cut an item too long for one slice.
             splittable = [
@@ -92,6 +97,8 @@ def plan_split(
             per_test = store.predict_tests(
                 instance, [t for item in wanted for t in tests_of.get(item.key, ())]
             )
+            if overhead > 0:
+                per_test = {test_id: s + overhead for test_id, s in per_test.items()}
             for item in splittable:
                 # One finer item per name: a name selects every test of the file that has it.
                 by_name: dict[str, float] = {}

@@ -8,6 +8,11 @@ store keeps it per path (:meth:`~dagpar_cli.timings.TimingStore.setup_seconds`),
 with its build and the slice's measured start-up no longer holds the builds of all its packages.
 A cut of one such item into pieces for several slices pays the setup again in each of them:
 :func:`cut_pays` offers the cut to the planner only when it can save more than that.
+
+A slice's own overhead grows with the tests it runs too (pytest's session end walks every item),
+and that part is paid by whichever slice runs the test: :func:`with_per_test` adds it to the
+items' predictions, so the planner's start-up is the fixed part alone, what a split costs
+(:class:`~dagpar_cli.timings.startup.StartupModel`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dagpar_cli.model import Item
 from dagpar_cli.planning.dispatch import pays_to_split
 
-__all__ = ["cut_pays", "startup_with_setup", "with_setup"]
+__all__ = ["cut_pays", "startup_with_setup", "with_per_test", "with_setup"]
 
 
 def with_setup(
@@ -42,6 +47,32 @@ def with_setup(
         if item.name is not None or item.key not in out:
             continue
         out[item.key] += setup.get(item.path, typical)
+    return out
+
+
+def with_per_test(
+    predictions: Mapping[str, float],
+    items: Sequence[Item],
+    tests: Mapping[str, Sequence[object]],
+    per_test: float,
+) -> dict[str, float]:
+    """*predictions* with *per_test* seconds added for every test an item selects.
+
+    An item whose tests are not listed (a custom toolchain's item) counts as one test, as its
+    slice's sample counted its one result.
+
+    :param predictions: predicted seconds per ``Item.key``.
+    :param items: the split call's items.
+    :param tests: the tests each item selects, per ``Item.key``.
+    :param per_test: a slice's overhead seconds per test it runs.
+    """
+    out = dict(predictions)
+    if per_test <= 0:
+        return out
+    for item in items:
+        key = item.key
+        if key in out:
+            out[key] += per_test * max(1, len(tests.get(key, ())))
     return out
 
 

@@ -2,6 +2,7 @@
 
 - :mod:`~dagpar_cli.timings.store`: :class:`TimingStore`, the SQLite history under ``.dagpar/``;
 - :mod:`~dagpar_cli.timings.predict`: estimates and predictions from that history;
+- :mod:`~dagpar_cli.timings.startup`: a slice's overhead, fixed and per test, from its samples;
 - :mod:`~dagpar_cli.timings.transfer`: samples from runs and JUnit XML, and the JSON exports that
   ``dagpar timings export``/``merge`` move between CI nodes;
 - :mod:`~dagpar_cli.timings.plugin`: the ``dagpar_report`` hook that records every real run.
@@ -20,6 +21,7 @@ from dagpar_cli.timings.predict import (
     Prediction,
     robust_estimate,
 )
+from dagpar_cli.timings.startup import StartupModel, fit_startup
 from dagpar_cli.timings.store import (
     BUSY_SECONDS,
     DB_NAME,
@@ -50,11 +52,13 @@ __all__ = [
     "STATE_DIR",
     "TEST",
     "Prediction",
+    "StartupModel",
     "TimingRow",
     "TimingStore",
     "TimingStoreWarning",
     "TimingsFormatError",
     "dagpar_report",
+    "fit_startup",
     "robust_estimate",
     "shard_export",
     "shard_file",

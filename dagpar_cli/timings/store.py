@@ -36,10 +36,12 @@ from dagpar_cli.timings.predict import (
     robust_estimate,
     split_test_id,
 )
+from dagpar_cli.timings.startup import StartupModel, fit_startup
 from dagpar_cli.timings.transfer import (
     ITEM,
     SCHEMA_VERSION,
     SETUP,
+    SLICE_TESTS,
     STARTUP,
     TEST,
     Sample,
@@ -308,6 +310,28 @@ class TimingStore:
         )
         return float(row[0]) if row else None
 
+    def startup_model(self, runner: str, executor: str, prior: float) -> StartupModel | None:
+        """One slice's overhead on *runner* and *executor*, fixed and per test, if measured.
+
+        Fitted from the kept start-up samples and their slices' test counts
+        (:func:`~dagpar_cli.timings.startup.fit_startup`); samples recorded before counts were
+        kept count as fixed start-up, as :meth:`startup_seconds` does.
+
+        :param runner: the runner plugin's name.
+        :param executor: the executor's name.
+        :param prior: the start-up seconds assumed before any was measured.
+        """
+        rows = self._guarded(
+            lambda conn: conn.execute(
+                "SELECT kind, run_id, ordinal, seconds FROM samples"
+                " WHERE instance = ? AND kind IN (?, ?) AND key = ?",
+                (runner, STARTUP, SLICE_TESTS, executor),
+            ).fetchall()
+        )
+        counts = {(r[1], r[2]): float(r[3]) for r in rows if r[0] == SLICE_TESTS}
+        samples = [(float(r[3]), counts.get((r[1], r[2]))) for r in sorted(rows) if r[0] == STARTUP]
+        return fit_startup(samples, prior)
+
     def setup_seconds(self, instance: str) -> dict[str, float]:
         """Per path, what a slice of *instance* spends preparing it before its tests run (Go:
         building the package's test binary); paths without such samples are left out.
@@ -371,8 +395,8 @@ class TimingStore:
         Per test result a sample for its test id (tests that ended in an error are skipped: an
         error says nothing about how long the test takes); per whole item (a file or package a
         slice ran entirely) its total; per slice the start-up cost, the slice's seconds minus its
-        tests' seconds. Slices that ended with an infrastructure error are skipped altogether, so
-        a killed or timed-out slice cannot poison the history.
+        tests' seconds, and how many tests it ran. Slices that ended with an infrastructure
+        error are skipped altogether, so a killed or timed-out slice cannot poison the history.
 
         :param run: the merged result.
         :param runner_of: the runner plugin per toolchain instance.

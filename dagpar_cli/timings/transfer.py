@@ -47,6 +47,7 @@ __all__ = [
     "ITEM",
     "SCHEMA_VERSION",
     "SETUP",
+    "SLICE_TESTS",
     "STARTUP",
     "TEST",
     "ImportedCase",
@@ -73,6 +74,10 @@ ITEM = "item"
 STARTUP = "startup"
 #: Per path: what a slice spends preparing it before its tests run (``TestResult.setup_seconds``).
 SETUP = "setup"
+#: Per slice, next to its start-up sample (same key, run and ordinal): how many tests it ran,
+#: in the seconds column, so the start-up can be told apart from what grows with the tests
+#: (:func:`~dagpar_cli.timings.startup.fit_startup`).
+SLICE_TESTS = "slice-tests"
 #: The runner name of a toolchain without a runner plugin, in start-up samples.
 CUSTOM = "custom"
 
@@ -396,7 +401,7 @@ def _sample_row(sample: object) -> Sample:
     if not isinstance(sample, list) or len(sample) != 7:
         raise TimingsFormatError(f"malformed sample in timings export: {sample!r:.80}")
     instance, kind, key, run_id, ordinal, seconds, recorded = sample
-    if kind not in (TEST, ITEM, STARTUP, SETUP):
+    if kind not in (TEST, ITEM, STARTUP, SETUP, SLICE_TESTS):
         raise TimingsFormatError(f"unknown sample kind {kind!r:.40} in timings export")
     duration, moment = _finite(seconds), _finite(recorded)
     if (
@@ -546,13 +551,15 @@ def run_samples(
                 whole = {item.path for item in sl.items if item.name is None}
                 recorder.results(instance, sl.results, whole, runner=runner != CUSTOM)
                 if sl.results:
+                    outer = outermost(sl.results)
                     spent = math.fsum(
-                        r.seconds + math.fsum(a.seconds for a in r.attempts)
-                        for r in outermost(sl.results)
+                        r.seconds + math.fsum(a.seconds for a in r.attempts) for r in outer
                     )
                     # A path's setup is its own cost (kept per path), not the slice's start-up.
                     spent += math.fsum(r.setup_seconds for r in sl.results)
                     recorder.add(runner, STARTUP, executor, max(0.0, sl.seconds - spent))
+                    # Always with the start-up sample, so the two share their ordinal.
+                    recorder.add(runner, SLICE_TESTS, executor, float(len(outer)))
         elif not check.infrastructure_error:
             recorder.results(instance, check.results, {r.path for r in check.results})
     return recorder.rows

@@ -17,7 +17,7 @@ from dagpar_cli.planning.request import (
     longest_first,
     plan_split,
 )
-from dagpar_cli.timings import Prediction
+from dagpar_cli.timings import Prediction, StartupModel
 
 if TYPE_CHECKING:
     from dagpar_cli.timings import TimingStore
@@ -42,7 +42,9 @@ class Store:
         startup: float | None = 0.7,
         estimated: frozenset[str] = frozenset(),
         setup: Mapping[str, float] | None = None,
+        per_test: float = 0.0,
     ) -> None:
+        self.per_test = per_test
         self.setup = dict(setup or {})
         self.items = dict(items)
         self.tests = dict(tests)
@@ -65,6 +67,12 @@ class Store:
     def startup_seconds(self, runner: str, executor: str) -> float | None:
         self.asked_startup.append((runner, executor))
         return self.startup
+
+    def startup_model(self, runner: str, executor: str, prior: float) -> StartupModel | None:
+        self.asked_startup.append((runner, executor))
+        if self.startup is None:
+            return None
+        return StartupModel(self.startup, self.per_test)
 
     def setup_seconds(self, instance: str) -> dict[str, float]:
         assert instance == "api"
@@ -308,3 +316,57 @@ def test_a_file_of_many_tiny_tests_and_one_long_test_is_cut_into_balanced_slices
     assert sum(len(sp.tests) for sp in slices) == len(tests)
     first, second = sorted(sp.predicted_seconds for sp in slices)
     assert second - first <= 0.02 * second, [sp.predicted_seconds for sp in slices]
+
+
+def _files_of_tiny_tests(count: int, size: int) -> tuple[list[Item], dict[str, list[TestCase]]]:
+    files = [Item((f"tests/test_{n}.py",), f"api/tests/test_{n}.py") for n in range(count)]
+    return files, {f.key: [TestCase(f.path, f"test_{i}") for i in range(size)] for f in files}
+
+
+def test_a_split_costs_the_fixed_start_up_and_the_per_test_part_goes_to_the_tests() -> None:
+    """10,000 tests in 200 files, 0.27 ms each, and a session end of 0.4 ms per test: a slice
+    of all of them pays 4 s there, two slices 2 s each, besides a fixed 0.5 s."""
+    files, tests = _files_of_tiny_tests(200, 50)
+    items = {f.key: 50 * 0.00027 for f in files}
+    per_test = {t.id: 0.00027 for ts in tests.values() for t in ts}
+    for hands_over in (False, True):
+        planner = Planner()
+        store = Store(items, per_test, startup=0.5, per_test=0.0004)
+        split(store, planner, items=files, tests_of=tests, workers=2, hands_over=hands_over)
+        (request,) = planner.requests
+        assert request.startup_seconds == 0.5
+        assert request.predictions == {f.key: pytest.approx(50 * 0.00067) for f in files}
+        planned = split(
+            Store(items, per_test, startup=0.5, per_test=0.0004),
+            GreedyPlanner(),
+            items=files,
+            tests_of=tests,
+            workers=2,
+            hands_over=hands_over,
+        )
+        assert len(planned.plan.slices) == 2
+        assert planned.startup == 0.5
+        if hands_over:
+            # A running slice's tail is weighed with its tests' share of the overhead too.
+            assert len(planned.predicted) == 10000
+            assert all(s == pytest.approx(0.00067) for s in planned.predicted.values())
+    # The same 2.5 s taken as a fixed start-up of each slice: one slice, as before.
+    store = Store(items, per_test, startup=0.5 + 5000 * 0.0004)
+    planned = split(store, GreedyPlanner(), items=files, tests_of=tests, workers=2)
+    assert len(planned.plan.slices) == 1
+
+
+def test_a_per_test_overhead_does_not_cut_a_small_file_a_fixed_start_up_keeps_whole() -> None:
+    # The inner loop: one file of 8 quick tests against a runner's 0.55 s start-up.
+    files, tests = _files_of_tiny_tests(1, 8)
+    per_test = {t.id: 0.02 for t in tests[files[0].key]}
+    store = Store({files[0].key: 0.16}, per_test, startup=0.55, per_test=0.0004)
+    planned = split(store, GreedyPlanner(), items=files, tests_of=tests, workers=2)
+    assert len(planned.plan.slices) == 1
+
+
+def test_an_item_without_listed_tests_counts_as_one_test() -> None:
+    planner = Planner()
+    split(Store(HISTORY, PER_TEST, per_test=0.25), planner, tests_of={A.key: [A1, A2]})
+    (request,) = planner.requests
+    assert request.predictions == {A.key: 5.5, B.key: 1.25, C.key: 2.25}
