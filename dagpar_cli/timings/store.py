@@ -7,6 +7,10 @@ their median, so one slow run moves nothing (:mod:`~dagpar_cli.timings.predict` 
 into predictions). Per ``(runner, executor)`` it also keeps the measured start-up cost of one
 slice.
 
+One row per key holds its estimate and its kept samples, packed (:mod:`~dagpar_cli.timings.packed`),
+so a run of 200,000 items reads and writes 200,000 rows, not one row and one index entry per
+sample. A store of the first layout (one row per sample) is migrated when it is opened.
+
 A corrupt database is renamed aside with a :class:`TimingStoreWarning` and rebuilt: timings are
 an optimisation, never a reason for a run to fail.
 """
@@ -21,7 +25,7 @@ import time
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,16 +33,15 @@ from typing import Any, TypeVar
 
 from dagpar_cli.model import Item, RunResult, Status, TestCase
 from dagpar_cli.statedir import state_dir
+from dagpar_cli.timings.packed import export_samples, merge_samples
 from dagpar_cli.timings.predict import (
     Prediction,
     predict_items,
     predict_tests,
-    robust_estimate,
     split_test_id,
 )
 from dagpar_cli.timings.transfer import (
     ITEM,
-    SCHEMA_VERSION,
     SETUP,
     STARTUP,
     TEST,
@@ -60,25 +63,27 @@ KEEP = 10
 #: Seconds a writer waits for another dagpar run's transaction before giving up.
 BUSY_SECONDS = 30.0
 
+#: The layout of the database (the export format has its own version, SCHEMA_VERSION).
+_LAYOUT = 2
+#: The first layout, one row per sample, which :meth:`TimingStore._prepare` migrates.
+_LAYOUT_PER_SAMPLE = 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS samples (
-    instance TEXT NOT NULL,   -- toolchain instance (the runner, for start-up samples)
-    kind TEXT NOT NULL,       -- test | item | startup
-    key TEXT NOT NULL,        -- test id or item path (the executor, for start-up samples)
+CREATE TABLE IF NOT EXISTS runs (
+    number INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL, -- tells apart samples of one key in one run
-    seconds REAL NOT NULL,
     recorded REAL NOT NULL,   -- wall-clock time: the last KEEP by this survive
-    UNIQUE (instance, kind, key, run_id, ordinal)
+    UNIQUE (run_id, recorded)
 );
-CREATE TABLE IF NOT EXISTS estimates (
-    instance TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS history (
+    instance TEXT NOT NULL,   -- toolchain instance (the runner, for start-up samples)
+    kind TEXT NOT NULL,       -- test | item | startup | setup
+    key TEXT NOT NULL,        -- test id or item path (the executor, for start-up samples)
     seconds REAL NOT NULL,    -- median of the kept samples
     spread REAL NOT NULL,     -- robust relative deviation of the kept samples
     count INTEGER NOT NULL,
+    samples BLOB NOT NULL,    -- the kept samples, oldest first (packed.pack)
     PRIMARY KEY (instance, kind, key)
 ) WITHOUT ROWID;
 """
@@ -187,18 +192,27 @@ class TimingStore:
             if has_meta:
                 row = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
                 version = int(row[0]) if row else None
-            if version is not None and version != SCHEMA_VERSION:
-                # A store written by another dagpar version: start over rather than misread it.
-                for table in ("samples", "estimates", "meta"):
+            old: list[Sample] = []
+            if version == _LAYOUT_PER_SAMPLE:
+                old = conn.execute(
+                    "SELECT instance, kind, key, run_id, ordinal, seconds, recorded FROM samples"
+                ).fetchall()
+            if version is not None and version != _LAYOUT:
+                # Another layout: migrate the first one; a store written by a later dagpar
+                # is started over rather than misread.
+                for table in ("samples", "estimates", "history", "runs", "meta"):
                     conn.execute(f"DROP TABLE IF EXISTS {table}")
             # executescript() would commit the open transaction; run the statements one by one.
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(
-                "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)",
-                (str(SCHEMA_VERSION),),
+                "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)", (str(_LAYOUT),)
             )
+            if old:
+                merge_samples(conn, old, self.keep)
+        if old:
+            conn.execute("VACUUM")  # the first layout's pages, given back once
 
     def _set_aside(self, why: str) -> None:
         """Rename a corrupt database out of the way so a fresh one can be built."""
@@ -239,7 +253,7 @@ class TimingStore:
         """``{kind: {key: (seconds, spread, count)}}`` of one instance."""
         found: dict[str, dict[str, Any]] = {TEST: {}, ITEM: {}}
         rows = conn.execute(
-            "SELECT kind, key, seconds, spread, count FROM estimates WHERE instance = ?",
+            "SELECT kind, key, seconds, spread, count FROM history WHERE instance = ?",
             (instance,),
         )
         for kind, key, seconds, spread, count in rows:
@@ -302,7 +316,7 @@ class TimingStore:
         """
         row = self._guarded(
             lambda conn: conn.execute(
-                "SELECT seconds FROM estimates WHERE instance = ? AND kind = ? AND key = ?",
+                "SELECT seconds FROM history WHERE instance = ? AND kind = ? AND key = ?",
                 (runner, STARTUP, executor),
             ).fetchone()
         )
@@ -314,7 +328,7 @@ class TimingStore:
         """
         rows = self._guarded(
             lambda conn: conn.execute(
-                "SELECT key, seconds FROM estimates WHERE instance = ? AND kind = ?",
+                "SELECT key, seconds FROM history WHERE instance = ? AND kind = ?",
                 (instance, SETUP),
             ).fetchall()
         )
@@ -328,7 +342,7 @@ class TimingStore:
         """
 
         def query(conn: sqlite3.Connection) -> list[tuple[str, str, str, float, int]]:
-            sql = "SELECT instance, kind, key, seconds, count FROM estimates WHERE kind IN (?, ?)"
+            sql = "SELECT instance, kind, key, seconds, count FROM history WHERE kind IN (?, ?)"
             args: tuple[str, ...] = (TEST, ITEM)
             if instance is not None:
                 sql += " AND instance = ?"
@@ -394,58 +408,9 @@ class TimingStore:
         if not rows:
             return
 
-        # The keys this write touches, each once, in a plain temporary table whose
-        # rowid numbers them: the join below walks it in that order and looks each key up in
-        # the samples' unique index, whatever the store's size, so each key's samples arrive
-        # together and are re-estimated one key at a time, without holding them all.
-        touched = list(dict.fromkeys((r[0], r[1], r[2]) for r in rows))
-        keep = self.keep
-
-        def estimates(
-            conn: sqlite3.Connection, dropped: list[tuple[int]]
-        ) -> Iterator[tuple[str, str, str, float, float, int]]:
-            current = 0
-            samples: list[tuple[float, str, int, int, float]] = []
-            for number, recorded, run_id, ordinal, rowid, seconds in conn.execute(
-                "SELECT t.rowid, s.recorded, s.run_id, s.ordinal, s.rowid, s.seconds"
-                " FROM temp.touched AS t CROSS JOIN samples AS s"
-                " ON s.instance = t.instance AND s.kind = t.kind AND s.key = t.key"
-                " ORDER BY t.rowid"
-            ):
-                if number != current:
-                    if samples:
-                        yield _estimate(touched[current - 1], samples, keep, dropped)
-                    current, samples = number, []
-                samples.append((recorded, run_id, ordinal, rowid, seconds))
-            if samples:
-                yield _estimate(touched[current - 1], samples, keep, dropped)
-
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                conn.executemany(
-                    "INSERT INTO samples (instance, kind, key, run_id, ordinal, seconds, recorded)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (instance, kind, key, run_id, ordinal) DO UPDATE SET"
-                    " seconds = min(seconds, excluded.seconds),"
-                    " recorded = min(recorded, excluded.recorded)",
-                    rows,
-                )
-                conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS touched (instance TEXT, kind TEXT, key TEXT)"
-                )
-                conn.execute("DELETE FROM temp.touched")
-                # rowids 1, 2, ... in the order of *touched* (the table is empty).
-                conn.executemany(
-                    "INSERT INTO temp.touched (rowid, instance, kind, key) VALUES (?, ?, ?, ?)",
-                    ((n, *where) for n, where in enumerate(touched, start=1)),
-                )
-                dropped: list[tuple[int]] = []
-                conn.executemany(
-                    "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?)",
-                    estimates(conn, dropped),
-                )
-                conn.executemany("DELETE FROM samples WHERE rowid = ?", dropped)
-                conn.execute("DELETE FROM temp.touched")
+                merge_samples(conn, rows, self.keep)
 
         self._guarded(write)
 
@@ -454,14 +419,7 @@ class TimingStore:
 
     def export_json(self) -> dict[str, Any]:
         """Every kept sample as JSON, for ``dagpar timings export`` and CI artifacts."""
-        rows = self._guarded(
-            lambda conn: list(
-                conn.execute(
-                    "SELECT instance, kind, key, run_id, ordinal, seconds, recorded FROM samples"
-                    " ORDER BY instance, kind, key, recorded, run_id, ordinal"
-                )
-            )
-        )
+        rows = self._guarded(export_samples)
         return export_document(rows, self.keep)
 
     def merge_json(self, data: Mapping[str, Any]) -> None:
@@ -493,7 +451,7 @@ class TimingStore:
             lambda conn: [
                 key
                 for (key,) in conn.execute(
-                    "SELECT key FROM estimates WHERE instance = ? AND kind = ?",
+                    "SELECT key FROM history WHERE instance = ? AND kind = ?",
                     (instance, TEST),
                 )
             ]
@@ -504,26 +462,6 @@ class TimingStore:
             raise TimingsFormatError(str(exc)) from None
         self._write(junit_samples(cases, instance))
         return sum(1 for c in cases if c.status is not Status.ERROR)
-
-
-def _estimate(
-    where: tuple[str, str, str],
-    samples: list[tuple[float, str, int, int, float]],
-    keep: int,
-    dropped: list[tuple[int]],
-) -> tuple[str, str, str, float, float, int]:
-    """The estimates row of one key from its *samples* ``(recorded, run_id, ordinal, rowid,
-    seconds)``, adding the rowids beyond the last *keep* to *dropped*.
-
-    The last are by a total order (recorded, run, ordinal), so that stores merging the same
-    exports in any order keep the same samples.
-    """
-    if len(samples) > keep:
-        samples.sort(reverse=True)
-        dropped.extend((s[3],) for s in samples[keep:])
-        del samples[keep:]
-    median, spread = robust_estimate([s[4] for s in samples])
-    return (*where, median, spread, len(samples))
 
 
 # ---------------------------------------------------------------------------------------------
