@@ -486,18 +486,31 @@ class SampleRecorder:
             reported = Counter(r.path for r in results)
             itself = {path for path in whole if reported[path] == 1}
         add = self.add
+        # add(instance, TEST, ...) inline: this loop runs once per test of a run.
+        seen, rows, run_id, recorded = self._seen, self.rows, self.run_id, self.recorded
+        isfinite, error = math.isfinite, Status.ERROR
         for r in results:
             if r.setup_seconds > 0:
-                self.add(instance, SETUP, r.path, r.setup_seconds)
-            if r.status is Status.ERROR:
+                add(instance, SETUP, r.path, r.setup_seconds)
+            if r.status is error:
                 broken.add(r.path)
                 continue
+            seconds = r.seconds
             if r.matrix or r.path not in itself:
-                add(instance, TEST, r.id, r.seconds)
+                where = (instance, TEST, r.id)
+                ordinal = seen[where]
+                seen[where] = ordinal + 1
+                kept = max(0.0, seconds) if isfinite(seconds) else 0.0
+                rows.append((instance, TEST, where[2], run_id, ordinal, kept, recorded))
             if outer is None or id(r) in outer:
-                totals[r.path] += r.seconds
+                totals[r.path] += seconds
         for path in sorted(set(totals) & whole - broken):
-            add(instance, ITEM, path, totals[path])
+            where = (instance, ITEM, path)
+            ordinal = seen[where]
+            seen[where] = ordinal + 1
+            seconds = totals[path]
+            kept = max(0.0, seconds) if isfinite(seconds) else 0.0
+            rows.append((instance, ITEM, path, run_id, ordinal, kept, recorded))
 
 
 def junit_samples(cases: JunitFile, instance: str) -> list[Sample]:
@@ -548,6 +561,8 @@ def run_samples(
                 if sl.results:
                     spent = math.fsum(
                         r.seconds + math.fsum(a.seconds for a in r.attempts)
+                        if r.attempts
+                        else r.seconds + 0.0  # what adding an empty fsum gives
                         for r in outermost(sl.results)
                     )
                     # A path's setup is its own cost (kept per path), not the slice's start-up.
