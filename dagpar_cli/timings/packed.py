@@ -17,11 +17,11 @@ from __future__ import annotations
 import sqlite3
 import struct
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
-__all__ = ["export_samples", "merge_samples", "pack", "unpack"]
+__all__ = ["export_samples", "merge_run", "merge_samples", "pack", "unpack"]
 
 #: One kept sample: seconds, run number, ordinal.
 _SAMPLE = struct.Struct("<dqq")
@@ -107,6 +107,31 @@ def merge_samples(conn: sqlite3.Connection, rows: Iterable[Sequence[Any]], keep:
             group[key] = [(seconds, number, ordinal)]
         else:
             found.append((seconds, number, ordinal))
+    _merge_groups(conn, groups, None, runs, keep)
+
+
+def merge_run(
+    conn: sqlite3.Connection,
+    run_id: str,
+    recorded: float,
+    groups: Mapping[tuple[str, str], Mapping[str, list[float]]],
+    keep: int,
+) -> None:
+    """:func:`merge_samples` for the samples of one run, given per ``(instance, kind)`` and key
+    as their seconds, ordinal by ordinal (``SampleRecorder.groups``)."""
+    runs = _Runs(conn)
+    _merge_groups(conn, groups, runs.number(run_id, recorded), runs, keep)
+
+
+def _merge_groups(
+    conn: sqlite3.Connection,
+    groups: Mapping[tuple[str, str], Mapping[str, list[Any]]],
+    number: int | None,
+    runs: _Runs,
+    keep: int,
+) -> None:
+    """Merge *groups*: per key, samples ``(seconds, run, ordinal)``, or with a run *number*
+    the seconds of that run's samples, ordinal by ordinal."""
     keep = max(1, keep)
     for (instance, kind), group in groups.items():
         keys = sorted(group)
@@ -115,7 +140,7 @@ def merge_samples(conn: sqlite3.Connection, rows: Iterable[Sequence[Any]], keep:
             existing = _existing(conn, instance, kind, chunk)
             conn.executemany(
                 "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                _merged_rows(instance, kind, chunk, group, existing, runs, keep),
+                _merged_rows(instance, kind, chunk, group, existing, runs, keep, number),
             )
 
 
@@ -146,28 +171,37 @@ def _merged_rows(
     instance: str,
     kind: str,
     keys: list[str],
-    group: dict[str, list[Kept]],
+    group: Mapping[str, list[Any]],
     existing: dict[str, bytes],
     runs: _Runs,
     keep: int,
+    number: int | None,
 ) -> Iterator[tuple[str, str, str, float, float, int, bytes]]:
     """The ``history`` rows of *keys*: their kept samples with the new ones, re-estimated."""
     order, fresh, limit = runs.order, runs.fresh, keep * _SIZE
     pack_one = _SAMPLE.pack
     last_of = _SAMPLE.unpack_from
+    new_run = number in fresh
     for key in keys:
         new = group[key]
-        blob = existing.get(key)
-        if len(new) == 1 and new[0][1] in fresh:
-            # A run the store has not seen: no identity to merge, and usually the newest.
-            if blob is None:
-                blob = pack_one(*new[0])
-            elif order[new[0][1]] > order[last_of(blob, len(blob) - _SIZE)[1]]:
-                blob = (blob + pack_one(*new[0]))[-limit:]
+        # One sample of a run the store has not seen: no identity to merge, usually the newest.
+        single: Kept | None = None
+        if number is not None:
+            if len(new) == 1 and new_run:
+                single = (new[0], number, 0)
             else:
-                blob = _merge(blob, new, order, keep)
-        else:
+                new = [(seconds, number, ordinal) for ordinal, seconds in enumerate(new)]
+        elif len(new) == 1 and new[0][1] in fresh:
+            single = new[0]
+        blob = existing.get(key)
+        if single is None:
             blob = _merge(blob, new, order, keep)
+        elif blob is None:
+            blob = pack_one(*single)
+        elif order[single[1]] > order[last_of(blob, len(blob) - _SIZE)[1]]:
+            blob = (blob + pack_one(*single))[-limit:]
+        else:
+            blob = _merge(blob, [single], order, keep)
         count = len(blob) // _SIZE
         if count == 1:
             yield (instance, kind, key, last_of(blob, 0)[0], 0.0, 1, blob)

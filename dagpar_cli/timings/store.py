@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from dagpar_cli.model import Item, RunResult, Status, TestCase
 from dagpar_cli.statedir import state_dir
-from dagpar_cli.timings.packed import export_samples, merge_samples
+from dagpar_cli.timings.packed import export_samples, merge_run, merge_samples
 from dagpar_cli.timings.predict import (
     Prediction,
     predict_items,
@@ -393,15 +393,21 @@ class TimingStore:
         :param executor: the executor the run used.
         :param run_id: identifies the run's samples (merges deduplicate on it); random if None.
         """
-        self._write(
-            run_samples(
-                run,
-                runner_of=runner_of,
-                executor=executor,
-                run_id=run_id or uuid.uuid4().hex,
-                recorded=time.time(),
-            )
+        recorder = run_samples(
+            run,
+            runner_of=runner_of,
+            executor=executor,
+            run_id=run_id or uuid.uuid4().hex,
+            recorded=time.time(),
         )
+        if not any(recorder.groups.values()):
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                merge_run(conn, recorder.run_id, recorder.recorded, recorder.groups, self.keep)
+
+        self._guarded(write)
 
     def _write(self, rows: Sequence[Sample]) -> None:
         """Insert samples (the smaller of duplicates wins), keep the last ``keep``, re-estimate."""
