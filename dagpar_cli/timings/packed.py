@@ -9,7 +9,9 @@ recorded)`` with the store's rules: of two samples with one identity ``(key, run
 the smaller seconds and the earlier time win, and each key keeps its last ``keep``. The common
 write, one new sample per key from a run the store has not seen, appends to the blob and re-reads
 nothing else; keys are read and written in key order, a chunk at a time, so a write's memory does
-not grow with the store.
+not grow with the store. :func:`merge_run` takes one run's samples as the recorder keeps them,
+per key. Runs no kept sample names any more are dropped once the ``runs`` table grows past
+:data:`RUNS_KEPT`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _SIZE = _SAMPLE.size
 _CHUNK = 8192
 #: Up to this many keys in a chunk are looked up one by one; more, and their range is scanned.
 _LOOKUPS = 64
+#: Past this many runs, the runs no kept sample names are dropped.
+RUNS_KEPT = 4096
 #: Whether a blob's seconds can be read in place (every 3rd double).
 _LITTLE = sys.byteorder == "little"
 
@@ -88,7 +92,7 @@ class _Runs:
 def merge_samples(conn: sqlite3.Connection, rows: Iterable[Sequence[Any]], keep: int) -> None:
     """Add sample *rows* to the store on *conn* (inside the caller's transaction), keeping the
     last *keep* per key and re-estimating the keys they touch."""
-    runs = _Runs(conn)
+    runs = _runs(conn)
     groups: dict[tuple[str, str], dict[str, list[Kept]]] = {}
     last_id: str | None = None
     last_recorded = 0.0
@@ -119,7 +123,7 @@ def merge_run(
 ) -> None:
     """:func:`merge_samples` for the samples of one run, given per ``(instance, kind)`` and key
     as their seconds, ordinal by ordinal (``SampleRecorder.groups``)."""
-    runs = _Runs(conn)
+    runs = _runs(conn)
     _merge_groups(conn, groups, runs.number(run_id, recorded), runs, keep)
 
 
@@ -142,6 +146,26 @@ def _merge_groups(
                 "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)",
                 _merged_rows(instance, kind, chunk, group, existing, runs, keep, number),
             )
+
+
+def _runs(conn: sqlite3.Connection) -> _Runs:
+    """The ``runs`` table, first rid of the runs no kept sample names when it has grown."""
+    runs = _Runs(conn)
+    if len(runs.order) <= RUNS_KEPT:
+        return runs
+    _drop_unused_runs(conn)
+    return _Runs(conn)
+
+
+def _drop_unused_runs(conn: sqlite3.Connection) -> None:
+    """Delete the runs no kept sample names (before a write numbers its own)."""
+    used: set[int] = set()
+    for (blob,) in conn.execute("SELECT samples FROM history"):
+        used.update(number for _, number, _ in _SAMPLE.iter_unpack(blob))
+    unused = [
+        (number,) for (number,) in conn.execute("SELECT number FROM runs") if number not in used
+    ]
+    conn.executemany("DELETE FROM runs WHERE number = ?", unused)
 
 
 def _existing(

@@ -171,3 +171,30 @@ def test_the_store_stays_compact(tmp_path: Path) -> None:
         assert len(store.export_json()["samples"]) == keys * 2 * 10 + 10  # test, file, start-up
     size = (tmp_path / STATE_DIR / DB_NAME).stat().st_size
     assert size / (keys * 2) < 400
+
+
+def test_runs_no_kept_sample_names_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagpar_cli.timings import packed
+
+    monkeypatch.setattr(packed, "RUNS_KEPT", 5)
+    with TimingStore.open(tmp_path, keep=2) as store:
+        record_runs(store, "api:test", [{"api/test_a.py::t": float(n)} for n in range(12)])
+        store.merge_json(
+            {
+                "format": EXPORT_FORMAT,
+                "version": 1,
+                "samples": [["api", "test", "api/test_b.py::t", "old", 0, 3.0, 1.0]],
+            }
+        )
+        record_runs(store, "api:test", [{"api/test_a.py::t": 20.0}], prefix="last")
+        kept = store.export_json()["samples"]
+        assert [(s[2], s[3], s[5]) for s in kept if s[1] == "test"] == [
+            ("api/test_a.py::t", "run-011", 11.0),
+            ("api/test_a.py::t", "last-000", 20.0),
+            ("api/test_b.py::t", "old", 3.0),
+        ]
+    with closing(sqlite3.connect(tmp_path / STATE_DIR / DB_NAME)) as conn:
+        (runs,) = conn.execute("SELECT count(*) FROM runs").fetchone()
+    assert runs <= 5 + 1
