@@ -198,3 +198,33 @@ def test_runs_no_kept_sample_names_are_dropped(
     with closing(sqlite3.connect(tmp_path / STATE_DIR / DB_NAME)) as conn:
         (runs,) = conn.execute("SELECT count(*) FROM runs").fetchone()
     assert runs <= 5 + 1
+
+
+#: A store the previous dagpar wrote (12 runs of a pytest instance with a Go-like package's
+#: setup, a custom instance, a merged export), and what that dagpar read from it.
+V1 = Path(__file__).resolve().parents[2] / "data" / "timings-v1"
+
+
+def test_a_store_the_previous_dagpar_wrote_reads_as_it_did(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from dagpar_cli.model import Item
+
+    (tmp_path / STATE_DIR).mkdir()
+    shutil.copy(V1 / "timings.sqlite", tmp_path / STATE_DIR / DB_NAME)
+    expected = json.loads((V1 / "expected.json").read_text())
+    with TimingStore.open(tmp_path) as store:
+        tests = [TestCase(f"api/test_{k}.py", f"t{j}") for k in range(4) for j in range(3)]
+        tests.append(TestCase("api/pkg", "TestA"))
+        items = [Item((f"api/test_{k}.py",), f"api/test_{k}.py") for k in range(4)]
+        prediction = store.predict_detailed("api", items, {})
+        assert store.export_json() == expected["export"]
+        assert store.predict_tests("api", tests) == expected["predict_tests"]
+        assert prediction.seconds == expected["predict_items"]
+        assert prediction.spread == expected["spread"]
+        assert store.startup_seconds("pytest", "local") == expected["startup"]
+        assert store.startup_seconds("custom", "local") == expected["custom_startup"]
+        assert store.setup_seconds("api") == expected["setup"]
+        shown = [[r.instance, r.key, r.seconds, r.samples, r.tests] for r in store.show(None, 50)]
+        assert shown == expected["show"]
