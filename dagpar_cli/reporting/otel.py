@@ -384,27 +384,30 @@ class OtelReporter:
                 begin = cursor
                 duration = int(max(test.seconds, 0.0) * scale * 1e9)
                 cursor += duration
-            item = items.find(test)
+            item, path = items.find(test), _safe(test.path)
+            attempts = test.attempts
             values: CaseValues = (
                 _CASE_STATUS[test.status],
-                _safe(test.path),
+                path,
                 tuple((key, _safe(value)) for key, value in test.matrix) if test.matrix else (),
-                None if item is None else _safe(item),
-                len(test.attempts) + 1 if test.attempts else 0,
-                test.attempts != () and test.flaky,
+                None if item is None else path if item == test.path else _safe(item),
+                len(attempts) + 1 if attempts else 0,
+                bool(attempts) and test.flaky,
             )
-            events = tuple(
-                Event(
-                    "dagpar.attempt",
-                    {
-                        "dagpar.attempt.status": _CASE_STATUS[attempt.status],
-                        "dagpar.attempt.seconds": attempt.seconds,
-                        "dagpar.attempt.message": _safe(attempt.message),
-                    },
-                    timestamp=begin,
+            events: tuple[Event, ...] = ()
+            if attempts:
+                events = tuple(
+                    Event(
+                        "dagpar.attempt",
+                        {
+                            "dagpar.attempt.status": _CASE_STATUS[attempt.status],
+                            "dagpar.attempt.seconds": attempt.seconds,
+                            "dagpar.attempt.message": _safe(attempt.message),
+                        },
+                        timestamp=begin,
+                    )
+                    for attempt in attempts
                 )
-                for attempt in test.attempts
-            )
             status = UNSET
             if test.status.is_bad:
                 status = Status(
