@@ -212,7 +212,10 @@ class TimingStore:
             if old:
                 merge_samples(conn, old, self.keep)
         if old:
-            conn.execute("VACUUM")  # the first layout's pages, given back once
+            try:
+                conn.execute("VACUUM")  # the first layout's pages, given back once
+            except sqlite3.OperationalError:
+                pass  # another run is reading: the pages are reused by later writes instead
 
     def _set_aside(self, why: str) -> None:
         """Rename a corrupt database out of the way so a fresh one can be built."""
