@@ -67,6 +67,8 @@ BUSY_SECONDS = 30.0
 _LAYOUT = 2
 #: The first layout, one row per sample, which :meth:`TimingStore._prepare` migrates.
 _LAYOUT_PER_SAMPLE = 1
+#: Samples of the first layout migrated at once.
+_MIGRATE_BATCH = 50_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -192,26 +194,21 @@ class TimingStore:
             if has_meta:
                 row = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
                 version = int(row[0]) if row else None
-            old: list[Sample] = []
-            if version == _LAYOUT_PER_SAMPLE:
-                old = conn.execute(
-                    "SELECT instance, kind, key, run_id, ordinal, seconds, recorded FROM samples"
-                ).fetchall()
-            if version is not None and version != _LAYOUT:
-                # Another layout: migrate the first one; a store written by a later dagpar
-                # is started over rather than misread.
+            migrate = version == _LAYOUT_PER_SAMPLE
+            if version is not None and version != _LAYOUT and not migrate:
+                # A store written by a later dagpar: start over rather than misread it.
                 for table in ("samples", "estimates", "history", "runs", "meta"):
                     conn.execute(f"DROP TABLE IF EXISTS {table}")
             # executescript() would commit the open transaction; run the statements one by one.
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            if migrate:
+                _migrate_per_sample(conn, self.keep)
             conn.execute(
                 "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)", (str(_LAYOUT),)
             )
-            if old:
-                merge_samples(conn, old, self.keep)
-        if old:
+        if migrate:
             try:
                 conn.execute("VACUUM")  # the first layout's pages, given back once
             except sqlite3.OperationalError:
@@ -475,6 +472,25 @@ class TimingStore:
 
 # ---------------------------------------------------------------------------------------------
 # SQLite helpers
+
+
+def _migrate_per_sample(conn: sqlite3.Connection, keep: int) -> None:
+    """Move the first layout's samples into the current one, a batch of keys at a time (a
+    large store's samples are never all in memory), and drop the first layout's tables."""
+    rows = conn.execute(
+        "SELECT instance, kind, key, run_id, ordinal, seconds, recorded FROM samples"
+        " ORDER BY instance, kind, key"
+    )
+    batch: list[Sample] = []
+    for row in rows:
+        # Batches end between keys: each key's samples are merged together.
+        if len(batch) >= _MIGRATE_BATCH and row[:3] != batch[-1][:3]:
+            merge_samples(conn, batch, keep)
+            batch = []
+        batch.append(row)
+    merge_samples(conn, batch, keep)
+    for table in ("samples", "estimates"):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

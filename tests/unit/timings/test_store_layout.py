@@ -205,12 +205,17 @@ def test_runs_no_kept_sample_names_are_dropped(
 V1 = Path(__file__).resolve().parents[2] / "data" / "timings-v1"
 
 
-def test_a_store_the_previous_dagpar_wrote_reads_as_it_did(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [50_000, 7], ids=["one-batch", "batches-of-keys"])
+def test_a_store_the_previous_dagpar_wrote_reads_as_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
     import json
     import shutil
 
     from dagpar_cli.model import Item
+    from dagpar_cli.timings import store as store_module
 
+    monkeypatch.setattr(store_module, "_MIGRATE_BATCH", batch)
     (tmp_path / STATE_DIR).mkdir()
     shutil.copy(V1 / "timings.sqlite", tmp_path / STATE_DIR / DB_NAME)
     expected = json.loads((V1 / "expected.json").read_text())
