@@ -65,6 +65,8 @@ from dagpar_cli.reporting.item_index import ItemIndex
 from dagpar_cli.reporting.trace_record import (
     TRACER_NAME,
     UNSET,
+    CaseAttributes,
+    CaseValues,
     JsonLinesExporter,
     TestSpanBatch,
     span_json,
@@ -372,8 +374,8 @@ class OtelReporter:
         cursor = opened.start_ns
         items = ItemIndex(plan.items)
         new_span_id = self.provider.id_generator.generate_span_id
-        batch = TestSpanBatch(parent, self.provider.resource, new_span_id)
-        common = self._attrs()
+        case = CaseAttributes(self._attrs(), check, plan.index, total)
+        batch = TestSpanBatch(parent, self.provider.resource, new_span_id, case)
         for test in ordered:
             if test.start is not None:
                 begin = min(max(_ns(test.start), opened.start_ns), end_ns)
@@ -382,48 +384,40 @@ class OtelReporter:
                 begin = cursor
                 duration = int(max(test.seconds, 0.0) * scale * 1e9)
                 cursor += duration
-            name = _safe(test.id)
-            attributes = {
-                **common,
-                "test.case.name": name,
-                "test.case.result.status": _CASE_STATUS[test.status],
-                "test.suite.name": check,
-                "dagpar.check": check,
-                "dagpar.slice.index": plan.index,
-                "code.file.path": _safe(test.path),
-            }
-            if total is not None:
-                attributes["dagpar.slice.total"] = total
-            for key, value in test.matrix:  # the combination of a matrix it ran under
-                attributes[f"dagpar.matrix.{key}"] = _safe(value)
-            item = items.find(test)
-            if item is not None:
-                attributes["dagpar.item"] = _safe(item)
-            if test.attempts:
-                attributes["dagpar.test.attempts"] = len(test.attempts) + 1
-                attributes["dagpar.test.flaky"] = test.flaky
-            events = tuple(
-                Event(
-                    "dagpar.attempt",
-                    {
-                        "dagpar.attempt.status": _CASE_STATUS[attempt.status],
-                        "dagpar.attempt.seconds": attempt.seconds,
-                        "dagpar.attempt.message": _safe(attempt.message),
-                    },
-                    timestamp=begin,
-                )
-                for attempt in test.attempts
+            item, path = items.find(test), _safe(test.path)
+            attempts = test.attempts
+            values: CaseValues = (
+                _CASE_STATUS[test.status],
+                path,
+                tuple((key, _safe(value)) for key, value in test.matrix) if test.matrix else (),
+                None if item is None else path if item == test.path else _safe(item),
+                len(attempts) + 1 if attempts else 0,
+                bool(attempts) and test.flaky,
             )
+            events: tuple[Event, ...] = ()
+            if attempts:
+                events = tuple(
+                    Event(
+                        "dagpar.attempt",
+                        {
+                            "dagpar.attempt.status": _CASE_STATUS[attempt.status],
+                            "dagpar.attempt.seconds": attempt.seconds,
+                            "dagpar.attempt.message": _safe(attempt.message),
+                        },
+                        timestamp=begin,
+                    )
+                    for attempt in attempts
+                )
             status = UNSET
             if test.status.is_bad:
                 status = Status(
                     StatusCode.ERROR,
                     _safe(test.message.splitlines()[0]) if test.message else test.status.value,
                 )
-            batch.add(name, begin, begin + duration, attributes, events, status)
+            batch.add_case(_safe(test.id), begin, begin + duration, values, events, status)
             if len(batch) >= SPAN_CHUNK:
                 self._deliver(batch)
-                batch = TestSpanBatch(parent, self.provider.resource, new_span_id)
+                batch = TestSpanBatch(parent, self.provider.resource, new_span_id, case)
         self._deliver(batch)
 
     def _deliver(self, batch: TestSpanBatch) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -30,7 +31,14 @@ from opentelemetry.trace import (
     format_trace_id,
 )
 
-__all__ = ["UNSET", "JsonLinesExporter", "TestSpanBatch", "span_json"]
+__all__ = [
+    "UNSET",
+    "CaseAttributes",
+    "CaseValues",
+    "JsonLinesExporter",
+    "TestSpanBatch",
+    "span_json",
+]
 
 log = logging.getLogger("dagpar.otel")
 
@@ -93,10 +101,32 @@ _KIND = {kind: str(kind) for kind in SpanKind}
 _STATUS_NAME = {code: code.name for code in StatusCode}
 
 
+#: ``YYYY-MM-DDTHH:MM:SS`` per whole second (a run's spans share a few thousand seconds).
+_SECONDS: dict[int, str] = {}
+
+
 def _iso(ns: int) -> str:
-    """``ns_to_iso_str(ns)`` (the SDK's span times), without its costly ``strftime``."""
-    moment = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    """``ns_to_iso_str(ns)`` (the SDK's span times), without its costly ``strftime``.
+
+    ``datetime.fromtimestamp(ns / 1e9)`` rounds the float's fraction to the microsecond, half
+    to even; this does the same, and formats each whole second once.
+    """
+    fraction, whole = math.modf(ns / 1e9)
+    if fraction < 0:  # before 1970: the slow path, as the SDK has it
+        moment = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        second += 1
+    prefix = _SECONDS.get(second)
+    if prefix is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        moment = datetime.fromtimestamp(second, tz=timezone.utc)
+        prefix = _SECONDS[second] = moment.isoformat()[:19]
+    return f"{prefix}.{micros:06d}Z"
 
 
 def _context_json(context: SpanContext) -> dict[str, str]:
@@ -158,6 +188,96 @@ _ENCODE = json.encoder.encode_basestring_ascii
 _UNSET_JSON = '{"status_code": "UNSET"}'
 
 
+#: A test span's own attribute values: status, path, matrix, item, attempts (0: none), flaky.
+CaseValues = tuple[str, str, tuple[tuple[str, str], ...], "str | None", int, bool]
+#: The attributes every test span has, in their order after the run's own.
+_CASE_KEYS = frozenset(
+    {
+        "test.case.name",
+        "test.case.result.status",
+        "test.suite.name",
+        "dagpar.check",
+        "dagpar.slice.index",
+        "code.file.path",
+        "dagpar.slice.total",
+        "dagpar.item",
+        "dagpar.test.attempts",
+        "dagpar.test.flaky",
+    }
+)
+
+
+class CaseAttributes:
+    """The attributes of a slice's test spans, as a dict (SDK spans) and as JSON (the record).
+
+    Most of them are the slice's (the run, the check, the slice's index and total), so their
+    JSON is rendered once per slice and each span adds its own values: what
+    ``json.dumps(attributes)`` gives, at a tenth of its cost.
+
+    :param common: the run's attributes, first in every span.
+    :param check: the check (``test.suite.name`` and ``dagpar.check``).
+    :param index: the slice's index.
+    :param total: the slices of the check, when known.
+    """
+
+    def __init__(self, common: dict[str, Any], check: str, index: int, total: Any) -> None:
+        self.common = common
+        self.check = check
+        self.index = index
+        self.total = total
+        dumps = json.dumps
+        # A run attribute named like a test's would move in the dict; render those generically.
+        self._fast = not set(common) & _CASE_KEYS
+        lead = "".join(f"{_ENCODE(k)}: {dumps(v)}, " for k, v in common.items())
+        self._head = f'{{{lead}"test.case.name": '
+        self._middle = (
+            f', "test.suite.name": {_ENCODE(check)}, "dagpar.check": {_ENCODE(check)}, '
+            f'"dagpar.slice.index": {dumps(index)}, "code.file.path": '
+        )
+        self._total = "" if total is None else f', "dagpar.slice.total": {dumps(total)}'
+        self._status: dict[str, str] = {}
+
+    def as_dict(self, name: str, values: CaseValues) -> dict[str, Any]:
+        """The attributes of the span of test *name*."""
+        status, path, matrix, item, attempts, flaky = values
+        attributes = {
+            **self.common,
+            "test.case.name": name,
+            "test.case.result.status": status,
+            "test.suite.name": self.check,
+            "dagpar.check": self.check,
+            "dagpar.slice.index": self.index,
+            "code.file.path": path,
+        }
+        if self.total is not None:
+            attributes["dagpar.slice.total"] = self.total
+        for key, value in matrix:  # the combination of a matrix it ran under
+            attributes[f"dagpar.matrix.{key}"] = value
+        if item is not None:
+            attributes["dagpar.item"] = item
+        if attempts:
+            attributes["dagpar.test.attempts"] = attempts
+            attributes["dagpar.test.flaky"] = flaky
+        return attributes
+
+    def as_json(self, name: str, values: CaseValues) -> str:
+        """``json.dumps(self.as_dict(name, values))``."""
+        status, path, matrix, item, attempts, flaky = values
+        if not self._fast or matrix:
+            return json.dumps(self.as_dict(name, values))
+        shown = self._status.get(status)
+        if shown is None:
+            shown = self._status[status] = f', "test.case.result.status": {_ENCODE(status)}'
+        text = f"{self._head}{_ENCODE(name)}{shown}{self._middle}{_ENCODE(path)}{self._total}"
+        if item is not None:
+            text += f', "dagpar.item": {_ENCODE(item)}'
+        if attempts:
+            text += (
+                f', "dagpar.test.attempts": {attempts}, "dagpar.test.flaky": {json.dumps(flaky)}'
+            )
+        return text + "}"
+
+
 class TestSpanBatch:
     """Test-case spans of one slice, made without the SDK's per-span machinery.
 
@@ -169,13 +289,20 @@ class TestSpanBatch:
     """
 
     def __init__(
-        self, parent: SpanContext, resource: Resource, new_span_id: Callable[[], int]
+        self,
+        parent: SpanContext,
+        resource: Resource,
+        new_span_id: Callable[[], int],
+        case: CaseAttributes | None = None,
     ) -> None:
         self.parent = parent
         self.resource = resource
         self.new_span_id = new_span_id
-        self._spans: list[tuple[str, int, int, int, dict[str, Any], tuple[Event, ...], Status]]
-        self._spans = []
+        #: Renders the attributes of spans added with :meth:`add_case`.
+        self.case = case
+        self._spans: list[
+            tuple[str, int, int, int, dict[str, Any] | CaseValues, tuple[Event, ...], Status]
+        ] = []
 
     def __len__(self) -> int:
         return len(self._spans)
@@ -194,6 +321,25 @@ class TestSpanBatch:
         span_id = self.new_span_id()
         self._spans.append((name, span_id, start, end, attributes, events, status))
 
+    def add_case(
+        self,
+        name: str,
+        start: int,
+        end: int,
+        values: CaseValues,
+        events: tuple[Event, ...],
+        status: Status,
+    ) -> None:
+        """:meth:`add` a test's span whose attributes are :attr:`case`'s for *values*."""
+        assert self.case is not None
+        self._spans.append((name, self.new_span_id(), start, end, values, events, status))
+
+    def _attributes(self, name: str, attributes: dict[str, Any] | CaseValues) -> dict[str, Any]:
+        if isinstance(attributes, dict):
+            return attributes
+        assert self.case is not None
+        return self.case.as_dict(name, attributes)
+
     def readable_spans(self) -> list[ReadableSpan]:
         """The spans as the SDK's tracer would have made them."""
         parent = self.parent
@@ -209,7 +355,7 @@ class TestSpanBatch:
                 ),
                 parent,
                 self.resource,
-                attributes,
+                self._attributes(name, attributes),
                 events,
                 (),
                 SpanKind.INTERNAL,
@@ -233,6 +379,7 @@ class TestSpanBatch:
         )
         resource = self.resource.to_json(indent=None)
         dumps = json.dumps
+        case = self.case
         lines = []
         times: dict[int, str] = {}  # tests laid end to end share their times
         for name, span_id, start, end, attributes, events, status in self._spans:
@@ -265,10 +412,15 @@ class TestSpanBatch:
                 ended = times[end] = _json_time(end)
             if len(times) > 64:
                 times.clear()
+            if isinstance(attributes, dict):
+                attributes_json = dumps(attributes)
+            else:
+                assert case is not None
+                attributes_json = case.as_json(name, attributes)
             lines.append(
                 f'{{"name": {_ENCODE(name)}, "context": {{{head}{format_span_id(span_id)}{tail}'
                 f'{begun}, "end_time": {ended}, "status": {status_json}, '
-                f'"attributes": {dumps(attributes)}, "events": {events_json}, "links": [], '
+                f'"attributes": {attributes_json}, "events": {events_json}, "links": [], '
                 f'"resource": {resource}}}\n'
             )
         return "".join(lines)

@@ -1,6 +1,7 @@
 """The timing store: how long every test and item took, learned run after run.
 
 - :mod:`~dagpar_cli.timings.store`: :class:`TimingStore`, the SQLite history under ``.dagpar/``;
+- :mod:`~dagpar_cli.timings.packed`: its rows, one per key with the key's samples packed;
 - :mod:`~dagpar_cli.timings.predict`: estimates and predictions from that history;
 - :mod:`~dagpar_cli.timings.startup`: a slice's overhead, fixed and per test, from its samples;
 - :mod:`~dagpar_cli.timings.transfer`: samples from runs and JUnit XML, and the JSON exports that

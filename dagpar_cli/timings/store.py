@@ -7,6 +7,10 @@ their median, so one slow run moves nothing (:mod:`~dagpar_cli.timings.predict` 
 into predictions). Per ``(runner, executor)`` it also keeps the measured start-up cost of one
 slice.
 
+One row per key holds its estimate and its kept samples, packed (:mod:`~dagpar_cli.timings.packed`),
+so a run of 200,000 items reads and writes 200,000 rows, not one row and one index entry per
+sample. A store of the first layout (one row per sample) is migrated when it is opened.
+
 A corrupt database is renamed aside with a :class:`TimingStoreWarning` and rebuilt: timings are
 an optimisation, never a reason for a run to fail.
 """
@@ -21,7 +25,7 @@ import time
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,17 +33,16 @@ from typing import Any, TypeVar
 
 from dagpar_cli.model import Item, RunResult, Status, TestCase
 from dagpar_cli.statedir import state_dir
+from dagpar_cli.timings.packed import export_samples, merge_run, merge_samples, unpack
 from dagpar_cli.timings.predict import (
     Prediction,
     predict_items,
     predict_tests,
-    robust_estimate,
     split_test_id,
 )
 from dagpar_cli.timings.startup import StartupModel, fit_startup
 from dagpar_cli.timings.transfer import (
     ITEM,
-    SCHEMA_VERSION,
     SETUP,
     SLICE_TESTS,
     STARTUP,
@@ -62,25 +65,29 @@ KEEP = 10
 #: Seconds a writer waits for another dagpar run's transaction before giving up.
 BUSY_SECONDS = 30.0
 
+#: The layout of the database (the export format has its own version, SCHEMA_VERSION).
+_LAYOUT = 2
+#: The first layout, one row per sample, which :meth:`TimingStore._prepare` migrates.
+_LAYOUT_PER_SAMPLE = 1
+#: Samples of the first layout migrated at once.
+_MIGRATE_BATCH = 50_000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS samples (
-    instance TEXT NOT NULL,   -- toolchain instance (the runner, for start-up samples)
-    kind TEXT NOT NULL,       -- test | item | startup
-    key TEXT NOT NULL,        -- test id or item path (the executor, for start-up samples)
+CREATE TABLE IF NOT EXISTS runs (
+    number INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL, -- tells apart samples of one key in one run
-    seconds REAL NOT NULL,
     recorded REAL NOT NULL,   -- wall-clock time: the last KEEP by this survive
-    UNIQUE (instance, kind, key, run_id, ordinal)
+    UNIQUE (run_id, recorded)
 );
-CREATE TABLE IF NOT EXISTS estimates (
-    instance TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS history (
+    instance TEXT NOT NULL,   -- toolchain instance (the runner, for start-up samples)
+    kind TEXT NOT NULL,       -- test | item | startup | setup
+    key TEXT NOT NULL,        -- test id or item path (the executor, for start-up samples)
     seconds REAL NOT NULL,    -- median of the kept samples
     spread REAL NOT NULL,     -- robust relative deviation of the kept samples
     count INTEGER NOT NULL,
+    samples BLOB NOT NULL,    -- the kept samples, oldest first (packed.pack)
     PRIMARY KEY (instance, kind, key)
 ) WITHOUT ROWID;
 """
@@ -189,18 +196,25 @@ class TimingStore:
             if has_meta:
                 row = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
                 version = int(row[0]) if row else None
-            if version is not None and version != SCHEMA_VERSION:
-                # A store written by another dagpar version: start over rather than misread it.
-                for table in ("samples", "estimates", "meta"):
+            migrate = version == _LAYOUT_PER_SAMPLE
+            if version is not None and version != _LAYOUT and not migrate:
+                # A store written by a later dagpar: start over rather than misread it.
+                for table in ("samples", "estimates", "history", "runs", "meta"):
                     conn.execute(f"DROP TABLE IF EXISTS {table}")
             # executescript() would commit the open transaction; run the statements one by one.
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            if migrate:
+                _migrate_per_sample(conn, self.keep)
             conn.execute(
-                "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)",
-                (str(SCHEMA_VERSION),),
+                "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)", (str(_LAYOUT),)
             )
+        if migrate:
+            try:
+                conn.execute("VACUUM")  # the first layout's pages, given back once
+            except sqlite3.OperationalError:
+                pass  # another run is reading: the pages are reused by later writes instead
 
     def _set_aside(self, why: str) -> None:
         """Rename a corrupt database out of the way so a fresh one can be built."""
@@ -241,7 +255,7 @@ class TimingStore:
         """``{kind: {key: (seconds, spread, count)}}`` of one instance."""
         found: dict[str, dict[str, Any]] = {TEST: {}, ITEM: {}}
         rows = conn.execute(
-            "SELECT kind, key, seconds, spread, count FROM estimates WHERE instance = ?",
+            "SELECT kind, key, seconds, spread, count FROM history WHERE instance = ?",
             (instance,),
         )
         for kind, key, seconds, spread, count in rows:
@@ -304,7 +318,7 @@ class TimingStore:
         """
         row = self._guarded(
             lambda conn: conn.execute(
-                "SELECT seconds FROM estimates WHERE instance = ? AND kind = ? AND key = ?",
+                "SELECT seconds FROM history WHERE instance = ? AND kind = ? AND key = ?",
                 (runner, STARTUP, executor),
             ).fetchone()
         )
@@ -323,13 +337,17 @@ class TimingStore:
         """
         rows = self._guarded(
             lambda conn: conn.execute(
-                "SELECT kind, run_id, ordinal, seconds FROM samples"
+                "SELECT kind, samples FROM history"
                 " WHERE instance = ? AND kind IN (?, ?) AND key = ?",
                 (runner, STARTUP, SLICE_TESTS, executor),
             ).fetchall()
         )
-        counts = {(r[1], r[2]): float(r[3]) for r in rows if r[0] == SLICE_TESTS}
-        samples = [(float(r[3]), counts.get((r[1], r[2]))) for r in sorted(rows) if r[0] == STARTUP]
+        kept = {kind: unpack(blob) for kind, blob in rows}
+        # A slice's count shares its start-up sample's run and ordinal.
+        counts = {(run, ordinal): seconds for seconds, run, ordinal in kept.get(SLICE_TESTS, [])}
+        samples = [
+            (seconds, counts.get((run, ordinal))) for seconds, run, ordinal in kept.get(STARTUP, [])
+        ]
         return fit_startup(samples, prior)
 
     def setup_seconds(self, instance: str) -> dict[str, float]:
@@ -338,7 +356,7 @@ class TimingStore:
         """
         rows = self._guarded(
             lambda conn: conn.execute(
-                "SELECT key, seconds FROM estimates WHERE instance = ? AND kind = ?",
+                "SELECT key, seconds FROM history WHERE instance = ? AND kind = ?",
                 (instance, SETUP),
             ).fetchall()
         )
@@ -352,7 +370,7 @@ class TimingStore:
         """
 
         def query(conn: sqlite3.Connection) -> list[tuple[str, str, str, float, int]]:
-            sql = "SELECT instance, kind, key, seconds, count FROM estimates WHERE kind IN (?, ?)"
+            sql = "SELECT instance, kind, key, seconds, count FROM history WHERE kind IN (?, ?)"
             args: tuple[str, ...] = (TEST, ITEM)
             if instance is not None:
                 sql += " AND instance = ?"
@@ -403,73 +421,30 @@ class TimingStore:
         :param executor: the executor the run used.
         :param run_id: identifies the run's samples (merges deduplicate on it); random if None.
         """
-        self._write(
-            run_samples(
-                run,
-                runner_of=runner_of,
-                executor=executor,
-                run_id=run_id or uuid.uuid4().hex,
-                recorded=time.time(),
-            )
+        recorder = run_samples(
+            run,
+            runner_of=runner_of,
+            executor=executor,
+            run_id=run_id or uuid.uuid4().hex,
+            recorded=time.time(),
         )
+        if not any(recorder.groups.values()):
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                merge_run(conn, recorder.run_id, recorder.recorded, recorder.groups, self.keep)
+
+        self._guarded(write)
 
     def _write(self, rows: Sequence[Sample]) -> None:
         """Insert samples (the smaller of duplicates wins), keep the last ``keep``, re-estimate."""
         if not rows:
             return
 
-        # The keys this write touches, each once, in a plain temporary table whose
-        # rowid numbers them: the join below walks it in that order and looks each key up in
-        # the samples' unique index, whatever the store's size, so each key's samples arrive
-        # together and are re-estimated one key at a time, without holding them all.
-        touched = list(dict.fromkeys((r[0], r[1], r[2]) for r in rows))
-        keep = self.keep
-
-        def estimates(
-            conn: sqlite3.Connection, dropped: list[tuple[int]]
-        ) -> Iterator[tuple[str, str, str, float, float, int]]:
-            current = 0
-            samples: list[tuple[float, str, int, int, float]] = []
-            for number, recorded, run_id, ordinal, rowid, seconds in conn.execute(
-                "SELECT t.rowid, s.recorded, s.run_id, s.ordinal, s.rowid, s.seconds"
-                " FROM temp.touched AS t CROSS JOIN samples AS s"
-                " ON s.instance = t.instance AND s.kind = t.kind AND s.key = t.key"
-                " ORDER BY t.rowid"
-            ):
-                if number != current:
-                    if samples:
-                        yield _estimate(touched[current - 1], samples, keep, dropped)
-                    current, samples = number, []
-                samples.append((recorded, run_id, ordinal, rowid, seconds))
-            if samples:
-                yield _estimate(touched[current - 1], samples, keep, dropped)
-
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                conn.executemany(
-                    "INSERT INTO samples (instance, kind, key, run_id, ordinal, seconds, recorded)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (instance, kind, key, run_id, ordinal) DO UPDATE SET"
-                    " seconds = min(seconds, excluded.seconds),"
-                    " recorded = min(recorded, excluded.recorded)",
-                    rows,
-                )
-                conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS touched (instance TEXT, kind TEXT, key TEXT)"
-                )
-                conn.execute("DELETE FROM temp.touched")
-                # rowids 1, 2, ... in the order of *touched* (the table is empty).
-                conn.executemany(
-                    "INSERT INTO temp.touched (rowid, instance, kind, key) VALUES (?, ?, ?, ?)",
-                    ((n, *where) for n, where in enumerate(touched, start=1)),
-                )
-                dropped: list[tuple[int]] = []
-                conn.executemany(
-                    "INSERT OR REPLACE INTO estimates VALUES (?, ?, ?, ?, ?, ?)",
-                    estimates(conn, dropped),
-                )
-                conn.executemany("DELETE FROM samples WHERE rowid = ?", dropped)
-                conn.execute("DELETE FROM temp.touched")
+                merge_samples(conn, rows, self.keep)
 
         self._guarded(write)
 
@@ -478,14 +453,7 @@ class TimingStore:
 
     def export_json(self) -> dict[str, Any]:
         """Every kept sample as JSON, for ``dagpar timings export`` and CI artifacts."""
-        rows = self._guarded(
-            lambda conn: list(
-                conn.execute(
-                    "SELECT instance, kind, key, run_id, ordinal, seconds, recorded FROM samples"
-                    " ORDER BY instance, kind, key, recorded, run_id, ordinal"
-                )
-            )
-        )
+        rows = self._guarded(export_samples)
         return export_document(rows, self.keep)
 
     def merge_json(self, data: Mapping[str, Any]) -> None:
@@ -517,7 +485,7 @@ class TimingStore:
             lambda conn: [
                 key
                 for (key,) in conn.execute(
-                    "SELECT key FROM estimates WHERE instance = ? AND kind = ?",
+                    "SELECT key FROM history WHERE instance = ? AND kind = ?",
                     (instance, TEST),
                 )
             ]
@@ -530,28 +498,27 @@ class TimingStore:
         return sum(1 for c in cases if c.status is not Status.ERROR)
 
 
-def _estimate(
-    where: tuple[str, str, str],
-    samples: list[tuple[float, str, int, int, float]],
-    keep: int,
-    dropped: list[tuple[int]],
-) -> tuple[str, str, str, float, float, int]:
-    """The estimates row of one key from its *samples* ``(recorded, run_id, ordinal, rowid,
-    seconds)``, adding the rowids beyond the last *keep* to *dropped*.
-
-    The last are by a total order (recorded, run, ordinal), so that stores merging the same
-    exports in any order keep the same samples.
-    """
-    if len(samples) > keep:
-        samples.sort(reverse=True)
-        dropped.extend((s[3],) for s in samples[keep:])
-        del samples[keep:]
-    median, spread = robust_estimate([s[4] for s in samples])
-    return (*where, median, spread, len(samples))
-
-
 # ---------------------------------------------------------------------------------------------
 # SQLite helpers
+
+
+def _migrate_per_sample(conn: sqlite3.Connection, keep: int) -> None:
+    """Move the first layout's samples into the current one, a batch of keys at a time (a
+    large store's samples are never all in memory), and drop the first layout's tables."""
+    rows = conn.execute(
+        "SELECT instance, kind, key, run_id, ordinal, seconds, recorded FROM samples"
+        " ORDER BY instance, kind, key"
+    )
+    batch: list[Sample] = []
+    for row in rows:
+        # Batches end between keys: each key's samples are merged together.
+        if len(batch) >= _MIGRATE_BATCH and row[:3] != batch[-1][:3]:
+            merge_samples(conn, batch, keep)
+            batch = []
+        batch.append(row)
+    merge_samples(conn, batch, keep)
+    for table in ("samples", "estimates"):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

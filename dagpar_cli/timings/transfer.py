@@ -442,7 +442,11 @@ def _encodable(text: str) -> bool:
 
 
 class SampleRecorder:
-    """Collects the sample rows of one run, numbering repeated keys.
+    """Collects the samples of one run, numbering repeated keys.
+
+    Samples are kept per ``(instance, kind)`` and key, in the order added (a key's n-th sample
+    has ordinal n): the store merges a run's samples key by key (:attr:`groups`), and
+    :attr:`rows` lists them as sample rows.
 
     :param run_id: identifies the run's samples (merges deduplicate on it).
     :param recorded: the run's wall-clock time (the last samples by it are kept).
@@ -451,19 +455,30 @@ class SampleRecorder:
     def __init__(self, run_id: str, recorded: float) -> None:
         self.run_id = run_id
         self.recorded = recorded
-        self.rows: list[Sample] = []
-        self._seen: dict[tuple[str, str, str], int] = defaultdict(int)
+        #: Per ``(instance, kind)``, per key, its samples' seconds, ordinal by ordinal.
+        self.groups: dict[tuple[str, str], dict[str, list[float]]] = {}
+
+    @property
+    def rows(self) -> list[Sample]:
+        """The samples as rows ``(instance, kind, key, run_id, ordinal, seconds, recorded)``,
+        key by key."""
+        run_id, recorded = self.run_id, self.recorded
+        return [
+            (instance, kind, key, run_id, ordinal, seconds, recorded)
+            for (instance, kind), group in self.groups.items()
+            for key, samples in group.items()
+            for ordinal, seconds in enumerate(samples)
+        ]
+
+    def __len__(self) -> int:
+        return sum(len(samples) for group in self.groups.values() for samples in group.values())
 
     def add(self, instance: str, kind: str, key: str, seconds: float) -> None:
         """One sample of *key*; a key added again in the same run gets the next ordinal."""
         if not math.isfinite(seconds):
             seconds = 0.0  # a sum that overflowed; NaN would be stored as NULL
-        where = (instance, kind, key)
-        ordinal = self._seen[where]
-        self._seen[where] += 1
-        self.rows.append(
-            (instance, kind, key, self.run_id, ordinal, max(0.0, seconds), self.recorded)
-        )
+        group = self.groups.setdefault((instance, kind), {})
+        group.setdefault(key, []).append(max(0.0, seconds))
 
     def results(
         self,
@@ -491,18 +506,35 @@ class SampleRecorder:
             reported = Counter(r.path for r in results)
             itself = {path for path in whole if reported[path] == 1}
         add = self.add
+        # add(instance, TEST, ...) inline: this loop runs once per test of a run.
+        tests = self.groups.setdefault((instance, TEST), {})
+        isfinite, error = math.isfinite, Status.ERROR
         for r in results:
             if r.setup_seconds > 0:
-                self.add(instance, SETUP, r.path, r.setup_seconds)
-            if r.status is Status.ERROR:
+                add(instance, SETUP, r.path, r.setup_seconds)
+            if r.status is error:
                 broken.add(r.path)
                 continue
+            seconds = r.seconds
             if r.matrix or r.path not in itself:
-                add(instance, TEST, r.id, r.seconds)
+                kept = max(0.0, seconds) if isfinite(seconds) else 0.0
+                key = r.id
+                samples = tests.get(key)
+                if samples is None:
+                    tests[key] = [kept]
+                else:
+                    samples.append(kept)
             if outer is None or id(r) in outer:
-                totals[r.path] += r.seconds
+                totals[r.path] += seconds
+        items = self.groups.setdefault((instance, ITEM), {})
         for path in sorted(set(totals) & whole - broken):
-            add(instance, ITEM, path, totals[path])
+            seconds = totals[path]
+            kept = max(0.0, seconds) if isfinite(seconds) else 0.0
+            samples = items.get(path)
+            if samples is None:
+                items[path] = [kept]
+            else:
+                samples.append(kept)
 
 
 def junit_samples(cases: JunitFile, instance: str) -> list[Sample]:
@@ -530,7 +562,7 @@ def junit_samples(cases: JunitFile, instance: str) -> list[Sample]:
 
 def run_samples(
     run: RunResult, *, runner_of: Mapping[str, str], executor: str, run_id: str, recorded: float
-) -> list[Sample]:
+) -> SampleRecorder:
     """The samples of a finished run (see :meth:`TimingStore.record
     <dagpar_cli.timings.store.TimingStore.record>` for which).
 
@@ -539,6 +571,7 @@ def run_samples(
     :param executor: the executor the run used.
     :param run_id: identifies the run's samples.
     :param recorded: the run's wall-clock time.
+    :returns: the samples, per key (:attr:`SampleRecorder.rows` lists them).
     """
     recorder = SampleRecorder(run_id, recorded)
     for check in run.checks:
@@ -553,7 +586,10 @@ def run_samples(
                 if sl.results:
                     outer = outermost(sl.results)
                     spent = math.fsum(
-                        r.seconds + math.fsum(a.seconds for a in r.attempts) for r in outer
+                        r.seconds + math.fsum(a.seconds for a in r.attempts)
+                        if r.attempts
+                        else r.seconds + 0.0  # what adding an empty fsum gives
+                        for r in outer
                     )
                     # A path's setup is its own cost (kept per path), not the slice's start-up.
                     spent += math.fsum(r.setup_seconds for r in sl.results)
@@ -562,4 +598,4 @@ def run_samples(
                     recorder.add(runner, SLICE_TESTS, executor, float(len(outer)))
         elif not check.infrastructure_error:
             recorder.results(instance, check.results, {r.path for r in check.results})
-    return recorder.rows
+    return recorder

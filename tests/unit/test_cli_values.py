@@ -71,7 +71,7 @@ def test_an_empty_shard_is_refused(
 
 def _samples(ws: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(ws / ".dagpar" / "timings.sqlite") as db:
-        return sorted(db.execute("SELECT instance, key FROM samples WHERE kind = 'test'"))
+        return sorted(db.execute("SELECT instance, key FROM history WHERE kind = 'test'"))
 
 
 def test_timings_import_refuses_an_instance_the_workspace_does_not_have(

@@ -239,3 +239,20 @@ def test_the_summary_counts_a_slice_s_runner_replacements() -> None:
     )
     text = render_summary(run, color=False, width=200)
     assert "2 runner replacements; x crashed" in text
+
+
+def test_the_slowest_tests_are_the_slowest_first_ties_by_id() -> None:
+    from dagpar_cli.reporting import summary
+
+    results = [
+        TestResult(path=f"t{n % 13}.py", name=f"test_{n}", status=status, seconds=seconds)
+        for n, (status, seconds) in enumerate(
+            [(Status.PASSED, (n * 7) % 5 / 4) for n in range(40)]
+            + [(Status.SKIPPED, 9.0), (Status.FAILED, 1.0), (Status.ERROR, 1.0)]
+        )
+    ]
+    expected = sorted(
+        (r for r in results if r.status is not Status.SKIPPED), key=lambda r: (-r.seconds, r.id)
+    )[: summary.SLOWEST]
+    lines = summary._slowest_section(results)
+    assert [line.split()[1] for line in lines] == [r.id for r in expected]

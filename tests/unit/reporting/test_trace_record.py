@@ -245,3 +245,52 @@ def test_a_batching_exporter_receives_every_test_span_of_a_large_slice(tmp_path:
     run_one_slice(pm, plan, tests)
     delivered = {span.name for span in memory.get_finished_spans()}
     assert {t.id for t in tests} <= delivered
+
+
+def test_span_times_are_the_sdks_to_the_microsecond() -> None:
+    """The record's times are what the SDK writes, rounding and second boundaries included."""
+    import random
+
+    from opentelemetry.sdk.util import ns_to_iso_str
+
+    from dagpar_cli.reporting import trace_record
+
+    rng = random.Random(7)
+    moments = [1_764_879_000_999_999_500, 1_764_879_000_999_999_499, 1_000_000_123, 1]
+    moments += [1_764_879_000_000_000_000 + rng.randrange(10**12) for _ in range(20_000)]
+    moments += [1_764_879_000_000_000_000 + n * 500 for n in range(5_000)]  # half microseconds
+    moments += [4_102_444_800_999_999_999, 946_684_799_999_999_750]
+    for ns in moments:
+        assert trace_record._iso(ns) == ns_to_iso_str(ns), ns
+
+
+def test_many_test_spans_are_each_the_sdks_json(tmp_path: Path) -> None:
+    """Every shape of test span, over many tests of one slice: the record's line is the SDK's."""
+    memory = InMemorySpanExporter()
+    pm = recording_to(tmp_path / "run.jsonl", SimpleSpanProcessor(memory))
+    items = (Item(("a.py",), "a.py"), Item(("b.py", "test_1"), "b.py"), Item(("c.py",), "c.py"))
+    plan = SlicePlan(index=3, items=items, predicted_seconds=2.0)
+    statuses = list(CaseStatus)
+    tests = tuple(
+        TestResult(
+            path=("a.py", "b.py", "c.py", "zz.py")[n % 4],
+            name=f"test_{n % 7}" + ("[ü\x07]" if n % 11 == 0 else ""),
+            occurrence=n // 7,
+            status=statuses[n % len(statuses)],
+            seconds=(n % 5) / 1000,
+            message="why\nnot" if n % 3 else "",
+            matrix=(("python", f"3.{n % 3}"), ("os", "linux")) if n % 6 == 0 else (),
+            attempts=(Attempt(CaseStatus.FAILED, 0.5, "t\u00e9"),) if n % 9 == 0 else (),
+            start=1_764_879_000.25 + n / 7 if n % 2 else None,
+        )
+        for n in range(300)
+    )
+    run_one_slice(pm, plan, tests)
+    lines = (tmp_path / "run.jsonl").read_text(encoding="utf-8").splitlines()
+    spans = {span.context.span_id: span for span in memory.get_finished_spans()}
+    checked = 0
+    for line in lines:
+        span = spans[int(json.loads(line)["context"]["span_id"], 16)]
+        assert line == span.to_json(indent=None)
+        checked += 1
+    assert checked == len(tests) + 3

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import pytest
 from timing_runs import result, run_of  # type: ignore[import-not-found]
 
-from dagpar_cli.timings import DB_NAME, STATE_DIR, StartupModel, TimingStore, fit_startup
+from dagpar_cli.timings import StartupModel, TimingStore, fit_startup
 from dagpar_cli.timings.startup import PER_TEST_PRIOR
 from dagpar_cli.timings.transfer import SLICE_TESTS, STARTUP
 
@@ -160,18 +157,3 @@ def test_an_export_without_counts_merges_and_plans_as_before(store: TimingStore)
         assert other.startup_model("pytest", "local", 0.3) == store.startup_model(
             "pytest", "local", 0.3
         )
-
-
-def test_a_database_of_an_earlier_dagpar_is_read(tmp_path: Path) -> None:
-    root = tmp_path
-    with TimingStore.open(root):
-        pass
-    conn = sqlite3.connect(root / STATE_DIR / DB_NAME)
-    with conn:
-        conn.executemany(
-            "INSERT INTO samples VALUES ('pytest', 'startup', 'local', ?, 0, ?, 1.0)",
-            [("a", 0.5), ("b", 0.7), ("c", 0.9)],
-        )
-    conn.close()
-    with TimingStore.open(root) as reopened:
-        assert reopened.startup_model("pytest", "local", 0.3) == StartupModel(0.7)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 from timing_runs import record_runs  # type: ignore[import-not-found]
 
-from dagpar_cli.model import Item, TestCase
+from dagpar_cli.model import Item, Status, TestCase, TestResult
 from dagpar_cli.timings import TimingStore
+from dagpar_cli.timings.predict import outermost
+from dagpar_cli.timings.transfer import ITEM, SETUP, TEST, Sample, SampleRecorder
 
 JUNIT = Path(__file__).resolve().parents[2] / "data" / "junit"
 
@@ -172,3 +175,41 @@ def test_import_rejects_other_xml(store: TimingStore, tmp_path: Path) -> None:
     other.write_text("<project/>")
     with pytest.raises(ValueError, match="not JUnit XML"):
         store.import_junit(other, "api")
+
+
+def _reference_rows(instance: str, results: list[TestResult], whole: set[str]) -> list[Sample]:
+    """SampleRecorder.results as one add() per sample (how it was first written)."""
+    recorder = SampleRecorder("r", 5.0)
+    totals: dict[str, float] = {}
+    broken = set()
+    outer = {id(r) for r in outermost(results)}
+    for r in results:
+        if r.setup_seconds > 0:
+            recorder.add(instance, SETUP, r.path, r.setup_seconds)
+        if r.status is Status.ERROR:
+            broken.add(r.path)
+            continue
+        recorder.add(instance, TEST, r.id, r.seconds)
+        if id(r) in outer:
+            totals[r.path] = totals.get(r.path, 0.0) + r.seconds
+    for path in sorted(set(totals) & whole - broken):
+        recorder.add(instance, ITEM, path, totals[path])
+    return recorder.rows
+
+
+def test_a_runs_samples_are_one_per_test_and_whole_item() -> None:
+    results = [
+        TestResult(path="a.py", name="t", status=Status.PASSED, seconds=1.5),
+        TestResult(path="a.py", name="t", status=Status.FAILED, seconds=-1.0),  # again: ordinal 1
+        TestResult(path="a.py", name="u", status=Status.PASSED, seconds=math.inf),
+        TestResult(path="b.py", name="t", status=Status.ERROR, seconds=2.0),
+        TestResult(path="b.py", name="v", status=Status.PASSED, seconds=3.0, setup_seconds=0.5),
+        TestResult(path="pkg", name="TestA", status=Status.PASSED, seconds=2.0),
+        TestResult(path="pkg", name="TestA/sub", status=Status.PASSED, seconds=1.0),
+        TestResult(path="m.py", name="t", status=Status.SKIPPED, matrix=(("py", "3.12"),)),
+    ]
+    whole = {"a.py", "b.py", "pkg", "m.py"}
+    recorder = SampleRecorder("r", 5.0)
+    recorder.results("api", results, whole)
+    assert recorder.rows == _reference_rows("api", results, whole)
+    assert ("api", "test", "a.py::t", "r", 1, 0.0, 5.0) in recorder.rows
