@@ -27,7 +27,7 @@ from dagpar_cli.plugin import hookimpl as hookimpl
 from dagpar_cli.registry import ToolchainRegistry as ToolchainRegistry
 from dagpar_cli.registry import toolchain_registry as toolchain_registry
 
-__all__ = ["BUILTIN_PLUGINS", "get_plugin_manager"]
+__all__ = ["BUILTIN_PLUGINS", "LIGHT_HOOKS", "get_plugin_manager"]
 
 #: Core plugins registered after the entry points (executors, planner, reporters).
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -42,6 +42,15 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dagpar_cli.reporting.otel",
     "dagpar_cli.timings",
 )
+
+#: Core plugins whose hooks live in a light module of their own, registered under the core
+#: plugin's name (so that ``DAGPAR_DISABLED_PLUGINS`` names them as before): the module behind
+#: is imported only when a run needs it (the Docker SDK for the docker executor, the
+#: OpenTelemetry SDK for a traced run), not on every start.
+LIGHT_HOOKS: Mapping[str, str] = {
+    "dagpar_cli.execution.docker": "dagpar_cli.execution.docker_plugin",
+    "dagpar_cli.reporting.otel": "dagpar_cli.reporting.otel_plugin",
+}
 
 #: Comma-separated plugin names (entry-point names or module names) that are not loaded.
 DISABLE_ENV = "DAGPAR_DISABLED_PLUGINS"
@@ -67,7 +76,8 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
     for module_name in BUILTIN_PLUGINS:
         if pm.is_blocked(module_name):
             continue
-        pm.register(importlib.import_module(module_name), name=module_name)
+        module = importlib.import_module(LIGHT_HOOKS.get(module_name, module_name))
+        pm.register(module, name=module_name)
     for spec in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
         pm.register(_load_plugin(spec), name=spec)
     for plugin in extra_plugins:
