@@ -88,3 +88,35 @@ def test_check_without_tracing_imports_no_otel(tmp_path: Path) -> None:
     modules = _modules(tmp_path, "check", "-C", str(root), env={"OTEL_SDK_DISABLED": "true"})
     assert _loaded(modules, DOCKER + QUEUE + OTEL + YAML) == []
     assert not (root / ".dagpar" / "traces").exists()
+
+
+#: Runs ``python -m dagpar_cli ARGS...`` and writes how many objects the final garbage
+#: collection will skip (``gc.get_freeze_count()``) at exit.
+FROZEN_WRAPPER = """
+import atexit, gc, os, runpy, sys
+atexit.register(lambda: open(os.environ["FROZEN_OUT"], "w").write(str(gc.get_freeze_count())))
+sys.argv = ["dagpar", *sys.argv[1:]]
+runpy.run_module("dagpar_cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_exit_skips_the_final_garbage_collection(tmp_path: Path) -> None:
+    """Everything dagpar holds at exit is frozen: the interpreter's last collection, tens of
+    milliseconds after the last slice, does not walk it."""
+    root = _suite(tmp_path / "ws")
+    out = tmp_path / "frozen.txt"
+    bin_dir = str(Path(sys.executable).parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", FROZEN_WRAPPER, "check", "-C", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "FROZEN_OUT": str(out),
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        },
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert int(out.read_text()) > 10_000
