@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from dagpar_cli.plugin import hookimpl as hookimpl
 from dagpar_cli.registry import ToolchainRegistry as ToolchainRegistry
 from dagpar_cli.registry import toolchain_registry as toolchain_registry
 
-__all__ = ["BUILTIN_PLUGINS", "LIGHT_HOOKS", "get_plugin_manager"]
+__all__ = ["BUILTIN_PLUGINS", "LIGHT_HOOKS", "get_plugin_manager", "plugin_distributions"]
 
 #: Core plugins registered after the entry points (executors, planner, reporters).
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -60,6 +61,12 @@ PLUGINS_ENV = "DAGPAR_PLUGINS"
 #: Set to 1 to print every hook call and its result on stderr.
 TRACE_ENV = "DAGPAR_TRACE_PLUGINS"
 
+#: ``Name==Version`` of the distribution of each entry-point plugin, per plugin manager built
+#: by :func:`get_plugin_manager` from its own scan of the entry points.
+_DISTRIBUTIONS: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[str, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginManager:
     """Build the plugin manager with every hook spec, entry-point plugin and core plugin.
@@ -72,7 +79,7 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
     pm.add_hookspecs(hookspecs)
     for name in filter(None, (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))):
         pm.set_blocked(name)
-    pm.load_setuptools_entrypoints(PROJECT)
+    _load_entry_points(pm)
     for module_name in BUILTIN_PLUGINS:
         if pm.is_blocked(module_name):
             continue
@@ -86,6 +93,36 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
     if os.environ.get(TRACE_ENV):
         pm.add_hookcall_monitoring(_trace_before, _trace_after)
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every ``dagpar`` entry point, as ``load_setuptools_entrypoints`` would.
+
+    The entry points are found by reading the distributions' metadata directly
+    (:mod:`dagpar_cli._entry_points`), which saves importing :mod:`importlib.metadata` on every
+    start; where the environment's layout needs it, pluggy loads them.
+    """
+    from dagpar_cli._entry_points import scan
+
+    found = scan(PROJECT)
+    if found is None:
+        pm.load_setuptools_entrypoints(PROJECT)
+        return
+    distributions: list[str] = []
+    for entry in found:
+        if pm.has_plugin(entry.name) or pm.is_blocked(entry.name):
+            continue
+        pm.register(entry.load(), name=entry.name)
+        distributions.append(entry.distribution)
+    _DISTRIBUTIONS[pm] = tuple(distributions)
+
+
+def plugin_distributions(pm: pluggy.PluginManager) -> list[str]:
+    """``Name==Version`` of the distribution of each plugin loaded from an entry point."""
+    known = _DISTRIBUTIONS.get(pm)
+    if known is not None:
+        return list(known)
+    return [f"{dist.project_name}=={dist.version}" for _, dist in pm.list_plugin_distinfo()]
 
 
 def _load_plugin(spec: str) -> object:

@@ -32,6 +32,8 @@ QUEUE = ("redis", "dagpar_cli.queue.build", "dagpar_cli.queue.client", "dagpar_c
 OTEL = ("opentelemetry", "dagpar_cli.reporting.otel")
 #: Only when a ``dagpar.yaml`` is read.
 YAML = ("yaml",)
+#: Never where the entry points lie in plain directories (dagpar reads them itself).
+METADATA = ("importlib.metadata",)
 
 
 def _modules(tmp_path: Path, *args: str, env: Mapping[str, str] | None = None) -> set[str]:
@@ -71,13 +73,13 @@ def _suite(root: Path) -> Path:
 
 def test_version_imports_no_sdk(tmp_path: Path) -> None:
     modules = _modules(tmp_path, "--version")
-    assert _loaded(modules, DOCKER + QUEUE + OTEL + YAML) == []
+    assert _loaded(modules, DOCKER + QUEUE + OTEL + YAML + METADATA) == []
 
 
 def test_local_check_imports_no_docker_queue_or_yaml(tmp_path: Path) -> None:
     root = _suite(tmp_path / "ws")
     modules = _modules(tmp_path, "check", "-C", str(root), "--filter", "tests/test_one.py")
-    assert _loaded(modules, DOCKER + QUEUE + YAML) == []
+    assert _loaded(modules, DOCKER + QUEUE + YAML + METADATA) == []
     # The run is traced as always: the SDK is loaded for it, and the record is written.
     assert _loaded(modules, OTEL)
     assert list((root / ".dagpar" / "traces").glob("*.jsonl"))
