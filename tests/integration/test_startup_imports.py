@@ -32,6 +32,16 @@ QUEUE = ("redis", "dagpar_cli.queue.build", "dagpar_cli.queue.client", "dagpar_c
 OTEL = ("opentelemetry", "dagpar_cli.reporting.otel")
 #: Only when a ``dagpar.yaml`` is read.
 YAML = ("yaml",)
+#: Only for a run of that runner (its registration and detection load no more).
+OTHER_RUNNERS = (
+    "dagpar_plugins.go.command",
+    "dagpar_plugins.go.report",
+    "dagpar_plugins.go.source",
+    "dagpar_plugins.go.stream",
+    "dagpar_plugins.jest.command",
+    "dagpar_plugins.jest.report",
+    "dagpar_plugins.jest.stream",
+)
 #: Never where the entry points lie in plain directories (dagpar reads them itself).
 METADATA = ("importlib.metadata",)
 
@@ -79,7 +89,7 @@ def test_version_imports_no_sdk(tmp_path: Path) -> None:
 def test_local_check_imports_no_docker_queue_or_yaml(tmp_path: Path) -> None:
     root = _suite(tmp_path / "ws")
     modules = _modules(tmp_path, "check", "-C", str(root), "--filter", "tests/test_one.py")
-    assert _loaded(modules, DOCKER + QUEUE + YAML + METADATA) == []
+    assert _loaded(modules, DOCKER + QUEUE + YAML + METADATA + OTHER_RUNNERS) == []
     # The run is traced as always: the SDK is loaded for it, and the record is written.
     assert _loaded(modules, OTEL)
     assert list((root / ".dagpar" / "traces").glob("*.jsonl"))
@@ -122,3 +132,22 @@ def test_exit_skips_the_final_garbage_collection(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert int(out.read_text()) > 10_000
+
+
+def test_runner_packages_still_export_their_parts() -> None:
+    """The names the Go and Jest packages re-export resolve, lazily, to their modules' own."""
+    from dagpar_plugins import go, jest
+    from dagpar_plugins.go import command as go_command
+    from dagpar_plugins.jest import stream as jest_stream
+
+    assert go.compile_commands is go_command.compile_commands
+    assert jest.JestStream is jest_stream.JestStream
+    for package in (go, jest):
+        for name in package.__all__:
+            assert getattr(package, name) is not None
+    try:
+        go.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("go.no_such_name resolved")
