@@ -46,10 +46,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 
 #: Core plugins whose hooks live in a light module of their own, registered under the core
 #: plugin's name (so that ``DAGPAR_DISABLED_PLUGINS`` names them as before): the module behind
-#: is imported only when a run needs it (the Docker SDK for the docker executor, the
-#: OpenTelemetry SDK for a traced run), not on every start.
+#: is imported only when a run needs it (the Docker SDK for the docker executor, a report's
+#: writer when it is asked for, the OpenTelemetry SDK for a traced run), not on every start.
 LIGHT_HOOKS: Mapping[str, str] = {
     "dagpar_cli.execution.docker": "dagpar_cli.execution.docker_plugin",
+    "dagpar_cli.reporting.junit": "dagpar_cli.reporting.junit_plugin",
+    "dagpar_cli.reporting.html": "dagpar_cli.reporting.html_plugin",
     "dagpar_cli.reporting.otel": "dagpar_cli.reporting.otel_plugin",
 }
 

@@ -42,6 +42,8 @@ OTHER_RUNNERS = (
     "dagpar_plugins.jest.report",
     "dagpar_plugins.jest.stream",
 )
+#: Only when the report is asked for (``--junit-xml``, ``--report-html``).
+REPORTS = ("dagpar_cli.reporting.junit", "dagpar_cli.reporting.html")
 #: Never where the entry points lie in plain directories (dagpar reads them itself).
 METADATA = ("importlib.metadata",)
 
@@ -89,7 +91,7 @@ def test_version_imports_no_sdk(tmp_path: Path) -> None:
 def test_local_check_imports_no_docker_queue_or_yaml(tmp_path: Path) -> None:
     root = _suite(tmp_path / "ws")
     modules = _modules(tmp_path, "check", "-C", str(root), "--filter", "tests/test_one.py")
-    assert _loaded(modules, DOCKER + QUEUE + YAML + METADATA + OTHER_RUNNERS) == []
+    assert _loaded(modules, DOCKER + QUEUE + YAML + METADATA + OTHER_RUNNERS + REPORTS) == []
     # The run is traced as always: the SDK is loaded for it, and the record is written.
     assert _loaded(modules, OTEL)
     assert list((root / ".dagpar" / "traces").glob("*.jsonl"))
@@ -100,6 +102,15 @@ def test_check_without_tracing_imports_no_otel(tmp_path: Path) -> None:
     modules = _modules(tmp_path, "check", "-C", str(root), env={"OTEL_SDK_DISABLED": "true"})
     assert _loaded(modules, DOCKER + QUEUE + OTEL + YAML) == []
     assert not (root / ".dagpar" / "traces").exists()
+
+
+def test_reports_asked_for_are_written(tmp_path: Path) -> None:
+    root = _suite(tmp_path / "ws")
+    junit, html = tmp_path / "junit.xml", tmp_path / "report.html"
+    args = ("check", "-C", str(root), "--junit-xml", str(junit), "--report-html", str(html))
+    modules = _modules(tmp_path, *args)
+    assert _loaded(modules, REPORTS) == sorted(REPORTS)
+    assert "test_a" in junit.read_text() and "test_b" in html.read_text()
 
 
 #: Runs ``python -m dagpar_cli ARGS...`` and writes how many objects the final garbage
