@@ -18,20 +18,18 @@ falls back to pluggy's own loading.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["EntryPoint", "scan"]
 
-_SEPARATORS = re.compile(r"[-_.]+")
-_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 
+class EntryPoint(NamedTuple):
+    """One entry point of the group, and the distribution that declares it.
 
-@dataclass(frozen=True, slots=True)
-class EntryPoint:
-    """One entry point of the group, and the distribution that declares it."""
+    (No regular expressions or dataclasses here: this module is imported on every start.)
+    """
 
     name: str
     value: str
@@ -47,12 +45,15 @@ class EntryPoint:
         """
         import importlib
 
-        match = _VALUE.match(self.value)
-        if match is None:
+        # ``module[:attr.attr] [extras]``
+        module, colon, attr = self.value.partition("[")[0].partition(":")
+        module, attr = module.strip(), attr.strip()
+        modules, attrs = module.split("."), attr.split(".") if colon else []
+        if not all(part.isidentifier() for part in [*modules, *attrs]):
             raise ValueError(f"entry point {self.name!r}: malformed value {self.value!r}")
-        found: object = importlib.import_module(match.group("module"))
-        for attr in filter(None, (match.group("attr") or "").split(".")):
-            found = getattr(found, attr)
+        found: object = importlib.import_module(module)
+        for name in attrs:
+            found = getattr(found, name)
         return found
 
 
@@ -100,9 +101,19 @@ def _infos(root: str) -> list[str] | None:
         low = child.lower()
         if low.endswith((".dist-info", ".egg-info")):
             name = low.rpartition(".")[0].partition("-")[0]
-            normalized = _SEPARATORS.sub("-", name).lower().replace("-", "_")
-            groups.setdefault(normalized, []).append(os.path.join(directory, child))
+            groups.setdefault(_normalize(name), []).append(os.path.join(directory, child))
     return [info for infos in groups.values() for info in infos]
+
+
+def _normalize(name: str) -> str:
+    """*name* with every run of ``-``, ``_`` and ``.`` made one ``_`` (as importlib.metadata)."""
+    out: list[str] = []
+    for char in name:
+        if char not in "-_.":
+            out.append(char)
+        elif not out or out[-1] != "_":  # only a separator makes "_": this continues a run
+            out.append("_")
+    return "".join(out).lower()
 
 
 def _read(path: str) -> str | None:

@@ -70,8 +70,10 @@ def test_scan_gives_up_where_importlib_metadata_reads_more(site: Path, tmp_path:
 def test_entry_point_loads_module_and_attribute() -> None:
     assert EntryPoint("x", "os.path:join", "d==1").load() is __import__("os").path.join
     assert EntryPoint("x", "os.path", "d==1").load() is __import__("os").path
-    with pytest.raises(ValueError, match="malformed"):
-        EntryPoint("x", "not a value!", "d==1").load()
+    assert EntryPoint("x", " os.path : join [extra] ", "d==1").load() is __import__("os").path.join
+    for bad in ("not a value!", "", "os:", "os:path:join", "os..path"):
+        with pytest.raises(ValueError, match="malformed"):
+            EntryPoint("x", bad, "d==1").load()
 
 
 def test_plugin_manager_loads_the_installed_runners_and_their_distributions() -> None:
@@ -103,3 +105,12 @@ def test_version_is_the_installed_distributions() -> None:
     from dagpar_cli import __version__
 
     assert importlib.metadata.version("dagpar") == __version__
+
+
+@pytest.mark.parametrize("name", ["foo", "Foo.Bar", "a-_.b", "-x", "x_", "a__b--c..d", "_-_"])
+def test_names_normalize_as_importlib_metadata_does(name: str) -> None:
+    import re
+
+    from dagpar_cli._entry_points import _normalize
+
+    assert _normalize(name) == re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
