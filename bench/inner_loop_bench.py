@@ -24,8 +24,11 @@ ratio, measured in the same run, the worst difference of one run against the run
 last run. The exit code is 1 when the median difference exceeds ``--budget`` seconds (default
 0.5).
 
+With ``--baseline PYTHON`` the dagpar of another interpreter (an older checkout's virtualenv)
+runs in the same rotation, and its median and the ratio of the two dagpars are printed too.
+
 Run: ``python bench/inner_loop_bench.py [--repeat N] [-j N] [--budget S]
-[--only pytest,jest,go]``.
+[--only pytest,jest,go] [--baseline PYTHON]``.
 """
 
 from __future__ import annotations
@@ -137,20 +140,32 @@ def bench(
 ) -> float:
     """Alternate dagpar and the runner (run in *where*) on one file of the suite at *root*.
 
-    Returns the median difference, dagpar's minus the runner's.
+    With ``--baseline PYTHON``, that interpreter's dagpar (an older checkout's virtualenv) runs
+    in the same rotation, on a copy of the suite of its own (each keeps its own history and
+    listing cache). Returns the median difference, dagpar's minus the runner's.
     """
-    dagpar = [sys.executable, "-m", "dagpar_cli", "check", "-C", str(root)]
-    if args.parallelism:
-        dagpar += ["-j", str(args.parallelism)]
-    run(dagpar, root)  # history
-    run(dagpar, root)  # and a listing cache that matches the tree
-    one = [*dagpar, "--filter", selector, "--json"]
-    times: dict[str, list[float]] = {"dagpar": [], name: []}
+    contenders = {"dagpar": (sys.executable, root)}
+    if args.baseline:
+        copy = root.with_name(root.name + "-baseline")
+        shutil.copytree(root, copy, symlinks=True)
+        contenders["baseline"] = (args.baseline, copy)
+    commands: dict[str, tuple[list[str], Path]] = {}
+    for label, (python, tree) in contenders.items():
+        dagpar = [python, "-m", "dagpar_cli", "check", "-C", str(tree)]
+        if args.parallelism:
+            dagpar += ["-j", str(args.parallelism)]
+        run(dagpar, tree)  # history
+        run(dagpar, tree)  # and a listing cache that matches the tree
+        commands[label] = ([*dagpar, "--filter", selector, "--json"], tree)
+    times: dict[str, list[float]] = {label: [] for label in commands}
+    times[name] = []
     slices = 0
     for _ in range(args.repeat):
-        seconds, out = run(one, root)
-        times["dagpar"].append(seconds)
-        slices = sum(len(check["slices"]) for check in json.loads(out)["checks"])
+        for label, (one, tree) in commands.items():
+            seconds, out = run(one, tree)
+            times[label].append(seconds)
+            if label == "dagpar":
+                slices = sum(len(check["slices"]) for check in json.loads(out)["checks"])
         times[name].append(run(runner, where)[0])
     ours, theirs = statistics.median(times["dagpar"]), statistics.median(times[name])
     worst = max(times["dagpar"]) - theirs
@@ -158,6 +173,12 @@ def bench(
         f"{name:<7} {ours:>10.2f} s {theirs:>10.2f} s {ours - theirs:>+10.2f} s "
         f"{worst:>+10.2f} s {ours / theirs:>8.2f} {slices:>8}"
     )
+    if "baseline" in times:
+        before = statistics.median(times["baseline"])
+        print(
+            f"{'':<7} baseline {before:.2f} s ({before - theirs:+.2f} s over the runner); "
+            f"dagpar / baseline {ours / before:.2f}"
+        )
     return ours - theirs
 
 
@@ -167,6 +188,11 @@ def main() -> int:
     parser.add_argument("-j", "--parallelism", type=int, default=None)
     parser.add_argument("--budget", type=float, default=0.5)
     parser.add_argument("--only", default="pytest,jest,go")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also run the dagpar of this interpreter (e.g. an older checkout's venv) in turn",
+    )
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     env_path = os.environ.get("PATH", "")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from dagpar_cli._version import __version__
 from dagpar_cli.config import RunOptions
 from dagpar_cli.errors import DagparError, ExitCode, UsageError
 from dagpar_cli.queue.cli import make_queue_group
@@ -216,7 +217,9 @@ def shared_options(fn: F) -> F:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dagpar", prog_name="dagpar")
+# The version from dagpar itself, not the installed metadata (which costs importing
+# importlib.metadata at every ``--version``).
+@click.version_option(version=__version__, prog_name="dagpar")
 def cli() -> None:
     """Split test suites into slices, run them in parallel, report one merged result.
 

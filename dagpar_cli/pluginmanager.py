@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from dagpar_cli.plugin import hookimpl as hookimpl
 from dagpar_cli.registry import ToolchainRegistry as ToolchainRegistry
 from dagpar_cli.registry import toolchain_registry as toolchain_registry
 
-__all__ = ["BUILTIN_PLUGINS", "get_plugin_manager"]
+__all__ = ["BUILTIN_PLUGINS", "LIGHT_HOOKS", "get_plugin_manager", "plugin_distributions"]
 
 #: Core plugins registered after the entry points (executors, planner, reporters).
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -43,6 +44,17 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "dagpar_cli.timings",
 )
 
+#: Core plugins whose hooks live in a light module of their own, registered under the core
+#: plugin's name (so that ``DAGPAR_DISABLED_PLUGINS`` names them as before): the module behind
+#: is imported only when a run needs it (the Docker SDK for the docker executor, a report's
+#: writer when it is asked for, the OpenTelemetry SDK for a traced run), not on every start.
+LIGHT_HOOKS: Mapping[str, str] = {
+    "dagpar_cli.execution.docker": "dagpar_cli.execution.docker_plugin",
+    "dagpar_cli.reporting.junit": "dagpar_cli.reporting.junit_plugin",
+    "dagpar_cli.reporting.html": "dagpar_cli.reporting.html_plugin",
+    "dagpar_cli.reporting.otel": "dagpar_cli.reporting.otel_plugin",
+}
+
 #: Comma-separated plugin names (entry-point names or module names) that are not loaded.
 DISABLE_ENV = "DAGPAR_DISABLED_PLUGINS"
 #: Comma-separated ``module`` or ``module:attribute`` plugins to load on top of the entry
@@ -50,6 +62,12 @@ DISABLE_ENV = "DAGPAR_DISABLED_PLUGINS"
 PLUGINS_ENV = "DAGPAR_PLUGINS"
 #: Set to 1 to print every hook call and its result on stderr.
 TRACE_ENV = "DAGPAR_TRACE_PLUGINS"
+
+#: ``Name==Version`` of the distribution of each entry-point plugin, per plugin manager built
+#: by :func:`get_plugin_manager` from its own scan of the entry points.
+_DISTRIBUTIONS: weakref.WeakKeyDictionary[pluggy.PluginManager, tuple[str, ...]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginManager:
@@ -63,11 +81,12 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
     pm.add_hookspecs(hookspecs)
     for name in filter(None, (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))):
         pm.set_blocked(name)
-    pm.load_setuptools_entrypoints(PROJECT)
+    _load_entry_points(pm)
     for module_name in BUILTIN_PLUGINS:
         if pm.is_blocked(module_name):
             continue
-        pm.register(importlib.import_module(module_name), name=module_name)
+        module = importlib.import_module(LIGHT_HOOKS.get(module_name, module_name))
+        pm.register(module, name=module_name)
     for spec in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
         pm.register(_load_plugin(spec), name=spec)
     for plugin in extra_plugins:
@@ -76,6 +95,36 @@ def get_plugin_manager(*, extra_plugins: tuple[Any, ...] = ()) -> pluggy.PluginM
     if os.environ.get(TRACE_ENV):
         pm.add_hookcall_monitoring(_trace_before, _trace_after)
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every ``dagpar`` entry point, as ``load_setuptools_entrypoints`` would.
+
+    The entry points are found by reading the distributions' metadata directly
+    (:mod:`dagpar_cli._entry_points`), which saves importing :mod:`importlib.metadata` on every
+    start; where the environment's layout needs it, pluggy loads them.
+    """
+    from dagpar_cli._entry_points import scan
+
+    found = scan(PROJECT)
+    if found is None:
+        pm.load_setuptools_entrypoints(PROJECT)
+        return
+    distributions: list[str] = []
+    for entry in found:
+        if pm.has_plugin(entry.name) or pm.is_blocked(entry.name):
+            continue
+        pm.register(entry.load(), name=entry.name)
+        distributions.append(entry.distribution)
+    _DISTRIBUTIONS[pm] = tuple(distributions)
+
+
+def plugin_distributions(pm: pluggy.PluginManager) -> list[str]:
+    """``Name==Version`` of the distribution of each plugin loaded from an entry point."""
+    known = _DISTRIBUTIONS.get(pm)
+    if known is not None:
+        return list(known)
+    return [f"{dist.project_name}=={dist.version}" for _, dist in pm.list_plugin_distinfo()]
 
 
 def _load_plugin(spec: str) -> object:

@@ -17,6 +17,7 @@ Layout rules (DESIGN.md §3):
 from __future__ import annotations
 
 import difflib
+import functools
 import posixpath
 import re
 import shlex
@@ -25,8 +26,6 @@ from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
-
-import yaml
 
 from dagpar_cli.config.model import (
     CONFIG_FILE,
@@ -40,6 +39,7 @@ from dagpar_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     import pluggy
+    import yaml
 
     from dagpar_cli.pluginmanager import ToolchainRegistry
 
@@ -134,36 +134,44 @@ def _listdir(directory: Path) -> set[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects a key given twice in one mapping.
+@functools.cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    """The loader class, made on first use: a workspace without ``dagpar.yaml`` (and a command
+    that reads none) never imports the YAML library."""
+    import yaml
 
-    Plain ``safe_load`` keeps the last value silently, which turns a copy-pasted toolchain entry
-    into a toolchain that quietly disappears.
-    """
+    class _StrictLoader(yaml.SafeLoader):
+        """``yaml.SafeLoader`` that rejects a key given twice in one mapping.
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        """Construct *node* as the safe loader does, after checking its keys are distinct."""
-        seen: set[tuple[type, Any]] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *base` keys may be overridden; that is the point of them
-            key = self.construct_object(key_node, deep=True)
-            try:
-                # The type is part of the identity so that 1 and true, which compare equal in
-                # Python, are not reported as duplicates of each other.
-                marker = (type(key), key)
-                hash(marker)
-            except TypeError:
-                continue  # the base class reports unhashable keys with their position
-            if marker in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.add(marker)
-        return super().construct_mapping(node, deep=deep)
+        Plain ``safe_load`` keeps the last value silently, which turns a copy-pasted toolchain
+        entry into a toolchain that quietly disappears.
+        """
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            """Construct *node* as the safe loader does, after checking its keys are distinct."""
+            seen: set[tuple[type, Any]] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` keys may be overridden; that is the point of them
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    # The type is part of the identity so that 1 and true, which compare equal
+                    # in Python, are not reported as duplicates of each other.
+                    marker = (type(key), key)
+                    hash(marker)
+                except TypeError:
+                    continue  # the base class reports unhashable keys with their position
+                if marker in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.add(marker)
+            return super().construct_mapping(node, deep=deep)
+
+    return _StrictLoader
 
 
 def _read_text(path: Path) -> str:
@@ -185,8 +193,11 @@ def parse_yaml(text: str, file: str) -> Any:
     :param file: the name used in error messages.
     :raises ConfigError: naming ``file:line:column`` for a syntax error.
     """
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+        # A SafeLoader subclass: no arbitrary objects.
+        return yaml.load(text, Loader=_strict_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else file

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -95,6 +94,8 @@ def parse_queue_options(
         build = detected[0]
     if lease is not None and (not math.isfinite(lease) or not 1 <= lease <= 3600):
         raise UsageError(f"--lease {lease:g}: expected seconds between 1 and 3600")
+    import socket  # here: a run without --queue does not need it
+
     return QueueOptions(
         url=url,
         build=build,

@@ -17,14 +17,13 @@ from dagpar_cli.execution.api import shares_mounts
 from dagpar_cli.execution.scheduler import NO_HANDOVER_ENV
 from dagpar_cli.execution.scheduler.static import StaticScheduler
 from dagpar_cli.plugin import hookimpl
-from dagpar_cli.queue.build import QueueBuild
-from dagpar_cli.queue.client import connect
-from dagpar_cli.queue.scheduler import QueueScheduler, QueueTailStealing
 
 if TYPE_CHECKING:
     from dagpar_cli.execution.api import Executor
     from dagpar_cli.execution.scheduler.api import Scheduler
     from dagpar_cli.model import RunResult
+    from dagpar_cli.queue.build import QueueBuild
+    from dagpar_cli.queue.scheduler import QueueScheduler
     from dagpar_cli.run_context import RunContext
 
 __all__ = ["STASH_KEY", "QueueNode", "dagpar_make_scheduler", "finish_node"]
@@ -54,6 +53,11 @@ def dagpar_make_scheduler(
     options = session.options.queue
     if options is None or session.options.dry_run:
         return None
+    # Imported here: a run without --queue never loads the queue's client, build or scheduler.
+    from dagpar_cli.queue.build import QueueBuild
+    from dagpar_cli.queue.client import connect
+    from dagpar_cli.queue.scheduler import QueueScheduler, QueueTailStealing
+
     build = QueueBuild(connect(options.url), options)
     starved = threading.Event()
     inner: StaticScheduler

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from dagpar_cli.errors import DagparError, ExecutionError
 from dagpar_cli.listing_cache import ListingCache, ListingKey, TreeSnapshot, cache_disabled
 from dagpar_cli.model import Item, Plan, SlicePlan, SliceResult, TestCase, TestResult
+from dagpar_cli.pluginmanager import plugin_distributions
 from dagpar_cli.runner_api import RunnerSpec
 
 if TYPE_CHECKING:
@@ -220,9 +221,7 @@ class Lister:
         if cache_disabled():
             return None
         session = self.session
-        plugins = [
-            f"{dist.project_name}=={dist.version}" for _, dist in session.pm.list_plugin_distinfo()
-        ]
+        plugins = plugin_distributions(session.pm)
         reports = self._reports()
         installed = None
         if spec.executor == "local":

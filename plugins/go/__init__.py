@@ -50,7 +50,7 @@ import posixpath
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagpar_cli import (
     ExecutionError,
@@ -68,17 +68,10 @@ from dagpar_cli import (
     hookimpl,
 )
 
-from .command import (
-    MAX_COMMAND_CHARS,
-    compile_commands,
-    go_command,
-    go_env,
-    quote_meta,
-    run_pattern,
-)
-from .report import PACKAGE_PLACEHOLDER, parse_reports
-from .source import scan_test_files
-from .stream import GoTestStream
+if TYPE_CHECKING:
+    from .command import MAX_COMMAND_CHARS, compile_commands, go_env, quote_meta, run_pattern
+    from .report import PACKAGE_PLACEHOLDER, parse_reports
+    from .stream import GoTestStream
 
 __all__ = [
     "MAX_COMMAND_CHARS",
@@ -96,6 +89,32 @@ __all__ = [
     "quote_meta",
     "run_pattern",
 ]
+
+#: Names this package re-exports from the modules that compile, read and stream a slice's
+#: runs. They are imported on first use, so that a run of another runner never loads them.
+_LAZY = {
+    "MAX_COMMAND_CHARS": ".command",
+    "compile_commands": ".command",
+    "go_env": ".command",
+    "quote_meta": ".command",
+    "run_pattern": ".command",
+    "PACKAGE_PLACEHOLDER": ".report",
+    "parse_reports": ".report",
+    "GoTestStream": ".stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name from its module on first use (see :data:`_LAZY`)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 #: The runner's name (``use: go``, ``RunnerSpec.name``).
 NAME = "go"
@@ -118,14 +137,20 @@ class GoRunner(Runner):
 
     def command(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
         """Compile a slice's selection into ``go test`` commands: see :func:`compile_commands`."""
+        from .command import compile_commands
+
         return compile_commands(spec, selection)
 
     def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
         """Read a slice's ``go test -json`` reports: see :func:`parse_reports`."""
+        from .report import parse_reports
+
         return parse_reports(spec, report_dir, outcome)
 
     def stream(self, spec: RunnerSpec, report_dir: Path) -> TestStream:
         """Read a running slice's reports test by test: see :class:`GoTestStream`."""
+        from .stream import GoTestStream
+
         return GoTestStream(spec, report_dir)
 
 
@@ -218,6 +243,10 @@ def collect_tests(spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
     :param host: runs ``go list`` where the slices will run.
     :raises ExecutionError: when go is missing or cannot list the module.
     """
+    from .command import go_command, go_env
+    from .report import PACKAGE_PLACEHOLDER
+    from .source import scan_test_files
+
     argv = [*go_command(spec), "list", "-e", "-json", ".", "./..."]
     outcome = host.run(argv, env=go_env(), timeout=LIST_TIMEOUT)
     where = spec.source or "."

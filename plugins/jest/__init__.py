@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagpar_cli import (
     ExecutionError,
@@ -66,9 +66,10 @@ from dagpar_cli import (
     hookimpl,
 )
 
-from .command import collect_args, compile_commands, find_jest, run_args
-from .report import SUITE_FAILED, ReportError, parse_reports, report_from_stdout, tests_of
-from .stream import JestStream, finished
+if TYPE_CHECKING:
+    from .command import collect_args, find_jest, run_args
+    from .report import SUITE_FAILED
+    from .stream import JestStream
 
 __all__ = [
     "NAME",
@@ -82,6 +83,29 @@ __all__ = [
     "find_jest",
     "run_args",
 ]
+
+#: Names this package re-exports from the modules that compile, read and stream a slice's
+#: runs. They are imported on first use, so that a run of another runner never loads them.
+_LAZY = {
+    "collect_args": ".command",
+    "find_jest": ".command",
+    "run_args": ".command",
+    "SUITE_FAILED": ".report",
+    "JestStream": ".stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a re-exported name from its module on first use (see :data:`_LAZY`)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 #: The runner's name (``use: jest``, ``RunnerSpec.name``).
 NAME = "jest"
@@ -101,6 +125,9 @@ class JestRunner(Runner):
 
     def collect(self, spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
         """List every Jest test without running one (see *Listing*)."""
+        from .command import collect_args
+        from .report import ReportError, report_from_stdout, tests_of
+
         argv = collect_args(spec)
         outcome = host.run(argv)
         where = spec.source or "."
@@ -121,14 +148,20 @@ class JestRunner(Runner):
 
     def command(self, spec: RunnerSpec, selection: Selection) -> list[RunnerCommand]:
         """The Jest runs that execute exactly *selection* (see *Running*)."""
+        from .command import compile_commands
+
         return compile_commands(spec, selection)
 
     def stream(self, spec: RunnerSpec, report_dir: Path) -> JestStream:
         """The slice's per-test events, read from dagpar's reporter (see *Streaming*)."""
+        from .stream import JestStream
+
         return JestStream(spec, report_dir)
 
     def progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
         """How many tests the slice's Jest runs have finished (the progress files' sizes)."""
+        from .stream import finished
+
         return finished(report_dir)
 
     def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
@@ -137,6 +170,8 @@ class JestRunner(Runner):
         A run that wrote no report (Jest crashed, bad configuration) yields error results for
         what it was asked to run, with the end of Jest's output as the message.
         """
+        from .report import parse_reports
+
         return parse_reports(spec, report_dir, outcome)
 
 
