@@ -75,7 +75,9 @@ but pytest and the standard library.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
 from typing import Any
 
@@ -123,6 +125,7 @@ class _Selection:
 
     def __init__(self, data: dict[str, Any], base: str) -> None:
         self.base = base
+        self._relative: dict[str, str] = {}
         #: Files and directories selected whole.
         self.whole: set[str] = {self._abs(p) for p in data.get("paths", [])}
         #: File -> the names selected in it.
@@ -161,7 +164,12 @@ class _Selection:
 
     def relative(self, path: str) -> str:
         """*path* relative to the invocation directory, POSIX style."""
-        return os.path.relpath(os.path.abspath(path), self.base).replace(os.sep, "/")
+        relative = self._relative.get(path)
+        if relative is None:
+            # Once per file: relpath is costly, and a file holds many tests.
+            relative = os.path.relpath(os.path.abspath(path), self.base).replace(os.sep, "/")
+            self._relative[path] = relative
+        return relative
 
 
 class _Claims:
@@ -191,7 +199,8 @@ class _Claims:
             _write_claim(fd, 0, -1)
         finally:
             os.close(fd)
-        _write_atomically(ORDER_FILE, json.dumps([list(_test_id(item)) for item in self.items]))
+        order = [_ids.get(item.nodeid) or _test_id(item) for item in self.items]
+        _write_atomically(ORDER_FILE, json.dumps([[path, name] for path, name in order]))
 
     def start(self, item: pytest.Item) -> bool:
         """Count *item* as started; False when dagpar took it, so pytest must not run it."""
@@ -286,7 +295,7 @@ _progress: Any = None
 _events: Any = None
 #: Node id -> (path, name) of every kept item, for naming events (the controller's items).
 _ids: dict[str, tuple[str, str]] = {}
-#: Node id -> the test's state while it runs: [path, name, start, status, seconds, message].
+#: Node id -> the test's state while it runs: [id's JSON, start, status, seconds, message].
 _running: dict[str, list[Any]] = {}
 #: File key -> the seconds pytest took to collect that file (see *Seconds*).
 _collect_seconds: dict[str, float] = {}
@@ -301,7 +310,16 @@ _PYTEST_MAJOR = int(pytest.__version__.split(".")[0])
 
 
 def _key(path: object) -> str:
-    return os.path.normcase(os.path.normpath(os.path.abspath(str(path))))
+    text = str(path)
+    key = _keys.get(text)
+    if key is None:
+        # Once per file: a file's items all ask.
+        key = _keys[text] = os.path.normcase(os.path.normpath(os.path.abspath(text)))
+    return key
+
+
+#: A path as pytest gives it -> its :func:`_key`.
+_keys: dict[str, str] = {}
 
 
 def _split_nodeid(item: pytest.Item) -> str:
@@ -443,9 +461,11 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     if _events is None:
         return
     path, name = _ids.get(nodeid) or _id_of_nodeid(nodeid)
+    # The id's part of both events, encoded once; json.dumps of a str alone is its fast path.
+    named = f'"path": {json.dumps(path)}, "name": {json.dumps(name)}'
     now = time.time()
-    _running[nodeid] = [path, name, now, "passed", 0.0, ""]
-    _write_event({"e": "start", "path": path, "name": name, "at": now})
+    _running[nodeid] = [named, now, "passed", 0.0, ""]
+    _write_line(f'{{"e": "start", {named}, "at": {_number(now)}}}\n')
 
 
 def pytest_runtest_logreport(report: Any) -> None:
@@ -455,7 +475,7 @@ def pytest_runtest_logreport(report: Any) -> None:
         return
     when = getattr(report, "when", "call")
     try:
-        state[4] += float(getattr(report, "duration", 0.0) or 0.0)
+        state[3] += float(getattr(report, "duration", 0.0) or 0.0)
     except (TypeError, ValueError):
         pass
     if report.passed:
@@ -466,9 +486,9 @@ def pytest_runtest_logreport(report: Any) -> None:
         status = "failed"
     else:
         status = "error"
-    if _RANK[status] > _RANK[state[3]]:
-        state[3] = status
-        state[5] = _short_message(report)
+    if _RANK[status] > _RANK[state[2]]:
+        state[2] = status
+        state[4] = _short_message(report)
 
 
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
@@ -479,20 +499,12 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     began = _began.pop(nodeid, None)
     if _events is None or state is None:
         return
-    path, name, start, status, seconds, message = state
+    named, start, status, seconds, message = state
     if began is not None:
         seconds = max(seconds, time.perf_counter() - began)
-    _write_event(
-        {
-            "e": "end",
-            "path": path,
-            "name": name,
-            "at": time.time(),
-            "start": start,
-            "status": status,
-            "seconds": seconds,
-            "message": message,
-        }
+    _write_line(
+        f'{{"e": "end", {named}, "at": {_number(time.time())}, "start": {_number(start)}, '
+        f'"status": "{status}", "seconds": {_number(seconds)}, "message": {json.dumps(message)}}}\n'
     )
 
 
@@ -500,13 +512,19 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
 _RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
 
 
-def _write_event(event: dict[str, Any]) -> None:
+def _write_line(line: str) -> None:
+    """Append one event line (ASCII JSON, as ``json.dumps`` would write it)."""
     try:
         # One write per line, on an unbuffered file opened for appending: a reader never sees
         # two events interleaved, and sees a line whole once its newline is there.
-        _events.write((json.dumps(event, ensure_ascii=True) + "\n").encode("ascii"))
+        _events.write(line.encode("ascii"))
     except (OSError, ValueError):
         pass  # a full disk costs the stream, never the run; the JUnit report remains
+
+
+def _number(value: float) -> str:
+    """*value* as ``json.dumps`` writes it (a finite float's repr is its JSON)."""
+    return repr(value) if isinstance(value, float) and math.isfinite(value) else json.dumps(value)
 
 
 def _short_message(report: Any) -> str:
@@ -561,10 +579,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _xml_safe(text: str) -> bool:
     """Whether XML 1.0 can hold *text* as it is (tab, newline and CR are escaped by pytest's
     writer; other C0 controls, surrogates and U+FFFE/U+FFFF cannot be held at all)."""
-    return not any(
-        (ord(c) < 0x20 and c not in "\t") or 0xD800 <= ord(c) <= 0xDFFF or c in "\ufffe\uffff"
-        for c in text
-    )
+    return _XML_UNSAFE.search(text) is None
+
+
+_XML_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _ignore(path: object) -> bool | None:
@@ -638,7 +656,7 @@ def pytest_collection_modifyitems(
         path = _key(_raw_path(item))
         name = _split_nodeid(item)
         if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
-            test_path = _test_id(item)[0]
+            test_path = _selection.relative(_raw_path(item))
             _ids[item.nodeid] = (test_path, name)
             if _xml_safe(test_path) and _xml_safe(name):
                 item.user_properties.append((PATH_PROPERTY, test_path))
