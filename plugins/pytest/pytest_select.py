@@ -139,6 +139,7 @@ class _Selection:
     def __init__(self, data: dict[str, Any], base: str) -> None:
         self.base = base
         self._relative: dict[str, str] = {}
+        self._in_whole: dict[str, bool] = {}
         #: Files and directories selected whole.
         self.whole: set[str] = {self._abs(p) for p in data.get("paths", [])}
         #: File -> the names selected in it.
@@ -163,6 +164,12 @@ class _Selection:
 
     def in_whole(self, path: str) -> bool:
         """Whether *path* is, or is inside, a path selected whole."""
+        known = self._in_whole.get(path)
+        if known is None:  # once per file: every item of a file asks
+            known = self._in_whole[path] = self._inside_whole(path)
+        return known
+
+    def _inside_whole(self, path: str) -> bool:
         while True:
             if path in self.whole:
                 return True
