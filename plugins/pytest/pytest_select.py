@@ -126,8 +126,7 @@ SECONDS_PROPERTY = "dagpar.seconds"
 SETUP_PROPERTY = "dagpar.setup"
 #: The JUnit report dagpar asks for, next to this module.
 REPORT_FILE = "pytest-junit.xml"
-#: An end event longer than this keeps its test in the JUnit report (the reader skips
-#: lines of a megabyte).
+#: An end event longer than this keeps its test in the JUnit report (dagpar skips 1 MB lines).
 _TOLD_LONGEST = 1 << 16
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -495,7 +494,7 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     named = f'"path": {json.dumps(path)}, "name": {json.dumps(name)}'
     now = time.time()
     _running[nodeid] = [named, now, "passed", 0.0, ""]
-    _write_line(f'{{"e": "start", {named}, "at": {_number(now)}}}\n')
+    _write_line(f'{{"e": "start", {named}, "at": {now!r}}}\n')  # time.time() is finite
 
 
 def pytest_runtest_logreport(report: Any) -> None:
@@ -536,8 +535,8 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
     if began is not None:
         seconds = max(seconds, time.perf_counter() - began)
     line = (
-        f'{{"e": "end", {named}, "at": {_number(time.time())}, "start": {_number(start)}, '
-        f'"status": "{status}", "seconds": {_number(seconds)}, "message": {json.dumps(message)}'
+        f'{{"e": "end", {named}, "at": {time.time()!r}, "start": {start!r}, "status": "{status}", '
+        f'"seconds": {_number(seconds)}, "message": {json.dumps(message) if message else _EMPTY}'
         + ("}\n" if setup is None else f', "setup": {_number(setup)}}}\n')
     )
     written = _write_line(line)
@@ -546,6 +545,7 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
         _holder.settle(nodeid, told=told and math.isfinite(seconds))
 
 
+_EMPTY = '""'  # the empty message, as JSON
 #: How bad a status is, as the JUnit report ranks a test's phases.
 _RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
 
@@ -599,6 +599,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _hands_over = False
     _holder = None
     _setup.clear()
+    _keys.clear()
 
 
 def _ignore(path: object) -> bool | None:
