@@ -34,8 +34,9 @@ Running (:meth:`PytestRunner.command`)
     selection never goes on the command line: it is written to
     ``{report_dir}/dagpar_pytest_select.json`` (``RunnerCommand.files``, names relative to the
     report directory) and read by the small plugin ``{report_dir}/dagpar_pytest_select.py``
-    (:mod:`dagpar_plugins.pytest.pytest_select`, for pytest >= 6) that keeps exactly the selected
-    node ids and never imports unselected files. No path goes on the command line either: pytest
+    (:mod:`dagpar_plugins.pytest.pytest_select`, for pytest >= 6, with the module it imports,
+    ``{report_dir}/dagpar_pytest_junit.py``) that keeps exactly the selected node ids and never
+    imports unselected files. No path goes on the command line either: pytest
     starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
     ``conftest.py`` is broken is reported as that directory's collection error, as listed.
     When the selection is ``in_order``, the JSON also holds ``"order"``, the items' files in the
@@ -82,10 +83,13 @@ Handing over (:meth:`PytestRunner.can_hand_over`, :meth:`PytestRunner.hand_over_
 Parsing (:meth:`PytestRunner.parse`)
     ``{report_dir}/pytest-junit.xml`` → one :class:`~dagpar_cli.model.TestResult` per test, named
     exactly as listed (see :mod:`dagpar_plugins.pytest.report`); ``[]`` when pytest wrote no
-    report. A test's seconds are what it cost the slice: the wall time from the start of its
-    run protocol to the end of its teardown, pytest's reporting and the plugin's bookkeeping
-    included (the ``dagpar.seconds`` property), so that a file of many tiny tests is not
-    mistaken for a long start-up.
+    report. Unless ``junit_logging`` puts captured output in it (or pytest-xdist runs the
+    tests), the report holds only the tests that did not pass: a passing test's result comes
+    from its end event (:mod:`dagpar_plugins.pytest.pytest_junit`), which costs the slice far
+    less than pytest's JUnit writer. A test's seconds are what it cost the slice: the wall time
+    from the start of its run protocol to the end of its teardown, pytest's reporting and the
+    plugin's bookkeeping included (the ``dagpar.seconds`` property, or the end event's seconds),
+    so that a file of many tiny tests is not mistaken for a long start-up.
 """
 
 from __future__ import annotations

@@ -11,7 +11,14 @@ from typing import Any
 from dagpar_cli import REPORT_DIR_PLACEHOLDER, RunnerCommand, RunnerSpec, Selection
 
 from .collect import COLLECTION_ERROR
-from .files import PLUGIN_MODULE, REPORT_FILE, SELECTION_FILE, plugin_source
+from .files import (
+    JUNIT_MODULE,
+    PLUGIN_MODULE,
+    REPORT_FILE,
+    SELECTION_FILE,
+    junit_source,
+    plugin_source,
+)
 from .interpreter import find_pytest
 
 __all__ = ["compile_command"]
@@ -74,6 +81,7 @@ def compile_command(spec: RunnerSpec, selection: Selection) -> list[RunnerComman
             env={"PYTHONPATH": python_path},
             files={
                 f"{PLUGIN_MODULE}.py": plugin_source(),
+                f"{JUNIT_MODULE}.py": junit_source(),
                 SELECTION_FILE: _selection_json(data),
             },
         )

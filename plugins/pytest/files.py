@@ -15,6 +15,7 @@ __all__ = [
     "EVENTS_FILE",
     "HANDOVER_KEY",
     "ID_PROPERTY",
+    "JUNIT_MODULE",
     "NAME_PROPERTY",
     "ORDER_FILE",
     "PATH_PROPERTY",
@@ -25,11 +26,15 @@ __all__ = [
     "SECONDS_PROPERTY",
     "SELECTION_FILE",
     "SETUP_PROPERTY",
+    "junit_source",
     "plugin_source",
 ]
 
 #: The module name the runner command loads with ``-p``; the plugin file is this plus ``.py``.
 PLUGIN_MODULE = "dagpar_pytest_select"
+#: The module the plugin imports to keep passing tests out of the JUnit report; its file is this
+#: plus ``.py``, next to the plugin.
+JUNIT_MODULE = "dagpar_pytest_junit"
 #: The selection: ``{"paths": [...], "tests": [[path, name], ...]}``, source-relative, with
 #: ``"order": [path, ...]`` when the files should run in that order.
 SELECTION_FILE = PLUGIN_MODULE + ".json"
@@ -65,3 +70,8 @@ REPORT_FILE = "pytest-junit.xml"
 def plugin_source() -> str:
     """The text of the selection plugin, to be written as ``dagpar_pytest_select.py``."""
     return Path(__file__).with_name("pytest_select.py").read_text(encoding="utf-8")
+
+
+def junit_source() -> str:
+    """The text of the JUnit holder, to be written as ``dagpar_pytest_junit.py``."""
+    return Path(__file__).with_name("pytest_junit.py").read_text(encoding="utf-8")

@@ -1,11 +1,9 @@
 """The pytest plugin dagpar drops into a slice's report directory to run exactly its selection.
 
-dagpar's pytest runner does not put node ids on the command line: a slice may select tens of
-thousands of tests, and pytest's own parsing of ``file::name`` arguments has changed between
-versions (``::`` inside a parametrize id, for one). Instead
-:func:`dagpar_plugins.pytest.command.compile_command` writes this file as
-``dagpar_pytest_select.py`` next to a JSON selection, puts the report directory on
-``PYTHONPATH`` and loads it with ``-p``.
+No node ids go on the command line (a slice may select tens of thousands, and pytest's parsing
+of ``file::name`` has changed between versions): :func:`dagpar_plugins.pytest.command.
+compile_command` writes this file as ``dagpar_pytest_select.py`` next to a JSON selection, puts
+the report directory on ``PYTHONPATH`` and loads it with ``-p``.
 
 Inside the project's own interpreter it then
 
@@ -18,11 +16,11 @@ Inside the project's own interpreter it then
 - tags every kept item with ``dagpar.path`` and ``dagpar.name`` JUnit properties, so the report
   names tests exactly as they were collected whatever pytest's rootdir or JUnit name mangling;
 - records pytest's rootdir, so collection errors (which carry no properties) can be mapped too;
-- appends one byte per finished test to a progress file, whose size dagpar reads while the
-  slice runs to show how far it has got;
+- appends one byte per finished test to a progress file (dagpar reads its size: live progress);
 - writes one JSON line per test start and end to an event file (the controller's, under
   pytest-xdist), flushed as each is written: dagpar reads it while the slice runs, and it keeps
   the results of finished tests when pytest dies (see *Events* below);
+- keeps passing tests out of the JUnit report (*Passing tests*, below);
 - lets dagpar take tests it has not started yet (*handing over*, below).
 
 Handing over
@@ -47,7 +45,15 @@ Events
     raw newline or ESC stays on its line). ``T`` and ``T0`` are ``time.time()``; ``S`` is the
     status the JUnit report gives the test (``passed``, ``failed`` when a call failed,
     ``error`` when a setup or teardown did, ``skipped``; the worst phase wins as in the report);
-    ``D`` the sum of its phases' durations; ``M`` one short line.
+    ``D`` the sum of its phases' durations; ``M`` one short line. The end of a file's first
+    selected test also holds ``"setup": C``, its ``dagpar.setup`` (see *Seconds*).
+
+Passing tests
+    Where the JUnit report is dagpar's, pytest runs the tests itself (no pytest-xdist) and
+    ``junit_logging`` is ``no``, the reports of a test that passed every phase, and whose end
+    event was written whole, never reach pytest's JUnit writer: dagpar reads such a test from
+    its end event. See :mod:`dagpar_plugins.pytest.pytest_junit` (``dagpar_pytest_junit.py``
+    next to this module), which this plugin imports.
 
 Parametrized tests
     A slice may hold a few of a file's 40,000 parametrized cases. Once every plugin has
@@ -57,24 +63,23 @@ Parametrized tests
     keeps one, deselected as usual; files selected whole are left alone.
 
 Seconds
-    pytest's JUnit ``time`` sums a test's phases; what pytest does around them (reporting each
-    phase to every plugin, this plugin's own bookkeeping) is not in it, yet on a file of many
-    tiny tests it is most of the run. Each test therefore also gets a ``dagpar.seconds``
-    property: the wall seconds from the start of its run protocol to the end of its teardown,
-    and its end event's ``D`` is those seconds up to the event. The timings then add up to the
-    slice's time, rather than leaving pytest's per-test work to look like start-up. Likewise
-    the seconds pytest takes to collect a file (importing it, building its items) are the
-    file's own cost, paid again in every slice that runs any of its tests: the first selected
-    test of each file carries them as a ``dagpar.setup`` property, so they are planned with the
-    file rather than as every slice's start-up.
+    pytest's JUnit ``time`` sums a test's phases, leaving out what pytest does around them
+    (reporting each phase to every plugin, this plugin's bookkeeping): on a file of many tiny
+    tests, most of the run. So each test also gets a ``dagpar.seconds`` property, the wall
+    seconds from the start of its run protocol to the end of its teardown, and its end event's
+    ``D`` is those seconds up to the event: the timings add up to the slice's time. Likewise
+    the seconds pytest takes to collect a file (importing it, building its items), paid again
+    by every slice that runs any of its tests, go to the file's first selected test as a
+    ``dagpar.setup`` property, so they are planned with the file, not as start-up.
 
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
-but pytest and the standard library.
+but pytest, the standard library and ``dagpar_pytest_junit``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -85,6 +90,11 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no hand-over
     fcntl = None  # type: ignore[assignment]
+
+try:  # next to this module, in a slice's report directory
+    import dagpar_pytest_junit as _junit  # type: ignore[import-not-found]
+except ImportError:  # imported from dagpar's package
+    from . import pytest_junit as _junit
 
 # These names repeat those of dagpar_plugins.pytest.files (this file must stand alone).
 #: The module name the runner command loads with ``-p``.
@@ -114,6 +124,10 @@ NAME_PROPERTY = "dagpar.name"
 SECONDS_PROPERTY = "dagpar.seconds"
 #: JUnit property carrying the seconds its file took to collect (see *Seconds*).
 SETUP_PROPERTY = "dagpar.setup"
+#: The JUnit report dagpar asks for, next to this module.
+REPORT_FILE = "pytest-junit.xml"
+#: An end event longer than this keeps its test in the JUnit report (dagpar skips 1 MB lines).
+_TOLD_LONGEST = 1 << 16
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -123,6 +137,8 @@ class _Selection:
 
     def __init__(self, data: dict[str, Any], base: str) -> None:
         self.base = base
+        self._relative: dict[str, str] = {}
+        self._in_whole: dict[str, bool] = {}
         #: Files and directories selected whole.
         self.whole: set[str] = {self._abs(p) for p in data.get("paths", [])}
         #: File -> the names selected in it.
@@ -147,6 +163,12 @@ class _Selection:
 
     def in_whole(self, path: str) -> bool:
         """Whether *path* is, or is inside, a path selected whole."""
+        known = self._in_whole.get(path)
+        if known is None:  # once per file: every item of a file asks
+            known = self._in_whole[path] = self._inside_whole(path)
+        return known
+
+    def _inside_whole(self, path: str) -> bool:
         while True:
             if path in self.whole:
                 return True
@@ -161,7 +183,12 @@ class _Selection:
 
     def relative(self, path: str) -> str:
         """*path* relative to the invocation directory, POSIX style."""
-        return os.path.relpath(os.path.abspath(path), self.base).replace(os.sep, "/")
+        relative = self._relative.get(path)
+        if relative is None:
+            # Once per file: relpath is costly, and a file holds many tests.
+            relative = os.path.relpath(os.path.abspath(path), self.base).replace(os.sep, "/")
+            self._relative[path] = relative
+        return relative
 
 
 class _Claims:
@@ -191,7 +218,8 @@ class _Claims:
             _write_claim(fd, 0, -1)
         finally:
             os.close(fd)
-        _write_atomically(ORDER_FILE, json.dumps([list(_test_id(item)) for item in self.items]))
+        order = [_ids.get(item.nodeid) or _test_id(item) for item in self.items]
+        _write_atomically(ORDER_FILE, json.dumps([[path, name] for path, name in order]))
 
     def start(self, item: pytest.Item) -> bool:
         """Count *item* as started; False when dagpar took it, so pytest must not run it."""
@@ -286,7 +314,7 @@ _progress: Any = None
 _events: Any = None
 #: Node id -> (path, name) of every kept item, for naming events (the controller's items).
 _ids: dict[str, tuple[str, str]] = {}
-#: Node id -> the test's state while it runs: [path, name, start, status, seconds, message].
+#: Node id -> the test's state while it runs: [id's JSON, start, status, seconds, message].
 _running: dict[str, list[Any]] = {}
 #: File key -> the seconds pytest took to collect that file (see *Seconds*).
 _collect_seconds: dict[str, float] = {}
@@ -294,6 +322,10 @@ _collect_seconds: dict[str, float] = {}
 _began: dict[str, float] = {}
 #: Whether this run may hand tests over (decided as pytest starts).
 _hands_over = False
+#: Holds passing tests' reports back from the JUnit writer (see *Passing tests*), or None.
+_holder: _junit.Holder | None = None
+#: Node id -> the seconds its file took to collect, for the first selected test of each file.
+_setup: dict[str, float] = {}
 #: The runner's side of handing over, once collection settled with hand-over on.
 _claims: _Claims | None = None
 #: The major version of pytest: some hooks and internals differ between versions.
@@ -301,7 +333,16 @@ _PYTEST_MAJOR = int(pytest.__version__.split(".")[0])
 
 
 def _key(path: object) -> str:
-    return os.path.normcase(os.path.normpath(os.path.abspath(str(path))))
+    text = str(path)
+    key = _keys.get(text)
+    if key is None:
+        # Once per file: a file's items all ask.
+        key = _keys[text] = os.path.normcase(os.path.normpath(os.path.abspath(text)))
+    return key
+
+
+#: A path as pytest gives it -> its :func:`_key`.
+_keys: dict[str, str] = {}
 
 
 def _split_nodeid(item: pytest.Item) -> str:
@@ -345,9 +386,10 @@ def _distributed(config: pytest.Config) -> bool:
     )
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's JUnit writer has been set up
 def pytest_configure(config: pytest.Config) -> None:
     """Load the selection and record where pytest put its rootdir."""
-    global _selection, _hands_over
+    global _selection, _hands_over, _holder
     base = str(config.invocation_params.dir)
     with open(os.path.join(_HERE, SELECTION_FILE), encoding="utf-8") as stream:
         _selection = _Selection(json.load(stream), base)
@@ -370,6 +412,8 @@ def pytest_configure(config: pytest.Config) -> None:
         global _progress, _events
         _progress = open(os.path.join(_HERE, PROGRESS_FILE), "ab", buffering=0)  # noqa: SIM115
         _events = open(os.path.join(_HERE, EVENTS_FILE), "ab", buffering=0)  # noqa: SIM115
+        if not _distributed(config):
+            _holder = _junit.install(config, os.path.join(_HERE, REPORT_FILE))
 
 
 @pytest.hookimpl(trylast=True)
@@ -424,10 +468,13 @@ def _hand_over_after(item: pytest.Item, nextitem: pytest.Item | None) -> None:
         state.teardown_exact(item, None)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's JUnit writer writes its report
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Let nothing more be taken: the session is over (perhaps stopped early)."""
     if _claims is not None:
         _claims.finish()
+    if _holder is not None:
+        _holder.release_all()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -443,9 +490,11 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     if _events is None:
         return
     path, name = _ids.get(nodeid) or _id_of_nodeid(nodeid)
+    # The id's part of both events, encoded once; json.dumps of a str alone is its fast path.
+    named = f'"path": {json.dumps(path)}, "name": {json.dumps(name)}'
     now = time.time()
-    _running[nodeid] = [path, name, now, "passed", 0.0, ""]
-    _write_event({"e": "start", "path": path, "name": name, "at": now})
+    _running[nodeid] = [named, now, "passed", 0.0, ""]
+    _write_line(f'{{"e": "start", {named}, "at": {now!r}}}\n')  # time.time() is finite
 
 
 def pytest_runtest_logreport(report: Any) -> None:
@@ -455,7 +504,7 @@ def pytest_runtest_logreport(report: Any) -> None:
         return
     when = getattr(report, "when", "call")
     try:
-        state[4] += float(getattr(report, "duration", 0.0) or 0.0)
+        state[3] += float(getattr(report, "duration", 0.0) or 0.0)
     except (TypeError, ValueError):
         pass
     if report.passed:
@@ -466,9 +515,9 @@ def pytest_runtest_logreport(report: Any) -> None:
         status = "failed"
     else:
         status = "error"
-    if _RANK[status] > _RANK[state[3]]:
-        state[3] = status
-        state[5] = _short_message(report)
+    if _RANK[status] > _RANK[state[2]]:
+        state[2] = status
+        state[4] = _junit.short_message(report)
 
 
 def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
@@ -477,53 +526,45 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
         _progress.write(b".")
     state = _running.pop(nodeid, None)
     began = _began.pop(nodeid, None)
+    setup = _setup.pop(nodeid, None)
     if _events is None or state is None:
+        if _holder is not None:
+            _holder.settle(nodeid, told=False)
         return
-    path, name, start, status, seconds, message = state
+    named, start, status, seconds, message = state
     if began is not None:
         seconds = max(seconds, time.perf_counter() - began)
-    _write_event(
-        {
-            "e": "end",
-            "path": path,
-            "name": name,
-            "at": time.time(),
-            "start": start,
-            "status": status,
-            "seconds": seconds,
-            "message": message,
-        }
+    line = (
+        f'{{"e": "end", {named}, "at": {time.time()!r}, "start": {start!r}, "status": "{status}", '
+        f'"seconds": {_number(seconds)}, "message": {json.dumps(message) if message else _EMPTY}'
+        + ("}\n" if setup is None else f', "setup": {_number(setup)}}}\n')
     )
+    written = _write_line(line)
+    if _holder is not None:
+        told = written and status == "passed" and len(line) <= _TOLD_LONGEST
+        _holder.settle(nodeid, told=told and math.isfinite(seconds))
 
 
+_EMPTY = '""'  # the empty message, as JSON
 #: How bad a status is, as the JUnit report ranks a test's phases.
 _RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
 
 
-def _write_event(event: dict[str, Any]) -> None:
+def _write_line(line: str) -> bool:
+    """Append one event line (ASCII JSON, as ``json.dumps`` would write it); whether it was
+    written whole."""
+    data = line.encode("ascii")
     try:
         # One write per line, on an unbuffered file opened for appending: a reader never sees
         # two events interleaved, and sees a line whole once its newline is there.
-        _events.write((json.dumps(event, ensure_ascii=True) + "\n").encode("ascii"))
+        return bool(_events.write(data) == len(data))
     except (OSError, ValueError):
-        pass  # a full disk costs the stream, never the run; the JUnit report remains
+        return False  # a full disk costs the stream, never the run; the JUnit report remains
 
 
-def _short_message(report: Any) -> str:
-    """One short line saying why a phase did not pass."""
-    text = ""
-    longrepr = getattr(report, "longrepr", None)
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        text = str(longrepr[2])  # a skip: (file, line, reason)
-    else:
-        crash = getattr(longrepr, "reprcrash", None)
-        text = str(getattr(crash, "message", "") or longrepr or "")
-    if getattr(report, "wasxfail", None) is not None and report.skipped:
-        text = f"xfail: {report.wasxfail}" if report.wasxfail else "xfail"
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:500]
-    return ""
+def _number(value: float) -> str:
+    """*value* as ``json.dumps`` writes it (a finite float's repr is its JSON)."""
+    return repr(value) if isinstance(value, float) and math.isfinite(value) else json.dumps(value)
 
 
 def _id_of_nodeid(nodeid: str) -> tuple[str, str]:
@@ -544,7 +585,7 @@ _rootdir = "."
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Close the progress file and forget the run (pytest may run again in this process)."""
-    global _progress, _claims, _hands_over, _events
+    global _progress, _claims, _hands_over, _events, _holder
     if _progress is not None:
         _progress.close()
         _progress = None
@@ -556,15 +597,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _began.clear()
     _claims = None
     _hands_over = False
-
-
-def _xml_safe(text: str) -> bool:
-    """Whether XML 1.0 can hold *text* as it is (tab, newline and CR are escaped by pytest's
-    writer; other C0 controls, surrogates and U+FFFE/U+FFFF cannot be held at all)."""
-    return not any(
-        (ord(c) < 0x20 and c not in "\t") or 0xD800 <= ord(c) <= 0xDFFF or c in "\ufffe\uffff"
-        for c in text
-    )
+    _holder = None
+    _setup.clear()
+    _keys.clear()
 
 
 def _ignore(path: object) -> bool | None:
@@ -638,9 +673,9 @@ def pytest_collection_modifyitems(
         path = _key(_raw_path(item))
         name = _split_nodeid(item)
         if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
-            test_path = _test_id(item)[0]
+            test_path = _selection.relative(_raw_path(item))
             _ids[item.nodeid] = (test_path, name)
-            if _xml_safe(test_path) and _xml_safe(name):
+            if _junit.xml_safe(test_path) and _junit.xml_safe(name):
                 item.user_properties.append((PATH_PROPERTY, test_path))
                 item.user_properties.append((NAME_PROPERTY, name))
             else:
@@ -650,6 +685,7 @@ def pytest_collection_modifyitems(
             setup = _collect_seconds.pop(path, None)
             if setup is not None:  # the file's first selected test carries its collection
                 item.user_properties.append((SETUP_PROPERTY, f"{setup:.6f}"))
+                _setup[item.nodeid] = setup
             kept.append(item)
         else:
             deselected.append(item)

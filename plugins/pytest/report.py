@@ -15,10 +15,16 @@ workspace, so dagpar's JUnit report derives one from the workspace-relative path
 
 A test's seconds are its ``dagpar.seconds`` property where the plugin wrote one (what the test
 cost the run, pytest's own work around its phases included), else JUnit's ``time``.
+
+The tests that passed are usually not in the report at all (see
+:mod:`dagpar_plugins.pytest.pytest_junit`): their results come from their end events in the
+plugin's event file, with its seconds, start and file's collection seconds, placed where they
+ran among the report's results. A report is still needed: without one, nothing is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -190,24 +196,28 @@ def parse_report(
         _merge(part, case)
         part.cost = max(part.cost, _seconds(props.get(SECONDS_PROPERTY)))
         part.setup = max(part.setup, _seconds(props.get(SETUP_PROPERTY)))
-    results = [
-        TestResult(
-            path=path,
-            name=name,
-            status=part.status,
-            seconds=max(part.seconds, part.cost),
-            message=part.message,
-            details="\n\n".join(part.details),
-            stdout="".join(part.stdout),
-            setup_seconds=part.setup,
-        )
-        for (path, name), part in merged.items()
-    ]
+    ended = _ended(report_dir)
+    results = _with_passes(
+        [
+            TestResult(
+                path=path,
+                name=name,
+                status=part.status,
+                seconds=max(part.seconds, part.cost),
+                message=part.message,
+                details="\n\n".join(part.details),
+                stdout="".join(part.stdout),
+                setup_seconds=part.setup,
+            )
+            for (path, name), part in merged.items()
+        ],
+        ended,
+    )
     if problem:
         message = f"pytest's JUnit report {report.name} is malformed: {problem}"
         # Tests whose end the event stream holds keep that result (dagpar reads the stream):
         # only those neither source knows are errors.
-        streamed = _streamed(report_dir)
+        streamed = {(r.path, r.name) for r in ended}
         results.extend(
             TestResult(path=path, name=name, status=Status.ERROR, message=message)
             for path, name in _selected_tests(report_dir)
@@ -231,15 +241,49 @@ def _tagged_id(props: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _streamed(report_dir: Path) -> set[tuple[str, str]]:
-    """The tests whose end the selection plugin's event file holds."""
+def _ended(report_dir: Path) -> list[TestResult]:
+    """The results the selection plugin's end events hold, in the order the tests ended."""
     stream = PytestStream(report_dir)
-    ended: set[tuple[str, str]] = set()
+    ended: list[TestResult] = []
     while True:
         events = stream.poll()
         if not events:
             return ended
-        ended.update((e.test.path, e.test.name) for e in events if e.kind == "end")
+        ended.extend(e.result for e in events if e.result is not None)
+
+
+def _with_passes(reported: list[TestResult], ended: list[TestResult]) -> list[TestResult]:
+    """*reported* (the JUnit report's results, in its order) and the passing tests the plugin
+    left out of the report (their end events hold them), in the order the tests ran."""
+    reported_ids = {(r.path, r.name) for r in reported}
+    passes: dict[tuple[str, str], TestResult] = {}
+    place: dict[tuple[str, str], int] = {}
+    for index, result in enumerate(ended):
+        key = (result.path, result.name)
+        place.setdefault(key, index)
+        if key in reported_ids or result.status is not Status.PASSED:
+            continue
+        earlier = passes.get(key)
+        # One test ended twice: one result, as the report merges its test cases.
+        passes[key] = (
+            result
+            if earlier is None
+            else dataclasses.replace(earlier, seconds=earlier.seconds + result.seconds)
+        )
+    if not passes:
+        return reported
+    # A reported test without an end event (a collection error) stays after the reported test
+    # before it; every other test goes where it ended.
+    order: list[tuple[tuple[int, int, int], TestResult]] = []
+    last = -1
+    for sequence, result in enumerate(reported):
+        at = place.get((result.path, result.name))
+        if at is not None:
+            last = at
+        order.append(((last, 0 if at is not None else 1, sequence), result))
+    order.extend(((place[key], 0, 0), result) for key, result in passes.items())
+    order.sort(key=lambda pair: pair[0])
+    return [result for _, result in order]
 
 
 def _seconds(text: str | None) -> float:

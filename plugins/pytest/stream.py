@@ -73,6 +73,7 @@ def event_of(line: bytes) -> TestEvent | None:
         seconds=max(seconds, 0.0),
         message=message[:1000] if isinstance(message, str) else "",
         start=_time(data.get("start")),
+        setup_seconds=max(_time(data.get("setup")) or 0.0, 0.0),
     )
     return TestEvent(kind="end", test=test, at=at, result=result)
 

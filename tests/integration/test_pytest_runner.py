@@ -11,6 +11,7 @@ For every selection, three sets must agree:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 import dagpar_plugins.pytest as plugin
 import pytest
 from dagpar_plugins.pytest.collect import COLLECTION_ERROR
+from dagpar_plugins.pytest.files import EVENTS_FILE
 
 from dagpar_cli import (
     REPORT_DIR_PLACEHOLDER,
@@ -106,6 +108,10 @@ def run_selection(
     )
     executed = set(log.read_text(encoding="utf-8").splitlines()) if log.exists() else set()
     assert len({r.id for r in results}) == len(results), "a test was reported twice"
+    events = report_dir / EVENTS_FILE
+    for line in events.read_bytes().splitlines(keepends=True) if events.exists() else ():
+        # Each event is one line exactly as json.dumps writes it: ASCII, whatever the id holds.
+        assert line == (json.dumps(json.loads(line)) + "\n").encode("ascii")
     progress = RUNNER.progress(spec=spec, report_dir=report_dir)
     return Ran(results=results, executed=executed, argv=argv, progress=progress)
 

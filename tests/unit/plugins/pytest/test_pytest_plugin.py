@@ -671,7 +671,12 @@ def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
     assert pytest_select.EVENTS_FILE == _pytest_files.EVENTS_FILE
     assert pytest_select.ID_PROPERTY == _pytest_files.ID_PROPERTY
     assert pytest_select.SECONDS_PROPERTY == _pytest_files.SECONDS_PROPERTY
+    assert pytest_select.REPORT_FILE == _pytest_files.REPORT_FILE
     assert _pytest_files.plugin_source() == Path(pytest_select.__file__).read_text("utf-8")
+    # The plugin imports the JUnit holder by the name it is written under, next to it.
+    assert f"import {_pytest_files.JUNIT_MODULE} as _junit" in _pytest_files.plugin_source()
+    junit = RUNNER.command(suite_spec(), Selection(items=(("a.py",),)))[0].files
+    assert junit[f"{_pytest_files.JUNIT_MODULE}.py"] == _pytest_files.junit_source()
 
 
 def test_parse_does_not_follow_a_report_a_container_replaced_with_a_link(tmp_path: Path) -> None:
