@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, TestCase
 
-__all__ = ["PlanRequest", "Planner"]
+__all__ = ["PlanRequest", "Planner", "check_shard"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,3 +66,15 @@ class Planner(Protocol):
         start (the engine starts them in that order as workers free up); items inside a slice
         keep the parent order.
         """
+
+
+def check_shard(shard: tuple[int, int] | None) -> None:
+    """Refuse a ``--shard i/n`` that names no shard: a planner would silently plan nothing.
+
+    :raises UsageError: when *shard* is not ``(i, n)`` with ``1 <= i <= n``.
+    """
+    if shard is not None and not 1 <= shard[0] <= shard[1]:
+        index, total = shard
+        raise UsageError(
+            f"--shard {index}/{total}: the shard must be between 1/{total} and {total}/{total}"
+        )

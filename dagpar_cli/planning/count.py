@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, SlicePlan
-from dagpar_cli.planning.api import PlanRequest
+from dagpar_cli.planning.api import PlanRequest, check_shard
 from dagpar_cli.planning.dispatch import pays_to_split
 
 __all__ = ["CountPlanner"]
@@ -30,13 +29,9 @@ class CountPlanner:
         :raises UsageError: when ``request.shard`` is not ``(i, n)`` with ``1 <= i <= n``.
         """
         items = request.items
+        check_shard(request.shard)
         if request.shard is not None:
             index, total = request.shard
-            if not 1 <= index <= total:
-                raise UsageError(
-                    f"--shard {index}/{total}: the shard must be between 1/{total} and "
-                    f"{total}/{total}"
-                )
             items = items[(index - 1) * len(items) // total : index * len(items) // total]
         if not items:
             return Plan(slices=(), predicted_wall_seconds=0.0, workers=1, planner=self.name)

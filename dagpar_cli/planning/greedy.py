@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import TYPE_CHECKING, NamedTuple
 
-from dagpar_cli.errors import UsageError
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning import partition
-from dagpar_cli.planning.api import PlanRequest
+from dagpar_cli.planning.api import PlanRequest, check_shard
 from dagpar_cli.planning.dispatch import (
     FactorPool,
     Guesses,
@@ -222,13 +221,9 @@ class GreedyPlanner:
         parallel = min(workers, max_slices)
         startup = max(0.0, request.startup_seconds)
         units = whole = self._units(request)
+        check_shard(request.shard)
         if request.shard is not None:
             index, total = request.shard
-            if not 1 <= index <= total:
-                raise UsageError(
-                    f"--shard {index}/{total}: the shard must be between 1/{total} and "
-                    f"{total}/{total}"
-                )
             units = self._split(units, request, total * parallel)
             buckets = self._ordered(units, self._balance(units, total))
             units = units.take(buckets[index - 1] if index <= len(buckets) else [])
