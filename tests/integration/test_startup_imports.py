@@ -15,11 +15,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-#: Runs ``python -m dagpar_cli ARGS...`` and writes ``sorted(sys.modules)`` to $MODULES_OUT at
-#: exit (after the command's own exit handlers: atexit runs last-registered first).
+#: Runs ``python -m dagpar_cli ARGS...`` and, at exit, writes the value of the expression
+#: $AT_EXIT to $AT_EXIT_OUT (after the command's own exit handlers: atexit runs
+#: last-registered first).
 WRAPPER = """
-import atexit, json, os, runpy, sys
-atexit.register(lambda: open(os.environ["MODULES_OUT"], "w").write(json.dumps(sorted(sys.modules))))
+import atexit, gc, json, os, runpy, sys
+atexit.register(
+    lambda: open(os.environ["AT_EXIT_OUT"], "w").write(str(eval(os.environ["AT_EXIT"])))
+)
 sys.argv = ["dagpar", *sys.argv[1:]]
 runpy.run_module("dagpar_cli", run_name="__main__", alter_sys=True)
 """
@@ -48,9 +51,11 @@ REPORTS = ("dagpar_cli.reporting.junit", "dagpar_cli.reporting.html")
 METADATA = ("importlib.metadata",)
 
 
-def _modules(tmp_path: Path, *args: str, env: Mapping[str, str] | None = None) -> set[str]:
-    """The modules ``dagpar ARGS...`` had loaded at exit (tracing on unless *env* says)."""
-    out = tmp_path / "modules.json"
+def _at_exit(
+    tmp_path: Path, expression: str, *args: str, env: Mapping[str, str] | None = None
+) -> str:
+    """What *expression* was as ``dagpar ARGS...`` exited (tracing on unless *env* says)."""
+    out = tmp_path / "at-exit.txt"
     bin_dir = str(Path(sys.executable).parent)
     environ = {k: v for k, v in os.environ.items() if k != "OTEL_SDK_DISABLED"}
     proc = subprocess.run(
@@ -61,13 +66,19 @@ def _modules(tmp_path: Path, *args: str, env: Mapping[str, str] | None = None) -
         env={
             **environ,
             **(env or {}),
-            "MODULES_OUT": str(out),
+            "AT_EXIT": expression,
+            "AT_EXIT_OUT": str(out),
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         },
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return set(json.loads(out.read_text()))
+    return out.read_text()
+
+
+def _modules(tmp_path: Path, *args: str, env: Mapping[str, str] | None = None) -> set[str]:
+    """The modules ``dagpar ARGS...`` had loaded at exit (tracing on unless *env* says)."""
+    return set(json.loads(_at_exit(tmp_path, "json.dumps(sorted(sys.modules))", *args, env=env)))
 
 
 def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
@@ -113,36 +124,13 @@ def test_reports_asked_for_are_written(tmp_path: Path) -> None:
     assert "test_a" in junit.read_text() and "test_b" in html.read_text()
 
 
-#: Runs ``python -m dagpar_cli ARGS...`` and writes how many objects the final garbage
-#: collection will skip (``gc.get_freeze_count()``) at exit.
-FROZEN_WRAPPER = """
-import atexit, gc, os, runpy, sys
-atexit.register(lambda: open(os.environ["FROZEN_OUT"], "w").write(str(gc.get_freeze_count())))
-sys.argv = ["dagpar", *sys.argv[1:]]
-runpy.run_module("dagpar_cli", run_name="__main__", alter_sys=True)
-"""
-
-
 def test_exit_skips_the_final_garbage_collection(tmp_path: Path) -> None:
     """Everything dagpar holds at exit is frozen: the interpreter's last collection, tens of
     milliseconds after the last slice, does not walk it."""
     root = _suite(tmp_path / "ws")
-    out = tmp_path / "frozen.txt"
-    bin_dir = str(Path(sys.executable).parent)
-    proc = subprocess.run(
-        [sys.executable, "-c", FROZEN_WRAPPER, "check", "-C", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "FROZEN_OUT": str(out),
-            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        },
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert int(out.read_text()) > 10_000
+    # How many objects the final garbage collection skips.
+    frozen = _at_exit(tmp_path, "gc.get_freeze_count()", "check", "-C", str(root))
+    assert int(frozen) > 10_000
 
 
 def test_runner_packages_still_export_their_parts() -> None:
