@@ -38,7 +38,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 # The bench directory is on sys.path when a bench runs.
+import scale_bench
 from scale_bench import SUITE, slices_span
 
 #: The big file: ``{n}`` trivial parametrized cases and one 2 s test, as in ``scale_bench.py``.
@@ -181,37 +181,16 @@ def write_suite(root: Path, total: int) -> int:
     return big
 
 
-def same_pytest() -> dict[str, str]:
-    """The environment under which dagpar runs the pytest the baseline runs.
-
-    dagpar runs ``$VIRTUAL_ENV/bin/python -m pytest`` where the suite has no ``.venv``; without
-    it, the ``pytest`` on ``PATH``, which may be another installation with other plugins.
-    """
-    return {**os.environ, "VIRTUAL_ENV": sys.prefix}
-
-
 def timed(argv: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall and child CPU seconds of *argv*, and its output; a failure stops the bench."""
+    """Wall and child CPU seconds of *argv*, and its output (:func:`scale_bench.timed`, which
+    runs it with the pytest the baseline runs); a failure stops the bench."""
     before = os.times()
-    start = time.monotonic()
-    proc = subprocess.run(
-        argv,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-        env=same_pytest(),
-    )
-    wall = time.monotonic() - start
+    wall, output = scale_bench.timed(argv, cwd)
     after = os.times()
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
-    if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr)[-3000:]
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{tail}")
-    return wall, cpu, proc.stdout + proc.stderr
+    return wall, cpu, output
 
 
 def measure(total: int, repeat: int) -> Size:
