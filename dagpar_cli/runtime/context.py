@@ -11,7 +11,6 @@ the orchestrator nor any reporter.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -185,9 +184,16 @@ class SliceContext:
         return None if self.deadline is None else max(0.001, self.deadline - time.monotonic())
 
     def report(self, results: Sequence[TestResult]) -> None:
-        """Record per-test results (workspace-relative) and tell the plugins."""
-        check = self.call.name
-        results = [dataclasses.replace(r, check=check, slice=self.plan.index) for r in results]
+        """Record per-test results (workspace-relative) and tell the plugins.
+
+        Each result gets the slice's check and index; one that has them already (the SDK
+        stamps a runner's results as it places them under the workspace) is kept as it is.
+        """
+        check, index = self.call.name, self.plan.index
+        results = [
+            r if r.check == check and r.slice == index else r.replaced(check=check, slice=index)
+            for r in results
+        ]
         with self.lock:
             self.results.extend(results)
         self.call.runtime.report_tests(check, results)

@@ -17,7 +17,6 @@ The messages here are the contract :mod:`dagpar_cli.runtime.collect` reads for `
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import signal
 from collections.abc import Mapping, Sequence
@@ -172,8 +171,7 @@ def reconcile(
             results.append(result)
         elif live.status != result.status:
             results.append(
-                dataclasses.replace(
-                    result,
+                result.replaced(
                     status=Status.ERROR,
                     message=(
                         f"{runner} disagrees with itself: its per-test stream says "
@@ -184,7 +182,7 @@ def reconcile(
                 )
             )
         elif result.start is None and live.start is not None:
-            results.append(dataclasses.replace(result, start=live.start))
+            results.append(result.replaced(start=live.start))
         else:
             results.append(result)
     results.extend(r for key, r in streamed.items() if key not in seen)

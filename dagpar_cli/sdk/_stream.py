@@ -10,7 +10,6 @@ dropped: a plugin's bug costs the stream, never the run.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 
 from dagpar_cli.model import TestCase, TestResult
@@ -69,7 +68,7 @@ class StreamTracker:
                     begun = self._running.pop(key, None)
                     result = event.result
                     if result.start is None and begun is not None:
-                        result = dataclasses.replace(result, start=begun[1])
+                        result = result.replaced(start=begun[1])
                     if key not in self._ended:
                         self._done += 1
                     self._ended[key] = result

@@ -303,12 +303,30 @@ def _run_once(
         reported = [
             r for r in reported if r.id in ended or (r.id not in started and not r.status.is_bad)
         ]
-    run.results = [
-        r.under(spec.source) for r in resume.reconcile(tracker.ended(), reported, runner)
-    ]
+    run.results = _placed(
+        resume.reconcile(tracker.ended(), reported, runner), spec.source, slice_ctx
+    )
     if run.death is not None and run.error is None and not run.broken:
         run.broken.append(f"{runner} {run.death.message}")
     return run
+
+
+def _placed(
+    results: Sequence[TestResult], prefix: str, slice_ctx: SliceContext | None
+) -> list[TestResult]:
+    """*results* (source-relative) moved under *prefix*, and in a slice given its check and
+    index as :meth:`SliceContext.report` will: one copy of each result, not two."""
+    if slice_ctx is None:
+        return [r.under(prefix) for r in results]
+    check, index = slice_ctx.call.name, slice_ctx.plan.index
+    joined: dict[str, str] = {}  # most results share a few paths
+    placed: list[TestResult] = []
+    for result in results:
+        path = joined.get(result.path)
+        if path is None:
+            path = joined[result.path] = join_path(prefix, result.path)
+        placed.append(result.replaced(path=path, check=check, slice=index))
+    return placed
 
 
 def _unstarted(slice_ctx: SliceContext | None, results: Sequence[TestResult]) -> list[TestCase]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -200,6 +201,16 @@ def test_a_slice_reports_results_stamped_with_its_check_and_number(tmp_path: Pat
     stamped = TestResult(path="a.py", name="t", status=Status.PASSED, check="api:test", slice=3)
     assert ctx.results == [stamped]
     assert runtime.reported == [("api:test", [stamped])]
+
+
+def test_a_result_stamped_already_is_reported_as_it_is(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    ctx = new_slice(new_call(runtime), tmp_path)
+    stamped = TestResult(path="a.py", name="t", status=Status.PASSED, check="api:test", slice=3)
+    other = TestResult(path="a.py", name="u", status=Status.PASSED, check="api:test", slice=2)
+    ctx.report([stamped, other])
+    assert ctx.results[0] is stamped  # not copied again
+    assert ctx.results[1] == dataclasses.replace(other, slice=3)
 
 
 def test_a_slice_counts_down_to_its_deadline_and_never_below_a_millisecond(
