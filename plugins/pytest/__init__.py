@@ -52,10 +52,12 @@ Streaming (:meth:`PytestRunner.stream`)
     The selection plugin also appends one JSON line per test start and end to
     ``{report_dir}/dagpar_pytest_events.jsonl`` (:mod:`dagpar_plugins.pytest.stream` reads it):
     dagpar keeps the results of the tests that finished when pytest dies, names the test that
-    was running, and resumes the others. Ids that XML 1.0 cannot hold (a control character in a
-    file name, or in an id under pytest's option that disables id escaping) go into the JUnit
-    report as one ``dagpar.id`` property holding ``[path, name]`` as ASCII JSON instead of
-    ``dagpar.path``/``dagpar.name``, so the report stays well-formed and maps back one to one.
+    was running, and resumes the others. A start whose end is the next line of the same read is
+    left out of the events: the end says all it would. Ids that XML 1.0 cannot hold (a control
+    character in a file name, or in an id under pytest's option that disables id escaping) go
+    into the JUnit report as one ``dagpar.id`` property holding ``[path, name]`` as ASCII JSON
+    instead of ``dagpar.path``/``dagpar.name``, so the report stays well-formed and maps back one
+    to one.
 
 Handing over (:meth:`PytestRunner.can_hand_over`, :meth:`PytestRunner.hand_over_tail`)
     A running slice can give tests it has not started to another slice, on POSIX systems,
@@ -89,11 +91,16 @@ Parsing (:meth:`PytestRunner.parse`)
     less than pytest's JUnit writer. A test's seconds are what it cost the slice: the wall time
     from the start of its run protocol to the end of its teardown, pytest's reporting and the
     plugin's bookkeeping included (the ``dagpar.seconds`` property, or the end event's seconds),
-    so that a file of many tiny tests is not mistaken for a long start-up.
+    so that a file of many tiny tests is not mistaken for a long start-up. The end events are
+    those the stream of *report_dir* read (once the run is over, it reads the rest of its file),
+    so dagpar decodes each line once; without a stream, or when its reading failed, ``parse``
+    reads the file itself.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +150,13 @@ class PytestRunner(Runner):
 
     name = NAME
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: The stream opened on each report directory, while dagpar holds it.
+        self._streams: weakref.WeakValueDictionary[Path, PytestStream] = (
+            weakref.WeakValueDictionary()
+        )
+
     def collect(self, spec: RunnerSpec, host: RunnerHost) -> list[TestCase]:
         """List every test of the source tree with ``pytest --collect-only``."""
         return list_tests(spec, host)
@@ -165,7 +179,10 @@ class PytestRunner(Runner):
 
     def stream(self, spec: RunnerSpec, report_dir: Path) -> TestStream | None:
         """The selection plugin's per-test events under *report_dir*."""
-        return PytestStream(report_dir)
+        stream = PytestStream(report_dir)
+        with self._lock:
+            self._streams[report_dir] = stream
+        return stream
 
     def can_hand_over(self, spec: RunnerSpec) -> bool:
         """Yes, on POSIX systems, unless ``args:`` turn pytest-xdist on."""
@@ -182,8 +199,15 @@ class PytestRunner(Runner):
         return compile_command(spec, selection)
 
     def parse(self, spec: RunnerSpec, report_dir: Path, outcome: Outcome) -> list[TestResult]:
-        """Read ``{report_dir}/pytest-junit.xml``; [] when pytest wrote no report (it crashed)."""
-        return parse_report(report_dir, spec.source_dir, spec.args)
+        """Read ``{report_dir}/pytest-junit.xml``; [] when pytest wrote no report (it crashed).
+
+        The passing tests' end events come from the stream opened on *report_dir*, read to the
+        end of its file now, where there is one that read without fault; else from the file.
+        """
+        with self._lock:
+            stream = self._streams.pop(report_dir, None)
+        ended = None if stream is None else stream.ended()
+        return parse_report(report_dir, spec.source_dir, spec.args, ended)
 
 
 @hookimpl

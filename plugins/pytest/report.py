@@ -19,18 +19,21 @@ cost the run, pytest's own work around its phases included), else JUnit's ``time
 The tests that passed are usually not in the report at all (see
 :mod:`dagpar_plugins.pytest.pytest_junit`): their results come from their end events in the
 plugin's event file, with its seconds, start and file's collection seconds, placed where they
-ran among the report's results. A report is still needed: without one, nothing is read.
+ran among the report's results. A report is still needed: without one, nothing is read. The
+slice's live stream has usually decoded those events already (:meth:`PytestStream.ended
+<dagpar_plugins.pytest.stream.PytestStream.ended>`): the runner hands them over, and the file is
+read here only when no stream read it whole.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import posixpath
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,13 +164,19 @@ def _selected_tests(report_dir: Path) -> list[tuple[str, str]]:
 
 
 def parse_report(
-    report_dir: Path, source_dir: Path, args: tuple[str, ...] = ()
+    report_dir: Path,
+    source_dir: Path,
+    args: tuple[str, ...] = (),
+    ended: Sequence[TestResult] | None = None,
 ) -> list[TestResult]:
     """The results in the JUnit report under *report_dir*; [] when there is no report.
 
     :param report_dir: the host directory the command's ``{report_dir}`` pointed at.
     :param source_dir: the toolchain's source directory on the host.
     :param args: the user's extra pytest arguments (they may move pytest's rootdir).
+    :param ended: the results of the event file's end events, in order, when a stream that read
+        it whole has them (:meth:`PytestStream.ended
+        <dagpar_plugins.pytest.stream.PytestStream.ended>`); None: the file is read here.
     """
     report = report_dir / REPORT_FILE
     try:
@@ -196,7 +205,8 @@ def parse_report(
         _merge(part, case)
         part.cost = max(part.cost, _seconds(props.get(SECONDS_PROPERTY)))
         part.setup = max(part.setup, _seconds(props.get(SETUP_PROPERTY)))
-    ended = _ended(report_dir)
+    if ended is None:
+        ended = _ended(report_dir)
     results = _with_passes(
         [
             TestResult(
@@ -243,16 +253,10 @@ def _tagged_id(props: dict[str, str]) -> tuple[str, str] | None:
 
 def _ended(report_dir: Path) -> list[TestResult]:
     """The results the selection plugin's end events hold, in the order the tests ended."""
-    stream = PytestStream(report_dir)
-    ended: list[TestResult] = []
-    while True:
-        events = stream.poll()
-        if not events:
-            return ended
-        ended.extend(e.result for e in events if e.result is not None)
+    return PytestStream(report_dir).ended() or []  # a fresh stream's failed read raises
 
 
-def _with_passes(reported: list[TestResult], ended: list[TestResult]) -> list[TestResult]:
+def _with_passes(reported: list[TestResult], ended: Sequence[TestResult]) -> list[TestResult]:
     """*reported* (the JUnit report's results, in its order) and the passing tests the plugin
     left out of the report (their end events hold them), in the order the tests ran."""
     reported_ids = {(r.path, r.name) for r in reported}
@@ -268,10 +272,12 @@ def _with_passes(reported: list[TestResult], ended: list[TestResult]) -> list[Te
         passes[key] = (
             result
             if earlier is None
-            else dataclasses.replace(earlier, seconds=earlier.seconds + result.seconds)
+            else earlier.replaced(seconds=earlier.seconds + result.seconds)
         )
     if not passes:
         return reported
+    if not reported:
+        return list(passes.values())  # in the order they first ended, as sorting would give
     # A reported test without an end event (a collection error) stays after the reported test
     # before it; every other test goes where it ended.
     order: list[tuple[tuple[int, int, int], TestResult]] = []

@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import dagpar_plugins.pytest as plugin
+import dagpar_plugins.pytest.report as report
+import pytest
 from dagpar_plugins.pytest.files import REPORT_FILE
 
 from dagpar_cli import RunnerSpec, Selection, Status, TestResult
@@ -81,3 +83,30 @@ def test_a_passing_test_s_output_stays_in_the_report_under_junit_logging(tmp_pat
         "test_says": Status.PASSED,
         "test_fails": Status.FAILED,
     }
+
+
+def test_the_passes_come_from_the_slice_s_stream_and_match_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = RunnerSpec(
+        name="pytest", workspace=PROJECT, source="suite", command=(sys.executable, "-m", "pytest")
+    )
+    runner = plugin.PytestRunner()  # the slice's runner: it opens the stream
+    report_dir = tmp_path / "r"
+    stream = runner.stream(spec, report_dir)
+    assert stream is not None
+    commands = runner.command(spec, Selection(items=tuple((f,) for f in FILES)))
+    run = run_runner_commands(commands, spec, report_dir)
+    events = stream.poll()  # the slice's last poll, once pytest is done
+    assert any(e.kind == "end" and e.result.status is Status.PASSED for e in events if e.result)
+
+    def read_again(report_dir: Path) -> list[TestResult]:
+        raise AssertionError("the event file was decoded twice")
+
+    monkeypatch.setattr(report, "_ended", read_again)
+    from_stream = runner.parse(spec, report_dir, run.combined)
+    monkeypatch.undo()
+    from_file = RUNNER.parse(spec, report_dir, run.combined)  # no stream of its own: the file
+    assert from_stream == from_file
+    assert len({r.id for r in from_stream}) == len(from_stream)
+    assert any(r.status is Status.PASSED for r in from_stream)
