@@ -28,6 +28,7 @@ import math
 import re
 import threading
 from collections.abc import Sequence
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ _STATUS = {
     "error": Status.ERROR,
     "skipped": Status.SKIPPED,
 }
+_STATUS_BYTES = {key.encode(): status for key, status in _STATUS.items()}
 
 # The lines the plugin writes for most tests, field for field (``json.dumps`` spacing). A JSON
 # string without a backslash or control character is its own text; a JSON number is what
@@ -214,18 +216,21 @@ def event_of(line: bytes) -> TestEvent | None:
 
 def _fast_end(match: re.Match[bytes]) -> TestEvent | None:
     """The end event of a line :data:`_END` matched, as :func:`event_of` decodes it in full."""
-    path, name, at_text, start, status, seconds, setup = match.groups()
-    at = _finite(float(at_text))
-    if at is None:
+    path, name, at_text, start_text, status, seconds_text, setup_text = match.groups()
+    at = float(at_text)
+    if not isfinite(at):
         return None
+    start = float(start_text)
+    seconds = float(seconds_text)
+    setup = 0.0 if setup_text is None else float(setup_text)
     path_text, name_text = path.decode(), name.decode()
     result = TestResult(
         path=path_text,
         name=name_text,
-        status=_STATUS[status.decode()],
-        seconds=_finite(float(seconds)) or 0.0,
-        start=_finite(float(start)),
-        setup_seconds=0.0 if setup is None else _finite(float(setup)) or 0.0,
+        status=_STATUS_BYTES[status],
+        seconds=seconds if isfinite(seconds) else 0.0,
+        start=start if isfinite(start) else None,
+        setup_seconds=setup if isfinite(setup) else 0.0,
     )
     return TestEvent(kind="end", test=TestCase(path_text, name_text), at=at, result=result)
 
