@@ -276,8 +276,8 @@ def _with_passes(reported: list[TestResult], ended: Sequence[TestResult]) -> lis
         )
     if not passes:
         return reported
-    if not reported:
-        return list(passes.values())  # in the order they first ended, as sorting would give
+    if not reported and len(passes) == len(ended):
+        return list(passes.values())  # each test ended once, passing: in the order they ended
     # A reported test without an end event (a collection error) stays after the reported test
     # before it; every other test goes where it ended.
     order: list[tuple[tuple[int, int, int], TestResult]] = []

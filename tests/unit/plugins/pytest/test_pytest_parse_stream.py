@@ -137,3 +137,15 @@ def test_a_report_dir_without_a_report_parses_to_nothing_with_a_stream_too(
 
 def _raise(self: object) -> list[bytes]:
     raise RuntimeError("a plugin's bug")
+
+
+def test_a_test_that_ended_twice_stays_where_it_first_ended(tmp_path: Path) -> None:
+    (tmp_path / REPORT_FILE).write_text("<testsuites><testsuite/></testsuites>")
+    (tmp_path / EVENTS_FILE).write_bytes(
+        _lines("test_x", 1.0, "failed") + _lines("test_y", 2.0) + _lines("test_x", 3.0)
+    )
+    results = _from_file(tmp_path)
+    assert [(r.name, r.status) for r in results] == [
+        ("test_x", Status.PASSED),
+        ("test_y", Status.PASSED),
+    ]
