@@ -168,7 +168,8 @@ class TestStream(Protocol):
 
         Cheap when nothing is new (a ``stat``), tolerant of a half-written last line (it is
         read on a later call) and of files that do not exist yet; never raises for what a test
-        wrote.
+        wrote. A start whose end follows it in the same call may be left out when that end
+        carries the start time (``result.start``): dagpar learns nothing more from it.
         """
 
 
