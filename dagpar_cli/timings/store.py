@@ -133,6 +133,10 @@ class TimingStore:
         self.keep = keep
         self._lock = threading.RLock()
         self._conn = self._connect()
+        #: The last :meth:`_estimates` read and what it depends on: planning a split call asks
+        #: for one instance's estimates twice (items, then tests), and a big suite's are
+        #: tens of thousands of rows.
+        self._read: tuple[tuple[object, ...], dict[str, dict[str, Any]]] | None = None
 
     @classmethod
     def open(cls, workspace: Path, *, keep: int = KEEP) -> TimingStore:
@@ -252,7 +256,15 @@ class TimingStore:
     # reading
 
     def _estimates(self, conn: sqlite3.Connection, instance: str) -> dict[str, dict[str, Any]]:
-        """``{kind: {key: (seconds, spread, count)}}`` of one instance."""
+        """``{kind: {key: (seconds, spread, count)}}`` of one instance (not to be modified).
+
+        The last read is kept until the store changes: a write on this connection changes
+        ``total_changes``, a commit by another one ``PRAGMA data_version``.
+        """
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        stamp = (conn, instance, conn.total_changes, version)
+        if self._read is not None and self._read[0] == stamp:
+            return self._read[1]
         found: dict[str, dict[str, Any]] = {TEST: {}, ITEM: {}}
         rows = conn.execute(
             "SELECT kind, key, seconds, spread, count FROM history WHERE instance = ?",
@@ -260,6 +272,7 @@ class TimingStore:
         )
         for kind, key, seconds, spread, count in rows:
             found.setdefault(kind, {})[key] = (seconds, spread, count)
+        self._read = (stamp, found)
         return found
 
     def predict_detailed(
