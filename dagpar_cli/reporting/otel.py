@@ -376,21 +376,33 @@ class OtelReporter:
         new_span_id = self.provider.id_generator.generate_span_id
         case = CaseAttributes(self._attrs(), check, plan.index, total)
         batch = TestSpanBatch(parent, self.provider.resource, new_span_id, case)
+        find = items.find
+        start_ns = opened.start_ns
+        shown_paths: dict[str, str] = {}  # a slice's tests share a few paths
         for test in ordered:
+            seconds = test.seconds if test.seconds > 0.0 else 0.0
             if test.start is not None:
-                begin = min(max(_ns(test.start), opened.start_ns), end_ns)
-                duration = min(int(max(test.seconds, 0.0) * 1e9), end_ns - begin)
+                begin = min(max(int(test.start * 1e9), start_ns), end_ns)
+                duration = min(int(seconds * 1e9), end_ns - begin)
             else:
                 begin = cursor
-                duration = int(max(test.seconds, 0.0) * scale * 1e9)
+                duration = int(seconds * scale * 1e9)
                 cursor += duration
-            item, path = items.find(test), _safe(test.path)
+            item, test_path = find(test), test.path
+            path = shown_paths.get(test_path)
+            if path is None:
+                path = shown_paths[test_path] = _safe(test_path)
+            test_id = test.id
+            name = _safe(test_id)
+            if item is not None:
+                # A file cut into its tests: each test's item is its own id.
+                item = path if item == test_path else name if item == test_id else _safe(item)
             attempts = test.attempts
             values: CaseValues = (
                 _CASE_STATUS[test.status],
                 path,
                 tuple((key, _safe(value)) for key, value in test.matrix) if test.matrix else (),
-                None if item is None else path if item == test.path else _safe(item),
+                item,
                 len(attempts) + 1 if attempts else 0,
                 bool(attempts) and test.flaky,
             )
@@ -414,7 +426,7 @@ class OtelReporter:
                     StatusCode.ERROR,
                     _safe(test.message.splitlines()[0]) if test.message else test.status.value,
                 )
-            batch.add_case(_safe(test.id), begin, begin + duration, values, events, status)
+            batch.add_case(name, begin, begin + duration, values, events, status)
             if len(batch) >= SPAN_CHUNK:
                 self._deliver(batch)
                 batch = TestSpanBatch(parent, self.provider.resource, new_span_id, case)
