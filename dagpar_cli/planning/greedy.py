@@ -672,7 +672,8 @@ def _finer_tests(
     own = request.tests.get(key)
     if own is not None:
         return own
-    name = item.name
+    selector = item.selector
+    name = selector[1] if len(selector) == 2 else item.name  # Item.name joins on each access
     matching = tuple(by_name.get(name, ())) if name is not None else ()
     if matching or not parent_tests or name is None:
         return matching
