@@ -235,7 +235,6 @@ def test_a_file_cut_into_one_item_per_test_is_not_scanned_per_item(
     assert _CountedName.compared <= 4 * count
 
 
-
 def test_a_listed_path_is_moved_under_the_prefix_once_not_per_test(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,6 +254,7 @@ def test_a_listed_path_is_moved_under_the_prefix_once_not_per_test(
     tests_of = lister.tests_of_items(world.toolchain, RUNNER, world.directory, [WHOLE], "api")
     assert tests_of == {WHOLE.key: [listed(f"test_{i}") for i in range(50)]}
     assert joined == ["tests/test_a.py"]
+
 
 # ---------------------------------------------------------------------------------------------
 # ListingCheck: note and heal
