@@ -376,27 +376,20 @@ class OtelReporter:
         new_span_id = self.provider.id_generator.generate_span_id
         case = CaseAttributes(self._attrs(), check, plan.index, total)
         batch = TestSpanBatch(parent, self.provider.resource, new_span_id, case)
-        find = items.find
-        start_ns = opened.start_ns
-        shown_paths: dict[str, str] = {}  # a slice's tests share a few paths
+        shown: dict[str, str] = {}  # the paths of a slice's tests, fit for a span once each
         for test in ordered:
-            seconds = test.seconds if test.seconds > 0.0 else 0.0
             if test.start is not None:
-                begin = min(max(int(test.start * 1e9), start_ns), end_ns)
-                duration = min(int(seconds * 1e9), end_ns - begin)
+                begin = min(max(_ns(test.start), opened.start_ns), end_ns)
+                duration = min(int(max(test.seconds, 0.0) * 1e9), end_ns - begin)
             else:
                 begin = cursor
-                duration = int(seconds * scale * 1e9)
+                duration = int(max(test.seconds, 0.0) * scale * 1e9)
                 cursor += duration
-            item, test_path = find(test), test.path
-            path = shown_paths.get(test_path)
-            if path is None:
-                path = shown_paths[test_path] = _safe(test_path)
-            test_id = test.id
+            item, test_id = items.find(test), test.id
             name = _safe(test_id)
-            if item is not None:
-                # A file cut into its tests: each test's item is its own id.
-                item = path if item == test_path else name if item == test_id else _safe(item)
+            path = shown.get(test.path) or shown.setdefault(test.path, _safe(test.path))
+            if item is not None:  # a file cut into its tests: each test's item is its own id
+                item = path if item == test.path else name if item == test_id else _safe(item)
             attempts = test.attempts
             values: CaseValues = (
                 _CASE_STATUS[test.status],
