@@ -21,13 +21,7 @@ from dagpar_cli.planning.setup import cut_pays, startup_with_setup, with_per_tes
 if TYPE_CHECKING:
     from dagpar_cli.timings import TimingStore
 
-__all__ = [
-    "DEFAULT_STARTUP",
-    "OVERSLICE",
-    "PlannedSplit",
-    "longest_first",
-    "plan_split",
-]
+__all__ = ["DEFAULT_STARTUP", "OVERSLICE", "PlannedSplit", "longest_first", "plan_split"]
 
 #: At most this many slices per worker (see :attr:`PlanRequest.max_slices`).
 OVERSLICE = 4
