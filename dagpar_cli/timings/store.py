@@ -17,6 +17,7 @@ an optimisation, never a reason for a run to fail.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
@@ -25,7 +26,7 @@ import time
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -142,10 +143,9 @@ class TimingStore:
         self.keep = keep
         self._lock = threading.RLock()
         self._conn = self._connect()
-        #: The last :meth:`_estimates` read and what it depends on: planning a split call asks
-        #: for one instance's estimates twice (items, then tests), and a big suite's are
-        #: tens of thousands of rows.
+        #: Inside :meth:`reading`: the last :meth:`_estimates` read and what it depends on.
         self._read: tuple[tuple[object, ...], _Estimates] | None = None
+        self._readers = 0
 
     @classmethod
     def open(cls, workspace: Path, *, keep: int = KEEP) -> TimingStore:
@@ -267,13 +267,15 @@ class TimingStore:
     def _estimates(self, conn: sqlite3.Connection, instance: str) -> _Estimates:
         """The estimates of one instance (not to be modified).
 
-        The last read is kept until the store changes: a write on this connection changes
-        ``total_changes``, a commit by another one ``PRAGMA data_version``.
+        Inside :meth:`reading`, the last read is kept until the store changes: a write on this
+        connection changes ``total_changes``, a commit by another one ``PRAGMA data_version``.
         """
-        (version,) = conn.execute("PRAGMA data_version").fetchone()
-        stamp = (conn, instance, conn.total_changes, version)
-        if self._read is not None and self._read[0] == stamp:
-            return self._read[1]
+        stamp: tuple[object, ...] = ()
+        if self._readers:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+            stamp = (conn, instance, conn.total_changes, version)
+            if self._read is not None and self._read[0] == stamp:
+                return self._read[1]
         found = _Estimates()
         rows = conn.execute(
             "SELECT kind, key, seconds, spread, count FROM history WHERE instance = ?",
@@ -287,8 +289,28 @@ class TimingStore:
                     found.spreads.append(spread)
             elif kind == ITEM:
                 items[key] = seconds
-        self._read = (stamp, found)
+        if self._readers:
+            self._read = (stamp, found)
         return found
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Keep what the block reads of an instance's estimates for the block's later reads.
+
+        Planning a split call asks for one instance's estimates twice (items, then tests), and
+        a big suite's are tens of thousands of rows; the read is dropped when the last block
+        ends, not held while the slices run. A write in between, on this connection or
+        another, is seen as without the block.
+        """
+        with self._lock:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._readers -= 1
+                if not self._readers:
+                    self._read = None
 
     def predict_detailed(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -52,6 +53,9 @@ class Store:
         self.estimated = estimated
         self.asked_startup: list[tuple[str, str]] = []
         self.asked_tests: list[list[TestCase]] = []
+
+    def reading(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
     def predict_detailed(
         self, instance: str, items: Sequence[Item], tests: Mapping[str, Sequence[TestCase]]

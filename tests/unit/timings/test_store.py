@@ -328,19 +328,30 @@ def test_planning_reads_the_estimates_once_until_the_store_changes(
     item = Item(("api/test_a.py",), "api/test_a.py")
     listed = {item.key: [TestCase("api/test_a.py", "t1"), TestCase("api/test_a.py", "t2")]}
     reads = _history_reads(store)
-    store.predict_detailed("api", [item], listed)
-    assert store.predict_tests("api", listed[item.key]) == {
-        "api/test_a.py::t1": pytest.approx(1.0),
-        "api/test_a.py::t2": pytest.approx(2.5),
-    }
-    assert len(reads) == 1  # items, then tests, of one split call: one read
-    # A write on this connection is seen...
-    record_runs(store, "api:test", [{"api/test_a.py::t1": 3.0}] * 4)
-    assert store.predict_tests("api", listed[item.key])["api/test_a.py::t1"] == pytest.approx(3.0)
-    # ...and so is another process's.
-    with TimingStore.open(tmp_path) as other:
-        record_runs(other, "api:test", [{"api/test_a.py::t2": 7.0}] * 4)
-    assert store.predict_tests("api", listed[item.key])["api/test_a.py::t2"] == pytest.approx(7.0)
-    assert len(reads) == 3
-    # Another instance is read on its own.
-    assert store.predict_tests("web", [TestCase("w.js", "t")]) == {"w.js::t": pytest.approx(0.1)}
+    with store.reading():
+        store.predict_detailed("api", [item], listed)
+        assert store.predict_tests("api", listed[item.key]) == {
+            "api/test_a.py::t1": pytest.approx(1.0),
+            "api/test_a.py::t2": pytest.approx(2.5),
+        }
+        assert len(reads) == 1  # items, then tests, of one split call: one read
+        # A write on this connection is seen...
+        record_runs(store, "api:test", [{"api/test_a.py::t1": 3.0}] * 4)
+        tests = store.predict_tests("api", listed[item.key])
+        assert tests["api/test_a.py::t1"] == pytest.approx(3.0)
+        # ...and so is another process's.
+        with TimingStore.open(tmp_path) as other:
+            record_runs(other, "api:test", [{"api/test_a.py::t2": 7.0}] * 4)
+        tests = store.predict_tests("api", listed[item.key])
+        assert tests["api/test_a.py::t2"] == pytest.approx(7.0)
+        assert len(reads) == 3
+        # Another instance is read on its own.
+        assert store.predict_tests("web", [TestCase("w.js", "t")]) == {
+            "w.js::t": pytest.approx(0.1)
+        }
+    # Outside a reading block nothing is kept: a big suite's estimates are not held while
+    # its slices run.
+    assert store._read is None
+    store.predict_tests("api", listed[item.key])
+    store.predict_tests("api", listed[item.key])
+    assert len(reads) == 6
