@@ -660,10 +660,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     subcommands (``dagpar_add_commands``); the commands receive it as click's context object
     (loading every entry point twice would cost a noticeable part of a second).
     """
+    from dagpar_cli._collector import fewer_collections
     from dagpar_cli.interrupts import handling, received
 
     try:
-        with handling():
+        with handling(), fewer_collections():
             code = _main(argv)
             # However the interrupt was handled (click turns one while it parses into exit 1),
             # an interrupted dagpar exits with 130.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
 from dagpar_cli.planning import partition
-from dagpar_cli.planning.api import PlanRequest, check_shard
+from dagpar_cli.planning.api import PlanRequest, check_shard, item_key
 from dagpar_cli.planning.dispatch import (
     FactorPool,
     Guesses,
@@ -329,23 +329,28 @@ class GreedyPlanner:
             total = sum(max(0.0, seconds) for _, seconds in finer)
             # One look-up per finer item, not a scan of the file's tests: a file cut into its
             # 20,000 tests would otherwise cost 20,000 x 20,000 comparisons.
+            parent_tests = units.tests[i]
             by_name: dict[str, list[TestCase]] = {}
-            for test in units.tests[i]:
+            for test in parent_tests:
                 by_name.setdefault(test.name, []).append(test)
+            parent_seconds, parent_spread = units.seconds[i], units.spreads[i]
+            parent_guessed, parent_name = units.guessed[i], units.names[i]
+            estimated, has_history = request.estimated, request.has_history
             for sub, seconds in finer:
                 # Scale the finer predictions to the item's own, the better-measured number.
                 share = max(0.0, seconds) / total if total > 0 else 1.0 / len(finer)
-                spread = units.spreads[i]
-                guessed = units.guessed[i] or sub.key in request.estimated
-                if request.has_history and guessed:
+                spread = parent_spread
+                key = item_key(sub)  # Item.key is computed on every access
+                guessed = parent_guessed or key in estimated
+                if has_history and guessed:
                     spread = max(spread, self.unknown_spread)
                 result.add(
                     sub,
                     weight * share,
-                    units.seconds[i] * share,
+                    parent_seconds * share,
                     spread,
-                    f"{units.names[i]}\0{sub.key}",
-                    _finer_tests(sub, units.tests[i], by_name, request),
+                    f"{parent_name}\0{key}",
+                    _finer_tests(sub, key, parent_tests, by_name, request),
                     guessed,
                 )
         return result
@@ -654,18 +659,21 @@ def _overslicing(
 
 def _finer_tests(
     item: Item,
+    key: str,
     parent_tests: Sequence[TestCase],
     by_name: Mapping[str, Sequence[TestCase]],
     request: PlanRequest,
 ) -> Sequence[TestCase]:
     """The tests a finer selector ``[file, test]`` selects: just that test.
 
+    :param key: *item*'s key.
     :param by_name: *parent_tests* by name.
     """
-    own = request.tests.get(item.key)
+    own = request.tests.get(key)
     if own is not None:
         return own
-    name = item.name
+    selector = item.selector
+    name = selector[1] if len(selector) == 2 else item.name  # Item.name joins on each access
     matching = tuple(by_name.get(name, ())) if name is not None else ()
     if matching or not parent_tests or name is None:
         return matching

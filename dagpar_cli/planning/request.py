@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dagpar_cli.model import Item, Plan, TestCase
-from dagpar_cli.planning.api import Planner, PlanRequest
+from dagpar_cli.planning.api import Planner, PlanRequest, item_key
 from dagpar_cli.planning.count import CountPlanner
 from dagpar_cli.planning.setup import cut_pays, startup_with_setup, with_per_test, with_setup
 
@@ -75,41 +75,47 @@ def plan_split(
     finer: dict[str, list[tuple[Item, float]]] = {}
     per_test: dict[str, float] = {}
     if store is not None:
-        prediction = store.predict_detailed(instance, items, tests_of)
-        predictions, has_history = prediction.seconds, prediction.has_history
-        setup = store.setup_seconds(instance)
-        predictions = with_setup(predictions, items, setup)
-        estimated, spread = prediction.estimated, prediction.spread
-        # The start-up a split costs is the fixed part of a slice's overhead; the part that
-        # grows with the tests is paid wherever they run, so it goes into their predictions.
-        model = store.startup_model(runner or "custom", executor, startup)
-        overhead = 0.0
-        if model is not None:
-            startup = startup_with_setup(model.fixed, startup, setup)
-            overhead = model.per_test
-            predictions = with_per_test(predictions, items, tests_of, overhead)
-        if nested and has_history:
-            # Tests of whole items, so the planner can cut an item too long for one slice.
-            splittable = [
-                item for item in items if item.name is None and len(tests_of.get(item.key, ())) > 1
-            ]
-            wanted = items if hands_over else splittable
-            per_test = store.predict_tests(
-                instance, [t for item in wanted for t in tests_of.get(item.key, ())]
-            )
-            if overhead > 0:
-                per_test = {test_id: s + overhead for test_id, s in per_test.items()}
-            for item in splittable:
-                # One finer item per name: a name selects every test of the file that has it.
-                by_name: dict[str, float] = {}
-                for t in tests_of[item.key]:
-                    by_name[t.name] = by_name.get(t.name, 0.0) + per_test.get(t.id, 0.0)
-                if not cut_pays(list(by_name.values()), workers, startup, setup.get(item.path)):
-                    continue  # a second slice would pay more for the item's setup than it saves
-                finer[item.key] = [
-                    (Item((item.selector[0], name), item.path), seconds)
-                    for name, seconds in by_name.items()
+        with store.reading():  # items, then tests: one read of the estimates
+            prediction = store.predict_detailed(instance, items, tests_of)
+            predictions, has_history = prediction.seconds, prediction.has_history
+            setup = store.setup_seconds(instance)
+            predictions = with_setup(predictions, items, setup)
+            estimated, spread = prediction.estimated, prediction.spread
+            # The start-up a split costs is the fixed part of a slice's overhead; the part that
+            # grows with the tests is paid wherever they run, so it goes into their predictions.
+            model = store.startup_model(runner or "custom", executor, startup)
+            overhead = 0.0
+            if model is not None:
+                startup = startup_with_setup(model.fixed, startup, setup)
+                overhead = model.per_test
+                predictions = with_per_test(predictions, items, tests_of, overhead)
+            if nested and has_history:
+                # Tests of whole items, so the planner can cut an item too long for one slice.
+                keys = [item_key(item) for item in items]
+                splittable = [
+                    (item, key)
+                    for item, key in zip(items, keys, strict=True)
+                    if len(item.selector) <= 1 and len(tests_of.get(key, ())) > 1
                 ]
+                wanted = keys if hands_over else [key for _, key in splittable]
+                per_test = store.predict_tests(
+                    instance, [t for key in wanted for t in tests_of.get(key, ())]
+                )
+                if overhead > 0:
+                    per_test = {test_id: s + overhead for test_id, s in per_test.items()}
+                for item, key in splittable:
+                    # One finer item per name: a name selects every test of the file that has it.
+                    by_name: dict[str, float] = {}
+                    predicted = per_test.get
+                    for t in tests_of[key]:
+                        name = t.name
+                        by_name[name] = by_name.get(name, 0.0) + predicted(t.id, 0.0)
+                    if not cut_pays(list(by_name.values()), workers, startup, setup.get(item.path)):
+                        continue  # a second slice would pay more for the item's setup than it saves
+                    head, path = item.selector[0], item.path
+                    finer[key] = [
+                        (Item((head, name), path), seconds) for name, seconds in by_name.items()
+                    ]
     request = PlanRequest(
         check=check,
         items=tuple(items),
@@ -146,7 +152,8 @@ def longest_first(plan: Plan, seconds: Mapping[str, float], estimated: frozenset
     """
 
     def rank(item: Item) -> tuple[bool, float]:
-        return item.key not in estimated, -seconds.get(item.key, 0.0)
+        key = item_key(item)
+        return key not in estimated, -seconds.get(key, 0.0)
 
     slices = []
     for sp in plan.slices:
@@ -154,6 +161,8 @@ def longest_first(plan: Plan, seconds: Mapping[str, float], estimated: frozenset
         first: dict[str, int] = {}
         for position, item in enumerate(items):
             first.setdefault(item.path, position)
-        tests = tuple(sorted(sp.tests, key=lambda t: first.get(t.path, len(items))))
+        tests = sp.tests
+        if len({t.path for t in tests}) > 1:  # one path (a file cut into tests): in order
+            tests = tuple(sorted(tests, key=lambda t: first.get(t.path, len(items))))
         slices.append(dataclasses.replace(sp, items=items, tests=tests))
     return dataclasses.replace(plan, slices=tuple(slices))

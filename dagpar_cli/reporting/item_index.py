@@ -22,11 +22,18 @@ class ItemIndex:
         # keeps the first of several matching selectors, as a scan in item order would find.
         self.finer: dict[str, dict[str, tuple[int, str]]] = {}
         for position, item in enumerate(items):
-            name = item.name
-            if name is None:
-                self.whole.setdefault(item.path, item.key)
-            else:
-                self.finer.setdefault(item.path, {}).setdefault(name, (position, item.key))
+            # Item.name and Item.key are computed on every access; a slice may hold 40,000
+            # single-test items, so both are made here from the selector, once.
+            selector, path = item.selector, item.path
+            if len(selector) <= 1:
+                self.whole.setdefault(path, item.key if item.matrix else path)
+                continue
+            name = selector[1] if len(selector) == 2 else "::".join(selector[1:])
+            key = item.key if item.matrix else f"{path}::{name}"
+            names = self.finer.get(path)
+            if names is None:
+                names = self.finer[path] = {}
+            names.setdefault(name, (position, key))
 
     def find(self, test: TestResult) -> str | None:
         """The key of *test*'s item: a finer selector naming the test or its parent (the first

@@ -376,6 +376,7 @@ class OtelReporter:
         new_span_id = self.provider.id_generator.generate_span_id
         case = CaseAttributes(self._attrs(), check, plan.index, total)
         batch = TestSpanBatch(parent, self.provider.resource, new_span_id, case)
+        shown: dict[str, str] = {}  # the paths of a slice's tests, fit for a span once each
         for test in ordered:
             if test.start is not None:
                 begin = min(max(_ns(test.start), opened.start_ns), end_ns)
@@ -384,13 +385,17 @@ class OtelReporter:
                 begin = cursor
                 duration = int(max(test.seconds, 0.0) * scale * 1e9)
                 cursor += duration
-            item, path = items.find(test), _safe(test.path)
+            item, test_id = items.find(test), test.id
+            name = _safe(test_id)
+            path = shown.get(test.path) or shown.setdefault(test.path, _safe(test.path))
+            if item is not None:  # a file cut into its tests: each test's item is its own id
+                item = path if item == test.path else name if item == test_id else _safe(item)
             attempts = test.attempts
             values: CaseValues = (
                 _CASE_STATUS[test.status],
                 path,
                 tuple((key, _safe(value)) for key, value in test.matrix) if test.matrix else (),
-                None if item is None else path if item == test.path else _safe(item),
+                item,
                 len(attempts) + 1 if attempts else 0,
                 bool(attempts) and test.flaky,
             )
@@ -414,7 +419,7 @@ class OtelReporter:
                     StatusCode.ERROR,
                     _safe(test.message.splitlines()[0]) if test.message else test.status.value,
                 )
-            batch.add_case(_safe(test.id), begin, begin + duration, values, events, status)
+            batch.add_case(name, begin, begin + duration, values, events, status)
             if len(batch) >= SPAN_CHUNK:
                 self._deliver(batch)
                 batch = TestSpanBatch(parent, self.provider.resource, new_span_id, case)

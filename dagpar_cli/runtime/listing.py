@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING
 
 from dagpar_cli.errors import DagparError, ExecutionError
 from dagpar_cli.listing_cache import ListingCache, ListingKey, TreeSnapshot, cache_disabled
-from dagpar_cli.model import Item, Plan, SlicePlan, SliceResult, TestCase, TestResult
+from dagpar_cli.model import (
+    Item,
+    Plan,
+    SlicePlan,
+    SliceResult,
+    TestCase,
+    TestResult,
+    join_path,
+)
 from dagpar_cli.pluginmanager import plugin_distributions
 from dagpar_cli.runner_api import RunnerSpec
 
@@ -120,8 +128,16 @@ class Lister:
     ) -> dict[str, list[TestCase]]:
         """Map each item's key to its tests (workspace-relative), from the runner's listing."""
         by_path: dict[str, list[TestCase]] = {}
+        moved: dict[str, str] = {}  # each path joined under the prefix once, not per test
         for test in self.tests(toolchain, runner, directory):
-            by_path.setdefault(test.path, []).append(test.under(prefix))
+            path = test.path
+            under = moved.get(path)
+            if under is None:
+                under = moved[path] = join_path(prefix, path)
+            tests = by_path.get(path)
+            if tests is None:
+                tests = by_path[path] = []
+            tests.append(test if under == path else dataclasses.replace(test, path=under))
         # Per listed path, its tests by name, built when a finer item first asks: a file cut into
         # one item per test would otherwise be scanned once per item.
         by_name: dict[str, dict[str, list[TestCase]]] = {}

@@ -91,6 +91,7 @@ def predict_items(
     item_guess = SiblingEstimator(known_items, DEFAULT_ITEM_SECONDS, by_test_id=False)
     seconds: dict[str, float] = {}
     estimated: set[str] = set()
+    known_test = known_tests.get
     for item in items:
         key = item.key
         if item.name is not None:
@@ -101,16 +102,22 @@ def predict_items(
             seconds[key] = value
             continue
         listed = outermost(tests.get(key, ()))
-        own = [known_tests[t.id] for t in listed if t.id in known_tests]
+        own: list[float] = []
+        missing: list[str] = []  # ids (a test's id is computed anew on each access)
+        for test_id in [t.id for t in listed]:
+            value = known_test(test_id)
+            if value is None:
+                missing.append(test_id)
+            else:
+                own.append(value)
         if own:
-            missing = [t for t in listed if t.id not in known_tests]
-            seconds[key] = math.fsum(own) + math.fsum(test_guess.estimate(t.id) for t in missing)
+            seconds[key] = math.fsum(own) + math.fsum(test_guess.estimate(i) for i in missing)
             if missing and len(missing) * 2 >= len(listed):
                 estimated.add(key)
         elif key in known_items:
             seconds[key] = known_items[key]
         elif listed and known_tests:
-            seconds[key] = math.fsum(test_guess.estimate(t.id) for t in listed)
+            seconds[key] = math.fsum(test_guess.estimate(i) for i in missing)
             estimated.add(key)
         else:
             seconds[key] = item_guess.estimate(key)
@@ -156,31 +163,47 @@ def predict_tests(known: Mapping[str, float], tests: Sequence[TestCase]) -> dict
     :param tests: the tests.
     """
     guess = SiblingEstimator(known, DEFAULT_TEST_SECONDS, by_test_id=True)
-    return {t.id: known[t.id] if t.id in known else guess.estimate(t.id) for t in tests}
+    found = known.get
+    seconds: dict[str, float] = {}
+    for test in tests:
+        test_id = test.id  # computed on each access: once per test here
+        value = found(test_id)
+        seconds[test_id] = value if value is not None else guess.estimate(test_id)
+    return seconds
 
 
 class SiblingEstimator:
     """Estimates unknown keys from the medians of known neighbours: file, directories, all."""
 
     def __init__(self, known: Mapping[str, float], default: float, *, by_test_id: bool) -> None:
+        self._known = known
         self._by_test_id = by_test_id
         self._default = default
+        # Grouped on the first estimate: where every key is known (an established suite),
+        # nothing is estimated, and grouping 50,000 known tests would be wasted.
+        self._groups: dict[str, list[float]] | None = None
+        self._all: float | None = None
+        self._cache: dict[str, float] = {}
+
+    def _group(self) -> dict[str, list[float]]:
         groups: dict[str, list[float]] = defaultdict(list)
         every: list[float] = []
-        for key, seconds in known.items():
+        by_test_id = self._by_test_id
+        for key, seconds in self._known.items():
             path = split_test_id(key)[0] if by_test_id else key
             if by_test_id:
                 groups["f:" + path].append(seconds)
             for directory in ancestors(path):
                 groups["d:" + directory].append(seconds)
             every.append(seconds)
-        self._groups = groups
         self._all = median(sorted(every)) if every else None
-        self._cache: dict[str, float] = {}
+        self._groups = groups
+        return groups
 
     def _median_of(self, group: str) -> float | None:
         if group not in self._cache:
-            values = self._groups.get(group)
+            groups = self._groups if self._groups is not None else self._group()
+            values = groups.get(group)
             if not values:
                 return None
             self._cache[group] = median(sorted(values))
@@ -197,6 +220,8 @@ class SiblingEstimator:
             near = self._median_of("d:" + directory)
             if near is not None:
                 return near
+        if self._groups is None:
+            self._group()
         return self._all if self._all is not None else self._default
 
 

@@ -17,6 +17,7 @@ an optimisation, never a reason for a run to fail.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
@@ -25,8 +26,8 @@ import time
 import uuid
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -115,6 +116,15 @@ class TimingRow:
     tests: int
 
 
+@dataclass(slots=True)
+class _Estimates:
+    """What planning reads of one instance: the estimated seconds per test id and per whole
+    item, and the spreads of the tests with at least three samples."""
+
+    seconds: dict[str, dict[str, float]] = field(default_factory=lambda: {TEST: {}, ITEM: {}})
+    spreads: list[float] = field(default_factory=list)
+
+
 class TimingStore:
     """Per-test and per-item duration history of one workspace (see the module docstring).
 
@@ -133,6 +143,9 @@ class TimingStore:
         self.keep = keep
         self._lock = threading.RLock()
         self._conn = self._connect()
+        #: Inside :meth:`reading`: the last :meth:`_estimates` read and what it depends on.
+        self._read: tuple[tuple[object, ...], _Estimates] | None = None
+        self._readers = 0
 
     @classmethod
     def open(cls, workspace: Path, *, keep: int = KEEP) -> TimingStore:
@@ -251,16 +264,53 @@ class TimingStore:
     # -----------------------------------------------------------------------------------------
     # reading
 
-    def _estimates(self, conn: sqlite3.Connection, instance: str) -> dict[str, dict[str, Any]]:
-        """``{kind: {key: (seconds, spread, count)}}`` of one instance."""
-        found: dict[str, dict[str, Any]] = {TEST: {}, ITEM: {}}
+    def _estimates(self, conn: sqlite3.Connection, instance: str) -> _Estimates:
+        """The estimates of one instance (not to be modified).
+
+        Inside :meth:`reading`, the last read is kept until the store changes: a write on this
+        connection changes ``total_changes``, a commit by another one ``PRAGMA data_version``.
+        """
+        stamp: tuple[object, ...] = ()
+        if self._readers:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+            stamp = (conn, instance, conn.total_changes, version)
+            if self._read is not None and self._read[0] == stamp:
+                return self._read[1]
+        found = _Estimates()
         rows = conn.execute(
             "SELECT kind, key, seconds, spread, count FROM history WHERE instance = ?",
             (instance,),
         )
+        tests, items = found.seconds[TEST], found.seconds[ITEM]
         for kind, key, seconds, spread, count in rows:
-            found.setdefault(kind, {})[key] = (seconds, spread, count)
+            if kind == TEST:
+                tests[key] = seconds
+                if count >= 3:
+                    found.spreads.append(spread)
+            elif kind == ITEM:
+                items[key] = seconds
+        if self._readers:
+            self._read = (stamp, found)
         return found
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Keep what the block reads of an instance's estimates for the block's later reads.
+
+        Planning a split call asks for one instance's estimates twice (items, then tests), and
+        a big suite's are tens of thousands of rows; the read is dropped when the last block
+        ends, not held while the slices run. A write in between, on this connection or
+        another, is seen as without the block.
+        """
+        with self._lock:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._readers -= 1
+                if not self._readers:
+                    self._read = None
 
     def predict_detailed(
         self,
@@ -281,11 +331,11 @@ class TimingStore:
         """
         estimates = self._guarded(lambda conn: self._estimates(conn, instance))
         return predict_items(
-            {k: v[0] for k, v in estimates[TEST].items()},
-            {k: v[0] for k, v in estimates[ITEM].items()},
+            estimates.seconds[TEST],
+            estimates.seconds[ITEM],
             items,
             tests,
-            spreads=(v[1] for v in estimates[TEST].values() if v[2] >= 3),
+            spreads=estimates.spreads,
         )
 
     def predict(
@@ -308,7 +358,7 @@ class TimingStore:
         :param tests: the tests.
         """
         estimates = self._guarded(lambda conn: self._estimates(conn, instance))
-        return predict_tests({k: v[0] for k, v in estimates[TEST].items()}, tests)
+        return predict_tests(estimates.seconds[TEST], tests)
 
     def startup_seconds(self, runner: str, executor: str) -> float | None:
         """The measured start-up seconds of one slice of *runner* on *executor*, if known.

@@ -731,3 +731,28 @@ def test_scale_is_linear_in_the_number_of_tests() -> None:
     selected, deselected = f.select_tests("backend", large)
     assert len(selected) + len(deselected) == 50_000
     assert 0 < len(selected) < 50_000
+
+
+class _WatchedTest(TestCase):
+    """A listed test that counts how often its id is computed."""
+
+    ids = 0
+
+    @property
+    def id(self) -> str:
+        type(self).ids += 1
+        return TestCase.id.__get__(self)  # type: ignore[attr-defined,no-any-return]
+
+
+def test_narrow_without_selectors_or_changes_computes_no_test_id() -> None:
+    listed = {WHOLE_A.key: [_WatchedTest(WHOLE_A.path, f"test_{i}") for i in range(100)]}
+    kept = Filter.parse([]).narrow("api", [WHOLE_A], listed, by_test=True)
+    assert kept.tests_of == listed
+    assert not kept.narrowed
+    assert _WatchedTest.ids == 0  # 20,000 listed tests: no 80,000 ids to build and compare
+    # A hook that reorders them still keeps every one, in the listing's order.
+    kept = Filter.parse([]).narrow(
+        "api", [WHOLE_A], listed, by_test=True, modify=lambda tests: tests.reverse()
+    )
+    assert kept.tests_of == listed
+    assert not kept.narrowed

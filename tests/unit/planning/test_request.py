@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from dagpar_cli.model import Item, Plan, SlicePlan, TestCase
-from dagpar_cli.planning.api import PlanRequest
+from dagpar_cli.planning.api import PlanRequest, item_key
 from dagpar_cli.planning.greedy import GreedyPlanner
 from dagpar_cli.planning.request import (
     DEFAULT_STARTUP,
@@ -52,6 +53,9 @@ class Store:
         self.estimated = estimated
         self.asked_startup: list[tuple[str, str]] = []
         self.asked_tests: list[list[TestCase]] = []
+
+    def reading(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
     def predict_detailed(
         self, instance: str, items: Sequence[Item], tests: Mapping[str, Sequence[TestCase]]
@@ -370,3 +374,18 @@ def test_an_item_without_listed_tests_counts_as_one_test() -> None:
     split(Store(HISTORY, PER_TEST, per_test=0.25), planner, tests_of={A.key: [A1, A2]})
     (request,) = planner.requests
     assert request.predictions == {A.key: 5.5, B.key: 1.25, C.key: 2.25}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        Item(("a.py",), "a.py"),
+        Item(("a.py", "test_x[1]"), "a.py"),
+        Item(("pkg", "TestA", "sub"), "pkg"),
+        Item(("a.py",), "src/a.py"),
+        Item(("a.py", "t"), "a.py", matrix=(("python", "3.12"),)),
+        Item((), "."),
+    ],
+)
+def test_item_key_is_the_items_key(item: Item) -> None:
+    assert item_key(item) == item.key

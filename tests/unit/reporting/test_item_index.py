@@ -111,3 +111,32 @@ def test_a_file_cut_into_single_test_items_costs_a_bounded_number_of_comparisons
     assert index.find(_test("big.py", _CountedName("test_other"))) == "big.py"
     # A scan compares each test with every item before its own: about count**2 / 2 in all.
     assert _CountedName.compared <= 4 * (count + 1)
+
+
+class _WatchedItem(Item):
+    """An item that counts how often its derived name and key are computed."""
+
+    computed = 0
+
+    @property
+    def name(self) -> str | None:
+        type(self).computed += 1
+        return Item.name.__get__(self)  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def key(self) -> str:
+        type(self).computed += 1
+        return Item.key.__get__(self)  # type: ignore[attr-defined,no-any-return]
+
+
+def test_the_index_is_built_from_the_selectors_without_deriving_names() -> None:
+    items = [_WatchedItem(("a.py",), "a.py")] + [
+        _WatchedItem(("b.py", f"test_p[{i}]"), "b.py") for i in range(100)
+    ]
+    index = ItemIndex(items)
+    assert _WatchedItem.computed == 0  # a file cut into 40,000 tests: no 80,000 joins
+    assert index.find(_test("b.py", "test_p[7]")) == "b.py::test_p[7]"
+    assert index.find(_test("a.py", "t")) == "a.py"
+    # A matrix combination's key has its label: that one is derived.
+    combination = Item(("c.py", "t"), "c.py", matrix=(("python", "3.12"),))
+    assert ItemIndex([combination]).find(_test("c.py", "t")) == combination.key

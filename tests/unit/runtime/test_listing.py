@@ -11,7 +11,7 @@ import pluggy
 import pytest
 
 import dagpar_cli
-from dagpar_cli import RunnerCommand, RunnerRegistry, Selection, hookspecs
+from dagpar_cli import RunnerCommand, RunnerRegistry, Selection, hookspecs, model
 from dagpar_cli.config import Config, RunOptions, ToolchainConfig
 from dagpar_cli.errors import ExecutionError
 from dagpar_cli.execution.api import Outcome
@@ -28,6 +28,7 @@ from dagpar_cli.model import (
     TestResult,
 )
 from dagpar_cli.run_context import RunContext
+from dagpar_cli.runtime import listing as listing_module
 from dagpar_cli.runtime.collect import fill_missing
 from dagpar_cli.runtime.listing import Lister, ListingCheck
 from dagpar_cli.sdk.directory import Directory
@@ -232,6 +233,27 @@ def test_a_file_cut_into_one_item_per_test_is_not_scanned_per_item(
     assert tests_of == {item.key: [listed(item.name or "")] for item in items}
     # Comparing every item's name with every listed name of its file: about count**2 / 2.
     assert _CountedName.compared <= 4 * count
+
+
+def test_a_listed_path_is_moved_under_the_prefix_once_not_per_test(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DISABLE_ENV, "1")
+    joined: list[str] = []
+    join = model.join_path
+
+    def counting(prefix: str, path: str) -> str:
+        joined.append(path)
+        return join(prefix, path)
+
+    world.runner.tests = [source(f"test_{i}") for i in range(50)]
+    lister = world.lister()
+    lister.tests(world.toolchain, RUNNER, world.directory)  # the listing itself is not counted
+    for module in (model, listing_module):
+        monkeypatch.setattr(module, "join_path", counting, raising=False)
+    tests_of = lister.tests_of_items(world.toolchain, RUNNER, world.directory, [WHOLE], "api")
+    assert tests_of == {WHOLE.key: [listed(f"test_{i}") for i in range(50)]}
+    assert joined == ["tests/test_a.py"]
 
 
 # ---------------------------------------------------------------------------------------------

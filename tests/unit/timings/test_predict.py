@@ -68,3 +68,24 @@ def test_nothing_known_gives_the_defaults() -> None:
     assert prediction.seconds == {"a.py": DEFAULT_ITEM_SECONDS}
     assert not prediction.has_history and prediction.spread is None
     assert predict_tests({}, [TestCase("a.py", "t")]) == {"a.py::t": DEFAULT_TEST_SECONDS}
+
+
+class _CountingKnown(dict[str, float]):
+    """Known estimates that count how often all of them are walked."""
+
+    walks = 0
+
+    def items(self):  # type: ignore[override]
+        self.walks += 1
+        return super().items()
+
+
+def test_siblings_are_grouped_only_when_something_is_estimated() -> None:
+    known = _CountingKnown({f"t.py::t{i}": float(i) for i in range(5)})
+    listed = {"t.py": [TestCase("t.py", f"t{i}") for i in range(5)]}
+    prediction = predict_items(known, {}, [Item(("t.py",), "t.py")], listed)
+    assert prediction.seconds == {"t.py": pytest.approx(10.0)}
+    assert predict_tests(known, listed["t.py"])["t.py::t4"] == 4.0
+    assert known.walks == 0  # every test known: no sibling needed
+    assert predict_tests(known, [TestCase("t.py", "new")]) == {"t.py::new": 2.0}
+    assert known.walks == 1

@@ -310,3 +310,48 @@ def test_each_key_keeps_its_own_last_samples_when_runs_touch_different_keys(
         assert store.predict_tests("api", tests) == {
             key: sorted(v[-3:])[1] for key, v in history.items()
         }
+
+
+def _history_reads(store: TimingStore) -> list[str]:
+    """The statements that read an instance's estimates, as the store runs them from now on."""
+    reads: list[str] = []
+    store._conn.set_trace_callback(
+        lambda sql: reads.append(sql) if sql.startswith("SELECT kind, key, seconds") else None
+    )
+    return reads
+
+
+def test_planning_reads_the_estimates_once_until_the_store_changes(
+    store: TimingStore, tmp_path: Path
+) -> None:
+    record_runs(store, "api:test", [{"api/test_a.py::t1": 1.0, "api/test_a.py::t2": 2.5}])
+    item = Item(("api/test_a.py",), "api/test_a.py")
+    listed = {item.key: [TestCase("api/test_a.py", "t1"), TestCase("api/test_a.py", "t2")]}
+    reads = _history_reads(store)
+    with store.reading():
+        store.predict_detailed("api", [item], listed)
+        assert store.predict_tests("api", listed[item.key]) == {
+            "api/test_a.py::t1": pytest.approx(1.0),
+            "api/test_a.py::t2": pytest.approx(2.5),
+        }
+        assert len(reads) == 1  # items, then tests, of one split call: one read
+        # A write on this connection is seen...
+        record_runs(store, "api:test", [{"api/test_a.py::t1": 3.0}] * 4)
+        tests = store.predict_tests("api", listed[item.key])
+        assert tests["api/test_a.py::t1"] == pytest.approx(3.0)
+        # ...and so is another process's.
+        with TimingStore.open(tmp_path) as other:
+            record_runs(other, "api:test", [{"api/test_a.py::t2": 7.0}] * 4)
+        tests = store.predict_tests("api", listed[item.key])
+        assert tests["api/test_a.py::t2"] == pytest.approx(7.0)
+        assert len(reads) == 3
+        # Another instance is read on its own.
+        assert store.predict_tests("web", [TestCase("w.js", "t")]) == {
+            "w.js::t": pytest.approx(0.1)
+        }
+    # Outside a reading block nothing is kept: a big suite's estimates are not held while
+    # its slices run.
+    assert store._read is None
+    store.predict_tests("api", listed[item.key])
+    store.predict_tests("api", listed[item.key])
+    assert len(reads) == 6
