@@ -19,8 +19,13 @@ load disturbs far less than wall time. Printed per suite and contender: median C
 slice's results (``PytestRunner.parse``). Exits non-zero when a slice's median ratio is above
 ``--max-ratio`` (default: none).
 
-Run: ``python bench/slice_cpu_bench.py [--tests 10000] [--param 20000] [--repeat 3]``. Compile
-dagpar first (``python -m compileall -q dagpar_cli plugins``) where bytecode is not written.
+With ``--baseline DIR`` (another checkout's ``plugins/pytest``), two more contenders alternate
+with these: ``base-files`` and ``base-tests``, the same commands with that checkout's selection
+plugin and the modules it ships next to it, and each slice's ratio to its baseline is printed.
+
+Run: ``python bench/slice_cpu_bench.py [--tests 10000] [--param 20000] [--repeat 3]
+[--baseline DIR]``. Compile dagpar first (``python -m compileall -q dagpar_cli plugins``) where
+bytecode is not written.
 """
 
 from __future__ import annotations
@@ -80,9 +85,12 @@ def run_cpu(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def slice_run(
-    root: Path, report_dir: Path, selection: Selection, expected: int
+    root: Path, report_dir: Path, selection: Selection, expected: int, base: Path | None = None
 ) -> tuple[float, float]:
-    """Run one slice's exact command; its CPU and dagpar's CPU reading its results."""
+    """Run one slice's exact command; its CPU and dagpar's CPU reading its results.
+
+    With *base* (a checkout's ``plugins/pytest``), the shipped modules come from there.
+    """
     runner = PytestRunner()
     spec = RunnerSpec(name="pytest", workspace=root, command=(sys.executable, "-m", "pytest"))
     (command,) = runner.command(spec, selection)
@@ -90,6 +98,11 @@ def slice_run(
     report_dir.mkdir()
     place = str(report_dir)
     for name, text in command.files.items():
+        if base is not None and name.startswith("dagpar_pytest_") and name.endswith(".py"):
+            source = base / name.removeprefix("dagpar_")
+            if not source.is_file():
+                continue  # a module the baseline's plugin does not import
+            text = source.read_text(encoding="utf-8")
         (report_dir / name).write_text(text.replace(REPORT_DIR_PLACEHOLDER, place))
     env = dict(os.environ)
     env.update({k: v.replace(REPORT_DIR_PLACEHOLDER, place) for k, v in command.env.items()})
@@ -103,36 +116,47 @@ def slice_run(
     return cpu, parse
 
 
-def bench(label: str, root: Path, cases: list[TestCase], repeat: int) -> dict[str, float]:
+def bench(
+    label: str, root: Path, cases: list[TestCase], repeat: int, base: Path | None
+) -> dict[str, float]:
     """Alternate the contenders on one suite; print and return the medians' ratios."""
     files = tuple(dict.fromkeys((c.path,) for c in cases))
     whole = Selection(items=files)
     named = Selection(items=tuple((c.path, c.name) for c in cases), tests=tuple(cases))
     env = dict(os.environ)
     baseline_argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    cpu: dict[str, list[float]] = {"pytest": [], "files": [], "tests": []}
-    parse: dict[str, list[float]] = {"files": [], "tests": []}
+    slices: list[tuple[str, Selection, Path | None]] = [("files", whole, None)]
+    if base is not None:
+        slices.append(("base-files", whole, base))
+    slices.append(("tests", named, None))
+    if base is not None:
+        slices.append(("base-tests", named, base))
+    cpu: dict[str, list[float]] = {"pytest": [], **{name: [] for name, _, _ in slices}}
+    parse: dict[str, list[float]] = {name: [] for name, _, _ in slices}
     with tempfile.TemporaryDirectory(prefix="dagpar-slice-") as tmp:
         report_dir = Path(tmp) / "report"
         for _ in range(repeat):
             cpu["pytest"].append(run_cpu(baseline_argv, root, env))
-            for name, selection in (("files", whole), ("tests", named)):
-                spent, read = slice_run(root, report_dir, selection, len(cases))
+            for name, selection, plugin in slices:
+                spent, read = slice_run(root, report_dir, selection, len(cases), plugin)
                 cpu[name].append(spent)
                 parse[name].append(read)
     per = 10_000 / len(cases)
-    base = statistics.median(cpu["pytest"])
+    plain = statistics.median(cpu["pytest"])
     print(f"{label}: {len(cases)} tests, medians of {repeat}")
     ratios: dict[str, float] = {}
     for name, samples in cpu.items():
         median = statistics.median(samples)
-        line = f"  {name:7} CPU {median:6.2f} s  ({median * per:5.2f} s / 10k tests)"
+        line = f"  {name:10} CPU {median:6.2f} s  ({median * per:5.2f} s / 10k tests)"
         if name != "pytest":
-            ratios[name] = median / base
+            ratios[name] = median / plain
             read = statistics.median(parse[name])
             line += f"  ratio {ratios[name]:.3f}  parse {read * per:5.2f} s / 10k"
+            if f"base-{name}" in cpu:
+                before = statistics.median(cpu[f"base-{name}"])
+                line += f"  / baseline {median / before:.3f}"
         print(line, flush=True)
-    return ratios
+    return {name: ratio for name, ratio in ratios.items() if not name.startswith("base-")}
 
 
 def main() -> int:
@@ -141,7 +165,15 @@ def main() -> int:
     parser.add_argument("--param", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-ratio", type=float, default=None)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout's plugins/pytest directory, to compare the plugin against",
+    )
     args = parser.parse_args()
+    if args.baseline is not None and not (args.baseline / "pytest_select.py").is_file():
+        parser.error(f"--baseline {args.baseline}: no pytest_select.py there (give plugins/pytest)")
     print(f"load: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="dagpar-suite-") as tmp:
@@ -154,7 +186,7 @@ def main() -> int:
             root = Path(tmp) / label
             root.mkdir()
             cases = write(root, size)
-            worst = max(worst, *bench(label, root, cases, args.repeat).values())
+            worst = max(worst, *bench(label, root, cases, args.repeat, args.baseline).values())
     if args.max_ratio is not None and worst > args.max_ratio:
         print(f"FAIL: a slice costs {worst:.3f} x plain pytest's CPU (> {args.max_ratio})")
         return 1

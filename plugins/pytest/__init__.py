@@ -34,9 +34,9 @@ Running (:meth:`PytestRunner.command`)
     selection never goes on the command line: it is written to
     ``{report_dir}/dagpar_pytest_select.json`` (``RunnerCommand.files``, names relative to the
     report directory) and read by the small plugin ``{report_dir}/dagpar_pytest_select.py``
-    (:mod:`dagpar_plugins.pytest.pytest_select`, for pytest >= 6, with the module it imports,
-    ``{report_dir}/dagpar_pytest_junit.py``) that keeps exactly the selected node ids and never
-    imports unselected files. No path goes on the command line either: pytest
+    (:mod:`dagpar_plugins.pytest.pytest_select`, for pytest >= 6, with the modules it imports,
+    ``dagpar_pytest_junit.py`` and ``dagpar_pytest_claims.py``) that keeps exactly the selected
+    node ids and never imports unselected files. No path goes on the command line either: pytest
     starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
     ``conftest.py`` is broken is reported as that directory's collection error, as listed.
     When the selection is ``in_order``, the JSON also holds ``"order"``, the items' files in the

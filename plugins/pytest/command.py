@@ -12,10 +12,12 @@ from dagpar_cli import REPORT_DIR_PLACEHOLDER, RunnerCommand, RunnerSpec, Select
 
 from .collect import COLLECTION_ERROR
 from .files import (
+    CLAIMS_MODULE,
     JUNIT_MODULE,
     PLUGIN_MODULE,
     REPORT_FILE,
     SELECTION_FILE,
+    claims_source,
     junit_source,
     plugin_source,
 )
@@ -82,6 +84,7 @@ def compile_command(spec: RunnerSpec, selection: Selection) -> list[RunnerComman
             files={
                 f"{PLUGIN_MODULE}.py": plugin_source(),
                 f"{JUNIT_MODULE}.py": junit_source(),
+                f"{CLAIMS_MODULE}.py": claims_source(),
                 SELECTION_FILE: _selection_json(data),
             },
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "CLAIMS_MODULE",
     "CLAIM_FILE",
     "EVENTS_FILE",
     "HANDOVER_KEY",
@@ -26,6 +27,7 @@ __all__ = [
     "SECONDS_PROPERTY",
     "SELECTION_FILE",
     "SETUP_PROPERTY",
+    "claims_source",
     "junit_source",
     "plugin_source",
 ]
@@ -35,6 +37,9 @@ PLUGIN_MODULE = "dagpar_pytest_select"
 #: The module the plugin imports to keep passing tests out of the JUnit report; its file is this
 #: plus ``.py``, next to the plugin.
 JUNIT_MODULE = "dagpar_pytest_junit"
+#: The module the plugin imports to keep the claim file (its side of handing over); its file is
+#: this plus ``.py``, next to the plugin.
+CLAIMS_MODULE = "dagpar_pytest_claims"
 #: The selection: ``{"paths": [...], "tests": [[path, name], ...]}``, source-relative, with
 #: ``"order": [path, ...]`` when the files should run in that order.
 SELECTION_FILE = PLUGIN_MODULE + ".json"
@@ -75,3 +80,8 @@ def plugin_source() -> str:
 def junit_source() -> str:
     """The text of the JUnit holder, to be written as ``dagpar_pytest_junit.py``."""
     return Path(__file__).with_name("pytest_junit.py").read_text(encoding="utf-8")
+
+
+def claims_source() -> str:
+    """The text of the claim file's keeper, to be written as ``dagpar_pytest_claims.py``."""
+    return Path(__file__).with_name("pytest_claims.py").read_text(encoding="utf-8")

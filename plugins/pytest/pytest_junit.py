@@ -15,7 +15,9 @@ when
 - pytest runs the tests itself (no pytest-xdist), and
 - ``junit_logging`` is ``no`` (the report holds no captured output of a passing test),
 
-the selection plugin holds each test's reports back from the writer until the test ends. The
+the selection plugin holds each test's reports back from the writer until the test ends (the
+writer's own ``pytest_runtest_logreport`` is taken out of pytest's hooks, and the plugin's passes
+each report to :meth:`Holder.report`: one hook implementation fewer per report). The
 reports of a test that passed every phase, and whose end event was written whole, are then
 dropped; every other test's go to the writer in their order, as they would have (a phase that
 did not pass sends them at once), and so does anything still held as the session ends. The
@@ -84,7 +86,10 @@ class Holder:
 
 def install(config: Any, report_path: str) -> Holder | None:
     """Put a :class:`Holder` between pytest and its JUnit writer, when the writer writes
-    *report_path* and the report would hold no captured output; None when it does not."""
+    *report_path* and the report would hold no captured output; None when it does not.
+
+    The writer no longer hears of test reports itself: the caller passes each one to
+    :meth:`Holder.report`, which forwards what the writer must see."""
     try:
         from _pytest import junitxml
 
@@ -98,20 +103,15 @@ def install(config: Any, report_path: str) -> Holder | None:
             return None  # not dagpar's report: it stays whole
         writer = type(xml)
         holder = Holder(writer.pytest_runtest_logreport.__get__(xml))
-
-        def pytest_runtest_logreport(self: Any, report: Any) -> None:
-            holder.report(report)
-
-        held_writer = type(
-            "HeldLogXML", (writer,), {"pytest_runtest_logreport": pytest_runtest_logreport}
-        )
+        # Not a routine: pytest registers no hook implementation for it.
+        held_writer = type("HeldLogXML", (writer,), {"pytest_runtest_logreport": None})
         manager = config.pluginmanager
         name = manager.get_name(xml)
         xml.__class__ = held_writer  # the hooks registered so far are still the writer's own
     except Exception:  # a pytest without these internals: its report stays whole
         return None
     try:
-        # Registered again with the one hook replaced: pluggy binds hooks at registration.
+        # Registered again without that hook: pluggy binds hooks at registration.
         manager.unregister(xml)
         manager.register(xml, name)
     except Exception:  # the writer as it was, its report whole

@@ -73,7 +73,8 @@ Seconds
     ``dagpar.setup`` property, so they are planned with the file, not as start-up.
 
 It must run on whatever pytest (>= 6) and Python (>= 3.7) the project uses; it imports nothing
-but pytest, the standard library and ``dagpar_pytest_junit``.
+but pytest, the standard library, ``dagpar_pytest_junit`` and ``dagpar_pytest_claims`` (the claim
+file's side of *Handing over*: :mod:`dagpar_plugins.pytest.pytest_claims`).
 """
 
 from __future__ import annotations
@@ -92,8 +93,10 @@ except ImportError:  # pragma: no cover - not POSIX: no hand-over
     fcntl = None  # type: ignore[assignment]
 
 try:  # next to this module, in a slice's report directory
+    import dagpar_pytest_claims as _claim_file  # type: ignore[import-not-found]
     import dagpar_pytest_junit as _junit  # type: ignore[import-not-found]
 except ImportError:  # imported from dagpar's package
+    from . import pytest_claims as _claim_file
     from . import pytest_junit as _junit
 
 # These names repeat those of dagpar_plugins.pytest.files (this file must stand alone).
@@ -191,113 +194,6 @@ class _Selection:
         return relative
 
 
-class _Claims:
-    """The runner's side of handing tests it has not started to another slice.
-
-    :param items: the items in the order pytest will run them.
-    """
-
-    def __init__(self, items: list[pytest.Item]) -> None:
-        self.items = list(items)  # keeps every item alive, so that its id() stays its own
-        self.index = {id(item): i for i, item in enumerate(self.items)}
-        #: A limit seen earlier: the limit only ever drops, so items at or beyond it are taken.
-        self.known_limit = -1
-        #: How many items were taken, for the terminal summary.
-        self.taken = 0
-        #: Whether the claim file became unusable: the tests not yet taken then all run here.
-        self.broken = False
-        #: How many tests this side counted as started: the count only grows, so a test below it
-        #: (settled as the one before it tore down) starts without another look at the file.
-        self.started = 0
-        self.path = os.path.join(_HERE, CLAIM_FILE)
-        # Created before the order exists: dagpar opens it only once it has read the order.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            # Writable whoever runs pytest: in a container that is often not the host's user.
-            os.fchmod(fd, 0o666)
-            _write_claim(fd, 0, -1)
-        finally:
-            os.close(fd)
-        order = [_ids.get(item.nodeid) or _test_id(item) for item in self.items]
-        _write_atomically(ORDER_FILE, json.dumps([[path, name] for path, name in order]))
-
-    def start(self, item: pytest.Item) -> bool:
-        """Count *item* as started; False when dagpar took it, so pytest must not run it."""
-        if self._settle(item):
-            return True
-        self.taken += 1
-        return False
-
-    def settle_next(self, nextitem: pytest.Item) -> bool:
-        """As a test tears down, count the next one as started; False when it was taken."""
-        return self._settle(nextitem)
-
-    def _settle(self, item: pytest.Item) -> bool:
-        """Whether *item* starts (counting it as started if it was not yet), or was taken."""
-        index = self.index.get(id(item))
-        if index is None:
-            return True  # not in the order dagpar saw: it cannot have been taken
-        if index < self.started:
-            return True  # settled as the test before it tore down
-        if 0 <= self.known_limit <= index:
-            return False  # the limit only ever drops: no need to look again
-        if self.broken:
-            return True
-        try:
-            # A fresh open file description each time: flock would not keep apart the threads
-            # or forked processes of a plugin that runs tests concurrently if they shared one.
-            fd = os.open(self.path, os.O_RDWR)
-        except OSError:
-            self.broken = True  # removed under the run: dagpar cannot take tests either
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            started, limit = _read_claim(fd)
-            if limit >= 0:
-                self.known_limit = limit
-            if index < started:
-                return True  # settled as the test before it tore down
-            if 0 <= limit <= index:
-                return False
-            # max: a plugin that runs items out of order must not lower the count.
-            _write_claim(fd, max(started, index + 1), limit)
-            self.started = max(self.started, index + 1)
-            return True
-        except (OSError, ValueError):
-            self.broken = True  # dagpar takes nothing from a claim it cannot read either
-            return True
-        finally:
-            os.close(fd)  # releases the lock
-
-    def finish(self) -> None:
-        """Let nothing more be taken: the run has ended, maybe early."""
-        if self.broken:
-            return
-        try:
-            fd = os.open(self.path, os.O_RDWR)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            started, _ = _read_claim(fd)
-            _write_claim(fd, started, started)
-        except (OSError, ValueError):
-            pass  # dagpar takes nothing from a claim it cannot read
-        finally:
-            os.close(fd)
-
-
-def _read_claim(fd: int) -> tuple[int, int]:
-    started, limit = os.pread(fd, 64, 0).split()
-    return int(started), int(limit)
-
-
-def _write_claim(fd: int, started: int, limit: int) -> None:
-    data = f"{started} {limit}\n".encode("ascii")
-    os.pwrite(fd, data, 0)
-    os.ftruncate(fd, len(data))
-
-
 def _write_atomically(name: str, text: str) -> None:
     """Write *name* next to this module so that a reader never sees it half written."""
     path = os.path.join(_HERE, name)
@@ -309,9 +205,9 @@ def _write_atomically(name: str, text: str) -> None:
 
 _selection: _Selection | None = None
 #: The open progress file (the controller's, never a pytest-xdist worker's).
-_progress: Any = None
+_progress: _claim_file.Appender | None = None
 #: The open event file (the controller's, never a pytest-xdist worker's).
-_events: Any = None
+_events: _claim_file.Appender | None = None
 #: Node id -> (path, name) of every kept item, for naming events (the controller's items).
 _ids: dict[str, tuple[str, str]] = {}
 #: Node id -> the test's state while it runs: [id's JSON, start, status, seconds, message].
@@ -327,7 +223,7 @@ _holder: _junit.Holder | None = None
 #: Node id -> the seconds its file took to collect, for the first selected test of each file.
 _setup: dict[str, float] = {}
 #: The runner's side of handing over, once collection settled with hand-over on.
-_claims: _Claims | None = None
+_claims: _claim_file.Claims | None = None
 #: The major version of pytest: some hooks and internals differ between versions.
 _PYTEST_MAJOR = int(pytest.__version__.split(".")[0])
 
@@ -410,8 +306,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # dagpar reads this while pytest runs, to learn whether it may take tests.
         _write_atomically(RUN_INFO_FILE, json.dumps(info))
         global _progress, _events
-        _progress = open(os.path.join(_HERE, PROGRESS_FILE), "ab", buffering=0)  # noqa: SIM115
-        _events = open(os.path.join(_HERE, EVENTS_FILE), "ab", buffering=0)  # noqa: SIM115
+        _progress = _claim_file.Appender(os.path.join(_HERE, PROGRESS_FILE))
+        _events = _claim_file.Appender(os.path.join(_HERE, EVENTS_FILE))
         if not _distributed(config):
             _holder = _junit.install(config, os.path.join(_HERE, REPORT_FILE))
 
@@ -420,8 +316,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Publish the run order, once every plugin has reordered and deselected."""
     global _claims
+    _check_files()  # the test files' own code has run
     if _hands_over:
-        _claims = _Claims(session.items)
+        path = os.path.join(_HERE, CLAIM_FILE)
+        _claims = _claim_file.Claims(path, session.items, reopened=_check_files)
+        order = [_ids.get(item.nodeid) or _test_id(item) for item in _claims.items]
+        _write_atomically(ORDER_FILE, json.dumps([[path, name] for path, name in order]))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -457,7 +357,7 @@ def _hand_over_after(item: pytest.Item, nextitem: pytest.Item | None) -> None:
         # < 8 passes the next test even so; it will not start.)
         _claims.finish()
         return
-    if nextitem is None or _claims.settle_next(nextitem):
+    if _claims.settle_next(nextitem):  # also checks the kept files: the test's code has run
         return
     state = getattr(item.session, "_setupstate", None)
     if state is None:  # pragma: no cover - not pytest 6 to 9
@@ -498,7 +398,10 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
 
 
 def pytest_runtest_logreport(report: Any) -> None:
-    """Fold one phase of a test into its status, as the JUnit report will."""
+    """Fold one phase of a test into its status, as the JUnit report will; pass the report on
+    to the JUnit writer's holder (see *Passing tests*)."""
+    if _holder is not None:
+        _holder.report(report)
     state = _running.get(report.nodeid)
     if state is None:
         return
@@ -550,16 +453,23 @@ _EMPTY = '""'  # the empty message, as JSON
 _RANK = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
 
 
+def _check_files() -> None:
+    """Open the event and progress files afresh if test code closed their descriptors (checked
+    after collection, and as each test settles the next: see ``dagpar_pytest_claims``)."""
+    if _events is not None:
+        _events.check()
+    if _progress is not None:
+        _progress.check()
+
+
 def _write_line(line: str) -> bool:
     """Append one event line (ASCII JSON, as ``json.dumps`` would write it); whether it was
     written whole."""
     data = line.encode("ascii")
-    try:
-        # One write per line, on an unbuffered file opened for appending: a reader never sees
-        # two events interleaved, and sees a line whole once its newline is there.
-        return bool(_events.write(data) == len(data))
-    except (OSError, ValueError):
-        return False  # a full disk costs the stream, never the run; the JUnit report remains
+    # One write per line, to a file opened for appending: a reader never sees two events
+    # interleaved, and sees a line whole once its newline is there. A full disk costs the
+    # stream, never the run; the JUnit report remains.
+    return _events is not None and _events.write(data) == len(data)
 
 
 def _number(value: float) -> str:
@@ -595,6 +505,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _ids.clear()
     _running.clear()
     _began.clear()
+    if _claims is not None:
+        _claims.close()
     _claims = None
     _hands_over = False
     _holder = None

@@ -421,6 +421,63 @@ def test_a_taken_next_test_tears_session_fixtures_down_with_the_last_run_test(
     assert ran.exit_code == 1
 
 
+CLOSES_EVERYTHING = """
+
+_reused = []
+
+
+def test_closes_every_descriptor():
+    signals = os.path.dirname(os.environ["GATE"])
+    os.closerange(3, 65536)
+    # Files opened now take the numbers of every file the plugin kept open.
+    for n in range(32):
+        path = os.path.join(signals, "reused-%d" % n)
+        _reused.append(open(path, "ab", buffering=0))
+    open(os.path.join(signals, "closed"), "w").close()
+    wait_for(os.path.join(signals, "gate2"))
+"""
+
+
+def test_a_test_closing_every_descriptor_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    # The plugin keeps its claim, event and progress files open across tests. A test that
+    # closes every descriptor and opens files of its own, which take their numbers, must cost
+    # neither a test nor a result, and must find nothing of dagpar's in its files.
+    spec = gated_project(tmp_path / "ws", 0, CLOSES_EVERYTHING + QUICK.format(count=20))
+    # Output is not captured (pytest's capture keeps descriptors of its own open).
+    spec = RunnerSpec(**{**_fields(spec), "args": ("-s", "-p", "no:faulthandler")})
+    listed = everything(spec)
+    running = start_and_reach_the_gate(spec, tmp_path)
+    first = running.hand_over(TailRecorder(take=2))
+    running.open_gate()
+    wait_for(running.gate.with_name("closed"), running.proc)
+    second = running.hand_over(TailRecorder(take=3))  # the descriptors are closed by now
+    running.gate.with_name("gate2").touch()
+    ran = running.wait()
+
+    order = running.order()
+    assert order == listed
+    assert first == order[-2:]
+    assert second == order[-5:-2]
+    reported = ran.tests
+    assert reported == order[:-5]
+    assert ran.executed == [nodeid(t) for t in reported]
+    assert all(r.status is Status.PASSED for r in ran.results)
+    assert ran.progress == len(reported)
+    # Every test that ran has its end event: the results came from there, not the report.
+    ends = [
+        json.loads(line)
+        for line in (running.report_dir / "dagpar_pytest_events.jsonl").read_text().splitlines()
+    ]
+    assert [(e["path"], e["name"]) for e in ends if e["e"] == "end"] == [
+        (t.path, t.name) for t in reported
+    ]
+    # After the run, nothing is left to take.
+    assert running.hand_over(TailRecorder(take=1)) == []
+    reused = sorted(running.gate.parent.glob("reused-*"))
+    assert len(reused) == 32
+    assert all(path.stat().st_size == 0 for path in reused)
+
+
 @pytest.mark.slow
 def test_under_xdist_nothing_is_handed_over(tmp_path: Path) -> None:
     spec = gated_project(tmp_path / "ws", 4)

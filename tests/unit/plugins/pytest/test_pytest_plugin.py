@@ -677,6 +677,9 @@ def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
     assert f"import {_pytest_files.JUNIT_MODULE} as _junit" in _pytest_files.plugin_source()
     junit = RUNNER.command(suite_spec(), Selection(items=(("a.py",),)))[0].files
     assert junit[f"{_pytest_files.JUNIT_MODULE}.py"] == _pytest_files.junit_source()
+    # And the module that keeps its claim, event and progress files open.
+    assert f"import {_pytest_files.CLAIMS_MODULE} as _claim_file" in _pytest_files.plugin_source()
+    assert junit[f"{_pytest_files.CLAIMS_MODULE}.py"] == _pytest_files.claims_source()
 
 
 def test_parse_does_not_follow_a_report_a_container_replaced_with_a_link(tmp_path: Path) -> None:
