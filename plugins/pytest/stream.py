@@ -24,7 +24,6 @@ and decode the file a second time.
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 from collections.abc import Sequence
@@ -163,8 +162,8 @@ def events_of(lines: Sequence[bytes]) -> list[TestEvent]:
                 ):
                     append(nxt)
                     continue
-        at = _finite(float(started[3]))
-        if at is not None:
+        at = float(started[3])
+        if isfinite(at):
             append(TestEvent(kind="start", test=TestCase(path, name), at=at))
         if nxt is not None:
             append(nxt)
@@ -235,12 +234,8 @@ def _fast_end(match: re.Match[bytes]) -> TestEvent | None:
     return TestEvent(kind="end", test=TestCase(path_text, name_text), at=at, result=result)
 
 
-def _finite(number: float) -> float | None:
-    return number if math.isfinite(number) else None
-
-
 def _time(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     number = float(value)
-    return number if math.isfinite(number) else None
+    return number if isfinite(number) else None
