@@ -100,9 +100,8 @@ def slice_run(
     for name, text in command.files.items():
         if base is not None and name.startswith("dagpar_pytest_") and name.endswith(".py"):
             source = base / name.removeprefix("dagpar_")
-            if not source.is_file():
-                continue  # a module the baseline's plugin does not import
-            text = source.read_text(encoding="utf-8")
+            # A module the baseline does not have: empty, so a ``-p`` naming it loads nothing.
+            text = source.read_text(encoding="utf-8") if source.is_file() else ""
         (report_dir / name).write_text(text.replace(REPORT_DIR_PLACEHOLDER, place))
     env = dict(os.environ)
     env.update({k: v.replace(REPORT_DIR_PLACEHOLDER, place) for k, v in command.env.items()})

@@ -28,7 +28,7 @@ What is installed (:meth:`PytestRunner.installed`)
 
 Running (:meth:`PytestRunner.command`)
     One command: ``<pytest> <args> -p no:cacheprovider -p dagpar_pytest_select
-    --junit-xml={report_dir}/pytest-junit.xml -o junit_family=xunit1
+    -p dagpar_pytest_quiet --junit-xml={report_dir}/pytest-junit.xml -o junit_family=xunit1
     --continue-on-collection-errors --color=no`` with ``PYTHONPATH={report_dir}`` (plus
     the caller's ``PYTHONPATH``; the engine substitutes ``{report_dir}`` in ``env`` too). The
     selection never goes on the command line: it is written to
@@ -36,9 +36,16 @@ Running (:meth:`PytestRunner.command`)
     report directory) and read by the small plugin ``{report_dir}/dagpar_pytest_select.py``
     (:mod:`dagpar_plugins.pytest.pytest_select`, for pytest >= 6, with the modules it imports,
     ``dagpar_pytest_junit.py`` and ``dagpar_pytest_claims.py``) that keeps exactly the selected
-    node ids and never imports unselected files. No path goes on the command line either: pytest
-    starts as the listing did (its ``testpaths``, its initial conftests), so a directory whose
-    ``conftest.py`` is broken is reported as that directory's collection error, as listed.
+    node ids and never imports unselected files. A second small module, loaded with its own ``-p
+    dagpar_pytest_quiet`` (:mod:`dagpar_plugins.pytest.pytest_quiet`), keeps pytest's terminal
+    reporter from writing per-test progress (letters, ``-v`` lines, percentages, under xdist
+    too) and from keeping passing setup and teardown reports no one reads: no one watches a
+    slice's output, and on many tiny tests that work is about a tenth of each test's cost. The
+    rest of the output is pytest's own (failures, errors, warnings, short summary, every
+    plugin's ``pytest_terminal_summary``, the final counts line); dagpar quotes its last lines
+    when pytest exits with a code it treats as broken. No path goes on the command line either:
+    pytest starts as the listing did (its ``testpaths``, its initial conftests), so a directory
+    whose ``conftest.py`` is broken is reported as that directory's collection error, as listed.
     When the selection is ``in_order``, the JSON also holds ``"order"``, the items' files in the
     slice's order, and the plugin runs whole files in that order (each file's tests in
     collection order, so module and class fixtures still set up once).

@@ -15,11 +15,13 @@ from .files import (
     CLAIMS_MODULE,
     JUNIT_MODULE,
     PLUGIN_MODULE,
+    QUIET_MODULE,
     REPORT_FILE,
     SELECTION_FILE,
     claims_source,
     junit_source,
     plugin_source,
+    quiet_source,
 )
 from .interpreter import find_pytest
 
@@ -69,6 +71,9 @@ def compile_command(spec: RunnerSpec, selection: Selection) -> list[RunnerComman
         "no:cacheprovider",
         "-p",
         PLUGIN_MODULE,
+        # No per-test progress: no one watches a slice's output (see pytest_quiet).
+        "-p",
+        QUIET_MODULE,
         f"--junit-xml={REPORT_DIR_PLACEHOLDER}/{REPORT_FILE}",
         "-o",
         "junit_family=xunit1",
@@ -85,6 +90,7 @@ def compile_command(spec: RunnerSpec, selection: Selection) -> list[RunnerComman
                 f"{PLUGIN_MODULE}.py": plugin_source(),
                 f"{JUNIT_MODULE}.py": junit_source(),
                 f"{CLAIMS_MODULE}.py": claims_source(),
+                f"{QUIET_MODULE}.py": quiet_source(),
                 SELECTION_FILE: _selection_json(data),
             },
         )

@@ -22,6 +22,7 @@ __all__ = [
     "PATH_PROPERTY",
     "PLUGIN_MODULE",
     "PROGRESS_FILE",
+    "QUIET_MODULE",
     "REPORT_FILE",
     "RUN_INFO_FILE",
     "SECONDS_PROPERTY",
@@ -30,6 +31,7 @@ __all__ = [
     "claims_source",
     "junit_source",
     "plugin_source",
+    "quiet_source",
 ]
 
 #: The module name the runner command loads with ``-p``; the plugin file is this plus ``.py``.
@@ -40,6 +42,9 @@ JUNIT_MODULE = "dagpar_pytest_junit"
 #: The module the plugin imports to keep the claim file (its side of handing over); its file is
 #: this plus ``.py``, next to the plugin.
 CLAIMS_MODULE = "dagpar_pytest_claims"
+#: The module the runner command loads with its own ``-p`` to keep pytest's terminal reporter
+#: from writing per-test progress; its file is this plus ``.py``, next to the plugin.
+QUIET_MODULE = "dagpar_pytest_quiet"
 #: The selection: ``{"paths": [...], "tests": [[path, name], ...]}``, source-relative, with
 #: ``"order": [path, ...]`` when the files should run in that order.
 SELECTION_FILE = PLUGIN_MODULE + ".json"
@@ -85,3 +90,8 @@ def junit_source() -> str:
 def claims_source() -> str:
     """The text of the claim file's keeper, to be written as ``dagpar_pytest_claims.py``."""
     return Path(__file__).with_name("pytest_claims.py").read_text(encoding="utf-8")
+
+
+def quiet_source() -> str:
+    """The text of the quiet reporter module, to be written as ``dagpar_pytest_quiet.py``."""
+    return Path(__file__).with_name("pytest_quiet.py").read_text(encoding="utf-8")

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagpar_plugins.pytest as plugin
 import pytest
 from dagpar_plugins.pytest import files as _pytest_files
-from dagpar_plugins.pytest import pytest_select
+from dagpar_plugins.pytest import pytest_quiet, pytest_select
 from dagpar_plugins.pytest.collect import COLLECTION_ERROR, parse_collect_output
 from dagpar_plugins.pytest.files import (
     CLAIM_FILE,
@@ -399,6 +399,7 @@ def test_command_for_whole_files_and_single_tests() -> None:
     assert f"--junit-xml={REPORT_DIR_PLACEHOLDER}/pytest-junit.xml" in argv
     assert ("-p", "no:cacheprovider") in itertools.pairwise(argv)
     assert ("-p", PLUGIN_MODULE) in itertools.pairwise(argv)
+    assert ("-p", _pytest_files.QUIET_MODULE) in itertools.pairwise(argv)
     assert ("-o", "junit_family=xunit1") in itertools.pairwise(argv)
     assert not any("test_sub" in arg for arg in argv)  # ids travel in the file, not argv
     assert command.env["PYTHONPATH"].split(":")[0] == REPORT_DIR_PLACEHOLDER
@@ -680,6 +681,10 @@ def test_the_selection_plugin_and_dagpar_agree_on_file_names() -> None:
     # And the module that keeps its claim, event and progress files open.
     assert f"import {_pytest_files.CLAIMS_MODULE} as _claim_file" in _pytest_files.plugin_source()
     assert junit[f"{_pytest_files.CLAIMS_MODULE}.py"] == _pytest_files.claims_source()
+    # And the module, loaded with its own ``-p``, that keeps pytest's reporter from writing
+    # per-test progress.
+    assert junit[f"{_pytest_files.QUIET_MODULE}.py"] == _pytest_files.quiet_source()
+    assert _pytest_files.quiet_source() == Path(pytest_quiet.__file__).read_text("utf-8")
 
 
 def test_parse_does_not_follow_a_report_a_container_replaced_with_a_link(tmp_path: Path) -> None:
