@@ -48,6 +48,12 @@ Events
     ``D`` the sum of its phases' durations; ``M`` one short line. The end of a file's first
     selected test also holds ``"setup": C``, its ``dagpar.setup`` (see *Seconds*).
 
+    Every hook implementation costs a call per test (or per phase), so when pytest runs the
+    tests itself the start is written by the plugin's run protocol and the end by its report
+    of the teardown, the last phase: the plugin implements none of pytest's per-test log hooks.
+    Under pytest-xdist the controller hears of the workers' tests only through those log hooks
+    (``pytest_runtest_logstart``/``logfinish``), and registers them for that.
+
 Passing tests
     Where the JUnit report is dagpar's, pytest runs the tests itself (no pytest-xdist) and
     ``junit_logging`` is ``no``, the reports of a test that passed every phase, and whose end
@@ -83,6 +89,7 @@ import json
 import math
 import os
 import time
+from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any
 
 import pytest
@@ -210,11 +217,13 @@ _progress: _claim_file.Appender | None = None
 _events: _claim_file.Appender | None = None
 #: Node id -> (path, name) of every kept item, for naming events (the controller's items).
 _ids: dict[str, tuple[str, str]] = {}
-#: Node id -> the test's state while it runs: [id's JSON, start, status, seconds, message].
+#: Node id -> the test's state while it runs: [id's JSON, start, status, seconds, message,
+#: ``time.perf_counter()`` as its run protocol started or None (see *Seconds*)].
 _running: dict[str, list[Any]] = {}
 #: File key -> the seconds pytest took to collect that file (see *Seconds*).
 _collect_seconds: dict[str, float] = {}
-#: Node id -> ``time.perf_counter()`` as the test's run protocol started (see *Seconds*).
+#: Node id -> ``time.perf_counter()`` as the test's run protocol started (see *Seconds*), for
+#: the tests whose start this process does not write.
 _began: dict[str, float] = {}
 #: Whether this run may hand tests over (decided as pytest starts).
 _hands_over = False
@@ -305,11 +314,16 @@ def pytest_configure(config: pytest.Config) -> None:
         info = {"rootdir": str(rootdir), "invocation_dir": base, HANDOVER_KEY: _hands_over}
         # dagpar reads this while pytest runs, to learn whether it may take tests.
         _write_atomically(RUN_INFO_FILE, json.dumps(info))
-        global _progress, _events
+        global _progress, _events, _logged
         _progress = _claim_file.Appender(os.path.join(_HERE, PROGRESS_FILE))
         _events = _claim_file.Appender(os.path.join(_HERE, EVENTS_FILE))
         if not _distributed(config):
             _holder = _junit.install(config, os.path.join(_HERE, REPORT_FILE))
+        else:
+            # The tests run in pytest-xdist's workers: their starts and ends come to this
+            # process only as pytest's log hooks (see *Events*).
+            _logged = _Logged()
+            config.pluginmanager.register(_logged, "dagpar_pytest_select_log")
 
 
 @pytest.hookimpl(trylast=True)
@@ -326,11 +340,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    """Start *item* unless dagpar took it; a taken item is neither run nor reported."""
-    if _claims is None or _claims.start(item):
-        _began[item.nodeid] = time.perf_counter()
+    """Start *item* unless dagpar took it (a taken item is neither run nor reported); write
+    its start event."""
+    if _claims is not None and not _claims.start(item):
+        return True
+    began = time.perf_counter()
+    nodeid = item.nodeid
+    if _events is None or _logged is not None:  # a worker's, or written as pytest logs it
+        _began[nodeid] = began
         return None
-    return True
+    _log_start(nodeid, began)
+    return None
 
 
 @pytest.hookimpl(trylast=True)
@@ -342,7 +362,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     Last, the test's seconds so far go into its report (see *Seconds*).
     """
     _hand_over_after(item, nextitem)
-    began = _began.get(item.nodeid)
+    state = _running.get(item.nodeid)
+    began = _began.pop(item.nodeid, None) if state is None else state[5]
     if began is not None:
         seconds = time.perf_counter() - began
         item.user_properties.append((SECONDS_PROPERTY, f"{seconds:.6f}"))
@@ -385,24 +406,44 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"dagpar: {count} {tests} handed over to another slice")
 
 
-def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
-    """Write the test's start event."""
+class _Logged:
+    """The start and end events of tests pytest-xdist runs, as this process hears of them
+    (registered only then: else the run protocol writes a test's start, and its teardown's
+    report its end, two hook calls fewer per test)."""
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        """Write the test's start event."""
+        _log_start(nodeid, _began.pop(nodeid, None))
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        """Count one finished test (the controller's count); write its end."""
+        _log_end(nodeid)
+
+
+#: The pytest-xdist controller's log hooks, while registered (see :class:`_Logged`).
+_logged: _Logged | None = None
+
+
+def _log_start(nodeid: str, began: float | None) -> None:
+    """Write the start event of *nodeid*; keep what its end needs."""
     if _events is None:
         return
     path, name = _ids.get(nodeid) or _id_of_nodeid(nodeid)
-    # The id's part of both events, encoded once; json.dumps of a str alone is its fast path.
-    named = f'"path": {json.dumps(path)}, "name": {json.dumps(name)}'
+    # The id's part of both events, encoded once, as json.dumps would.
+    named = f'"path": {_ascii(path)}, "name": {_ascii(name)}'
     now = time.time()
-    _running[nodeid] = [named, now, "passed", 0.0, ""]
+    _running[nodeid] = [named, now, "passed", 0.0, "", began]
     _write_line(f'{{"e": "start", {named}, "at": {now!r}}}\n')  # time.time() is finite
 
 
 def pytest_runtest_logreport(report: Any) -> None:
     """Fold one phase of a test into its status, as the JUnit report will; pass the report on
-    to the JUnit writer's holder (see *Passing tests*)."""
+    to the JUnit writer's holder (see *Passing tests*). After the teardown of a test this
+    process started, write its end (as pytest's log hooks would, right after)."""
     if _holder is not None:
         _holder.report(report)
-    state = _running.get(report.nodeid)
+    nodeid = report.nodeid
+    state = _running.get(nodeid)
     if state is None:
         return
     when = getattr(report, "when", "call")
@@ -410,36 +451,37 @@ def pytest_runtest_logreport(report: Any) -> None:
         state[3] += float(getattr(report, "duration", 0.0) or 0.0)
     except (TypeError, ValueError):
         pass
-    if report.passed:
-        return
-    if report.skipped:
-        status = "skipped"
-    elif when == "call":
-        status = "failed"
-    else:
-        status = "error"
-    if _RANK[status] > _RANK[state[2]]:
-        state[2] = status
-        state[4] = _junit.short_message(report)
+    if not report.passed:
+        if report.skipped:
+            status = "skipped"
+        elif when == "call":
+            status = "failed"
+        else:
+            status = "error"
+        if _RANK[status] > _RANK[state[2]]:
+            state[2] = status
+            state[4] = _junit.short_message(report)
+    if when == "teardown" and _logged is None:
+        _log_end(nodeid)
 
 
-def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
-    """Count one finished test (the controller's count under pytest-xdist); write its end."""
+def _log_end(nodeid: str) -> None:
+    """Count one finished test; write its end event, and settle its reports (see *Passing
+    tests*)."""
     if _progress is not None:
         _progress.write(b".")
     state = _running.pop(nodeid, None)
-    began = _began.pop(nodeid, None)
     setup = _setup.pop(nodeid, None)
     if _events is None or state is None:
         if _holder is not None:
             _holder.settle(nodeid, told=False)
         return
-    named, start, status, seconds, message = state
+    named, start, status, seconds, message, began = state
     if began is not None:
         seconds = max(seconds, time.perf_counter() - began)
     line = (
         f'{{"e": "end", {named}, "at": {time.time()!r}, "start": {start!r}, "status": "{status}", '
-        f'"seconds": {_number(seconds)}, "message": {json.dumps(message) if message else _EMPTY}'
+        f'"seconds": {_number(seconds)}, "message": {_ascii(message) if message else _EMPTY}'
         + ("}\n" if setup is None else f', "setup": {_number(setup)}}}\n')
     )
     written = _write_line(line)
@@ -495,7 +537,10 @@ _rootdir = "."
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Close the progress file and forget the run (pytest may run again in this process)."""
-    global _progress, _claims, _hands_over, _events, _holder
+    global _progress, _claims, _hands_over, _events, _holder, _logged
+    if _logged is not None:
+        config.pluginmanager.unregister(_logged)
+        _logged = None
     if _progress is not None:
         _progress.close()
         _progress = None
