@@ -89,6 +89,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Collection
 from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any
 
@@ -153,8 +154,12 @@ class _Selection:
         self.whole: set[str] = {self._abs(p) for p in data.get("paths", [])}
         #: File -> the names selected in it.
         self.tests: dict[str, set[str]] = {}
+        by_path: dict[str, set[str]] = {}
         for path, name in data.get("tests", []):
-            self.tests.setdefault(self._abs(path), set()).add(name)
+            names = by_path.get(path)
+            if names is None:  # once per file: a file may hold 40,000 selected tests
+                names = by_path[path] = self.tests.setdefault(self._abs(path), set())
+            names.add(name)
         #: File -> its place in the order dagpar asked for (files it did not name come after).
         self.rank: dict[str, int] = {}
         for path in data.get("order", []):
@@ -626,12 +631,27 @@ def pytest_collection_modifyitems(
         return
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
+    #: Parent node -> its items' file key, whether it is selected whole, its selected names,
+    #: its path as named and its node id prefix.
+    parents: dict[Any, tuple[str, bool, Collection[str], str, str | None]] = {}
     for item in items:
-        path = _key(_raw_path(item))
-        name = _split_nodeid(item)
-        if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
-            test_path = _selection.relative(_raw_path(item))
-            _ids[item.nodeid] = (test_path, name)
+        nodeid = item.nodeid
+        known = parents.get(item.parent)
+        if known is None:  # once per file or class: a file may hold 40,000 items
+            raw = _raw_path(item)
+            path = _key(raw)
+            file_node = item.getparent(pytest.File)  # type: ignore[type-abstract]
+            prefix = None if file_node is None else file_node.nodeid + "::"
+            whole = _selection.in_whole(path)
+            names: Collection[str] = () if whole else _selection.tests.get(path, ())
+            known = parents[item.parent] = (path, whole, names, _selection.relative(raw), prefix)
+        path, whole, names, test_path, prefix = known
+        if prefix is not None and nodeid.startswith(prefix):
+            name = nodeid[len(prefix) :]
+        else:
+            name = nodeid.split("::", 1)[-1]
+        if whole or name in names:
+            _ids[nodeid] = (test_path, name)
             if _junit.xml_safe(test_path) and _junit.xml_safe(name):
                 item.user_properties.append((PATH_PROPERTY, test_path))
                 item.user_properties.append((NAME_PROPERTY, name))
@@ -642,7 +662,7 @@ def pytest_collection_modifyitems(
             setup = _collect_seconds.pop(path, None)
             if setup is not None:  # the file's first selected test carries its collection
                 item.user_properties.append((SETUP_PROPERTY, f"{setup:.6f}"))
-                _setup[item.nodeid] = setup
+                _setup[nodeid] = setup
             kept.append(item)
         else:
             deselected.append(item)
