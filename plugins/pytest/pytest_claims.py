@@ -16,7 +16,9 @@ Claiming ahead
     While tests are quick, one look at the file counts as started the test being settled and
     as many of the next ones as the tests since the last look say fit in
     :data:`AHEAD_SECONDS` (at most twice as many as last time, never beyond the limit): the
-    lock, the read and the write are then paid once per batch rather than per test. A test
+    lock, the read and the write are then paid once per batch rather than per test, and a
+    batch ends with its group (the selection plugin's: the file or class), since the next
+    file's tests may be slow ones. A test
     counted as started is run here (or not at all, when pytest stops early), never taken, so
     a test is still started here or taken, never both; dagpar merely cannot take the few
     milliseconds of tests a batch holds. A slow test makes the next batch one test again.
@@ -79,6 +81,8 @@ class Claims:
     :param ahead: the seconds of tests one look may count as started (*Claiming ahead*); 0
         settles every test on its own.
     :param clock: the monotonic clock that times the tests between looks.
+    :param group: the group of an item (its file or class, say): one look never counts as
+        started a test of another group than the one it settles, whose tests may be slower.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Claims:
         reopened: Callable[[], None] = lambda: None,
         ahead: float = AHEAD_SECONDS,
         clock: Callable[[], float] = time.perf_counter,
+        group: Callable[[Any], object] | None = None,
     ) -> None:
         self.items = list(items)  # keeps every item alive, so that its id() stays its own
         self.index = {id(item): i for i, item in enumerate(self.items)}
@@ -107,6 +112,16 @@ class Claims:
         #: The clock and the index settled at the last look, and how many it counted.
         self._last_look: tuple[float, int] | None = None
         self._batch = 1
+        #: Index -> the index of the first later item of another group (or the count).
+        self._group_end: list[int] | None = None
+        if group is not None:
+            keys = [group(item) for item in self.items]
+            ends, end = [0] * len(keys), len(keys)
+            for i in range(len(keys) - 1, -1, -1):
+                if i + 1 < len(keys) and keys[i + 1] != keys[i]:
+                    end = i + 1
+                ends[i] = end
+            self._group_end = ends
         self._lock = threading.Lock()
         #: Whether the kept descriptor was checked since :meth:`settle_next` began.
         self._checked = False
@@ -192,7 +207,8 @@ class Claims:
             fit = int(self.ahead / mean) if mean > 0 else AHEAD_MOST
             batch = max(1, min(fit, 2 * self._batch, AHEAD_MOST))
         self._batch = batch
-        return min(batch, len(self.items) - index)
+        end = len(self.items) if self._group_end is None else self._group_end[index]
+        return min(batch, end - index)
 
     def finish(self) -> None:
         """Let nothing more be taken: the run has ended, maybe early."""

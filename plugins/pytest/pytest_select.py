@@ -29,14 +29,15 @@ Handing over
     claim file, one ASCII line ``<started> <limit>`` (``0 -1``: nothing started, no limit), and
     then, atomically, the run order: every item as ``[path, name]``, the form of the JUnit
     properties. Both sides change the claim file only under ``flock``. Before a test starts, the
-    plugin counts it as started (``started = index + 1``) unless its index is at or beyond the
-    limit, in which case pytest neither runs nor reports it. dagpar takes tests by lowering the
-    limit, never below ``started``, so a test is either started here or taken, never both. As a
-    test tears down, the plugin settles the next one the same way: counted as started, or, when
-    it was taken, every fixture is torn down there and then (as after pytest's last test)
-    rather than at the end of the session, where a teardown error would go unreported. When
-    pytest stops (``-x``, or the session ends), the limit drops to ``started``: nothing more
-    can be taken.
+    plugin counts it as started (``started = index + 1``, or, while tests are quick, a few
+    milliseconds' worth of the next tests of its file with it: see ``dagpar_pytest_claims``)
+    unless its index is at or beyond the limit, in which case pytest neither runs nor reports
+    it. dagpar takes tests by lowering the limit, never below ``started``, so a test is either
+    started here or taken, never both. As a test tears down, the plugin settles the next one
+    the same way: counted as started, or, when it was taken, every fixture is torn down there
+    and then (as after pytest's last test) rather than at the end of the session, where a
+    teardown error would go unreported. When pytest stops (``-x``, or the session ends), the
+    limit drops to ``started``: nothing more can be taken.
 
 Events
     ``{"e": "start", "path": P, "name": N, "at": T}`` as a test starts and ``{"e": "end",
@@ -338,9 +339,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _check_files()  # the test files' own code has run
     if _hands_over:
         path = os.path.join(_HERE, CLAIM_FILE)
-        _claims = _claim_file.Claims(path, session.items, reopened=_check_files)
+        _claims = _claim_file.Claims(path, session.items, reopened=_check_files, group=_parent)
         order = [_ids.get(item.nodeid) or _test_id(item) for item in _claims.items]
         _write_atomically(ORDER_FILE, json.dumps([[path, name] for path, name in order]))
+
+
+def _parent(item: pytest.Item) -> object:
+    """What one look at the claim file keeps a batch of quick tests within."""
+    return item.parent
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -68,6 +68,23 @@ def test_a_slow_test_makes_the_next_look_count_one_test(tmp_path: Path) -> None:
     claims.close()
 
 
+def test_a_batch_stays_within_the_group_of_the_test_it_settles(tmp_path: Path) -> None:
+    clock = _Clock()
+    groups = ["quick.py"] * 6 + ["slow.py"] * 10
+    items = [object() for _ in groups]
+    group_of = dict(zip(map(id, items), groups, strict=True))
+    claims = Claims(
+        str(tmp_path / "claim"), items, ahead=0.004, clock=clock, group=lambda i: group_of[id(i)]
+    )
+    lines = _run(claims, items, clock, [0.0001] * 15)
+    started = [int(line.split()[0]) for line in lines]
+    # 1, 3, then 7 would reach into slow.py: the look at the fourth test stops at its end.
+    assert started[:5] == [3, 3, 6, 6, 6]
+    assert max(count for count in started if count <= 6) == 6
+    assert started[-1] == 16
+    claims.close()
+
+
 def test_a_batch_never_reaches_the_limit(tmp_path: Path) -> None:
     clock = _Clock()
     items = [object() for _ in range(40)]
