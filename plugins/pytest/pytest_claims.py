@@ -10,7 +10,20 @@ The claim file holds one ASCII line ``<started> <limit>`` (limit -1: none) that 
 change only under ``flock``. Each test is settled once: read the line, and either count the test
 as started or, when it lies at or beyond the limit, leave it to dagpar. A slice of many tiny
 tests settles tens of thousands of them, so the file stays open across tests, and the line is
-truncated only when it gets shorter. What keeps that as safe as opening the file per test:
+truncated only when it gets shorter.
+
+Claiming ahead
+    While tests are quick, one look at the file counts as started the test being settled and
+    as many of the next ones as the tests since the last look say fit in
+    :data:`AHEAD_SECONDS` (at most twice as many as last time, never beyond the limit): the
+    lock, the read and the write are then paid once per batch rather than per test, and a
+    batch ends with its group (the selection plugin's: the file or class), since the next
+    file's tests may be slow ones. A test
+    counted as started is run here (or not at all, when pytest stops early), never taken, so
+    a test is still started here or taken, never both; dagpar merely cannot take the few
+    milliseconds of tests a batch holds. A slow test makes the next batch one test again.
+
+What keeps the kept descriptor as safe as opening the file per test:
 
 - a test may close descriptors it does not own (``os.closerange``) and open files that reuse
   their numbers: before each use, ``fstat`` checks that the descriptor still is the claim file
@@ -32,6 +45,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +55,12 @@ except ImportError:  # pragma: no cover - not POSIX: no hand-over
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Appender", "Claims"]
+
+#: The seconds of tests (by the mean of those since the last look) one look may count as
+#: started beyond the one it settles (see *Claiming ahead*).
+AHEAD_SECONDS = 0.004
+#: The most tests one look counts as started.
+AHEAD_MOST = 256
 
 #: The most bytes a claim line can take (two 64-bit integers); more means the file is damaged.
 _LONGEST = 64
@@ -58,10 +78,21 @@ class Claims:
     :param path: the claim file, created here holding ``0 -1``.
     :param items: the items in the order pytest will run them.
     :param reopened: called when the kept descriptor was found closed or reused.
+    :param ahead: the seconds of tests one look may count as started (*Claiming ahead*); 0
+        settles every test on its own.
+    :param clock: the monotonic clock that times the tests between looks.
+    :param group: the group of an item (its file or class, say): one look never counts as
+        started a test of another group than the one it settles, whose tests may be slower.
     """
 
     def __init__(
-        self, path: str, items: list[Any], reopened: Callable[[], None] = lambda: None
+        self,
+        path: str,
+        items: list[Any],
+        reopened: Callable[[], None] = lambda: None,
+        ahead: float = AHEAD_SECONDS,
+        clock: Callable[[], float] = time.perf_counter,
+        group: Callable[[Any], object] | None = None,
     ) -> None:
         self.items = list(items)  # keeps every item alive, so that its id() stays its own
         self.index = {id(item): i for i, item in enumerate(self.items)}
@@ -76,6 +107,21 @@ class Claims:
         self.started = 0
         self.path = path
         self.reopened = reopened
+        self.ahead = ahead
+        self.clock = clock
+        #: The clock and the index settled at the last look, and how many it counted.
+        self._last_look: tuple[float, int] | None = None
+        self._batch = 1
+        #: Index -> the index of the first later item of another group (or the count).
+        self._group_end: list[int] | None = None
+        if group is not None:
+            keys = [group(item) for item in self.items]
+            ends, end = [0] * len(keys), len(keys)
+            for i in range(len(keys) - 1, -1, -1):
+                if i + 1 < len(keys) and keys[i + 1] != keys[i]:
+                    end = i + 1
+                ends[i] = end
+            self._group_end = ends
         self._lock = threading.Lock()
         #: Whether the kept descriptor was checked since :meth:`settle_next` began.
         self._checked = False
@@ -138,15 +184,31 @@ class Claims:
                         return True  # settled as the test before it tore down
                     if 0 <= limit <= index:
                         return False
+                    end = index + self._ahead(index)
+                    if limit >= 0:
+                        end = min(end, limit)
                     # max: a plugin that runs items out of order must not lower the count.
-                    _write(fd, max(started, index + 1), limit, len(line))
-                    self.started = max(self.started, index + 1)
+                    _write(fd, max(started, end), limit, len(line))
+                    self.started = max(self.started, end)
                     return True
                 finally:
                     self._unlock(fd)
             except (OSError, ValueError):
                 self.broken = True  # dagpar takes nothing from a claim it cannot read either
                 return True
+
+    def _ahead(self, index: int) -> int:
+        """How many tests from *index* on this look counts as started (*Claiming ahead*)."""
+        now = self.clock()
+        last, self._last_look = self._last_look, (now, index)
+        batch = 1
+        if last is not None and index > last[1] and self.ahead > 0:
+            mean = (now - last[0]) / (index - last[1])
+            fit = int(self.ahead / mean) if mean > 0 else AHEAD_MOST
+            batch = max(1, min(fit, 2 * self._batch, AHEAD_MOST))
+        self._batch = batch
+        end = len(self.items) if self._group_end is None else self._group_end[index]
+        return min(batch, end - index)
 
     def finish(self) -> None:
         """Let nothing more be taken: the run has ended, maybe early."""

@@ -29,14 +29,15 @@ Handing over
     claim file, one ASCII line ``<started> <limit>`` (``0 -1``: nothing started, no limit), and
     then, atomically, the run order: every item as ``[path, name]``, the form of the JUnit
     properties. Both sides change the claim file only under ``flock``. Before a test starts, the
-    plugin counts it as started (``started = index + 1``) unless its index is at or beyond the
-    limit, in which case pytest neither runs nor reports it. dagpar takes tests by lowering the
-    limit, never below ``started``, so a test is either started here or taken, never both. As a
-    test tears down, the plugin settles the next one the same way: counted as started, or, when
-    it was taken, every fixture is torn down there and then (as after pytest's last test)
-    rather than at the end of the session, where a teardown error would go unreported. When
-    pytest stops (``-x``, or the session ends), the limit drops to ``started``: nothing more
-    can be taken.
+    plugin counts it as started (``started = index + 1``, or, while tests are quick, a few
+    milliseconds' worth of the next tests of its file with it: see ``dagpar_pytest_claims``)
+    unless its index is at or beyond the limit, in which case pytest neither runs nor reports
+    it. dagpar takes tests by lowering the limit, never below ``started``, so a test is either
+    started here or taken, never both. As a test tears down, the plugin settles the next one
+    the same way: counted as started, or, when it was taken, every fixture is torn down there
+    and then (as after pytest's last test) rather than at the end of the session, where a
+    teardown error would go unreported. When pytest stops (``-x``, or the session ends), the
+    limit drops to ``started``: nothing more can be taken.
 
 Events
     ``{"e": "start", "path": P, "name": N, "at": T}`` as a test starts and ``{"e": "end",
@@ -47,6 +48,12 @@ Events
     ``error`` when a setup or teardown did, ``skipped``; the worst phase wins as in the report);
     ``D`` the sum of its phases' durations; ``M`` one short line. The end of a file's first
     selected test also holds ``"setup": C``, its ``dagpar.setup`` (see *Seconds*).
+
+    Every hook implementation costs a call per test (or per phase), so when pytest runs the
+    tests itself the start is written by the plugin's run protocol and the end by its report
+    of the teardown, the last phase: the plugin implements none of pytest's per-test log hooks.
+    Under pytest-xdist the controller hears of the workers' tests only through those log hooks
+    (``pytest_runtest_logstart``/``logfinish``), and registers them for that.
 
 Passing tests
     Where the JUnit report is dagpar's, pytest runs the tests itself (no pytest-xdist) and
@@ -83,6 +90,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Collection
+from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any
 
 import pytest
@@ -146,8 +155,12 @@ class _Selection:
         self.whole: set[str] = {self._abs(p) for p in data.get("paths", [])}
         #: File -> the names selected in it.
         self.tests: dict[str, set[str]] = {}
+        by_path: dict[str, set[str]] = {}
         for path, name in data.get("tests", []):
-            self.tests.setdefault(self._abs(path), set()).add(name)
+            names = by_path.get(path)
+            if names is None:  # once per file: a file may hold 40,000 selected tests
+                names = by_path[path] = self.tests.setdefault(self._abs(path), set())
+            names.add(name)
         #: File -> its place in the order dagpar asked for (files it did not name come after).
         self.rank: dict[str, int] = {}
         for path in data.get("order", []):
@@ -210,11 +223,13 @@ _progress: _claim_file.Appender | None = None
 _events: _claim_file.Appender | None = None
 #: Node id -> (path, name) of every kept item, for naming events (the controller's items).
 _ids: dict[str, tuple[str, str]] = {}
-#: Node id -> the test's state while it runs: [id's JSON, start, status, seconds, message].
+#: Node id -> the test's state while it runs: [id's JSON, start, status, seconds, message,
+#: ``time.perf_counter()`` as its run protocol started or None (see *Seconds*)].
 _running: dict[str, list[Any]] = {}
 #: File key -> the seconds pytest took to collect that file (see *Seconds*).
 _collect_seconds: dict[str, float] = {}
-#: Node id -> ``time.perf_counter()`` as the test's run protocol started (see *Seconds*).
+#: Node id -> ``time.perf_counter()`` as the test's run protocol started (see *Seconds*), for
+#: the tests whose start this process does not write.
 _began: dict[str, float] = {}
 #: Whether this run may hand tests over (decided as pytest starts).
 _hands_over = False
@@ -305,11 +320,16 @@ def pytest_configure(config: pytest.Config) -> None:
         info = {"rootdir": str(rootdir), "invocation_dir": base, HANDOVER_KEY: _hands_over}
         # dagpar reads this while pytest runs, to learn whether it may take tests.
         _write_atomically(RUN_INFO_FILE, json.dumps(info))
-        global _progress, _events
+        global _progress, _events, _logged
         _progress = _claim_file.Appender(os.path.join(_HERE, PROGRESS_FILE))
         _events = _claim_file.Appender(os.path.join(_HERE, EVENTS_FILE))
         if not _distributed(config):
             _holder = _junit.install(config, os.path.join(_HERE, REPORT_FILE))
+        else:
+            # The tests run in pytest-xdist's workers: their starts and ends come to this
+            # process only as pytest's log hooks (see *Events*).
+            _logged = _Logged()
+            config.pluginmanager.register(_logged, "dagpar_pytest_select_log")
 
 
 @pytest.hookimpl(trylast=True)
@@ -319,18 +339,29 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _check_files()  # the test files' own code has run
     if _hands_over:
         path = os.path.join(_HERE, CLAIM_FILE)
-        _claims = _claim_file.Claims(path, session.items, reopened=_check_files)
+        _claims = _claim_file.Claims(path, session.items, reopened=_check_files, group=_parent)
         order = [_ids.get(item.nodeid) or _test_id(item) for item in _claims.items]
         _write_atomically(ORDER_FILE, json.dumps([[path, name] for path, name in order]))
 
 
+def _parent(item: pytest.Item) -> object:
+    """What one look at the claim file keeps a batch of quick tests within."""
+    return item.parent
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    """Start *item* unless dagpar took it; a taken item is neither run nor reported."""
-    if _claims is None or _claims.start(item):
-        _began[item.nodeid] = time.perf_counter()
+    """Start *item* unless dagpar took it (a taken item is neither run nor reported); write
+    its start event."""
+    if _claims is not None and not _claims.start(item):
+        return True
+    began = time.perf_counter()
+    nodeid = item.nodeid
+    if _events is None or _logged is not None:  # a worker's, or written as pytest logs it
+        _began[nodeid] = began
         return None
-    return True
+    _log_start(nodeid, began)
+    return None
 
 
 @pytest.hookimpl(trylast=True)
@@ -342,7 +373,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     Last, the test's seconds so far go into its report (see *Seconds*).
     """
     _hand_over_after(item, nextitem)
-    began = _began.get(item.nodeid)
+    state = _running.get(item.nodeid)
+    began = _began.pop(item.nodeid, None) if state is None else state[5]
     if began is not None:
         seconds = time.perf_counter() - began
         item.user_properties.append((SECONDS_PROPERTY, f"{seconds:.6f}"))
@@ -385,24 +417,44 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"dagpar: {count} {tests} handed over to another slice")
 
 
-def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
-    """Write the test's start event."""
+class _Logged:
+    """The start and end events of tests pytest-xdist runs, as this process hears of them
+    (registered only then: else the run protocol writes a test's start, and its teardown's
+    report its end, two hook calls fewer per test)."""
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        """Write the test's start event."""
+        _log_start(nodeid, _began.pop(nodeid, None))
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        """Count one finished test (the controller's count); write its end."""
+        _log_end(nodeid)
+
+
+#: The pytest-xdist controller's log hooks, while registered (see :class:`_Logged`).
+_logged: _Logged | None = None
+
+
+def _log_start(nodeid: str, began: float | None) -> None:
+    """Write the start event of *nodeid*; keep what its end needs."""
     if _events is None:
         return
     path, name = _ids.get(nodeid) or _id_of_nodeid(nodeid)
-    # The id's part of both events, encoded once; json.dumps of a str alone is its fast path.
-    named = f'"path": {json.dumps(path)}, "name": {json.dumps(name)}'
+    # The id's part of both events, encoded once, as json.dumps would.
+    named = f'"path": {_ascii(path)}, "name": {_ascii(name)}'
     now = time.time()
-    _running[nodeid] = [named, now, "passed", 0.0, ""]
+    _running[nodeid] = [named, now, "passed", 0.0, "", began]
     _write_line(f'{{"e": "start", {named}, "at": {now!r}}}\n')  # time.time() is finite
 
 
 def pytest_runtest_logreport(report: Any) -> None:
     """Fold one phase of a test into its status, as the JUnit report will; pass the report on
-    to the JUnit writer's holder (see *Passing tests*)."""
+    to the JUnit writer's holder (see *Passing tests*). After the teardown of a test this
+    process started, write its end (as pytest's log hooks would, right after)."""
     if _holder is not None:
         _holder.report(report)
-    state = _running.get(report.nodeid)
+    nodeid = report.nodeid
+    state = _running.get(nodeid)
     if state is None:
         return
     when = getattr(report, "when", "call")
@@ -410,36 +462,37 @@ def pytest_runtest_logreport(report: Any) -> None:
         state[3] += float(getattr(report, "duration", 0.0) or 0.0)
     except (TypeError, ValueError):
         pass
-    if report.passed:
-        return
-    if report.skipped:
-        status = "skipped"
-    elif when == "call":
-        status = "failed"
-    else:
-        status = "error"
-    if _RANK[status] > _RANK[state[2]]:
-        state[2] = status
-        state[4] = _junit.short_message(report)
+    if not report.passed:
+        if report.skipped:
+            status = "skipped"
+        elif when == "call":
+            status = "failed"
+        else:
+            status = "error"
+        if _RANK[status] > _RANK[state[2]]:
+            state[2] = status
+            state[4] = _junit.short_message(report)
+    if when == "teardown" and _logged is None:
+        _log_end(nodeid)
 
 
-def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
-    """Count one finished test (the controller's count under pytest-xdist); write its end."""
+def _log_end(nodeid: str) -> None:
+    """Count one finished test; write its end event, and settle its reports (see *Passing
+    tests*)."""
     if _progress is not None:
         _progress.write(b".")
     state = _running.pop(nodeid, None)
-    began = _began.pop(nodeid, None)
     setup = _setup.pop(nodeid, None)
     if _events is None or state is None:
         if _holder is not None:
             _holder.settle(nodeid, told=False)
         return
-    named, start, status, seconds, message = state
+    named, start, status, seconds, message, began = state
     if began is not None:
         seconds = max(seconds, time.perf_counter() - began)
     line = (
         f'{{"e": "end", {named}, "at": {time.time()!r}, "start": {start!r}, "status": "{status}", '
-        f'"seconds": {_number(seconds)}, "message": {json.dumps(message) if message else _EMPTY}'
+        f'"seconds": {_number(seconds)}, "message": {_ascii(message) if message else _EMPTY}'
         + ("}\n" if setup is None else f', "setup": {_number(setup)}}}\n')
     )
     written = _write_line(line)
@@ -495,7 +548,10 @@ _rootdir = "."
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Close the progress file and forget the run (pytest may run again in this process)."""
-    global _progress, _claims, _hands_over, _events, _holder
+    global _progress, _claims, _hands_over, _events, _holder, _logged
+    if _logged is not None:
+        config.pluginmanager.unregister(_logged)
+        _logged = None
     if _progress is not None:
         _progress.close()
         _progress = None
@@ -581,12 +637,27 @@ def pytest_collection_modifyitems(
         return
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
+    #: Parent node -> its items' file key, whether it is selected whole, its selected names,
+    #: its path as named and its node id prefix.
+    parents: dict[Any, tuple[str, bool, Collection[str], str, str | None]] = {}
     for item in items:
-        path = _key(_raw_path(item))
-        name = _split_nodeid(item)
-        if _selection.in_whole(path) or name in _selection.tests.get(path, ()):
-            test_path = _selection.relative(_raw_path(item))
-            _ids[item.nodeid] = (test_path, name)
+        nodeid = item.nodeid
+        known = parents.get(item.parent)
+        if known is None:  # once per file or class: a file may hold 40,000 items
+            raw = _raw_path(item)
+            path = _key(raw)
+            file_node = item.getparent(pytest.File)  # type: ignore[type-abstract]
+            prefix = None if file_node is None else file_node.nodeid + "::"
+            whole = _selection.in_whole(path)
+            names: Collection[str] = () if whole else _selection.tests.get(path, ())
+            known = parents[item.parent] = (path, whole, names, _selection.relative(raw), prefix)
+        path, whole, names, test_path, prefix = known
+        if prefix is not None and nodeid.startswith(prefix):
+            name = nodeid[len(prefix) :]
+        else:
+            name = nodeid.split("::", 1)[-1]
+        if whole or name in names:
+            _ids[nodeid] = (test_path, name)
             if _junit.xml_safe(test_path) and _junit.xml_safe(name):
                 item.user_properties.append((PATH_PROPERTY, test_path))
                 item.user_properties.append((NAME_PROPERTY, name))
@@ -597,7 +668,7 @@ def pytest_collection_modifyitems(
             setup = _collect_seconds.pop(path, None)
             if setup is not None:  # the file's first selected test carries its collection
                 item.user_properties.append((SETUP_PROPERTY, f"{setup:.6f}"))
-                _setup[item.nodeid] = setup
+                _setup[nodeid] = setup
             kept.append(item)
         else:
             deselected.append(item)

@@ -12,10 +12,97 @@ from dagpar_plugins.pytest.pytest_claims import Appender, Claims
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="hand-over needs flock (POSIX)")
 
 
-def _claims(tmp_path: Path, count: int) -> tuple[Claims, list[object], Path]:
+def _claims(tmp_path: Path, count: int, ahead: float = 0.0) -> tuple[Claims, list[object], Path]:
+    """Claims settling one test per look, unless *ahead* (see :func:`_Clock`)."""
     items = [object() for _ in range(count)]
     path = tmp_path / "claim"
-    return Claims(str(path), items), items, path
+    return Claims(str(path), items, ahead=ahead), items, path
+
+
+class _Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _run(claims: Claims, items: list[object], clock: _Clock, seconds: list[float]) -> list[str]:
+    """Run *items* as pytest would, each taking its *seconds*; the claim line after each."""
+    path = Path(claims.path)
+    lines = []
+    assert claims.start(items[0])
+    for index, took in enumerate(seconds):
+        clock.now += took
+        nextitem = items[index + 1] if index + 1 < len(items) else None
+        assert claims.settle_next(nextitem)
+        lines.append(path.read_text())
+    return lines
+
+
+def test_quick_tests_are_counted_as_started_in_growing_batches(tmp_path: Path) -> None:
+    clock = _Clock()
+    items = [object() for _ in range(40)]
+    claims = Claims(str(tmp_path / "claim"), items, ahead=0.004, clock=clock)
+    lines = _run(claims, items, clock, [0.0001] * 39)
+    started = [int(line.split()[0]) for line in lines]
+    # Each look counts up to twice as many tests as the last: 1, 2, 4, 8, 16, then the rest.
+    assert sorted(set(started)) == [3, 7, 15, 31, 40]
+    assert all(count > index + 1 for index, count in enumerate(started[:-1]))
+    claims.finish()
+    assert (tmp_path / "claim").read_text() == "40 40\n"
+    claims.close()
+
+
+def test_a_slow_test_makes_the_next_look_count_one_test(tmp_path: Path) -> None:
+    clock = _Clock()
+    items = [object() for _ in range(20)]
+    claims = Claims(str(tmp_path / "claim"), items, ahead=0.004, clock=clock)
+    # Quick tests, until the fifth takes 2 s: the look after it counts only the test it settles.
+    lines = _run(claims, items, clock, [0.0001] * 4 + [2.0] + [0.0001] * 3)
+    assert lines[2] == "7 -1\n"  # the look at the fourth test counted the fourth to seventh
+    assert lines[6] == "8 -1\n"  # 2 s for the 4 tests since: one at a time again
+    assert lines[7] == "10 -1\n"  # quick again: the batch grows back
+    claims.close()
+
+
+def test_a_batch_stays_within_the_group_of_the_test_it_settles(tmp_path: Path) -> None:
+    clock = _Clock()
+    groups = ["quick.py"] * 6 + ["slow.py"] * 10
+    items = [object() for _ in groups]
+    group_of = dict(zip(map(id, items), groups, strict=True))
+    claims = Claims(
+        str(tmp_path / "claim"), items, ahead=0.004, clock=clock, group=lambda i: group_of[id(i)]
+    )
+    lines = _run(claims, items, clock, [0.0001] * 15)
+    started = [int(line.split()[0]) for line in lines]
+    # 1, 3, then 7 would reach into slow.py: the look at the fourth test stops at its end.
+    assert started[:5] == [3, 3, 6, 6, 6]
+    assert max(count for count in started if count <= 6) == 6
+    assert started[-1] == 16
+    claims.close()
+
+
+def test_a_batch_never_reaches_the_limit(tmp_path: Path) -> None:
+    clock = _Clock()
+    items = [object() for _ in range(40)]
+    claims = Claims(str(tmp_path / "claim"), items, ahead=0.004, clock=clock)
+    path = tmp_path / "claim"
+    assert claims.start(items[0])
+    clock.now += 0.0001
+    assert claims.settle_next(items[1])  # started 1, 2 (batch of 2): 3
+    path.write_text("3 5\n")  # dagpar took all from the sixth on
+    clock.now += 0.0001
+    assert claims.settle_next(items[2])
+    clock.now += 0.0001
+    assert claims.settle_next(items[3])
+    assert path.read_text() == "5 5\n"
+    assert claims.settle_next(items[4])
+    assert not claims.settle_next(items[5])
+    assert not claims.start(items[5])
+    claims.close()
 
 
 def test_each_test_is_counted_as_started_as_it_settles(tmp_path: Path) -> None:

@@ -270,6 +270,25 @@ def test_hand_over_takes_from_between_started_and_the_limit(tmp_path: Path) -> N
     assert (tmp_path / _pytest_files.CLAIM_FILE).read_text(encoding="ascii") == "2 3\n"
 
 
+def test_hand_over_names_the_running_test_when_quick_tests_were_counted_ahead(
+    tmp_path: Path,
+) -> None:
+    order = [["tests/test_a.py", f"test_{n}"] for n in range(8)]
+    # The plugin counted six tests as started at one look; two have finished, 3 s ago.
+    spec = _running(tmp_path, order, "6 -1\n")
+    progress = tmp_path / _pytest_files.PROGRESS_FILE
+    progress.write_bytes(b"..")
+    three_ago = time.time() - 3
+    os.utime(progress, (three_ago, three_ago))
+    choose = TailRecorder(2)
+    taken = _hand_over(spec, tmp_path, choose)
+    assert taken == [TestCase("tests/test_a.py", "test_6"), TestCase("tests/test_a.py", "test_7")]
+    ((test, seconds),) = choose.running  # type: ignore[misc]
+    assert test == TestCase("tests/test_a.py", "test_2")
+    assert 3 <= seconds < 60
+    assert (tmp_path / _pytest_files.CLAIM_FILE).read_text(encoding="ascii") == "6 6\n"
+
+
 def test_hand_over_names_the_running_test_from_the_progress_file(tmp_path: Path) -> None:
     order = [["tests/test_a.py", f"test_{n}"] for n in range(4)]
     spec = _running(tmp_path, order, "2 -1\n")
