@@ -22,10 +22,12 @@ dagpar to each baseline (below 1.00: dagpar is faster).
 
 With ``--timeline``, the Jest part then alternates the three contenders ``--repeat`` times more,
 each with a JSON report (Jest's ``--json``, ``dagpar check --json``), and prints where the time
-goes, as medians of seconds since the contender was started: the first test file's (Jest) or
-test's (dagpar) start, the last one's end, and the exit; for dagpar also its own time outside
-its run clock (interpreter start-up, and what it does before its clock starts and after it
-stops).
+goes, as medians of seconds since the contender was started: the first test's start, the last
+one's end, and the exit; for dagpar also its own time outside its run clock (interpreter
+start-up, and what it does before its clock starts and after it stops). A test starts after its
+file has loaded (a few hundred milliseconds after Jest's ``startTime`` of the file), so the Jest
+contenders run with dagpar's own Jest reporter too, which records each test's start as dagpar
+does; their first file's start is printed as well ("first file").
 
 Jest gets two suites of the same shape: ``jest``, whose tests burn wall-clock time, and
 ``jest-cpu``, whose tests burn CPU time (see :data:`JEST_BURN` for why both).
@@ -238,6 +240,22 @@ def run_together(
     return time.monotonic() - start
 
 
+def run_together_envs(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> float:
+    """Run each ``(argv, env)`` of *commands* concurrently; wall seconds until the last ends."""
+    start = time.monotonic()
+    procs = [
+        subprocess.Popen(a, cwd=cwd, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for a, e in commands
+    ]
+    for proc, (argv, _) in zip(procs, commands, strict=True):
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode()[-3000:]}"
+            )
+    return time.monotonic() - start
+
+
 def longest_first(durations: dict[str, float], groups: int) -> list[list[str]]:
     """Deal *durations*' files longest first to the least loaded of *groups* groups."""
     loads = [0.0] * groups
@@ -309,7 +327,7 @@ class Timeline:
 
     def print(self) -> None:
         """Medians, one line per contender."""
-        marks = ["first test", "last test end", "exit", "outside clock"]
+        marks = ["first file", "first test", "last test end", "exit", "outside clock"]
         print("  where the time goes (s since start, medians):")
         print("  " + f"{'':<10}" + "".join(f"{m:>15}" for m in marks))
         for contender, row in self.rows.items():
@@ -319,13 +337,41 @@ class Timeline:
             print(f"  {contender:<10}" + "".join(cells), flush=True)
 
 
-def _jest_span(report: Path, started: float) -> tuple[float, float]:
-    """First test file's start and last one's end in a Jest ``--json`` report, since *started*."""
+def _jest_span(report: Path, started: float) -> tuple[float, float, float]:
+    """First test file's start, first test's start and last file's end, since *started*, from a
+    Jest ``--json`` report and the records dagpar's reporter wrote next to it (``.events``)."""
     results = json.loads(report.read_text())["testResults"]
+    events = report.with_suffix(".events")
+    starts = [
+        record["at"]
+        for line in events.read_text().splitlines()
+        if (record := json.loads(line)).get("event") == "start"
+    ]
     return (
         min(r["startTime"] for r in results) / 1000 - started,
+        min(starts) - started,
         max(r["endTime"] for r in results) / 1000 - started,
     )
+
+
+def _with_reporter(argv: list[str], out: Path) -> tuple[list[str], dict[str, str]]:
+    """*argv* (writing the JSON report *out*) also loading dagpar's Jest reporter, and its
+    environment: the reporter appends a record per test start and end to ``out.events``."""
+    from dagpar_plugins.jest.names import PROGRESS_ENV, STREAM_ENV
+
+    reporter = out.parent / "dagpar-jest-reporter.js"
+    if not reporter.exists():
+        from dagpar_plugins.jest.names import reporter_source
+
+        reporter.write_text(reporter_source())
+    for stale in (out.with_suffix(".events"), out.with_suffix(".progress")):
+        stale.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        STREAM_ENV: str(out.with_suffix(".events")),
+        PROGRESS_ENV: str(out.with_suffix(".progress")),
+    }
+    return [*argv, f"--reporters={reporter}", "--reporters=default"], env
 
 
 def jest_timeline(
@@ -353,26 +399,36 @@ def jest_timeline(
             },
         )
         out = reports / "parallel.json"
+        argv, env = _with_reporter(
+            [*jest, "-w", str(workers), "--json", f"--outputFile={out}"], out
+        )
         started = time.time()
-        run([*jest, "-w", str(workers), "--json", f"--outputFile={out}"], root)
+        run(argv, root, env)
         ended = time.time()
-        first, last = _jest_span(out, started)
+        file, first, last = _jest_span(out, started)
         timeline.add(
-            "parallel", **{"first test": first, "last test end": last, "exit": ended - started}
+            "parallel",
+            **{
+                "first file": file,
+                "first test": first,
+                "last test end": last,
+                "exit": ended - started,
+            },
         )
         outs = [reports / f"hand-{k}.json" for k in range(len(groups))]
-        argvs = [
-            [*jest, "-w", "1", "--json", f"--outputFile={o}", *g]
+        pairs = [
+            _with_reporter([*jest, "-w", "1", "--json", f"--outputFile={o}", *g], o)
             for g, o in zip(groups, outs, strict=True)
         ]
         started = time.time()
-        ended = started + run_together(argvs, root)
+        ended = started + run_together_envs(pairs, root)
         spans = [_jest_span(o, started) for o in outs]
         timeline.add(
             "by hand",
             **{
-                "first test": min(s[0] for s in spans),
-                "last test end": max(s[1] for s in spans),
+                "first file": min(s[0] for s in spans),
+                "first test": min(s[1] for s in spans),
+                "last test end": max(s[2] for s in spans),
                 "exit": ended - started,
             },
         )

@@ -61,14 +61,16 @@ from dagpar_cli import (
     RunnerSpec,
     Selection,
     TestCase,
+    TestEvent,
     TestResult,
+    TestStream,
     ToolchainRegistry,
     hookimpl,
 )
 
 if TYPE_CHECKING:
     from .command import collect_args, find_jest, run_args
-    from .report import SUITE_FAILED
+    from .names import SUITE_FAILED
     from .stream import JestStream
 
 __all__ = [
@@ -90,7 +92,7 @@ _LAZY = {
     "collect_args": ".command",
     "find_jest": ".command",
     "run_args": ".command",
-    "SUITE_FAILED": ".report",
+    "SUITE_FAILED": ".names",
     "JestStream": ".stream",
 }
 
@@ -152,11 +154,13 @@ class JestRunner(Runner):
 
         return compile_commands(spec, selection)
 
-    def stream(self, spec: RunnerSpec, report_dir: Path) -> JestStream:
-        """The slice's per-test events, read from dagpar's reporter (see *Streaming*)."""
-        from .stream import JestStream
+    def stream(self, spec: RunnerSpec, report_dir: Path) -> TestStream:
+        """The slice's per-test events, read from dagpar's reporter (see *Streaming*).
 
-        return JestStream(spec, report_dir)
+        The reader (:class:`~dagpar_plugins.jest.stream.JestStream`) is built on its first use,
+        which comes after Jest has started: a slice does not wait for its import to start Jest.
+        """
+        return _DeferredStream(spec, report_dir)
 
     def progress(self, spec: RunnerSpec, report_dir: Path) -> int | None:
         """How many tests the slice's Jest runs have finished (the progress files' sizes)."""
@@ -173,6 +177,33 @@ class JestRunner(Runner):
         from .report import parse_reports
 
         return parse_reports(spec, report_dir, outcome)
+
+
+class _DeferredStream:
+    """A :class:`~dagpar_plugins.jest.stream.JestStream` made on first use (see
+    :meth:`JestRunner.stream`); its other attributes (``restarted``) are the reader's own."""
+
+    def __init__(self, spec: RunnerSpec, report_dir: Path) -> None:
+        self._spec = spec
+        self._report_dir = report_dir
+        self._reader: JestStream | None = None
+
+    def reader(self) -> JestStream:
+        """The reader itself, made now if it was not yet."""
+        if self._reader is None:
+            from .stream import JestStream
+
+            self._reader = JestStream(self._spec, self._report_dir)
+        return self._reader
+
+    def poll(self) -> list[TestEvent]:
+        """What the reader has new (:meth:`JestStream.poll`)."""
+        return self.reader().poll()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.reader(), name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,11 +37,11 @@ from typing import Any
 
 from dagpar_cli import REPORT_DIR_PLACEHOLDER, ExecutionError, RunnerCommand, RunnerSpec, Selection
 
-from .report import SUITE_FAILED
-from .stream import (
+from .names import (
     PROGRESS_ENV,
     REPORTER_FILE,
     STREAM_ENV,
+    SUITE_FAILED,
     progress_file,
     reporter_source,
     stream_file,

@@ -24,6 +24,8 @@ from typing import Any
 
 from dagpar_cli import Outcome, RunnerSpec, Status, TestCase, TestResult, untrusted
 
+from .names import SUITE_FAILED
+
 __all__ = [
     "SUITE_FAILED",
     "AssertionReport",
@@ -42,9 +44,6 @@ __all__ = [
     "tests_of",
 ]
 
-#: The name dagpar gives a test file that Jest could not load: it stands for the whole file, so
-#: that a broken file is listed, selected, run and reported as an error instead of vanishing.
-SUITE_FAILED = "(test suite failed to run)"
 
 _REPORT = re.compile(r"^jest-(\d+)\.json$")
 

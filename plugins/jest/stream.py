@@ -34,17 +34,23 @@ The end-of-run ``--json`` report stays the cross-check (:mod:`dagpar_plugins.jes
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
 import re
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 from dagpar_cli import RunnerSpec, Status, TestCase, TestEvent, TestResult, untrusted
 
+from .names import (
+    PROGRESS_ENV,
+    REPORTER_FILE,
+    STREAM_ENV,
+    progress_file,
+    reporter_source,
+    stream_file,
+)
 from .report import _STATUSES, Wanted, _relative_paths, read_selection
 
 __all__ = [
@@ -60,31 +66,8 @@ __all__ = [
     "stream_file",
 ]
 
-#: The environment variable that names the file the reporter appends records to.
-STREAM_ENV = "DAGPAR_JEST_STREAM"
-#: The environment variable that names the file the reporter appends one byte per test to.
-PROGRESS_ENV = "DAGPAR_JEST_PROGRESS"
-#: The reporter's file name in the report directory.
-REPORTER_FILE = "dagpar-jest-reporter.js"
-
 _STREAM = re.compile(r"^jest-(\d+)\.events\.jsonl$")
 _PROGRESS = re.compile(r"^jest-(\d+)\.progress$")
-
-
-def stream_file(index: int) -> str:
-    """The record file of run *index* of a slice, in its report directory."""
-    return f"jest-{index}.events.jsonl"
-
-
-def progress_file(index: int) -> str:
-    """The progress file of run *index* of a slice, in its report directory."""
-    return f"jest-{index}.progress"
-
-
-@functools.cache
-def reporter_source() -> str:
-    """The reporter module's JavaScript source."""
-    return resources.files(__package__).joinpath("stream_reporter.js").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)
