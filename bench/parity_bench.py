@@ -224,32 +224,19 @@ def run_together(
     cwd: Path,
     env: dict[str, str] | None = None,
     ok: tuple[int, ...] = (0,),
+    envs: list[dict[str, str]] | None = None,
 ) -> float:
-    """Run *argvs* concurrently; wall seconds until the last one ends."""
+    """Run *argvs* concurrently, in *env* or each in its own of *envs*; wall seconds until the
+    last one ends."""
+    each = envs if envs is not None else [env] * len(argvs)
     start = time.monotonic()
     procs = [
-        subprocess.Popen(a, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for a in argvs
+        subprocess.Popen(a, cwd=cwd, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for a, e in zip(argvs, each, strict=True)
     ]
     for proc, argv in zip(procs, argvs, strict=True):
         _, err = proc.communicate()
         if proc.returncode not in ok:
-            raise SystemExit(
-                f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode()[-3000:]}"
-            )
-    return time.monotonic() - start
-
-
-def run_together_envs(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> float:
-    """Run each ``(argv, env)`` of *commands* concurrently; wall seconds until the last ends."""
-    start = time.monotonic()
-    procs = [
-        subprocess.Popen(a, cwd=cwd, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for a, e in commands
-    ]
-    for proc, (argv, _) in zip(procs, commands, strict=True):
-        _, err = proc.communicate()
-        if proc.returncode != 0:
             raise SystemExit(
                 f"{' '.join(argv)} failed ({proc.returncode}):\n{err.decode()[-3000:]}"
             )
@@ -421,7 +408,7 @@ def jest_timeline(
             for g, o in zip(groups, outs, strict=True)
         ]
         started = time.time()
-        ended = started + run_together_envs(pairs, root)
+        ended = started + run_together([a for a, _ in pairs], root, envs=[e for _, e in pairs])
         spans = [_jest_span(o, started) for o in outs]
         timeline.add(
             "by hand",

@@ -58,7 +58,8 @@ class Quiet:
         self.add_stats = reporter._add_stats
         self.plain = plain
         progress = getattr(reporter, "_progress_nodeids_reported", None)
-        #: The tests whose outcome pytest would have shown (its count colours the summary).
+        #: The tests whose outcome pytest would have shown: the reporter's ``reported_progress``
+        #: counts them, and other plugins read that count (pytest's own terminal progress one).
         self.progress = progress if isinstance(progress, set) else set()
 
     def logreport(self, report: Any, *args: Any, **kwargs: Any) -> None:
